@@ -1,0 +1,209 @@
+/**
+ * One benchmark connection, for either system, behind one small interface so
+ * every scenario drives nerve and Socket.IO with the same code, sizes and
+ * counts. nerve is spoken raw (docs/protocol.md) over `ws`; Socket.IO through
+ * socket.io-client (websocket transport only, `forceNew`, no reconnection).
+ */
+import WebSocket from 'ws';
+import { io, type Socket } from 'socket.io-client';
+
+export type System = 'nerve' | 'socketio';
+export type MessageClass = 'chat' | 'ephemeral';
+
+/** A delivered room message or signal, as the scenarios need it. */
+export interface Delivery {
+  room?: string;
+  from?: string;
+  kind?: string;
+  data: unknown;
+}
+
+export interface BenchConn {
+  readonly user: string;
+  join(room: string): Promise<void>;
+  /** Fire a publish; chat waits for nothing here either (the flow control is `ping`). */
+  publish(room: string, cls: MessageClass, data: unknown): void;
+  /** Round trip that answers after every request sent before it (the server runs a connection's requests in order). */
+  ping(): Promise<void>;
+  signal(to: string, kind: string, data: unknown): void;
+  onMessage: ((message: Delivery) => void) | undefined;
+  onSignal: ((signal: Delivery) => void) | undefined;
+  /** Error frames (nerve) seen so far, e.g. rate_limited; must stay 0 for a valid run. */
+  readonly errors: number;
+  /** The last error frame (nerve), for diagnostics. */
+  readonly lastError: string | undefined;
+  close(): void;
+}
+
+interface Pending {
+  resolve: (frame: Record<string, unknown>) => void;
+  reject: (error: Error) => void;
+}
+
+class NerveConn implements BenchConn {
+  onMessage: ((message: Delivery) => void) | undefined;
+  onSignal: ((signal: Delivery) => void) | undefined;
+  errors = 0;
+  lastError: string | undefined;
+  private rid = 0;
+  private readonly pending = new Map<number, Pending>();
+
+  constructor(
+    readonly user: string,
+    private readonly socket: WebSocket,
+  ) {
+    socket.on('message', (raw: WebSocket.RawData) => this.onFrame(raw));
+    socket.on('close', () => {
+      for (const pending of this.pending.values()) pending.reject(new Error('socket closed'));
+      this.pending.clear();
+    });
+  }
+
+  static open(url: string, user: string, timeoutMs: number): Promise<NerveConn> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(url, { perMessageDeflate: false });
+      const timer = setTimeout(() => {
+        socket.terminate();
+        reject(new Error(`nerve connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.on('error', (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+      socket.once('open', () => {
+        const conn = new NerveConn(user, socket);
+        conn.request({ op: 'connect', v: 1, user }).then(
+          (frame) => {
+            clearTimeout(timer);
+            if (frame.op === 'welcome') resolve(conn);
+            else reject(new Error(`connect refused: ${JSON.stringify(frame)}`));
+          },
+          (error: unknown) => {
+            clearTimeout(timer);
+            reject(error instanceof Error ? error : new Error(String(error)));
+          },
+        );
+      });
+    });
+  }
+
+  private onFrame(raw: WebSocket.RawData): void {
+    const frame = JSON.parse(raw.toString()) as Record<string, unknown>;
+    switch (frame.op) {
+      case 'message':
+        this.onMessage?.(frame as unknown as Delivery);
+        return;
+      case 'signal':
+        this.onSignal?.(frame as unknown as Delivery);
+        return;
+      default: {
+        if (frame.op === 'error') {
+          this.errors += 1;
+          this.lastError = JSON.stringify(frame).slice(0, 300);
+        }
+        if (typeof frame.rid !== 'number') return;
+        const pending = this.pending.get(frame.rid);
+        if (!pending) return;
+        this.pending.delete(frame.rid);
+        pending.resolve(frame);
+      }
+    }
+  }
+
+  private request(frame: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const rid = ++this.rid;
+    return new Promise((resolve, reject) => {
+      this.pending.set(rid, { resolve, reject });
+      this.socket.send(JSON.stringify({ ...frame, rid }));
+    });
+  }
+
+  async join(room: string): Promise<void> {
+    // history: 0 — the join answer carries no backlog, like Socket.IO's.
+    const frame = await this.request({ op: 'join', room, history: 0 });
+    if (frame.op !== 'joined') throw new Error(`join refused: ${JSON.stringify(frame)}`);
+  }
+
+  publish(room: string, cls: MessageClass, data: unknown): void {
+    // Answers (chat ack, or an error) come back with this rid; `errors` counts the errors.
+    this.socket.send(JSON.stringify({ op: 'publish', rid: ++this.rid, room, class: cls, data }));
+  }
+
+  async ping(): Promise<void> {
+    const frame = await this.request({ op: 'ping' });
+    if (frame.op !== 'pong') throw new Error(`ping refused: ${JSON.stringify(frame)}`);
+  }
+
+  signal(to: string, kind: string, data: unknown): void {
+    this.socket.send(JSON.stringify({ op: 'signal', rid: ++this.rid, to, kind, data }));
+  }
+
+  close(): void {
+    this.socket.terminate();
+  }
+}
+
+class SocketIoConn implements BenchConn {
+  onMessage: ((message: Delivery) => void) | undefined;
+  onSignal: ((signal: Delivery) => void) | undefined;
+  readonly errors = 0;
+  readonly lastError: string | undefined = undefined;
+
+  constructor(
+    readonly user: string,
+    private readonly socket: Socket,
+  ) {
+    socket.on('message', (message: Delivery) => this.onMessage?.(message));
+    socket.on('signal', (signal: Delivery) => this.onSignal?.(signal));
+  }
+
+  static open(url: string, user: string, timeoutMs: number): Promise<SocketIoConn> {
+    return new Promise((resolve, reject) => {
+      const socket = io(url, {
+        transports: ['websocket'],
+        forceNew: true,
+        reconnection: false,
+        timeout: timeoutMs,
+        auth: { user },
+      });
+      const timer = setTimeout(() => {
+        socket.disconnect();
+        reject(new Error(`socket.io connect timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      socket.once('welcome', () => {
+        clearTimeout(timer);
+        resolve(new SocketIoConn(user, socket));
+      });
+      socket.once('connect_error', (error: Error) => {
+        clearTimeout(timer);
+        socket.disconnect();
+        reject(error);
+      });
+    });
+  }
+
+  async join(room: string): Promise<void> {
+    await this.socket.emitWithAck('join', room);
+  }
+
+  publish(room: string, cls: MessageClass, data: unknown): void {
+    if (cls === 'chat') this.socket.emit('publish', { room, class: cls, data }, () => {});
+    else this.socket.emit('publish', { room, class: cls, data });
+  }
+
+  async ping(): Promise<void> {
+    await this.socket.emitWithAck('rtt');
+  }
+
+  signal(to: string, kind: string, data: unknown): void {
+    this.socket.emit('signal', { to, kind, data });
+  }
+
+  close(): void {
+    this.socket.disconnect();
+  }
+}
+
+export function openConn(system: System, url: string, user: string, timeoutMs = 30_000): Promise<BenchConn> {
+  return system === 'nerve' ? NerveConn.open(url, user, timeoutMs) : SocketIoConn.open(url, user, timeoutMs);
+}

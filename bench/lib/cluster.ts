@@ -1,0 +1,242 @@
+/**
+ * Starting and stopping what the benchmark measures (3 nerve nodes or 3
+ * Socket.IO servers on one Redis) and the load workers that drive them.
+ * Ports are read from each server's `listening` line, never guessed.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { System } from './clients.js';
+import type { WorkerCommand } from '../worker.js';
+import { cpuSeconds, rssBytes, sum } from './stats.js';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface ServerProc {
+  pid: number;
+  port: number;
+  /** What a client connects to: ws://…/ws for nerve, http://… for Socket.IO. */
+  url: string;
+  child: ChildProcess;
+}
+
+export interface Cluster {
+  system: System;
+  /** The Redis namespace of this cluster (nerve `--env`, Socket.IO adapter `key`). */
+  namespace: string;
+  servers: ServerProc[];
+  cpuSeconds(): number;
+  rssBytes(): number;
+  stop(): Promise<void>;
+}
+
+function waitListening(child: ChildProcess, what: string, timeoutMs: number): Promise<number> {
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  return new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} did not listen within ${timeoutMs} ms; stderr: ${stderr}`));
+    }, timeoutMs);
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        if (entry.msg === 'listening' && typeof entry.port === 'number') {
+          clearTimeout(timer);
+          resolve(entry.port);
+        }
+      } catch {
+        // not a JSON log line
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before listening; stderr: ${stderr}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Delete every Redis key under `prefix` (SCAN, never FLUSH: the Redis is shared). */
+export async function deleteKeys(prefix: string): Promise<number> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  let deleted = 0;
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) deleted += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return deleted;
+}
+
+export interface ClusterOptions {
+  nodes?: number;
+  /** Extra `nerve serve` flags. */
+  nerveArgs?: string[];
+}
+
+/** Clusters not yet stopped, so an interrupted run can still stop its servers and delete its keys. */
+export const liveClusters = new Set<Cluster>();
+
+export async function startCluster(system: System, options: ClusterOptions = {}): Promise<Cluster> {
+  const namespace = `bench-${randomBytes(4).toString('hex')}`;
+  const count = options.nodes ?? 3;
+  const starts = Array.from({ length: count }, (_, i) => {
+    const nodeId = `${namespace}-${system}-${i + 1}`;
+    const args =
+      system === 'nerve'
+        ? [
+            '--import', 'tsx', 'src/cli/main.ts', 'serve',
+            '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId,
+            '--redis-url', REDIS_URL, '--env', namespace,
+            '--log-level', 'info', '--no-demo',
+            // Generous limits: the load generator, not a limiter, must be the bottleneck.
+            '--rate-per-second', '1000000', '--rate-burst', '1000000', '--max-rooms', '10000',
+            ...(options.nerveArgs ?? []),
+          ]
+        : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, NODE_ENV: 'production' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    return waitListening(child, nodeId, 30_000).then((port): ServerProc => ({
+      pid: child.pid as number,
+      port,
+      url: system === 'nerve' ? `ws://127.0.0.1:${port}/ws` : `http://127.0.0.1:${port}`,
+      child,
+    }));
+  });
+  const settled = await Promise.allSettled(starts);
+  const servers = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  let stopping: Promise<void> | undefined;
+  const cluster: Cluster = {
+    system,
+    namespace,
+    servers,
+    cpuSeconds: () => sum(servers.map((server) => cpuSeconds(server.pid))),
+    rssBytes: () => sum(servers.map((server) => rssBytes(server.pid))),
+    stop: () =>
+      (stopping ??= (async () => {
+        liveClusters.delete(cluster);
+        await Promise.all(servers.map((server) => stopChild(server.child)));
+        if (system === 'nerve') await deleteKeys(`${namespace}:`);
+      })()),
+  };
+  liveClusters.add(cluster);
+  if (failure) {
+    await cluster.stop();
+    throw failure.reason instanceof Error ? failure.reason : new Error(String(failure.reason));
+  }
+  return cluster;
+}
+
+interface Reply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** One forked load-generator process (bench/worker.ts). */
+export class Worker {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly exited: Promise<void>;
+
+  constructor(readonly child: ChildProcess) {
+    child.on('message', (reply: Reply) => {
+      const pending = this.pending.get(reply.id);
+      if (!pending) return;
+      this.pending.delete(reply.id);
+      if (reply.ok) pending.resolve(reply.result);
+      else pending.reject(new Error(reply.error));
+    });
+    this.exited = new Promise((resolve) =>
+      child.once('exit', (code) => {
+        for (const pending of this.pending.values()) pending.reject(new Error(`worker exited with ${code}`));
+        this.pending.clear();
+        resolve();
+      }),
+    );
+  }
+
+  static start(maxOldSpaceMb = 2048): Worker {
+    const child = fork(`${ROOT}bench/worker.ts`, [], {
+      cwd: ROOT,
+      execArgv: ['--import', 'tsx', `--max-old-space-size=${maxOldSpaceMb}`],
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    return new Worker(child);
+  }
+
+  /** Send a command; rejects if the worker does not answer within `timeoutMs`. */
+  run<T>(command: WorkerCommand, timeoutMs = 120_000): Promise<T> {
+    const id = ++this.nextId;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`worker did not answer ${command.cmd} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (value) => {
+          clearTimeout(timer);
+          resolve(value as T);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+      this.child.send({ id, command });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.connected) this.child.disconnect();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** On SIGINT / SIGTERM: stop every live cluster (servers, Redis keys), then exit. */
+export function stopClustersOnSignal(): void {
+  const onSignal = () => {
+    process.stderr.write('\ninterrupted: stopping servers\n');
+    void Promise.allSettled([...liveClusters].map((cluster) => cluster.stop())).then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+}
+
+export function startWorkers(count: number, maxOldSpaceMb?: number): Worker[] {
+  return Array.from({ length: count }, () => Worker.start(maxOldSpaceMb));
+}
+
+export async function stopWorkers(workers: readonly Worker[]): Promise<void> {
+  await Promise.all(workers.map((worker) => worker.stop()));
+}

@@ -1,0 +1,261 @@
+/**
+ * The comparison scenarios (project issue 9). Each function runs ONE run of
+ * one scenario against one system on a fresh 3-server cluster and returns
+ * its figures; bench/run.ts repeats and takes medians. Both systems get the
+ * same sizes, counts, payloads and client placement.
+ */
+import type { System, MessageClass } from './clients.js';
+import { startCluster, startWorkers, stopWorkers, type Cluster, type Worker } from './cluster.js';
+import { cpuSeconds, mergeSorted, percentileSorted, sum } from './stats.js';
+import type { CallResult, CollectResult, OpenResult, PublishResult } from '../worker.js';
+
+export interface Sizes {
+  /** Load-generator processes. */
+  workers: number;
+  payloadBytes: number;
+  fanoutReceivers: number;
+  fanoutMessages: number;
+  latencyReceivers: number;
+  latencyRate: number;
+  latencySeconds: number;
+  memoryConnections: number[];
+  signalPairs: number;
+  signalRounds: number;
+  sdpBytes: number;
+  coldEvents: number;
+}
+
+export const FULL: Sizes = {
+  workers: 4,
+  payloadBytes: 256,
+  fanoutReceivers: 300,
+  fanoutMessages: 2000,
+  latencyReceivers: 100,
+  latencyRate: 1000,
+  latencySeconds: 10,
+  memoryConnections: [5000, 20000],
+  signalPairs: 30,
+  signalRounds: 100,
+  sdpBytes: 1500,
+  coldEvents: 20000,
+};
+
+export const QUICK: Sizes = {
+  workers: 3,
+  payloadBytes: 256,
+  fanoutReceivers: 150,
+  fanoutMessages: 500,
+  latencyReceivers: 100,
+  // 100 msg/s × 100 receivers: the 2-core box tops out near 17k deliveries/s (fan-out), clients included.
+  latencyRate: 100,
+  latencySeconds: 5,
+  memoryConnections: [2000, 5000],
+  signalPairs: 20,
+  signalRounds: 30,
+  sdpBytes: 1500,
+  coldEvents: 5000,
+};
+
+export type Progress = (phase: string) => void;
+
+export interface Figure {
+  value: number;
+  unit: string;
+  better: 'higher' | 'lower';
+}
+export type Figures = Record<string, Figure>;
+
+/** Where the Redis server's CPU comes from, to report it beside the servers' (it is shared and noisy). */
+let redisPid: number | undefined;
+export function setRedisPid(pid: number | undefined): void {
+  redisPid = pid;
+}
+function redisCpu(): number {
+  return redisPid === undefined ? Number.NaN : cpuSeconds(redisPid);
+}
+
+interface ConnSpec {
+  url: string;
+  user: string;
+}
+
+/** Round-robin `specs` over `n` workers; spec i goes to worker i % n, at local index ⌊i / n⌋. */
+function distribute(specs: readonly ConnSpec[], n: number): ConnSpec[][] {
+  const out: ConnSpec[][] = Array.from({ length: n }, () => []);
+  specs.forEach((spec, i) => out[i % n]?.push(spec));
+  return out;
+}
+
+async function openAll(workers: readonly Worker[], system: System, perWorker: readonly ConnSpec[][], concurrency = 64): Promise<OpenResult[]> {
+  const results = await Promise.all(
+    workers.map((worker, i) => worker.run<OpenResult>({ cmd: 'open', system, conns: perWorker[i] ?? [], concurrency, timeoutMs: 60_000 }, 300_000)),
+  );
+  const failed = sum(results.map((result) => result.failed));
+  if (failed > 0) throw new Error(`${failed} connections failed to open: ${results.find((result) => result.firstError)?.firstError}`);
+  return results;
+}
+
+async function withCluster<T>(system: System, size: number, progress: Progress, body: (cluster: Cluster, workers: Worker[]) => Promise<T>): Promise<T> {
+  progress('starting servers');
+  const cluster = await startCluster(system);
+  const workers = startWorkers(size);
+  try {
+    return await body(cluster, workers);
+  } finally {
+    progress('stopping');
+    await Promise.allSettled(workers.map((worker) => worker.run({ cmd: 'close' }, 30_000)));
+    await stopWorkers(workers);
+    await cluster.stop();
+  }
+}
+
+/** Error frames the connections received (must be 0 for a clean run); warns with one example. */
+async function errorsSeen(workers: readonly Worker[], progress: Progress): Promise<number> {
+  const results = await Promise.all(workers.map((worker) => worker.run<{ count: number; last?: string }>({ cmd: 'errors' })));
+  const count = sum(results.map((result) => result.count));
+  if (count > 0) progress(`warning: ${count} error frames, e.g. ${results.find((result) => result.last)?.last}`);
+  return count;
+}
+
+const user = (tag: string, i: number) => `${tag}${i}`;
+
+/** 1. One room, receivers spread over the 3 nodes, one publisher at full speed (bounded count). */
+export function fanout(cls: MessageClass) {
+  return (system: System, sizes: Sizes, progress: Progress): Promise<Figures> =>
+    withCluster(system, sizes.workers, progress, async (cluster, workers) => {
+      const urls = cluster.servers.map((server) => server.url);
+      const specs: ConnSpec[] = Array.from({ length: sizes.fanoutReceivers + 1 }, (_, i) => ({ url: urls[i % urls.length] as string, user: user('f', i) }));
+      progress(`opening ${specs.length} connections`);
+      await openAll(workers, system, distribute(specs, workers.length));
+      progress('joining the room');
+      await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'fanout', concurrency: 32 }, 120_000)));
+      const tag = `fan-${cls}`;
+      // Connection 0 of worker 0 is the publisher (spec 0), not a receiver.
+      await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: sizes.fanoutMessages, ...(i === 0 ? { from: 1 } : {}) })));
+      progress(`publishing ${sizes.fanoutMessages} ${cls} messages to ${sizes.fanoutReceivers} receivers`);
+      const cpu0 = cluster.cpuSeconds();
+      const redis0 = redisCpu();
+      const publisher = workers[0] as Worker;
+      const [published, ...collected] = await Promise.all([
+        publisher.run<PublishResult>({ cmd: 'publish', index: 0, room: 'fanout', cls, tag, count: sizes.fanoutMessages, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+        ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
+      ]);
+      const cpu = cluster.cpuSeconds() - cpu0;
+      const redis = redisCpu() - redis0;
+      const delivered = sum(collected.map((result) => result.received));
+      const expected = sizes.fanoutMessages * sizes.fanoutReceivers;
+      const lastMs = Math.max(...collected.map((result) => result.lastMs));
+      const seconds = (lastMs - (published as PublishResult).startMs) / 1000;
+      await errorsSeen(workers, progress);
+      return {
+        'deliveries/s': { value: delivered / seconds, unit: 'msg/s', better: 'higher' },
+        'delivered': { value: (100 * delivered) / expected, unit: '%', better: 'higher' },
+        'server CPU / delivery': { value: (cpu / delivered) * 1e6, unit: 'µs', better: 'lower' },
+        'redis CPU / delivery': { value: (redis / delivered) * 1e6, unit: 'µs', better: 'lower' },
+      };
+    });
+}
+
+/** 2. Latency at a fixed rate; publisher on node 1, receivers on nodes 2 and 3. */
+export function latency(cls: MessageClass) {
+  return (system: System, sizes: Sizes, progress: Progress): Promise<Figures> =>
+    withCluster(system, sizes.workers, progress, async (cluster, workers) => {
+      const urls = cluster.servers.map((server) => server.url);
+      const specs: ConnSpec[] = Array.from({ length: sizes.latencyReceivers + 1 }, (_, i) => ({
+        url: (i === 0 ? urls[0] : urls[1 + (i % (urls.length - 1))]) as string,
+        user: user('l', i),
+      }));
+      progress(`opening ${specs.length} connections`);
+      await openAll(workers, system, distribute(specs, workers.length));
+      await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'latency', concurrency: 32 }, 120_000)));
+      const count = sizes.latencyRate * sizes.latencySeconds;
+      const tag = `lat-${cls}`;
+      await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'latency', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
+      progress(`${sizes.latencyRate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
+      const cpu0 = cluster.cpuSeconds();
+      const [, ...collected] = await Promise.all([
+        (workers[0] as Worker).run<PublishResult>({
+          cmd: 'publish', index: 0, room: 'latency', cls, tag, count, ratePerSecond: sizes.latencyRate, window: 0,
+          size: sizes.payloadBytes, timeoutMs: sizes.latencySeconds * 1000 + 30_000, warmup: Math.floor(sizes.latencyRate / 2),
+        }, sizes.latencySeconds * 1000 + 60_000),
+        ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: sizes.latencySeconds * 1000 + 30_000 }, sizes.latencySeconds * 1000 + 60_000)),
+      ]);
+      const cpu = cluster.cpuSeconds() - cpu0;
+      const delivered = sum(collected.map((result) => result.received));
+      const samples = mergeSorted(collected.map((result) => result.samples));
+      return {
+        p50: { value: percentileSorted(samples, 50), unit: 'ms', better: 'lower' },
+        p99: { value: percentileSorted(samples, 99), unit: 'ms', better: 'lower' },
+        'p99.9': { value: percentileSorted(samples, 99.9), unit: 'ms', better: 'lower' },
+        delivered: { value: (100 * delivered) / (count * sizes.latencyReceivers), unit: '%', better: 'higher' },
+        'server CPU / delivery': { value: (cpu / delivered) * 1e6, unit: 'µs', better: 'lower' },
+      };
+    });
+}
+
+/** 3 + 4. Idle authenticated connections: RSS per connection, and the connect + welcome rate while opening them. */
+export function connections(n: number) {
+  return (system: System, sizes: Sizes, progress: Progress): Promise<Figures> =>
+    // At most 5,000 connections per load worker (the machine allows 20,000 open files per process).
+    withCluster(system, Math.max(sizes.workers, Math.ceil(n / 5000)), progress, async (cluster, workers) => {
+      const urls = cluster.servers.map((server) => server.url);
+      // Warm the code paths (JIT, lazily built structures) so they do not count as per-connection memory.
+      const warm = Array.from({ length: 60 }, (_, i) => ({ url: urls[i % urls.length] as string, user: user('w', i) }));
+      await openAll(workers, system, distribute(warm, workers.length));
+      await Promise.all(workers.map((worker) => worker.run({ cmd: 'close' })));
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const rss0 = cluster.rssBytes();
+      const cpu0 = cluster.cpuSeconds();
+      progress(`opening ${n} connections`);
+      const specs = Array.from({ length: n }, (_, i) => ({ url: urls[i % urls.length] as string, user: user('m', i) }));
+      const opened = await openAll(workers, system, distribute(specs, workers.length));
+      const cpu = cluster.cpuSeconds() - cpu0;
+      const seconds = (Math.max(...opened.map((result) => result.endMs)) - Math.min(...opened.map((result) => result.startMs))) / 1000;
+      progress(`holding ${n} idle connections`);
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      const rss1 = cluster.rssBytes();
+      return {
+        [`RSS / idle conn @${n}`]: { value: (rss1 - rss0) / n / 1024, unit: 'KiB', better: 'lower' },
+        [`connects/s @${n}`]: { value: n / seconds, unit: 'conn/s', better: 'higher' },
+        [`server CPU / connect @${n}`]: { value: (cpu / n) * 1e6, unit: 'µs', better: 'lower' },
+      };
+    });
+}
+
+/** 5. Offer → answer round trips between users on different nodes. */
+export function signaling(system: System, sizes: Sizes, progress: Progress): Promise<Figures> {
+  return withCluster(system, sizes.workers, progress, async (cluster, workers) => {
+    const urls = cluster.servers.map((server) => server.url);
+    const w = workers.length;
+    // Pair p: caller on node p % 3 in worker p % w; callee on node (p + 1) % 3 in worker (p + 1) % w.
+    const callers: ConnSpec[][] = Array.from({ length: w }, () => []);
+    const callees: ConnSpec[][] = Array.from({ length: w }, () => []);
+    const calls: Array<Array<{ index: number; to: string }>> = Array.from({ length: w }, () => []);
+    for (let p = 0; p < sizes.signalPairs; p++) {
+      const callee = { url: urls[(p + 1) % urls.length] as string, user: user('callee', p) };
+      const mine = callers[p % w] as ConnSpec[];
+      (calls[p % w] as Array<{ index: number; to: string }>).push({ index: mine.length, to: callee.user });
+      mine.push({ url: urls[p % urls.length] as string, user: user('caller', p) });
+      (callees[(p + 1) % w] as ConnSpec[]).push(callee);
+    }
+    progress(`opening ${2 * sizes.signalPairs} connections`);
+    await openAll(workers, system, workers.map((_, i) => [...(callers[i] ?? []), ...(callees[i] ?? [])]));
+    await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'answer', from: callers[i]?.length ?? 0 })));
+    progress(`${sizes.signalPairs} pairs × ${sizes.signalRounds} offer → answer round trips`);
+    const cpu0 = cluster.cpuSeconds();
+    const results = await Promise.all(
+      workers.map((worker, i) => worker.run<CallResult>({ cmd: 'call', pairs: calls[i] ?? [], rounds: sizes.signalRounds, size: sizes.sdpBytes, timeoutMs: 5000 }, 300_000)),
+    );
+    const cpu = cluster.cpuSeconds() - cpu0;
+    const samples = mergeSorted(results.map((result) => result.samples));
+    const timeouts = sum(results.map((result) => result.timeouts));
+    await errorsSeen(workers, progress);
+    return {
+      'RTT p50': { value: percentileSorted(samples, 50), unit: 'ms', better: 'lower' },
+      'RTT p99': { value: percentileSorted(samples, 99), unit: 'ms', better: 'lower' },
+      'lost round trips': { value: timeouts, unit: 'count', better: 'lower' },
+      'server CPU / round trip': { value: (cpu / Math.max(1, samples.length)) * 1e6, unit: 'µs', better: 'lower' },
+    };
+  });
+}
+

@@ -1,0 +1,176 @@
+/**
+ * `npm run bench`: nerve vs Socket.IO 4 + @socket.io/redis-adapter, each as a
+ * 3-server cluster on the same Redis, scenario by scenario (bench/README.md).
+ *
+ *   npm run bench -- [--quick] [--runs N] [--only fanout,latency,memory,signal,cold]
+ *
+ * Every figure is the median of N runs (default 3); each run starts a fresh
+ * cluster, and the two systems alternate run by run so drifting background
+ * load hits both. Prints a table and writes bench/results/<stamp>.{json,svg}
+ * (and latest.{json,svg}).
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { System } from './lib/clients.js';
+import { ROOT, stopClustersOnSignal } from './lib/cluster.js';
+import { svg, table, type Row } from './lib/report.js';
+import { connections, fanout, FULL, latency, QUICK, setRedisPid, signaling, type Figures, type Progress, type Sizes } from './lib/scenarios.js';
+import { cpuSeconds, describeMachine, machineInfo, nowMs } from './lib/stats.js';
+import type { ColdLaneResult } from './lib/cold-lane-child.js';
+
+interface Args {
+  latencyRate: number | undefined;
+  quick: boolean;
+  runs: number;
+  only: Set<string> | undefined;
+}
+
+function parseArgs(argv: readonly string[]): Args {
+  const args: Args = { quick: false, runs: 3, only: undefined, latencyRate: undefined };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--quick') args.quick = true;
+    else if (arg === '--runs') args.runs = Number(argv[++i]);
+    else if (arg === '--latency-rate') args.latencyRate = Number(argv[++i]);
+    else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
+    else if (arg === '--help' || arg === '-h') {
+      process.stdout.write('Usage: npm run bench -- [--quick] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${arg}`);
+  }
+  if (!Number.isInteger(args.runs) || args.runs < 1 || args.runs > 20) throw new Error('--runs takes an integer from 1 to 20');
+  return args;
+}
+
+/** The PID of a process by its command name (Redis, RabbitMQ), to read its CPU time; undefined if not visible. */
+function pidOf(comm: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === comm) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return undefined;
+}
+
+type Scenario = (system: System, sizes: Sizes, progress: Progress) => Promise<Figures>;
+interface Plan {
+  key: string;
+  name: string;
+  run: Scenario;
+  systems: System[];
+}
+
+function coldLane(sizes: Sizes): Scenario {
+  return async (_system, _sizes, progress) => {
+    const rabbit = pidOf('beam.smp');
+    progress(`publishing ${sizes.coldEvents} events with confirms`);
+    const cpu0 = rabbit === undefined ? Number.NaN : cpuSeconds(rabbit);
+    const output = await new Promise<string>((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/cold-lane-child.ts', '--events', String(sizes.coldEvents), '--size', String(sizes.payloadBytes)], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        if (code === 0) resolve(out);
+        else reject(new Error(`cold-lane exited with ${code}`));
+      });
+    });
+    const brokerCpu = rabbit === undefined ? Number.NaN : cpuSeconds(rabbit) - cpu0;
+    const result = JSON.parse(output.trim().split('\n').pop() ?? '{}') as ColdLaneResult;
+    return {
+      'confirmed events/s': { value: result.publishPerSecond, unit: 'ev/s', better: 'higher' },
+      'consumed events/s': { value: result.consumePerSecond, unit: 'ev/s', better: 'higher' },
+      'client CPU / event': { value: result.clientCpuMicrosPerEvent, unit: 'µs', better: 'lower' },
+      'broker CPU / event': { value: (brokerCpu / Math.max(1, result.published)) * 1e6, unit: 'µs', better: 'lower' },
+    };
+  };
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.latencyRate ? { latencyRate: args.latencyRate } : {}) };
+  stopClustersOnSignal();
+  const machine = machineInfo();
+  const redisPid = pidOf('redis-server');
+  setRedisPid(redisPid);
+  const both: System[] = ['nerve', 'socketio'];
+  const plans: Plan[] = [
+    { key: 'fanout', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: both },
+    { key: 'fanout', name: '1b. fan-out (chat)', run: fanout('chat'), systems: both },
+    { key: 'latency', name: '2. latency (ephemeral)', run: latency('ephemeral'), systems: both },
+    { key: 'latency', name: '2b. latency (chat)', run: latency('chat'), systems: both },
+    ...sizes.memoryConnections.map((n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: both }) satisfies Plan),
+    { key: 'signal', name: '5. signaling offer→answer', run: signaling, systems: both },
+    { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: ['nerve'] as System[] },
+  ].filter((plan) => !args.only || args.only.has(plan.key));
+
+  const header = `nerve vs Socket.IO — ${args.quick ? 'quick' : 'full'} size, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
+  process.stdout.write(`${header}\n`);
+  const total = plans.reduce((n, plan) => n + plan.systems.length * args.runs, 0);
+  let step = 0;
+  const started = nowMs();
+  const tty = process.stderr.isTTY;
+  const rows = new Map<string, Row>();
+  const raw: Array<{ scenario: string; system: System; run: number; figures: Figures; error?: string }> = [];
+
+  for (const plan of plans) {
+    for (let run = 1; run <= args.runs; run++) {
+      for (const system of plan.systems) {
+        step += 1;
+        const label = `[${step}/${total}] ${plan.name} · ${system === 'nerve' ? 'nerve' : 'Socket.IO'} · run ${run}/${args.runs}`;
+        const progress: Progress = (phase) => {
+          const line = `${((nowMs() - started) / 1000).toFixed(1).padStart(6)}s ${label}: ${phase}`;
+          process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
+        };
+        let figures: Figures = {};
+        try {
+          figures = await plan.run(system, sizes, progress);
+          raw.push({ scenario: plan.name, system, run, figures });
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          progress(`FAILED: ${message}`);
+          if (tty) process.stderr.write('\n');
+          raw.push({ scenario: plan.name, system, run, figures, error: message });
+        }
+        for (const [metric, figure] of Object.entries(figures)) {
+          const key = `${plan.name}|${metric}`;
+          const row = rows.get(key) ?? { scenario: plan.name, metric, unit: figure.unit, better: figure.better, nerve: [], socketio: [] };
+          row[system].push(figure.value);
+          rows.set(key, row);
+        }
+      }
+    }
+  }
+  if (tty) process.stderr.write('\r\x1b[K');
+
+  const all = [...rows.values()];
+  const text = table(all);
+  process.stdout.write(`\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO is the ratio of the medians)\n`);
+
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const json = JSON.stringify({ date: new Date().toISOString(), machine, quick: args.quick, runs: args.runs, sizes, rows: all, raw }, null, 2);
+  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter (3 nodes each, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${describeMachine(machine)} · ${new Date().toISOString()}`);
+  for (const name of [stamp, 'latest']) {
+    writeFileSync(join(dir, `${name}.json`), `${json}\n`);
+    writeFileSync(join(dir, `${name}.svg`), `${chart}\n`);
+  }
+  process.stdout.write(`wrote bench/results/${stamp}.json and .svg (also latest.json, latest.svg) in ${((nowMs() - started) / 1000).toFixed(0)} s\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

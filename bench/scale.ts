@@ -1,0 +1,142 @@
+/**
+ * `npm run bench:scale`: can 3 nerve nodes hold 50,000 concurrent
+ * authenticated WebSocket connections, and does a final broadcast reach
+ * every one of them? Reports memory per connection (RSS of the 3 nodes
+ * before/after), the connect rate, and the broadcast's delivery.
+ *
+ *   npm run bench:scale -- [--connections 50000] [--workers 10] [--room-size 100]
+ *
+ * Connections are spread round-robin over the 3 node ports and over
+ * `--workers` load processes (≤ 5,000 each: 20,000 open files per process,
+ * ~28,000 ephemeral ports per destination port). Every connection joins a
+ * room of `--room-size` users (one giant room would cost O(n²) member_joined
+ * frames), and one publisher in every room sends the final chat message.
+ * Writes bench/results/scale-<stamp>.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ROOT, startCluster, startWorkers, stopWorkers, type Worker } from './lib/cluster.js';
+import { describeMachine, machineInfo, nowMs, sum } from './lib/stats.js';
+import type { CollectResult, OpenResult } from './worker.js';
+
+function option(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index === -1 ? fallback : Number(process.argv[index + 1]);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} takes a positive integer`);
+  return value;
+}
+
+const connections = option('connections', 50_000);
+const workerCount = option('workers', Math.max(2, Math.ceil(connections / 5000)));
+const roomSize = option('room-size', 100);
+const started = nowMs();
+const log = (line: string) => process.stderr.write(`${((nowMs() - started) / 1000).toFixed(1).padStart(7)}s ${line}\n`);
+const rooms = Math.ceil(connections / roomSize);
+const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
+
+async function main(): Promise<void> {
+  const machine = machineInfo();
+  process.stdout.write(`nerve scale: ${connections.toLocaleString('en-US')} connections on 3 nodes, ${workerCount} load processes, rooms of ${roomSize}\nmachine: ${describeMachine(machine)}\n`);
+  log('starting 3 nerve nodes');
+  const cluster = await startCluster('nerve', { nerveArgs: ['--handshake-timeout-ms', '60000'] });
+  const workers = startWorkers(workerCount);
+  const publisher = startWorkers(1)[0] as Worker;
+  const result: Record<string, unknown> = { date: new Date().toISOString(), machine, connections, workers: workerCount, roomSize };
+  try {
+    const urls = cluster.servers.map((server) => server.url);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const rss0 = cluster.rssBytes();
+    log(`servers up, RSS ${mib(rss0)} MiB total; opening connections`);
+    // Connection i: node i % 3, worker i % workers, room ⌊i / roomSize⌋.
+    const perWorker = workers.map((_, w) => {
+      const specs: Array<{ url: string; user: string; room: number }> = [];
+      for (let i = w; i < connections; i += workerCount) specs.push({ url: urls[i % urls.length] as string, user: `s${i}`, room: Math.floor(i / roomSize) });
+      return specs;
+    });
+    const progress = setInterval(() => log(`… RSS ${mib(cluster.rssBytes())} MiB, server CPU ${cluster.cpuSeconds().toFixed(0)} s`), 10_000);
+    let opened: OpenResult[];
+    try {
+      opened = await Promise.all(
+        workers.map((worker, w) => worker.run<OpenResult>({ cmd: 'open', system: 'nerve', conns: (perWorker[w] ?? []).map(({ url, user }) => ({ url, user })), concurrency: 50, timeoutMs: 120_000 }, 900_000)),
+      );
+    } finally {
+      clearInterval(progress);
+    }
+    const open = sum(opened.map((r) => r.opened));
+    const failed = sum(opened.map((r) => r.failed));
+    const openSeconds = (Math.max(...opened.map((r) => r.endMs)) - Math.min(...opened.map((r) => r.startMs))) / 1000;
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const rss1 = cluster.rssBytes();
+    Object.assign(result, { opened: open, failed, firstError: opened.find((r) => r.firstError)?.firstError, openSeconds, connectsPerSecond: open / openSeconds, rssBeforeBytes: rss0, rssIdleBytes: rss1, idleBytesPerConnection: (rss1 - rss0) / Math.max(1, open) });
+    log(`${open} open, ${failed} failed in ${openSeconds.toFixed(1)} s; RSS ${mib(rss1)} MiB → ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB per idle connection`);
+    if (failed > 0) log(`first failure: ${opened.find((r) => r.firstError)?.firstError}`);
+
+    log(`joining ${rooms} rooms of ${roomSize}`);
+    const joinStart = nowMs();
+    // Each worker's connections of one room are contiguous in its list, but rooms interleave across workers; join room by room index ranges.
+    await Promise.all(
+      workers.map(async (worker, w) => {
+        const specs = perWorker[w] ?? [];
+        let from = 0;
+        while (from < specs.length) {
+          const room = specs[from]?.room ?? 0;
+          let to = from;
+          while (to < specs.length && specs[to]?.room === room) to += 1;
+          await worker.run({ cmd: 'join', room: `r${room}`, concurrency: 20, from, to }, 300_000);
+          from = to;
+        }
+      }),
+    );
+    log(`joined in ${((nowMs() - joinStart) / 1000).toFixed(1)} s`);
+    const rss2 = cluster.rssBytes();
+
+    log('final broadcast: one chat message into every room');
+    await publisher.run({ cmd: 'open', system: 'nerve', conns: [{ url: urls[0] as string, user: 'broadcaster' }], concurrency: 1, timeoutMs: 30_000 });
+    for (let room = 0; room < rooms; room++) await publisher.run({ cmd: 'join', room: `r${room}`, concurrency: 1 });
+    await Promise.all(workers.map((worker) => worker.run({ cmd: 'arm', mode: 'latency', tag: 'final', expected: 1 })));
+    const broadcastStart = nowMs();
+    const collecting = Promise.all(workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 120_000 }, 180_000)));
+    for (let room = 0; room < rooms; room++) {
+      await publisher.run({ cmd: 'publish', index: 0, room: `r${room}`, cls: 'chat', tag: 'final', count: 1, ratePerSecond: 0, window: 1, size: 64, timeoutMs: 30_000 });
+    }
+    const collected = await collecting;
+    const delivered = sum(collected.map((r) => r.received));
+    const lastMs = Math.max(...collected.map((r) => r.lastMs));
+    Object.assign(result, { rssJoinedBytes: rss2, joinedBytesPerConnection: (rss2 - rss0) / Math.max(1, open), broadcastDelivered: delivered, broadcastSeconds: (lastMs - broadcastStart) / 1000 });
+    log(`broadcast reached ${delivered} / ${open} connections in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s`);
+
+    process.stdout.write(
+      [
+        '',
+        '| figure | value |',
+        '|---|---:|',
+        `| connections open (asked) | ${open.toLocaleString('en-US')} (${connections.toLocaleString('en-US')}) |`,
+        `| failed to open | ${failed} |`,
+        `| connect + welcome rate | ${(open / openSeconds).toFixed(0)} conn/s |`,
+        `| RSS of 3 nodes before → idle → joined | ${mib(rss0)} → ${mib(rss1)} → ${mib(rss2)} MiB |`,
+        `| RSS per idle authenticated connection | ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB |`,
+        `| RSS per connection, in a room of ${roomSize} | ${((rss2 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB |`,
+        `| final broadcast delivered | ${delivered.toLocaleString('en-US')} / ${open.toLocaleString('en-US')} in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s |`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    log('closing');
+    await Promise.allSettled([...workers, publisher].map((worker) => worker.run({ cmd: 'close' }, 60_000)));
+    await stopWorkers([...workers, publisher]);
+    await cluster.stop();
+    const dir = join(ROOT, 'bench', 'results');
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `scale-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+    writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    log(`wrote ${file.slice(ROOT.length)}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`bench:scale: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,50 @@
+/**
+ * Scoped API keys for the server HTTP API (docs/api.md). Keys are kept only
+ * as SHA-256 digests and compared in constant time: every configured key's
+ * digest is compared with the presented one's (no early exit), so timing
+ * tells neither which key nor how much of it matched.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export const API_SCOPES = ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+export interface ApiKeyOption {
+  /** The bearer key, at least 24 characters. */
+  key: string;
+  scopes: ApiScope[];
+  /** A name for logs (never the key). Default `key{n}`. */
+  name?: string;
+}
+
+interface StoredKey {
+  digest: Buffer;
+  scopes: ReadonlySet<ApiScope>;
+  name: string;
+}
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value).digest();
+}
+
+export class ApiKeyring {
+  private readonly keys: StoredKey[];
+
+  constructor(keys: readonly ApiKeyOption[]) {
+    this.keys = keys.map((key, index) => ({ digest: digest(key.key), scopes: new Set(key.scopes), name: key.name ?? `key${index + 1}` }));
+  }
+
+  get size(): number {
+    return this.keys.length;
+  }
+
+  /** The key matching `presented`, or undefined. Always compares against every key. */
+  find(presented: string): { name: string; scopes: ReadonlySet<ApiScope> } | undefined {
+    const presentedDigest = digest(presented);
+    let found: StoredKey | undefined;
+    for (const key of this.keys) {
+      if (timingSafeEqual(key.digest, presentedDigest) && !found) found = key;
+    }
+    return found && { name: found.name, scopes: found.scopes };
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Room grants: what a token allows in which rooms (project issue 7).
+ *
+ * A connection token may carry a `rooms` claim, a list of grants
+ *   `{ room?: string, prefix?: string, rights: ['join','publish','signal','presence'] }`
+ * (`room` names one room, `prefix` every room whose id starts with it, `""`
+ * every room), and a `signal: true` claim that allows direct signals to any
+ * user of the tenant. Without a `rooms` claim the token allows everything,
+ * unless the node runs with `--auth-grants-required`, in which case it allows
+ * nothing in rooms (join tokens then carry the rights, see `join`).
+ *
+ * The `signal` right of a room grant allows direct signals to users who are
+ * members of that room (checked against presence at send time).
+ */
+import { z } from 'zod';
+import { ErrorCode } from '../protocol/codes.js';
+import { NerveError } from '../protocol/errors.js';
+import { MAX_ID_LENGTH, ROOM_ID_PATTERN } from '../protocol/ids.js';
+
+export const ROOM_RIGHTS = ['join', 'publish', 'signal', 'presence'] as const;
+export type RoomRight = (typeof ROOM_RIGHTS)[number];
+
+export interface RoomGrant {
+  /** Exactly this room. */
+  room?: string;
+  /** Every room whose id starts with this (`""`: every room). */
+  prefix?: string;
+  rights: RoomRight[];
+}
+
+/** Rights of a join token without a `rights` claim. */
+export const DEFAULT_JOIN_RIGHTS: readonly RoomRight[] = ['join', 'publish', 'presence'];
+
+const rights = z.array(z.enum(ROOM_RIGHTS)).max(ROOM_RIGHTS.length * 2);
+const grantSchema = z
+  .object({
+    room: z.string().regex(ROOM_ID_PATTERN).optional(),
+    prefix: z.string().max(MAX_ID_LENGTH).regex(/^[A-Za-z0-9._~-]*$/).optional(),
+    rights,
+  })
+  .refine((grant) => (grant.room === undefined) !== (grant.prefix === undefined), 'exactly one of room, prefix');
+const grantsSchema = z.array(grantSchema).max(256);
+
+/** Parse the `rooms` claim; throws `auth_failed` when malformed (the whole token is refused, never half-read). */
+export function parseGrants(claim: unknown): RoomGrant[] {
+  const result = grantsSchema.safeParse(claim);
+  if (!result.success) throw new NerveError(ErrorCode.AuthFailed, 'token `rooms` claim is malformed');
+  return result.data.map((grant) => ({
+    ...(grant.room === undefined ? {} : { room: grant.room }),
+    ...(grant.prefix === undefined ? {} : { prefix: grant.prefix }),
+    rights: [...new Set(grant.rights)],
+  }));
+}
+
+/** Parse a join token's `rights` claim (default: join, publish, presence). */
+export function parseRights(claim: unknown): RoomRight[] {
+  if (claim === undefined) return [...DEFAULT_JOIN_RIGHTS];
+  const result = rights.safeParse(claim);
+  if (!result.success) throw new NerveError(ErrorCode.Forbidden, 'join token `rights` claim is malformed');
+  return [...new Set(result.data)];
+}
+
+/** Rights the grants give in `room` (the union of every matching grant). `undefined` grants: everything. */
+export function rightsIn(grants: readonly RoomGrant[] | undefined, room: string): ReadonlySet<RoomRight> {
+  if (grants === undefined) return ALL_RIGHTS;
+  const found = new Set<RoomRight>();
+  for (const grant of grants) {
+    const matches = grant.room !== undefined ? grant.room === room : room.startsWith(grant.prefix ?? '\u0000');
+    if (matches) for (const right of grant.rights) found.add(right);
+  }
+  return found;
+}
+
+export const ALL_RIGHTS: ReadonlySet<RoomRight> = new Set(ROOM_RIGHTS);

@@ -1,0 +1,93 @@
+/**
+ * Channel (and key) names: `{env}:{service}:{tenant}:room:{id}` and
+ * `{env}:{service}:{tenant}:user:{id}`.
+ *
+ * Escaping rule: every component is percent-encoded, keeping only
+ * `A-Z a-z 0-9 . _ ~ -` as they are (RFC 3986 unreserved characters). `:` and
+ * `%` are therefore never literal inside a component, so names are injective
+ * (no two (env, service, tenant, kind, id) tuples share a name), and glob
+ * characters (`* ? [ ] \`) never appear, so no id can act as a pattern.
+ * Ids are already restricted by src/protocol/ids.ts; escaping is the second
+ * guard, for names built from configuration or server API input.
+ *
+ * Hash tags (`hashTags: true`, used with Redis Cluster sharded Pub/Sub,
+ * project issue 3): room and user names end in a cluster hash tag instead
+ * of the bare id,
+ *   `{env}:{service}:{tenant}:room:{<tenant>:<room>}`
+ *   `{env}:{service}:{tenant}:user:{<tenant>:<user>}`
+ * where the tag text (`hashTag`) is exactly the one the Redis history and
+ * presence keys of that room carry. A room's channel therefore lives in the
+ * slot of its history keys, which lets the history script SPUBLISH on it in
+ * the same atomic step as its XADD (a script may only touch one slot). Rooms
+ * and users still spread over every slot, one tag each. Escaped components
+ * never contain `{`, `}` or `:`, so the first `{…}` is always the whole tag
+ * and names stay injective. Without the option (Pub/Sub mode) names carry
+ * no tag, as before.
+ */
+
+export function escapeComponent(value: string): string {
+  // A lone UTF-16 surrogate has no UTF-8 form (encodeURIComponent throws);
+  // it is written `%uXXXX`, which no UTF-8 escape (`%` + two hex digits) can equal.
+  return value
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, (unit) => `\u0000u${unit.charCodeAt(0).toString(16).toUpperCase()}`)
+    .split('\u0000u')
+    .map((part, index) => (index === 0 ? encode(part) : `%u${part.slice(0, 4)}${encode(part.slice(4))}`))
+    .join('');
+}
+
+function encode(text: string): string {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/**
+ * The Redis Cluster hash tag of a (tenant, id) pair, braces included:
+ * `{<escaped tenant>:<escaped id>}`. The history and presence keys of a room
+ * and, with `hashTags`, its channel all carry this text, so they share a slot.
+ */
+export function hashTag(tenant: string, id: string): string {
+  return `{${escapeComponent(tenant)}:${escapeComponent(id)}}`;
+}
+
+export interface ChannelNamerOptions {
+  /** Environment name, first component of every name (`prod`, `staging`). Required. */
+  env: string;
+  /** Service name, second component of every name. Required. */
+  service: string;
+  /**
+   * End room and user names with a cluster hash tag (`{tenant:id}`) so a
+   * room's channel shares the slot of its history keys. Needed by sharded
+   * Pub/Sub on Redis Cluster (`--redis-mode sharded`); useless elsewhere.
+   * Default false.
+   */
+  hashTags?: boolean;
+}
+
+export class ChannelNamer {
+  /** `{env}:{service}`, escaped; the prefix of every channel and key name. */
+  readonly prefix: string;
+  /** Whether room and user names end in a hash tag (see the module comment). */
+  readonly hashTags: boolean;
+
+  constructor(options: ChannelNamerOptions) {
+    this.prefix = `${escapeComponent(options.env)}:${escapeComponent(options.service)}`;
+    this.hashTags = options.hashTags ?? false;
+  }
+
+  room(tenant: string, room: string): string {
+    return this.name(tenant, 'room', room);
+  }
+
+  user(tenant: string, user: string): string {
+    return this.name(tenant, 'user', user);
+  }
+
+  private name(tenant: string, kind: 'room' | 'user', id: string): string {
+    const last = this.hashTags ? hashTag(tenant, id) : escapeComponent(id);
+    return `${this.prefix}:${escapeComponent(tenant)}:${kind}:${last}`;
+  }
+
+  /** A node's private channel (canary probes, requests addressed to one node). */
+  node(nodeId: string): string {
+    return `${this.prefix}:_node:${escapeComponent(nodeId)}`;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Redis Pub/Sub hot lane: one publisher and one subscriber connection per
+ * process, both owned by the bus (opened in `start`, closed in `close`).
+ *
+ * - Channels are subscribed while referenced (RefCountedBus counts; the
+ *   first acquire SUBSCRIBEs, the last release UNSUBSCRIBEs). SUBSCRIBE
+ *   resolves after the server's confirmation, so a publish issued after
+ *   `acquire` resolved is delivered.
+ * - Publishes are auto-pipelined: commands issued in the same tick leave in
+ *   one write. PUBLISH answers how many subscriber connections got the
+ *   message; each node has exactly one, so that is the number of nodes.
+ * - Envelopes travel as binary (envelope.ts) through `messageBuffer`, never
+ *   converted to a JS string on the way.
+ * - Redis down: publish rejects at once with `bus_unavailable` (no offline
+ *   queue; a silent connection is cut off by `commandTimeoutMs`), health
+ *   says why, connections come back with full-jitter backoff and the
+ *   subscriber resubscribes every wanted channel from the reference counts,
+ *   then reports them through `onResubscribed` (they may have missed messages).
+ * - A canary on the private channel `{namer.node(nodeId)}:canary` catches a
+ *   subscriber that is connected but deaf, and reconnects it.
+ *
+ * `createRedisBus(options)` picks this driver or the sharded one.
+ */
+import { Redis } from 'ioredis';
+import type { Bus } from './bus.js';
+import { RedisBusCore, connectionOptions, errorText, type RedisBusOptions } from './redis-core.js';
+import { ShardedRedisBus } from './redis-sharded.js';
+
+export type { BusLogger, RedisBusOptions, RedisBusStats } from './redis-core.js';
+export { ShardedRedisBus } from './redis-sharded.js';
+
+/** Channels per SUBSCRIBE command when resubscribing after a reconnect. */
+const RESUBSCRIBE_BATCH = 500;
+
+export class RedisBus extends RedisBusCore {
+  readonly driver: string = 'redis';
+  private publisher: Redis | undefined;
+  private subscriber: Redis | undefined;
+  /** `:` never occurs inside an escaped component, so this cannot collide with a room or user channel. */
+  private readonly canaryChannel: string;
+
+  constructor(options: RedisBusOptions) {
+    super({ ...options, sharded: false });
+    this.canaryChannel = `${this.options.namer.node(this.options.nodeId)}:canary`;
+  }
+
+  protected async connect(): Promise<void> {
+    const url = this.options.url;
+    if (url === undefined) throw new TypeError('RedisBus needs option url');
+    const publisher = new Redis(url, { ...connectionOptions(this.options, 'pub'), enableAutoPipelining: true });
+    const subscriber = new Redis(url, connectionOptions(this.options, 'sub'));
+    this.publisher = publisher;
+    this.subscriber = subscriber;
+    this.watch(publisher, 'publisher', () => {});
+    this.watch(subscriber, 'subscriber', () => void this.resubscribe(subscriber));
+    subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.onWireMessage(channel, message));
+    await Promise.all([
+      this.waitReady(publisher, this.options.startTimeoutMs, 'redis publisher'),
+      this.waitReady(subscriber, this.options.startTimeoutMs, 'redis subscriber'),
+    ]);
+    await subscriber.subscribe(this.canaryChannel);
+  }
+
+  /**
+   * After a reconnect the server has forgotten every subscription. Each
+   * batch is filtered against the reference counts just before it is sent,
+   * so a channel released meanwhile is not resurrected.
+   */
+  private async resubscribe(subscriber: Redis): Promise<void> {
+    const wanted = this.allWantedChannels();
+    try {
+      for (let i = 0; i < wanted.length; i += RESUBSCRIBE_BATCH) {
+        const still = new Set(this.allWantedChannels());
+        const batch = wanted.slice(i, i + RESUBSCRIBE_BATCH).filter((channel) => still.has(channel));
+        if (batch.length > 0) await subscriber.subscribe(...batch);
+      }
+      this.log.info({ driver: this.driver, channels: wanted.length }, 'redis bus resubscribed');
+      // Live again, but whatever was published while the connection was down
+      // never reached us: tell the node, which re-reads what it can (chat).
+      // A subscriber replaced meanwhile reports on its own ready.
+      if (this.state === 'running' && this.subscriber === subscriber) this.reportResubscribed(wanted);
+    } catch (error) {
+      if (this.state !== 'running') return;
+      // Try again from scratch on a fresh connection rather than run half-subscribed.
+      this.log.warn({ driver: this.driver, err: errorText(error) }, 'redis bus resubscribe failed; reconnecting');
+      subscriber.disconnect(true);
+    }
+  }
+
+  protected async subscribeChannel(channel: string): Promise<void> {
+    const subscriber = this.subscriber;
+    if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') {
+      throw this.subscribeFailure(channel, new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
+    }
+    try {
+      await subscriber.subscribe(channel);
+    } catch (error) {
+      // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
+      subscriber.unsubscribe(channel).catch(() => {});
+      throw this.subscribeFailure(channel, error);
+    }
+  }
+
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    const subscriber = this.subscriber;
+    // Not connected: nothing to undo, and the next resubscribe skips the channel (its count is 0).
+    if (!subscriber || subscriber.status !== 'ready') return;
+    try {
+      await subscriber.unsubscribe(channel);
+    } catch (error) {
+      this.log.debug({ channel, err: errorText(error) }, 'redis bus unsubscribe failed; the connection is going away');
+    }
+  }
+
+  protected sendPublish(channel: string, bytes: Buffer): Promise<number> {
+    // publisherProblem() ran just before, so the publisher exists.
+    return this.publisher!.publish(channel, bytes);
+  }
+
+  protected publisherProblem(): string | undefined {
+    const status = this.publisher?.status;
+    return status === 'ready' ? undefined : `redis publisher is ${status ?? 'not connected'}`;
+  }
+
+  protected connectionProblem(): string | undefined {
+    const problems: string[] = [];
+    if (this.publisher?.status !== 'ready') problems.push(`publisher ${this.publisher?.status ?? 'not connected'}`);
+    if (this.subscriber?.status !== 'ready') problems.push(`subscriber ${this.subscriber?.status ?? 'not connected'}`);
+    return problems.length === 0 ? undefined : `redis ${problems.join(', ')}`;
+  }
+
+  protected canaryChannels(): string[] {
+    return [this.canaryChannel];
+  }
+
+  protected canProbe(): boolean {
+    return this.publisher?.status === 'ready' && this.subscriber?.status === 'ready';
+  }
+
+  protected recoverDeaf(): void {
+    this.subscriber?.disconnect(true);
+  }
+
+  protected async disconnect(): Promise<void> {
+    await Promise.all([RedisBusCore.closeClient(this.publisher), RedisBusCore.closeClient(this.subscriber)]);
+  }
+}
+
+/**
+ * One call for the composition root: `sharded: true` gives the Redis Cluster
+ * driver (SPUBLISH / SSUBSCRIBE), otherwise classic Pub/Sub on one server.
+ */
+export function createRedisBus(options: RedisBusOptions): Bus & Pick<RedisBus, 'stats' | 'probeNow'> {
+  return options.sharded ? new ShardedRedisBus(options) : new RedisBus(options);
+}

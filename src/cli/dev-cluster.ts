@@ -1,0 +1,152 @@
+/**
+ * `nerve dev-cluster` (`npm run cluster`): a whole cluster on this machine
+ * against the local services, for development and demos:
+ *
+ *   3 nodes (`nerve serve`) on ports 8081-8083 sharing Redis (hot lane,
+ *   replay, presence, registry) and RabbitMQ (cold lane), plus the
+ *   chat-store, billing and analytics workers on RabbitMQ and PostgreSQL.
+ *
+ * Prints every URL (and the admin page with its generated API key). Ctrl-C
+ * (or SIGTERM) drains every process and exits once all have exited; a
+ * second Ctrl-C kills them. The children run in their own process group so
+ * the terminal's Ctrl-C reaches them once, through this supervisor.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+
+export const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
+
+  --nodes N            nodes to start (default 3)
+  --base-port P        first node's port; the others follow (default 8081)
+  --redis-url URL      default redis://127.0.0.1:6379
+  --amqp-url URL       default amqp://guest:guest@127.0.0.1:5672 ("" = in-memory cold lane, no workers)
+  --postgres-url URL   default postgres://postgres@127.0.0.1:5432/postgres
+  --env NAME           namespace of keys, channels and queues (default dev)
+  --workers LIST       comma-separated workers (default chat-store,billing,analytics; "" = none)
+  --api-key KEY        API / admin key (default: a random one, printed)
+  --log-level LEVEL    log level of every process (default warn)`;
+
+interface Proc {
+  name: string;
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+export async function devClusterMain(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        nodes: { type: 'string', default: '3' },
+        'base-port': { type: 'string', default: '8081' },
+        'redis-url': { type: 'string', default: 'redis://127.0.0.1:6379' },
+        'amqp-url': { type: 'string', default: 'amqp://guest:guest@127.0.0.1:5672' },
+        'postgres-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/postgres' },
+        env: { type: 'string', default: 'dev' },
+        workers: { type: 'string', default: 'chat-store,billing,analytics' },
+        'api-key': { type: 'string' },
+        'log-level': { type: 'string', default: 'warn' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (error) {
+    process.stderr.write(`nerve dev-cluster: ${(error as Error).message}\n${DEV_CLUSTER_HELP}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(`${DEV_CLUSTER_HELP}\n`);
+    return 0;
+  }
+  const nodes = Number(values.nodes);
+  const basePort = Number(values['base-port']);
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16 || !Number.isInteger(basePort) || basePort < 1 || basePort + nodes > 65_536) {
+    process.stderr.write('nerve dev-cluster: --nodes is 1-16 and --base-port a port that leaves room for them\n');
+    return 2;
+  }
+  const apiKey = values['api-key'] ?? `dev-${randomBytes(16).toString('hex')}`;
+  const amqpUrl = values['amqp-url'];
+  const workers = amqpUrl ? values.workers.split(',').map((w) => w.trim()).filter(Boolean) : [];
+  const shared = ['--env', values.env, '--log-level', values['log-level']];
+
+  // Re-run this same CLI (dist or tsx) with the same Node flags.
+  const entry = process.argv[1] ?? '';
+  const procs: Proc[] = [];
+  const run = (name: string, args: string[]): Proc => {
+    const child = spawn(process.execPath, [...process.execArgv, entry, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${name}] ${line}\n`));
+    }
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const proc = { name, child, exited };
+    procs.push(proc);
+    void exited.then((code) => {
+      if (!stopping) process.stdout.write(`nerve dev-cluster: ${name} exited with ${code}\n`);
+    });
+    return proc;
+  };
+
+  let stopping = false;
+  let signals = 0;
+  const stopAll = async (): Promise<void> => {
+    stopping = true;
+    for (const proc of procs) if (proc.child.exitCode === null) proc.child.kill('SIGTERM');
+    await Promise.all(procs.map((proc) => proc.exited));
+  };
+  const killAll = () => {
+    for (const proc of procs) if (proc.child.exitCode === null) proc.child.kill('SIGKILL');
+  };
+  process.on('exit', killAll);
+
+  const urls: string[] = [];
+  for (let i = 0; i < nodes; i++) {
+    const port = basePort + i;
+    urls.push(`http://localhost:${port}`);
+    run(`n${i + 1}`, [
+      'serve',
+      '--port', String(port),
+      '--node-id', `${values.env}-n${i + 1}`,
+      '--redis-url', values['redis-url'],
+      ...(amqpUrl ? ['--amqp-url', amqpUrl] : []),
+      '--postgres-url', values['postgres-url'],
+      '--api-key', apiKey,
+      '--advertise-url', `http://localhost:${port}`,
+      '--drain-window-ms', '2000',
+      ...shared,
+    ]);
+  }
+  for (const worker of workers) {
+    run(worker, ['worker', worker, '--amqp-url', amqpUrl, '--postgres-url', values['postgres-url'], '--env', values.env, '--log-level', values['log-level']]);
+  }
+
+  process.stdout.write(
+    [
+      '',
+      `nerve dev-cluster: ${nodes} node(s)${workers.length ? ` and ${workers.join(', ')}` : ''} (env ${values.env})`,
+      ...urls.map((url, i) => `  n${i + 1}  ${url}/   ws ${url.replace('http', 'ws')}/ws   ready ${url}/readyz   metrics ${url}/metrics`),
+      `  admin   ${urls[0]}/admin   (API key: ${apiKey})`,
+      `  status  nerve status --redis-url ${values['redis-url']} --env ${values.env}`,
+      '  Ctrl-C drains and stops everything.',
+      '',
+    ].join('\n'),
+  );
+
+  return new Promise<number>((resolve) => {
+    const onSignal = () => {
+      signals += 1;
+      if (signals > 1) {
+        killAll();
+        resolve(1);
+        return;
+      }
+      process.stdout.write('nerve dev-cluster: stopping (Ctrl-C again to kill)\n');
+      void stopAll().then(() => resolve(0));
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

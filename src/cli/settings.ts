@@ -1,0 +1,205 @@
+/**
+ * Every `nerve serve` setting, as a flag and an environment variable. This
+ * table is the single source for parsing, `--help`, and the README's
+ * configuration table (`nerve serve --help`).
+ */
+import { ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
+
+/** `list`: comma-separated strings (empty items dropped). */
+type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
+
+export interface Setting {
+  flag: string;
+  env: string;
+  /** Option key; limits are nested under `limits`. */
+  key: string;
+  limit?: boolean;
+  /** A setting of the command line itself (e.g. `--nodes`), never part of `NodeOptions`. */
+  cli?: boolean;
+  kind: Kind;
+  values?: readonly string[];
+  defaultText: string;
+  help: string;
+}
+
+const top = (flag: string, key: string, kind: Kind, defaultText: string, help: string, values?: readonly string[]): Setting => ({
+  flag,
+  env: `NERVE_${flag.replace(/-/g, '_').toUpperCase()}`,
+  key,
+  kind,
+  defaultText,
+  help,
+  ...(values ? { values } : {}),
+});
+const limit = (flag: string, key: keyof LimitOptions, help: string): Setting => ({
+  ...top(flag, key, 'int', String(DEFAULT_LIMITS[key]), help),
+  limit: true,
+});
+
+/** Settings of `nerve serve` itself, as opposed to options of one node. */
+export interface ServeCliSettings {
+  /** Node processes on this machine, sharing the port (src/cli/multi.ts). Default 1. */
+  nodes: number;
+}
+
+/** Most node processes `--nodes` may start. */
+export const MAX_NODES = 256;
+
+export const SETTINGS: readonly Setting[] = [
+  top('port', 'port', 'int', '8080', 'TCP port for HTTP and WebSocket (0 = any free port)'),
+  top('host', 'host', 'string', '0.0.0.0', 'interface to listen on'),
+  top('node-id', 'nodeId', 'string', '{hostname}-{random}', 'this node\'s id, unique in the cluster'),
+  top('env', 'env', 'string', 'dev', 'environment name, first component of channel and key names'),
+  top('service', 'service', 'string', 'nerve', 'service name, second component of channel and key names'),
+  top('default-tenant', 'defaultTenant', 'string', 'default', 'tenant for credentials that name none'),
+  top('log-level', 'logLevel', 'enum', 'info', 'log level', LOG_LEVELS),
+  top('auth-secret', 'authSecret', 'string', 'none (dev auth)', 'HMAC JWT secret (>= 32 bytes), also signs minted join tokens; disables dev auth'),
+  top('auth-public-key', 'authPublicKey', 'string', 'none', 'PEM public key (RSA/EC/Ed25519) for JWTs, as PEM text or a file path; disables dev auth'),
+  top('auth-jwks-url', 'authJwksUrl', 'string', 'none', 'JWKS URL for JWTs (cached, refetched for unknown kid); disables dev auth'),
+  top('auth-algorithms', 'authAlgorithms', 'list', 'by key (HS256 | key\'s alg | RS256,ES256,EdDSA)', 'accepted JWT alg values, comma-separated'),
+  top('auth-audience', 'authAudience', 'string', 'none (not checked)', 'required JWT aud'),
+  top('auth-issuer', 'authIssuer', 'string', 'none (not checked)', 'required JWT iss'),
+  top('auth-grants-required', 'authGrantsRequired', 'bool', 'false', 'tokens without a rooms claim get no room rights (join tokens grant them)'),
+  top('join-token-ttl-s', 'joinTokenTtlSeconds', 'int', '300', 'lifetime of join tokens minted by the server API, seconds'),
+  top('allowed-origins', 'allowedOrigins', 'list', 'none (any origin)', 'browser origins allowed to upgrade, comma-separated; others get 403'),
+  top('allow-missing-origin', 'allowMissingOrigin', 'bool', 'false', 'with --allowed-origins, also accept upgrades without an Origin header'),
+  top('per-message-deflate', 'perMessageDeflate', 'bool', 'false', 'offer permessage-deflate (bounded; max-frame-bytes applies inflated)'),
+  top('turn-secret', 'turnSecret', 'string', 'none', 'coturn static-auth-secret: welcome carries TURN REST credentials'),
+  top('turn-urls', 'turnUrls', 'list', 'none', 'turn:/turns: URLs for the TURN credentials, comma-separated'),
+  top('turn-ttl-s', 'turnTtlSeconds', 'int', '86400', 'lifetime of TURN credentials, seconds'),
+  top('redis-url', 'redisUrl', 'string', 'none (memory)', 'Redis URL for the hot lane, replay and presence'),
+  top('redis-mode', 'redisMode', 'enum', 'pubsub', 'Redis Pub/Sub, or sharded Pub/Sub on Redis Cluster', REDIS_MODES),
+  top('presence-ttl-ms', 'presenceTtlMs', 'int', '10000', 'a crashed node\'s members leave after this long'),
+  top('mailbox-ttl-ms', 'mailboxTtlMs', 'int', '30000', 'signals to a user gone for less than this wait for a reconnect (0 = off)'),
+  top('amqp-url', 'amqpUrl', 'string', 'none (memory)', 'AMQP URL for the cold lane'),
+  top('postgres-url', 'postgresUrl', 'string', 'none', 'PostgreSQL URL (workers, stored history API)'),
+  top('history-ttl-ms', 'historyTtlMs', 'int', '86400000', 'idle time before a room\'s Redis history expires'),
+  top('history-policies', 'historyPolicies', 'json', '[]', 'Redis history bounds per room prefix: [{prefix, maxMessages?, ttlMs?}]'),
+  top('postgres-schema', 'postgresSchema', 'string', 'nerve', 'PostgreSQL schema the chat-store worker writes'),
+  top('api-key', 'apiKey', 'string', 'none (API off)', 'bearer key for the server HTTP API with every scope (>= 24 characters)'),
+  top('api-keys', 'apiKeys', 'json', '[]', 'scoped API keys: [{key, scopes: [publish|signal|rooms:end|presence:read|history:read|tokens:mint|turn:mint], name?}]'),
+  top('ice-servers', 'iceServers', 'json', '[]', 'ICE servers for the welcome frame, JSON array'),
+  top('demo', 'demo', 'bool', 'true', 'serve the demo page at /'),
+  { ...top('nodes', 'nodes', 'int', '1', `node processes on this machine, sharing the port (1-${MAX_NODES}; > 1 needs --redis-url)`), cli: true },
+  top('shutdown-timeout-ms', 'shutdownTimeoutMs', 'int', '10000', 'longest graceful shutdown before sockets are cut'),
+  top('drain-window-ms', 'drainWindowMs', 'int', '10000', 'on SIGTERM, close connections in batches spread over this window (capped by shutdown-timeout-ms; 0 = at once)'),
+  top('advertise-url', 'advertiseUrl', 'string', 'http://{host}:{port}', 'address of this node shown in the node registry (nerve status, /admin)'),
+  top('registry-interval-ms', 'registryIntervalMs', 'int', '2000', 'node registry heartbeat; an entry expires after 3 missed heartbeats'),
+  limit('max-frame-bytes', 'maxFrameBytes', 'largest WebSocket frame accepted'),
+  limit('max-rooms', 'maxRoomsPerConnection', 'rooms one connection may be in'),
+  limit('max-room-id-length', 'maxRoomIdLength', 'longest room id'),
+  limit('rate-per-second', 'ratePerSecond', 'frames per second per connection (sustained)'),
+  limit('rate-burst', 'rateBurst', 'frames per connection in a burst'),
+  limit('heartbeat-ms', 'heartbeatMs', 'ping interval; a missed pong ends the connection'),
+  limit('handshake-timeout-ms', 'handshakeTimeoutMs', 'time allowed before the connect frame'),
+  limit('history-size', 'historySize', 'chat messages kept per room (memory history)'),
+  limit('history-on-join', 'historyOnJoin', 'recent chat messages sent on join'),
+  limit('recovery-limit', 'recoveryLimit', 'most missed messages a resume returns'),
+  limit('idempotency-window-ms', 'idempotencyWindowMs', 'window for repeated client message ids'),
+  limit('send-buffer-soft-bytes', 'sendBufferSoftBytes', 'send buffer above which ephemeral frames are dropped'),
+  limit('send-buffer-hard-bytes', 'sendBufferHardBytes', 'send buffer above which a socket is closed (4009)'),
+  limit('max-errors-per-10s', 'maxErrorsPer10s', 'errors a connection may cause per 10 s before 4008'),
+  limit('room-rate-per-second', 'roomRatePerSecond', 'publishes per second into one room on this node (sustained)'),
+  limit('room-rate-burst', 'roomRateBurst', 'publishes into one room on this node in a burst'),
+  limit('max-connections-per-ip', 'maxConnectionsPerIp', 'open WebSockets per remote IP on this node, over: 429 (0 = no limit)'),
+  limit('max-connections-per-user', 'maxConnectionsPerUser', 'connections per user on this node, over: close 4011 (0 = no limit)'),
+  limit('headers-timeout-ms', 'headersTimeoutMs', 'time a new TCP connection has to send its request headers (slowloris)'),
+];
+
+function parseValue(setting: Setting, raw: string, source: string): unknown {
+  const name = `${setting.key} (${source})`;
+  switch (setting.kind) {
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, 'an integer', raw);
+      return Number(raw);
+    }
+    case 'bool': {
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new ConfigError(name, 'true | false', raw);
+    }
+    case 'json': {
+      try {
+        return JSON.parse(raw) as unknown;
+      } catch {
+        throw new ConfigError(name, 'JSON', raw);
+      }
+    }
+    case 'enum': {
+      if (!setting.values?.includes(raw)) throw new ConfigError(name, setting.values?.join(' | ') ?? '', raw);
+      return raw;
+    }
+    case 'string':
+      return raw;
+    case 'list':
+      return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+  }
+}
+
+/**
+ * Flags win over environment variables. `--flag value`, `--flag=value`, and
+ * for booleans `--flag` / `--no-flag`. Unknown flags are errors.
+ */
+export function parseServeArgs(argv: readonly string[], env: NodeJS.ProcessEnv): NodeOptionsInput {
+  return parseServeCommand(argv, env).options;
+}
+
+/**
+ * Like `parseServeArgs`, and also the command-line settings (`--nodes`),
+ * kept apart so they never reach `NodeOptions`.
+ */
+export function parseServeCommand(argv: readonly string[], env: NodeJS.ProcessEnv): { options: NodeOptionsInput; cli: ServeCliSettings } {
+  const input: Record<string, unknown> = {};
+  const limits: Record<string, unknown> = {};
+  const cliInput: Record<string, unknown> = {};
+  const assign = (setting: Setting, value: unknown) => {
+    if (setting.cli) cliInput[setting.key] = value;
+    else if (setting.limit) limits[setting.key] = value;
+    else input[setting.key] = value;
+  };
+  for (const setting of SETTINGS) {
+    const raw = env[setting.env];
+    if (raw !== undefined && raw !== '') assign(setting, parseValue(setting, raw, setting.env));
+  }
+  const byFlag = new Map(SETTINGS.map((setting) => [setting.flag, setting]));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) throw new ConfigError(arg, 'a --flag (see nerve serve --help)', arg);
+    const eq = arg.indexOf('=');
+    let name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
+    let setting = byFlag.get(name);
+    if (!setting && name.startsWith('no-') && byFlag.get(name.slice(3))?.kind === 'bool') {
+      setting = byFlag.get(name.slice(3));
+      name = name.slice(3);
+      value = 'false';
+    }
+    if (!setting) throw new ConfigError(`--${name}`, 'a known flag (see nerve serve --help)', arg);
+    if (value === undefined) {
+      if (setting.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]?.startsWith('--'))) value = 'true';
+      else {
+        value = argv[i + 1];
+        i += 1;
+        if (value === undefined) throw new ConfigError(`--${name}`, 'a value', '(nothing)');
+      }
+    }
+    assign(setting, parseValue(setting, value, `--${name}`));
+  }
+  const nodes = cliInput.nodes ?? 1;
+  if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
+    throw new ConfigError('nodes', `an integer from 1 to ${MAX_NODES}`, nodes);
+  }
+  const cli: ServeCliSettings = { nodes };
+  return { options: { ...(input as NodeOptionsInput), limits: limits as Partial<LimitOptions> }, cli };
+}
+
+export function serveHelp(): string {
+  const lines = ['Usage: nerve serve [flags]', '', 'Every flag can also be set by its environment variable; flags win.', ''];
+  const width = Math.max(...SETTINGS.map((setting) => setting.flag.length)) + 4;
+  for (const setting of SETTINGS) {
+    const values = setting.values ? ` (${setting.values.join('|')})` : '';
+    lines.push(`  --${setting.flag.padEnd(width)}${setting.help}${values}`);
+    lines.push(`    ${''.padEnd(width)}env ${setting.env}, default ${setting.defaultText}`);
+  }
+  return lines.join('\n');
+}

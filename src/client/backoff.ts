@@ -1,0 +1,70 @@
+/**
+ * Reconnect delays: exponential growth with full jitter.
+ *
+ * Why jitter: when a node drains (close code 1001) or crashes, all of its
+ * clients lose their socket at the same instant. Without jitter they would
+ * all come back at the same instants too (250 ms, 500 ms, 1 s, ...) and hit
+ * the remaining nodes as synchronized waves — a thundering herd. Drawing each
+ * delay uniformly from the whole window spreads them out
+ * (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
+ * The floor of `minDelayMs` keeps a client from ever retrying in a tight loop.
+ */
+
+export interface BackoffOptions {
+  /** Smallest delay and the base of the exponential window, ms. Default 250. */
+  minDelayMs?: number;
+  /** Largest delay, ms. Default 10000. */
+  maxDelayMs?: number;
+  /** Source of randomness in [0, 1). Default `Math.random` (tests pass their own). */
+  random?: () => number;
+}
+
+export const DEFAULT_MIN_DELAY_MS = 250;
+export const DEFAULT_MAX_DELAY_MS = 10_000;
+
+/** Past this many attempts the window is capped anyway; stops 2 ** n from overflowing. */
+const MAX_EXPONENT = 30;
+
+export class Backoff {
+  readonly minDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly #random: () => number;
+  #attempt = 0;
+
+  constructor(options: BackoffOptions = {}) {
+    const min = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
+    const max = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+    if (!Number.isFinite(min) || min < 0) throw new RangeError(`minDelayMs must be a finite number >= 0, got ${min}`);
+    if (!Number.isFinite(max) || max < min) {
+      throw new RangeError(`maxDelayMs must be a finite number >= minDelayMs (${min}), got ${max}`);
+    }
+    this.minDelayMs = min;
+    this.maxDelayMs = max;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** How many delays were handed out since the last `reset()`. */
+  get attempt(): number {
+    return this.#attempt;
+  }
+
+  /** The delay before the next attempt: `min + U[0, min * 2^attempt)`, at most `max`. */
+  next(): number {
+    const delay = backoffDelay(this.#attempt, this.minDelayMs, this.maxDelayMs, this.#random());
+    this.#attempt += 1;
+    return delay;
+  }
+
+  /** Call after a successful connection: the next failure starts from the smallest window again. */
+  reset(): void {
+    this.#attempt = 0;
+  }
+}
+
+/** The pure function behind `Backoff.next()`; `r` is a random number in [0, 1). */
+export function backoffDelay(attempt: number, minDelayMs: number, maxDelayMs: number, r: number): number {
+  const exponent = Math.min(Math.max(0, Math.floor(attempt)), MAX_EXPONENT);
+  const window = Math.min(maxDelayMs, minDelayMs * 2 ** exponent);
+  const jitter = Math.min(Math.max(r, 0), 1) * window;
+  return Math.min(maxDelayMs, Math.floor(minDelayMs + jitter));
+}

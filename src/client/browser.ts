@@ -1,0 +1,12 @@
+/**
+ * Entry of the browser bundle (`/nerve-client.js`, built by
+ * scripts/bundle-client.mjs): everything lands on the global `Nerve`.
+ * Only browser-safe modules are imported here — no `ws`, no zod, no node:*.
+ */
+export { NerveClient, ClientState } from './client.js';
+export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
+export { PeerCall, isPolite } from './webrtc.js';
+export { Backoff } from './backoff.js';
+export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../protocol/codes.js';
+export { PROTOCOL_VERSION } from '../protocol/frames.js';
+export { isValidRoomId, isValidUserId } from '../protocol/ids.js';

@@ -1,0 +1,48 @@
+/**
+ * The one error type the SDK rejects with and emits. `code` is either a
+ * server `ErrorCode` (the server answered the request with an `error` frame)
+ * or a `ClientErrorCode` (the failure happened on this side of the wire).
+ * Branch on `code`, never on `message`.
+ */
+import type { ErrorCode } from '../protocol/codes.js';
+
+/** Failures detected by the SDK itself. */
+export const ClientErrorCode = {
+  /** The request got no answer within `requestTimeoutMs`. The server may or may not have acted on it. */
+  Timeout: 'timeout',
+  /** The client was closed (by `close()` or by a terminal close code) before the request was answered. */
+  Closed: 'closed',
+  /** The connection dropped while the request was in flight; it was not retried (only chat publishes and joins are). */
+  Disconnected: 'disconnected',
+  /** The server sent something the SDK could not understand. */
+  BadFrame: 'bad_frame',
+  /** `getToken` threw or returned an empty token. */
+  TokenFailed: 'token_failed',
+  /** The WebSocket could not be constructed (bad URL, no WebSocket implementation). */
+  TransportFailed: 'transport_failed',
+} as const;
+export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
+
+export class NerveClientError extends Error {
+  override readonly name = 'NerveClientError';
+  readonly code: ErrorCode | ClientErrorCode;
+  /** For `rate_limited`: how long the server asks to wait before trying again. */
+  readonly retryAfterMs: number | undefined;
+  /** The room the failed operation concerned, when there is one (for example a failed rejoin). */
+  readonly room: string | undefined;
+
+  constructor(
+    code: ErrorCode | ClientErrorCode,
+    message: string,
+    options?: { cause?: unknown; retryAfterMs?: number; room?: string },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retryAfterMs = options?.retryAfterMs;
+    this.room = options?.room;
+  }
+}
+
+export function isNerveClientError(value: unknown): value is NerveClientError {
+  return value instanceof NerveClientError;
+}

@@ -1,0 +1,39 @@
+/**
+ * `nerve/client`: the SDK for browsers and Node. A small curated API; the
+ * protocol's frame types are re-exported so apps can type their handlers.
+ */
+export {
+  NerveClient,
+  ClientState,
+  type NerveClientOptions,
+  type NerveClientEvents,
+  type ReconnectOptions,
+  type JoinOptions,
+  type ChatPublishOptions,
+  type EphemeralPublishOptions,
+  type StateChange,
+  type DisconnectInfo,
+  type RecoveryFailed,
+} from './client.js';
+export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
+export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
+export { TypedEmitter, type Listener } from './emitter.js';
+export type { WebSocketLike, WebSocketConstructor } from './socket.js';
+export { PeerCall, isPolite, type PeerCallOptions, type PeerCallEvents, type CallEndReason, type SignalChannel } from './webrtc.js';
+export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../protocol/codes.js';
+export type {
+  AckFrame,
+  ChatMessage,
+  EphemeralMessage,
+  IceServer,
+  JoinedFrame,
+  Limits,
+  Member,
+  MemberJoinedFrame,
+  MemberLeftFrame,
+  MessageFrame,
+  SignalDelivery,
+  SignalKind,
+  StreamPosition,
+  WelcomeFrame,
+} from '../protocol/frames.js';

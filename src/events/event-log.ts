@@ -1,0 +1,94 @@
+/**
+ * The cold lane seam: durable lifecycle events (docs/events.md).
+ * Implementations: memory.ts (one process, same ack / retry / dead-letter
+ * behaviour), RabbitMQ in a later issue.
+ *
+ * Contract (test/conformance/event-log.ts, run by test/unit/event-log-memory.test.ts and test/integration/events-rabbitmq.test.ts):
+ * - `publish` resolves only once the event is durably accepted (a publisher
+ *   confirm, for RabbitMQ); while the lane is down events wait in a bounded
+ *   outbox, and when that is full `publish` rejects with `unavailable`.
+ * - Each consumer has its own queue, bound to topic patterns (`room.*`, `#`).
+ * - A handler answers `ack`, `retry` (redelivered after `retryDelayMs`, up to
+ *   `maxAttempts` in all) or `dead_letter`; a throwing handler counts as `retry`.
+ *   After the last attempt the event goes to the consumer's dead-letter queue.
+ * - At most `prefetch` events are in a consumer's handler at once.
+ * - Delivery is at least once: handlers must be idempotent by `event.id`.
+ */
+import type { LaneHealth } from '../lanes.js';
+
+export const EVENT_VERSION = 1;
+
+export type EventType =
+  | 'room.created'
+  | 'room.ended'
+  | 'participant.joined'
+  | 'participant.left'
+  | 'message.created'
+  | 'recording.requested';
+
+export interface LifecycleEvent<T extends EventType = EventType> {
+  v: number;
+  /** Unique event id; consumers deduplicate on it. */
+  id: string;
+  type: T;
+  /** Server time, ms since epoch. */
+  ts: number;
+  tenant: string;
+  room?: string;
+  /** Identifies one life of a room, from room.created to room.ended. */
+  session?: string;
+  /** Node that emitted the event. */
+  node: string;
+  data: Record<string, unknown>;
+}
+
+export type HandlerOutcome = 'ack' | 'retry' | 'dead_letter';
+
+export interface DeliveryInfo {
+  /** 1 on first delivery. */
+  attempt: number;
+  queue: string;
+}
+
+export type EventHandler = (event: LifecycleEvent, info: DeliveryInfo) => Promise<HandlerOutcome>;
+
+export interface ConsumerSpec {
+  /** Queue name, unique per consumer (`billing`, `chat-store`, ...). */
+  queue: string;
+  /** Topic patterns: `*` matches one dot-separated word, `#` zero or more. */
+  bindings: string[];
+  /** Most events in the handler at once. Default 16. */
+  prefetch?: number;
+  /** Deliveries before dead-lettering. Default 5. */
+  maxAttempts?: number;
+  /** Delay before a retried event is delivered again. Default 1000 ms. */
+  retryDelayMs?: number;
+  /**
+   * `fixed`: every retry waits `retryDelayMs`. `exponential`: retry n waits
+   * `retryDelayMs × 2^(n-1)`, capped at `maxRetryDelayMs`. Default `fixed`.
+   */
+  retryBackoff?: 'fixed' | 'exponential';
+  /** Longest retry delay with exponential backoff. Default max(retryDelayMs, 1 hour). */
+  maxRetryDelayMs?: number;
+}
+
+/** Why an event sits in a dead-letter queue. */
+export type DeadLetterReason = 'max_attempts' | 'dead_letter' | 'invalid';
+
+export interface ConsumerHandle {
+  readonly queue: string;
+  /** Stop taking new events and wait for the ones in the handler. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface EventLog {
+  readonly driver: string;
+  start(): Promise<void>;
+  publish(event: LifecycleEvent): Promise<void>;
+  consume(spec: ConsumerSpec, handler: EventHandler): Promise<ConsumerHandle>;
+  /** Events accepted but not yet confirmed by the lane. */
+  outboxDepth(): number;
+  health(): LaneHealth;
+  /** Flush the outbox (bounded by the caller's timeout), then close. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,199 @@
+/**
+ * The lifecycle events of the cold lane: one constructor and one validator per
+ * type, documented with examples in docs/events.md. Events are versioned JSON
+ * (`v`); a consumer validates with `parseEvent` and reads typed data with
+ * `eventData`. Adding an optional data field is compatible; anything else
+ * needs a new `v`.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { EVENT_VERSION, type EventType, type LifecycleEvent } from './event-log.js';
+import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../protocol/ids.js';
+
+/** Thrown by `parseEvent` / `eventData`; `issue` is the first failing field path. */
+export class InvalidEventError extends Error {
+  override readonly name = 'InvalidEventError';
+  readonly code = 'invalid_event';
+  constructor(
+    readonly issue: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`invalid event: ${issue}`, options);
+  }
+}
+
+export const EVENT_TYPES: readonly EventType[] = [
+  'room.created',
+  'room.ended',
+  'participant.joined',
+  'participant.left',
+  'message.created',
+  'recording.requested',
+];
+
+/** Why a participant left a room. `node_crash`: the node holding the connection died (presence TTL expired). */
+export type LeaveReason = 'left' | 'disconnected' | 'kicked' | 'room_ended' | 'node_crash' | 'join_failed';
+
+export interface ParticipantTime {
+  user: string;
+  /** Milliseconds the user was in this room session (all connections merged). */
+  ms: number;
+}
+
+/** `data` of each event type. */
+export interface EventDataMap {
+  'room.created': { createdBy?: string };
+  'room.ended': {
+    /** ms since epoch when the session started (its room.created). */
+    startedAt: number;
+    /** Wall time of the session, ms. */
+    durationMs: number;
+    /** Everyone who was in the session, with their time in it. */
+    participants: ParticipantTime[];
+    /** Peak number of simultaneous participants, when the node knows it. */
+    peakParticipants?: number;
+    reason?: 'empty' | 'api' | 'timeout';
+  };
+  'participant.joined': { user: string; conn?: string };
+  'participant.left': { user: string; conn?: string; reason: LeaveReason; ms?: number };
+  'message.created': {
+    /** Server-assigned message id (the `id` of the chat frame); chat-store is idempotent on it. */
+    messageId: string;
+    from: string;
+    /** Room log offset and epoch of the message. */
+    offset: number;
+    epoch: string;
+    /** Server time of the message, ms since epoch. */
+    sentAt: number;
+    /** The message payload, any JSON value. */
+    body: unknown;
+    cmid?: string;
+  };
+  'recording.requested': { by: string; action: 'start' | 'stop' };
+}
+
+const user = z.string().regex(USER_ID_PATTERN);
+const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const id = z.string().min(1).max(128);
+
+const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
+  'room.created': z.object({ createdBy: user.optional() }),
+  'room.ended': z.object({
+    startedAt: count,
+    durationMs: count,
+    participants: z.array(z.object({ user, ms: count })).max(100_000),
+    peakParticipants: count.optional(),
+    reason: z.enum(['empty', 'api', 'timeout']).optional(),
+  }),
+  'participant.joined': z.object({ user, conn: id.optional() }),
+  'participant.left': z.object({
+    user,
+    conn: id.optional(),
+    reason: z.enum(['left', 'disconnected', 'kicked', 'room_ended', 'node_crash', 'join_failed']),
+    ms: count.optional(),
+  }),
+  'message.created': z.object({
+    messageId: id,
+    from: user,
+    offset: count,
+    epoch: id,
+    sentAt: count,
+    body: z.unknown(),
+    cmid: id.optional(),
+  }) as z.ZodType<EventDataMap['message.created']>,
+  'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
+};
+
+const envelopeSchema = z.object({
+  v: z.literal(EVENT_VERSION),
+  id,
+  type: z.enum(EVENT_TYPES as [EventType, ...EventType[]]),
+  ts: count,
+  tenant: z.string().regex(TENANT_ID_PATTERN),
+  room: z.string().regex(ROOM_ID_PATTERN).optional(),
+  session: id.optional(),
+  node: id,
+  data: z.record(z.string(), z.unknown()),
+});
+
+/** Events that concern a room must name it and its session. */
+const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES);
+
+function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (!issue) return 'invalid';
+  const path = issue.path.map(String).join('.');
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/** Validate an envelope and its data. Throws `InvalidEventError`. */
+export function parseEvent(value: unknown): LifecycleEvent {
+  const result = envelopeSchema.safeParse(value);
+  if (!result.success) throw new InvalidEventError(firstIssue(result.error));
+  const event = result.data;
+  if (ROOM_EVENTS.has(event.type) && (event.room === undefined || event.session === undefined)) {
+    throw new InvalidEventError(`${event.type} needs room and session`);
+  }
+  const data = dataSchemas[event.type].safeParse(event.data);
+  if (!data.success) throw new InvalidEventError(`data.${firstIssue(data.error)}`);
+  return event as LifecycleEvent;
+}
+
+export function isValidEvent(value: unknown): value is LifecycleEvent {
+  try {
+    parseEvent(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Typed data of an event already known to be of type `T` (validated again; cheap). */
+export function eventData<T extends EventType>(event: LifecycleEvent, type: T): EventDataMap[T] {
+  if (event.type !== type) throw new InvalidEventError(`expected ${type}, got ${event.type}`);
+  const result = dataSchemas[type].safeParse(event.data);
+  if (!result.success) throw new InvalidEventError(`data.${firstIssue(result.error)}`);
+  return result.data;
+}
+
+/** What the emitting node knows about where an event happened. */
+export interface EventSource {
+  tenant: string;
+  room: string;
+  /** The room session (one life of the room, room.created → room.ended). */
+  session: string;
+  /** Emitting node id. */
+  node: string;
+  /** Default: a random UUID. Pass a stable id to make re-emission idempotent. */
+  id?: string;
+  /** Default: now. */
+  ts?: number;
+}
+
+/** Build and validate an event of type `type`. Throws `InvalidEventError` on bad input. */
+export function createEvent<T extends EventType>(type: T, source: EventSource, data: EventDataMap[T]): LifecycleEvent<T> {
+  const event = {
+    v: EVENT_VERSION,
+    id: source.id ?? randomUUID(),
+    type,
+    ts: source.ts ?? Date.now(),
+    tenant: source.tenant,
+    room: source.room,
+    session: source.session,
+    node: source.node,
+    data: data as Record<string, unknown>,
+  };
+  parseEvent(event);
+  return event;
+}
+
+export const roomCreated = (source: EventSource, data: EventDataMap['room.created'] = {}) => createEvent('room.created', source, data);
+export const roomEnded = (source: EventSource, data: EventDataMap['room.ended']) => createEvent('room.ended', source, data);
+export const participantJoined = (source: EventSource, data: EventDataMap['participant.joined']) =>
+  createEvent('participant.joined', source, data);
+export const participantLeft = (source: EventSource, data: EventDataMap['participant.left']) =>
+  createEvent('participant.left', source, data);
+export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) =>
+  createEvent('message.created', source, data);
+export const recordingRequested = (source: EventSource, data: EventDataMap['recording.requested']) =>
+  createEvent('recording.requested', source, data);

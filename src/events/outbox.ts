@@ -1,0 +1,181 @@
+/**
+ * A bounded, ordered outbox in front of a lane that can go away.
+ *
+ * `enqueue` resolves when `send` succeeded for that item (a publisher confirm)
+ * and rejects with `unavailable` at once when the outbox is full, so the
+ * caller can refuse work instead of acknowledging and losing it (issue 5).
+ * While the lane is not ready (disconnected, or flow-controlled by
+ * `connection.blocked`) items wait here in order; when it is back they are
+ * sent oldest first, up to `maxInFlight` at once. A send that fails while in
+ * flight goes back to its place in the line, so order is kept (an item the
+ * broker took but did not confirm before the cut is sent again: at least
+ * once, consumers deduplicate by event id).
+ *
+ * Nothing is dropped silently: an item leaves the outbox only when its send
+ * succeeded or its promise was rejected.
+ */
+import type { Logger } from 'pino';
+import { ErrorCode } from '../protocol/codes.js';
+import { NerveError } from '../protocol/errors.js';
+
+export interface OutboxOptions<T> {
+  /** Items accepted but not yet sent successfully, at most. Default 10000. */
+  limit?: number;
+  /** Sends in flight at once while the lane is ready. Default 256. */
+  maxInFlight?: number;
+  /** Send one item; resolve when the lane has taken it durably. */
+  send: (item: T) => Promise<void>;
+  /** Whether the lane can take sends now. */
+  isReady: () => boolean;
+  /**
+   * Whether a send failure may be retried forever (a lost connection) rather
+   * than counting towards `maxSendFailures`. Default: always true.
+   */
+  isTransient?: (error: unknown) => boolean;
+  /** Non-transient failures of one item before its `enqueue` rejects. Default 5. */
+  maxSendFailures?: number;
+  /** First wait after a failed send before trying again, doubled up to 2 s. Default 50 ms. */
+  retryBaseMs?: number;
+  logger?: Logger;
+}
+
+interface Entry<T> {
+  seq: number;
+  item: T;
+  failures: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export class Outbox<T> {
+  readonly limit: number;
+  private readonly maxInFlight: number;
+  private readonly maxSendFailures: number;
+  private readonly retryBaseMs: number;
+  private readonly options: OutboxOptions<T>;
+  /** Waiting items, ordered by `seq`. */
+  private readonly waiting: Entry<T>[] = [];
+  private inFlight = 0;
+  private nextSeq = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryWaitMs: number;
+  private drainWaiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(options: OutboxOptions<T>) {
+    this.options = options;
+    this.limit = options.limit ?? 10_000;
+    this.maxInFlight = options.maxInFlight ?? 256;
+    this.maxSendFailures = options.maxSendFailures ?? 5;
+    this.retryBaseMs = options.retryBaseMs ?? 50;
+    this.retryWaitMs = this.retryBaseMs;
+  }
+
+  /** Items accepted and not yet sent successfully (waiting plus in flight). */
+  depth(): number {
+    return this.waiting.length + this.inFlight;
+  }
+
+  enqueue(item: T): Promise<void> {
+    if (this.stopped) return Promise.reject(new NerveError(ErrorCode.Unavailable, 'event outbox is closed'));
+    if (this.depth() >= this.limit) {
+      return Promise.reject(new NerveError(ErrorCode.Unavailable, `event outbox is full (${this.limit} events waiting for the broker)`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ seq: this.nextSeq++, item, failures: 0, resolve, reject });
+      this.pump();
+    });
+  }
+
+  /** Try to send now (call when the lane becomes ready again). */
+  pump(): void {
+    if (this.stopped) return;
+    while (this.inFlight < this.maxInFlight && this.waiting.length > 0 && this.options.isReady()) {
+      const entry = this.waiting.shift()!;
+      this.inFlight++;
+      this.options.send(entry.item).then(
+        () => this.settled(entry, undefined),
+        (error: unknown) => this.settled(entry, error ?? new Error('send failed')),
+      );
+    }
+  }
+
+  private settled(entry: Entry<T>, error: unknown): void {
+    this.inFlight--;
+    if (error === undefined) {
+      this.retryWaitMs = this.retryBaseMs;
+      entry.resolve();
+    } else if (this.stopped) {
+      entry.reject(new NerveError(ErrorCode.Unavailable, 'event outbox closed before the broker confirmed', { cause: error }));
+    } else {
+      const transient = this.options.isTransient?.(error) ?? true;
+      if (!transient) entry.failures++;
+      if (entry.failures >= this.maxSendFailures) {
+        this.options.logger?.error({ err: error }, 'event publish failed permanently');
+        entry.reject(new NerveError(ErrorCode.Unavailable, 'the broker refused the event', { cause: error }));
+      } else {
+        this.putBack(entry);
+        this.scheduleRetry();
+      }
+    }
+    if (this.depth() === 0) this.notifyDrained();
+    else if (error === undefined) this.pump();
+  }
+
+  /** Back into its place by sequence number, so order survives a cut with many sends in flight. */
+  private putBack(entry: Entry<T>): void {
+    let index = this.waiting.length;
+    while (index > 0 && this.waiting[index - 1]!.seq > entry.seq) index--;
+    this.waiting.splice(index, 0, entry);
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    const wait = this.retryWaitMs;
+    this.retryWaitMs = Math.min(this.retryWaitMs * 2, 2000);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+      // Not ready yet: keep polling (bounded by the 2 s cap) until the lane is back.
+      if (this.waiting.length > 0 && !this.options.isReady()) this.scheduleRetry();
+    }, wait);
+  }
+
+  private notifyDrained(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Resolve true when empty, false if `timeoutMs` passed first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.depth() === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.drainWaiters = this.drainWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.drainWaiters.push(done);
+      this.pump();
+    });
+  }
+
+  /**
+   * Stop for good: reject everything still waiting with `unavailable` and
+   * return how many were rejected (sends in flight settle on their own).
+   */
+  stop(): number {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const rejected = this.waiting.splice(0);
+    for (const entry of rejected) {
+      entry.reject(new NerveError(ErrorCode.Unavailable, 'event log closed before the broker took the event'));
+    }
+    return rejected.length;
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * The cold lane on RabbitMQ (rabbitmq-client v5), the model being
+ * node-rabbitmq-client itself: publisher with confirms, consumers whose
+ * topology is re-declared after every reconnect, graceful close that lets
+ * in-flight messages settle.
+ *
+ * Topology, for `env` `prod`, service `nerve`, consumer queue `billing`:
+ *
+ *   prod.nerve.events                 durable topic exchange, routing key = event type
+ *   prod.nerve.billing                durable queue (quorum when `quorumQueues`), bound by the consumer's patterns
+ *   prod.nerve.billing.retry.<ms>     one per retry delay: x-message-ttl <ms>, dead-letters back to prod.nerve.billing
+ *   prod.nerve.billing.dlq            dead-letter queue, no consumer; inspect or shovel back by hand
+ *
+ * Retries are republished (with publisher confirms) to a delay queue with the
+ * next attempt number in the `x-nerve-attempt` header, and only then is the
+ * original acked, so a crash in between redelivers (at least once) and never
+ * loses. A delay queue per delay, rather than a per-message TTL, because
+ * RabbitMQ only expires the head of a queue: a long delay would hold up a
+ * short one behind it.
+ *
+ * Publishing and consuming use separate connections: when the broker blocks
+ * publishers (memory or disk alarm, `connection.blocked`), acks on the
+ * consuming connection must still flow, or the queues could never drain.
+ */
+import type { Logger } from 'pino';
+import {
+  AMQPChannelError,
+  AMQPConnectionError,
+  Connection,
+  ConsumerStatus,
+  type AsyncMessage,
+  type ConnectionOptions,
+  type Consumer,
+  type Publisher,
+} from 'rabbitmq-client';
+import type { LaneHealth } from '../lanes.js';
+import { ConfigError } from '../options.js';
+import { ErrorCode } from '../protocol/codes.js';
+import { NerveError } from '../protocol/errors.js';
+import type {
+  ConsumerHandle,
+  ConsumerSpec,
+  DeadLetterReason,
+  EventHandler,
+  EventLog,
+  HandlerOutcome,
+  LifecycleEvent,
+} from './event-log.js';
+import { parseEvent } from './events.js';
+import { Outbox } from './outbox.js';
+import { normalizeConsumerSpec, retryDelay, retryDelays, type NormalizedConsumerSpec } from './retry.js';
+
+/** Header carrying the delivery number of a retried event (absent on the first delivery). */
+export const ATTEMPT_HEADER = 'x-nerve-attempt';
+/** Headers set on dead-lettered events. */
+export const REASON_HEADER = 'x-nerve-reason';
+export const ERROR_HEADER = 'x-nerve-error';
+
+export interface RabbitEventLogOptions {
+  /** AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672`. Required. */
+  url: string;
+  /** Environment name, first part of every exchange and queue name. Default `dev`. */
+  env?: string;
+  /** Service name, second part of every exchange and queue name. Default `nerve`. */
+  service?: string;
+  /** Events accepted but not yet confirmed, at most; beyond, `publish` rejects with `unavailable`. Default 10000. */
+  outboxLimit?: number;
+  /** Publishes awaiting a broker confirm at once. Default 256. */
+  maxInFlight?: number;
+  /** How long `close()` waits for the outbox to empty before rejecting what is left. Default 5000 ms. */
+  closeTimeoutMs?: number;
+  /** How long `start()` waits for the first connection; 0 = do not wait (events wait in the outbox). Default 10000 ms. */
+  startTimeoutMs?: number;
+  /** Declare consumer, retry and dead-letter queues as quorum queues (replicated; needs RabbitMQ ≥ 3.10). Default false. */
+  quorumQueues?: boolean;
+  /** Reconnect backoff step and cap, ms (rabbitmq-client `retryLow` / `retryHigh`). Default 1000 / 30000. */
+  reconnectLowMs?: number;
+  reconnectHighMs?: number;
+  /** Heartbeat, seconds; a dead TCP peer is noticed after two missed beats. Default 30. */
+  heartbeatSeconds?: number;
+  /** Optional pino logger. Default: silent. */
+  logger?: Logger;
+}
+
+const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
+
+function nonNegativeInt(setting: string, value: number | undefined, fallback: number, max: number): number {
+  const v = value ?? fallback;
+  if (!Number.isInteger(v) || v < 0 || v > max) throw new ConfigError(setting, `an integer from 0 to ${max}`, v);
+  return v;
+}
+
+type State = 'idle' | 'running' | 'closing' | 'closed';
+
+export class RabbitEventLog implements EventLog {
+  readonly driver = 'rabbitmq';
+  /** The topic exchange every event is published to: `{env}.{service}.events`. */
+  readonly exchange: string;
+  private readonly prefix: string;
+  private readonly options: Required<Omit<RabbitEventLogOptions, 'logger'>>;
+  private readonly logger: Logger | undefined;
+  private readonly publishConnection: Connection;
+  private consumeConnection: Connection | undefined;
+  private readonly publisher: Publisher;
+  private readonly outbox: Outbox<LifecycleEvent>;
+  private readonly consumers = new Set<RabbitConsumer>();
+  private state: State = 'idle';
+  private blockedReason: string | undefined;
+  private lastError: string | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: RabbitEventLogOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.url);
+    } catch {
+      throw new ConfigError('amqpUrl', 'an amqp:// or amqps:// URL', options.url);
+    }
+    if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') throw new ConfigError('amqpUrl', 'an amqp:// or amqps:// URL', options.url);
+    const env = options.env ?? 'dev';
+    const service = options.service ?? 'nerve';
+    if (!NAME.test(env)) throw new ConfigError('env', '1-64 characters of A-Z a-z 0-9 . _ ~ -', env);
+    if (!NAME.test(service)) throw new ConfigError('service', '1-64 characters of A-Z a-z 0-9 . _ ~ -', service);
+    this.options = {
+      url: options.url,
+      env,
+      service,
+      outboxLimit: nonNegativeInt('outboxLimit', options.outboxLimit, 10_000, 10_000_000),
+      maxInFlight: nonNegativeInt('maxInFlight', options.maxInFlight, 256, 65_535) || 1,
+      closeTimeoutMs: nonNegativeInt('closeTimeoutMs', options.closeTimeoutMs, 5000, 600_000),
+      startTimeoutMs: nonNegativeInt('startTimeoutMs', options.startTimeoutMs, 10_000, 600_000),
+      quorumQueues: options.quorumQueues ?? false,
+      reconnectLowMs: nonNegativeInt('reconnectLowMs', options.reconnectLowMs, 1000, 600_000),
+      reconnectHighMs: nonNegativeInt('reconnectHighMs', options.reconnectHighMs, 30_000, 600_000),
+      heartbeatSeconds: nonNegativeInt('heartbeatSeconds', options.heartbeatSeconds, 30, 3600),
+    };
+    if (this.options.outboxLimit < 1) throw new ConfigError('outboxLimit', 'an integer from 1 to 10000000', 0);
+    this.logger = options.logger?.child({ lane: 'events', driver: 'rabbitmq' });
+    this.prefix = `${env}.${service}`;
+    this.exchange = `${this.prefix}.events`;
+
+    this.publishConnection = this.connect('publish');
+    this.publishConnection.on('connection.blocked', (reason: string) => {
+      this.blockedReason = reason;
+      this.logger?.warn({ reason }, 'broker blocked publishing; events wait in the outbox');
+    });
+    this.publishConnection.on('connection.unblocked', () => {
+      this.blockedReason = undefined;
+      this.logger?.info('broker unblocked publishing');
+      this.outbox.pump();
+    });
+    this.publishConnection.on('connection', () => {
+      this.blockedReason = undefined;
+      this.outbox.pump();
+    });
+    this.publisher = this.publishConnection.createPublisher({
+      confirm: true,
+      // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
+      exchanges: [this.exchangeDeclaration()],
+    });
+    // Publisher channel errors surface on the connection's `error` listener (rabbitmq-client forwards them).
+    const connection = this.publishConnection;
+    this.outbox = new Outbox<LifecycleEvent>({
+      limit: this.options.outboxLimit,
+      maxInFlight: this.options.maxInFlight,
+      isReady: () => connection.ready,
+      isTransient: (error) =>
+        error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
+      send: (event) =>
+        this.publisher.send(
+          {
+            exchange: this.exchange,
+            routingKey: event.type,
+            durable: true, // deliveryMode 2: persisted by the broker
+            contentType: 'application/json',
+            messageId: event.id,
+            type: event.type,
+            timestamp: Math.floor(event.ts / 1000),
+          },
+          Buffer.from(JSON.stringify(event)),
+        ),
+      ...(this.logger ? { logger: this.logger } : {}),
+    });
+  }
+
+  private connect(role: 'publish' | 'consume'): Connection {
+    const props: ConnectionOptions = {
+      url: this.options.url,
+      connectionName: `${this.prefix}.${role}`,
+      retryLow: this.options.reconnectLowMs,
+      retryHigh: this.options.reconnectHighMs,
+      heartbeat: this.options.heartbeatSeconds,
+    };
+    const connection = new Connection(props);
+    // rabbitmq-client reconnects on its own; without a listener an `error` event would crash the process.
+    connection.on('error', (err: unknown) => this.noteError(`${role} connection`, err));
+    connection.on('connection', () => {
+      this.lastError = undefined;
+      this.logger?.info({ role }, 'broker connected');
+    });
+    return connection;
+  }
+
+  private noteError(source: string, err: unknown): void {
+    this.lastError = `${source}: ${err instanceof Error ? err.message : String(err)}`;
+    this.logger?.warn({ err, source }, 'event lane error');
+  }
+
+  exchangeDeclaration(): { exchange: string; type: 'topic'; durable: true } {
+    return { exchange: this.exchange, type: 'topic', durable: true };
+  }
+
+  /** Full broker name of a consumer's queue. */
+  queueName(queue: string): string {
+    return `${this.prefix}.${queue}`;
+  }
+
+  /** Dead-letter queue of a consumer. */
+  deadLetterQueueName(queue: string): string {
+    return `${this.queueName(queue)}.dlq`;
+  }
+
+  retryQueueName(queue: string, delayMs: number): string {
+    return `${this.queueName(queue)}.retry.${delayMs}`;
+  }
+
+  /**
+   * Events ready in a consumer's queue (not delivered, not waiting for a
+   * retry), by a passive declare on the publishing connection; `undefined`
+   * while the queue does not exist yet. Rejects while the broker is away.
+   * For worker metrics (`nerve_worker_queue_depth`).
+   */
+  async queueDepth(queue: string): Promise<number | undefined> {
+    if (this.state !== 'running') return undefined;
+    try {
+      return (await this.publishConnection.queueDeclare({ queue: this.queueName(queue), passive: true })).messageCount;
+    } catch (err) {
+      if (err instanceof AMQPChannelError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    this.state = 'running';
+    if (this.options.startTimeoutMs === 0) return;
+    try {
+      // disableAutoClose: a slow broker must not close our connection; it keeps retrying.
+      await this.publishConnection.onConnect(this.options.startTimeoutMs, true);
+      await this.publishConnection.exchangeDeclare(this.exchangeDeclaration());
+    } catch (err) {
+      throw new NerveError(ErrorCode.Unavailable, `event lane: broker not reachable within ${this.options.startTimeoutMs} ms`, { cause: err });
+    }
+  }
+
+  publish(event: LifecycleEvent): Promise<void> {
+    if (this.state === 'closing' || this.state === 'closed') {
+      return Promise.reject(new NerveError(ErrorCode.Unavailable, 'event log is closing'));
+    }
+    return this.outbox.enqueue(event);
+  }
+
+  async consume(spec: ConsumerSpec, handler: EventHandler): Promise<ConsumerHandle> {
+    if (this.state === 'closing' || this.state === 'closed') throw new NerveError(ErrorCode.Unavailable, 'event log is closing');
+    const normalized = normalizeConsumerSpec(spec);
+    this.consumeConnection ??= this.connect('consume');
+    const consumer = new RabbitConsumer(this, this.consumeConnection, this.publishConnection, normalized, handler, this.logger);
+    this.consumers.add(consumer);
+    consumer.onClosed = () => this.consumers.delete(consumer);
+    try {
+      await consumer.open(Math.max(this.options.startTimeoutMs, 1000));
+    } catch (err) {
+      await consumer.close();
+      throw err;
+    }
+    return consumer;
+  }
+
+  queueArguments(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return this.options.quorumQueues ? { 'x-queue-type': 'quorum', ...extra } : extra;
+  }
+
+  outboxDepth(): number {
+    return this.outbox.depth();
+  }
+
+  health(): LaneHealth {
+    const base = { lane: 'events', driver: this.driver };
+    if (this.state === 'closed') return { ...base, ok: false, detail: 'closed' };
+    const depth = this.outbox.depth();
+    if (depth >= this.outbox.limit) return { ...base, ok: false, detail: `outbox full (${depth}/${this.outbox.limit})` };
+    if (this.blockedReason !== undefined) return { ...base, ok: false, detail: `broker blocked publishing: ${this.blockedReason}; outbox ${depth}` };
+    if (!this.publishConnection.ready) {
+      return { ...base, ok: false, detail: `broker unreachable${this.lastError ? ` (${this.lastError})` : ''}; outbox ${depth}` };
+    }
+    return depth > 0 ? { ...base, ok: true, detail: `outbox ${depth}` } : { ...base, ok: true };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.state = 'closing';
+    // Consumers first: their in-flight handlers may still republish retries on the publish connection.
+    await Promise.all([...this.consumers].map((c) => c.close()));
+    const drained = await this.outbox.drain(this.options.closeTimeoutMs);
+    if (!drained) {
+      const rejected = this.outbox.stop();
+      // Never silent: every caller's publish rejects, and the count is logged.
+      this.logger?.error({ rejected, timeoutMs: this.options.closeTimeoutMs }, 'event log closed with unconfirmed events; their publishes were rejected');
+    }
+    this.outbox.stop();
+    await closeWithin(() => this.publisher.close(), 2000);
+    await closeWithin(() => this.publishConnection.close(), 2000, () => this.publishConnection.unsafeDestroy());
+    if (this.consumeConnection) {
+      const connection = this.consumeConnection;
+      await closeWithin(() => connection.close(), 2000, () => connection.unsafeDestroy());
+    }
+    this.state = 'closed';
+  }
+}
+
+/** Await `fn`, but no longer than `ms`; then run `fallback`. Errors are ignored: we are closing. */
+async function closeWithin(fn: () => Promise<void>, ms: number, fallback?: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    fn().then(
+      () => false,
+      () => false,
+    ),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) fallback?.();
+}
+
+function headerAttempt(msg: AsyncMessage): number {
+  const value: unknown = msg.headers?.[ATTEMPT_HEADER];
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : NaN;
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+function decodeBody(body: unknown): unknown {
+  // rabbitmq-client already parses `application/json` bodies; anything else arrives as a Buffer or string.
+  if (Buffer.isBuffer(body)) return JSON.parse(body.toString('utf8'));
+  if (typeof body === 'string') return JSON.parse(body);
+  return body;
+}
+
+class RabbitConsumer implements ConsumerHandle {
+  readonly queue: string;
+  onClosed: (() => void) | undefined;
+  private readonly brokerQueue: string;
+  private readonly dlq: string;
+  private readonly consumer: Consumer;
+  /** Republishes retries and dead letters, on the publish connection, with confirms. */
+  private readonly republisher: Publisher;
+  private closing: Promise<void> | undefined;
+  private readonly declarations: Array<{ queue: string; durable: boolean; arguments: Record<string, unknown> }>;
+
+  constructor(
+    private readonly log: RabbitEventLog,
+    consumeConnection: Connection,
+    private readonly publishConnection: Connection,
+    private readonly spec: NormalizedConsumerSpec,
+    private readonly handler: EventHandler,
+    private readonly logger: Logger | undefined,
+  ) {
+    this.queue = spec.queue;
+    this.brokerQueue = log.queueName(spec.queue);
+    this.dlq = log.deadLetterQueueName(spec.queue);
+    const workQueue = { queue: this.brokerQueue, durable: true, arguments: log.queueArguments() };
+    const sideQueues = [
+      { queue: this.dlq, durable: true, arguments: log.queueArguments() },
+      ...retryDelays(spec).map((delay) => ({
+        queue: log.retryQueueName(spec.queue, delay),
+        durable: true,
+        arguments: log.queueArguments({
+          'x-message-ttl': delay,
+          // Expired retries go back to the work queue through the default exchange.
+          'x-dead-letter-exchange': '',
+          'x-dead-letter-routing-key': this.brokerQueue,
+        }),
+      })),
+    ];
+    this.declarations = [workQueue, ...sideQueues];
+    this.republisher = publishConnection.createPublisher({
+      confirm: true,
+      // The work queue too: an expiring retry must find it even if it was deleted meanwhile.
+      queues: [workQueue, ...sideQueues],
+    });
+    this.consumer = consumeConnection.createConsumer(
+      {
+        queue: this.brokerQueue,
+        queueOptions: workQueue,
+        qos: { prefetchCount: spec.prefetch },
+        concurrency: spec.prefetch,
+        exchanges: [log.exchangeDeclaration()],
+        queueBindings: spec.bindings.map((routingKey) => ({ queue: this.brokerQueue, exchange: log.exchange, routingKey })),
+        // A failing republish throws: the original goes back to the queue (at least once, never lost).
+        requeue: true,
+        lazy: true,
+      },
+      (msg) => this.onMessage(msg),
+    );
+    this.consumer.on('error', (err: unknown) => this.logger?.warn({ err, queue: this.queue }, 'consumer error'));
+  }
+
+  /** Declare the side queues (so a bad argument fails here, loudly) and wait for the consumer to be ready. */
+  async open(timeoutMs: number): Promise<void> {
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.consumer.off('ready', onReady);
+        reject(new NerveError(ErrorCode.Unavailable, `consumer ${this.queue} not ready within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReady = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.consumer.once('ready', onReady);
+    });
+    // Side queues now, not at the first retry: a bad argument (say, a queue type change) fails here, loudly.
+    for (const declaration of this.declarations) await this.publishConnection.queueDeclare(declaration);
+    this.consumer.start();
+    await ready;
+  }
+
+  private async onMessage(msg: AsyncMessage): Promise<ConsumerStatus> {
+    const attempt = headerAttempt(msg);
+    let event: LifecycleEvent;
+    try {
+      event = parseEvent(decodeBody(msg.body));
+    } catch (err) {
+      await this.deadLetter(msg.body, attempt, 'invalid', err);
+      return ConsumerStatus.ACK;
+    }
+    let outcome: HandlerOutcome;
+    let failure: unknown;
+    try {
+      outcome = await this.handler(event, { attempt, queue: this.queue });
+      if (outcome !== 'ack' && outcome !== 'retry' && outcome !== 'dead_letter') outcome = 'retry';
+    } catch (err) {
+      failure = err;
+      outcome = 'retry';
+      this.logger?.warn({ err, queue: this.queue, event: event.id, attempt }, 'event handler failed');
+    }
+    if (outcome === 'ack') return ConsumerStatus.ACK;
+    if (outcome === 'retry' && attempt < this.spec.maxAttempts) {
+      const delay = retryDelay(this.spec, attempt);
+      await this.republisher.send(
+        {
+          exchange: '',
+          routingKey: this.log.retryQueueName(this.queue, delay),
+          durable: true,
+          contentType: 'application/json',
+          messageId: event.id,
+          type: event.type,
+          headers: { [ATTEMPT_HEADER]: attempt + 1 },
+        },
+        Buffer.from(JSON.stringify(event)),
+      );
+      return ConsumerStatus.ACK;
+    }
+    await this.deadLetter(event, attempt, outcome === 'dead_letter' ? 'dead_letter' : 'max_attempts', failure);
+    return ConsumerStatus.ACK;
+  }
+
+  private async deadLetter(body: unknown, attempt: number, reason: DeadLetterReason, error: unknown): Promise<void> {
+    const message = error instanceof Error ? error.message : error === undefined ? undefined : String(error);
+    this.logger?.error({ queue: this.queue, attempt, reason, error: message }, 'event dead-lettered');
+    const payload = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    await this.republisher.send(
+      {
+        exchange: '',
+        routingKey: this.dlq,
+        durable: true,
+        contentType: 'application/json',
+        headers: {
+          [ATTEMPT_HEADER]: attempt,
+          [REASON_HEADER]: reason,
+          'x-nerve-queue': this.queue,
+          ...(message === undefined ? {} : { [ERROR_HEADER]: message.slice(0, 500) }),
+        },
+      },
+      payload,
+    );
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Lets handlers in flight settle (ack or republish) before the channel closes.
+      await closeWithin(() => this.consumer.close(), 30_000);
+      await closeWithin(() => this.republisher.close(), 2000);
+      this.onClosed?.();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * One client connection: its socket, identity, rooms, limits and the
+ * ordered queue its requests run in. Sending goes through `deliver`, which
+ * applies the slow-consumer policy.
+ */
+import type { WebSocket } from 'ws';
+import type { Identity } from '../auth/authenticator.js';
+import type { RoomRight } from '../auth/grants.js';
+import type { Logger } from '../logger.js';
+import type { ServerFrame } from '../protocol/frames.js';
+import { encodeFrame } from '../protocol/codec.js';
+import { TokenBucket, WindowCounter } from './rate-limit.js';
+
+export type ConnectionState = 'handshake' | 'open' | 'closing' | 'closed';
+
+export type SendOutcome = 'sent' | 'dropped' | 'conflated' | 'slow' | 'closed';
+
+export interface ConnectionLimits {
+  ratePerSecond: number;
+  rateBurst: number;
+  sendBufferSoftBytes: number;
+  sendBufferHardBytes: number;
+}
+
+export class Connection {
+  state: ConnectionState = 'handshake';
+  identity: Identity | undefined;
+  /** Room ids (not channel names) this connection has joined. */
+  readonly rooms = new Set<string>();
+  /**
+   * Rooms whose `join` is in flight: live frames for them are held here
+   * until the join answer is sent, so history and live traffic meet with no
+   * gap and no duplicate (see Gateway.join).
+   */
+  readonly joining = new Map<string, string[]>();
+  /** Heartbeat: set by pong, cleared by each ping round. */
+  alive = true;
+  /** Requests run one after another, in arrival order. */
+  queue: Promise<void> = Promise.resolve();
+  pending = 0;
+  readonly bucket: TokenBucket;
+  readonly errorWindow = new WindowCounter(10_000);
+  /** Rights granted by join tokens, per room id; dropped when the room is left. */
+  readonly joinGrants = new Map<string, ReadonlySet<RoomRight>>();
+  /** Closes the connection with 4010 when its token expires (re-armed by `refresh`). */
+  expiryTimer: NodeJS.Timeout | undefined;
+  /** Counted in the gateway's per-user connection count (undone on close). */
+  countedUser = false;
+
+  constructor(
+    readonly id: string,
+    readonly socket: WebSocket,
+    readonly remoteAddress: string,
+    readonly log: Logger,
+    private readonly limits: ConnectionLimits,
+  ) {
+    this.bucket = new TokenBucket(limits.ratePerSecond, limits.rateBurst);
+  }
+
+  get user(): string {
+    return this.identity?.user ?? '';
+  }
+
+  get tenant(): string {
+    return this.identity?.tenant ?? '';
+  }
+
+  /** Send one answer frame (not droppable). */
+  send(frame: ServerFrame): SendOutcome {
+    return this.deliver(encodeFrame(frame), false);
+  }
+
+  /**
+   * Write already-encoded bytes. Droppable frames are skipped while the
+   * socket's send buffer is over the soft limit; any frame finding it over
+   * the hard limit marks the connection slow (the caller closes it).
+   */
+  deliver(payload: string | Buffer, droppable: boolean, conflateKey?: () => string | undefined): SendOutcome {
+    if (this.state === 'closing' || this.state === 'closed') return 'closed';
+    const buffered = this.socket.bufferedAmount;
+    if (buffered > this.limits.sendBufferHardBytes) return 'slow';
+    if (droppable && buffered > this.limits.sendBufferSoftBytes) {
+      // Latest wins: a keyed ephemeral message (cursor, typing) replaces the
+      // one still waiting for this socket instead of piling up behind it.
+      const key = conflateKey?.();
+      if (key === undefined) return 'dropped';
+      const replaced = this.conflated.has(key);
+      this.conflated.delete(key);
+      this.conflated.set(key, payload);
+      this.scheduleFlush();
+      return replaced ? 'dropped' : 'conflated';
+    }
+    // Held frames go first, so a fresher message never precedes an older one.
+    if (this.conflated.size > 0) this.flushHeld();
+    this.socket.send(payload, { binary: false });
+    return 'sent';
+  }
+
+  private flushHeld(): void {
+    for (const held of this.conflated.values()) this.socket.send(held, { binary: false });
+    this.conflated.clear();
+  }
+
+  /** Keyed ephemeral frames held while the socket is over the soft limit, latest per key. */
+  private readonly conflated = new Map<string, string | Buffer>();
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  private scheduleFlush(): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setInterval(() => {
+      if (this.state === 'closing' || this.state === 'closed') {
+        this.conflated.clear();
+      } else if (this.socket.bufferedAmount <= this.limits.sendBufferSoftBytes) {
+        this.flushHeld();
+      }
+      if (this.conflated.size === 0) {
+        clearInterval(this.flushTimer);
+        this.flushTimer = undefined;
+      }
+    }, 25);
+    this.flushTimer.unref();
+  }
+}

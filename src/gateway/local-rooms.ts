@@ -1,0 +1,56 @@
+/**
+ * Which local connections listen on which bus channel. A channel is a room
+ * channel (members of the room on this node) or a user channel (that user's
+ * connections on this node). `add` reports the first local listener and
+ * `remove` the last, which is when the gateway acquires and releases the
+ * channel on the bus.
+ */
+import type { RoomChatCursor } from './chat-gap.js';
+import type { Connection } from './connection.js';
+
+export interface ChannelTarget {
+  kind: 'room' | 'user';
+  tenant: string;
+  id: string;
+  connections: Set<Connection>;
+  /** Room channels: the last chat position delivered here, and gap recovery (src/gateway/chat-gap.ts). Dropped with the target. */
+  chat?: RoomChatCursor;
+}
+
+export class LocalRooms {
+  private readonly byChannel = new Map<string, ChannelTarget>();
+  private roomCount = 0;
+
+  /** Returns true when `conn` is the channel's first local listener. */
+  add(channel: string, kind: 'room' | 'user', tenant: string, id: string, conn: Connection): boolean {
+    let target = this.byChannel.get(channel);
+    const first = target === undefined;
+    if (!target) {
+      target = { kind, tenant, id, connections: new Set() };
+      this.byChannel.set(channel, target);
+      if (kind === 'room') this.roomCount += 1;
+    }
+    target.connections.add(conn);
+    return first;
+  }
+
+  /** Returns true when the channel has no local listener left. */
+  remove(channel: string, conn: Connection): boolean {
+    const target = this.byChannel.get(channel);
+    if (!target) return false;
+    target.connections.delete(conn);
+    if (target.connections.size > 0) return false;
+    this.byChannel.delete(channel);
+    if (target.kind === 'room') this.roomCount -= 1;
+    return true;
+  }
+
+  get(channel: string): ChannelTarget | undefined {
+    return this.byChannel.get(channel);
+  }
+
+  /** Rooms with at least one local member. */
+  rooms(): number {
+    return this.roomCount;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The replay seam: a per-room chat log with monotonic offsets and an epoch.
+ * Implementations: memory.ts; Redis Streams in a later issue.
+ *
+ * Contract (test/unit/history-conformance.ts):
+ * - `append` stores the message and publishes it on the room channel as one
+ *   atomic step, so offsets follow the order in which every node delivers.
+ *   (The memory log does both synchronously; a Redis log does XADD and
+ *   PUBLISH in one script.)
+ * - Offsets start at 1 and grow by one per stored message within an epoch.
+ *   The epoch changes whenever the log is lost or reset.
+ * - A `cmid` seen again for the same room and sender within the idempotency
+ *   window returns the original message with `duplicate: true`; nothing is
+ *   stored or published.
+ * - Reads are bounded by `limit`; nothing reads an unbounded range.
+ */
+import type { BusEnvelope } from '../bus/bus.js';
+import type { LaneHealth } from '../lanes.js';
+import type { ChatMessage, StreamPosition } from '../protocol/frames.js';
+
+export interface RoomRef {
+  tenant: string;
+  room: string;
+}
+
+/** What the gateway hands to `append`: everything but the position. */
+export type ChatDraft = Omit<ChatMessage, 'offset' | 'epoch'>;
+
+export interface AppendResult {
+  message: ChatMessage;
+  /** True when `cmid` matched an earlier message: nothing was stored or published. */
+  duplicate: boolean;
+}
+
+export interface RecentResult {
+  /** Oldest first. */
+  messages: ChatMessage[];
+  position: StreamPosition;
+}
+
+export interface RecoveryResult extends RecentResult {
+  /**
+   * True when `messages` are exactly those after the asked position (none
+   * missing). False when the position is from another epoch, in the future,
+   * trimmed away, or further back than the limit; `messages` are then the
+   * most recent ones, for a client that reloads.
+   */
+  recovered: boolean;
+}
+
+/** Publishes the stored message; called by `append` inside its atomic step. */
+export interface AppendTarget {
+  channel: string;
+  envelope(message: ChatMessage): BusEnvelope;
+}
+
+export interface History {
+  readonly driver: string;
+  start(): Promise<void>;
+  append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult>;
+  /** The newest `limit` messages. */
+  recent(room: RoomRef, limit: number): Promise<RecentResult>;
+  /** The messages after `position`, at most `limit`. */
+  since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult>;
+  health(): LaneHealth;
+  close(): Promise<void>;
+}

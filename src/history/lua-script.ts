@@ -1,0 +1,122 @@
+/**
+ * A Lua script run by SHA, loaded on demand: EVALSHA first, EVAL once when
+ * the server answers NOSCRIPT (a restart or SCRIPT FLUSH forgets scripts).
+ * Shared by the Redis history and presence drivers, with the connection
+ * they run scripts on (`scriptConnection`).
+ *
+ * Works on a standalone `Redis` and on a `Cluster` alike: ioredis routes
+ * EVALSHA / EVAL by the slot of the first key, and each master loads the
+ * script on its own first NOSCRIPT. On a cluster every key a script touches
+ * (and every shard channel it SPUBLISHes on) must hash to one slot; the
+ * drivers make sure of that with one hash tag per room.
+ */
+import { createHash } from 'node:crypto';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { ConfigError } from '../options.js';
+
+export type LuaArg = string | Buffer | number;
+
+export class LuaScript {
+  readonly sha: string;
+
+  constructor(
+    readonly name: string,
+    readonly source: string,
+  ) {
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      // NOSCRIPT is the one server reply we must branch on; Redis gives no code other than this prefix.
+      return await client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/** A Redis Cluster seed node. */
+export interface ClusterSeed {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where a script-running driver (history, presence) gets its connection.
+ * Exactly one of `url`, `nodes` and `client` is required.
+ */
+export interface ScriptConnectionOptions {
+  /** Standalone Redis URL; the driver opens and closes its own connection. */
+  url?: string | undefined;
+  /** Redis Cluster seed nodes; the driver opens and closes its own `Cluster` connection. */
+  nodes?: ClusterSeed[] | undefined;
+  /** A connection owned by the caller (not closed by the driver): a `Redis` or a `Cluster`. */
+  client?: Redis | Cluster | undefined;
+  /** Extra ioredis options for an owned connection (every cluster node): password, username, TLS... Default none. */
+  redisOptions?: RedisOptions | undefined;
+}
+
+/**
+ * Bounds one command on a cluster node. ioredis' cluster queue is off (see
+ * below) but a command sent to a master that just went silent would
+ * otherwise wait for the TCP timeout.
+ */
+const CLUSTER_COMMAND_TIMEOUT_MS = 5000;
+
+/**
+ * The connection of a script-running driver: the caller's `client`, or a new
+ * lazily connecting `Redis` (url) or `Cluster` (nodes) that the driver owns.
+ * Throws `ConfigError` at construction unless exactly one source is given.
+ */
+/**
+ * Settings of every script connection (history, presence, mailbox, sessions):
+ * - never resend a command after a reconnect: a script that ran but whose
+ *   reply was lost would run twice (a chat message stored twice, a mailbox
+ *   emptied twice); the caller gets an error and retries idempotently;
+ * - a command timeout, so a black-holed connection fails the request instead
+ *   of stalling the connection's queue for minutes;
+ * - TCP keepalive, so a dead peer is noticed.
+ */
+const SCRIPT_CONNECTION_DEFAULTS = {
+  maxRetriesPerRequest: 1,
+  autoResendUnfulfilledCommands: false,
+  commandTimeout: CLUSTER_COMMAND_TIMEOUT_MS,
+  keepAlive: 10_000,
+} as const;
+
+export function scriptConnection(options: ScriptConnectionOptions): { client: Redis | Cluster; owned: boolean } {
+  const given = [options.url, options.nodes, options.client].filter((value) => value !== undefined).length;
+  if (given !== 1) throw new ConfigError('url', 'exactly one of url, nodes and client', options.url);
+  if (options.client) return { client: options.client, owned: false };
+  if (options.nodes) {
+    if (options.nodes.length === 0) throw new ConfigError('nodes', 'at least one cluster seed node', '[]');
+    for (const node of options.nodes) {
+      if (!node.host || !Number.isInteger(node.port) || node.port < 1 || node.port > 65_535) {
+        throw new ConfigError('nodes', 'seed nodes as { host, port } with a port from 1 to 65535', `${node.host}:${node.port}`);
+      }
+    }
+    const client = new Cluster(options.nodes, {
+      lazyConnect: true,
+      // No cluster-level offline queue: while the cluster is down a call fails at once instead of hanging.
+      // (Node connections keep theirs: ioredis connects them lazily, on their first command.)
+      enableOfflineQueue: false,
+      clusterRetryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 10), 2000),
+      redisOptions: { ...SCRIPT_CONNECTION_DEFAULTS, ...options.redisOptions },
+    });
+    return { client, owned: true };
+  }
+  // No offline queue: while Redis is down a call fails at once instead of hanging.
+  const client = new Redis(options.url ?? '', { lazyConnect: true, enableOfflineQueue: false, ...SCRIPT_CONNECTION_DEFAULTS, ...options.redisOptions });
+  return { client, owned: true };
+}
+
+/** Close an owned connection: QUIT, or cut it when QUIT cannot be sent. */
+export async function closeScriptConnection(client: Redis | Cluster): Promise<void> {
+  try {
+    await client.quit();
+  } catch {
+    client.disconnect();
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The recovery rule, written once: given a room log's state and a client's
+ * position, may the client be given exactly the messages it missed?
+ *
+ * | client position                                   | recovered |
+ * |---------------------------------------------------|-----------|
+ * | offset 0 (any epoch), nothing trimmed, ≤ limit     | true      |
+ * | offset 0, the log has been trimmed or > limit      | false     |
+ * | epoch differs from the log's                       | false     |
+ * | offset > last offset (in the future)               | false     |
+ * | offset + 1 < oldest kept offset (trimmed away)     | false     |
+ * | more than `limit` messages missed                  | false     |
+ * | otherwise                                          | true      |
+ *
+ * Offset 0 means "I have seen nothing", so whatever the current log holds is
+ * exactly what the client missed, whichever epoch it last saw: a brand-new
+ * client and a client that joined an empty room both resume cleanly. Any
+ * other position is only meaningful within its own epoch.
+ *
+ * The Redis Streams driver runs the same rule inside its read script
+ * (src/history/redis-scripts.ts); the conformance suite checks both agree.
+ */
+import { randomBytes } from 'node:crypto';
+import type { StreamPosition } from '../protocol/frames.js';
+
+export interface LogState {
+  epoch: string;
+  /** Offset of the newest message ever stored in this epoch (0 = none). */
+  last: number;
+  /** Offset of the oldest message still kept; `last + 1` when none is kept. */
+  oldest: number;
+}
+
+export function canRecover(log: LogState, position: StreamPosition, limit: number): boolean {
+  if (position.offset === 0) return log.oldest <= 1 && log.last <= limit;
+  if (position.epoch !== log.epoch) return false;
+  if (position.offset > log.last) return false;
+  if (position.offset + 1 < log.oldest) return false;
+  return log.last - position.offset <= limit;
+}
+
+/** A caller's `limit` as a safe non-negative integer (NaN and negatives read as 0). */
+export function clampLimit(limit: number, max: number): number {
+  if (!Number.isFinite(limit) || limit <= 0) return 0;
+  return Math.min(Math.floor(limit), max);
+}
+
+/** A fresh epoch: 16 hex characters, so it is safe inside JSON and Lua patterns alike. */
+export function newEpoch(): string {
+  return randomBytes(8).toString('hex');
+}

@@ -1,0 +1,151 @@
+/**
+ * Lua for the Redis Streams history. Keys of one room share the hash tag
+ * `{tenant:room}`, so each script touches one cluster slot; the sharded
+ * append script SPUBLISHes on the room channel, which carries the same tag
+ * when the ChannelNamer has `hashTags` (project issue 3).
+ *
+ * Keys: KEYS[1] meta hash { epoch, last }, KEYS[2] the stream (entry id
+ * `0-<offset>`, field `m` = the stored ChatMessage JSON), KEYS[3] (append
+ * only, when the draft has a cmid) the idempotency key, whose value is
+ * `<expiresAt ms>|<message JSON>`.
+ *
+ * Offsets are the stream entry ids' sequence part, so "the messages after
+ * offset n" is one XRANGE from `0-(n+1)`, and the oldest kept offset is the
+ * first entry's id.
+ */
+import { LuaScript } from './lua-script.js';
+
+/** Shared by both scripts: load the epoch, creating a new log when there is none. */
+const ENSURE_LOG = `
+local meta, stream = KEYS[1], KEYS[2]
+local epoch = redis.call('HGET', meta, 'epoch')
+if not epoch then
+  -- A new epoch is a new log: drop any stream left over from the lost one,
+  -- or an XADD of 0-1 would be refused as older than its last id.
+  epoch = ARGV[1]
+  redis.call('DEL', stream)
+  redis.call('HSET', meta, 'epoch', epoch, 'last', 0)
+  redis.call('PEXPIRE', meta, ARGV[2])
+end
+local function fmt(n) return string.format('%d', n) end
+`;
+
+/** How the append script publishes: classic Pub/Sub, or sharded Pub/Sub on Redis Cluster (Redis 7+). */
+export type PublishCommand = 'PUBLISH' | 'SPUBLISH';
+
+export const PUBLISH_COMMANDS: readonly PublishCommand[] = ['PUBLISH', 'SPUBLISH'];
+
+/**
+ * ARGV: 1 new epoch candidate, 2 ttl ms, 3 offset token, 4 epoch token,
+ * 5 message template, 6 channel, 7 envelope template, 8 max messages,
+ * 9 trim mode (`~` or `=`), 10 now ms, 11 idempotency window ms.
+ *
+ * The templates are the message and the encoded envelope built in JS with
+ * placeholders: the offset as the JSON string `"<offset token>"` and the
+ * epoch as `<epoch token>` inside its string. The script replaces the
+ * quoted offset token — with however many backslashes escape its quotes, so
+ * a payload nested inside a JSON envelope works as well as the binary one —
+ * by the bare number, and the epoch token by the epoch. Tokens are random
+ * per append, so no user data can contain them.
+ *
+ * Returns { 1, original message JSON } for a duplicate, { 0, message JSON }
+ * once stored and published.
+ */
+function appendSource(publish: PublishCommand): string {
+  return `
+local idem = KEYS[3]
+local now = tonumber(ARGV[10])
+if idem then
+  local seen = redis.call('GET', idem)
+  if seen then
+    local sep = string.find(seen, '|', 1, true)
+    if sep and tonumber(string.sub(seen, 1, sep - 1)) > now then
+      return { 1, string.sub(seen, sep + 1) }
+    end
+  end
+end
+${ENSURE_LOG}
+local offset = redis.call('HINCRBY', meta, 'last', 1)
+local function fill(template)
+  local out = string.gsub(template, '\\\\*"' .. ARGV[3] .. '\\\\*"', fmt(offset))
+  out = string.gsub(out, ARGV[4], epoch)
+  return out
+end
+local message = fill(ARGV[5])
+local maxlen = tonumber(ARGV[8])
+if maxlen > 0 then
+  redis.call('XADD', stream, 'MAXLEN', ARGV[9], maxlen, '0-' .. fmt(offset), 'm', message)
+  redis.call('PEXPIRE', stream, ARGV[2])
+end
+redis.call('PEXPIRE', meta, ARGV[2])
+if idem then
+  local window = tonumber(ARGV[11])
+  redis.call('SET', idem, fmt(now + window) .. '|' .. message, 'PX', window)
+end
+-- Stored and published in one script: every node sees one order per room.
+-- SPUBLISH (sharded Pub/Sub): the channel must hash to the slot of KEYS,
+-- which ChannelNamer's hash tags guarantee.
+redis.call('${publish}', ARGV[6], fill(ARGV[7]))
+return { 0, message }
+`;
+}
+
+/**
+ * The append script for each publish command (two sources, so the command
+ * is part of the script text rather than an argument a caller could bend).
+ */
+export const appendScripts: Readonly<Record<PublishCommand, LuaScript>> = {
+  PUBLISH: new LuaScript('history.append', appendSource('PUBLISH')),
+  SPUBLISH: new LuaScript('history.append.sharded', appendSource('SPUBLISH')),
+};
+
+/** The classic Pub/Sub append script. */
+export const appendScript = appendScripts.PUBLISH;
+
+/**
+ * ARGV: 1 new epoch candidate, 2 ttl ms, 3 mode (`recent` | `since`),
+ * 4 limit, 5 position offset, 6 position epoch.
+ *
+ * The recovery rule mirrors canRecover in src/history/recovery.ts.
+ * Returns { recovered (0/1), epoch, last offset, message JSON... } oldest first.
+ */
+export const readScript = new LuaScript(
+  'history.read',
+  `
+${ENSURE_LOG}
+local last = tonumber(redis.call('HGET', meta, 'last'))
+local limit = tonumber(ARGV[4])
+local out = { 0, epoch, last }
+local function newest(n)
+  if n <= 0 then return end
+  local rows = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', n)
+  for i = #rows, 1, -1 do out[#out + 1] = rows[i][2][2] end
+end
+if ARGV[3] == 'recent' then
+  newest(limit)
+  return out
+end
+local oldest = last + 1
+local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+if first[1] then oldest = tonumber(string.match(first[1][1], '%-(%d+)$')) end
+local off = tonumber(ARGV[5])
+local ok
+if off == 0 then
+  ok = oldest <= 1 and last <= limit
+elseif ARGV[6] ~= epoch or off > last or off + 1 < oldest then
+  ok = false
+else
+  ok = last - off <= limit
+end
+if not ok then
+  newest(limit)
+  return out
+end
+out[1] = 1
+if last > off then
+  local rows = redis.call('XRANGE', stream, '0-' .. fmt(off + 1), '+', 'COUNT', limit)
+  for i = 1, #rows do out[#out + 1] = rows[i][2][2] end
+end
+return out
+`,
+);

@@ -1,0 +1,284 @@
+/**
+ * History on Redis Streams: one stream per room, stored and published by one
+ * Lua script (XADD then PUBLISH, or SPUBLISH on Redis Cluster), so every
+ * node delivers a room's messages in offset order. The published bytes are
+ * `encode(target.envelope(message))` with the stored message's offset and
+ * epoch filled in by the script; by default `encode` is the Redis bus codec
+ * (src/bus/envelope.ts), so the Redis bus decodes history publishes like its
+ * own.
+ *
+ * Keys, all under the room's hash tag (`hashTag` in src/bus/channels.ts):
+ *   {prefix}:{tenant}:room:{{tenant}:{room}}:history:meta    hash { epoch, last }
+ *   {prefix}:{tenant}:room:{{tenant}:{room}}:history:stream  entries `0-<offset>`, field `m`
+ *   {prefix}:{tenant}:room:{{tenant}:{room}}:history:idem:{from}:{cmid}
+ * (each component escaped as in src/bus/channels.ts). A room log with no
+ * append for `ttlMs` expires; its next use starts a new epoch.
+ *
+ * Deployments:
+ * - standalone Redis (`url`), `publishCommand: 'PUBLISH'`: RedisBus;
+ * - Redis Cluster (`nodes`, or a `Cluster` as `client`),
+ *   `publishCommand: 'SPUBLISH'`: ShardedRedisBus. A script may touch one
+ *   slot only, so the room channel must hash to the slot of the room's keys:
+ *   build the node's ChannelNamer with `hashTags: true` (project issue 3).
+ *   `append` refuses a channel of another slot with an `internal` error
+ *   instead of letting the cluster answer CROSSSLOT.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { BusEnvelope } from '../bus/bus.js';
+import { escapeComponent, hashTag } from '../bus/channels.js';
+import { encodeEnvelope } from '../bus/envelope.js';
+import { keySlot } from '../bus/redis-sharded.js';
+import type { LaneHealth } from '../lanes.js';
+import { ConfigError } from '../options.js';
+import { ErrorCode } from '../protocol/codes.js';
+import { NerveError } from '../protocol/errors.js';
+import type { ChatMessage, StreamPosition } from '../protocol/frames.js';
+import type {
+  AppendResult,
+  AppendTarget,
+  ChatDraft,
+  History,
+  RecentResult,
+  RecoveryResult,
+  RoomRef,
+} from './history.js';
+import { clampLimit, newEpoch } from './recovery.js';
+import { closeScriptConnection, scriptConnection, type ClusterSeed } from './lua-script.js';
+import { PUBLISH_COMMANDS, appendScripts, readScript, type PublishCommand } from './redis-scripts.js';
+
+/** Bounds of the rooms whose id starts with `prefix`. */
+export interface HistoryPolicy {
+  prefix: string;
+  /** Messages kept (MAXLEN); default: the history's `maxMessages`. */
+  maxMessages?: number;
+  /** Idle time after which the room log expires, ms; default: the history's `ttlMs`. */
+  ttlMs?: number;
+}
+
+export interface RedisStreamsHistoryOptions {
+  /** Standalone Redis URL; the history opens and closes its own connection. Exactly one of `url`, `nodes` and `client` is required. */
+  url?: string;
+  /** Redis Cluster seed nodes; the history opens and closes its own `Cluster` connection. */
+  nodes?: ClusterSeed[];
+  /** A connection owned by the caller (not closed by `close`): a `Redis` or a `Cluster`. */
+  client?: Redis | Cluster;
+  /** Extra ioredis options for an owned connection (every cluster node with `nodes`): password, TLS... Default none. */
+  redisOptions?: RedisOptions;
+  /**
+   * How the append script publishes on the room channel: `PUBLISH` (classic
+   * Pub/Sub, RedisBus) or `SPUBLISH` (sharded Pub/Sub, ShardedRedisBus;
+   * Redis 7+, and the channel must share the slot of the room's keys).
+   * Default `PUBLISH`.
+   */
+  publishCommand?: PublishCommand;
+  /** Key prefix, normally `ChannelNamer.prefix` (`{env}:{service}`). Must not contain `{` or `}`. Default `dev:nerve`. */
+  prefix?: string;
+  /** Messages kept per room (XADD MAXLEN). 0 keeps none (offsets still advance). Default 1000. */
+  maxMessages?: number;
+  /**
+   * Per room-name prefix bounds, overriding `maxMessages` and `ttlMs` for
+   * rooms whose id starts with `prefix` (the longest matching prefix wins).
+   * Default none.
+   */
+  policies?: HistoryPolicy[];
+  /**
+   * Trim with `MAXLEN ~` (true: cheap, Redis keeps a little more than
+   * `maxMessages`, up to one stream node) or `MAXLEN =` (false: exact).
+   * Default true.
+   */
+  approximateTrim?: boolean;
+  /** How long a repeated (room, sender, cmid) is recognised as a duplicate, ms. 0 disables. Default 120000. */
+  idempotencyWindowMs?: number;
+  /** Most messages `since` returns as a recovery. Default 1000. */
+  recoveryLimit?: number;
+  /** A room log with no append for this long expires, ms. Default 86400000 (24 h). */
+  ttlMs?: number;
+  /**
+   * Turns the envelope into the bytes PUBLISHed. Must keep the payload's
+   * text (escaped or not) so the script can fill in the offset and epoch.
+   * Default `encodeEnvelope` of the Redis bus.
+   */
+  encode?: (envelope: BusEnvelope) => Buffer | string;
+  /** Clock for the idempotency window, ms since epoch. Injected by tests. Default `Date.now`. */
+  now?: () => number;
+}
+
+function integer(setting: string, value: number, min: number): number {
+  if (!Number.isInteger(value) || value < min) throw new ConfigError(setting, `an integer ≥ ${min}`, value);
+  return value;
+}
+
+export class RedisStreamsHistory implements History {
+  readonly driver = 'redis-streams';
+  private readonly client: Redis | Cluster;
+  private readonly ownsClient: boolean;
+  private readonly publishCommand: PublishCommand;
+  private readonly prefix: string;
+  private readonly maxMessages: number;
+  private readonly trim: '~' | '=';
+  private readonly idempotencyWindowMs: number;
+  private readonly recoveryLimit: number;
+  private readonly ttlMs: number;
+  private readonly policies: HistoryPolicy[];
+  private readonly encode: (envelope: BusEnvelope) => Buffer | string;
+  private readonly now: () => number;
+  private state: 'idle' | 'running' | 'closed' = 'idle';
+  private lastError: string | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly onError = (error: Error): void => {
+    this.lastError = error.message;
+  };
+
+  constructor(options: RedisStreamsHistoryOptions) {
+    this.publishCommand = options.publishCommand ?? 'PUBLISH';
+    if (!PUBLISH_COMMANDS.includes(this.publishCommand)) {
+      throw new ConfigError('publishCommand', PUBLISH_COMMANDS.join(' or '), this.publishCommand);
+    }
+    this.prefix = options.prefix ?? 'dev:nerve';
+    if (/[{}]/.test(this.prefix) || this.prefix.length === 0) throw new ConfigError('prefix', 'a non-empty key prefix without { or }', this.prefix);
+    this.maxMessages = integer('maxMessages', options.maxMessages ?? 1000, 0);
+    this.trim = options.approximateTrim === false ? '=' : '~';
+    this.idempotencyWindowMs = integer('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
+    this.recoveryLimit = integer('recoveryLimit', options.recoveryLimit ?? 1000, 1);
+    this.ttlMs = integer('ttlMs', options.ttlMs ?? 86_400_000, 1);
+    // Longest prefix first, so the first match is the most specific.
+    this.policies = [...(options.policies ?? [])].sort((a, b) => b.prefix.length - a.prefix.length);
+    for (const policy of this.policies) {
+      if (policy.maxMessages !== undefined) integer('policies.maxMessages', policy.maxMessages, 0);
+      if (policy.ttlMs !== undefined) integer('policies.ttlMs', policy.ttlMs, 1);
+    }
+    this.encode = options.encode ?? encodeEnvelope;
+    this.now = options.now ?? Date.now;
+    // Last: nothing above may throw after a connection object exists.
+    const { client, owned } = scriptConnection(options);
+    this.client = client;
+    this.ownsClient = owned;
+    this.client.on('error', this.onError);
+  }
+
+  async start(): Promise<void> {
+    if (this.state === 'closed') throw new NerveError(ErrorCode.Unavailable, 'history is closed');
+    if (this.ownsClient && this.client.status === 'wait') {
+      try {
+        await this.client.connect();
+      } catch (error) {
+        throw new NerveError(ErrorCode.Unavailable, 'cannot connect to Redis for history', { cause: error });
+      }
+    }
+    this.state = 'running';
+  }
+
+  async append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult> {
+    this.assertRunning();
+    const offsetToken = randomBytes(16).toString('hex');
+    const epochToken = randomBytes(16).toString('hex');
+    // The offset placeholder is a string in the template; the script swaps the quoted token for a bare number.
+    const template = { ...draft, offset: offsetToken, epoch: epochToken } as unknown as ChatMessage;
+    const envelope = target.envelope(template);
+    for (const field of [envelope.id, envelope.origin, envelope.trace, envelope.except]) {
+      // Those fields may be length-prefixed on the wire: a substitution there would corrupt the envelope.
+      if (field !== undefined && (field.includes(offsetToken) || field.includes(epochToken))) {
+        throw new NerveError(ErrorCode.Internal, 'the envelope may carry the offset and epoch only inside its payload');
+      }
+    }
+    const keys = [this.key(room, 'meta'), this.key(room, 'stream')];
+    if (this.publishCommand === 'SPUBLISH' && keySlot(target.channel) !== keySlot(keys[0]!)) {
+      // The cluster would refuse the script (a script touches one slot); say why here.
+      throw new NerveError(
+        ErrorCode.Internal,
+        `channel ${target.channel} does not hash to the slot of room ${room.tenant}/${room.room}: SPUBLISH from the history script needs a ChannelNamer with hashTags`,
+      );
+    }
+    if (draft.cmid !== undefined && this.idempotencyWindowMs > 0) {
+      keys.push(this.key(room, `idem:${escapeComponent(draft.from)}:${escapeComponent(draft.cmid)}`));
+    }
+    const policy = this.policyFor(room);
+    const reply = await this.call(() =>
+      appendScripts[this.publishCommand].run(this.client, keys, [
+        newEpoch(),
+        policy.ttlMs,
+        offsetToken,
+        epochToken,
+        JSON.stringify(template),
+        target.channel,
+        this.encode(envelope),
+        policy.maxMessages,
+        this.trim,
+        this.now(),
+        this.idempotencyWindowMs,
+      ]),
+    );
+    if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== 'string') {
+      throw new NerveError(ErrorCode.Internal, 'unexpected reply from the history append script');
+    }
+    return { message: JSON.parse(reply[1]) as ChatMessage, duplicate: reply[0] === 1 };
+  }
+
+  async recent(room: RoomRef, limit: number): Promise<RecentResult> {
+    const { messages, position } = await this.read(room, 'recent', clampLimit(limit, Math.max(this.policyFor(room).maxMessages, 0)), { offset: 0, epoch: '' });
+    return { messages, position };
+  }
+
+  since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult> {
+    return this.read(room, 'since', clampLimit(limit, this.recoveryLimit), position);
+  }
+
+  health(): LaneHealth {
+    const base = { lane: 'history', driver: this.driver };
+    if (this.state !== 'running') return { ...base, ok: false, detail: `history is ${this.state}` };
+    if (this.client.status !== 'ready') return { ...base, ok: false, detail: `redis is ${this.client.status}${this.lastError ? `: ${this.lastError}` : ''}` };
+    return { ...base, ok: true };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.state = 'closed';
+      if (this.ownsClient) await closeScriptConnection(this.client);
+      this.client.off('error', this.onError);
+    })();
+    return this.closing;
+  }
+
+  /** The bounds that apply to `room`: its longest matching policy, else the defaults. */
+  policyFor(room: RoomRef): { maxMessages: number; ttlMs: number } {
+    const policy = this.policies.find((candidate) => room.room.startsWith(candidate.prefix));
+    return { maxMessages: policy?.maxMessages ?? this.maxMessages, ttlMs: policy?.ttlMs ?? this.ttlMs };
+  }
+
+  /** The room's key for `suffix`; tests use it to delete what they created. */
+  key(room: RoomRef, suffix: string): string {
+    return `${this.prefix}:${escapeComponent(room.tenant)}:room:${hashTag(room.tenant, room.room)}:history:${suffix}`;
+  }
+
+  private async read(room: RoomRef, mode: 'recent' | 'since', limit: number, position: StreamPosition): Promise<RecoveryResult> {
+    this.assertRunning();
+    const reply = await this.call(() =>
+      readScript.run(this.client, [this.key(room, 'meta'), this.key(room, 'stream')], [
+        newEpoch(),
+        this.policyFor(room).ttlMs,
+        mode,
+        limit,
+        position.offset,
+        position.epoch,
+      ]),
+    );
+    if (!Array.isArray(reply) || reply.length < 3 || typeof reply[1] !== 'string' || typeof reply[2] !== 'number') {
+      throw new NerveError(ErrorCode.Internal, 'unexpected reply from the history read script');
+    }
+    const messages = reply.slice(3).map((text) => JSON.parse(String(text)) as ChatMessage);
+    return { messages, position: { offset: reply[2], epoch: reply[1] }, recovered: reply[0] === 1 };
+  }
+
+  private assertRunning(): void {
+    if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, `history is ${this.state}`);
+  }
+
+  private async call<T>(command: () => Promise<T>): Promise<T> {
+    try {
+      return await command();
+    } catch (error) {
+      throw new NerveError(ErrorCode.Unavailable, 'history store unavailable', { cause: error });
+    }
+  }
+}

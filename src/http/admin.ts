@@ -1,0 +1,67 @@
+/**
+ * The admin JSON API behind the admin page (web/admin.html, project issue 8):
+ *
+ *   GET /api/admin/cluster   every node of the registry with its load, lanes
+ *                            and recent errors; this node's entry is fresh
+ *
+ * Bearer-authenticated like the server API, with a key that holds every
+ * scope (`--api-key`, compared in constant time by ApiKeyring); answers 404
+ * while no key is configured, as the server API does.
+ */
+import type { IncomingMessage } from 'node:http';
+import { API_SCOPES, type ApiKeyring } from '../auth/api-keys.js';
+import type { NodeRecord } from '../registry/registry.js';
+
+export interface ClusterView {
+  /** This node's id (the one answering). */
+  self: string;
+  /** Registry driver: `redis` (the cluster) or `memory` (this node only). */
+  registry: string;
+  /** Set when the registry could not be read: `nodes` then holds this node only. */
+  registryError?: string;
+  /** ms since epoch, this node's clock. */
+  now: number;
+  nodes: NodeRecord[];
+}
+
+export interface AdminDeps {
+  keyring: ApiKeyring;
+  cluster: () => Promise<ClusterView>;
+  /** Counts refusals by code (`nerve_errors_total{code="http_<code>"}`). */
+  onError: (code: string) => void;
+}
+
+type Json = (status: number, body: unknown, headers?: Record<string, string>) => void;
+
+/** Returns false when the path is not an admin API path. */
+export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url: URL, json: Json): Promise<boolean> {
+  if (!url.pathname.startsWith('/api/admin/')) return false;
+  const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+    deps.onError(code);
+    json(status, { code, message }, headers);
+  };
+  if (deps.keyring.size === 0) {
+    refuse(404, 'not_found', 'the admin API is off: set --api-key');
+    return true;
+  }
+  const header = request.headers.authorization ?? '';
+  const key = header.startsWith('Bearer ') ? deps.keyring.find(header.slice(7)) : undefined;
+  if (!key) {
+    refuse(401, 'unauthorized', 'missing or wrong API key', { 'www-authenticate': 'Bearer' });
+    return true;
+  }
+  if (!API_SCOPES.every((scope) => key.scopes.has(scope))) {
+    refuse(403, 'forbidden', 'the admin API needs a key with every scope (--api-key)');
+    return true;
+  }
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    refuse(405, 'method_not_allowed', 'use GET');
+    return true;
+  }
+  if (url.pathname === '/api/admin/cluster') {
+    json(200, await deps.cluster());
+    return true;
+  }
+  refuse(404, 'not_found', 'no such admin path');
+  return true;
+}

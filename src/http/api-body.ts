@@ -1,0 +1,91 @@
+/**
+ * Request bodies of the server API: read with a size cap, parsed as JSON,
+ * validated with zod. Every failure is an `ApiError` with an HTTP status and
+ * a stable code (docs/api.md); messages never echo the input.
+ */
+import type { IncomingMessage } from 'node:http';
+import { z } from 'zod';
+import { ROOM_RIGHTS } from '../auth/grants.js';
+import { USER_ID_PATTERN } from '../protocol/ids.js';
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Read a JSON body of at most `maxBytes`; 413 beyond it (the rest is not read), 415 for another content type. */
+export async function readJson(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/json') throw new ApiError(415, 'unsupported_media_type', 'send Content-Type: application/json');
+  const declared = Number(request.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) throw new ApiError(413, 'body_too_large', `bodies are at most ${maxBytes} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > maxBytes) throw new ApiError(413, 'body_too_large', `bodies are at most ${maxBytes} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new ApiError(400, 'bad_json', 'the body is not valid JSON');
+  }
+}
+
+/** Validate with `schema`; 400 `invalid_body` naming the first bad field's path (never its value). */
+export function validate<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue ? issue.path.map(String).join('.').slice(0, 80) : '';
+  throw new ApiError(400, 'invalid_body', path ? `invalid field: ${path}` : 'invalid body');
+}
+
+const userId = z.string().regex(USER_ID_PATTERN);
+const tenant = z.string().regex(/^[A-Za-z0-9._~-]{1,64}$/).optional();
+const data = z.unknown().refine((value) => value !== undefined, 'data is required');
+
+export const publishBody = z.object({
+  class: z.enum(['chat', 'ephemeral']).default('chat'),
+  data,
+  /** Sender stamped as `from`. Default `server`. */
+  from: userId.default('server'),
+  cmid: z.string().min(1).max(64).optional(),
+  key: z.string().min(1).max(64).optional(),
+  tenant,
+});
+
+export const signalBody = z.object({
+  kind: z.enum(['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom']),
+  data,
+  from: userId.default('server'),
+  tenant,
+});
+
+export const endRoomBody = z.object({
+  reason: z.string().max(200).default('ended'),
+  tenant,
+});
+
+export const joinTokenBody = z.object({
+  user: userId,
+  room: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/),
+  rights: z.array(z.enum(ROOM_RIGHTS)).max(ROOM_RIGHTS.length).optional(),
+  ttlSeconds: z.number().int().min(10).max(86_400 * 30).optional(),
+  tenant,
+});
+
+export const turnBody = z.object({
+  user: userId,
+  ttlSeconds: z.number().int().min(60).max(86_400 * 30).optional(),
+});
+

@@ -1,0 +1,236 @@
+/**
+ * The server HTTP API for backends (`/api/...`, docs/api.md), authenticated
+ * by scoped bearer API keys (src/auth/api-keys.ts). Every answer is JSON;
+ * every refusal is a status with `{code, message}`, counted
+ * (`nerve_errors_total{code="http_<code>"}`) and logged as one line.
+ *
+ *   POST /api/rooms/:room/messages   publish        publish into a room
+ *   GET  /api/rooms/:room/messages   history:read   stored chat (PostgreSQL)
+ *   GET  /api/rooms/:room/history    history:read   recent chat (History lane)
+ *   GET  /api/rooms/:room/presence   presence:read  members
+ *   POST /api/rooms/:room/end        rooms:end      end a room on every node
+ *   POST /api/users/:user/signal     signal         direct signal to a user
+ *   POST /api/tokens/join            tokens:mint    mint a join token
+ *   POST /api/turn                   turn:mint      mint TURN credentials
+ */
+import type { IncomingMessage } from 'node:http';
+import type pg from 'pg';
+import { API_SCOPES, ApiKeyring, type ApiScope } from '../auth/api-keys.js';
+import { mintJoinToken } from '../auth/jwt.js';
+import { turnCredential } from '../auth/turn.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { History } from '../history/history.js';
+import type { Logger } from '../logger.js';
+import { clip } from '../logger.js';
+import type { NodeOptions } from '../options.js';
+import type { Presence } from '../presence/presence.js';
+import { ErrorCode } from '../protocol/codes.js';
+import { isNerveError } from '../protocol/errors.js';
+import { isValidRoomId, isValidTenantId, isValidUserId } from '../protocol/ids.js';
+import { InvalidCursorError, readStoredMessages } from '../workers/chat-store.js';
+import { ApiError, endRoomBody, joinTokenBody, publishBody, readJson, signalBody, turnBody, validate } from './api-body.js';
+
+export interface ApiDeps {
+  /** Keys and their scopes: `apiKeys`, plus `apiKey` with every scope. */
+  keyring: ApiKeyring;
+  pool: pg.Pool | undefined;
+  schema: string;
+  defaultTenant: string;
+  /** Server actions (publish, signal, end a room); late-bound in tests. */
+  gateway: Pick<Gateway, 'serverPublish' | 'serverSignal' | 'endRoom'>;
+  history: Pick<History, 'recent'>;
+  presence: Pick<Presence, 'members'>;
+  options: Pick<
+    NodeOptions,
+    'authSecret' | 'authIssuer' | 'authAudience' | 'joinTokenTtlSeconds' | 'turnSecret' | 'turnUrls' | 'turnTtlSeconds' | 'limits'
+  >;
+  log: Logger;
+  /** Counts refusals by code. */
+  onError: (code: string) => void;
+}
+
+type Json = (status: number, body: unknown, headers?: Record<string, string>) => void;
+
+/** Build the keyring from `apiKey` (every scope) and `apiKeys`. */
+export function apiKeyring(options: Pick<NodeOptions, 'apiKey' | 'apiKeys'>): ApiKeyring {
+  return new ApiKeyring([...(options.apiKey ? [{ key: options.apiKey, scopes: [...API_SCOPES], name: 'api-key' }] : []), ...options.apiKeys]);
+}
+
+interface Route {
+  method: 'GET' | 'POST';
+  pattern: RegExp;
+  scope: ApiScope;
+  run: (deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
+}
+
+const ROOM = '([^/]+)';
+
+const ROUTES: Route[] = [
+  { method: 'POST', pattern: new RegExp(`^/api/rooms/${ROOM}/messages$`), scope: 'publish', run: publish },
+  { method: 'GET', pattern: new RegExp(`^/api/rooms/${ROOM}/messages$`), scope: 'history:read', run: storedMessages },
+  { method: 'GET', pattern: new RegExp(`^/api/rooms/${ROOM}/history$`), scope: 'history:read', run: recentHistory },
+  { method: 'GET', pattern: new RegExp(`^/api/rooms/${ROOM}/presence$`), scope: 'presence:read', run: presence },
+  { method: 'POST', pattern: new RegExp(`^/api/rooms/${ROOM}/end$`), scope: 'rooms:end', run: endRoom },
+  { method: 'POST', pattern: new RegExp(`^/api/users/${ROOM}/signal$`), scope: 'signal', run: signal },
+  { method: 'POST', pattern: /^\/api\/tokens\/join$/, scope: 'tokens:mint', run: mintJoin },
+  { method: 'POST', pattern: /^\/api\/turn$/, scope: 'turn:mint', run: mintTurn },
+];
+
+/** Returns false when the path is not an API path. */
+export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: URL, json: Json): Promise<boolean> {
+  if (!url.pathname.startsWith('/api/')) return false;
+  const fail = (error: ApiError) => {
+    deps.onError(error.code);
+    deps.log.info({ status: error.status, code: error.code, method: request.method, path: clip(url.pathname) }, 'api request refused');
+    const headers: Record<string, string> =
+      typeof error.extra.retryAfterMs === 'number' ? { 'retry-after': String(Math.ceil(error.extra.retryAfterMs / 1000)) } : {};
+    json(error.status, { code: error.code, message: error.message, ...error.extra }, headers);
+  };
+  try {
+    if (deps.keyring.size === 0) throw new ApiError(404, 'not_found', 'the server API is off: set an API key');
+    const header = request.headers.authorization ?? '';
+    const presented = header.startsWith('Bearer ') ? header.slice(7) : '';
+    const key = presented ? deps.keyring.find(presented) : undefined;
+    if (!key) throw new ApiError(401, 'unauthorized', 'missing or wrong API key');
+    const matching = ROUTES.filter((route) => route.pattern.test(url.pathname));
+    if (matching.length === 0) throw new ApiError(404, 'not_found', 'no such API path');
+    const route = matching.find((candidate) => candidate.method === request.method || (candidate.method === 'GET' && request.method === 'HEAD'));
+    if (!route) throw new ApiError(405, 'method_not_allowed', `use ${matching.map((candidate) => candidate.method).join(' or ')}`);
+    if (!key.scopes.has(route.scope)) throw new ApiError(403, 'forbidden', `this key lacks the \`${route.scope}\` scope`);
+    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((param) => {
+      try {
+        return decodeURIComponent(param);
+      } catch {
+        throw new ApiError(400, 'invalid_path', 'malformed percent-encoding in the path');
+      }
+    });
+    const [status, body] = await route.run(deps, request, url, params);
+    json(status, body);
+  } catch (error) {
+    if (error instanceof ApiError) fail(error);
+    else if (isNerveError(error)) fail(fromNerveError(error));
+    else {
+      deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'api request failed');
+      fail(new ApiError(500, 'internal', 'internal error'));
+    }
+  }
+  return true;
+}
+
+function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined }): ApiError {
+  switch (error.code) {
+    case ErrorCode.RateLimited:
+      return new ApiError(429, error.code, error.message, error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs });
+    case ErrorCode.BusUnavailable:
+    case ErrorCode.Unavailable:
+      return new ApiError(503, error.code, error.message);
+    default:
+      return new ApiError(400, error.code, error.message);
+  }
+}
+
+function room(params: string[]): string {
+  const value = params[0] ?? '';
+  if (!isValidRoomId(value)) throw new ApiError(400, 'invalid_room', 'room ids are 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+  return value;
+}
+
+function tenantOf(deps: ApiDeps, value: string | null | undefined): string {
+  const tenant = value ?? deps.defaultTenant;
+  if (!isValidTenantId(tenant)) throw new ApiError(400, 'invalid_tenant', 'tenant ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -');
+  return tenant;
+}
+
+function limitOf(url: URL, fallback: number, max: number): number {
+  const text = url.searchParams.get('limit');
+  const limit = text === null ? fallback : Number(text);
+  if (!Number.isInteger(limit) || limit < 1 || limit > max) throw new ApiError(400, 'invalid_limit', `limit is an integer from 1 to ${max}`);
+  return limit;
+}
+
+/** Body cap: a message's data must fit a WebSocket frame anyway. */
+const bodyCap = (deps: ApiDeps): number => deps.options.limits.maxFrameBytes;
+
+async function publish(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const target = room(params);
+  const body = validate(publishBody, await readJson(request, bodyCap(deps)));
+  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const ack = await deps.gateway.serverPublish({ tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
+  return [200, { room: target, ...ack }];
+}
+
+async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const target = room(params);
+  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const limit = limitOf(url, 50, 200);
+  if (!deps.pool) throw new ApiError(503, 'unavailable', 'stored history needs a PostgreSQL URL');
+  const before = url.searchParams.get('before');
+  try {
+    return [200, await readStoredMessages(deps.pool, deps.schema, tenant, target, { limit, ...(before === null ? {} : { before }) })];
+  } catch (error) {
+    if (error instanceof InvalidCursorError) throw new ApiError(400, 'invalid_cursor', 'invalid `before` cursor');
+    throw new ApiError(503, 'unavailable', 'stored history is unavailable');
+  }
+}
+
+async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const target = room(params);
+  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const limit = limitOf(url, 50, 1000);
+  const recent = await deps.history.recent({ tenant, room: target }, limit).catch(() => {
+    throw new ApiError(503, 'unavailable', 'the history lane is unavailable');
+  });
+  return [200, { room: target, messages: recent.messages, position: recent.position }];
+}
+
+async function presence(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const target = room(params);
+  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const members = await deps.presence.members({ tenant, room: target }).catch(() => {
+    throw new ApiError(503, 'unavailable', 'the presence lane is unavailable');
+  });
+  return [200, { room: target, members }];
+}
+
+async function endRoom(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const target = room(params);
+  const body = validate(endRoomBody, await readJson(request, 4096));
+  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const nodes = await deps.gateway.endRoom(tenant, target, body.reason);
+  return [200, { room: target, nodes }];
+}
+
+async function signal(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+  const to = params[0] ?? '';
+  if (!isValidUserId(to)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
+  const body = validate(signalBody, await readJson(request, bodyCap(deps)));
+  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const result = await deps.gateway.serverSignal({ tenant, to, kind: body.kind, data: body.data, from: body.from });
+  if (!result.delivered && !result.queued) throw new ApiError(404, 'peer_offline', 'that user is not connected');
+  return [200, result];
+}
+
+async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL): Promise<[number, unknown]> {
+  const body = validate(joinTokenBody, await readJson(request, 4096));
+  const secret = deps.options.authSecret;
+  if (!secret) throw new ApiError(501, 'not_configured', 'minting join tokens needs --auth-secret');
+  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const minted = await mintJoinToken({
+    secret,
+    user: body.user,
+    tenant,
+    room: body.room,
+    rights: body.rights,
+    ttlSeconds: body.ttlSeconds ?? deps.options.joinTokenTtlSeconds,
+    issuer: deps.options.authIssuer,
+    audience: deps.options.authAudience,
+  });
+  return [200, { ...minted, user: body.user, room: body.room, tenant }];
+}
+
+async function mintTurn(deps: ApiDeps, request: IncomingMessage): Promise<[number, unknown]> {
+  const body = validate(turnBody, await readJson(request, 4096));
+  const { turnSecret, turnUrls, turnTtlSeconds } = deps.options;
+  if (!turnSecret) throw new ApiError(501, 'not_configured', 'minting TURN credentials needs --turn-secret and --turn-urls');
+  return [200, turnCredential({ secret: turnSecret, urls: turnUrls, ttlSeconds: body.ttlSeconds ?? turnTtlSeconds }, body.user)];
+}

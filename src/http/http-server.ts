@@ -1,0 +1,167 @@
+/**
+ * HTTP side of a node: liveness, readiness, metrics, the demo page and the
+ * SDK bundle. Upgrades are handed to the gateway.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { extname, join, normalize, sep } from 'node:path';
+import type { Gateway } from '../gateway/gateway.js';
+import type { LaneHealth } from '../lanes.js';
+import type { NodeMetrics } from '../metrics.js';
+import { CLIENT_BUNDLE, WEB_ROOT } from '../paths.js';
+import { handleApi, type ApiDeps } from './api.js';
+import { handleAdmin, type AdminDeps } from './admin.js';
+
+/** The admin page's static files (web/), served whether or not the demo is on; its data needs the API key. */
+const ADMIN_FILES: Record<string, string> = { '/admin': 'admin.html', '/admin/': 'admin.html', '/admin.js': 'admin.js', '/admin.css': 'admin.css' };
+
+export interface HttpDeps {
+  gateway: Gateway;
+  metrics: NodeMetrics;
+  nodeId: string;
+  lanes: () => LaneHealth[];
+  demo: boolean;
+  api: ApiDeps;
+  /** The admin JSON API (`/api/admin/...`, src/http/admin.ts); absent: those paths fall through to the server API. */
+  admin?: AdminDeps;
+  /** Time a new TCP connection has to send complete request headers, ms (slowloris). */
+  headersTimeoutMs: number;
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.map': 'application/json; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+export function createHttpServer(deps: HttpDeps): Server {
+  // Node checks headersTimeout on this interval; keep it a fraction of the timeout.
+  const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(deps.headersTimeoutMs / 4)));
+  const server = createServer({ connectionsCheckingInterval }, (request, response) => {
+    handle(deps, request, response).catch((error: unknown) => {
+      if (!response.headersSent) json(response, 500, { code: 'internal', message: 'internal error' });
+      else response.destroy(error as Error);
+    });
+  });
+  server.on('upgrade', (request, socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    deps.gateway.handleUpgrade(request, socket, head);
+  });
+  // Slowloris: a client must send its headers promptly. headersTimeout
+  // covers requests on a live HTTP connection; the socket-level deadline
+  // below also cuts a TCP connection that never completes its first
+  // request or upgrade (ws disarms socket timeouts once upgraded).
+  server.headersTimeout = deps.headersTimeoutMs;
+  server.requestTimeout = Math.max(30_000, deps.headersTimeoutMs);
+  server.on('connection', (socket) => {
+    const deadline = setTimeout(() => {
+      deps.metrics.upgradesRejected.inc({ reason: 'headers_timeout' });
+      socket.destroy();
+    }, deps.headersTimeoutMs);
+    deadline.unref();
+    const disarm = () => clearTimeout(deadline);
+    // The first byte of a parsed request (or upgrade) ends the deadline; so does close.
+    socket.once('close', disarm);
+    pendingDeadlines.set(socket, disarm);
+  });
+  const disarmFor = (request: IncomingMessage) => {
+    pendingDeadlines.get(request.socket)?.();
+    pendingDeadlines.delete(request.socket);
+  };
+  server.prependListener('request', (request: IncomingMessage) => disarmFor(request));
+  server.prependListener('upgrade', (request: IncomingMessage) => disarmFor(request));
+  return server;
+}
+
+/** Sockets still inside their first-request deadline, and how to disarm it. */
+const pendingDeadlines = new WeakMap<object, () => void>();
+
+function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  response.end(text);
+}
+
+async function handle(deps: HttpDeps, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  const url = new URL(request.url ?? '/', 'http://localhost');
+  const path = url.pathname;
+  if (deps.admin && (await handleAdmin(deps.admin, request, url, (status, body, headers) => json(response, status, body, headers)))) return;
+  if (await handleApi(deps.api, request, url, (status, body, headers) => json(response, status, body, headers))) return;
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    deps.metrics.errors.inc({ code: 'http_method_not_allowed' });
+    json(response, 405, { code: 'method_not_allowed', message: 'only GET and HEAD' });
+    return;
+  }
+  if (path === '/healthz') {
+    json(response, 200, { status: 'ok', node: deps.nodeId });
+    return;
+  }
+  if (path === '/readyz') {
+    const lanes = deps.lanes();
+    for (const lane of lanes) deps.metrics.laneUp.set({ lane: lane.lane, driver: lane.driver }, lane.ok ? 1 : 0);
+    const draining = deps.gateway.state !== 'running';
+    const degraded = lanes.filter((lane) => !lane.ok);
+    const status = draining ? 'draining' : degraded.length > 0 ? 'degraded' : 'ready';
+    json(response, status === 'ready' ? 200 : 503, {
+      status,
+      node: deps.nodeId,
+      ...(degraded.length > 0 ? { reason: degraded.map((lane) => `${lane.lane}: ${lane.detail ?? 'down'}`).join('; ') } : {}),
+      lanes,
+      connections: deps.gateway.connectionCount(),
+    });
+    return;
+  }
+  if (path === '/metrics') {
+    for (const lane of deps.lanes()) deps.metrics.laneUp.set({ lane: lane.lane, driver: lane.driver }, lane.ok ? 1 : 0);
+    const body = await deps.metrics.registry.metrics();
+    response.writeHead(200, { 'content-type': deps.metrics.registry.contentType });
+    response.end(body);
+    return;
+  }
+  const adminFile = ADMIN_FILES[path];
+  if (adminFile) {
+    await sendFile(response, join(WEB_ROOT, adminFile));
+    return;
+  }
+  if (path === '/nerve-client.js' || path === '/nerve-client.js.map') {
+    await sendFile(response, path.endsWith('.map') ? `${CLIENT_BUNDLE}.map` : CLIENT_BUNDLE);
+    return;
+  }
+  if (deps.demo) {
+    const relative = path === '/' ? 'index.html' : decodeURIComponent(path.slice(1));
+    const file = normalize(join(WEB_ROOT, relative));
+    // No path may leave the web root.
+    if (file.startsWith(WEB_ROOT + sep)) {
+      await sendFile(response, file);
+      return;
+    }
+  }
+  json(response, 404, { code: 'not_found', message: 'no such path' });
+}
+
+async function sendFile(response: ServerResponse, file: string): Promise<void> {
+  const info = await stat(file).catch(() => undefined);
+  if (!info?.isFile()) {
+    json(response, 404, { code: 'not_found', message: 'no such file' });
+    return;
+  }
+  response.writeHead(200, {
+    'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream',
+    'content-length': info.size,
+    'cache-control': 'no-cache',
+    'x-content-type-options': 'nosniff',
+  });
+  createReadStream(file).pipe(response);
+}

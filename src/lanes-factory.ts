@@ -1,0 +1,143 @@
+/**
+ * Builds the lanes a node runs on from its options: in-memory everything by
+ * default; Redis (hot lane, replay, presence) when `redisUrl` is set;
+ * RabbitMQ (cold lane) when `amqpUrl` is set. The signal mailbox follows
+ * Redis (shared) or memory, and is absent when `mailboxTtlMs` is 0. Room
+ * sessions follow Redis (one session per room across the cluster) or memory.
+ */
+import type { RedisOptions } from 'ioredis';
+import type { Bus } from './bus/bus.js';
+import type { ChannelNamer } from './bus/channels.js';
+import { MemoryBus } from './bus/memory.js';
+import { createRedisBus } from './bus/redis.js';
+import type { EventLog } from './events/event-log.js';
+import { MemoryEventLog } from './events/memory.js';
+import { RabbitEventLog } from './events/rabbitmq.js';
+import type { History, RoomRef } from './history/history.js';
+import { MemoryHistory } from './history/memory.js';
+import { RedisStreamsHistory } from './history/redis-streams.js';
+import type { Logger } from './logger.js';
+import type { Mailbox } from './mailbox/mailbox.js';
+import { MemoryMailbox } from './mailbox/memory.js';
+import { RedisMailbox } from './mailbox/redis.js';
+import type { NodeOptions } from './options.js';
+import type { Presence } from './presence/presence.js';
+import { MemoryPresence } from './presence/memory.js';
+import { RedisPresence, type PresenceExpiry, type PresenceRejoin } from './presence/redis.js';
+import { MemoryRoomSessions } from './sessions/memory.js';
+import { RedisRoomSessions } from './sessions/redis.js';
+import type { RoomSessions } from './sessions/sessions.js';
+
+export interface Lanes {
+  bus: Bus;
+  history: History;
+  presence: Presence;
+  events: EventLog;
+  /** Signal mailbox for users who reconnect within seconds; undefined when disabled. */
+  mailbox: Mailbox | undefined;
+  /** Room sessions behind the `session` of lifecycle events and `room.ended` (docs/events.md). */
+  sessions: RoomSessions;
+}
+
+/** Lanes supplied by the caller (tests, embedding) instead of built from options. */
+export type LaneOverrides = Partial<Lanes>;
+
+export interface LaneContext {
+  namer: ChannelNamer;
+  log: Logger;
+  /** Told when presence entries of a dead node expired (Redis presence). */
+  onPresenceExpired: (room: RoomRef, expiry: PresenceExpiry) => void;
+  /** Told when this node's presence entries that had expired (it was cut off or stalled) were added back (Redis presence). */
+  onPresenceRestored: (room: RoomRef, rejoin: PresenceRejoin) => void;
+}
+
+/**
+ * Where history and presence connect: the URL itself in Pub/Sub mode; in
+ * sharded mode the URL's host and port as the cluster seed, with its
+ * credentials and TLS applied to every cluster node.
+ */
+export function redisStoreConnection(
+  redisUrl: string,
+  sharded: boolean,
+): { url: string } | { nodes: Array<{ host: string; port: number }>; redisOptions: RedisOptions } {
+  if (!sharded) return { url: redisUrl };
+  const parsed = new URL(redisUrl);
+  const redisOptions: RedisOptions = {};
+  if (parsed.username) redisOptions.username = decodeURIComponent(parsed.username);
+  if (parsed.password) redisOptions.password = decodeURIComponent(parsed.password);
+  if (parsed.protocol === 'rediss:') redisOptions.tls = {};
+  // A cluster has one keyspace (database 0): a /db path in the URL does not apply.
+  return { nodes: [{ host: parsed.hostname, port: Number(parsed.port || 6379) }], redisOptions };
+}
+
+export function createLanes(options: NodeOptions, context: LaneContext, overrides: LaneOverrides = {}): Lanes {
+  const redisUrl = options.redisUrl;
+  const sharded = options.redisMode === 'sharded';
+  if (redisUrl && sharded && !context.namer.hashTags) {
+    // The history script SPUBLISHes on the room channel; without the tag it lies in another slot.
+    throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
+  }
+  const store = redisUrl ? redisStoreConnection(redisUrl, sharded) : undefined;
+  const bus =
+    overrides.bus ??
+    (redisUrl
+      ? createRedisBus({
+          url: redisUrl,
+          sharded,
+          nodeId: options.nodeId,
+          namer: context.namer,
+          logger: context.log.child({ lane: 'bus' }),
+        })
+      : new MemoryBus());
+  const history =
+    overrides.history ??
+    (store
+      ? new RedisStreamsHistory({
+          ...store,
+          publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
+          prefix: context.namer.prefix,
+          maxMessages: options.limits.historySize,
+          ttlMs: options.historyTtlMs,
+          policies: options.historyPolicies,
+          idempotencyWindowMs: options.limits.idempotencyWindowMs,
+          recoveryLimit: options.limits.recoveryLimit,
+        })
+      : new MemoryHistory({
+          bus,
+          maxMessages: options.limits.historySize,
+          idempotencyWindowMs: options.limits.idempotencyWindowMs,
+          recoveryLimit: options.limits.recoveryLimit,
+        }));
+  const presence =
+    overrides.presence ??
+    (store
+      ? new RedisPresence({
+          ...store,
+          prefix: context.namer.prefix,
+          ttlMs: options.presenceTtlMs,
+          onExpire: context.onPresenceExpired,
+          onRejoin: context.onPresenceRestored,
+        })
+      : new MemoryPresence());
+  const events =
+    overrides.events ??
+    (options.amqpUrl
+      ? new RabbitEventLog({
+          url: options.amqpUrl,
+          env: options.env,
+          service: options.service,
+          logger: context.log.child({ lane: 'events' }),
+        })
+      : new MemoryEventLog());
+  const mailbox =
+    'mailbox' in overrides
+      ? overrides.mailbox
+      : options.mailboxTtlMs === 0
+        ? undefined
+        : store
+          ? new RedisMailbox({ ...store, prefix: context.namer.prefix, ttlMs: options.mailboxTtlMs })
+          : new MemoryMailbox({ ttlMs: options.mailboxTtlMs });
+  const sessions =
+    overrides.sessions ?? (store ? new RedisRoomSessions({ ...store, prefix: context.namer.prefix }) : new MemoryRoomSessions());
+  return { bus, history, presence, events, mailbox, sessions };
+}

@@ -1,0 +1,249 @@
+/**
+ * The composition root: one nerve node. Builds the lanes, the gateway and
+ * the HTTP server, starts them in order and stops them in the one shutdown
+ * order (stop accepting → drain clients with a reason → close lanes → close
+ * HTTP).
+ */
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import type { Server } from 'node:http';
+import type { Authenticator } from './auth/authenticator.js';
+import { DevAuthenticator } from './auth/dev.js';
+import { JwtAuthenticator } from './auth/jwt.js';
+import { ChannelNamer } from './bus/channels.js';
+import { Gateway } from './gateway/gateway.js';
+import { createHttpServer } from './http/http-server.js';
+import { apiKeyring } from './http/api.js';
+import type { LaneHealth } from './lanes.js';
+import { createLanes, type LaneOverrides, type Lanes } from './lanes-factory.js';
+import { createLogger, type Logger } from './logger.js';
+import { NodeMetrics } from './metrics.js';
+import { normalizeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { handleAdminCluster } from './http/admin-cluster.js';
+import { DeliverySampler, InstrumentedEventLog } from './instrument.js';
+import { RegistryHeartbeat } from './registry/heartbeat.js';
+import { MemoryNodeRegistry } from './registry/memory.js';
+import { RedisNodeRegistry } from './registry/redis.js';
+import type { NodeRegistry } from './registry/registry.js';
+import { NodeSnapshot } from './registry/snapshot.js';
+import { NERVE_VERSION } from './version.js';
+import type { RedisBusStats } from './bus/redis-core.js';
+import { redisStoreConnection } from './lanes-factory.js';
+
+export type NodeState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface NerveNodeDeps {
+  /** Replace lanes built from options (tests, embedding). */
+  lanes?: LaneOverrides;
+  authenticator?: Authenticator;
+  logger?: Logger;
+}
+
+export class NerveNode {
+  readonly options: NodeOptions;
+  readonly log: Logger;
+  readonly metrics: NodeMetrics;
+  readonly lanes: Lanes;
+  readonly gateway: Gateway;
+  readonly authenticator: Authenticator;
+  private readonly http: Server;
+  /** Reads stored chat history for the server API; only when a PostgreSQL URL is set. */
+  private readonly pool: pg.Pool | undefined;
+  private state: NodeState = 'idle';
+  private stopping: Promise<void> | undefined;
+  /** Who is in the cluster (Redis when `redisUrl` is set, else this node alone); `nerve status` and /admin read it. */
+  readonly registry: NodeRegistry;
+  private readonly heartbeat: RegistryHeartbeat;
+  private readonly snapshot: NodeSnapshot;
+  private readonly timedEvents: InstrumentedEventLog;
+  private readonly sampler: DeliverySampler;
+  private readonly startedAt = Date.now();
+
+  constructor(input: NodeOptionsInput = {}, deps: NerveNodeDeps = {}) {
+    this.options = normalizeOptions(input);
+    this.log = deps.logger ?? createLogger(this.options.logLevel, { node: this.options.nodeId });
+    this.metrics = new NodeMetrics({ nodeId: this.options.nodeId, version: NERVE_VERSION });
+    this.sampler = new DeliverySampler(this.metrics);
+    if (this.options.postgresUrl) {
+      this.pool = new pg.Pool({ connectionString: this.options.postgresUrl, max: 4 });
+      this.pool.on('error', (error) => this.log.warn({ err: error.message }, 'postgres pool error'));
+    }
+    // Sharded Pub/Sub: room channels carry the hash tag of their history keys (src/bus/channels.ts).
+    const namer = new ChannelNamer({ env: this.options.env, service: this.options.service, hashTags: this.options.redisMode === 'sharded' });
+    const lanes = createLanes(
+      this.options,
+      {
+        namer,
+        log: this.log,
+        // Late-bound: the gateway is built after the lanes it uses.
+        onPresenceExpired: (room, expiry) => this.gateway.onPresenceExpired(room, expiry),
+        onPresenceRestored: (room, rejoin) => this.gateway.onPresenceRestored(room, rejoin),
+      },
+      deps.lanes,
+    );
+    // Broker confirm latency (nerve_event_publish_seconds) is timed around the cold lane, not inside it.
+    this.timedEvents = new InstrumentedEventLog(lanes.events, this.metrics);
+    this.lanes = { ...lanes, events: this.timedEvents };
+    const busWithStats = this.lanes.bus as { stats?: () => RedisBusStats };
+    const stats = busWithStats.stats;
+    if (typeof stats === 'function') this.metrics.sources.busStats = () => stats.call(busWithStats);
+    this.metrics.sources.outboxDepth = () => this.lanes.events.outboxDepth();
+    const sharded = this.options.redisMode === 'sharded';
+    this.registry = this.options.redisUrl
+      ? new RedisNodeRegistry({ ...redisStoreConnection(this.options.redisUrl, sharded), prefix: namer.prefix })
+      : new MemoryNodeRegistry();
+    this.authenticator =
+      deps.authenticator ??
+      (this.options.authSecret || this.options.authPublicKey || this.options.authJwksUrl
+        ? new JwtAuthenticator({
+            secret: this.options.authSecret,
+            publicKey: this.options.authPublicKey,
+            jwksUrl: this.options.authJwksUrl,
+            algorithms: this.options.authAlgorithms,
+            audience: this.options.authAudience,
+            issuer: this.options.authIssuer,
+            grantsRequired: this.options.authGrantsRequired,
+            defaultTenant: this.options.defaultTenant,
+          })
+        : new DevAuthenticator(this.options.defaultTenant));
+    this.gateway = new Gateway({
+      options: this.options,
+      ...this.lanes,
+      authenticator: this.authenticator,
+      namer,
+      metrics: this.metrics,
+      log: this.log,
+    });
+    this.http = createHttpServer({
+      gateway: this.gateway,
+      metrics: this.metrics,
+      nodeId: this.options.nodeId,
+      lanes: () => this.health(),
+      demo: this.options.demo,
+      headersTimeoutMs: this.options.limits.headersTimeoutMs,
+      api: {
+        keyring: apiKeyring(this.options),
+        pool: this.pool,
+        schema: this.options.postgresSchema,
+        defaultTenant: this.options.defaultTenant,
+        gateway: this.gateway,
+        history: this.lanes.history,
+        presence: this.lanes.presence,
+        options: this.options,
+        log: this.log.child({ component: 'api' }),
+        onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
+      },
+      admin: {
+        keyring: apiKeyring(this.options),
+        cluster: () => handleAdminCluster(this.options.nodeId, this.registry, () => this.snapshot.build(), () => this.gateway.state !== 'running'),
+        onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
+      },
+    });
+    this.snapshot = new NodeSnapshot({
+      nodeId: this.options.nodeId,
+      address: () => this.address(),
+      version: NERVE_VERSION,
+      startedAt: this.startedAt,
+      metrics: this.metrics,
+      connections: () => this.gateway.connectionCount(),
+      rooms: () => this.gateway.roomCount(),
+      lanes: () => this.health(),
+      eventsPublished: () => this.timedEvents.published,
+    });
+    this.heartbeat = new RegistryHeartbeat({
+      registry: this.registry,
+      intervalMs: this.options.registryIntervalMs,
+      snapshot: () => this.snapshot.build(),
+      log: this.log.child({ component: 'registry' }),
+    });
+  }
+
+  /** Where this node is reached: `advertiseUrl`, else the address it listens on. */
+  address(): string {
+    if (this.options.advertiseUrl) return this.options.advertiseUrl;
+    const bound = this.http.address();
+    const port = bound && typeof bound === 'object' ? bound.port : this.options.port;
+    const host = this.options.host === '0.0.0.0' || this.options.host === '::' ? 'localhost' : this.options.host;
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  }
+
+  get status(): NodeState {
+    return this.state;
+  }
+
+  health(): LaneHealth[] {
+    const { bus, history, presence, events, mailbox } = this.lanes;
+    this.metrics.outboxDepth.set(events.outboxDepth());
+    // Room sessions are not a lane of their own in /readyz: they share presence's Redis (whose health shows it),
+    // and their failures never fail a request (logged, nerve_errors_total{code="session_unavailable"}).
+    return [bus.health(), history.health(), presence.health(), events.health(), ...(mailbox ? [mailbox.health()] : [])];
+  }
+
+  async start(): Promise<AddressInfo> {
+    if (this.state !== 'idle') throw new Error(`cannot start a node that is ${this.state}`);
+    this.state = 'starting';
+    const { bus, history, presence, events, mailbox, sessions } = this.lanes;
+    await bus.start(
+      (channel, envelope) => {
+        this.gateway.onBusMessage(channel, envelope);
+        this.sampler.delivered(envelope);
+      },
+      // Channels the bus had to subscribe again may have missed chat: the gateway re-reads it from the history.
+      (channels) => this.gateway.onBusResubscribed(channels),
+    );
+    await Promise.all([history.start(), presence.start(), events.start(), mailbox?.start(), sessions.open()]);
+    if (this.authenticator.kind === 'dev') {
+      this.log.warn('dev authentication is on: clients choose their own user id. Set an auth secret for production.');
+    }
+    this.gateway.start();
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', reject);
+      this.http.listen(this.options.port, this.options.host, () => {
+        this.http.off('error', reject);
+        resolve();
+      });
+    });
+    this.state = 'running';
+    await this.heartbeat.start();
+    const address = this.http.address() as AddressInfo;
+    this.log.info(
+      { port: address.port, host: address.address, lanes: this.health().map((lane) => `${lane.lane}:${lane.driver}`) },
+      'listening',
+    );
+    return address;
+  }
+
+  /** Graceful stop; idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.shutdown();
+    return this.stopping;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.state = 'stopping';
+    this.log.info('shutting down');
+    // 1. stop accepting: upgrades are refused (503) and /readyz answers 503
+    // `draining`, while the listener stays open so load balancers can see
+    // that; the registry shows the node as draining.
+    this.metrics.draining.set(1);
+    const drained = this.gateway.drain(this.options.shutdownTimeoutMs, this.options.drainWindowMs);
+    await this.heartbeat.draining();
+    // 2. drain clients with a reason (1001, reconnect elsewhere), in batches over the drain window.
+    await drained;
+    this.http.close();
+    await this.heartbeat.stop();
+    await this.registry.close().catch(() => {});
+    // 3. close lanes: the event log flushes its outbox first.
+    const { bus, history, presence, events, mailbox, sessions } = this.lanes;
+    const results = await Promise.allSettled([events.close(), history.close(), presence.close(), mailbox?.close(), sessions.close()]);
+    await bus.close().catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'bus close failed'));
+    for (const result of results) {
+      if (result.status === 'rejected') this.log.warn({ err: (result.reason as Error).message }, 'lane close failed');
+    }
+    await this.pool?.end().catch(() => {});
+    // 4. close HTTP (keep-alive sockets included).
+    this.http.closeAllConnections();
+    this.state = 'stopped';
+    this.log.info('stopped');
+  }
+}

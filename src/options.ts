@@ -1,0 +1,430 @@
+/**
+ * Options of one nerve node. Every field has a documented default; one
+ * `normalizeOptions` validates everything at start-up and throws a
+ * `ConfigError` naming the setting and the accepted values. Environment
+ * variables and flags are read only by the CLI (src/cli/settings.ts).
+ */
+import { hostname } from 'node:os';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { API_SCOPES, type ApiKeyOption, type ApiScope } from './auth/api-keys.js';
+import { JWT_ALGORITHMS } from './auth/jwt.js';
+import type { IceServer, Limits } from './protocol/frames.js';
+import { MAX_ID_LENGTH } from './protocol/ids.js';
+
+export interface HistoryPolicyOption {
+  prefix: string;
+  maxMessages?: number;
+  ttlMs?: number;
+}
+
+export type RedisMode = 'pubsub' | 'sharded';
+export const REDIS_MODES: readonly RedisMode[] = ['pubsub', 'sharded'];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export interface LimitOptions extends Limits {
+  /** Milliseconds a socket may stay open before sending `connect`. Default 10000. */
+  handshakeTimeoutMs: number;
+  /** Chat messages kept per room by the in-memory history. Default 1000. */
+  historySize: number;
+  /** Chat messages returned by `join` when the client asks for none in particular. Default 50. */
+  historyOnJoin: number;
+  /** Most messages a resume may return before answering `recovered: false`. Default 1000. */
+  recoveryLimit: number;
+  /** Window in which a repeated client message id is recognised, ms. Default 120000. */
+  idempotencyWindowMs: number;
+  /** Send buffer above which droppable (ephemeral) frames are skipped for a socket, bytes. Default 1 MiB. */
+  sendBufferSoftBytes: number;
+  /** Send buffer above which a socket is closed as a slow consumer (4009), bytes. Default 8 MiB. */
+  sendBufferHardBytes: number;
+  /** Errors (invalid or rate-limited frames) a connection may cause per 10 s before it is closed with 4008. Default 200. */
+  maxErrorsPer10s: number;
+  /** Sustained publishes per second into one room, summed over its members on this node (token bucket per room). Default 200. */
+  roomRatePerSecond: number;
+  /** Burst of the per-room publish bucket. Default 400. */
+  roomRateBurst: number;
+  /** Open WebSockets per remote IP address on this node; over it upgrades get 429. 0 = no limit. Default 0. */
+  maxConnectionsPerIp: number;
+  /** Open connections per (tenant, user) on this node; over it `connect` gets `too_many_connections` and close 4011. 0 = no limit. Default 0. */
+  maxConnectionsPerUser: number;
+  /** Time a new TCP connection has to send complete request headers (slowloris), ms. Default 10000. */
+  headersTimeoutMs: number;
+}
+
+export interface NodeOptions {
+  /** TCP port for HTTP and WebSocket. 0 picks a free port. Default 8080. */
+  port: number;
+  /** Interface to listen on. Default `0.0.0.0`. */
+  host: string;
+  /** This node's id, unique in the cluster. Default `{hostname}-{random}`. */
+  nodeId: string;
+  /** Environment name, the first component of every channel and key name. Default `dev`. */
+  env: string;
+  /** Service name, the second component of every channel and key name. Default `nerve`. */
+  service: string;
+  /** Tenant for connections whose credentials name none. Default `default`. */
+  defaultTenant: string;
+  /** pino log level. Default `info`. */
+  logLevel: LogLevel;
+  /** HMAC secret for HS* JWTs (and the key of minted join tokens). When any auth key is set, the dev authenticator is disabled. Default none. */
+  authSecret: string | undefined;
+  /** PEM public key (RSA, EC, Ed25519) for asymmetric JWTs; given as PEM text or a file path. Default none. */
+  authPublicKey: string | undefined;
+  /** JWKS URL for asymmetric JWTs (cached; refetched for an unknown `kid`). Default none. */
+  authJwksUrl: string | undefined;
+  /** Accepted JWT `alg` values. Default: HS256 with a secret, the key's algorithm with a PEM key, RS256/ES256/EdDSA with a JWKS. */
+  authAlgorithms: string[] | undefined;
+  /** Required JWT `aud`. Default none (not checked). */
+  authAudience: string | undefined;
+  /** Required JWT `iss`. Default none (not checked). */
+  authIssuer: string | undefined;
+  /** A token without a `rooms` claim gets no room rights (join tokens must grant them). Default false (it gets all). */
+  authGrantsRequired: boolean;
+  /** Lifetime of join tokens minted by `POST /api/tokens/join`, seconds. Default 300. */
+  joinTokenTtlSeconds: number;
+  /** Browser origins allowed to open a WebSocket (`https://app.example.com`). Default none: every origin. */
+  allowedOrigins: string[];
+  /** With an origin allowlist, also accept upgrades without an `Origin` header (native apps, backends). Default false. */
+  allowMissingOrigin: boolean;
+  /** Offer permessage-deflate (bounded: no context takeover, `maxFrameBytes` applies to the inflated size). Default false. */
+  perMessageDeflate: boolean;
+  /** coturn `static-auth-secret`: with `turnUrls`, the welcome carries TURN REST credentials. Default none. */
+  turnSecret: string | undefined;
+  /** `turn:`/`turns:` URLs the TURN credentials are for. Default none. */
+  turnUrls: string[];
+  /** Lifetime of TURN credentials, seconds. Default 86400. */
+  turnTtlSeconds: number;
+  /** Scoped server API keys: `[{key, scopes, name?}]`. Default none. */
+  apiKeys: ApiKeyOption[];
+  /** Redis URL for the hot lane, replay and presence. Default none (in-memory lanes). */
+  redisUrl: string | undefined;
+  /** `pubsub` (one Redis server, or Sentinel) or `sharded` (Redis Cluster, SPUBLISH/SSUBSCRIBE). Default `pubsub`. */
+  redisMode: RedisMode;
+  /** A crashed node's presence entries disappear (with leave events) after this long, ms. Default 10000. */
+  presenceTtlMs: number;
+  /**
+   * Signal mailbox: a user whose last connection closed counts as recently
+   * seen for this long, and signals sent to them meanwhile wait this long for
+   * a reconnect (acked with `queued: true`), ms. 0 disables the mailbox
+   * (such signals get `peer_offline`). Default 30000.
+   */
+  mailboxTtlMs: number;
+  /** AMQP URL for the cold lane. Default none (in-memory event log). */
+  amqpUrl: string | undefined;
+  /** PostgreSQL URL: the node reads stored chat history from it (`GET /api/rooms/:room/messages`). Default none. */
+  postgresUrl: string | undefined;
+  /** Idle time after which a room's Redis history expires (and its next use starts a new epoch), ms. Default 86400000 (one day). */
+  historyTtlMs: number;
+  /** Redis history bounds per room-name prefix, e.g. `[{"prefix":"support-","maxMessages":5000,"ttlMs":604800000}]`; longest prefix wins. Default none. */
+  historyPolicies: HistoryPolicyOption[];
+  /** PostgreSQL schema the chat-store worker writes to. Default `nerve`. */
+  postgresSchema: string;
+  /** Bearer key for the server HTTP API (`/api/...`); the API answers 404 while none is set. Default none. */
+  apiKey: string | undefined;
+  /** ICE servers announced in the welcome frame. Default none (host candidates only). */
+  iceServers: IceServer[];
+  /** Serve the demo page at `/`. Default true. */
+  demo: boolean;
+  /** Milliseconds graceful shutdown may take before remaining sockets are terminated. Default 10000. */
+  shutdownTimeoutMs: number;
+  /**
+   * Drain on SIGTERM closes connections (1001, reconnect elsewhere) in
+   * batches spread over this window, so the other nodes are not hit by every
+   * reconnect at once; capped by `shutdownTimeoutMs`. 0 = all at once, ms.
+   * Default 10000.
+   */
+  drainWindowMs: number;
+  /** Address other nodes and `nerve status` show for this node (e.g. `http://10.0.0.5:8080`). Default: `http://{host}:{port}` it listens on. */
+  advertiseUrl: string | undefined;
+  /** Node registry heartbeat interval, ms; an entry expires after 3 missed heartbeats. Default 2000. */
+  registryIntervalMs: number;
+  limits: LimitOptions;
+}
+
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits'>> & { limits?: Partial<LimitOptions> };
+
+export const DEFAULT_LIMITS: LimitOptions = {
+  maxFrameBytes: 64 * 1024,
+  maxRoomsPerConnection: 32,
+  maxRoomIdLength: MAX_ID_LENGTH,
+  ratePerSecond: 50,
+  rateBurst: 100,
+  heartbeatMs: 25_000,
+  handshakeTimeoutMs: 10_000,
+  historySize: 1000,
+  historyOnJoin: 50,
+  recoveryLimit: 1000,
+  idempotencyWindowMs: 120_000,
+  sendBufferSoftBytes: 1024 * 1024,
+  sendBufferHardBytes: 8 * 1024 * 1024,
+  maxErrorsPer10s: 200,
+  roomRatePerSecond: 200,
+  roomRateBurst: 400,
+  maxConnectionsPerIp: 0,
+  maxConnectionsPerUser: 0,
+  headersTimeoutMs: 10_000,
+};
+
+/** Thrown for bad configuration; `setting` names the option, `accepted` what it takes. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'config_invalid';
+  constructor(
+    readonly setting: string,
+    readonly accepted: string,
+    readonly received: unknown,
+  ) {
+    super(`invalid setting ${setting}: expected ${accepted}, got ${formatReceived(received)}`);
+  }
+}
+
+function formatReceived(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+function integer(setting: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
+  }
+  return value;
+}
+
+const NAME_COMPONENT = /^[A-Za-z0-9._~-]{1,64}$/;
+
+function nameComponent(setting: string, value: string): string {
+  if (!NAME_COMPONENT.test(value)) throw new ConfigError(setting, '1-64 characters of A-Z a-z 0-9 . _ ~ -', value);
+  return value;
+}
+
+function url(setting: string, value: string | undefined, protocols: string[]): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(setting, `a URL (${protocols.join(', ')})`, value);
+  }
+  if (!protocols.includes(parsed.protocol)) throw new ConfigError(setting, `a URL (${protocols.join(', ')})`, value);
+  return value;
+}
+
+function oneOf<T extends string>(setting: string, value: T, values: readonly T[]): T {
+  if (!values.includes(value)) throw new ConfigError(setting, values.join(' | '), value);
+  return value;
+}
+
+function historyPolicies(value: unknown): HistoryPolicyOption[] {
+  const accepted = 'a JSON array of {prefix, maxMessages?, ttlMs?} with a room-id prefix, maxMessages 0-1000000, ttlMs >= 1000';
+  if (!Array.isArray(value)) throw new ConfigError('historyPolicies', accepted, JSON.stringify(value));
+  return value.map((item: unknown) => {
+    const policy = item as Partial<HistoryPolicyOption> | null;
+    const ok =
+      typeof policy === 'object' &&
+      policy !== null &&
+      typeof policy.prefix === 'string' &&
+      /^[A-Za-z0-9._~-]{0,128}$/.test(policy.prefix) &&
+      (policy.maxMessages === undefined || (Number.isInteger(policy.maxMessages) && policy.maxMessages >= 0 && policy.maxMessages <= 1_000_000)) &&
+      (policy.ttlMs === undefined || (Number.isInteger(policy.ttlMs) && policy.ttlMs >= 1000));
+    if (!ok) throw new ConfigError('historyPolicies', accepted, JSON.stringify(item));
+    return { prefix: policy.prefix!, ...(policy.maxMessages === undefined ? {} : { maxMessages: policy.maxMessages }), ...(policy.ttlMs === undefined ? {} : { ttlMs: policy.ttlMs }) };
+  });
+}
+
+function pgIdentifier(setting: string, value: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new ConfigError(setting, 'a PostgreSQL identifier: a-z 0-9 _, not starting with a digit', value);
+  return value;
+}
+
+function apiKeys(value: unknown): ApiKeyOption[] {
+  const accepted = `a JSON array of {key (>= 24 characters), scopes: [${API_SCOPES.join(', ')}], name?}`;
+  if (!Array.isArray(value)) throw new ConfigError('apiKeys', accepted, '<hidden>');
+  return value.map((item: unknown, index) => {
+    const entry = item as Partial<ApiKeyOption> | null;
+    const ok =
+      typeof entry === 'object' &&
+      entry !== null &&
+      typeof entry.key === 'string' &&
+      Buffer.byteLength(entry.key) >= 24 &&
+      Array.isArray(entry.scopes) &&
+      entry.scopes.every((scope) => (API_SCOPES as readonly string[]).includes(scope)) &&
+      (entry.name === undefined || (typeof entry.name === 'string' && NAME_COMPONENT.test(entry.name)));
+    // Never echo a key into an error message.
+    if (!ok) throw new ConfigError(`apiKeys[${index}]`, accepted, '<hidden>');
+    return { key: entry.key!, scopes: [...new Set(entry.scopes as ApiScope[])], ...(entry.name === undefined ? {} : { name: entry.name }) };
+  });
+}
+
+function origins(value: unknown): string[] {
+  const accepted = 'a list of origins: scheme://host[:port], no path';
+  if (!Array.isArray(value)) throw new ConfigError('allowedOrigins', accepted, JSON.stringify(value));
+  return value.map((item: unknown) => {
+    let parsed: URL;
+    try {
+      parsed = new URL(String(item));
+    } catch {
+      throw new ConfigError('allowedOrigins', accepted, item);
+    }
+    if (parsed.origin === 'null' || parsed.pathname !== '/' || parsed.search || parsed.hash) throw new ConfigError('allowedOrigins', accepted, item);
+    return parsed.origin;
+  });
+}
+
+function publicKey(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  let pem = value;
+  if (!value.includes('-----BEGIN')) {
+    try {
+      pem = readFileSync(value, 'utf8');
+    } catch {
+      throw new ConfigError('authPublicKey', 'a PEM public key, or the path of a readable PEM file', value);
+    }
+  }
+  try {
+    const key = createPublicKey(pem);
+    if (!['rsa', 'rsa-pss', 'ec', 'ed25519'].includes(key.asymmetricKeyType ?? '')) throw new Error('type');
+  } catch {
+    throw new ConfigError('authPublicKey', 'a PEM public key (RSA, EC or Ed25519)', value.includes('-----BEGIN') ? '<pem>' : value);
+  }
+  return pem;
+}
+
+function algorithms(value: string[] | undefined, keys: { secret: boolean; asymmetric: boolean }): string[] | undefined {
+  if (value === undefined || value.length === 0) return undefined;
+  for (const alg of value) {
+    const known = JWT_ALGORITHMS.includes(alg);
+    const keyed = alg.startsWith('HS') ? keys.secret : keys.asymmetric;
+    if (!known || !keyed) {
+      throw new ConfigError('authAlgorithms', `algorithms of the configured keys (${JWT_ALGORITHMS.join(', ')}; HS* need --auth-secret, the others --auth-public-key or --auth-jwks-url)`, alg);
+    }
+  }
+  return [...new Set(value)];
+}
+
+function optionalText(setting: string, value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (value.length > 512) throw new ConfigError(setting, 'at most 512 characters', value);
+  return value;
+}
+
+function apiKey(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (Buffer.byteLength(value) < 24) throw new ConfigError('apiKey', 'at least 24 characters', '<hidden>');
+  return value;
+}
+
+export function defaultNodeId(): string {
+  return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
+}
+
+export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
+  const limitsInput = { ...DEFAULT_LIMITS, ...input.limits };
+  const limits: LimitOptions = {
+    maxFrameBytes: integer('maxFrameBytes', limitsInput.maxFrameBytes, 1024, 16 * 1024 * 1024),
+    maxRoomsPerConnection: integer('maxRoomsPerConnection', limitsInput.maxRoomsPerConnection, 1, 10_000),
+    maxRoomIdLength: integer('maxRoomIdLength', limitsInput.maxRoomIdLength, 1, MAX_ID_LENGTH),
+    ratePerSecond: integer('ratePerSecond', limitsInput.ratePerSecond, 1, 1_000_000),
+    rateBurst: integer('rateBurst', limitsInput.rateBurst, 1, 1_000_000),
+    heartbeatMs: integer('heartbeatMs', limitsInput.heartbeatMs, 100, 600_000),
+    handshakeTimeoutMs: integer('handshakeTimeoutMs', limitsInput.handshakeTimeoutMs, 100, 600_000),
+    historySize: integer('historySize', limitsInput.historySize, 0, 1_000_000),
+    historyOnJoin: integer('historyOnJoin', limitsInput.historyOnJoin, 0, 1000),
+    recoveryLimit: integer('recoveryLimit', limitsInput.recoveryLimit, 1, 100_000),
+    idempotencyWindowMs: integer('idempotencyWindowMs', limitsInput.idempotencyWindowMs, 0, 86_400_000),
+    sendBufferSoftBytes: integer('sendBufferSoftBytes', limitsInput.sendBufferSoftBytes, 1024, 1024 ** 3),
+    sendBufferHardBytes: integer('sendBufferHardBytes', limitsInput.sendBufferHardBytes, 1024, 1024 ** 3),
+    maxErrorsPer10s: integer('maxErrorsPer10s', limitsInput.maxErrorsPer10s, 1, 1_000_000),
+    roomRatePerSecond: integer('roomRatePerSecond', limitsInput.roomRatePerSecond, 1, 1_000_000),
+    roomRateBurst: integer('roomRateBurst', limitsInput.roomRateBurst, 1, 1_000_000),
+    maxConnectionsPerIp: integer('maxConnectionsPerIp', limitsInput.maxConnectionsPerIp, 0, 10_000_000),
+    maxConnectionsPerUser: integer('maxConnectionsPerUser', limitsInput.maxConnectionsPerUser, 0, 10_000_000),
+    headersTimeoutMs: integer('headersTimeoutMs', limitsInput.headersTimeoutMs, 100, 600_000),
+  };
+  if (limits.sendBufferHardBytes < limits.sendBufferSoftBytes) {
+    throw new ConfigError('sendBufferHardBytes', `at least sendBufferSoftBytes (${limits.sendBufferSoftBytes})`, limits.sendBufferHardBytes);
+  }
+  if (limits.historyOnJoin > limits.historySize) limits.historyOnJoin = limits.historySize;
+
+  const logLevel = input.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('logLevel', LOG_LEVELS.join(' | '), logLevel);
+  const host = input.host ?? '0.0.0.0';
+  if (host.length === 0) throw new ConfigError('host', 'an interface address or host name', host);
+  const authSecret = input.authSecret === '' ? undefined : input.authSecret;
+  if (authSecret !== undefined && Buffer.byteLength(authSecret) < 32) {
+    throw new ConfigError('authSecret', 'at least 32 bytes (HS256 needs a key as long as the hash)', '<hidden>');
+  }
+  const authPublicKey = publicKey(input.authPublicKey);
+  const authJwksUrl = url('authJwksUrl', input.authJwksUrl, ['https:', 'http:']);
+  if (authPublicKey && authJwksUrl) throw new ConfigError('authJwksUrl', 'not both --auth-public-key and --auth-jwks-url', authJwksUrl);
+  const turnSecret = input.turnSecret === '' ? undefined : input.turnSecret;
+  const turnUrls = input.turnUrls ?? [];
+  if (!Array.isArray(turnUrls) || turnUrls.some((u) => typeof u !== 'string' || !/^turns?:/.test(u))) {
+    throw new ConfigError('turnUrls', 'a list of turn: or turns: URLs', JSON.stringify(turnUrls));
+  }
+  if ((turnSecret === undefined) !== (turnUrls.length === 0)) {
+    throw new ConfigError('turnSecret', 'both --turn-secret and --turn-urls, or neither', turnSecret === undefined ? '(no secret)' : '(no URLs)');
+  }
+  const iceServers = input.iceServers ?? [];
+  for (const server of iceServers) {
+    const urls = Array.isArray(server.urls) ? server.urls : [server.urls];
+    if (urls.length === 0 || urls.some((u) => typeof u !== 'string' || !/^(stun|stuns|turn|turns):/.test(u))) {
+      throw new ConfigError('iceServers', 'a JSON array of {urls: "stun:..." | "turn:...", username?, credential?}', JSON.stringify(server));
+    }
+  }
+
+  return {
+    port: integer('port', input.port ?? 8080, 0, 65_535),
+    host,
+    nodeId: nameComponent('nodeId', input.nodeId ?? defaultNodeId()),
+    env: nameComponent('env', input.env ?? 'dev'),
+    service: nameComponent('service', input.service ?? 'nerve'),
+    defaultTenant: nameComponent('defaultTenant', input.defaultTenant ?? 'default'),
+    logLevel,
+    authSecret,
+    authPublicKey,
+    authJwksUrl,
+    authAlgorithms: algorithms(input.authAlgorithms, { secret: authSecret !== undefined, asymmetric: authPublicKey !== undefined || authJwksUrl !== undefined }),
+    authAudience: optionalText('authAudience', input.authAudience),
+    authIssuer: optionalText('authIssuer', input.authIssuer),
+    authGrantsRequired: input.authGrantsRequired ?? false,
+    joinTokenTtlSeconds: integer('joinTokenTtlSeconds', input.joinTokenTtlSeconds ?? 300, 10, 86_400 * 30),
+    allowedOrigins: origins(input.allowedOrigins ?? []),
+    allowMissingOrigin: input.allowMissingOrigin ?? false,
+    perMessageDeflate: input.perMessageDeflate ?? false,
+    turnSecret,
+    turnUrls,
+    turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),
+    apiKeys: apiKeys(input.apiKeys ?? []),
+    redisUrl: url('redisUrl', input.redisUrl, ['redis:', 'rediss:']),
+    redisMode: oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES),
+    presenceTtlMs: integer('presenceTtlMs', input.presenceTtlMs ?? 10_000, 1000, 600_000),
+    mailboxTtlMs: integer('mailboxTtlMs', input.mailboxTtlMs ?? 30_000, 0, 600_000),
+    amqpUrl: url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']),
+    postgresUrl: url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']),
+    postgresSchema: pgIdentifier('postgresSchema', input.postgresSchema ?? 'nerve'),
+    historyTtlMs: integer('historyTtlMs', input.historyTtlMs ?? 86_400_000, 1000, 365 * 86_400_000),
+    historyPolicies: historyPolicies(input.historyPolicies ?? []),
+    apiKey: apiKey(input.apiKey),
+    iceServers,
+    demo: input.demo ?? true,
+    shutdownTimeoutMs: integer('shutdownTimeoutMs', input.shutdownTimeoutMs ?? 10_000, 0, 600_000),
+    drainWindowMs: integer('drainWindowMs', input.drainWindowMs ?? 10_000, 0, 600_000),
+    advertiseUrl: url('advertiseUrl', input.advertiseUrl, ['http:', 'https:']),
+    registryIntervalMs: integer('registryIntervalMs', input.registryIntervalMs ?? 2000, 100, 60_000),
+    limits,
+  };
+}
+
+/** The limits a client is told about in `welcome`. */
+export function publicLimits(limits: LimitOptions): Limits {
+  return {
+    maxFrameBytes: limits.maxFrameBytes,
+    maxRoomsPerConnection: limits.maxRoomsPerConnection,
+    maxRoomIdLength: limits.maxRoomIdLength,
+    ratePerSecond: limits.ratePerSecond,
+    rateBurst: limits.rateBurst,
+    heartbeatMs: limits.heartbeatMs,
+  };
+}

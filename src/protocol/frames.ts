@@ -1,0 +1,332 @@
+/**
+ * Protocol v1 frames. JSON text frames, one object per WebSocket message,
+ * discriminated by `op`. Client frames are validated by `schema.ts`; server
+ * frames are typed here. Documented with examples in docs/protocol.md.
+ *
+ * This file has no runtime code, so the browser SDK can import it freely.
+ */
+import type { ErrorCode } from './codes.js';
+
+export const PROTOCOL_VERSION = 1;
+
+/** Request id chosen by the client; echoed on the answer. */
+export type RequestId = string | number;
+
+/** Classes a client may publish into a room. `signal` goes to a user, `lifecycle` is server-only. */
+export type PublishClass = 'chat' | 'ephemeral';
+/** Every message class the server routes (see src/routing.ts). */
+export type MessageClass = 'signal' | 'ephemeral' | 'chat' | 'presence' | 'lifecycle';
+
+/** Kinds of direct signal. Payloads are opaque to the server. */
+export type SignalKind = 'offer' | 'answer' | 'candidate' | 'bye' | 'renegotiate' | 'custom';
+
+/** A client's position in a room's chat log, used to resume. */
+export interface StreamPosition {
+  /** Offset of the last message the client has seen (0 = nothing yet). */
+  offset: number;
+  /** Identifies one incarnation of the room log; a new epoch means the log was reset. */
+  epoch: string;
+}
+
+// ---------------------------------------------------------------- client → server
+
+export interface ConnectFrame {
+  op: 'connect';
+  rid: RequestId;
+  /** Protocol version the client speaks. */
+  v: number;
+  /** Credential for the configured authenticator (a JWT, for example). */
+  token?: string;
+  /** Client-chosen user id; accepted only by the dev authenticator. */
+  user?: string;
+}
+
+export interface JoinFrame {
+  op: 'join';
+  rid: RequestId;
+  room: string;
+  /** Resume from this position: the answer then carries the missed messages. */
+  since?: StreamPosition;
+  /** How many recent chat messages to return when not resuming (default: the node's `historyOnJoin`). */
+  history?: number;
+  /**
+   * A join token for this room, minted by the application's backend (or
+   * `POST /api/tokens/join`): a JWT whose `room` claim names the room. It
+   * grants rights in this room the connection token may lack.
+   */
+  token?: string;
+}
+
+export interface LeaveFrame {
+  op: 'leave';
+  rid: RequestId;
+  room: string;
+}
+
+export interface PublishFrame {
+  op: 'publish';
+  rid: RequestId;
+  room: string;
+  class: PublishClass;
+  /** Any JSON value. */
+  data: unknown;
+  /** Client message id: a retry with the same id is not stored or delivered twice (chat only). */
+  cmid?: string;
+  /** For ephemeral messages: a key such as `cursor`; while a recipient reads slowly only the latest message per (sender, key) is kept for it. */
+  key?: string;
+}
+
+export interface SignalFrame {
+  op: 'signal';
+  rid: RequestId;
+  /** Target user id; every connection of that user receives the signal. */
+  to: string;
+  kind: SignalKind;
+  /** Any JSON value (an SDP description, an ICE candidate, ...). */
+  data: unknown;
+}
+
+export interface PresenceFrame {
+  op: 'presence';
+  rid: RequestId;
+  room: string;
+}
+
+export interface PingFrame {
+  op: 'ping';
+  rid: RequestId;
+}
+
+/** Replace the connection's token before it expires. The new token must name the same user and tenant. */
+export interface RefreshFrame {
+  op: 'refresh';
+  rid: RequestId;
+  token: string;
+}
+
+export type ClientFrame =
+  | ConnectFrame
+  | JoinFrame
+  | LeaveFrame
+  | PublishFrame
+  | SignalFrame
+  | PresenceFrame
+  | PingFrame
+  | RefreshFrame;
+
+export type ClientOp = ClientFrame['op'];
+
+// ---------------------------------------------------------------- server → client
+
+export interface Limits {
+  /** Largest accepted WebSocket frame, in bytes. */
+  maxFrameBytes: number;
+  /** Most rooms one connection may be in at once. */
+  maxRoomsPerConnection: number;
+  /** Longest accepted room id. */
+  maxRoomIdLength: number;
+  /** Sustained frames per second per connection (token bucket refill rate). */
+  ratePerSecond: number;
+  /** Burst size of the per-connection token bucket. */
+  rateBurst: number;
+  /** The server sends a WebSocket ping every this many milliseconds; a connection that has not answered the previous one is cut. */
+  heartbeatMs: number;
+}
+
+export interface IceServer {
+  urls: string | string[];
+  username?: string;
+  credential?: string;
+}
+
+export interface WelcomeFrame {
+  op: 'welcome';
+  rid: RequestId;
+  v: number;
+  connId: string;
+  nodeId: string;
+  user: string;
+  tenant: string;
+  limits: Limits;
+  iceServers: IceServer[];
+  /** When the connection's token expires (ms since epoch): refresh before then or the connection is closed with 4010. Absent when it never expires. */
+  expiresAt?: number;
+}
+
+export interface Member {
+  user: string;
+  /** Server time (ms since epoch) when the user's first connection joined. */
+  since: number;
+}
+
+/** A chat message as delivered and as kept in history. */
+export interface ChatMessage {
+  op: 'message';
+  class: 'chat';
+  room: string;
+  /** Server-assigned event id. */
+  id: string;
+  /** Authenticated sender user id. */
+  from: string;
+  /** Server time, ms since epoch. */
+  ts: number;
+  /** Position in the room log; strictly increasing within an epoch. */
+  offset: number;
+  epoch: string;
+  data: unknown;
+  cmid?: string;
+}
+
+export interface EphemeralMessage {
+  op: 'message';
+  class: 'ephemeral';
+  room: string;
+  id: string;
+  from: string;
+  ts: number;
+  data: unknown;
+  key?: string;
+}
+
+export type MessageFrame = ChatMessage | EphemeralMessage;
+
+export interface JoinedFrame {
+  op: 'joined';
+  rid: RequestId;
+  room: string;
+  members: Member[];
+  /** Recent messages, or the missed ones when resuming, oldest first. */
+  history: ChatMessage[];
+  /** The room log's position after `history`. */
+  position: StreamPosition;
+  /** Present when `since` was given: whether exactly the missed messages were returned. */
+  recovered?: boolean;
+}
+
+export interface LeftFrame {
+  op: 'left';
+  rid: RequestId;
+  room: string;
+}
+
+export interface AckFrame {
+  op: 'ack';
+  rid: RequestId;
+  /** Event id of the stored or routed message. */
+  id: string;
+  ts: number;
+  /** Chat only: where the message was stored. */
+  offset?: number;
+  epoch?: string;
+  /** Chat only: true when `cmid` matched an earlier publish and nothing new was stored. */
+  duplicate?: boolean;
+  /**
+   * Signal only: true when no node had the target user but the user was
+   * connected moments ago, so the signal waits in their mailbox and is
+   * delivered if they reconnect within the mailbox TTL (not proof of delivery).
+   */
+  queued?: boolean;
+}
+
+export interface SignalDelivery {
+  op: 'signal';
+  id: string;
+  from: string;
+  /** Connection id of the sender, so a peer can answer one tab of a multi-tab user. */
+  fromConn: string;
+  kind: SignalKind;
+  data: unknown;
+  ts: number;
+}
+
+export interface MemberJoinedFrame {
+  op: 'member_joined';
+  room: string;
+  user: string;
+  ts: number;
+}
+
+export interface MemberLeftFrame {
+  op: 'member_left';
+  room: string;
+  user: string;
+  ts: number;
+}
+
+export interface PresenceAnswerFrame {
+  op: 'presence';
+  rid: RequestId;
+  room: string;
+  members: Member[];
+}
+
+/** Answer to `refresh`: the connection now runs on the new token. */
+export interface RefreshedFrame {
+  op: 'refreshed';
+  rid: RequestId;
+  /** When the new token expires (ms since epoch); absent when it never expires. */
+  expiresAt?: number;
+}
+
+/** A room was ended by the server API: this connection is no longer in it. */
+export interface RoomEndedFrame {
+  op: 'room_ended';
+  room: string;
+  /** Free text from the API caller, at most 200 characters. */
+  reason: string;
+  ts: number;
+}
+
+/**
+ * Why a node tells a room's members to resync (`resync.reason`):
+ * - `unrecoverable`: this node missed chat on the cross-node bus and the
+ *   history could not return exactly the missed messages (log reset, trimmed,
+ *   more than `recoveryLimit`);
+ * - `history_unavailable`: it missed chat and could not read the history;
+ * - `position_unknown`: it may have missed chat before it knew the room's position.
+ */
+export type ResyncReason = 'unrecoverable' | 'history_unavailable' | 'position_unknown';
+
+/**
+ * Chat of a room may have been missed and the node could not fill the gap
+ * itself: join the room again with `since` (your last position) to fetch it,
+ * or resync from the answer when it says `recovered: false`.
+ */
+export interface ResyncFrame {
+  op: 'resync';
+  room: string;
+  reason: ResyncReason;
+}
+
+export interface PongFrame {
+  op: 'pong';
+  rid: RequestId;
+  ts: number;
+}
+
+export interface ErrorFrame {
+  op: 'error';
+  /** The request this answers, when the request had a readable id. */
+  rid?: RequestId;
+  code: ErrorCode;
+  message: string;
+  retryAfterMs?: number;
+}
+
+export type ServerFrame =
+  | WelcomeFrame
+  | JoinedFrame
+  | LeftFrame
+  | AckFrame
+  | MessageFrame
+  | SignalDelivery
+  | MemberJoinedFrame
+  | MemberLeftFrame
+  | PresenceAnswerFrame
+  | PongFrame
+  | RefreshedFrame
+  | RoomEndedFrame
+  | ResyncFrame
+  | ErrorFrame;
+
+export type ServerOp = ServerFrame['op'];

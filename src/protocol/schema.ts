@@ -1,0 +1,91 @@
+/**
+ * Runtime validation of client frames. Unknown fields are stripped, not
+ * rejected: fields the server stamps (`from`, `id`, `offset`, `ts`, ...) are
+ * ignored when a client sends them, and older servers tolerate newer clients.
+ */
+import { z } from 'zod';
+import type { ClientFrame } from './frames.js';
+import { MAX_ID_LENGTH, ROOM_ID_PATTERN, USER_ID_PATTERN } from './ids.js';
+
+const requestId = z.union([
+  z.string().min(1).max(64),
+  z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+]);
+// Room ids are checked here only for type and length cap; the syntax check
+// happens in the gateway so it can answer `invalid_room` rather than `invalid_frame`.
+const roomId = z.string().max(4 * MAX_ID_LENGTH);
+const position = z.object({
+  offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  epoch: z.string().min(1).max(64),
+});
+
+export const connectSchema = z.object({
+  op: z.literal('connect'),
+  rid: requestId,
+  v: z.number().int(),
+  token: z.string().min(1).max(8192).optional(),
+  user: z.string().max(4 * MAX_ID_LENGTH).optional(),
+});
+
+export const joinSchema = z.object({
+  op: z.literal('join'),
+  rid: requestId,
+  room: roomId,
+  since: position.optional(),
+  history: z.number().int().min(0).max(1000).optional(),
+  token: z.string().min(1).max(8192).optional(),
+});
+
+export const leaveSchema = z.object({ op: z.literal('leave'), rid: requestId, room: roomId });
+
+export const publishSchema = z.object({
+  op: z.literal('publish'),
+  rid: requestId,
+  room: roomId,
+  class: z.enum(['chat', 'ephemeral']),
+  data: z.unknown().refine((value) => value !== undefined, 'data is required'),
+  cmid: z.string().min(1).max(64).optional(),
+  key: z.string().min(1).max(64).optional(),
+});
+
+export const signalSchema = z.object({
+  op: z.literal('signal'),
+  rid: requestId,
+  to: z.string().max(4 * MAX_ID_LENGTH),
+  kind: z.enum(['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom']),
+  data: z.unknown().refine((value) => value !== undefined, 'data is required'),
+});
+
+export const presenceSchema = z.object({ op: z.literal('presence'), rid: requestId, room: roomId });
+export const pingSchema = z.object({ op: z.literal('ping'), rid: requestId });
+export const refreshSchema = z.object({ op: z.literal('refresh'), rid: requestId, token: z.string().min(1).max(8192) });
+
+export const clientFrameSchemas = {
+  connect: connectSchema,
+  join: joinSchema,
+  leave: leaveSchema,
+  publish: publishSchema,
+  signal: signalSchema,
+  presence: presenceSchema,
+  ping: pingSchema,
+  refresh: refreshSchema,
+} as const;
+
+// Compile-time proof that the schemas and the documented frame types agree.
+// `data` is `unknown` on both sides and zod infers it as an optional key, so it is left out.
+type Inferred = { [K in keyof typeof clientFrameSchemas]: Omit<z.infer<(typeof clientFrameSchemas)[K]>, 'data'> };
+type Documented = { [K in ClientFrame['op']]: Omit<Extract<ClientFrame, { op: K }>, 'data'> };
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented[K]> } = {
+  connect: true,
+  join: true,
+  leave: true,
+  publish: true,
+  signal: true,
+  presence: true,
+  ping: true,
+  refresh: true,
+};
+void schemasMatchTypes;
+
+export { requestId as requestIdSchema, ROOM_ID_PATTERN, USER_ID_PATTERN };

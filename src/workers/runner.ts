@@ -1,0 +1,258 @@
+/**
+ * The worker runner: validates options, opens what the worker needs (the
+ * cold lane, a PostgreSQL pool, migrations), starts its consumers, and closes
+ * in one order: stop consuming (letting in-flight events settle: commit, then
+ * ack) → close the lane → end the pool → close the metrics port (when
+ * `metricsPort` is set: `/metrics` and `/healthz`, see metrics.ts). Whoever
+ * opens a connection closes it: an injected `eventLog` or `pool` is left open.
+ */
+import { pino, type Logger } from 'pino';
+import pg from 'pg';
+import type { ConsumerHandle, EventLog } from '../events/event-log.js';
+import { RabbitEventLog } from '../events/rabbitmq.js';
+import { ConfigError } from '../options.js';
+import { analytics } from './analytics.js';
+import { billing } from './billing.js';
+import { chatStore } from './chat-store.js';
+import { cleanup } from './cleanup.js';
+import { applyMigrations, checkSchema } from './db.js';
+import { WorkerMetrics, pollQueueDepth, serveWorkerMetrics } from './metrics.js';
+import { webhooks } from './webhooks.js';
+import { WORKER_NAMES, type TestHooks, type WorkerContext, type WorkerDefinition, type WorkerName } from './worker.js';
+
+export const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
+  'chat-store': chatStore,
+  billing,
+  cleanup,
+  analytics,
+  webhooks,
+};
+
+export interface WorkerOptions {
+  /** AMQP URL of the cold lane. Required unless `eventLog` is given. */
+  amqpUrl?: string;
+  /** Use this EventLog (tests, one-process setups). The worker does not start or close it. Default: a RabbitEventLog on `amqpUrl`. */
+  eventLog?: EventLog;
+  /** PostgreSQL URL. Required by chat-store, billing and analytics unless `pool` is given. */
+  postgresUrl?: string;
+  /** Use this pool. The worker does not end it. Default: a pool on `postgresUrl`. */
+  pool?: pg.Pool;
+  /** PostgreSQL schema for the worker's tables; created and migrated at start. Default `nerve`. */
+  schema?: string;
+  /** Environment name, first part of exchange and queue names. Default `dev`. */
+  env?: string;
+  /** Service name, second part of exchange and queue names. Default `nerve`. */
+  service?: string;
+  /** Events in the handler at once. Default 16. */
+  prefetch?: number;
+  /** Deliveries before an event is dead-lettered. Default: per worker (chat-store 10, billing 10, analytics 5, cleanup 8, webhooks 8). */
+  maxAttempts?: number;
+  /** First retry delay, ms; later ones double (exponential backoff). Default 1000. */
+  retryDelayMs?: number;
+  /** Longest retry delay, ms. Default 1 hour. */
+  maxRetryDelayMs?: number;
+  /** Declare quorum queues. Default false. */
+  quorumQueues?: boolean;
+  /** cleanup: URL POSTed for each room.ended. Required by cleanup. */
+  cleanupHookUrl?: string;
+  /** webhooks: URLs every event is POSTed to. At least one required by webhooks. */
+  webhookUrls?: string[];
+  /** HMAC-SHA256 key for `Nerve-Signature`. Required by webhooks; signs cleanup calls when set. */
+  webhookSecret?: string;
+  /** Timeout of one outgoing HTTP call, ms. Default 10000. */
+  httpTimeoutMs?: number;
+  /** pino logger. Default: pino at `info` to stdout. */
+  logger?: Logger;
+  /** Serve `/metrics` and `/healthz` on this port (all interfaces); 0 = off. Default 0. */
+  metricsPort?: number;
+  /** Interface the metrics port binds to. Default: all. */
+  metricsHost?: string;
+  /** How often the queue depth gauge is polled while metrics are served, ms. Default 5000. */
+  metricsPollMs?: number;
+  /** Default label `process` of the worker metrics. Default `<hostname>-<pid>`. */
+  processId?: string;
+  /** Test hooks; see `TestHooks`. Default none. */
+  hooks?: TestHooks;
+}
+
+export interface WorkerHandle {
+  readonly name: WorkerName;
+  /** Consumer queue names (before the `{env}.{service}.` prefix). */
+  readonly queues: string[];
+  readonly eventLog: EventLog;
+  /** The worker's metrics (counted whether or not they are served). */
+  readonly metrics: WorkerMetrics;
+  /** Port `/metrics` is served on; undefined when `metricsPort` is 0. */
+  readonly metricsPort: number | undefined;
+  /** Stop consuming, let in-flight events settle, close what the worker opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+function isWorkerName(name: string): name is WorkerName {
+  return (WORKER_NAMES as readonly string[]).includes(name);
+}
+
+function httpUrl(setting: string, value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(setting, 'an http:// or https:// URL', value);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(setting, 'an http:// or https:// URL', value);
+  return value;
+}
+
+function int(setting: string, value: number | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
+  return value;
+}
+
+/** Validate everything before opening anything, so bad configuration fails with one clear ConfigError. */
+export function checkWorkerOptions(name: string, options: WorkerOptions): WorkerDefinition {
+  if (!isWorkerName(name)) throw new ConfigError('worker', WORKER_NAMES.join(' | '), name);
+  const definition = WORKERS[name];
+  if (!options.eventLog && !options.amqpUrl) throw new ConfigError('amqpUrl', 'an amqp:// URL (the cold lane)', options.amqpUrl);
+  if (definition.needsPostgres && !options.pool && !options.postgresUrl) {
+    throw new ConfigError('postgresUrl', `a postgres:// URL (required by worker ${name})`, options.postgresUrl);
+  }
+  if (options.postgresUrl !== undefined && !/^postgres(ql)?:\/\//.test(options.postgresUrl)) {
+    throw new ConfigError('postgresUrl', 'a postgres:// URL', options.postgresUrl);
+  }
+  checkSchema(options.schema ?? 'nerve');
+  int('prefetch', options.prefetch, 1, 65_535);
+  int('maxAttempts', options.maxAttempts, 1, 1000);
+  int('retryDelayMs', options.retryDelayMs, 1, 86_400_000);
+  int('maxRetryDelayMs', options.maxRetryDelayMs, 1, 86_400_000);
+  int('httpTimeoutMs', options.httpTimeoutMs, 1, 600_000);
+  int('metricsPort', options.metricsPort, 0, 65_535);
+  int('metricsPollMs', options.metricsPollMs, 10, 3_600_000);
+  if (options.cleanupHookUrl !== undefined) httpUrl('cleanupHookUrl', options.cleanupHookUrl);
+  for (const url of options.webhookUrls ?? []) httpUrl('webhookUrls', url);
+  if (name === 'cleanup' && !options.cleanupHookUrl) throw new ConfigError('cleanupHookUrl', 'an http(s) URL (required by worker cleanup)', undefined);
+  if (name === 'webhooks') {
+    if ((options.webhookUrls ?? []).length === 0) throw new ConfigError('webhookUrls', 'at least one http(s) URL (required by worker webhooks)', undefined);
+    if (!options.webhookSecret || options.webhookSecret.length < 16) {
+      throw new ConfigError('webhookSecret', 'a secret of at least 16 characters (required by worker webhooks)', options.webhookSecret ? '<hidden>' : undefined);
+    }
+  }
+  return definition;
+}
+
+/** Start worker `name`. Resolves once its consumers are consuming. */
+export async function runWorker(name: string, options: WorkerOptions): Promise<WorkerHandle> {
+  const definition = checkWorkerOptions(name, options);
+  const logger = (options.logger ?? pino({ level: 'info' })).child({ worker: definition.name });
+  const schema = options.schema ?? 'nerve';
+  const prefetch = options.prefetch ?? 16;
+
+  let ownPool: pg.Pool | undefined;
+  let ownLog: EventLog | undefined;
+  const handles: ConsumerHandle[] = [];
+  const serving = (options.metricsPort ?? 0) > 0;
+  const metrics = new WorkerMetrics({
+    worker: definition.name,
+    processMetrics: serving,
+    ...(options.processId !== undefined ? { processId: options.processId } : {}),
+  });
+  let metricsServer: Awaited<ReturnType<typeof serveWorkerMetrics>> | undefined;
+  let depthPoller: ReturnType<typeof pollQueueDepth> | undefined;
+  let laneForHealth: EventLog | undefined;
+  // Metrics are served until the very end, so a scrape during shutdown still sees the last outcomes.
+  const closeOwned = async (): Promise<void> => {
+    await depthPoller?.stop();
+    await Promise.all(handles.map((h) => h.close()));
+    await ownLog?.close();
+    await ownPool?.end();
+    await metricsServer?.close();
+  };
+
+  try {
+    if (serving) {
+      // First, so a port in use fails before any connection is opened.
+      metricsServer = await serveWorkerMetrics(
+        metrics,
+        options.metricsPort!,
+        () => {
+          if (!laneForHealth) return { ok: false, detail: 'starting' };
+          const h = laneForHealth.health();
+          return h.ok ? { ok: true } : { ok: false, ...(h.detail ? { detail: h.detail } : {}) };
+        },
+        options.metricsHost,
+      );
+      logger.info({ port: metricsServer.port }, 'worker metrics on /metrics');
+    }
+    let pool = options.pool;
+    if (definition.needsPostgres) {
+      if (!pool) {
+        ownPool = new pg.Pool({ connectionString: options.postgresUrl, max: Math.min(prefetch, 20) });
+        // Idle clients cut by the server emit here; without a listener the process would crash.
+        ownPool.on('error', (err) => logger.warn({ err }, 'postgres pool error'));
+        pool = ownPool;
+      }
+      await applyMigrations(pool, schema, logger);
+    }
+
+    let eventLog = options.eventLog;
+    if (!eventLog) {
+      ownLog = new RabbitEventLog({
+        url: options.amqpUrl!,
+        ...(options.env ? { env: options.env } : {}),
+        ...(options.service ? { service: options.service } : {}),
+        ...(options.quorumQueues ? { quorumQueues: true } : {}),
+        logger,
+      });
+      eventLog = ownLog;
+      await eventLog.start();
+    }
+    laneForHealth = eventLog;
+
+    const context: WorkerContext = {
+      pool,
+      schema,
+      logger,
+      cleanupHookUrl: options.cleanupHookUrl,
+      webhookUrls: options.webhookUrls ?? [],
+      webhookSecret: options.webhookSecret,
+      httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
+      hooks: options.hooks ?? {},
+    };
+    for (const consumer of definition.consumers(context)) {
+      const maxAttempts = options.maxAttempts ?? definition.defaults.maxAttempts;
+      const spec = {
+        ...consumer.spec,
+        prefetch,
+        maxAttempts,
+        retryDelayMs: options.retryDelayMs ?? definition.defaults.retryDelayMs,
+        retryBackoff: definition.defaults.retryBackoff,
+        ...(options.maxRetryDelayMs !== undefined ? { maxRetryDelayMs: options.maxRetryDelayMs } : {}),
+      };
+      handles.push(await eventLog.consume(spec, metrics.instrumentHandler(consumer.handler, maxAttempts)));
+    }
+    const queues = handles.map((h) => h.queue);
+    if (serving) depthPoller = pollQueueDepth(metrics, eventLog, queues, options.metricsPollMs ?? 5000, logger);
+    logger.info({ queues, schema: definition.needsPostgres ? schema : undefined }, 'worker ready');
+
+    let closing: Promise<void> | undefined;
+    const log = eventLog;
+    return {
+      name: definition.name,
+      queues,
+      eventLog: log,
+      metrics,
+      metricsPort: metricsServer?.port,
+      close() {
+        closing ??= (async () => {
+          logger.info('worker stopping');
+          await closeOwned();
+          logger.info('worker stopped');
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await closeOwned().catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * webhooks: POST every event to each configured URL, signed (see http.ts).
+ * One queue per URL (`webhooks.<hash of the URL>`), so a failing endpoint
+ * retries and dead-letters on its own without re-sending to the healthy ones.
+ * Receivers deduplicate by the `Nerve-Event-Id` header (delivery is at least once).
+ */
+import { createHash } from 'node:crypto';
+import { postEvent } from './http.js';
+import type { WorkerDefinition } from './worker.js';
+
+/** Queue name of the webhook consumer for `url`. */
+export function webhookQueue(url: string): string {
+  return `webhooks.${createHash('sha256').update(url).digest('hex').slice(0, 12)}`;
+}
+
+export const webhooks: WorkerDefinition = {
+  name: 'webhooks',
+  needsPostgres: false,
+  defaults: { maxAttempts: 8, retryDelayMs: 1000, retryBackoff: 'exponential' },
+  consumers(context) {
+    const secret = context.webhookSecret;
+    if (!secret) throw new Error('webhooks needs webhookSecret');
+    if (context.webhookUrls.length === 0) throw new Error('webhooks needs at least one webhook URL');
+    return context.webhookUrls.map((url) => ({
+      spec: { queue: webhookQueue(url), bindings: ['#'] },
+      async handler(event, info) {
+        const result = await postEvent(url, event, { secret, timeoutMs: context.httpTimeoutMs, attempt: info.attempt });
+        if (result.outcome !== 'ack') {
+          context.logger.warn({ url, event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'webhook delivery failed');
+        }
+        return result.outcome;
+      },
+    }));
+  },
+};

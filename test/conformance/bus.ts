@@ -1,0 +1,277 @@
+/**
+ * The Bus contract (top of src/bus/bus.ts), as one suite every driver runs:
+ * `busConformance('redis', () => three RedisBus on one server)`.
+ *
+ * Negative checks ("this node got nothing") never sleep: they publish a
+ * fence envelope after the one that must not arrive and wait for the fence
+ * (one channel is delivered in order), or read the broker's own receiver
+ * count from `publish`.
+ */
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { Bus, BusEnvelope } from '../../src/bus/bus.js';
+import { ErrorCode } from '../../src/protocol/codes.js';
+import { NerveError } from '../../src/protocol/errors.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+export interface BusConformanceOptions {
+  /** Skip the whole suite with this reason (a missing service outside CI). */
+  skip?: string | false;
+  /** Runs once before the suite (start a server). */
+  setup?: () => Promise<void>;
+  /** Runs once after the suite (stop a server). */
+  teardown?: () => Promise<void>;
+  /** Timeout for one delivery wait, ms. Default 5000. */
+  timeoutMs?: number;
+}
+
+/**
+ * Build `count` (2 or 3) unstarted buses acting as different nodes on one
+ * broker. `prefix` is unique per test: use it in node ids or channel prefixes
+ * if the driver needs them.
+ */
+export type BusFactory = (count: number, prefix: string) => Promise<Bus[]> | Bus[];
+
+interface Received {
+  channel: string;
+  envelope: BusEnvelope;
+}
+
+interface Node {
+  bus: Bus;
+  received: Received[];
+  /** Envelopes received on `channel`, in arrival order. */
+  on(channel: string): BusEnvelope[];
+  /** Every `onResubscribed` report (a driver that lost nothing reports none). */
+  resubscribed: string[][];
+}
+
+export function busConformance(name: string, factory: BusFactory, options: BusConformanceOptions = {}): void {
+  const timeoutMs = options.timeoutMs ?? 5000;
+
+  describe(`Bus conformance: ${name}`, { skip: options.skip ?? false }, () => {
+    let open: Bus[] = [];
+    let ns = '';
+
+    before(async () => {
+      await options.setup?.();
+    });
+    after(async () => {
+      await options.teardown?.();
+    });
+    afterEach(async () => {
+      await Promise.allSettled(open.map((bus) => bus.close()));
+      open = [];
+    });
+
+    async function nodes(count: number): Promise<Node[]> {
+      ns = testNamespace('conf');
+      const buses = await factory(count, ns);
+      open.push(...buses);
+      return Promise.all(
+        buses.map(async (bus) => {
+          const received: Received[] = [];
+          const resubscribed: string[][] = [];
+          await bus.start(
+            (channel, envelope) => received.push({ channel, envelope }),
+            (channels) => resubscribed.push(channels),
+          );
+          return {
+            bus,
+            received,
+            resubscribed,
+            on: (channel: string) => received.filter((r) => r.channel === channel).map((r) => r.envelope),
+          };
+        }),
+      );
+    }
+
+    const channel = (suffix: string): string => `${ns}:default:room:${suffix}`;
+    let seq = 0;
+    const envelope = (origin: string, payload = `p${++seq}`, extra: Partial<BusEnvelope> = {}): BusEnvelope => ({
+      v: 1,
+      type: 'deliver',
+      id: randomUUID(),
+      origin,
+      class: 'chat',
+      payload,
+      ...extra,
+    });
+    const has = (node: Node, ch: string, id: string): boolean => node.on(ch).some((e) => e.id === id);
+    const waitAll = (targets: Node[], ch: string, id: string, what: string) =>
+      waitFor(() => targets.every((n) => has(n, ch, id)), { timeoutMs, what });
+
+    it('acquire resolves only once the channel is live', async () => {
+      const [a, b] = await nodes(2);
+      for (let i = 0; i < 20; i += 1) {
+        const ch = channel(`live-${i}`);
+        await b!.bus.acquire(ch);
+        // Published immediately after acquire resolved: must not be lost.
+        const sent = envelope('a');
+        assert.equal(await a!.bus.publish(ch, sent), 1, `publish on ${ch} right after acquire`);
+        await waitAll([b!], ch, sent.id, `delivery on ${ch}`);
+      }
+    });
+
+    it('counts references: two acquires, one release stays subscribed; the last release unsubscribes', async () => {
+      const [a, b] = await nodes(2);
+      const ch = channel('refs');
+      const fence = channel('refs-fence');
+      await b!.bus.acquire(ch);
+      await b!.bus.acquire(ch);
+      await b!.bus.acquire(fence);
+      await b!.bus.release(ch);
+      assert.deepEqual(b!.bus.channels().sort(), [ch, fence].sort());
+      const first = envelope('a');
+      assert.equal(await a!.bus.publish(ch, first), 1);
+      await waitAll([b!], ch, first.id, 'delivery while one reference is held');
+
+      await b!.bus.release(ch);
+      assert.deepEqual(b!.bus.channels(), [fence]);
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 0, 'nobody subscribed after the last release');
+      const f = envelope('a');
+      await a!.bus.publish(fence, f);
+      await waitAll([b!], fence, f.id, 'fence');
+      assert.deepEqual(b!.on(ch).map((e) => e.id), [first.id], 'nothing delivered after the last release');
+    });
+
+    it('release of an unheld channel is a no-op', async () => {
+      const [a, b] = await nodes(2);
+      const ch = channel('held');
+      await b!.bus.release(channel('never-acquired'));
+      await b!.bus.acquire(ch);
+      await b!.bus.release(channel('never-acquired'));
+      await b!.bus.release(ch);
+      await b!.bus.release(ch);
+      assert.deepEqual(b!.bus.channels(), []);
+      await b!.bus.acquire(ch);
+      assert.deepEqual(b!.bus.channels(), [ch]);
+      const sent = envelope('a');
+      assert.equal(await a!.bus.publish(ch, sent), 1, 'an extra release did not make the count negative');
+      await waitAll([b!], ch, sent.id, 'delivery after re-acquire');
+    });
+
+    it('a fast acquire/release/acquire sequence ends subscribed', async () => {
+      const [a, b] = await nodes(2);
+      const ch = channel('flap');
+      const ops: Array<Promise<void>> = [];
+      for (let i = 0; i < 10; i += 1) {
+        ops.push(b!.bus.acquire(ch), b!.bus.release(ch));
+      }
+      ops.push(b!.bus.acquire(ch));
+      await Promise.all(ops);
+      assert.deepEqual(b!.bus.channels(), [ch]);
+      const sent = envelope('a');
+      assert.equal(await a!.bus.publish(ch, sent), 1);
+      await waitAll([b!], ch, sent.id, 'delivery after flapping');
+    });
+
+    it('every subscribed node, the publisher included, receives each envelope exactly once', async () => {
+      const [a, b, c] = await nodes(3);
+      const ch = channel('once');
+      for (const n of [a!, b!, c!]) await n.bus.acquire(ch);
+      const sent: BusEnvelope[] = [];
+      for (let i = 0; i < 50; i += 1) sent.push(envelope('a'));
+      const counts = await Promise.all(sent.map((e) => a!.bus.publish(ch, e)));
+      assert.deepEqual(counts, sent.map(() => 3));
+      const fence = envelope('a');
+      await a!.bus.publish(ch, fence);
+      await waitAll([a!, b!, c!], ch, fence.id, 'fence on every node');
+      const expected = [...sent, fence].map((e) => e.id);
+      for (const n of [a!, b!, c!]) assert.deepEqual(n.on(ch).map((e) => e.id), expected);
+    });
+
+    it('all receivers see one channel in the same order when two nodes publish concurrently', async () => {
+      const [a, b, c] = await nodes(3);
+      const ch = channel('order');
+      for (const n of [a!, b!, c!]) await n.bus.acquire(ch);
+      const fromA = Array.from({ length: 100 }, (_, i) => envelope('a', `a${i}`));
+      const fromB = Array.from({ length: 100 }, (_, i) => envelope('b', `b${i}`));
+      await Promise.all([
+        Promise.all(fromA.map((e) => a!.bus.publish(ch, e))),
+        Promise.all(fromB.map((e) => b!.bus.publish(ch, e))),
+      ]);
+      await waitFor(() => [a!, b!, c!].every((n) => n.on(ch).length === 200), { timeoutMs, what: '200 envelopes on every node' });
+      const order = a!.on(ch).map((e) => e.id);
+      assert.deepEqual(b!.on(ch).map((e) => e.id), order);
+      assert.deepEqual(c!.on(ch).map((e) => e.id), order);
+      // Each publisher's own envelopes arrive in the order it published them.
+      assert.deepEqual(order.filter((id) => fromA.some((e) => e.id === id)), fromA.map((e) => e.id));
+      assert.deepEqual(order.filter((id) => fromB.some((e) => e.id === id)), fromB.map((e) => e.id));
+    });
+
+    it('publish resolves with the number of subscribed nodes', async () => {
+      const [a, b, c] = await nodes(3);
+      const ch = channel('count');
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 0, 'nobody');
+      await b!.bus.acquire(ch);
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 1, 'another node, not the publisher');
+      await c!.bus.acquire(ch);
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 2);
+      await a!.bus.acquire(ch);
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 3, 'the publisher counts when subscribed');
+      await b!.bus.release(ch);
+      assert.equal(await a!.bus.publish(ch, envelope('a')), 2);
+    });
+
+    it('envelope fields round-trip exactly', async () => {
+      const [a, b] = await nodes(2);
+      const ch = channel('fields');
+      await b!.bus.acquire(ch);
+      const cases: BusEnvelope[] = [
+        envelope('a', ''),
+        envelope('a', '{"op":"message","data":{"text":"hi"}}'),
+        envelope('a', 'é中文🎉 \u0000\u0001 \r\n\t "\\ \ufeff \u{10FFFF}'),
+        envelope('a', 'x'.repeat(64 * 1024)),
+        envelope('node-ü', 'with optionals', { trace: 'trace-🎉', except: 'conn-1', class: 'ephemeral' }),
+        envelope('a', 'empty optionals', { trace: '', except: '' }),
+        envelope('a', '{"action":"room.end","room":"r","reason":"x"}', { type: 'control', class: 'lifecycle' }),
+        envelope('a', 'signal', { class: 'signal' }),
+      ];
+      for (const sent of cases) await a!.bus.publish(ch, sent);
+      const last = cases[cases.length - 1]!;
+      await waitAll([b!], ch, last.id, 'all cases');
+      const got = b!.on(ch);
+      assert.equal(got.length, cases.length);
+      cases.forEach((sent, i) => assert.deepStrictEqual(got[i], sent));
+      assert.equal('trace' in got[0]!, false, 'absent optional fields stay absent');
+      assert.equal('except' in got[0]!, false, 'absent optional fields stay absent');
+    });
+
+    it('close is idempotent and publish after close rejects with bus_unavailable', async () => {
+      const [a] = await nodes(2);
+      await a!.bus.acquire(channel('closing'));
+      const first = a!.bus.close();
+      const second = a!.bus.close();
+      await Promise.all([first, second]);
+      await a!.bus.close();
+      await assert.rejects(a!.bus.publish(channel('closing'), envelope('a')), (error: unknown) => {
+        assert.ok(error instanceof NerveError, `expected NerveError, got ${String(error)}`);
+        assert.equal(error.code, ErrorCode.BusUnavailable);
+        return true;
+      });
+      assert.equal(a!.bus.health().ok, false);
+    });
+
+    it('onResubscribed: nothing is reported while no subscription was lost', async () => {
+      const [a, b] = await nodes(2);
+      const ch = channel('no-gap');
+      await b!.bus.acquire(ch);
+      await b!.bus.release(ch);
+      await b!.bus.acquire(ch);
+      const sent = envelope('a');
+      await a!.bus.publish(ch, sent);
+      await waitAll([b!], ch, sent.id, 'delivery');
+      assert.deepEqual(a!.resubscribed, []);
+      assert.deepEqual(b!.resubscribed, []);
+    });
+
+    it('reports healthy while running', async () => {
+      const [a] = await nodes(2);
+      assert.equal(a!.bus.health().ok, true);
+      assert.equal(a!.bus.health().lane, 'bus');
+      assert.equal(typeof a!.bus.driver, 'string');
+    });
+  });
+}

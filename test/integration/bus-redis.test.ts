@@ -1,0 +1,125 @@
+/**
+ * RedisBus on the shared Redis: the Bus conformance suite with three buses
+ * acting as three nodes, and the subscription-leak check. Everything lives
+ * under a random prefix; nothing here flushes or reconfigures the server.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { ChannelNamer } from '../../src/bus/channels.js';
+import { RedisBus, createRedisBus } from '../../src/bus/redis.js';
+import { busConformance } from '../conformance/bus.js';
+import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await redisSkipReason()) ?? false;
+
+function bus(prefix: string, nodeId: string, extra: Partial<ConstructorParameters<typeof RedisBus>[0]> = {}): RedisBus {
+  return new RedisBus({ url: SHARED_REDIS_URL, nodeId, namer: new ChannelNamer({ env: prefix, service: 'nerve' }), canaryIntervalMs: 500, ...extra });
+}
+
+busConformance('redis (shared server, 3 nodes)', (count, prefix) => Array.from({ length: count }, (_, i) => bus(prefix, `n${i}`)), { skip });
+
+describe('RedisBus on the shared server', { skip }, () => {
+  it('leaks no subscription after 20,000 acquire and release calls (about 10,000 cycles) over many channels', async () => {
+    const prefix = testNamespace('leak');
+    const node = bus(prefix, 'leaky', { canaryIntervalMs: 0 });
+    const admin = new Redis(SHARED_REDIS_URL);
+    admin.on('error', () => {});
+    try {
+      await node.start(() => {});
+      const channels = Array.from({ length: 200 }, (_, i) => `${prefix}:default:room:r${i}`);
+      const held = new Map<string, number>();
+      let seed = 42;
+      const random = (n: number): number => {
+        seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+        return seed % n;
+      };
+      // Concurrent batches of random acquires and releases, as joins and leaves arrive.
+      for (let round = 0; round < 200; round += 1) {
+        const ops: Array<Promise<void>> = [];
+        for (let i = 0; i < 100; i += 1) {
+          const channel = channels[random(channels.length)]!;
+          const refs = held.get(channel) ?? 0;
+          if (refs > 0 && random(2) === 0) {
+            held.set(channel, refs - 1);
+            ops.push(node.release(channel));
+          } else {
+            held.set(channel, refs + 1);
+            ops.push(node.acquire(channel));
+          }
+        }
+        await Promise.all(ops);
+      }
+      const expected = [...held.entries()].filter(([, refs]) => refs > 0).map(([channel]) => channel).sort();
+      assert.deepEqual(node.channels().sort(), expected);
+      const onServer = ((await admin.pubsub('CHANNELS', `${prefix}:default:*`)) as string[]).sort();
+      assert.deepEqual(onServer, expected, 'PUBSUB CHANNELS shows exactly the held channels');
+      const counts = (await admin.pubsub('NUMSUB', ...channels)) as Array<string | number>;
+      for (let i = 0; i < counts.length; i += 2) {
+        const channel = String(counts[i]);
+        assert.equal(Number(counts[i + 1]), held.get(channel) ? 1 : 0, `NUMSUB ${channel}`);
+      }
+      // Release everything: nothing of ours stays subscribed except the canary.
+      await Promise.all(expected.flatMap((channel) => Array.from({ length: held.get(channel)! }, () => node.release(channel))));
+      assert.deepEqual(await admin.pubsub('CHANNELS', `${prefix}:default:*`), []);
+    } finally {
+      await node.close();
+      admin.disconnect();
+    }
+    const left = await waitFor(async () => {
+      const probe = new Redis(SHARED_REDIS_URL);
+      probe.on('error', () => {});
+      try {
+        const list = (await probe.pubsub('CHANNELS', `${prefix}*`)) as string[];
+        return list.length === 0 ? 'empty' : false;
+      } finally {
+        probe.disconnect();
+      }
+    }, { what: 'no channel of the prefix after close' });
+    assert.equal(left, 'empty');
+  });
+
+  it('counts published and received envelopes and drops garbage as decode errors', async () => {
+    const prefix = testNamespace('stats');
+    // A pino logger is accepted as is.
+    const a = createRedisBus({ url: SHARED_REDIS_URL, nodeId: 'a', namer: new ChannelNamer({ env: prefix, service: 'nerve' }), logger: pino({ level: 'silent' }) });
+    const raw = new Redis(SHARED_REDIS_URL);
+    raw.on('error', () => {});
+    const got: string[] = [];
+    try {
+      await a.start((_channel, envelope) => got.push(envelope.id));
+      const channel = `${prefix}:default:room:x`;
+      await a.acquire(channel);
+      assert.equal(await raw.publish(channel, 'not an envelope'), 1);
+      assert.equal(await raw.publish(channel, Buffer.from([1, 0, 0, 0xff])), 1);
+      await a.publish(channel, { v: 1, type: 'deliver', id: 'ok', origin: 'a', class: 'chat', payload: 'x' });
+      await waitFor(() => got.includes('ok'), { what: 'the valid envelope' });
+      assert.deepEqual(got, ['ok']);
+      const stats = a.stats();
+      assert.equal(stats.decodeErrors, 2);
+      assert.equal(stats.published, 1);
+      assert.equal(stats.received, 1);
+      assert.equal(a.health().ok, true);
+    } finally {
+      await a.close();
+      raw.disconnect();
+    }
+  });
+
+  it('rejects bad options at construction with a precise message', () => {
+    const namer = new ChannelNamer({ env: 'x', service: 'y' });
+    assert.throws(() => new RedisBus({ nodeId: 'a', namer }), /url is required/);
+    assert.throws(() => new RedisBus({ url: 'http://x', nodeId: 'a', namer }), /redis:\/\//);
+    assert.throws(() => new RedisBus({ url: SHARED_REDIS_URL, nodeId: 'a', namer, commandTimeoutMs: 0 }), /commandTimeoutMs/);
+    assert.throws(() => new RedisBus({ url: SHARED_REDIS_URL, nodeId: 'a', namer, canaryIntervalMs: -1 }), /canaryIntervalMs/);
+  });
+
+  it('start rejects with bus_unavailable when Redis is unreachable', async () => {
+    const node = new RedisBus({ url: 'redis://127.0.0.1:1', nodeId: 'a', namer: new ChannelNamer({ env: 'x', service: 'y' }), startTimeoutMs: 300 });
+    await assert.rejects(node.start(() => {}), { name: 'NerveError', code: 'bus_unavailable' });
+    await node.close();
+    assert.equal(node.health().ok, false);
+  });
+});

@@ -1,0 +1,203 @@
+/**
+ * Issue 3, the cluster-level proof: three `nerve serve` processes on the
+ * shared Redis behave as one system. Chat reaches every member on every
+ * node exactly once and in one order; signals cross nodes in order and only
+ * to their target; presence agrees everywhere.
+ *
+ * Redis missing: fails in CI (CI=true), skipped elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startCluster, type Cluster } from '../helpers/cluster.js';
+import { RawClient, type Frame } from '../helpers/raw-client.js';
+import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await redisSkipReason(SHARED_REDIS_URL)) ?? false;
+
+describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
+  let cluster: Cluster;
+  const clients: RawClient[] = [];
+
+  /** Connect `user` to node `i` and remember the client for cleanup. */
+  async function connect(i: number, user: string): Promise<RawClient> {
+    const client = await RawClient.connect(cluster.node(i).wsUrl, user);
+    clients.push(client);
+    return client;
+  }
+
+  const isChat = (room: string) => (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
+  const isSignal = (f: Frame) => f.op === 'signal';
+
+  before(async () => {
+    cluster = await startCluster({ count: 3, redisUrl: SHARED_REDIS_URL });
+  });
+
+  after(async () => {
+    for (const client of clients) client.close();
+    await cluster?.stop();
+  });
+
+  it('runs three nodes with distinct ids on distinct ports', async () => {
+    const ids = new Set<unknown>();
+    for (let i = 0; i < 3; i += 1) {
+      const client = await RawClient.open(cluster.node(i).wsUrl);
+      clients.push(client);
+      const welcome = await client.request({ op: 'connect', v: 1, user: `probe${i}` });
+      ids.add(welcome.nodeId);
+    }
+    assert.equal(ids.size, 3);
+    assert.equal(new Set(cluster.nodes.map((node) => node.port)).size, 3);
+  });
+
+  it('delivers concurrent chat from 5 publishers to 30 members on 3 nodes exactly once, in one order', async () => {
+    const room = testNamespace('room');
+    const members = await Promise.all(Array.from({ length: 30 }, (_, i) => connect(i % 3, `m${i}`)));
+    for (const member of members) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+
+    const publishers = members.slice(0, 5); // on nodes 0, 1, 2, 0, 1
+    const perPublisher = 20;
+    const total = publishers.length * perPublisher;
+    // Send every publish without waiting, then collect the acks: the
+    // publishes of different publishers interleave on three nodes.
+    const acks = await Promise.all(
+      publishers.flatMap((publisher, p) =>
+        Array.from({ length: perPublisher }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000)),
+      ),
+    );
+    for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    assert.deepEqual(
+      acks.map((ack) => ack.offset).sort((a, b) => Number(a) - Number(b)),
+      Array.from({ length: total }, (_, i) => i + 1),
+      'acked offsets are 1..N, each once',
+    );
+
+    // A marker published after every ack: a duplicate of an earlier message
+    // would arrive before it, so "marker seen" is the point to count at.
+    const marker = await members[29]!.request({ op: 'publish', room, class: 'chat', data: 'marker' });
+    assert.equal(marker.op, 'ack');
+    for (const member of members) {
+      await waitFor(() => member.frames.some((f) => isChat(room)(f) && f.id === marker.id), { timeoutMs: 15_000, what: 'the marker on every member' });
+    }
+
+    const sequences = members.map((member) => member.frames.filter(isChat(room)));
+    const reference = sequences[0]!;
+    assert.equal(reference.length, total + 1, 'each message exactly once, plus the marker');
+    assert.deepEqual(
+      reference.map((m) => m.offset),
+      Array.from({ length: total + 1 }, (_, i) => i + 1),
+      'offsets contiguous 1..N in delivery order',
+    );
+    assert.equal(new Set(reference.map((m) => m.id)).size, total + 1, 'no id twice');
+    assert.deepEqual(new Set(reference.map((m) => m.id)), new Set([...acks.map((a) => a.id), marker.id]), 'the acked messages, no other');
+    const order = reference.map((m) => m.id);
+    sequences.forEach((sequence, i) => assert.deepEqual(sequence.map((m) => m.id), order, `member m${i} (node ${i % 3}) saw the same order`));
+    // Per publisher, the order it sent in.
+    for (let p = 0; p < publishers.length; p += 1) {
+      const mine = reference.filter((m) => (m.data as { p?: number }).p === p).map((m) => (m.data as { n: number }).n);
+      assert.deepEqual(mine, Array.from({ length: perPublisher }, (_, n) => n), `publisher ${p} in send order`);
+    }
+    for (const member of members) member.frames.length = 0;
+  });
+
+  it('carries offer, answer and a burst of 20 candidates from node 1 to node 3, in order, to nobody else', async () => {
+    const tag = testNamespace('sig');
+    const caller = await connect(0, `${tag}-caller`);
+    const callee = await connect(2, `${tag}-callee`);
+    const bystanders = [await connect(0, `${tag}-by0`), await connect(1, `${tag}-by1`), await connect(2, `${tag}-by2`)];
+
+    const offerAck = await caller.request({ op: 'signal', to: `${tag}-callee`, kind: 'offer', data: { sdp: 'v=0 offer' } });
+    assert.equal(offerAck.op, 'ack', JSON.stringify(offerAck));
+    const offer = await callee.waitFor(isSignal, 5000, 'the offer');
+    assert.equal(offer.kind, 'offer');
+    assert.equal(offer.from, `${tag}-caller`);
+    assert.deepEqual(offer.data, { sdp: 'v=0 offer' });
+
+    const answerAck = await callee.request({ op: 'signal', to: `${tag}-caller`, kind: 'answer', data: { sdp: 'v=0 answer' } });
+    assert.equal(answerAck.op, 'ack', JSON.stringify(answerAck));
+    const answer = await caller.waitFor(isSignal, 5000, 'the answer');
+    assert.equal(answer.kind, 'answer');
+    assert.equal(answer.from, `${tag}-callee`);
+
+    const candidateAcks = await Promise.all(
+      Array.from({ length: 20 }, (_, seq) => caller.request({ op: 'signal', to: `${tag}-callee`, kind: 'candidate', data: { seq } })),
+    );
+    for (const ack of candidateAcks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    await waitFor(() => callee.frames.filter(isSignal).length >= 20, { timeoutMs: 10_000, what: '20 candidates at the callee' });
+    const candidates = callee.frames.filter(isSignal);
+    assert.equal(candidates.length, 20);
+    assert.deepEqual(candidates.map((c) => (c.kind === 'candidate' ? (c.data as { seq: number }).seq : -1)), Array.from({ length: 20 }, (_, i) => i));
+
+    // Nobody else: a signal sent to each bystander after the burst is the
+    // first signal it sees (anything misrouted would have come before).
+    for (const [i, bystander] of bystanders.entries()) {
+      const ack = await caller.request({ op: 'signal', to: `${tag}-by${i}`, kind: 'custom', data: 'barrier' });
+      assert.equal(ack.op, 'ack');
+      const first = await bystander.waitFor(isSignal, 5000, 'the barrier signal');
+      assert.equal(first.data, 'barrier', `bystander on node ${i} got ${JSON.stringify(first)}`);
+    }
+    assert.equal(caller.frames.filter(isSignal).length, 0, 'the caller got no echo');
+  });
+
+  it('agrees on presence on all 3 nodes, and member_joined / member_left cross nodes', async () => {
+    const room = testNamespace('pres');
+    const names = ['p0', 'p1', 'p2'].map((n) => `${room}-${n}`);
+    const a = await connect(0, names[0]!);
+    const b = await connect(1, names[1]!);
+    const c = await connect(2, names[2]!);
+    assert.equal((await a.request({ op: 'join', room })).op, 'joined');
+    assert.equal((await b.request({ op: 'join', room })).op, 'joined');
+    const joinedC = await c.request({ op: 'join', room });
+    assert.equal(joinedC.op, 'joined');
+
+    const usersOf = (members: unknown) => (members as Array<{ user: string }>).map((m) => m.user).sort();
+    assert.deepEqual(usersOf(joinedC.members), [...names].sort());
+
+    // member_joined: a (node 0) hears b (node 1) and c (node 2); b hears c.
+    const joinedFrom = (user: string) => (f: Frame) => f.op === 'member_joined' && f.room === room && f.user === user;
+    await a.waitFor(joinedFrom(names[1]!), 5000, 'member_joined of p1 at node 0');
+    await a.waitFor(joinedFrom(names[2]!), 5000, 'member_joined of p2 at node 0');
+    await b.waitFor(joinedFrom(names[2]!), 5000, 'member_joined of p2 at node 1');
+
+    const presenceEverywhere = async () =>
+      Promise.all([a, b, c].map(async (client) => {
+        const frame = await client.request({ op: 'presence', room });
+        assert.equal(frame.op, 'presence', JSON.stringify(frame));
+        return frame.members as Array<{ user: string; since: number }>;
+      }));
+    const lists = await presenceEverywhere();
+    for (const list of lists) assert.deepEqual(list, lists[0], 'the same members (and since) on every node');
+    assert.deepEqual(usersOf(lists[0]), [...names].sort());
+    assert.deepEqual(usersOf(joinedC.members), usersOf(lists[0]));
+
+    // member_left crosses nodes too.
+    assert.equal((await c.request({ op: 'leave', room })).op, 'left');
+    const leftFrom = (user: string) => (f: Frame) => f.op === 'member_left' && f.room === room && f.user === user;
+    await a.waitFor(leftFrom(names[2]!), 5000, 'member_left of p2 at node 0');
+    await b.waitFor(leftFrom(names[2]!), 5000, 'member_left of p2 at node 1');
+    const [afterA, afterB] = await Promise.all([a, b].map(async (client) => (await client.request({ op: 'presence', room })).members));
+    assert.deepEqual(afterA, afterB);
+    assert.deepEqual(usersOf(afterA), [names[0]!, names[1]!].sort());
+  });
+
+  it('answers a signal to a user connected nowhere with peer_offline', async () => {
+    const sender = await connect(1, testNamespace('lonely'));
+    const frame = await sender.request({ op: 'signal', to: testNamespace('ghost'), kind: 'offer', data: {} });
+    assert.equal(frame.op, 'error');
+    assert.equal(frame.code, 'peer_offline');
+  });
+
+  it('delivers a signal to every connection of a user connected on 2 nodes', async () => {
+    const user = testNamespace('dual');
+    const onNode0 = await connect(0, user);
+    const onNode1 = await connect(1, user);
+    const sender = await connect(2, testNamespace('sender'));
+    const ack = await sender.request({ op: 'signal', to: user, kind: 'offer', data: { sdp: 'both' } });
+    assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    for (const connection of [onNode0, onNode1]) {
+      const signal = await connection.waitFor(isSignal, 5000, 'the signal on both connections');
+      assert.equal(signal.id, ack.id);
+      assert.deepEqual(signal.data, { sdp: 'both' });
+    }
+  });
+});

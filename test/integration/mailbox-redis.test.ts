@@ -1,0 +1,159 @@
+/**
+ * RedisMailbox against the real Redis (NERVE_TEST_REDIS_URL, default
+ * redis://127.0.0.1:6379), under a random key prefix deleted afterwards,
+ * and on a private 3-master Redis Cluster (sharded mode).
+ * Expiry is driven by an injected clock, never by sleeping.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { keySlot } from '../../src/bus/redis-sharded.js';
+import { RedisMailbox, type RedisMailboxOptions } from '../../src/mailbox/redis.js';
+import { mailboxConformance } from '../conformance/mailbox.js';
+import { redisServerSkipReason, redisSkipReason, SHARED_REDIS_URL, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
+import { testNamespace } from '../helpers/wait.js';
+
+const skip = (await redisSkipReason()) ?? false;
+const namespace = testNamespace('nmb');
+const admin = skip ? undefined : new Redis(SHARED_REDIS_URL);
+
+after(async () => {
+  if (!admin) return;
+  let cursor = '0';
+  do {
+    const [next, keys] = await admin.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length > 0) await admin.unlink(...keys);
+  } while (cursor !== '0');
+  admin.disconnect();
+});
+
+mailboxConformance('redis', (options) => new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:c`, ...options }), undefined, { skip });
+
+describe('RedisMailbox', { skip }, () => {
+  it('keeps its keys under the user hash tag, with a TTL', async () => {
+    const mailbox = new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:k`, ttlMs: 5000 });
+    await mailbox.start();
+    const user = { tenant: 'acme', user: 'bob@example.org' };
+    await mailbox.markSeen(user);
+    await mailbox.offer(user, 'x');
+    for (const suffix of ['seen', 'box'] as const) {
+      const key = mailbox.key(user, suffix);
+      assert.match(key, /\{acme:bob%40example\.org\}/);
+      const ttl = await admin!.pttl(key);
+      assert.ok(ttl > 0 && ttl <= 5000, `${suffix} ttl ${ttl}`);
+    }
+    assert.deepEqual((await mailbox.take(user)).payloads, ['x']);
+    assert.equal(await admin!.exists(mailbox.key(user, 'box')), 0, 'the taken list is deleted');
+    await mailbox.close();
+  });
+
+  it('refuses a configuration with more or fewer than one connection source', () => {
+    assert.throws(() => new RedisMailbox({ url: SHARED_REDIS_URL, nodes: [{ host: '127.0.0.1', port: 1 }] }), { name: 'ConfigError' });
+    assert.throws(() => new RedisMailbox({}), { name: 'ConfigError' });
+  });
+
+  it('fails with unavailable when Redis cannot be reached', async () => {
+    const mailbox = new RedisMailbox({ url: 'redis://127.0.0.1:1', prefix: `${namespace}:x` });
+    await assert.rejects(mailbox.start(), { name: 'NerveError', code: 'unavailable' });
+    await mailbox.close();
+  });
+});
+
+describe('RedisMailbox on a private 3-master Redis Cluster', { skip: (await redisServerSkipReason()) ?? false }, () => {
+  let cluster: RedisCluster | undefined;
+  const clusterNamespace = testNamespace('nmbc');
+  before(async () => {
+    cluster = await startRedisCluster();
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  function onCluster(options: Partial<RedisMailboxOptions> = {}): RedisMailbox {
+    if (!cluster) throw new Error('cluster not started');
+    return new RedisMailbox({ nodes: cluster.nodes, prefix: `${clusterNamespace}:c`, ...options });
+  }
+
+  mailboxConformance('redis (cluster)', (options) => onCluster(options));
+
+  it("keeps a user's keys in one slot and spreads users over every master", async () => {
+    const mailbox = onCluster();
+    await mailbox.start();
+    const masters = new Set<string>();
+    try {
+      for (let i = 0; i < 30; i += 1) {
+        const user = { tenant: 'acme', user: `user-${i}` };
+        const slot = keySlot(mailbox.key(user, 'seen'));
+        assert.equal(keySlot(mailbox.key(user, 'box')), slot);
+        // redis-cli --cluster create splits the 16384 slots into three ranges.
+        masters.add(slot <= 5460 ? 'a' : slot <= 10922 ? 'b' : 'c');
+        await mailbox.markSeen(user);
+        assert.equal((await mailbox.offer(user, `hi ${i}`)).queued, true);
+        assert.deepEqual((await mailbox.take(user)).payloads, [`hi ${i}`]);
+      }
+      assert.equal(masters.size, 3);
+    } finally {
+      await mailbox.close();
+    }
+  });
+
+  it('fails with unavailable when no seed node answers', async () => {
+    const mailbox = new RedisMailbox({ nodes: [{ host: '127.0.0.1', port: 1 }] });
+    await assert.rejects(mailbox.start(), { name: 'NerveError', code: 'unavailable' });
+    assert.equal(mailbox.health().ok, false);
+    await mailbox.close();
+  });
+});
+
+describe('signal mailbox end to end (2 nodes)', { skip }, () => {
+  it('a peer who reconnects within the TTL gets pending signals once, in order; others get peer_offline', async () => {
+    const { startNode } = await import('../helpers/node-process.js');
+    const { RawClient } = await import('../helpers/raw-client.js');
+    const env = `${namespace}e`;
+    const args = ['--redis-url', SHARED_REDIS_URL, '--env', env, '--mailbox-ttl-ms', '10000'];
+    const [a, b] = await Promise.all([startNode({ args }), startNode({ args })]);
+    try {
+      const bob = await RawClient.connect(a.wsUrl, 'bob');
+      bob.close();
+      await bob.closed;
+      const alice = await RawClient.connect(b.wsUrl, 'alice');
+      // The mark is written after bob's socket closes: wait for it, not for a time.
+      let first: Record<string, unknown> | undefined;
+      for (let i = 0; i < 200 && first?.op !== 'ack'; i += 1) {
+        first = await alice.request({ op: 'signal', to: 'bob', kind: 'offer', data: { n: 1 } });
+      }
+      assert.equal(first?.op, 'ack');
+      assert.equal(first?.queued, true);
+      const more = await Promise.all([2, 3].map((n) => alice.request({ op: 'signal', to: 'bob', kind: 'candidate', data: { n } })));
+      assert.ok(more.every((ack) => ack.op === 'ack' && ack.queued === true));
+      const never = await alice.request({ op: 'signal', to: 'carol', kind: 'offer', data: {} });
+      assert.deepEqual([never.op, never.code], ['error', 'peer_offline']);
+
+      const back = await RawClient.open(b.wsUrl);
+      back.send({ op: 'connect', rid: 'c', v: 1, user: 'bob' });
+      await back.waitFor((f) => f.op === 'welcome');
+      const signals = await Promise.all([1, 2, 3].map(() => back.waitFor((f) => f.op === 'signal')));
+      assert.deepEqual(signals.map((s) => (s.data as { n: number }).n), [1, 2, 3]);
+      assert.deepEqual(signals.map((s) => s.from), ['alice', 'alice', 'alice']);
+      // A second connection of bob gets nothing: the mailbox was taken once.
+      const again = await RawClient.connect(a.wsUrl, 'bob');
+      await again.request({ op: 'ping' });
+      await back.request({ op: 'ping' });
+      assert.equal(again.frames.filter((f) => f.op === 'signal').length, 0);
+      assert.equal(back.frames.filter((f) => f.op === 'signal').length, 0);
+      // Connected now: a plain ack, delivered live to both connections.
+      const live = await alice.request({ op: 'signal', to: 'bob', kind: 'bye', data: { n: 4 } });
+      assert.equal(live.op, 'ack');
+      assert.equal(live.queued, undefined);
+      await Promise.all([back, again].map((c) => c.waitFor((f) => f.op === 'signal' && (f.data as { n: number }).n === 4)));
+      for (const c of [alice, back, again]) c.close();
+      const metrics = await (await fetch(`${b.url}/metrics`)).text();
+      assert.match(metrics, /nerve_mailbox_queued_total\{[^}]*\} 3/);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      const { deleteNamespace } = await import('../helpers/redis-keys.js');
+      await deleteNamespace(SHARED_REDIS_URL, env);
+    }
+  });
+});

@@ -1,0 +1,242 @@
+/**
+ * NerveClient gap handling against a scripted fake WebSocket: a chat offset
+ * that jumps, an epoch change, or a `resync` frame make the client join the
+ * room again with `since` and deliver the missed messages first; the position
+ * never passes a gap that was not filled. No server, every wait is for a
+ * condition.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NerveClient, NerveClientError, type NerveClientOptions, type WebSocketLike } from '../../src/client/index.js';
+import type { ChatMessage, JoinedFrame, ServerFrame } from '../../src/protocol/frames.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Sent = Record<string, unknown> & { op: string; rid: string | number };
+
+class FakeSocket implements WebSocketLike {
+  readyState = 0;
+  readonly sent: Sent[] = [];
+  onopen: ((event: never) => void) | null = null;
+  onmessage: ((event: never) => void) | null = null;
+  onclose: ((event: never) => void) | null = null;
+  onerror: ((event: never) => void) | null = null;
+
+  constructor(readonly url: string) {}
+
+  send(data: string): void {
+    if (this.readyState !== 1) throw new Error('not open');
+    this.sent.push(JSON.parse(data) as Sent);
+  }
+
+  close(code?: number, reason?: string): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    queueMicrotask(() => this.#fire('onclose', { code: code ?? 1005, reason: reason ?? '' }));
+  }
+
+  open(): void {
+    this.readyState = 1;
+    this.#fire('onopen', {});
+  }
+
+  receive(frame: ServerFrame | Record<string, unknown>): void {
+    this.#fire('onmessage', { data: JSON.stringify(frame) });
+  }
+
+  drop(code = 1006, reason = ''): void {
+    this.readyState = 3;
+    this.#fire('onclose', { code, reason });
+  }
+
+  ops(op: string): Sent[] {
+    return this.sent.filter((frame) => frame.op === op);
+  }
+
+  #fire(name: 'onopen' | 'onmessage' | 'onclose', event: unknown): void {
+    const handler = this[name] as ((event: unknown) => void) | null;
+    handler?.(event);
+  }
+}
+
+const EPOCH = 'e1';
+
+function chat(offset: number, epoch = EPOCH, room = 'lobby'): ChatMessage {
+  return { op: 'message', class: 'chat', room, id: `m${epoch}-${offset}`, from: 'bob', ts: 1, offset, epoch, data: offset };
+}
+
+function joined(rid: string | number, position: { offset: number; epoch: string }, history: ChatMessage[] = [], recovered?: boolean): JoinedFrame {
+  return { op: 'joined', rid, room: 'lobby', members: [], history, position, ...(recovered === undefined ? {} : { recovered }) };
+}
+
+async function setup(options: Partial<NerveClientOptions> = {}, start = 2) {
+  const sockets: FakeSocket[] = [];
+  class TestSocket extends FakeSocket {
+    constructor(url: string) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  const client = new NerveClient({
+    url: 'ws://127.0.0.1:1/ws',
+    user: 'alice',
+    WebSocket: TestSocket,
+    requestTimeoutMs: 2000,
+    reconnect: { minDelayMs: 1, maxDelayMs: 2 },
+    ...options,
+  });
+  const accept = async (index: number): Promise<FakeSocket> => {
+    const socket = await waitFor(() => sockets[index], { what: `socket #${index}` });
+    socket.open();
+    const connect = await waitFor(() => socket.ops('connect')[0], { what: 'connect frame' });
+    socket.receive({
+      op: 'welcome',
+      rid: connect.rid,
+      v: 1,
+      connId: `c-${index}`,
+      nodeId: 'n1',
+      user: 'alice',
+      tenant: 'default',
+      limits: { maxFrameBytes: 65536, maxRoomsPerConnection: 32, maxRoomIdLength: 128, ratePerSecond: 50, rateBurst: 100, heartbeatMs: 25000 },
+      iceServers: [],
+    });
+    return socket;
+  };
+  /** The n-th `join` sent on `socket`. */
+  const join = (socket: FakeSocket, nth: number) => waitFor(() => socket.ops('join')[nth], { what: `join #${nth}` });
+  void client.connect();
+  const socket = await accept(0);
+  const joining = client.join('lobby');
+  socket.receive(joined((await join(socket, 0)).rid, { offset: start, epoch: EPOCH }));
+  await joining;
+  const offsets: string[] = [];
+  client.on('message', (message) => {
+    if (message.class === 'chat') offsets.push(message.epoch === EPOCH ? String(message.offset) : `${message.epoch}:${message.offset}`);
+  });
+  const failures: JoinedFrame[] = [];
+  client.on('recovery_failed', ({ joined: answer }) => failures.push(answer));
+  const errors: NerveClientError[] = [];
+  client.on('error', (error) => errors.push(error));
+  return { client, socket, sockets, accept, join, offsets, failures, errors };
+}
+
+test('an offset jump is filled: rejoin with since, missed messages first, live ones held meanwhile, no duplicate', async () => {
+  const { client, socket, join, offsets } = await setup();
+  socket.receive(chat(3));
+  socket.receive(chat(6)); // 4 and 5 were lost on the way
+  const fill = await join(socket, 1);
+  assert.deepEqual(fill.since, { offset: 3, epoch: EPOCH }, 'from the last offset before the gap');
+  assert.deepEqual(offsets, ['3'], 'the message past the gap waits');
+  assert.deepEqual(client.position('lobby'), { offset: 3, epoch: EPOCH }, 'the position does not pass an unfilled gap');
+  socket.receive(chat(7)); // live, during the fill
+  socket.receive(joined(fill.rid, { offset: 6, epoch: EPOCH }, [chat(4), chat(5), chat(6)], true));
+  await waitFor(() => offsets.length === 5, { what: 'five messages' });
+  assert.deepEqual(offsets, ['3', '4', '5', '6', '7']);
+  assert.deepEqual(client.position('lobby'), { offset: 7, epoch: EPOCH });
+  socket.receive(chat(7)); // a late duplicate
+  socket.receive(chat(8));
+  assert.deepEqual(offsets, ['3', '4', '5', '6', '7', '8']);
+  assert.equal(socket.ops('join').length, 2, 'one fill, no more');
+  await client.close();
+});
+
+test('a fill answered recovered:false emits recovery_failed, adopts the answer position, then delivers what follows it', async () => {
+  const { client, socket, join, offsets, failures } = await setup();
+  socket.receive(chat(3));
+  socket.receive(chat(2000)); // more than the recovery limit missed
+  const fill = await join(socket, 1);
+  socket.receive(chat(2001));
+  socket.receive(joined(fill.rid, { offset: 2000, epoch: EPOCH }, [chat(1999), chat(2000)], false));
+  await waitFor(() => failures.length === 1, { what: 'recovery_failed' });
+  assert.deepEqual(failures[0]!.position, { offset: 2000, epoch: EPOCH });
+  await waitFor(() => offsets.length === 2, { what: 'the message after the answer' });
+  assert.deepEqual(offsets, ['3', '2001'], 'history is the app\'s to resync from; held messages at or below the position are dropped');
+  assert.deepEqual(client.position('lobby'), { offset: 2001, epoch: EPOCH });
+  await client.close();
+});
+
+test('a message of another epoch is a gap: rejoin with the old position, recovery_failed, then the new epoch', async () => {
+  const { client, socket, join, offsets, failures } = await setup();
+  socket.receive(chat(3));
+  socket.receive(chat(1, 'e2'));
+  const fill = await join(socket, 1);
+  assert.deepEqual(fill.since, { offset: 3, epoch: EPOCH });
+  socket.receive(joined(fill.rid, { offset: 1, epoch: 'e2' }, [chat(1, 'e2')], false));
+  await waitFor(() => failures.length === 1, { what: 'recovery_failed' });
+  assert.deepEqual(client.position('lobby'), { offset: 1, epoch: 'e2' });
+  socket.receive(chat(2, 'e2'));
+  await waitFor(() => offsets.length === 2, { what: 'the next message of the new epoch' });
+  assert.deepEqual(offsets, ['3', 'e2:2']);
+  await client.close();
+});
+
+test('a resync frame makes the client rejoin with since and deliver the missed messages', async () => {
+  const { client, socket, join, offsets } = await setup();
+  socket.receive(chat(3));
+  socket.receive({ op: 'resync', room: 'lobby', reason: 'history_unavailable' });
+  const fill = await join(socket, 1);
+  assert.deepEqual(fill.since, { offset: 3, epoch: EPOCH });
+  socket.receive(joined(fill.rid, { offset: 5, epoch: EPOCH }, [chat(4), chat(5)], true));
+  await waitFor(() => offsets.length === 3, { what: 'the missed messages' });
+  assert.deepEqual(offsets, ['3', '4', '5']);
+  assert.deepEqual(client.position('lobby'), { offset: 5, epoch: EPOCH });
+  await client.close();
+});
+
+test('a resync for a room not joined, or during a fill, does not send a second join at once', async () => {
+  const { client, socket, join, offsets } = await setup();
+  socket.receive({ op: 'resync', room: 'elsewhere', reason: 'unrecoverable' });
+  socket.receive(chat(5));
+  const fill = await join(socket, 1);
+  socket.receive({ op: 'resync', room: 'lobby', reason: 'unrecoverable' });
+  assert.equal(socket.ops('join').length, 2, 'the resync waits for the fill in flight');
+  socket.receive(joined(fill.rid, { offset: 5, epoch: EPOCH }, [chat(3), chat(4), chat(5)], true));
+  // ... and then asks again, from the new position: the fill's answer may predate the server's loss.
+  const again = await join(socket, 2);
+  assert.deepEqual(again.since, { offset: 5, epoch: EPOCH });
+  socket.receive(joined(again.rid, { offset: 5, epoch: EPOCH }, [], true));
+  await waitFor(() => offsets.length === 3, { what: 'three messages' });
+  assert.deepEqual(offsets, ['3', '4', '5']);
+  await client.close();
+});
+
+test('a failed fill keeps the position and the held messages, reports an error and retries', async () => {
+  const { client, socket, join, offsets, errors } = await setup();
+  socket.receive(chat(5));
+  const fill = await join(socket, 1);
+  socket.receive({ op: 'error', rid: fill.rid, code: 'unavailable', message: 'history unavailable' });
+  await waitFor(() => errors.length === 1, { what: 'an error event' });
+  assert.equal(errors[0]!.room, 'lobby');
+  assert.deepEqual(client.position('lobby'), { offset: 2, epoch: EPOCH });
+  assert.deepEqual(offsets, []);
+  socket.receive(chat(6)); // still held
+  const retry = await join(socket, 2);
+  assert.deepEqual(retry.since, { offset: 2, epoch: EPOCH });
+  socket.receive(joined(retry.rid, { offset: 6, epoch: EPOCH }, [chat(3), chat(4), chat(5), chat(6)], true));
+  await waitFor(() => offsets.length === 4, { what: 'four messages' });
+  assert.deepEqual(offsets, ['3', '4', '5', '6']);
+  await client.close();
+});
+
+test('a fill cut by a disconnect is taken over by the reconnect\'s rejoin: every message once, in order', async () => {
+  const { client, socket, accept, join, offsets } = await setup();
+  socket.receive(chat(3));
+  socket.receive(chat(6));
+  await join(socket, 1);
+  socket.drop();
+  const second = await accept(1);
+  const rejoin = await join(second, 0);
+  assert.deepEqual(rejoin.since, { offset: 3, epoch: EPOCH }, 'the position stayed before the gap');
+  second.receive(joined(rejoin.rid, { offset: 6, epoch: EPOCH }, [chat(4), chat(5), chat(6)], true));
+  await waitFor(() => offsets.length === 4, { what: 'four messages' });
+  assert.deepEqual(offsets, ['3', '4', '5', '6']);
+  assert.equal(second.ops('join').length, 1, 'no extra fill after the rejoin');
+  await client.close();
+});
+
+test('contiguous chat and a first message after an empty position need no fill', async () => {
+  const { client, socket, offsets } = await setup({}, 0);
+  for (let offset = 1; offset <= 5; offset += 1) socket.receive(chat(offset));
+  assert.deepEqual(offsets, ['1', '2', '3', '4', '5']);
+  assert.equal(socket.ops('join').length, 1);
+  await client.close();
+});

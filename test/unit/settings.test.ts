@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseServeArgs, serveHelp, SETTINGS } from '../../src/cli/settings.js';
+import { ConfigError, normalizeOptions } from '../../src/options.js';
+
+describe('serve settings', () => {
+  it('reads flags, --flag=value, env vars, and lets flags win', () => {
+    const input = parseServeArgs(['--port', '9000', '--log-level=debug', '--no-demo'], { NERVE_PORT: '1234', NERVE_ENV: 'staging', NERVE_RATE_BURST: '7' });
+    const options = normalizeOptions(input);
+    assert.equal(options.port, 9000);
+    assert.equal(options.logLevel, 'debug');
+    assert.equal(options.demo, false);
+    assert.equal(options.env, 'staging');
+    assert.equal(options.limits.rateBurst, 7);
+  });
+
+  it('has a flag and an env variable for every setting, all distinct', () => {
+    assert.equal(new Set(SETTINGS.map((s) => s.flag)).size, SETTINGS.length);
+    assert.equal(new Set(SETTINGS.map((s) => s.env)).size, SETTINGS.length);
+    const help = serveHelp();
+    for (const setting of SETTINGS) {
+      assert.ok(help.includes(`--${setting.flag}`));
+      assert.ok(help.includes(setting.env));
+    }
+  });
+
+  const bad: Array<[string, string[], NodeJS.ProcessEnv, RegExp]> = [
+    ['non-numeric port', ['--port', 'abc'], {}, /port \(--port\): expected an integer/],
+    ['port out of range', ['--port', '70000'], {}, /port: expected an integer from 0 to 65535/],
+    ['unknown flag', ['--prot', '1'], {}, /--prot/],
+    ['bad log level', [], { NERVE_LOG_LEVEL: 'loud' }, /logLevel \(NERVE_LOG_LEVEL\): expected fatal \| error/],
+    ['short auth secret', ['--auth-secret', 'short'], {}, /authSecret: expected at least 32 bytes/],
+    ['bad redis url', ['--redis-url', 'http://x'], {}, /redisUrl: expected a URL \(redis:, rediss:\)/],
+    ['bad ice servers', ['--ice-servers', '[{"urls":"http://x"}]'], {}, /iceServers/],
+    ['env with a colon', ['--env', 'a:b'], {}, /env: expected 1-64 characters/],
+    ['hard < soft buffer', ['--send-buffer-soft-bytes', '4096', '--send-buffer-hard-bytes', '2048'], {}, /sendBufferHardBytes/],
+    ['missing value', ['--port'], {}, /--port: expected a value/],
+  ];
+  for (const [name, argv, env, message] of bad) {
+    it(`rejects ${name} with one line naming the setting`, () => {
+      assert.throws(
+        () => normalizeOptions(parseServeArgs(argv, env)),
+        (error: unknown) => error instanceof ConfigError && message.test(error.message) && !error.message.includes('\n'),
+      );
+    });
+  }
+});
