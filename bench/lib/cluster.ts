@@ -116,7 +116,9 @@ export async function startCluster(system: System, options: ClusterOptions = {})
             ...(options.nerveArgs ?? []),
           ]
         : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];
-    const child = spawn(process.execPath, args, {
+    // BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile there when it stops (open in Chrome DevTools).
+    const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+    const child = spawn(process.execPath, [...profile, ...args], {
       cwd: ROOT,
       env: { ...process.env, NODE_ENV: 'production' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -3,6 +3,7 @@
  * ordered queue its requests run in. Sending goes through `deliver`, which
  * applies the slow-consumer policy.
  */
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/authenticator.js';
 import type { RoomRight } from '../auth/grants.js';
@@ -10,6 +11,7 @@ import type { Logger } from '../logger.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import { encodeFrame } from '../protocol/codec.js';
 import { TokenBucket, WindowCounter } from './rate-limit.js';
+import type { WriteBatch } from './write-batch.js';
 
 export type ConnectionState = 'handshake' | 'open' | 'closing' | 'closed';
 
@@ -37,6 +39,8 @@ export class Connection {
   alive = true;
   /** Requests run one after another, in arrival order. */
   queue: Promise<void> = Promise.resolve();
+  /** Settles once every publish started so far has been answered (publishes are pipelined; see Gateway.pipelinePublish). Never rejects. */
+  answered: Promise<void> = Promise.resolve();
   pending = 0;
   readonly bucket: TokenBucket;
   readonly errorWindow = new WindowCounter(10_000);
@@ -53,6 +57,8 @@ export class Connection {
     readonly remoteAddress: string,
     readonly log: Logger,
     private readonly limits: ConnectionLimits,
+    /** The TCP socket under `socket`, corked by `writes` so a turn's frames leave in one write. */
+    private readonly transport?: { socket: Duplex; writes: WriteBatch },
   ) {
     this.bucket = new TokenBucket(limits.ratePerSecond, limits.rateBurst);
   }
@@ -91,6 +97,7 @@ export class Connection {
       return replaced ? 'dropped' : 'conflated';
     }
     // Held frames go first, so a fresher message never precedes an older one.
+    if (this.transport) this.transport.writes.hold(this.transport.socket);
     if (this.conflated.size > 0) this.flushHeld();
     this.socket.send(payload, { binary: false });
     return 'sent';

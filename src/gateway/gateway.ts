@@ -60,6 +60,7 @@ import { Limiter, RoomChatCursor, scanChatTail, tailEpoch, tailHasEpoch } from '
 import { drainSchedule } from './drain-plan.js';
 import { LocalRooms, type ChannelTarget } from './local-rooms.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
+import { WriteBatch } from './write-batch.js';
 
 export interface GatewayDeps {
   options: NodeOptions;
@@ -146,6 +147,8 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<Connection>();
   private readonly local = new LocalRooms();
+  /** Corks sockets for the rest of a tick, so a burst of bus messages leaves each socket in one write. */
+  private readonly writes = new WriteBatch();
   /**
    * Session id per room channel, as last learned from the store (start,
    * join, or a read on a miss); dropped when the session ends or this node
@@ -262,7 +265,10 @@ export class Gateway {
   private accept(ws: WebSocket, request: IncomingMessage): void {
     const id = randomBytes(9).toString('base64url');
     const remoteAddress = request.socket.remoteAddress ?? 'unknown';
-    const conn = new Connection(id, ws, remoteAddress, this.deps.log.child({ conn: id }), this.deps.options.limits);
+    const conn = new Connection(id, ws, remoteAddress, this.deps.log.child({ conn: id }), this.deps.options.limits, {
+      socket: request.socket,
+      writes: this.writes,
+    });
     this.connections.add(conn);
     this.perIp.increment(remoteAddress);
     this.deps.metrics.connections.set(this.connections.size);
@@ -321,10 +327,15 @@ export class Gateway {
       return;
     }
     conn.pending += 1;
+    if (frame.op === 'publish') {
+      this.pipelinePublish(conn, frame);
+      return;
+    }
     // Requests of one connection run in order: a publish sent right after a
-    // join sees the join done.
+    // join sees the join done, and a join sent after publishes finds them answered.
     conn.queue = conn.queue.then(async () => {
       try {
+        await conn.answered;
         if (conn.state === 'handshake' || conn.state === 'open') await this.dispatch(conn, frame);
       } catch (error) {
         this.fail(conn, frame.rid, error);
@@ -334,7 +345,42 @@ export class Gateway {
     });
   }
 
-  private async dispatch(conn: Connection, frame: ClientFrame): Promise<void> {
+  /**
+   * A publish starts as soon as the request before it has started, instead
+   * of after it was answered: consecutive publishes are pipelined. Their
+   * store and bus commands still go out in request order on one connection
+   * per lane, so their effects keep that order; their answers are chained,
+   * so they leave in request order too. Without this a connection's publish
+   * rate is one store round trip per message, and every node receives its
+   * messages one TCP read at a time, which defeats write batching.
+   */
+  private pipelinePublish(conn: Connection, frame: PublishFrame): void {
+    conn.queue = conn.queue.then(() => {
+      const outcome: Promise<() => void> =
+        conn.state === 'open'
+          ? this.publish(conn, frame).then(
+              (ack) => () => {
+                if (ack) this.answer(conn, ack);
+              },
+              (error: unknown) => () => this.fail(conn, frame.rid, error),
+            )
+          : Promise.resolve(() => {
+              if (conn.state === 'handshake') this.fail(conn, frame.rid, new NerveError(ErrorCode.NotConnected, 'send connect first'));
+            });
+      conn.answered = Promise.all([conn.answered, outcome]).then(([, send]) => {
+        conn.pending -= 1;
+        try {
+          send();
+        } catch (error) {
+          // Never reject: every later request of the connection waits on this chain.
+          conn.log.error({ err: (error as Error).message }, 'answering a publish failed');
+        }
+      });
+    });
+  }
+
+  /** Every request but `publish`, which is pipelined (pipelinePublish). */
+  private async dispatch(conn: Connection, frame: Exclude<ClientFrame, PublishFrame>): Promise<void> {
     if (frame.op === 'connect') return this.connect(conn, frame);
     if (conn.state !== 'open') throw new NerveError(ErrorCode.NotConnected, 'send connect first');
     switch (frame.op) {
@@ -342,8 +388,6 @@ export class Gateway {
         return this.join(conn, frame);
       case 'leave':
         return this.leave(conn, frame);
-      case 'publish':
-        return this.publish(conn, frame);
       case 'signal':
         return this.signal(conn, frame);
       case 'presence':
@@ -648,7 +692,8 @@ export class Gateway {
     }
   }
 
-  private async publish(conn: Connection, frame: PublishFrame): Promise<void> {
+  /** Publish into a room; resolves with the `ack` to send (chat), or nothing (ephemeral: fire and forget). */
+  private async publish(conn: Connection, frame: PublishFrame): Promise<AckFrame | undefined> {
     this.checkRoom(frame.room);
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'join the room before publishing');
     this.requireRight(conn, frame.room, 'publish');
@@ -657,7 +702,7 @@ export class Gateway {
       conn.id,
     );
     // Ephemeral messages are fire and forget: no ack.
-    if (frame.class === 'chat') this.answer(conn, { op: 'ack', rid: frame.rid, ...ack });
+    return frame.class === 'chat' ? { op: 'ack', rid: frame.rid, ...ack } : undefined;
   }
 
   /**
@@ -1360,8 +1405,9 @@ export class Gateway {
     this.perIp.decrement(conn.remoteAddress);
     if (conn.countedUser) this.perUser.decrement(`${conn.tenant}\u0000${conn.user}`);
     conn.log.debug({ code }, 'connection closed');
-    // Wait for the request in flight, then leave every room.
+    // Wait for the requests in flight (pipelined publishes included), then leave every room.
     await conn.queue;
+    await conn.answered;
     for (const room of [...conn.rooms]) {
       await this.leaveRoom(conn, room, 'disconnected').catch((error: unknown) =>
         conn.log.warn({ err: (error as Error).message }, 'leave on close failed'),
