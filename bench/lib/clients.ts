@@ -53,8 +53,9 @@ class NerveConn implements BenchConn {
     private readonly socket: WebSocket,
   ) {
     socket.on('message', (raw: WebSocket.RawData) => this.onFrame(raw));
-    socket.on('close', () => {
-      for (const pending of this.pending.values()) pending.reject(new Error('socket closed'));
+    socket.on('close', (code: number, reason: Buffer) => {
+      const error = new Error(`socket closed (${code} ${reason.toString()})`);
+      for (const pending of this.pending.values()) pending.reject(error);
       this.pending.clear();
     });
   }

@@ -112,7 +112,8 @@ export async function startCluster(system: System, options: ClusterOptions = {})
             '--redis-url', REDIS_URL, '--env', namespace,
             '--log-level', 'info', '--no-demo',
             // Generous limits: the load generator, not a limiter, must be the bottleneck.
-            '--rate-per-second', '1000000', '--rate-burst', '1000000', '--max-rooms', '10000',
+            '--rate-per-second', '1000000', '--rate-burst', '1000000', '--room-rate-per-second', '1000000', '--room-rate-burst', '1000000',
+            '--max-rooms', '10000',
             ...(options.nerveArgs ?? []),
           ]
         : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];

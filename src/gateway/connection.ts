@@ -12,6 +12,7 @@ import type { ServerFrame } from '../protocol/frames.js';
 import { encodeFrame } from '../protocol/codec.js';
 import { TokenBucket, WindowCounter } from './rate-limit.js';
 import type { WriteBatch } from './write-batch.js';
+import { canWriteDirectly, TextFrame } from './text-frame.js';
 
 export type ConnectionState = 'handshake' | 'open' | 'closing' | 'closed';
 
@@ -81,7 +82,7 @@ export class Connection {
    * socket's send buffer is over the soft limit; any frame finding it over
    * the hard limit marks the connection slow (the caller closes it).
    */
-  deliver(payload: string | Buffer, droppable: boolean, conflateKey?: () => string | undefined): SendOutcome {
+  deliver(payload: string | Buffer | TextFrame, droppable: boolean, conflateKey?: () => string | undefined): SendOutcome {
     if (this.state === 'closing' || this.state === 'closed') return 'closed';
     const buffered = this.socket.bufferedAmount;
     if (buffered > this.limits.sendBufferHardBytes) return 'slow';
@@ -99,17 +100,23 @@ export class Connection {
     // Held frames go first, so a fresher message never precedes an older one.
     if (this.transport) this.transport.writes.hold(this.transport.socket);
     if (this.conflated.size > 0) this.flushHeld();
-    this.socket.send(payload, { binary: false });
+    this.write(payload);
     return 'sent';
   }
 
+  private write(payload: string | Buffer | TextFrame): void {
+    if (!(payload instanceof TextFrame)) this.socket.send(payload, { binary: false });
+    else if (this.transport && canWriteDirectly(this.socket)) this.transport.socket.write(payload.wire);
+    else this.socket.send(payload.payload, { binary: false });
+  }
+
   private flushHeld(): void {
-    for (const held of this.conflated.values()) this.socket.send(held, { binary: false });
+    for (const held of this.conflated.values()) this.write(held);
     this.conflated.clear();
   }
 
   /** Keyed ephemeral frames held while the socket is over the soft limit, latest per key. */
-  private readonly conflated = new Map<string, string | Buffer>();
+  private readonly conflated = new Map<string, string | Buffer | TextFrame>();
   private flushTimer: NodeJS.Timeout | undefined;
 
   private scheduleFlush(): void {

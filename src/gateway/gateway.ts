@@ -60,6 +60,7 @@ import { Limiter, RoomChatCursor, scanChatTail, tailEpoch, tailHasEpoch } from '
 import { drainSchedule } from './drain-plan.js';
 import { LocalRooms, type ChannelTarget } from './local-rooms.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
+import { TextFrame } from './text-frame.js';
 import { WriteBatch } from './write-batch.js';
 
 export interface GatewayDeps {
@@ -987,7 +988,7 @@ export class Gateway {
    */
   private fanOut(target: ChannelTarget, payload: string, messageClass: MessageClass, except?: string): void {
     const droppable = routeOf(messageClass).droppable;
-    const bytes = Buffer.from(payload);
+    const frame = new TextFrame(Buffer.from(payload));
     // Parsed only if some recipient is over its soft limit, and then once.
     let conflateKey: string | undefined | null = null;
     const keyOf = droppable
@@ -1007,7 +1008,7 @@ export class Gateway {
         held.push(payload);
         continue;
       }
-      const outcome = conn.deliver(bytes, droppable, keyOf);
+      const outcome = conn.deliver(frame, droppable, keyOf);
       if (outcome === 'sent') sent += 1;
       else if (outcome === 'dropped') this.deps.metrics.drops.inc({ reason: 'backpressure' });
       else if (outcome === 'slow') {

@@ -1,0 +1,47 @@
+/**
+ * A WebSocket text frame built once and written to many sockets.
+ *
+ * A broadcast sends the same bytes to every member of a room. `ws.send`
+ * would frame them again for each socket (a header allocated, two writes,
+ * a cork and uncork); a server frame is never masked, so the whole frame —
+ * header and payload — is the same for every socket and can be built once
+ * (by `ws`'s own `Sender.frame`) and written with one `write` each.
+ *
+ * Writing beside `ws` onto its socket is only safe while `ws` has nothing
+ * queued of its own: `canWriteDirectly` says when (no extension negotiated,
+ * so no compression queue; socket open). Anything else goes through `ws.send`.
+ */
+import * as wsModule from 'ws';
+import WebSocket from 'ws';
+
+interface FrameOptions {
+  fin: boolean;
+  opcode: number;
+  mask: boolean;
+  readOnly: boolean;
+  rsv1: boolean;
+}
+
+/** `ws`'s public framing function (lib/sender.js); @types/ws does not declare it. */
+const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: FrameOptions): Buffer[] } };
+if (typeof Sender?.frame !== 'function') throw new Error('this version of ws has no Sender.frame');
+const frameOf = Sender.frame.bind(Sender);
+
+const TEXT = 0x1;
+
+export class TextFrame {
+  #wire: Buffer | undefined;
+
+  constructor(readonly payload: Buffer) {}
+
+  /** Header and payload as one buffer, built on first use. */
+  get wire(): Buffer {
+    this.#wire ??= Buffer.concat(frameOf(this.payload, { fin: true, opcode: TEXT, mask: false, readOnly: true, rsv1: false }));
+    return this.#wire;
+  }
+}
+
+/** True when bytes written straight to `socket`'s TCP stream cannot interleave with anything `ws` queued. */
+export function canWriteDirectly(socket: WebSocket): boolean {
+  return socket.readyState === WebSocket.OPEN && socket.extensions === '';
+}
