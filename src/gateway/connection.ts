@@ -33,9 +33,11 @@ export class Connection {
   /**
    * Rooms whose `join` is in flight: live frames for them are held here
    * until the join answer is sent, so history and live traffic meet with no
-   * gap and no duplicate (see Gateway.join).
+   * gap and no duplicate (see Gateway.join). Like the other per-room maps
+   * below, made on first use: most connections never need them, and an
+   * empty Map costs about 200 bytes for each of tens of thousands of sockets.
    */
-  readonly joining = new Map<string, string[]>();
+  #joining: Map<string, string[]> | undefined;
   /** Heartbeat: set by pong, cleared by each ping round. */
   alive = true;
   /** Requests run one after another, in arrival order. */
@@ -46,7 +48,9 @@ export class Connection {
   readonly bucket: TokenBucket;
   readonly errorWindow = new WindowCounter(10_000);
   /** Rights granted by join tokens, per room id; dropped when the room is left. */
-  readonly joinGrants = new Map<string, ReadonlySet<RoomRight>>();
+  #joinGrants: Map<string, ReadonlySet<RoomRight>> | undefined;
+  /** Closes the connection with 4002 when no `connect` frame arrives in time; cleared by the welcome. */
+  handshakeTimer: NodeJS.Timeout | undefined;
   /** Closes the connection with 4010 when its token expires (re-armed by `refresh`). */
   expiryTimer: NodeJS.Timeout | undefined;
   /** Counted in the gateway's per-user connection count (undone on close). */
@@ -56,12 +60,57 @@ export class Connection {
     readonly id: string,
     readonly socket: WebSocket,
     readonly remoteAddress: string,
-    readonly log: Logger,
+    private readonly parentLog: Logger,
     private readonly limits: ConnectionLimits,
     /** The TCP socket under `socket`, corked by `writes` so a turn's frames leave in one write. */
     private readonly transport?: { socket: Duplex; writes: WriteBatch },
   ) {
     this.bucket = new TokenBucket(limits.ratePerSecond, limits.rateBurst);
+  }
+
+  #log: Logger | undefined;
+
+  /** This connection's logger (a child with its id), made on first use: most connections never log above debug. */
+  get log(): Logger {
+    this.#log ??= this.parentLog.child({ conn: this.id });
+    return this.#log;
+  }
+
+  /** Log at debug level, without making a child logger when debug is off. */
+  debug(context: Record<string, unknown>, message: string): void {
+    if (this.parentLog.isLevelEnabled('debug')) this.log.debug(context, message);
+  }
+
+  /** Start holding live frames for `room` until its join is answered. */
+  startJoin(room: string): void {
+    this.#joining ??= new Map();
+    this.#joining.set(room, []);
+  }
+
+  /** The frames held for `room` while its join is in flight; undefined when no join is. */
+  heldFor(room: string): string[] | undefined {
+    return this.#joining?.get(room);
+  }
+
+  /** Stop holding for `room`; returns what was held (empty when nothing was). */
+  endJoin(room: string): string[] {
+    const held = this.#joining?.get(room) ?? [];
+    this.#joining?.delete(room);
+    return held;
+  }
+
+  /** Rights a join token granted in `room`. */
+  grantsFor(room: string): ReadonlySet<RoomRight> | undefined {
+    return this.#joinGrants?.get(room);
+  }
+
+  grant(room: string, rights: ReadonlySet<RoomRight>): void {
+    this.#joinGrants ??= new Map();
+    this.#joinGrants.set(room, rights);
+  }
+
+  revokeGrants(room: string): void {
+    this.#joinGrants?.delete(room);
   }
 
   get user(): string {
@@ -91,6 +140,7 @@ export class Connection {
       // one still waiting for this socket instead of piling up behind it.
       const key = conflateKey?.();
       if (key === undefined) return 'dropped';
+      this.conflated ??= new Map();
       const replaced = this.conflated.has(key);
       this.conflated.delete(key);
       this.conflated.set(key, payload);
@@ -99,7 +149,7 @@ export class Connection {
     }
     // Held frames go first, so a fresher message never precedes an older one.
     if (this.transport) this.transport.writes.hold(this.transport.socket);
-    if (this.conflated.size > 0) this.flushHeld();
+    if (this.conflated !== undefined && this.conflated.size > 0) this.flushHeld();
     this.write(payload);
     return 'sent';
   }
@@ -111,23 +161,24 @@ export class Connection {
   }
 
   private flushHeld(): void {
+    if (this.conflated === undefined) return;
     for (const held of this.conflated.values()) this.write(held);
     this.conflated.clear();
   }
 
   /** Keyed ephemeral frames held while the socket is over the soft limit, latest per key. */
-  private readonly conflated = new Map<string, string | Buffer | TextFrame>();
+  private conflated: Map<string, string | Buffer | TextFrame> | undefined;
   private flushTimer: NodeJS.Timeout | undefined;
 
   private scheduleFlush(): void {
     if (this.flushTimer) return;
     this.flushTimer = setInterval(() => {
       if (this.state === 'closing' || this.state === 'closed') {
-        this.conflated.clear();
+        this.conflated?.clear();
       } else if (this.socket.bufferedAmount <= this.limits.sendBufferSoftBytes) {
         this.flushHeld();
       }
-      if (this.conflated.size === 0) {
+      if (this.conflated === undefined || this.conflated.size === 0) {
         clearInterval(this.flushTimer);
         this.flushTimer = undefined;
       }

@@ -266,7 +266,7 @@ export class Gateway {
   private accept(ws: WebSocket, request: IncomingMessage): void {
     const id = randomBytes(9).toString('base64url');
     const remoteAddress = request.socket.remoteAddress ?? 'unknown';
-    const conn = new Connection(id, ws, remoteAddress, this.deps.log.child({ conn: id }), this.deps.options.limits, {
+    const conn = new Connection(id, ws, remoteAddress, this.deps.log, this.deps.options.limits, {
       socket: request.socket,
       writes: this.writes,
     });
@@ -274,12 +274,13 @@ export class Gateway {
     this.perIp.increment(remoteAddress);
     this.deps.metrics.connections.set(this.connections.size);
     this.deps.metrics.connectionsTotal.inc();
-    conn.log.debug({ remoteAddress }, 'connection opened');
+    conn.debug({ remoteAddress }, 'connection opened');
 
-    const handshakeTimer = setTimeout(() => {
+    conn.handshakeTimer = setTimeout(() => {
+      conn.handshakeTimer = undefined;
       if (conn.state === 'handshake') this.close(conn, CloseCode.HandshakeTimeout, 'no connect frame in time');
     }, this.deps.options.limits.handshakeTimeoutMs);
-    handshakeTimer.unref();
+    conn.handshakeTimer.unref();
 
     ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, data, isBinary));
     ws.on('pong', () => {
@@ -289,10 +290,11 @@ export class Gateway {
       // ws reports protocol violations here and closes with the right code
       // (1009 too big, 1007 invalid UTF-8); we count them.
       this.deps.metrics.errors.inc({ code: error.code ?? 'socket_error' });
-      conn.log.debug({ err: error.message, code: error.code }, 'socket error');
+      conn.debug({ err: error.message, code: error.code }, 'socket error');
     });
     ws.on('close', (code: number) => {
-      clearTimeout(handshakeTimer);
+      clearTimeout(conn.handshakeTimer);
+      conn.handshakeTimer = undefined;
       const cleanup = this.onClosed(conn, code);
       this.cleanups.add(cleanup);
       void cleanup.finally(() => this.cleanups.delete(cleanup));
@@ -436,7 +438,9 @@ export class Gateway {
     if (this.deps.mailbox) this.heldSignals.set(conn, []);
     if (this.local.add(userChannel, 'user', conn.tenant, conn.user, conn)) await this.deps.bus.acquire(userChannel);
     conn.state = 'open';
-    conn.log.debug({ user: clip(conn.user), tenant: conn.tenant }, 'connection authenticated');
+    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = undefined;
+    conn.debug({ user: clip(conn.user), tenant: conn.tenant }, 'connection authenticated');
     this.answer(conn, {
       op: 'welcome',
       rid: frame.rid,
@@ -544,7 +548,7 @@ export class Gateway {
   /** Rights of the connection in `room`: its token's grants plus any join token's. */
   private rights(conn: Connection, room: string): ReadonlySet<RoomRight> {
     const granted = rightsIn(conn.identity?.grants, room);
-    const joined = conn.joinGrants.get(room);
+    const joined = conn.grantsFor(room);
     if (!joined) return granted;
     return new Set([...granted, ...joined]);
   }
@@ -595,10 +599,10 @@ export class Gateway {
       const authenticator = this.deps.authenticator;
       if (!authenticator.verifyJoinToken) throw new NerveError(ErrorCode.Forbidden, 'join tokens need JWT authentication');
       const grant = await authenticator.verifyJoinToken(frame.token, conn.identity!, frame.room);
-      conn.joinGrants.set(frame.room, new Set(grant.rights));
+      conn.grant(frame.room, new Set(grant.rights));
     }
     if (!this.rights(conn, frame.room).has('join')) {
-      if (!conn.rooms.has(frame.room)) conn.joinGrants.delete(frame.room);
+      if (!conn.rooms.has(frame.room)) conn.revokeGrants(frame.room);
       throw new NerveError(ErrorCode.Forbidden, 'no `join` right in this room');
     }
     const limits = this.deps.options.limits;
@@ -611,7 +615,7 @@ export class Gateway {
 
     // Subscribe first and hold live frames, then read history, then answer
     // and release the held frames, skipping chat already in the answer.
-    conn.joining.set(frame.room, []);
+    conn.startJoin(frame.room);
     let entered = false;
     try {
       if (!rejoin) {
@@ -645,7 +649,7 @@ export class Gateway {
       this.noteJoinPosition(channel, read.position.epoch, read.position.offset);
       this.releaseHeld(conn, frame.room, read.position.epoch, read.position.offset);
     } catch (error) {
-      conn.joining.delete(frame.room);
+      conn.endJoin(frame.room);
       // A join that failed half-way is undone, so the client is either in
       // the room (presence, subscription, events) or not at all.
       if (entered) await this.leaveRoom(conn, frame.room, 'join_failed').catch(() => {});
@@ -655,8 +659,7 @@ export class Gateway {
 
   /** Send the frames held during a join, minus chat messages the join answer already carried. */
   private releaseHeld(conn: Connection, room: string, epoch: string, offset: number): void {
-    const held = conn.joining.get(room) ?? [];
-    conn.joining.delete(room);
+    const held = conn.endJoin(room);
     for (const payload of held) {
       const tail = payload.startsWith(CHAT_FRAME_PREFIX) ? scanChatTail(payload) : undefined;
       if (tail && tail.offset <= offset && tailHasEpoch(payload, tail, epoch)) continue;
@@ -667,14 +670,14 @@ export class Gateway {
   private async leave(conn: Connection, frame: LeaveFrame): Promise<void> {
     this.checkRoom(frame.room);
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'not in that room');
-    conn.joinGrants.delete(frame.room);
+    conn.revokeGrants(frame.room);
     await this.leaveRoom(conn, frame.room, 'left');
     this.answer(conn, { op: 'left', rid: frame.rid, room: frame.room });
   }
 
   private async leaveRoom(conn: Connection, room: string, reason: LeaveReason): Promise<void> {
     conn.rooms.delete(room);
-    conn.joining.delete(room);
+    conn.endJoin(room);
     const ref: RoomRef = { tenant: conn.tenant, room };
     const channel = this.deps.namer.room(conn.tenant, room);
     try {
@@ -897,7 +900,7 @@ export class Gateway {
       // In the connection's request queue, so it never races the client's own join or leave.
       conn.queue = conn.queue.then(async () => {
         if (!conn.rooms.has(command.room)) return;
-        conn.joinGrants.delete(command.room);
+        conn.revokeGrants(command.room);
         await this.leaveRoom(conn, command.room, 'room_ended').catch((error: unknown) =>
           conn.log.warn({ err: (error as Error).message }, 'leave on room end failed'),
         );
@@ -1003,7 +1006,7 @@ export class Gateway {
     let sent = 0;
     for (const conn of target.connections) {
       if (conn.id === except) continue;
-      const held = target.kind === 'room' ? conn.joining.get(target.id) : this.heldSignals.get(conn);
+      const held = target.kind === 'room' ? conn.heldFor(target.id) : this.heldSignals.get(conn);
       if (held) {
         held.push(payload);
         continue;
@@ -1373,7 +1376,7 @@ export class Gateway {
     const nerveError = isNerveError(error) ? error : new NerveError(ErrorCode.Internal, 'internal error', { cause: error });
     if (nerveError.code === ErrorCode.Internal) conn.log.error({ err: error, rid }, 'request failed');
     else if (LOGGED_REFUSALS.has(nerveError.code)) conn.log.info({ code: nerveError.code, reason: nerveError.message, rid, user: clip(conn.user) }, 'request refused');
-    else conn.log.debug({ code: nerveError.code, rid }, 'request refused');
+    else conn.debug({ code: nerveError.code, rid }, 'request refused');
     this.deps.metrics.errors.inc({ code: nerveError.code });
     this.answer(conn, {
       op: 'error',
@@ -1391,7 +1394,7 @@ export class Gateway {
     if (conn.state === 'closing' || conn.state === 'closed') return;
     conn.state = 'closing';
     this.deps.metrics.closes.inc({ code: String(code) });
-    conn.log.debug({ code, reason }, 'closing connection');
+    conn.debug({ code, reason }, 'closing connection');
     conn.socket.close(code, reason);
     // A peer that never answers the close handshake is cut after a grace period.
     setTimeout(() => conn.socket.terminate(), 5000).unref();
@@ -1405,7 +1408,7 @@ export class Gateway {
     if (conn.expiryTimer) clearTimeout(conn.expiryTimer);
     this.perIp.decrement(conn.remoteAddress);
     if (conn.countedUser) this.perUser.decrement(`${conn.tenant}\u0000${conn.user}`);
-    conn.log.debug({ code }, 'connection closed');
+    conn.debug({ code }, 'connection closed');
     // Wait for the requests in flight (pipelined publishes included), then leave every room.
     await conn.queue;
     await conn.answered;
@@ -1435,7 +1438,7 @@ export class Gateway {
       if (conn.state === 'closed') continue;
       if (!conn.alive) {
         this.deps.metrics.closes.inc({ code: 'heartbeat' });
-        conn.log.debug('heartbeat missed, terminating');
+        conn.debug({}, 'heartbeat missed, terminating');
         conn.socket.terminate();
         continue;
       }

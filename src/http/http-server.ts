@@ -66,9 +66,14 @@ export function createHttpServer(deps: HttpDeps): Server {
       socket.destroy();
     }, deps.headersTimeoutMs);
     deadline.unref();
-    const disarm = () => clearTimeout(deadline);
-    // The first byte of a parsed request (or upgrade) ends the deadline; so does close.
-    socket.once('close', disarm);
+    // The first parsed request (or upgrade) ends the deadline; so does close.
+    // Disarming also drops the listener, so a long-lived WebSocket does not
+    // keep the spent timer and its closure for its whole life.
+    const disarm = () => {
+      clearTimeout(deadline);
+      socket.removeListener('close', disarm);
+    };
+    socket.on('close', disarm);
     pendingDeadlines.set(socket, disarm);
   });
   const disarmFor = (request: IncomingMessage) => {
