@@ -87,7 +87,9 @@ async function main(): Promise<void> {
         }
       }),
     );
-    log(`joined in ${((nowMs() - joinStart) / 1000).toFixed(1)} s`);
+    const retried = sum(await Promise.all(workers.map(async (worker) => (await worker.run<{ joinRetries: number }>({ cmd: 'errors' })).joinRetries)));
+    log(`joined in ${((nowMs() - joinStart) / 1000).toFixed(1)} s (${retried} joins retried after a retryable refusal)`);
+    Object.assign(result, { joinSeconds: (nowMs() - joinStart) / 1000, joinRetries: retried });
     const rss2 = cluster.rssBytes();
 
     log('final broadcast: one chat message into every room');
@@ -116,6 +118,7 @@ async function main(): Promise<void> {
         `| RSS of 3 nodes before → idle → joined | ${mib(rss0)} → ${mib(rss1)} → ${mib(rss2)} MiB |`,
         `| RSS per idle authenticated connection | ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB |`,
         `| RSS per connection, in a room of ${roomSize} | ${((rss2 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB |`,
+        `| joins retried (retryable refusal) | ${retried} |`,
         `| final broadcast delivered | ${delivered.toLocaleString('en-US')} / ${open.toLocaleString('en-US')} in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s |`,
         '',
       ].join('\n'),

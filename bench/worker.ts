@@ -4,7 +4,7 @@
  * so latency samples travel as Float64Array). Every command is bounded in
  * count and time and answers once.
  */
-import { openConn, type BenchConn, type MessageClass, type System } from './lib/clients.js';
+import { joinRetries, openConn, type BenchConn, type MessageClass, type System } from './lib/clients.js';
 import { nowMs } from './lib/stats.js';
 
 export type WorkerCommand =
@@ -212,7 +212,11 @@ async function handle(command: WorkerCommand): Promise<unknown> {
     case 'call':
       return call(command);
     case 'errors':
-      return { count: conns.reduce((total, conn) => total + conn.errors, 0), last: conns.find((conn) => conn.lastError !== undefined)?.lastError };
+      return {
+        count: conns.reduce((total, conn) => total + conn.errors, 0),
+        last: conns.find((conn) => conn.lastError !== undefined)?.lastError,
+        joinRetries: joinRetries(),
+      };
     case 'close':
       for (const conn of conns.splice(0)) conn.close();
       return null;

@@ -40,6 +40,11 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+/** How many joins in this process were retried after a retryable refusal. */
+export function joinRetries(): number {
+  return NerveConn.joinRetries;
+}
+
 class NerveConn implements BenchConn {
   onMessage: ((message: Delivery) => void) | undefined;
   onSignal: ((signal: Delivery) => void) | undefined;
@@ -119,10 +124,20 @@ class NerveConn implements BenchConn {
     });
   }
 
+  /** Joins retried after a retryable refusal (counted across connections: the scale run reports it). */
+  static joinRetries = 0;
+
   async join(room: string): Promise<void> {
-    // history: 0 — the join answer carries no backlog, like Socket.IO's.
-    const frame = await this.request({ op: 'join', room, history: 0 });
-    if (frame.op !== 'joined') throw new Error(`join refused: ${JSON.stringify(frame)}`);
+    // Like the SDK: a refusal the server marks as passing (a bus reconnecting, a full queue) is retried with backoff.
+    for (let attempt = 0; ; attempt += 1) {
+      // history: 0 — the join answer carries no backlog, like Socket.IO's.
+      const frame = await this.request({ op: 'join', room, history: 0 });
+      if (frame.op === 'joined') return;
+      const retryable = frame.code === 'bus_unavailable' || frame.code === 'unavailable' || frame.code === 'rate_limited';
+      if (!retryable || attempt >= 5) throw new Error(`join refused: ${JSON.stringify(frame)}`);
+      NerveConn.joinRetries += 1;
+      await new Promise((resolve) => setTimeout(resolve, 200 * 2 ** attempt));
+    }
   }
 
   publish(room: string, cls: MessageClass, data: unknown): void {

@@ -636,11 +636,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         entry.position = { ...joined.position };
         this.emit('recovery_failed', { room, joined });
       } else {
-        // Replay the missed messages as ordinary messages; #onMessage drops any already seen.
-        for (const message of joined.history) this.#onMessage(message);
-        if (!entry.position || entry.position.epoch !== joined.position.epoch || entry.position.offset < joined.position.offset) {
-          entry.position = { ...joined.position };
-        }
+        this.#replay(entry, joined);
       }
       this.emit('rejoined', joined);
       // Live messages that arrived during the rejoin, after the replay; duplicates are dropped.
@@ -738,12 +734,23 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       this.emit('recovery_failed', { room, joined });
       for (const message of held) this.#onMessage(message, true);
     } else {
-      for (const message of joined.history) this.#onMessage(message);
-      const seen = entry.position;
-      if (!entry.held && (!seen || seen.epoch !== joined.position.epoch || seen.offset < joined.position.offset)) entry.position = { ...joined.position };
+      this.#replay(entry, joined);
       for (const message of held) this.#onMessage(message);
     }
     this.#refillIfAsked(room, entry);
+  }
+
+  /**
+   * Deliver what a rejoin (a reconnect's or a gap fill's) answered with, as
+   * ordinary messages (#onMessage drops any already seen), then adopt its
+   * position — unless the replay itself skipped ahead and started a fill:
+   * the position never passes a gap that was not filled.
+   */
+  #replay(entry: RoomEntry, joined: JoinedFrame): void {
+    for (const message of joined.history) this.#onMessage(message);
+    const seen = entry.position;
+    if (entry.held) return;
+    if (!seen || seen.epoch !== joined.position.epoch || seen.offset < joined.position.offset) entry.position = { ...joined.position };
   }
 
   #fillFailed(room: string, entry: RoomEntry, token: number, generation: number, error: unknown): void {

@@ -240,3 +240,22 @@ test('contiguous chat and a first message after an empty position need no fill',
   assert.equal(socket.ops('join').length, 1);
   await client.close();
 });
+
+test('a reconnect rejoin whose replay has a hole does not adopt its position past the hole', async () => {
+  const { client, socket, accept, join, offsets } = await setup();
+  socket.receive(chat(3));
+  socket.drop();
+  const second = await accept(1);
+  const rejoin = await join(second, 0);
+  assert.deepEqual(rejoin.since, { offset: 3, epoch: EPOCH });
+  // The answer skips offset 5 (a hole in what the server could read): the client must fetch it, not jump to 7.
+  second.receive(joined(rejoin.rid, { offset: 7, epoch: EPOCH }, [chat(4), chat(6), chat(7)], true));
+  const fill = await join(second, 1);
+  assert.deepEqual(fill.since, { offset: 4, epoch: EPOCH }, 'the fill starts before the hole');
+  assert.deepEqual(client.position('lobby'), { offset: 4, epoch: EPOCH }, 'the position stays before the unfilled hole');
+  second.receive(joined(fill.rid, { offset: 7, epoch: EPOCH }, [chat(5), chat(6), chat(7)], true));
+  await waitFor(() => offsets.length === 5, { what: 'every message once' });
+  assert.deepEqual(offsets, ['3', '4', '5', '6', '7']);
+  assert.deepEqual(client.position('lobby'), { offset: 7, epoch: EPOCH });
+  await client.close();
+});
