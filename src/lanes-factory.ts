@@ -1,20 +1,27 @@
 /**
  * Builds the lanes a node runs on from its options: in-memory everything by
  * default; Redis (hot lane, replay, presence) when `redisUrl` is set;
- * RabbitMQ (cold lane) when `amqpUrl` is set. The signal mailbox follows
- * Redis (shared) or memory, and is absent when `mailboxTtlMs` is 0. Room
- * sessions follow Redis (one session per room across the cluster) or memory.
+ * RabbitMQ (cold lane) when `amqpUrl` is set. With `bus: 'rabbitmq'` the hot
+ * lane runs on RabbitMQ bindings (src/bus/rabbitmq.ts), chat history on
+ * PostgreSQL (src/history/postgres.ts), and presence, room sessions and the
+ * mailbox stay on Redis when `redisUrl` is set, else they are per node
+ * (RabbitMQ has no implementation of them). The signal mailbox follows Redis
+ * (shared) or memory, and is absent when `mailboxTtlMs` is 0. Room sessions
+ * follow Redis (one session per room across the cluster) or memory.
  */
 import type { RedisOptions } from 'ioredis';
+import type pg from 'pg';
 import type { Bus } from './bus/bus.js';
 import type { ChannelNamer } from './bus/channels.js';
 import { MemoryBus } from './bus/memory.js';
+import { RabbitBus } from './bus/rabbitmq.js';
 import { createRedisBus } from './bus/redis.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory.js';
 import { RabbitEventLog } from './events/rabbitmq.js';
 import type { History, RoomRef } from './history/history.js';
 import { MemoryHistory } from './history/memory.js';
+import { PostgresHistory } from './history/postgres.js';
 import { RedisStreamsHistory } from './history/redis-streams.js';
 import type { Logger } from './logger.js';
 import type { Mailbox } from './mailbox/mailbox.js';
@@ -45,6 +52,8 @@ export type LaneOverrides = Partial<Lanes>;
 export interface LaneContext {
   namer: ChannelNamer;
   log: Logger;
+  /** The node's PostgreSQL pool (with `postgresUrl`): the chat history of `bus: 'rabbitmq'` lives there. */
+  pool?: pg.Pool | undefined;
   /** Told when presence entries of a dead node expired (Redis presence). */
   onPresenceExpired: (room: RoomRef, expiry: PresenceExpiry) => void;
   /** Told when this node's presence entries that had expired (it was cut off or stalled) were added back (Redis presence). */
@@ -78,20 +87,19 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
   }
   const store = redisUrl ? redisStoreConnection(redisUrl, sharded) : undefined;
-  const bus =
-    overrides.bus ??
-    (redisUrl
-      ? createRedisBus({
-          url: redisUrl,
-          sharded,
-          nodeId: options.nodeId,
-          namer: context.namer,
-          logger: context.log.child({ lane: 'bus' }),
-        })
-      : new MemoryBus());
+  const bus = overrides.bus ?? createBus(options, context);
   const history =
     overrides.history ??
-    (store
+    (options.bus === 'rabbitmq'
+      ? new PostgresHistory({
+          pool: required(context.pool, 'a PostgreSQL pool (postgresUrl)'),
+          schema: options.postgresSchema,
+          bus,
+          maxMessages: options.limits.historySize,
+          idempotencyWindowMs: options.limits.idempotencyWindowMs,
+          recoveryLimit: options.limits.recoveryLimit,
+        })
+      : store && options.bus === 'redis'
       ? new RedisStreamsHistory({
           ...store,
           publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
@@ -140,4 +148,29 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
   const sessions =
     overrides.sessions ?? (store ? new RedisRoomSessions({ ...store, prefix: context.namer.prefix }) : new MemoryRoomSessions());
   return { bus, history, presence, events, mailbox, sessions };
+}
+
+/** The hot lane the options name (`options.bus` is already resolved from `auto`). */
+function createBus(options: NodeOptions, context: LaneContext): Bus {
+  const logger = context.log.child({ lane: 'bus' });
+  switch (options.bus) {
+    case 'redis':
+      return createRedisBus({
+        url: required(options.redisUrl, 'redisUrl'),
+        sharded: options.redisMode === 'sharded',
+        nodeId: options.nodeId,
+        namer: context.namer,
+        logger,
+      });
+    case 'rabbitmq':
+      return new RabbitBus({ url: required(options.amqpUrl, 'amqpUrl'), env: options.env, service: options.service, nodeId: options.nodeId, logger });
+    case 'memory':
+      return new MemoryBus();
+  }
+}
+
+/** normalizeOptions guarantees the URL a driver needs; options built by hand get a precise error instead of a crash. */
+function required<T>(value: T | undefined, setting: string): T {
+  if (value === undefined) throw new TypeError(`the lanes need ${setting}`);
+  return value;
 }

@@ -65,7 +65,9 @@ export class NerveNode {
     this.metrics = new NodeMetrics({ nodeId: this.options.nodeId, version: NERVE_VERSION });
     this.sampler = new DeliverySampler(this.metrics);
     if (this.options.postgresUrl) {
-      this.pool = new pg.Pool({ connectionString: this.options.postgresUrl, max: 4 });
+      // With --bus rabbitmq the chat history lives here too: an append holds a connection per room being written.
+      // connectionTimeoutMillis: a chat append must fail (the client retries), never wait forever for a connection.
+      this.pool = new pg.Pool({ connectionString: this.options.postgresUrl, max: this.options.bus === 'rabbitmq' ? 16 : 4, connectionTimeoutMillis: 5000 });
       this.pool.on('error', (error) => this.log.warn({ err: error.message }, 'postgres pool error'));
     }
     // Sharded Pub/Sub: room channels carry the hash tag of their history keys (src/bus/channels.ts).
@@ -75,6 +77,7 @@ export class NerveNode {
       {
         namer,
         log: this.log,
+        pool: this.pool,
         // Late-bound: the gateway is built after the lanes it uses.
         onPresenceExpired: (room, expiry) => this.gateway.onPresenceExpired(room, expiry),
         onPresenceRestored: (room, rejoin) => this.gateway.onPresenceRestored(room, rejoin),

@@ -18,6 +18,14 @@ export interface HistoryPolicyOption {
   ttlMs?: number;
 }
 
+/**
+ * Which hot-lane Bus a node runs: `auto` picks `redis` when a Redis URL is
+ * set, else `memory`; `rabbitmq` routes across nodes through RabbitMQ
+ * bindings (src/bus/rabbitmq.ts) and needs `amqpUrl` and `postgresUrl`.
+ */
+export type BusDriver = 'auto' | 'memory' | 'redis' | 'rabbitmq';
+export const BUS_DRIVERS: readonly BusDriver[] = ['auto', 'memory', 'redis', 'rabbitmq'];
+
 export type RedisMode = 'pubsub' | 'sharded';
 export const REDIS_MODES: readonly RedisMode[] = ['pubsub', 'sharded'];
 
@@ -98,6 +106,16 @@ export interface NodeOptions {
   turnTtlSeconds: number;
   /** Scoped server API keys: `[{key, scopes, name?}]`. Default none. */
   apiKeys: ApiKeyOption[];
+  /**
+   * Hot-lane Bus. `auto`: Redis when `redisUrl` is set, else memory. `memory`:
+   * one process only (refused with `redisUrl`). `redis`: needs `redisUrl`.
+   * `rabbitmq`: needs `amqpUrl` and `postgresUrl` (its chat history,
+   * src/history/postgres.ts); presence, room sessions and the mailbox stay on
+   * Redis when `redisUrl` is set, else they are per node
+   * (docs/architecture.md). Normalized to the driver that runs, never
+   * `auto`. Default `auto`.
+   */
+  bus: Exclude<BusDriver, 'auto'>;
   /** Redis URL for the hot lane, replay and presence. Default none (in-memory lanes). */
   redisUrl: string | undefined;
   /** `pubsub` (one Redis server, or Sentinel) or `sharded` (Redis Cluster, SPUBLISH/SSUBSCRIBE). Default `pubsub`. */
@@ -143,7 +161,7 @@ export interface NodeOptions {
   limits: LimitOptions;
 }
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits'>> & { limits?: Partial<LimitOptions> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'bus'>> & { bus?: BusDriver; limits?: Partial<LimitOptions> };
 
 export const DEFAULT_LIMITS: LimitOptions = {
   maxFrameBytes: 64 * 1024,
@@ -315,6 +333,27 @@ function apiKey(value: string | undefined): string | undefined {
   return value;
 }
 
+/** The Bus that runs, from the `bus` setting and the URLs given; incoherent combinations are refused. */
+function busDriver(value: BusDriver, redisUrl: string | undefined, amqpUrl: string | undefined, postgresUrl: string | undefined): Exclude<BusDriver, 'auto'> {
+  const driver = oneOf('bus', value, BUS_DRIVERS);
+  switch (driver) {
+    case 'auto':
+      return redisUrl ? 'redis' : 'memory';
+    case 'redis':
+      if (!redisUrl) throw new ConfigError('bus', 'redis only with --redis-url', driver);
+      return driver;
+    case 'rabbitmq':
+      if (!amqpUrl) throw new ConfigError('bus', 'rabbitmq only with --amqp-url', driver);
+      // Chat offsets must be assigned in one place every node shares (src/history/postgres.ts).
+      if (!postgresUrl) throw new ConfigError('bus', 'rabbitmq only with --postgres-url (the chat history of this mode lives there)', driver);
+      return driver;
+    case 'memory':
+      // Redis history and presence publish on Redis channels that a memory bus never hears.
+      if (redisUrl) throw new ConfigError('bus', 'memory only without --redis-url (use auto, redis or rabbitmq)', driver);
+      return driver;
+  }
+}
+
 export function defaultNodeId(): string {
   return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
 }
@@ -374,6 +413,10 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     }
   }
 
+  const redisUrl = url('redisUrl', input.redisUrl, ['redis:', 'rediss:']);
+  const amqpUrl = url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']);
+  const postgresUrl = url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']);
+
   return {
     port: integer('port', input.port ?? 8080, 0, 65_535),
     host,
@@ -397,12 +440,13 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     turnUrls,
     turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),
     apiKeys: apiKeys(input.apiKeys ?? []),
-    redisUrl: url('redisUrl', input.redisUrl, ['redis:', 'rediss:']),
+    bus: busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl),
+    redisUrl,
     redisMode: oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES),
     presenceTtlMs: integer('presenceTtlMs', input.presenceTtlMs ?? 10_000, 1000, 600_000),
     mailboxTtlMs: integer('mailboxTtlMs', input.mailboxTtlMs ?? 30_000, 0, 600_000),
-    amqpUrl: url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']),
-    postgresUrl: url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']),
+    amqpUrl,
+    postgresUrl,
     postgresSchema: pgIdentifier('postgresSchema', input.postgresSchema ?? 'nerve'),
     historyTtlMs: integer('historyTtlMs', input.historyTtlMs ?? 86_400_000, 1000, 365 * 86_400_000),
     historyPolicies: historyPolicies(input.historyPolicies ?? []),

@@ -3,7 +3,7 @@
  * table is the single source for parsing, `--help`, and the README's
  * configuration table (`nerve serve --help`).
  */
-import { ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
+import { BUS_DRIVERS, ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
@@ -67,11 +67,12 @@ export const SETTINGS: readonly Setting[] = [
   top('turn-secret', 'turnSecret', 'string', 'none', 'coturn static-auth-secret: welcome carries TURN REST credentials'),
   top('turn-urls', 'turnUrls', 'list', 'none', 'turn:/turns: URLs for the TURN credentials, comma-separated'),
   top('turn-ttl-s', 'turnTtlSeconds', 'int', '86400', 'lifetime of TURN credentials, seconds'),
+  top('bus', 'bus', 'enum', 'auto', 'hot-lane bus: auto = redis with --redis-url, else memory; rabbitmq needs --amqp-url and --postgres-url', BUS_DRIVERS),
   top('redis-url', 'redisUrl', 'string', 'none (memory)', 'Redis URL for the hot lane, replay and presence'),
   top('redis-mode', 'redisMode', 'enum', 'pubsub', 'Redis Pub/Sub, or sharded Pub/Sub on Redis Cluster', REDIS_MODES),
   top('presence-ttl-ms', 'presenceTtlMs', 'int', '10000', 'a crashed node\'s members leave after this long'),
   top('mailbox-ttl-ms', 'mailboxTtlMs', 'int', '30000', 'signals to a user gone for less than this wait for a reconnect (0 = off)'),
-  top('amqp-url', 'amqpUrl', 'string', 'none (memory)', 'AMQP URL for the cold lane'),
+  top('amqp-url', 'amqpUrl', 'string', 'none (memory)', 'AMQP URL for the cold lane (and the hot lane with --bus rabbitmq)'),
   top('postgres-url', 'postgresUrl', 'string', 'none', 'PostgreSQL URL (workers, stored history API)'),
   top('history-ttl-ms', 'historyTtlMs', 'int', '86400000', 'idle time before a room\'s Redis history expires'),
   top('history-policies', 'historyPolicies', 'json', '[]', 'Redis history bounds per room prefix: [{prefix, maxMessages?, ttlMs?}]'),

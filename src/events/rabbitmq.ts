@@ -49,6 +49,7 @@ import type {
 import { parseEvent } from './events.js';
 import { Outbox } from './outbox.js';
 import { normalizeConsumerSpec, retryDelay, retryDelays, type NormalizedConsumerSpec } from './retry.js';
+import { closeWithin } from '../close-within.js';
 
 /** Header carrying the delivery number of a retried event (absent on the first delivery). */
 export const ATTEMPT_HEADER = 'x-nerve-attempt';
@@ -320,22 +321,6 @@ export class RabbitEventLog implements EventLog {
     }
     this.state = 'closed';
   }
-}
-
-/** Await `fn`, but no longer than `ms`; then run `fallback`. Errors are ignored: we are closing. */
-async function closeWithin(fn: () => Promise<void>, ms: number, fallback?: () => void): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = await Promise.race([
-    fn().then(
-      () => false,
-      () => false,
-    ),
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(true), ms);
-    }),
-  ]);
-  clearTimeout(timer);
-  if (timedOut) fallback?.();
 }
 
 function headerAttempt(msg: AsyncMessage): number {

@@ -24,6 +24,21 @@ describe('serve settings', () => {
     }
   });
 
+  it('resolves --bus: auto follows --redis-url; rabbitmq from the flag or NERVE_BUS', () => {
+    assert.equal(normalizeOptions(parseServeArgs([], {})).bus, 'memory');
+    assert.equal(normalizeOptions(parseServeArgs(['--redis-url', 'redis://x'], {})).bus, 'redis');
+    assert.equal(normalizeOptions(parseServeArgs(['--bus', 'auto', '--redis-url', 'redis://x'], {})).bus, 'redis');
+    const rabbit = ['--amqp-url', 'amqp://x', '--postgres-url', 'postgres://x/db'];
+    assert.equal(normalizeOptions(parseServeArgs(['--bus', 'rabbitmq', ...rabbit], {})).bus, 'rabbitmq');
+    assert.equal(normalizeOptions(parseServeArgs([...rabbit, '--redis-url', 'redis://x'], { NERVE_BUS: 'rabbitmq' })).bus, 'rabbitmq');
+  });
+
+  it('lists every setting in the README configuration table', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    for (const setting of SETTINGS) assert.ok(readme.includes(`| \`--${setting.flag}\` | \`${setting.env}\` |`), `README row for --${setting.flag}`);
+  });
+
   const bad: Array<[string, string[], NodeJS.ProcessEnv, RegExp]> = [
     ['non-numeric port', ['--port', 'abc'], {}, /port \(--port\): expected an integer/],
     ['port out of range', ['--port', '70000'], {}, /port: expected an integer from 0 to 65535/],
@@ -35,6 +50,11 @@ describe('serve settings', () => {
     ['env with a colon', ['--env', 'a:b'], {}, /env: expected 1-64 characters/],
     ['hard < soft buffer', ['--send-buffer-soft-bytes', '4096', '--send-buffer-hard-bytes', '2048'], {}, /sendBufferHardBytes/],
     ['missing value', ['--port'], {}, /--port: expected a value/],
+    ['unknown bus', ['--bus', 'kafka'], {}, /bus \(--bus\): expected auto \| memory \| redis \| rabbitmq/],
+    ['bus rabbitmq without an AMQP URL', ['--bus', 'rabbitmq'], {}, /bus: expected rabbitmq only with --amqp-url/],
+    ['bus rabbitmq without PostgreSQL', ['--bus', 'rabbitmq', '--amqp-url', 'amqp://x'], {}, /bus: expected rabbitmq only with --postgres-url/],
+    ['bus redis without a Redis URL', [], { NERVE_BUS: 'redis' }, /bus: expected redis only with --redis-url/],
+    ['bus memory with a Redis URL', ['--bus', 'memory', '--redis-url', 'redis://x'], {}, /bus: expected memory only without --redis-url/],
   ];
   for (const [name, argv, env, message] of bad) {
     it(`rejects ${name} with one line naming the setting`, () => {

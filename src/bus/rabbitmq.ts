@@ -1,0 +1,555 @@
+/**
+ * The hot lane on RabbitMQ, for deployments without Redis (project issue 6).
+ * Bindings are the source of truth for where a user or room is present: no
+ * user→node table is kept anywhere.
+ *
+ * Topology, for env `prod`, service `nerve`, node `n1`:
+ *
+ *   prod.nerve.hot                       direct exchange, durable (every node declares it)
+ *   prod.nerve.hot.node.n1.<incarnation> this node's queue: exclusive, auto-delete,
+ *                                        x-max-length with drop-head; a fresh random
+ *                                        incarnation per (re)connection
+ *   binding  prod.nerve.hot → queue      routing key = the channel name (rabbitmq-routing.ts;
+ *                                        names over 255 bytes are hashed)
+ *
+ * - `acquire`/`release` (reference counted by RefCountedBus) bind and unbind the
+ *   channel's routing key on the node's queue: a user channel is bound while
+ *   the user has a local connection, a room channel while the room has a local
+ *   member. `queue.bind-ok` comes back once the binding routes, so a publish
+ *   issued after `acquire` resolved is delivered.
+ * - The queue is exclusive to the node's consuming connection, so it and its
+ *   bindings disappear with that connection: nothing stays bound to a node that
+ *   died or lost the broker. After a reconnect (or a consumer channel that
+ *   closed, or a canary that did not come back) the node declares a new queue,
+ *   binds every held channel again, then reports them through `onResubscribed`
+ *   (envelopes published meanwhile were missed; the gateway refills chat).
+ * - `publish` sends with `mandatory` and publisher confirms. The broker returns
+ *   an unroutable message before confirming it, so a confirmed publish that
+ *   was not returned reached at least one queue. It therefore resolves with
+ *   **0 when no node is bound, 1 when at least one is**: AMQP has no way to
+ *   learn how many queues a message reached. The gateway only tells 0 from
+ *   "some" (`peer_offline`), which this answers exactly.
+ * - Envelopes travel non-persistent, as the binary envelope (envelope.ts), with
+ *   a per-message TTL (`messageTtlMs`): a node whose consumer stalls longer than
+ *   that drops hot-lane traffic instead of replaying stale signals and typing
+ *   indicators. The queue length bound does the same for bursts.
+ * - Broker down: `publish` and `acquire` reject at once with `bus_unavailable`
+ *   (checked before sending, and a send is bounded by `publishTimeoutMs`), and
+ *   health says why; rabbitmq-client reconnects with backoff.
+ * - Ordering: one publisher channel per node, so envelopes of one node on one
+ *   channel reach every queue in publish order. Envelopes of *different* nodes
+ *   on one channel may interleave differently in different queues (RabbitMQ
+ *   orders per channel→queue pair only). docs/architecture.md says what that
+ *   means for each message class.
+ *
+ * Publishing and consuming use separate connections, as the cold lane does:
+ * a broker that blocks publishers (memory alarm) must not stop bindings and
+ * deliveries on the consuming side.
+ */
+import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Connection, type AsyncMessage, type Channel, type ConnectionOptions, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
+import type { LaneHealth } from '../lanes.js';
+import { ConfigError } from '../options.js';
+import { RefCountedBus } from './base.js';
+import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
+import { Canary } from './canary.js';
+import { EnvelopeError, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { errorText, fullJitter, unavailable, type BusLogger, type RedisBusStats } from './redis-core.js';
+import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
+import { closeWithin } from '../close-within.js';
+
+export interface RabbitBusOptions {
+  /** AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672`. Required. */
+  url: string;
+  /** Environment name, first part of the exchange and queue names. Default `dev`. */
+  env?: string;
+  /** Service name, second part of the exchange and queue names. Default `nerve`. */
+  service?: string;
+  /** This node's id: names its queue and its connections. Required. */
+  nodeId: string;
+  /** pino-compatible logger. Default: silent. */
+  logger?: BusLogger;
+  /** Per-message TTL (AMQP `expiration`): an envelope not consumed within it is dropped, ms. Default 10000. */
+  messageTtlMs?: number;
+  /** Most envelopes waiting in the node's queue; beyond, the oldest are dropped (`drop-head`). Default 100000. */
+  maxQueueLength?: number;
+  /** A publish not confirmed within this long rejects with `bus_unavailable`, ms. Default 2000. */
+  publishTimeoutMs?: number;
+  /** How long `start` waits for the broker before rejecting with `bus_unavailable`, ms. Default 10000. */
+  startTimeoutMs?: number;
+  /** Reconnect backoff, lowest and highest delay, ms (rabbitmq-client retryLow / retryHigh). Defaults 50 and 2000. */
+  reconnectLowMs?: number;
+  reconnectHighMs?: number;
+  /** AMQP heartbeat, seconds: a silent broker is detected after about twice this. Default 10. */
+  heartbeatSeconds?: number;
+  /** Milliseconds between canary rounds; 0 disables the canary. Default 5000. */
+  canaryIntervalMs?: number;
+  /** Milliseconds a canary may take to come back before the consumer is declared deaf. Default 2000. */
+  canaryTimeoutMs?: number;
+}
+
+interface Links {
+  /** Publishes (with confirms); never consumes, so a blocked publisher cannot stall deliveries. */
+  pub: Connection;
+  /** Owns the node's exclusive queue, its bindings and its consumer. */
+  sub: Connection;
+  publisher: Publisher;
+}
+
+interface NormalizedOptions {
+  url: string;
+  env: string;
+  service: string;
+  nodeId: string;
+  messageTtlMs: number;
+  maxQueueLength: number;
+  publishTimeoutMs: number;
+  startTimeoutMs: number;
+  reconnectLowMs: number;
+  reconnectHighMs: number;
+  heartbeatSeconds: number;
+  canaryIntervalMs: number;
+  canaryTimeoutMs: number;
+}
+
+/** What the node's queue currently is: the consuming channel, the queue, and what is bound on it. */
+interface LiveQueue {
+  channel: Channel;
+  queue: string;
+  /** routing key → bus channel, for every binding made on this queue. */
+  bound: Map<string, string>;
+}
+
+const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
+
+function bounded(setting: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
+  return value;
+}
+
+function nameOption(setting: string, value: string): string {
+  if (!NAME.test(value)) throw new ConfigError(setting, '1-64 characters of A-Z a-z 0-9 . _ ~ -', value);
+  return value;
+}
+
+export function normalizeRabbitBusOptions(options: RabbitBusOptions): NormalizedOptions {
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(options.url);
+  } catch {
+    parsed = undefined;
+  }
+  if (parsed === undefined || (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:')) {
+    throw new ConfigError('amqpUrl', 'an amqp:// or amqps:// URL', options.url);
+  }
+  const normalized: NormalizedOptions = {
+    url: options.url,
+    env: nameOption('env', options.env ?? 'dev'),
+    service: nameOption('service', options.service ?? 'nerve'),
+    nodeId: nameOption('nodeId', options.nodeId),
+    messageTtlMs: bounded('messageTtlMs', options.messageTtlMs ?? 10_000, 1, 86_400_000),
+    maxQueueLength: bounded('maxQueueLength', options.maxQueueLength ?? 100_000, 1, 100_000_000),
+    publishTimeoutMs: bounded('publishTimeoutMs', options.publishTimeoutMs ?? 2000, 1, 600_000),
+    startTimeoutMs: bounded('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000),
+    reconnectLowMs: bounded('reconnectLowMs', options.reconnectLowMs ?? 50, 1, 600_000),
+    reconnectHighMs: bounded('reconnectHighMs', options.reconnectHighMs ?? 2000, 1, 600_000),
+    heartbeatSeconds: bounded('heartbeatSeconds', options.heartbeatSeconds ?? 10, 0, 3600),
+    canaryIntervalMs: bounded('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, 3_600_000),
+    canaryTimeoutMs: bounded('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 1, 3_600_000),
+  };
+  if (normalized.reconnectHighMs < normalized.reconnectLowMs) {
+    throw new ConfigError('reconnectHighMs', `at least reconnectLowMs (${normalized.reconnectLowMs})`, normalized.reconnectHighMs);
+  }
+  return normalized;
+}
+
+type State = 'idle' | 'starting' | 'running' | 'closed';
+
+export class RabbitBus extends RefCountedBus {
+  readonly driver = 'rabbitmq';
+  /** The direct exchange every node publishes to. */
+  readonly exchange: string;
+  /** Every queue of this node starts with it (tests and operators find them by it). */
+  readonly queuePrefix: string;
+  private readonly options: NormalizedOptions;
+  private readonly log: BusLogger;
+  private state: State = 'idle';
+  /** Created by `start` (the bus owns its connections), closed by `close`. */
+  private links: Links | undefined;
+  private live: LiveQueue | undefined;
+  /** Setups run one after another; a request during one runs another after it. */
+  private setupChain: Promise<void> = Promise.resolve();
+  private setupQueued = false;
+  private setupFailures = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Whether a queue was ever live: a later setup is a resubscribe, reported to the node. */
+  private everLive = false;
+  private publishSeq = 0;
+  /** Publishes awaiting their confirm, and those among them the broker returned as unroutable. */
+  private readonly inFlight = new Set<string>();
+  private readonly returned = new Set<string>();
+  private readonly canary: Canary;
+  private readonly canaryChannel: string;
+  private deaf = false;
+  private lastError: string | undefined;
+  private readonly counters: RedisBusStats = { published: 0, received: 0, publishFailures: 0, decodeErrors: 0, reconnects: 0, canaryFailures: 0 };
+
+  constructor(options: RabbitBusOptions) {
+    super();
+    this.options = normalizeRabbitBusOptions(options);
+    this.log = options.logger ?? silentLogger;
+    this.exchange = hotExchangeName(this.options.env, this.options.service);
+    this.queuePrefix = nodeQueuePrefix(this.options.env, this.options.service, this.options.nodeId);
+    // `#` never occurs in a ChannelNamer name, so no room or user channel can be this one.
+    this.canaryChannel = `#canary:${this.queuePrefix}`;
+    this.canary = new Canary({
+      intervalMs: this.options.canaryIntervalMs,
+      timeoutMs: this.options.canaryTimeoutMs,
+      channels: () => [this.canaryChannel],
+      canProbe: () => this.state === 'running' && this.live !== undefined && this.links?.pub.ready === true,
+      send: (channel, id) => this.publishBytes(channel, encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin: this.options.nodeId, class: 'ephemeral', payload: '' })),
+      onDeaf: () => {
+        this.counters.canaryFailures += 1;
+        this.deaf = true;
+        this.log.warn({ driver: this.driver, queue: this.live?.queue }, 'bus canary did not come back; declaring a new queue');
+        void this.live?.channel.close().catch(() => {});
+      },
+      onHealthy: () => {
+        if (this.deaf) this.log.info({ driver: this.driver }, 'bus canary is back');
+        this.deaf = false;
+      },
+    });
+  }
+
+  private openLinks(): Links {
+    const pub = this.connect('pub');
+    const sub = this.connect('sub');
+    const publisher = pub.createPublisher({
+      confirm: true,
+      // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
+      exchanges: [this.exchangeDeclaration()],
+    });
+    // (rabbitmq-client 5 forwards returns as this event; its `onReturn` prop is not wired.)
+    publisher.on('basic.return', (message: ReturnedMessage) => {
+      const id = message.messageId;
+      if (id !== undefined && this.inFlight.has(id)) this.returned.add(id);
+    });
+    sub.on('connection', () => {
+      if (this.state === 'running') {
+        this.counters.reconnects += 1;
+        this.requestSetup();
+      }
+    });
+    return { pub, sub, publisher };
+  }
+
+  private connect(role: 'pub' | 'sub'): Connection {
+    const props: ConnectionOptions = {
+      url: this.options.url,
+      connectionName: `nerve-bus-${role}-${this.options.nodeId}`,
+      retryLow: this.options.reconnectLowMs,
+      retryHigh: this.options.reconnectHighMs,
+      heartbeat: this.options.heartbeatSeconds,
+      // Operations on a connection that is down wait at most this long (ours check `ready` first).
+      acquireTimeout: this.options.publishTimeoutMs,
+    };
+    const connection = new Connection(props);
+    // rabbitmq-client reconnects by itself; without a listener an `error` event would crash the process.
+    connection.on('error', (err: unknown) => {
+      if (this.state === 'closed') return;
+      this.lastError = `${role}: ${errorText(err)}`;
+      this.log.warn({ driver: this.driver, role, err: errorText(err) }, 'rabbitmq bus connection error');
+    });
+    return connection;
+  }
+
+  exchangeDeclaration(): { exchange: string; type: 'direct'; durable: true } {
+    return { exchange: this.exchange, type: 'direct', durable: true };
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  protected async open(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`rabbitmq bus cannot start: it is ${this.state}`);
+    this.state = 'starting';
+    const links = this.openLinks();
+    this.links = links;
+    try {
+      // disableAutoClose: on a timeout the connections keep retrying; close() ends them.
+      await Promise.all([links.pub.onConnect(this.options.startTimeoutMs, true), links.sub.onConnect(this.options.startTimeoutMs, true)]);
+      await links.pub.exchangeDeclare(this.exchangeDeclaration());
+      if (this.state !== 'starting') throw new Error('closed while starting');
+      this.state = 'running';
+      this.requestSetup();
+      await this.setupChain;
+      if (!this.live) throw new Error(this.lastError ?? 'the node queue could not be declared');
+    } catch (error) {
+      await this.shutdown();
+      throw unavailable(`rabbitmq bus could not start: ${errorText(error)}`, error);
+    }
+    this.canary.start();
+    this.log.info({ driver: this.driver, nodeId: this.options.nodeId, queue: this.live.queue }, 'bus connected');
+  }
+
+  private shutdownDone: Promise<void> | undefined;
+
+  protected shutdown(): Promise<void> {
+    this.shutdownDone ??= this.closeEverything();
+    return this.shutdownDone;
+  }
+
+  private async closeEverything(): Promise<void> {
+    this.state = 'closed';
+    this.canary.stop();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const live = this.live;
+    this.live = undefined;
+    const links = this.links;
+    if (!links) return;
+    await closeWithin(() => links.publisher.close(), 2000);
+    if (live) await closeWithin(() => live.channel.close(), 2000);
+    await Promise.all([
+      closeWithin(() => links.pub.close(), 2000, () => links.pub.unsafeDestroy()),
+      closeWithin(() => links.sub.close(), 2000, () => links.sub.unsafeDestroy()),
+    ]);
+  }
+
+  // ------------------------------------------------------------ the node's queue
+
+  /** Declare a fresh queue and bind everything held, after whatever setup is running. */
+  private requestSetup(): void {
+    if (this.setupQueued) return;
+    this.setupQueued = true;
+    this.setupChain = this.setupChain.then(async () => {
+      this.setupQueued = false;
+      if (this.state !== 'running' || !this.links?.sub.ready) return;
+      try {
+        await this.setup();
+        this.setupFailures = 0;
+      } catch (error) {
+        this.lastError = `queue setup: ${errorText(error)}`;
+        this.log.warn({ driver: this.driver, err: errorText(error) }, 'rabbitmq bus could not set up its queue; retrying');
+        // A lost connection retries on its `connection` event; a channel error (the connection is up) retries here.
+        if (this.state === 'running' && this.links?.sub.ready) {
+          this.setupFailures += 1;
+          this.retryTimer = setTimeout(() => this.requestSetup(), fullJitter(this.setupFailures, this.options.reconnectLowMs, this.options.reconnectHighMs));
+          this.retryTimer.unref();
+        }
+      }
+    });
+  }
+
+  private async setup(): Promise<void> {
+    // The previous queue goes with its channel (exclusive, auto-delete): no stale binding keeps counting as a receiver.
+    const previous = this.live;
+    this.live = undefined;
+    if (previous) await previous.channel.close().catch(() => {});
+
+    const sub = this.links?.sub;
+    if (!sub) return;
+    const channel = await sub.acquire();
+    try {
+      const queue = `${this.queuePrefix}${randomBytes(4).toString('hex')}`;
+      await channel.exchangeDeclare(this.exchangeDeclaration());
+      await channel.queueDeclare({
+        queue,
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+        arguments: { 'x-max-length': this.options.maxQueueLength, 'x-overflow': 'drop-head' },
+      });
+      const wanted = [...this.wantedChannels(), this.canaryChannel];
+      const bound = new Map<string, string>();
+      for (const name of wanted) {
+        const key = routingKeyFor(name);
+        await channel.queueBind({ queue, exchange: this.exchange, routingKey: key });
+        bound.set(key, name);
+      }
+      const live: LiveQueue = { channel, queue, bound };
+      channel.on('close', () => this.onChannelClosed(live));
+      // A consumer the broker cancels (queue deleted by an operator) leaves the node deaf: start over.
+      channel.on('basic.cancel', () => void channel.close().catch(() => {}));
+      await channel.basicConsume({ queue, noAck: true, exclusive: true }, (message) => this.onDelivery(live, message));
+      if (this.state !== 'running') {
+        await channel.close().catch(() => {});
+        return;
+      }
+      this.live = live;
+      this.lastError = undefined;
+      // Released while we were binding: unbind, so the broker's view matches the reference counts.
+      const still = new Set([...this.wantedChannels(), this.canaryChannel]);
+      for (const [key, name] of bound) {
+        if (still.has(name)) continue;
+        bound.delete(key);
+        await channel.queueUnbind({ queue, exchange: this.exchange, routingKey: key }).catch(() => {});
+      }
+      this.log.info({ driver: this.driver, queue, channels: bound.size - 1 }, 'rabbitmq bus queue declared and bound');
+      if (this.everLive) this.reportResubscribed(wanted.filter((name) => name !== this.canaryChannel));
+      this.everLive = true;
+    } catch (error) {
+      await channel.close().catch(() => {});
+      throw error;
+    }
+  }
+
+  private onChannelClosed(live: LiveQueue): void {
+    if (this.live !== live) return;
+    this.live = undefined;
+    if (this.state !== 'running') return;
+    this.log.warn({ driver: this.driver, queue: live.queue }, 'rabbitmq bus consumer channel closed');
+    // With the connection up, start over now; otherwise the `connection` event will.
+    if (this.links?.sub.ready) this.requestSetup();
+  }
+
+  protected async subscribeChannel(channel: string): Promise<void> {
+    const live = this.live;
+    if (this.state !== 'running' || !live) throw unavailable(`rabbitmq bus cannot bind ${channel}: ${this.problem() ?? 'no queue'}`);
+    const key = routingKeyFor(channel);
+    live.bound.set(key, channel);
+    try {
+      await live.channel.queueBind({ queue: live.queue, exchange: this.exchange, routingKey: key });
+    } catch (error) {
+      live.bound.delete(key);
+      throw unavailable(`rabbitmq bus bind of ${channel} failed: ${errorText(error)}`, error);
+    }
+    // A setup that ran meanwhile bound every held channel on its new queue, this one included.
+    if (this.live !== live && !this.live?.bound.has(key)) throw unavailable(`rabbitmq bus lost its queue while binding ${channel}`);
+  }
+
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    const live = this.live;
+    // No queue: nothing is bound (the next setup binds only held channels).
+    if (!live) return;
+    const key = routingKeyFor(channel);
+    live.bound.delete(key);
+    try {
+      await live.channel.queueUnbind({ queue: live.queue, exchange: this.exchange, routingKey: key });
+    } catch (error) {
+      // The channel is going away, and the queue with it.
+      this.log.debug({ channel, err: errorText(error) }, 'rabbitmq bus unbind failed; the queue is going away');
+    }
+  }
+
+  /** Every delivery on the node's queue. Never throws. */
+  private onDelivery(live: LiveQueue, message: AsyncMessage): void {
+    if (this.state !== 'running' || this.live !== live) return;
+    // Released meanwhile (unbound, but already queued): nobody here wants it.
+    const channel = live.bound.get(message.routingKey);
+    if (channel === undefined) return;
+    const body = message.body;
+    let envelope: BusEnvelope;
+    try {
+      if (!Buffer.isBuffer(body)) throw new EnvelopeError('truncated', 'message body is not binary');
+      envelope = decodeEnvelope(body);
+    } catch (error) {
+      this.counters.decodeErrors += 1;
+      this.log.debug({ channel, reason: error instanceof EnvelopeError ? error.reason : errorText(error) }, 'dropped an invalid bus envelope');
+      return;
+    }
+    if (envelope.type === 'canary') {
+      this.canary.received(envelope.id);
+      return;
+    }
+    this.counters.received += 1;
+    try {
+      this.handler(channel, envelope);
+    } catch (error) {
+      this.log.error({ channel, err: error }, 'bus message handler threw');
+    }
+  }
+
+  // ------------------------------------------------------------ publish
+
+  /** Resolves with 0 when no node is bound to `channel`, 1 when at least one is (see the module comment). */
+  async publish(channel: string, envelope: BusEnvelope): Promise<number> {
+    if (this.state !== 'running') {
+      this.counters.publishFailures += 1;
+      throw unavailable(`rabbitmq bus is ${this.state}`);
+    }
+    let bytes: Buffer;
+    try {
+      bytes = encodeEnvelope(envelope);
+    } catch (error) {
+      this.counters.publishFailures += 1;
+      throw error;
+    }
+    return this.publishBytes(channel, bytes);
+  }
+
+  private async publishBytes(channel: string, bytes: Buffer): Promise<number> {
+    const links = this.links;
+    if (this.state !== 'running' || !links?.pub.ready) {
+      this.counters.publishFailures += 1;
+      throw unavailable(`rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`);
+    }
+    const id = `${++this.publishSeq}`;
+    this.inFlight.add(id);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const sent = links.publisher.send(
+        {
+          exchange: this.exchange,
+          routingKey: routingKeyFor(channel),
+          mandatory: true,
+          messageId: id,
+          durable: false,
+          expiration: String(this.options.messageTtlMs),
+        },
+        bytes,
+      );
+      // A send that loses the race against the timeout still settles later: keep that quiet.
+      sent.catch(() => {});
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no confirm within ${this.options.publishTimeoutMs} ms`)), this.options.publishTimeoutMs);
+      });
+      await Promise.race([sent, timeout]);
+      // rabbitmq-client emits `basic.return` on a later turn (setImmediate) than it
+      // resolves the confirm, though the broker sent the return first: wait one turn.
+      await nextTurn();
+      this.counters.published += 1;
+      return this.returned.has(id) ? 0 : 1;
+    } catch (error) {
+      this.counters.publishFailures += 1;
+      throw unavailable(`rabbitmq publish failed: ${errorText(error)}`, error);
+    } finally {
+      clearTimeout(timer);
+      this.inFlight.delete(id);
+      this.returned.delete(id);
+    }
+  }
+
+  // ------------------------------------------------------------ status
+
+  private problem(): string | undefined {
+    if (this.state !== 'running') return `rabbitmq bus is ${this.state}`;
+    const problems: string[] = [];
+    if (!this.links?.pub.ready) problems.push('publishing connection down');
+    if (!this.links?.sub.ready) problems.push('consuming connection down');
+    else if (!this.live) problems.push('node queue being declared');
+    if (this.deaf) problems.push('canary did not come back; queue being declared again');
+    if (problems.length === 0) return undefined;
+    return `rabbitmq ${problems.join(', ')}${this.lastError ? ` (${this.lastError})` : ''}`;
+  }
+
+  health(): LaneHealth {
+    const problem = this.problem();
+    return problem === undefined ? { lane: 'bus', driver: this.driver, ok: true } : { lane: 'bus', driver: this.driver, ok: false, detail: problem };
+  }
+
+  /** Counters for the node's metrics (same shape as the Redis bus); monotonic since construction. */
+  stats(): RedisBusStats {
+    return { ...this.counters };
+  }
+
+  /** The node's current queue name, or undefined while none is live. */
+  queueName(): string | undefined {
+    return this.live?.queue;
+  }
+
+  /** Run one canary round now; resolves with the channels found deaf. */
+  probeNow(): Promise<string[]> {
+    return this.canary.round();
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * RabbitMQ inspection for tests, without the management plugin: a passive
+ * declare (does this queue / exchange exist?) on an AMQP connection, and
+ * `rabbitmqctl list_bindings` / `list_queues` when the CLI is on this machine.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { AMQPChannelError, type Connection } from 'rabbitmq-client';
+
+const run = promisify(execFile);
+
+/**
+ * Whether queue `queue` exists on the broker: a passive declare answers
+ * NOT_FOUND when it does not, and RESOURCE_LOCKED when it is another
+ * connection's exclusive queue (which exists).
+ */
+export async function queueExists(admin: Connection, queue: string): Promise<boolean> {
+  try {
+    await admin.queueDeclare({ queue, passive: true });
+    return true;
+  } catch (error) {
+    if (error instanceof AMQPChannelError && error.code === 'NOT_FOUND') return false;
+    if (error instanceof AMQPChannelError && error.code === 'RESOURCE_LOCKED') return true;
+    throw error;
+  }
+}
+
+/** Whether exchange `exchange` exists on the broker. */
+export async function exchangeExists(admin: Connection, exchange: string): Promise<boolean> {
+  try {
+    await admin.exchangeDeclare({ exchange, passive: true });
+    return true;
+  } catch (error) {
+    if (error instanceof AMQPChannelError && error.code === 'NOT_FOUND') return false;
+    throw error;
+  }
+}
+
+async function rabbitmqctl(args: string[]): Promise<string[][] | undefined> {
+  try {
+    const { stdout } = await run('rabbitmqctl', ['-q', ...args, '--no-table-headers'], { timeout: 20_000 });
+    return stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => line.split('\t'));
+  } catch {
+    // No CLI on this machine (or no rights): the caller falls back on passive declares.
+    return undefined;
+  }
+}
+
+export interface Binding {
+  source: string;
+  destination: string;
+  routingKey: string;
+}
+
+/** Bindings whose source or destination starts with `prefix`; undefined when rabbitmqctl is unavailable. */
+export async function listBindings(prefix: string): Promise<Binding[] | undefined> {
+  const rows = await rabbitmqctl(['list_bindings', 'source_name', 'destination_name', 'routing_key']);
+  return rows
+    ?.map(([source = '', destination = '', routingKey = '']) => ({ source, destination, routingKey }))
+    .filter((binding) => binding.source.startsWith(prefix) || binding.destination.startsWith(prefix));
+}
+
+/** Queue names starting with `prefix`; undefined when rabbitmqctl is unavailable. */
+export async function listQueues(prefix: string): Promise<string[] | undefined> {
+  const rows = await rabbitmqctl(['list_queues', 'name']);
+  return rows?.map(([name = '']) => name).filter((name) => name.startsWith(prefix));
+}
+
+/** Exchange names starting with `prefix`; undefined when rabbitmqctl is unavailable. */
+export async function listExchanges(prefix: string): Promise<string[] | undefined> {
+  const rows = await rabbitmqctl(['list_exchanges', 'name']);
+  return rows?.map(([name = '']) => name).filter((name) => name.startsWith(prefix));
+}
