@@ -116,7 +116,8 @@ export function historyConformance(
         return stored;
       },
       async settle() {
-        const id = `sentinel-${++sentinels}`;
+        // Unique across rooms too: message ids are unique per message (a PostgreSQL history keys rows by tenant and id).
+        const id = `sentinel-${room.room}-${++sentinels}`;
         await history.append(room, { ...draft(-1), id, from: 'sentinel' }, target);
         await waitFor(() => published().some((message) => message.id === id), { what: `sentinel ${id} published` });
       },

@@ -30,7 +30,7 @@ describe('PostgreSQL workers', { skip }, () => {
   it('applies migrations once, tracked in nerve_migrations', async () => {
     const first = await applyMigrations(db.pool, ns);
     const again = await applyMigrations(db.pool, ns);
-    assert.deepEqual(first, ['001_chat_messages.sql', '002_billing.sql', '003_analytics.sql']);
+    assert.deepEqual(first, ['001_chat_messages.sql', '002_billing.sql', '003_analytics.sql', '004_room_logs.sql']);
     assert.deepEqual(again, []);
   });
 

@@ -1,0 +1,239 @@
+/**
+ * Issue 6, the cluster-level proof: three `nerve serve --bus rabbitmq`
+ * processes with no Redis route room messages and direct signals across
+ * nodes through RabbitMQ bindings alone; chat is stored in PostgreSQL before
+ * delivery, acked with its offset, delivered in one order on every node and
+ * replayed after a reconnect to another node; a node whose broker connection is
+ * cut (TCP proxy) binds everything again and its users receive again; a
+ * stopped node leaves no queue and no binding behind.
+ *
+ * Every node shares one random `--env`; the exchanges it creates
+ * (`{env}.nerve.hot`, and the cold lane's `{env}.nerve.events`) are deleted
+ * in `after`, and so is the PostgreSQL schema. RabbitMQ or PostgreSQL missing: fails in CI (CI=true), skipped elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Connection } from 'rabbitmq-client';
+import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { POSTGRES_URL, createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
+import { exchangeExists, listBindings, listQueues, queueExists } from '../helpers/rabbitmq.js';
+import { RawClient, type Frame } from '../helpers/raw-client.js';
+import { AMQP_URL, serviceSkip, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip()) ?? false;
+
+/** The queue a node logged last (`rabbitmq bus queue declared and bound`). */
+function lastQueue(node: NodeProcess): string | undefined {
+  const entries = node.logs.filter((entry) => entry.msg === 'rabbitmq bus queue declared and bound');
+  const queue = entries[entries.length - 1]?.queue;
+  return typeof queue === 'string' ? queue : undefined;
+}
+
+describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { skip, timeout: 120_000 }, () => {
+  const env = testNamespace('rq');
+  const nodes: NodeProcess[] = [];
+  const clients: RawClient[] = [];
+  let proxy: TcpProxy;
+  let admin: Connection;
+  let db: TestDatabase;
+
+  const node = (i: number): NodeProcess => {
+    const found = nodes[i];
+    if (!found) throw new RangeError(`no node ${i}`);
+    return found;
+  };
+  async function connect(i: number, user: string): Promise<RawClient> {
+    const client = await RawClient.connect(node(i).wsUrl, user);
+    clients.push(client);
+    return client;
+  }
+  const isSignal = (f: Frame) => f.op === 'signal';
+  const isEphemeral = (room: string) => (f: Frame) => f.op === 'message' && f.class === 'ephemeral' && f.room === room;
+
+  before(async () => {
+    admin = new Connection({ url: AMQP_URL, retryLow: 50 });
+    admin.on('error', () => undefined);
+    db = await createTestDatabase(env);
+    // Node 1 reaches the broker through a proxy the fault test cuts.
+    proxy = await startTcpProxy(5672);
+    const urls = [AMQP_URL, `amqp://guest:guest@127.0.0.1:${proxy.port}`, AMQP_URL];
+    const started = await Promise.all(
+      urls.map((url, i) => startNode({ nodeId: `${env}-n${i}`, args: ['--bus', 'rabbitmq', '--amqp-url', url, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--mailbox-ttl-ms', '0', '--drain-window-ms', '0', '--shutdown-timeout-ms', '3000'] })),
+    );
+    nodes.push(...started);
+  });
+
+  after(async () => {
+    for (const client of clients) client.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+    await proxy?.close();
+    for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`]) await admin.exchangeDelete({ exchange }).catch(() => undefined);
+    for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`]) assert.equal(await exchangeExists(admin, exchange), false, `${exchange} deleted`);
+    const queues = await listQueues(`${env}.`);
+    if (queues) assert.deepEqual(queues, [], 'no queue of the run is left');
+    await admin.close();
+    await db?.drop();
+  });
+
+  it('reports the rabbitmq bus healthy on every node', async () => {
+    for (const n of nodes) {
+      const response = await fetch(`${n.url}/readyz`);
+      const body = (await response.json()) as { lanes?: Array<{ lane: string; driver: string; ok: boolean }> };
+      assert.equal(response.status, 200, JSON.stringify(body));
+      const bus = body.lanes?.find((lane) => lane.lane === 'bus');
+      assert.deepEqual([bus?.driver, bus?.ok], ['rabbitmq', true]);
+    }
+  });
+
+  it('delivers room messages across nodes to every member but the sender', async () => {
+    const room = testNamespace('room');
+    const members = await Promise.all([0, 1, 2, 0, 1, 2].map((i, n) => connect(i, `${room}-m${n}`)));
+    for (const member of members) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    const sender = members[0]!;
+    // Ephemeral publishes are not acked: sent without waiting; a pong shows every one was handled without an error.
+    for (let n = 0; n < 10; n += 1) sender.send({ op: 'publish', rid: sender.rid(), room, class: 'ephemeral', data: { n } });
+    assert.equal((await sender.request({ op: 'ping' })).op, 'pong');
+    assert.equal(sender.frames.filter((f) => f.op === 'error').length, 0, JSON.stringify(sender.frames));
+    for (const [i, member] of members.entries()) {
+      if (i === 0) continue;
+      await waitFor(() => member.frames.filter(isEphemeral(room)).length >= 10, { timeoutMs: 10_000, what: `10 messages at member ${i}` });
+      assert.deepEqual(member.frames.filter(isEphemeral(room)).map((f) => (f.data as { n: number }).n), Array.from({ length: 10 }, (_, n) => n), `member ${i}: once each, in the sender's order`);
+    }
+    assert.equal(sender.frames.filter(isEphemeral(room)).length, 0, 'no echo to the sender');
+  });
+
+  it('stores chat before delivery: acked with offsets, one order on every node, stored in PostgreSQL', async () => {
+    const room = testNamespace('chat');
+    const members = await Promise.all(Array.from({ length: 9 }, (_, i) => connect(i % 3, `${room}-m${i}`)));
+    for (const member of members) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    const publishers = members.slice(0, 3); // one per node
+    const acks = await Promise.all(
+      publishers.flatMap((publisher, p) => Array.from({ length: 10 }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000))),
+    );
+    for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    assert.deepEqual(acks.map((a) => Number(a.offset)).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.equal(new Set(acks.map((a) => a.epoch)).size, 1, 'one epoch');
+    const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
+    for (const member of members) await waitFor(() => member.frames.filter(isChat).length >= 30, { timeoutMs: 15_000, what: '30 chat messages on every member' });
+    const orders = members.map((member) => member.frames.filter(isChat).map((f) => f.offset));
+    for (const order of orders) assert.deepEqual(order, Array.from({ length: 30 }, (_, i) => i + 1), 'offset order on every member of every node, each once');
+    const stored = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${env}".chat_messages WHERE room = $1`, [room]);
+    assert.equal(Number(stored.rows[0]?.n), 30);
+
+    // A retried cmid gets the original ack, from another node too.
+    const first = await publishers[0]!.request({ op: 'publish', room, class: 'chat', data: 'once', cmid: 'retry-1' });
+    const again = await publishers[0]!.request({ op: 'publish', room, class: 'chat', data: 'once', cmid: 'retry-1' });
+    assert.equal(again.id, first.id);
+    assert.equal(again.offset, first.offset);
+    assert.equal(again.duplicate, true);
+
+    // Replay after a reconnect to another node: exactly the missed messages.
+    const resumer = members[2]!; // on node 2
+    const position = { offset: 30, epoch: acks[0]!.epoch };
+    resumer.close();
+    await publishers[1]!.request({ op: 'publish', room, class: 'chat', data: 'missed' });
+    const back = await connect(0, `${room}-m2`);
+    const joined = await back.request({ op: 'join', room, since: position });
+    assert.equal(joined.op, 'joined', JSON.stringify(joined));
+    assert.equal(joined.recovered, true);
+    assert.deepEqual((joined.history as Array<{ offset: number; data: unknown }>).map((m) => [m.offset, m.data]), [[31, 'once'], [32, 'missed']]);
+  });
+
+  it('delivers a direct signal to every connection of a user on other nodes, and to nobody else', async () => {
+    const user = testNamespace('callee');
+    const targets = [await connect(2, user), await connect(2, user), await connect(1, user)];
+    const bystanderUser = testNamespace('by');
+    const bystander = await connect(2, bystanderUser);
+    const sender = await connect(0, testNamespace('caller'));
+    const ack = await sender.request({ op: 'signal', to: user, kind: 'offer', data: { sdp: 'v=0' } });
+    assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    for (const target of targets) {
+      const signal = await target.waitFor(isSignal, 5000, 'the offer on each connection');
+      assert.equal(signal.id, ack.id);
+      assert.deepEqual(signal.data, { sdp: 'v=0' });
+    }
+    const barrier = await sender.request({ op: 'signal', to: bystanderUser, kind: 'custom', data: 'barrier' });
+    assert.equal(barrier.op, 'ack');
+    const first = await bystander.waitFor(isSignal, 5000, 'the barrier');
+    assert.equal(first.data, 'barrier', 'the bystander got nothing before its own signal');
+  });
+
+  it('answers a signal to a user connected nowhere with peer_offline, also after the user left', async () => {
+    const sender = await connect(1, testNamespace('lonely'));
+    const ghost = await sender.request({ op: 'signal', to: testNamespace('ghost'), kind: 'offer', data: {} });
+    assert.equal(ghost.op, 'error');
+    assert.equal(ghost.code, 'peer_offline');
+
+    const user = testNamespace('gone');
+    const leaving = await connect(2, user);
+    assert.equal((await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} })).op, 'ack');
+    leaving.close();
+    // Unbound once its last connection is gone on node 2.
+    await waitFor(async () => (await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} })).code === 'peer_offline', { timeoutMs: 5000, what: 'peer_offline after the last connection closed' });
+  });
+
+  it('after node 1 loses its broker connection, its users receive direct signals and room messages again', async () => {
+    const room = testNamespace('cut');
+    const user = testNamespace('cutuser');
+    const onCut = await connect(1, user);
+    const elsewhere = await connect(0, testNamespace('peer'));
+    assert.equal((await onCut.request({ op: 'join', room })).op, 'joined');
+    assert.equal((await elsewhere.request({ op: 'join', room })).op, 'joined');
+    const before = lastQueue(node(1));
+    assert.ok(before, 'node 1 logged its queue');
+
+    const isRoomChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
+    const beforeAck = await elsewhere.request({ op: 'publish', room, class: 'chat', data: 'before-cut' });
+    assert.equal(beforeAck.op, 'ack', JSON.stringify(beforeAck));
+    await onCut.waitFor(isRoomChat, 5000, 'chat before the cut');
+
+    // Cut, and keep node 1 away from the broker while chat goes on elsewhere.
+    proxy.setRefusing(true);
+    assert.ok(proxy.cut() > 0, 'cut the broker connections of node 1');
+    const duringAck = await elsewhere.request({ op: 'publish', room, class: 'chat', data: 'during-cut' });
+    assert.equal(duringAck.op, 'ack', JSON.stringify(duringAck));
+    proxy.setRefusing(false);
+    await waitFor(() => lastQueue(node(1)) !== before, { timeoutMs: 15_000, what: 'node 1 to declare a new queue' });
+    await waitFor(async () => (await fetch(`${node(1).url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'node 1 ready again' });
+    await waitFor(async () => !(await queueExists(admin, before!)), { timeoutMs: 10_000, what: 'the old queue gone' });
+
+    const signalAck = await elsewhere.request({ op: 'signal', to: user, kind: 'offer', data: 'after-cut' });
+    assert.equal(signalAck.op, 'ack', JSON.stringify(signalAck));
+    const signal = await onCut.waitFor(isSignal, 5000, 'the signal after the cut');
+    assert.equal(signal.data, 'after-cut');
+    elsewhere.send({ op: 'publish', rid: elsewhere.rid(), room, class: 'ephemeral', data: 'after-cut' });
+    const message = await onCut.waitFor(isEphemeral(room), 5000, 'the room message after the cut');
+    assert.equal(message.data, 'after-cut');
+
+    // The chat sent while node 1 was cut off is refilled from PostgreSQL (the gateway's resubscribe path), once.
+    const refilled = await onCut.waitFor(isRoomChat, 10_000, 'the chat missed during the cut');
+    assert.deepEqual([refilled.data, refilled.offset], ['during-cut', duringAck.offset]);
+    const next = await elsewhere.request({ op: 'publish', room, class: 'chat', data: 'after-refill' });
+    const live = await onCut.waitFor(isRoomChat, 5000, 'live chat after the refill');
+    assert.deepEqual([live.data, live.offset], ['after-refill', next.offset], 'no duplicate of the refilled message');
+
+    const bindings = await listBindings(`${env}.nerve.hot`);
+    if (bindings) {
+      const ofNode1 = bindings.filter((b) => b.destination.startsWith(`${env}.nerve.hot.node.${node(1).nodeId}.`) && b.source !== '');
+      assert.deepEqual([...new Set(ofNode1.map((b) => b.destination))], [lastQueue(node(1))], 'node 1 has bindings on its new queue only');
+    }
+  });
+
+  it('leaves no queue and no binding of a stopped node', async () => {
+    const stopped = node(2);
+    const user = testNamespace('bound');
+    const client = await connect(2, user);
+    assert.equal((await client.request({ op: 'join', room: testNamespace('r') })).op, 'joined');
+    const queue = lastQueue(stopped);
+    assert.ok(queue);
+    assert.equal(await queueExists(admin, queue), true);
+    await stopped.stop();
+    assert.equal(await queueExists(admin, queue), false, 'the exclusive queue went with the node');
+    const bindings = await listBindings(`${env}.nerve.hot.node.${stopped.nodeId}.`);
+    if (bindings) assert.deepEqual(bindings, [], 'no binding to any queue of the stopped node');
+    const sender = await connect(0, testNamespace('after'));
+    const reply = await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} });
+    assert.equal(reply.code, 'peer_offline', 'the stopped node no longer counts as a receiver');
+  });
+});
