@@ -59,7 +59,8 @@ class NerveConn implements BenchConn {
   ) {
     socket.on('message', (raw: WebSocket.RawData) => this.onFrame(raw));
     socket.on('close', (code: number, reason: Buffer) => {
-      const error = new Error(`socket closed (${code} ${reason.toString()})`);
+      this.closeCode = `${code} ${reason.toString()}`;
+      const error = new Error(`socket closed (${this.closeCode})`);
       for (const pending of this.pending.values()) pending.reject(error);
       this.pending.clear();
     });
@@ -103,6 +104,7 @@ class NerveConn implements BenchConn {
         this.onSignal?.(frame as unknown as Delivery);
         return;
       default: {
+        if (typeof frame.rid === 'number') this.lastAnsweredRid = frame.rid;
         if (frame.op === 'error') {
           this.errors += 1;
           this.lastError = JSON.stringify(frame).slice(0, 300);
@@ -119,6 +121,11 @@ class NerveConn implements BenchConn {
   private request(frame: Record<string, unknown>): Promise<Record<string, unknown>> {
     const rid = ++this.rid;
     return new Promise((resolve, reject) => {
+      // ws drops a send on a closed socket without a word: say so, with the close code.
+      if (this.socket.readyState !== WebSocket.OPEN) {
+        reject(new Error(`socket closed (${this.closeCode ?? 'no close code yet'}; last error ${this.lastError ?? 'none'})`));
+        return;
+      }
       this.pending.set(rid, { resolve, reject });
       this.socket.send(JSON.stringify({ ...frame, rid }));
     });
@@ -145,9 +152,33 @@ class NerveConn implements BenchConn {
     this.socket.send(JSON.stringify({ op: 'publish', rid: ++this.rid, room, class: cls, data }));
   }
 
+  /** Close code and reason once the socket closed, for diagnostics. */
+  private closeCode: string | undefined;
+  /** The highest request id answered so far, for diagnostics. */
+  private lastAnsweredRid = 0;
+
   async ping(): Promise<void> {
-    const frame = await this.request({ op: 'ping' });
-    if (frame.op !== 'pong') throw new Error(`ping refused: ${JSON.stringify(frame)}`);
+    const rid = this.rid + 1;
+    let timer: NodeJS.Timeout | undefined;
+    // A ping unanswered for 30 s says why, instead of leaving the coordinator to time out blind.
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new Error(
+              `ping ${rid} unanswered after 30 s: socket state ${this.socket.readyState}, ${this.socket.bufferedAmount} bytes unsent, ` +
+                `last answered rid ${this.lastAnsweredRid}, ${this.pending.size} requests pending, ${this.errors} errors, last ${this.lastError ?? 'none'}`,
+            ),
+          ),
+        30_000,
+      );
+    });
+    try {
+      const frame = await Promise.race([this.request({ op: 'ping' }), stalled]);
+      if (frame.op !== 'pong') throw new Error(`ping refused: ${JSON.stringify(frame)}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   signal(to: string, kind: string, data: unknown): void {
