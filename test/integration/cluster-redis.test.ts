@@ -123,9 +123,12 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
       Array.from({ length: 20 }, (_, seq) => caller.request({ op: 'signal', to: `${tag}-callee`, kind: 'candidate', data: { seq } })),
     );
     for (const ack of candidateAcks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
-    await waitFor(() => callee.frames.filter(isSignal).length >= 20, { timeoutMs: 10_000, what: '20 candidates at the callee' });
+    // Fence: signals from one sender to one user arrive in order, so every candidate
+    // (and any duplicate of one) is in before this barrier is.
+    assert.equal((await caller.request({ op: 'signal', to: `${tag}-callee`, kind: 'custom', data: 'barrier' })).op, 'ack');
+    await callee.waitFor((f) => isSignal(f) && f.data === 'barrier', 10_000, 'the barrier after the candidates');
     const candidates = callee.frames.filter(isSignal);
-    assert.equal(candidates.length, 20);
+    assert.equal(candidates.length, 20, 'each candidate exactly once');
     assert.deepEqual(candidates.map((c) => (c.kind === 'candidate' ? (c.data as { seq: number }).seq : -1)), Array.from({ length: 20 }, (_, i) => i));
 
     // Nobody else: a signal sent to each bystander after the burst is the

@@ -87,6 +87,16 @@ describe('cold lane through the nodes', { skip }, () => {
         what: `room.ended of session ${session}`,
       });
     }
+    // Fence: each node's events reach the queue in the order it published them, so once
+    // every node's join into another room is in, a second room.ended emitted by any node
+    // before that join would be in too.
+    const fences = await Promise.all(cluster.nodes.map((node, i) => RawClient.connect(node.wsUrl, `fence-${i}`)));
+    for (const client of fences) assert.equal((await client.request({ op: 'join', room: 'fence' })).op, 'joined');
+    await waitFor(() => events.filter((e) => e.type === 'participant.joined' && e.room === 'fence').length === fences.length, {
+      timeoutMs: 10_000,
+      what: 'the fence joins of all three nodes',
+    });
+    for (const client of fences) client.close();
     const created = events.filter((e) => e.type === 'room.created' && e.room === 'standup');
     const ended = events.filter((e) => e.type === 'room.ended' && e.room === 'standup');
     assert.equal(created.length, 2, 'one room.created per session');

@@ -159,10 +159,12 @@ describe('Canary', () => {
     assert.deepEqual(deaf, []);
   });
 
-  it('runs rounds on its timer until stopped', async () => {
+  it('runs one round per interval on its timer, and none once stopped', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout'] });
+    const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
     let sent = 0;
     const canary: Canary = new Canary({
-      intervalMs: 5,
+      intervalMs: 100,
       timeoutMs: 50,
       channels: () => ['c'],
       canProbe: () => true,
@@ -174,8 +176,17 @@ describe('Canary', () => {
       onHealthy: () => {},
     });
     canary.start();
-    await waitFor(() => sent >= 3, { what: 'three rounds' });
+    await settle();
+    assert.equal(sent, 0, 'the first round waits one interval');
+    for (let round = 1; round <= 3; round += 1) {
+      t.mock.timers.tick(100);
+      await settle();
+      assert.equal(sent, round, `round ${round}`);
+    }
     canary.stop();
+    t.mock.timers.tick(1000);
+    await settle();
+    assert.equal(sent, 3, 'no round after stop');
     assert.equal(canary.received('unknown'), false);
   });
 });
