@@ -12,7 +12,7 @@ const LATENCY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.
 
 /** Where the collect callbacks read values that live elsewhere (set by the node once its lanes exist). */
 export interface MetricSources {
-  /** Counters of the Redis bus (`RedisBus.stats()`); absent for the memory bus (then 0). */
+  /** Counters of the networked bus (Redis or RabbitMQ `stats()`); absent for the memory bus (then 0). */
   busStats?: () => RedisBusStats;
   /** Cold-lane events waiting for the broker. */
   outboxDepth?: () => number;
@@ -129,13 +129,13 @@ export class NodeMetrics {
     this.registry.setDefaultLabels({ node: options.nodeId });
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'nerve_process_' });
     this.buildInfo.set({ version: options.version ?? 'unknown' }, 1);
-    // The Redis bus counts for itself (RedisBus.stats()); these counters follow it at scrape time.
+    // A networked bus (Redis, RabbitMQ) counts for itself (`stats()`); these counters follow it at scrape time.
     const busCounters: Array<[keyof RedisBusStats, string, string]> = [
-      ['published', 'nerve_bus_published_total', 'Envelopes the Redis bus published.'],
-      ['received', 'nerve_bus_received_total', 'Envelopes the Redis bus received and handed to the node.'],
-      ['publishFailures', 'nerve_bus_publish_failures_total', 'Bus publishes rejected (Redis down, timeout).'],
+      ['published', 'nerve_bus_published_total', 'Envelopes the bus (Redis or RabbitMQ) published.'],
+      ['received', 'nerve_bus_received_total', 'Envelopes the bus (Redis or RabbitMQ) received and handed to the node.'],
+      ['publishFailures', 'nerve_bus_publish_failures_total', 'Bus publishes rejected (broker down, timeout).'],
       ['decodeErrors', 'nerve_bus_decode_errors_total', 'Messages on a subscribed channel that were not a valid envelope.'],
-      ['reconnects', 'nerve_bus_reconnects_total', 'Redis bus connections re-established after a loss.'],
+      ['reconnects', 'nerve_bus_reconnects_total', 'Bus connections (Redis or RabbitMQ) re-established after a loss.'],
       ['canaryFailures', 'nerve_bus_canary_failures_total', 'Bus canary probes that did not come back (a deaf subscriber, then reconnected).'],
     ];
     for (const [key, name, help] of busCounters) {
