@@ -219,6 +219,18 @@ function skipsAhead(seen: StreamPosition, offset: number, epoch: string): boolea
   return !(seen.offset === 0 && offset === 1);
 }
 
+/** Whether `history`, read from `since` on, skips a message anywhere (the server could not read part of it). */
+function hasHole(since: StreamPosition | undefined, history: readonly MessageFrame[]): boolean {
+  let seen = since;
+  for (const message of history) {
+    if (message.class !== 'chat') continue;
+    if (seen && seen.epoch === message.epoch && message.offset <= seen.offset) continue;
+    if (seen && skipsAhead(seen, message.offset, message.epoch)) return true;
+    seen = { offset: message.offset, epoch: message.epoch };
+  }
+  return false;
+}
+
 interface ConnectWaiter {
   resolve: (welcome: WelcomeFrame) => void;
   reject: (error: NerveClientError) => void;
@@ -727,9 +739,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const held = entry.held ?? [];
     entry.held = undefined;
     const first = held[0];
-    // The answer must reach the held messages (they were stored before it was read); one that does not is treated as unrecoverable rather than asked again forever.
+    // The answer must reach the held messages (they were stored before it was read), and must itself have no hole;
+    // one that fails either is treated as unrecoverable rather than asked again forever.
     const short = first !== undefined && joined.position.epoch === first.epoch && joined.position.offset < first.offset - 1;
-    if (joined.recovered === false || short) {
+    if (joined.recovered === false || short || hasHole(entry.position, joined.history)) {
       entry.position = { ...joined.position };
       this.emit('recovery_failed', { room, joined });
       for (const message of held) this.#onMessage(message, true);

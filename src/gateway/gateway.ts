@@ -897,8 +897,10 @@ export class Gateway {
     const payload = encodeFrame(frame);
     this.deps.log.info({ tenant: target.tenant, room: clip(command.room), members: target.connections.size }, 'room ended by the server API');
     for (const conn of [...target.connections]) {
-      // In the connection's request queue, so it never races the client's own join or leave.
+      // In the connection's request queue, after its pipelined publishes are answered,
+      // so it never races the client's own join, leave or publish.
       conn.queue = conn.queue.then(async () => {
+        await conn.answered;
         if (!conn.rooms.has(command.room)) return;
         conn.revokeGrants(command.room);
         await this.leaveRoom(conn, command.room, 'room_ended').catch((error: unknown) =>

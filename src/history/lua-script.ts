@@ -26,6 +26,19 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
+  /**
+   * EVAL with the body every time (Redis still caches the compiled script by
+   * its SHA). It can never answer NOSCRIPT, so calls issued back to back on
+   * one connection run in issue order. `run`'s fallback cannot promise that:
+   * after a Redis restart the first call's NOSCRIPT and EVAL retry can let a
+   * later call, sent meanwhile, run first once anything loaded the script.
+   * For the chat append, whose offsets must follow a connection's pipelined
+   * publishes.
+   */
+  runInOrder(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
+    return client.eval(this.source, keys.length, ...keys, ...args);
+  }
+
   async run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
@@ -77,13 +90,14 @@ const CLUSTER_COMMAND_TIMEOUT_MS = 5000;
  *   emptied twice); the caller gets an error and retries idempotently;
  * - a command timeout, so a black-holed connection fails the request instead
  *   of stalling the connection's queue for minutes;
- * - TCP keepalive, so a dead peer is noticed;
- * - auto-pipelining: the commands issued in one tick (a burst of chat
- *   appends from pipelined publishes, the joins of a busy second) leave in
- *   one write instead of one syscall each, still in call order.
+ * - TCP keepalive, so a dead peer is noticed.
+ *
+ * Not auto-pipelining: ioredis sends the next auto-pipeline only once the
+ * previous one settled, and with `autoResendUnfulfilledCommands` off a
+ * command lost in a reconnect settles only at `commandTimeout`, so every
+ * call would wait that long after a Redis restart.
  */
 const SCRIPT_CONNECTION_DEFAULTS = {
-  enableAutoPipelining: true,
   maxRetriesPerRequest: 1,
   autoResendUnfulfilledCommands: false,
   commandTimeout: CLUSTER_COMMAND_TIMEOUT_MS,
@@ -106,7 +120,6 @@ export function scriptConnection(options: ScriptConnectionOptions): { client: Re
       // No cluster-level offline queue: while the cluster is down a call fails at once instead of hanging.
       // (Node connections keep theirs: ioredis connects them lazily, on their first command.)
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
       clusterRetryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 10), 2000),
       redisOptions: { ...SCRIPT_CONNECTION_DEFAULTS, ...options.redisOptions },
     });

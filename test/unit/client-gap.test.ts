@@ -259,3 +259,18 @@ test('a reconnect rejoin whose replay has a hole does not adopt its position pas
   assert.deepEqual(client.position('lobby'), { offset: 7, epoch: EPOCH });
   await client.close();
 });
+
+test('a fill whose answer has a hole of its own ends in recovery_failed, not in a loop of fills', async () => {
+  const { client, socket, join, offsets, failures } = await setup();
+  socket.receive(chat(3));
+  socket.receive(chat(6)); // 4 and 5 missing
+  const fill = await join(socket, 1);
+  // The server cannot read offset 5 either: its answer skips it.
+  socket.receive(joined(fill.rid, { offset: 6, epoch: EPOCH }, [chat(4), chat(6)], true));
+  await waitFor(() => failures.length === 1, { what: 'recovery_failed' });
+  assert.deepEqual(client.position('lobby'), { offset: 6, epoch: EPOCH }, 'the answer position, for the app to resync from');
+  socket.receive(chat(7));
+  await waitFor(() => offsets.includes('7'), { what: 'live chat again' });
+  assert.equal(socket.ops('join').length, 2, 'no further fill');
+  await client.close();
+});
