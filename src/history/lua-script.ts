@@ -12,6 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { WriteBatch } from '../gateway/write-batch.js';
 import { ConfigError } from '../options.js';
 
 export type LuaArg = string | Buffer | number;
@@ -26,20 +27,8 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /**
-   * EVAL with the body every time (Redis still caches the compiled script by
-   * its SHA). It can never answer NOSCRIPT, so calls issued back to back on
-   * one connection run in issue order. `run`'s fallback cannot promise that:
-   * after a Redis restart the first call's NOSCRIPT and EVAL retry can let a
-   * later call, sent meanwhile, run first once anything loaded the script.
-   * For the chat append, whose offsets must follow a connection's pipelined
-   * publishes.
-   */
-  runInOrder(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
-    return client.eval(this.source, keys.length, ...keys, ...args);
-  }
-
   async run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
+    holdWrites(client);
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {
@@ -48,6 +37,20 @@ export class LuaScript {
       return await client.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+}
+
+/**
+ * Script calls issued in one tick (a burst of pipelined chat appends) leave
+ * in one write: the connection's socket is corked until the end of the tick,
+ * as the gateway does for WebSockets. ioredis' own auto-pipelining is not
+ * used (see SCRIPT_CONNECTION_DEFAULTS); corking changes nothing in its
+ * command queue, only how many syscalls carry the bytes. Standalone
+ * connections only: a Cluster spreads calls over several sockets.
+ */
+const scriptWrites = new WriteBatch();
+
+function holdWrites(client: Redis | Cluster): void {
+  if (client instanceof Redis && client.status === 'ready' && client.stream) scriptWrites.hold(client.stream);
 }
 
 /** A Redis Cluster seed node. */

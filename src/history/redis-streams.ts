@@ -208,7 +208,7 @@ export class RedisStreamsHistory implements History {
     }
     const policy = this.policyFor(room);
     const reply = await this.call(() =>
-      appendScripts[this.publishCommand].runInOrder(this.client, keys, [
+      appendScripts[this.publishCommand].run(this.client, keys, [
         newEpoch(),
         policy.ttlMs,
         offsetToken,
