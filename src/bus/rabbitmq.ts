@@ -54,8 +54,9 @@ import { ConfigError } from '../options.js';
 import { RefCountedBus } from './base.js';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';
-import { EnvelopeError, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { encodeEnvelope } from './envelope.js';
 import { errorText, fullJitter, unavailable, type BusLogger, type RedisBusStats } from './redis-core.js';
+import { takeWireMessage, type BusIntake } from './intake.js';
 import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
 import { closeWithin } from '../close-within.js';
 
@@ -438,27 +439,11 @@ export class RabbitBus extends RefCountedBus {
     // Released meanwhile (unbound, but already queued): nobody here wants it.
     const channel = live.bound.get(message.routingKey);
     if (channel === undefined) return;
-    const body = message.body;
-    let envelope: BusEnvelope;
-    try {
-      if (!Buffer.isBuffer(body)) throw new EnvelopeError('truncated', 'message body is not binary');
-      envelope = decodeEnvelope(body);
-    } catch (error) {
-      this.counters.decodeErrors += 1;
-      this.log.debug({ channel, reason: error instanceof EnvelopeError ? error.reason : errorText(error) }, 'dropped an invalid bus envelope');
-      return;
-    }
-    if (envelope.type === 'canary') {
-      this.canary.received(envelope.id);
-      return;
-    }
-    this.counters.received += 1;
-    try {
-      this.handler(channel, envelope);
-    } catch (error) {
-      this.log.error({ channel, err: error }, 'bus message handler threw');
-    }
+    this.intake ??= { counters: this.counters, canary: this.canary, log: this.log };
+    takeWireMessage(this.intake, this.handler, channel, message.body);
   }
+
+  private intake: BusIntake | undefined;
 
   // ------------------------------------------------------------ publish
 

@@ -12,8 +12,9 @@ import { NerveError } from '../protocol/errors.js';
 import { RefCountedBus } from './base.js';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';
+import { takeWireMessage, type BusIntake } from './intake.js';
 import type { ChannelNamer } from './channels.js';
-import { EnvelopeError, decodeEnvelope, encodeEnvelope } from './envelope.js';
+import { encodeEnvelope } from './envelope.js';
 
 /** The part of a pino logger the bus uses; a pino `Logger` fits. */
 export interface BusLogger {
@@ -323,29 +324,11 @@ export abstract class RedisBusCore extends RefCountedBus {
   /** Driver entry point for every message (`messageBuffer` / `smessageBuffer`). Never throws. */
   protected onWireMessage(channelBytes: Buffer, message: Buffer): void {
     if (this.state !== 'running') return;
-    const channel = channelBytes.toString();
-    let envelope: BusEnvelope;
-    try {
-      envelope = decodeEnvelope(message);
-    } catch (error) {
-      this.counters.decodeErrors += 1;
-      // Debug, not warn: one misbehaving publisher must not flood the log; the counter is the alarm.
-      this.log.debug({ channel, reason: error instanceof EnvelopeError ? error.reason : errorText(error), bytes: message.length }, 'dropped an invalid bus envelope');
-      return;
-    }
-    if (envelope.type === 'canary') {
-      // Canaries are the bus's own business; one from another node (or a stale one) is dropped.
-      this.canary.received(envelope.id);
-      return;
-    }
-    this.counters.received += 1;
-    try {
-      this.handler(channel, envelope);
-    } catch (error) {
-      // A throwing handler must not break the connection's event loop.
-      this.log.error({ channel, err: error }, 'bus message handler threw');
-    }
+    this.intake ??= { counters: this.counters, canary: this.canary, log: this.log };
+    takeWireMessage(this.intake, this.handler, channelBytes.toString(), message);
   }
+
+  private intake: BusIntake | undefined;
 
   /** Subscribe failures map to bus_unavailable, like publish failures. */
   protected subscribeFailure(channel: string, error: unknown): NerveError {

@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import { encodeFrame } from '../protocol/codec.js';
 import { TokenBucket, WindowCounter } from './rate-limit.js';
-import type { WriteBatch } from './write-batch.js';
+import type { WriteBatch } from '../write-batch.js';
 import { canWriteDirectly, TextFrame } from './text-frame.js';
 
 export type ConnectionState = 'handshake' | 'open' | 'closing' | 'closed';

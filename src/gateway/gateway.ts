@@ -61,7 +61,7 @@ import { drainSchedule } from './drain-plan.js';
 import { LocalRooms, type ChannelTarget } from './local-rooms.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
 import { TextFrame } from './text-frame.js';
-import { WriteBatch } from './write-batch.js';
+import { WriteBatch } from '../write-batch.js';
 
 export interface GatewayDeps {
   options: NodeOptions;

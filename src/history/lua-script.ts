@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { WriteBatch } from '../gateway/write-batch.js';
+import { WriteBatch } from '../write-batch.js';
 import { ConfigError } from '../options.js';
 
 export type LuaArg = string | Buffer | number;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
-import { WriteBatch } from '../../src/gateway/write-batch.js';
+import { WriteBatch } from '../../src/write-batch.js';
 
 /** A socket stand-in that records how its bytes arrive: one entry per write call into the OS. */
 function recordingSocket(): { socket: Writable; calls: string[][] } {

@@ -1,5 +1,6 @@
 /**
- * Coalesces socket writes made in one turn of the event loop.
+ * Coalesces socket writes made in one turn of the event loop. Used for the
+ * WebSockets (the gateway) and for the Redis script connections.
  *
  * One read from the bus often carries dozens of envelopes (Redis answers a
  * burst of publishes in one TCP chunk, and the client parses them all in one
