@@ -21,6 +21,7 @@ import { MemoryEventLog } from './events/memory.js';
 import { RabbitEventLog } from './events/rabbitmq.js';
 import type { History, RoomRef } from './history/history.js';
 import { MemoryHistory } from './history/memory.js';
+import { IntakeHistory } from './history/intake-history.js';
 import { PostgresHistory } from './history/postgres.js';
 import { RedisStreamsHistory } from './history/redis-streams.js';
 import type { Logger } from './logger.js';
@@ -79,6 +80,28 @@ export function redisStoreConnection(
   return { nodes: [{ host: parsed.hostname, port: Number(parsed.port || 6379) }], redisOptions };
 }
 
+/** The chat history of `bus: 'rabbitmq'`: stored by the node, or by the chat-store worker with reads from PostgreSQL. */
+function postgresHistory(options: NodeOptions, context: LaneContext, bus: Bus): History {
+  const stored = new PostgresHistory({
+    pool: required(context.pool, 'a PostgreSQL pool (postgresUrl)'),
+    schema: options.postgresSchema,
+    bus,
+    maxMessages: options.limits.historySize,
+    idempotencyWindowMs: options.limits.idempotencyWindowMs,
+    recoveryLimit: options.limits.recoveryLimit,
+  });
+  if (options.chatPath === 'node') return stored;
+  return new IntakeHistory({
+    url: required(options.amqpUrl, 'an AMQP URL (amqpUrl)'),
+    env: options.env,
+    service: options.service,
+    nodeId: options.nodeId,
+    reads: stored,
+    timeoutMs: options.chatIntakeTimeoutMs,
+    logger: context.log.child({ lane: 'history' }),
+  });
+}
+
 export function createLanes(options: NodeOptions, context: LaneContext, overrides: LaneOverrides = {}): Lanes {
   const redisUrl = options.redisUrl;
   const sharded = options.redisMode === 'sharded';
@@ -91,14 +114,7 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
   const history =
     overrides.history ??
     (options.bus === 'rabbitmq'
-      ? new PostgresHistory({
-          pool: required(context.pool, 'a PostgreSQL pool (postgresUrl)'),
-          schema: options.postgresSchema,
-          bus,
-          maxMessages: options.limits.historySize,
-          idempotencyWindowMs: options.limits.idempotencyWindowMs,
-          recoveryLimit: options.limits.recoveryLimit,
-        })
+      ? postgresHistory(options, context, bus)
       : store && options.bus === 'redis'
       ? new RedisStreamsHistory({
           ...store,

@@ -28,6 +28,8 @@ export const BUS_DRIVERS: readonly BusDriver[] = ['auto', 'memory', 'redis', 'ra
 
 export type RedisMode = 'pubsub' | 'sharded';
 export const REDIS_MODES: readonly RedisMode[] = ['pubsub', 'sharded'];
+export type ChatPath = 'node' | 'worker';
+export const CHAT_PATHS: readonly ChatPath[] = ['node', 'worker'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -116,6 +118,15 @@ export interface NodeOptions {
    * `auto`. Default `auto`.
    */
   bus: Exclude<BusDriver, 'auto'>;
+  /**
+   * Who stores chat with `bus: 'rabbitmq'`. `node`: the node itself
+   * (src/history/postgres.ts). `worker`: the chat-store worker run with
+   * `--chat-intake`, through the chat intake exchange
+   * (src/history/intake-history.ts). Only with `bus: 'rabbitmq'`. Default `node`.
+   */
+  chatPath: ChatPath;
+  /** With `chatPath: 'worker'`: how long a chat publish waits for the worker's answer, ms. Default 5000. */
+  chatIntakeTimeoutMs: number;
   /** Redis URL for the hot lane, replay and presence. Default none (in-memory lanes). */
   redisUrl: string | undefined;
   /** `pubsub` (one Redis server, or Sentinel) or `sharded` (Redis Cluster, SPUBLISH/SSUBSCRIBE). Default `pubsub`. */
@@ -354,6 +365,13 @@ function busDriver(value: BusDriver, redisUrl: string | undefined, amqpUrl: stri
   }
 }
 
+function chatPath(value: ChatPath, bus: BusDriver | undefined): ChatPath {
+  const path = oneOf('chatPath', value, CHAT_PATHS);
+  // Only the RabbitMQ mode stores chat in PostgreSQL; Redis and memory histories store it where they publish it.
+  if (path === 'worker' && bus !== 'rabbitmq') throw new ConfigError('chatPath', 'worker only with --bus rabbitmq', path);
+  return path;
+}
+
 export function defaultNodeId(): string {
   return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
 }
@@ -441,6 +459,8 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),
     apiKeys: apiKeys(input.apiKeys ?? []),
     bus: busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl),
+    chatPath: chatPath(input.chatPath ?? 'node', input.bus),
+    chatIntakeTimeoutMs: integer('chatIntakeTimeoutMs', input.chatIntakeTimeoutMs ?? 5000, 100, 600_000),
     redisUrl,
     redisMode: oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES),
     presenceTtlMs: integer('presenceTtlMs', input.presenceTtlMs ?? 10_000, 1000, 600_000),

@@ -88,13 +88,19 @@ export interface RabbitBusOptions {
   canaryIntervalMs?: number;
   /** Milliseconds a canary may take to come back before the consumer is declared deaf. Default 2000. */
   canaryTimeoutMs?: number;
+  /**
+   * Publish only: no consuming connection, no node queue, no canary;
+   * `acquire` is refused. For processes that deliver into the hot lane but
+   * never receive from it (the chat-store worker's chat intake). Default false.
+   */
+  publishOnly?: boolean;
 }
 
 interface Links {
   /** Publishes (with confirms); never consumes, so a blocked publisher cannot stall deliveries. */
   pub: Connection;
-  /** Owns the node's exclusive queue, its bindings and its consumer. */
-  sub: Connection;
+  /** Owns the node's exclusive queue, its bindings and its consumer; absent when publish-only. */
+  sub: Connection | undefined;
   publisher: Publisher;
 }
 
@@ -112,6 +118,7 @@ interface NormalizedOptions {
   heartbeatSeconds: number;
   canaryIntervalMs: number;
   canaryTimeoutMs: number;
+  publishOnly: boolean;
 }
 
 /** What the node's queue currently is: the consuming channel, the queue, and what is bound on it. */
@@ -159,6 +166,7 @@ export function normalizeRabbitBusOptions(options: RabbitBusOptions): Normalized
     heartbeatSeconds: bounded('heartbeatSeconds', options.heartbeatSeconds ?? 10, 0, 3600),
     canaryIntervalMs: bounded('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, 3_600_000),
     canaryTimeoutMs: bounded('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 1, 3_600_000),
+    publishOnly: options.publishOnly ?? false,
   };
   if (normalized.reconnectHighMs < normalized.reconnectLowMs) {
     throw new ConfigError('reconnectHighMs', `at least reconnectLowMs (${normalized.reconnectLowMs})`, normalized.reconnectHighMs);
@@ -226,7 +234,7 @@ export class RabbitBus extends RefCountedBus {
 
   private openLinks(): Links {
     const pub = this.connect('pub');
-    const sub = this.connect('sub');
+    const sub = this.options.publishOnly ? undefined : this.connect('sub');
     const publisher = pub.createPublisher({
       confirm: true,
       // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
@@ -237,7 +245,7 @@ export class RabbitBus extends RefCountedBus {
       const id = message.messageId;
       if (id !== undefined && this.inFlight.has(id)) this.returned.add(id);
     });
-    sub.on('connection', () => {
+    sub?.on('connection', () => {
       if (this.state === 'running') {
         this.counters.reconnects += 1;
         this.requestSetup();
@@ -279,10 +287,14 @@ export class RabbitBus extends RefCountedBus {
     this.links = links;
     try {
       // disableAutoClose: on a timeout the connections keep retrying; close() ends them.
-      await Promise.all([links.pub.onConnect(this.options.startTimeoutMs, true), links.sub.onConnect(this.options.startTimeoutMs, true)]);
+      await Promise.all([links.pub.onConnect(this.options.startTimeoutMs, true), links.sub?.onConnect(this.options.startTimeoutMs, true)]);
       await links.pub.exchangeDeclare(this.exchangeDeclaration());
       if (this.state !== 'starting') throw new Error('closed while starting');
       this.state = 'running';
+      if (this.options.publishOnly) {
+        this.log.info({ driver: this.driver, nodeId: this.options.nodeId }, 'bus connected (publish only)');
+        return;
+      }
       this.requestSetup();
       await this.setupChain;
       if (!this.live) throw new Error(this.lastError ?? 'the node queue could not be declared');
@@ -311,10 +323,8 @@ export class RabbitBus extends RefCountedBus {
     if (!links) return;
     await closeWithin(() => links.publisher.close(), 2000);
     if (live) await closeWithin(() => live.channel.close(), 2000);
-    await Promise.all([
-      closeWithin(() => links.pub.close(), 2000, () => links.pub.unsafeDestroy()),
-      closeWithin(() => links.sub.close(), 2000, () => links.sub.unsafeDestroy()),
-    ]);
+    const connections = links.sub ? [links.pub, links.sub] : [links.pub];
+    await Promise.all(connections.map((connection) => closeWithin(() => connection.close(), 2000, () => connection.unsafeDestroy())));
   }
 
   // ------------------------------------------------------------ the node's queue
@@ -325,7 +335,7 @@ export class RabbitBus extends RefCountedBus {
     this.setupQueued = true;
     this.setupChain = this.setupChain.then(async () => {
       this.setupQueued = false;
-      if (this.state !== 'running' || !this.links?.sub.ready) return;
+      if (this.state !== 'running' || !this.links?.sub?.ready) return;
       try {
         await this.setup();
         this.setupFailures = 0;
@@ -333,7 +343,7 @@ export class RabbitBus extends RefCountedBus {
         this.lastError = `queue setup: ${errorText(error)}`;
         this.log.warn({ driver: this.driver, err: errorText(error) }, 'rabbitmq bus could not set up its queue; retrying');
         // A lost connection retries on its `connection` event; a channel error (the connection is up) retries here.
-        if (this.state === 'running' && this.links?.sub.ready) {
+        if (this.state === 'running' && this.links?.sub?.ready) {
           this.setupFailures += 1;
           this.retryTimer = setTimeout(() => this.requestSetup(), fullJitter(this.setupFailures, this.options.reconnectLowMs, this.options.reconnectHighMs));
           this.retryTimer.unref();
@@ -401,10 +411,11 @@ export class RabbitBus extends RefCountedBus {
     if (this.state !== 'running') return;
     this.log.warn({ driver: this.driver, queue: live.queue }, 'rabbitmq bus consumer channel closed');
     // With the connection up, start over now; otherwise the `connection` event will.
-    if (this.links?.sub.ready) this.requestSetup();
+    if (this.links?.sub?.ready) this.requestSetup();
   }
 
   protected async subscribeChannel(channel: string): Promise<void> {
+    if (this.options.publishOnly) throw new TypeError(`a publish-only rabbitmq bus cannot bind ${channel}`);
     const live = this.live;
     if (this.state !== 'running' || !live) throw unavailable(`rabbitmq bus cannot bind ${channel}: ${this.problem() ?? 'no queue'}`);
     const key = routingKeyFor(channel);
@@ -511,7 +522,9 @@ export class RabbitBus extends RefCountedBus {
     if (this.state !== 'running') return `rabbitmq bus is ${this.state}`;
     const problems: string[] = [];
     if (!this.links?.pub.ready) problems.push('publishing connection down');
-    if (!this.links?.sub.ready) problems.push('consuming connection down');
+    if (this.options.publishOnly) {
+      // No consuming side to check.
+    } else if (!this.links?.sub?.ready) problems.push('consuming connection down');
     else if (!this.live) problems.push('node queue being declared');
     if (this.deaf) problems.push('canary did not come back; queue being declared again');
     if (problems.length === 0) return undefined;

@@ -3,7 +3,7 @@
  * table is the single source for parsing, `--help`, and the README's
  * configuration table (`nerve serve --help`).
  */
-import { BUS_DRIVERS, ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
+import { BUS_DRIVERS, CHAT_PATHS, ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
@@ -68,6 +68,8 @@ export const SETTINGS: readonly Setting[] = [
   top('turn-urls', 'turnUrls', 'list', 'none', 'turn:/turns: URLs for the TURN credentials, comma-separated'),
   top('turn-ttl-s', 'turnTtlSeconds', 'int', '86400', 'lifetime of TURN credentials, seconds'),
   top('bus', 'bus', 'enum', 'auto', 'hot-lane bus: auto = redis with --redis-url, else memory; rabbitmq needs --amqp-url and --postgres-url', BUS_DRIVERS),
+  top('chat-path', 'chatPath', 'enum', 'node', 'with --bus rabbitmq: who stores chat, the node or the chat-store worker (nerve worker chat-store --chat-intake)', CHAT_PATHS),
+  top('chat-intake-timeout-ms', 'chatIntakeTimeoutMs', 'int', '5000', 'with --chat-path worker: how long a chat publish waits for the worker'),
   top('redis-url', 'redisUrl', 'string', 'none (memory)', 'Redis URL for the hot lane, replay and presence'),
   top('redis-mode', 'redisMode', 'enum', 'pubsub', 'Redis Pub/Sub, or sharded Pub/Sub on Redis Cluster', REDIS_MODES),
   top('presence-ttl-ms', 'presenceTtlMs', 'int', '10000', 'a crashed node\'s members leave after this long'),

@@ -17,6 +17,7 @@ import { BUS_ENVELOPE_VERSION } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
 import type { EventLog, LifecycleEvent } from '../events/event-log.js';
 import { messageCreated, participantJoined, participantLeft, roomCreated, roomEnded, type EventSource, type LeaveReason } from '../events/events.js';
+import { chatEnvelope } from '../history/chat-intake.js';
 import type { History, RoomRef } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import type { Mailbox } from '../mailbox/mailbox.js';
@@ -762,7 +763,7 @@ export class Gateway {
       },
       {
         channel,
-        envelope: (stored) => this.envelope('chat', encodeFrame(stored), stored.id),
+        envelope: (stored) => chatEnvelope(stored, this.nodeId),
       },
     );
     const cold = routeOf('chat').coldEvent;

@@ -176,7 +176,7 @@ export class PostgresHistory implements History {
   ): Promise<{ duplicate: true; message: ChatMessage } | { duplicate: false; message: ChatMessage; envelope: ReturnType<AppendTarget['envelope']> }> {
     const now = this.now();
     const windowed = draft.cmid !== undefined && this.idempotencyWindowMs > 0;
-    const read = await client.query<LogRow & { original: string | null }>(
+    const read = await client.query<LogRow & { original: string | null; redelivered: string | null }>(
       `WITH created AS (
          INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
        ), log AS (
@@ -184,13 +184,17 @@ export class PostgresHistory implements History {
        )
        SELECT log.epoch, log.last_offset,
          (SELECT m.message_json FROM ${this.t.idem} i JOIN ${this.t.messages} m ON m.tenant = i.tenant AND m.id = i.message_id
-          WHERE $4::boolean AND i.tenant = $1 AND i.room = $2 AND i.sender = $5 AND i.cmid = $6 AND i.expires_at > $7) AS original
+          WHERE $4::boolean AND i.tenant = $1 AND i.room = $2 AND i.sender = $5 AND i.cmid = $6 AND i.expires_at > $7) AS original,
+         (SELECT m.message_json FROM ${this.t.messages} m WHERE m.tenant = $1 AND m.id = $8 AND m.room = $2) AS redelivered
        FROM log LIMIT 1`,
-      [room.tenant, room.room, newEpoch(), windowed, draft.from, draft.cmid ?? '', now],
+      [room.tenant, room.room, newEpoch(), windowed, draft.from, draft.cmid ?? '', now, draft.id],
     );
     const log = read.rows[0];
     if (!log) throw new NerveError(ErrorCode.Internal, 'room log row vanished');
     if (log.original) return { duplicate: true, message: JSON.parse(log.original) as ChatMessage };
+    // The same draft again (same server-made id): the chat-store worker got a
+    // request redelivered after it stored it but before it acked. One copy.
+    if (log.redelivered) return { duplicate: true, message: JSON.parse(log.redelivered) as ChatMessage };
 
     // A down bus fails the append before anything is stored: the client retries.
     const busHealth = this.bus.health();
@@ -235,6 +239,10 @@ export class PostgresHistory implements History {
       if ((error as { code?: unknown }).code === '23505') {
         // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
         throw new NerveError(ErrorCode.Internal, `message id ${draft.id} is already stored for tenant ${room.tenant}`, { cause: error });
+      }
+      if (String((error as { code?: unknown }).code ?? '').startsWith('22')) {
+        // SQLSTATE class 22, data exception (U+0000 in jsonb, say): a retry fails the same way, so not `unavailable`.
+        throw new NerveError(ErrorCode.Internal, `message cannot be stored: ${text(error)}`, { cause: error });
       }
       throw error;
     }

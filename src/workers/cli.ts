@@ -37,6 +37,8 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('max-attempts', 'int', 'per worker (5-10)', 'deliveries before an event goes to the dead-letter queue'),
   setting('retry-delay-ms', 'int', '1000', 'first retry delay; later retries double it'),
   setting('quorum-queues', 'bool', 'false', 'declare quorum queues (RabbitMQ >= 3.10)'),
+  setting('chat-intake', 'bool', 'false', 'chat-store: also store and deliver the chat of nodes run with --bus rabbitmq --chat-path worker'),
+  setting('idempotency-window-ms', 'int', '120000', 'chat intake: how long a repeated cmid is recognised (match the nodes)'),
   setting('cleanup-hook-url', 'string', 'required by cleanup', 'URL POSTed for each room.ended'),
   setting('webhook-url', 'list', 'required by webhooks', 'URL to POST every event to (repeatable; env: comma-separated)', 'NERVE_WEBHOOK_URLS'),
   setting('webhook-secret', 'string', 'required by webhooks', 'HMAC-SHA256 key of the Nerve-Signature header (>= 16 chars)'),
@@ -58,7 +60,8 @@ export function workerHelp(): string {
     'Usage: nerve worker <name> [flags]',
     '',
     `Workers: ${WORKER_NAMES.join(', ')}`,
-    '  chat-store   message.created -> PostgreSQL',
+    '  chat-store   message.created -> PostgreSQL; with --chat-intake also the chat intake',
+    '               (store, deliver on the hot lane, answer the node) of --chat-path worker',
     '  billing      room.ended -> participant-minutes per session (PostgreSQL)',
     '  cleanup      room.ended -> POST to --cleanup-hook-url',
     '  analytics    per-room aggregates (PostgreSQL)',
@@ -134,6 +137,8 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   assign('maxAttempts', intValue('max-attempts', text('max-attempts')));
   assign('retryDelayMs', intValue('retry-delay-ms', text('retry-delay-ms')));
   assign('quorumQueues', boolValue('quorum-queues', values['quorum-queues'] === true ? true : env.NERVE_QUORUM_QUEUES));
+  assign('chatIntake', boolValue('chat-intake', values['chat-intake'] === true ? true : env.NERVE_CHAT_INTAKE));
+  assign('idempotencyWindowMs', intValue('idempotency-window-ms', text('idempotency-window-ms')));
   assign('cleanupHookUrl', text('cleanup-hook-url'));
   if (webhookUrls.length > 0) options.webhookUrls = webhookUrls;
   assign('webhookSecret', text('webhook-secret'));
@@ -155,6 +160,8 @@ const OPTION_FLAGS: Record<string, string> = {
   webhookSecret: 'webhook-secret',
   httpTimeoutMs: 'http-timeout-ms',
   metricsPort: 'metrics-port',
+  chatIntake: 'chat-intake',
+  idempotencyWindowMs: 'idempotency-window-ms',
   env: 'env',
   service: 'service',
 };

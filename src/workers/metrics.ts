@@ -54,6 +54,12 @@ export class WorkerMetrics {
     buckets: AGE_BUCKETS,
     registers: [this.registry],
   });
+  readonly chatIntake = new Counter({
+    name: 'nerve_worker_chat_intake_total',
+    help: 'Chat intake requests (chat-store --chat-intake) by outcome: `stored`, `duplicate` (cmid retry or redelivery: the stored message was returned), `failed` or `invalid` (both answered with an error and dead-lettered).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly queueDepth = new Gauge({
     name: 'nerve_worker_queue_depth',
     help: 'Events ready in a worker queue (not in a handler, not waiting for a retry), polled every few seconds.',

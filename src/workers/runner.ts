@@ -6,6 +6,7 @@
  * `metricsPort` is set: `/metrics` and `/healthz`, see metrics.ts). Whoever
  * opens a connection closes it: an injected `eventLog` or `pool` is left open.
  */
+import { hostname } from 'node:os';
 import { pino, type Logger } from 'pino';
 import pg from 'pg';
 import type { ConsumerHandle, EventLog } from '../events/event-log.js';
@@ -13,6 +14,7 @@ import { RabbitEventLog } from '../events/rabbitmq.js';
 import { ConfigError } from '../options.js';
 import { analytics } from './analytics.js';
 import { billing } from './billing.js';
+import { startChatIntake, type ChatIntakeHandle } from './chat-intake.js';
 import { chatStore } from './chat-store.js';
 import { cleanup } from './cleanup.js';
 import { applyMigrations, checkSchema } from './db.js';
@@ -71,6 +73,14 @@ export interface WorkerOptions {
   metricsPollMs?: number;
   /** Default label `process` of the worker metrics. Default `<hostname>-<pid>`. */
   processId?: string;
+  /**
+   * chat-store only: also serve the chat intake of nodes run with
+   * `--bus rabbitmq --chat-path worker` (store, publish on the hot lane,
+   * reply; src/workers/chat-intake.ts). Needs `amqpUrl`. Default false.
+   */
+  chatIntake?: boolean;
+  /** Chat intake: how long a repeated (room, sender, cmid) is recognised, ms; match the nodes' setting. Default 120000. */
+  idempotencyWindowMs?: number;
   /** Test hooks; see `TestHooks`. Default none. */
   hooks?: TestHooks;
 }
@@ -128,6 +138,11 @@ export function checkWorkerOptions(name: string, options: WorkerOptions): Worker
   int('httpTimeoutMs', options.httpTimeoutMs, 1, 600_000);
   int('metricsPort', options.metricsPort, 0, 65_535);
   int('metricsPollMs', options.metricsPollMs, 10, 3_600_000);
+  int('idempotencyWindowMs', options.idempotencyWindowMs, 0, 86_400_000);
+  if (options.chatIntake) {
+    if (name !== 'chat-store') throw new ConfigError('chatIntake', 'only with worker chat-store', name);
+    if (!options.amqpUrl) throw new ConfigError('amqpUrl', 'an amqp:// URL (the chat intake publishes on the hot lane)', options.amqpUrl);
+  }
   if (options.cleanupHookUrl !== undefined) httpUrl('cleanupHookUrl', options.cleanupHookUrl);
   for (const url of options.webhookUrls ?? []) httpUrl('webhookUrls', url);
   if (name === 'cleanup' && !options.cleanupHookUrl) throw new ConfigError('cleanupHookUrl', 'an http(s) URL (required by worker cleanup)', undefined);
@@ -149,6 +164,7 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
 
   let ownPool: pg.Pool | undefined;
   let ownLog: EventLog | undefined;
+  let intake: ChatIntakeHandle | undefined;
   const handles: ConsumerHandle[] = [];
   const serving = (options.metricsPort ?? 0) > 0;
   const metrics = new WorkerMetrics({
@@ -162,6 +178,7 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
   // Metrics are served until the very end, so a scrape during shutdown still sees the last outcomes.
   const closeOwned = async (): Promise<void> => {
     await depthPoller?.stop();
+    await intake?.close();
     await Promise.all(handles.map((h) => h.close()));
     await ownLog?.close();
     await ownPool?.end();
@@ -177,7 +194,8 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
         () => {
           if (!laneForHealth) return { ok: false, detail: 'starting' };
           const h = laneForHealth.health();
-          return h.ok ? { ok: true } : { ok: false, ...(h.detail ? { detail: h.detail } : {}) };
+          if (!h.ok) return { ok: false, ...(h.detail ? { detail: h.detail } : {}) };
+          return intake?.health() ?? { ok: true };
         },
         options.metricsHost,
       );
@@ -229,6 +247,20 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
         ...(options.maxRetryDelayMs !== undefined ? { maxRetryDelayMs: options.maxRetryDelayMs } : {}),
       };
       handles.push(await eventLog.consume(spec, metrics.instrumentHandler(consumer.handler, maxAttempts)));
+    }
+    if (options.chatIntake) {
+      intake = await startChatIntake({
+        url: options.amqpUrl!,
+        env: options.env ?? 'dev',
+        service: options.service ?? 'nerve',
+        pool: pool!,
+        schema,
+        prefetch,
+        idempotencyWindowMs: options.idempotencyWindowMs ?? 120_000,
+        processId: options.processId ?? `${hostname()}-${process.pid}`,
+        logger,
+        metrics,
+      });
     }
     const queues = handles.map((h) => h.queue);
     if (serving) depthPoller = pollQueueDepth(metrics, eventLog, queues, options.metricsPollMs ?? 5000, logger);

@@ -180,7 +180,7 @@ describe('worker metrics on RabbitMQ', { skip }, () => {
       assert.ok((sample(text, 'nerve_worker_event_age_seconds_sum', { worker: 'webhooks' }) ?? 0) > 0, 'events waited behind the blocker');
       // Every worker metric of docs/operations.md (### Worker metrics) exists with its documented type.
       const documented = documentedMetrics('worker');
-      assert.equal(documented.length, 4, 'worker rows parsed from docs/operations.md');
+      assert.equal(documented.length, 5, 'worker rows parsed from docs/operations.md');
       for (const { name, type } of documented) assert.match(text, new RegExp(`^# TYPE ${name} ${type}$`, 'm'), `${name} is exported as a ${type}`);
       assert.ok(sample(text, 'nerve_process_process_resident_memory_bytes', { worker: 'webhooks', process: 'test-proc' }) !== undefined, 'process metrics');
       await waitFor(async () => sample(await scrape(), 'nerve_worker_queue_depth', { queue }) === 0, { timeoutMs: 5000, what: 'queue drained' });

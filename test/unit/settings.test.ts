@@ -55,6 +55,8 @@ describe('serve settings', () => {
     ['bus rabbitmq without PostgreSQL', ['--bus', 'rabbitmq', '--amqp-url', 'amqp://x'], {}, /bus: expected rabbitmq only with --postgres-url/],
     ['bus redis without a Redis URL', [], { NERVE_BUS: 'redis' }, /bus: expected redis only with --redis-url/],
     ['bus memory with a Redis URL', ['--bus', 'memory', '--redis-url', 'redis://x'], {}, /bus: expected memory only without --redis-url/],
+    ['chat path worker without bus rabbitmq', ['--chat-path', 'worker', '--redis-url', 'redis://x'], {}, /chatPath: expected worker only with --bus rabbitmq/],
+    ['unknown chat path', ['--chat-path', 'queue'], {}, /chatPath \(--chat-path\): expected node \| worker/],
   ];
   for (const [name, argv, env, message] of bad) {
     it(`rejects ${name} with one line naming the setting`, () => {

@@ -36,6 +36,16 @@ describe('worker command line', () => {
     assert.throws(() => checkWorkerOptions('nope', { amqpUrl: 'amqp://h' }), { setting: 'worker' });
   });
 
+  it('reads --chat-intake / NERVE_CHAT_INTAKE, only for chat-store and only with an AMQP URL', () => {
+    assert.deepEqual(parseWorkerCommand(['chat-store', '--chat-intake', '--idempotency-window-ms', '60000'], {}).options, { chatIntake: true, idempotencyWindowMs: 60_000 });
+    assert.equal(parseWorkerCommand(['chat-store'], { NERVE_CHAT_INTAKE: 'true' }).options.chatIntake, true);
+    assert.equal(parseWorkerCommand(['chat-store'], {}).options.chatIntake, undefined);
+    const pg = { postgresUrl: 'postgres://x' };
+    assert.equal(checkWorkerOptions('chat-store', { amqpUrl: 'amqp://h', ...pg, chatIntake: true }).name, 'chat-store');
+    assert.throws(() => checkWorkerOptions('billing', { amqpUrl: 'amqp://h', ...pg, chatIntake: true }), { setting: 'chatIntake' });
+    assert.throws(() => checkWorkerOptions('chat-store', { eventLog: new MemoryEventLog(), ...pg, chatIntake: true }), { setting: 'amqpUrl' });
+  });
+
   it('reads --metrics-port / NERVE_METRICS_PORT (0 = off) and refuses bad ports', () => {
     assert.equal(parseWorkerCommand(['cleanup', '--metrics-port', '9464'], { NERVE_METRICS_PORT: '1' }).options.metricsPort, 9464);
     assert.equal(parseWorkerCommand(['cleanup'], { NERVE_METRICS_PORT: '9465' }).options.metricsPort, 9465);
