@@ -5,9 +5,7 @@
  * Uses the test hook NERVE_TEST_CRASH_AFTER_COMMIT=1 (src/workers/cli.ts).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import type { ChildProcess } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { Connection } from 'rabbitmq-client';
 import { roomEnded } from '../../src/events/events.js';
@@ -15,33 +13,12 @@ import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
+import { spawnWorker, type WorkerProcess } from '../helpers/worker-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const skip = (await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip());
 
-interface WorkerProcess {
-  child: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-function spawnWorker(ns: string, db: TestDatabase, env: Record<string, string> = {}): WorkerProcess {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'src/workers/main.ts', 'billing', '--amqp-url', AMQP_URL, '--postgres-url', db.url, '--postgres-schema', ns, '--env', ns, '--prefetch', '1', '--log-level', 'info'],
-    { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const logs: Array<Record<string, unknown>> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    try {
-      logs.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // not a log line
-    }
-  });
-  child.stderr!.resume();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, logs, exited };
+function spawnBilling(ns: string, db: TestDatabase, env: Record<string, string> = {}): WorkerProcess {
+  return spawnWorker(['billing', '--amqp-url', AMQP_URL, '--postgres-url', db.url, '--postgres-schema', ns, '--env', ns, '--prefetch', '1'], env);
 }
 
 describe('worker crash between commit and ack', { skip }, () => {
@@ -67,7 +44,7 @@ describe('worker crash between commit and ack', { skip }, () => {
 
   it('redelivers to the next worker and stores no duplicate row', { timeout: 60_000 }, async () => {
     const ready = (w: WorkerProcess) => waitFor(() => w.logs.some((l) => l.msg === 'worker ready'), { timeoutMs: 20_000, what: 'worker ready' });
-    const first = spawnWorker(ns, db, { NERVE_TEST_CRASH_AFTER_COMMIT: '1' });
+    const first = spawnBilling(ns, db, { NERVE_TEST_CRASH_AFTER_COMMIT: '1' });
     children.push(first.child);
     await ready(first);
 
@@ -85,7 +62,7 @@ describe('worker crash between commit and ack', { skip }, () => {
     // Unacked, so back in the queue once the broker noticed the dead connection.
     await waitFor(async () => (await admin.queueDeclare({ queue, passive: true })).messageCount === 1, { timeoutMs: 10_000, what: 'event back in the queue' });
 
-    const second = spawnWorker(ns, db);
+    const second = spawnBilling(ns, db);
     children.push(second.child);
     await ready(second);
     await waitFor(async () => (await admin.queueDeclare({ queue, passive: true })).messageCount === 0, { timeoutMs: 15_000, what: 'redelivered event consumed' });
