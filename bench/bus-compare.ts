@@ -2,7 +2,7 @@
  * Redis bus vs RabbitMQ bus on the same cross-node scenario (project issue 6).
  *
  *   npm run bench:bus                 # both drivers, about a minute
- *   npm run bench:bus -- --only rabbitmq
+ *   npm run bench:bus -- --only rabbitmq,rabbitmq-worker
  *
  * For each driver: a fresh 3-node cluster (`nerve serve` processes) on the
  * shared local Redis / RabbitMQ / PostgreSQL, under a random `--env`, then
@@ -20,7 +20,9 @@
  *   D. chat: one publisher per node sends `chat` messages into one room,
  *      `chatWindow` unacknowledged at a time each; acked messages/s and ack
  *      latency (Redis: Streams script; RabbitMQ: PostgreSQL + confirm under
- *      the room lock, src/history/postgres.ts).
+ *      the room lock, src/history/postgres.ts, stored by the node or, for
+ *      `rabbitmq-worker`, by one `nerve worker chat-store --chat-intake`
+ *      process).
  *
  * Loopback only; every loop is bounded in count and time; everything
  * created (Redis keys, exchanges, the PostgreSQL schema) is deleted.
@@ -36,13 +38,16 @@ import pg from 'pg';
 import { Connection } from 'rabbitmq-client';
 import WebSocket from 'ws';
 import { deleteNamespaceKeys } from '../test/helpers/cluster.js';
+import { chatIntakeNames } from '../src/history/chat-intake.js';
 import { startNode, type NodeProcess } from '../test/helpers/node-process.js';
+import { killWorker, spawnWorker, type WorkerProcess } from '../test/helpers/worker-process.js';
 
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-type Driver = 'redis' | 'rabbitmq';
+/** `rabbitmq-worker`: the RabbitMQ bus with chat stored by a chat-store worker process (`--chat-path worker`). */
+type Driver = 'redis' | 'rabbitmq' | 'rabbitmq-worker';
 
 const { values } = parseArgs({
   options: {
@@ -162,13 +167,16 @@ interface Result {
 async function runDriver(driver: Driver): Promise<Result> {
   const env = `benchbus${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
   const common = ['--env', env, '--no-demo', '--rate-per-second', '1000000', '--rate-burst', '1000000', '--mailbox-ttl-ms', '0', '--max-rooms', '10000', '--room-rate-per-second', '1000000', '--room-rate-burst', '1000000'];
-  const args =
-    driver === 'redis'
-      ? ['--redis-url', REDIS_URL, ...common]
-      : ['--bus', 'rabbitmq', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, ...common];
+  const rabbit = ['--bus', 'rabbitmq', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, ...common];
+  const args = driver === 'redis' ? ['--redis-url', REDIS_URL, ...common] : driver === 'rabbitmq' ? rabbit : [...rabbit, '--chat-path', 'worker'];
   const nodes: NodeProcess[] = [];
   const clients: Client[] = [];
+  let worker: WorkerProcess | undefined;
   try {
+    if (driver === 'rabbitmq-worker') {
+      worker = spawnWorker(['chat-store', '--chat-intake', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--prefetch', '64']);
+      if (!(await until(() => worker!.logs.some((entry) => entry.msg === 'chat intake consuming'), PHASE_TIMEOUT_MS))) throw new Error('the chat-store worker did not start');
+    }
     nodes.push(...(await Promise.all([0, 1, 2].map((i) => startNode({ nodeId: `${env}-n${i}`, args })))));
     const open = async (node: number, user: string) => {
       const client = await Client.open(nodes[node]!.wsUrl, user);
@@ -287,11 +295,19 @@ async function runDriver(driver: Driver): Promise<Result> {
   } finally {
     for (const client of clients) client.close();
     await Promise.all(nodes.map((node) => node.stop()));
+    if (worker) {
+      worker.child.kill('SIGTERM');
+      await Promise.race([worker.exited, sleep(10_000)]);
+      killWorker(worker);
+    }
     await deleteNamespaceKeys(REDIS_URL, env);
-    if (driver === 'rabbitmq') {
+    if (driver !== 'redis') {
       const admin = new Connection({ url: AMQP_URL, retryLow: 50 });
       admin.on('error', () => undefined);
-      for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`]) await admin.exchangeDelete({ exchange }).catch(() => undefined);
+      const names = chatIntakeNames(env, 'nerve');
+      for (const queue of [names.queue, names.deadLetterQueue, `${env}.nerve.chat-store`, `${env}.nerve.chat-store.dlq`]) await admin.queueDelete({ queue }).catch(() => undefined);
+      for (let delay = 1000; delay <= 4_096_000; delay *= 2) await admin.queueDelete({ queue: `${env}.nerve.chat-store.retry.${delay}` }).catch(() => undefined);
+      for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`, names.exchange, names.deadLetterExchange]) await admin.exchangeDelete({ exchange }).catch(() => undefined);
       await admin.close();
       const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
       await pool.query(`DROP SCHEMA IF EXISTS "${env}" CASCADE`).catch(() => undefined);

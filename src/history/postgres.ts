@@ -33,7 +33,7 @@
  * U+0000 (which jsonb cannot hold) fails the append with `internal`.
  */
 import type pg from 'pg';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../protocol/codes.js';
@@ -62,6 +62,31 @@ export interface PostgresHistoryOptions {
   now?: () => number;
 }
 
+/** Most appends of one room stored in one statement and published in one go. */
+const MAX_BATCH = 256;
+
+interface PendingAppend {
+  draft: ChatDraft;
+  target: AppendTarget;
+  resolve: (result: AppendResult) => void;
+  reject: (error: unknown) => void;
+}
+
+interface RoomQueue {
+  pending: PendingAppend[];
+  /** Settles once the queue is empty and gone. */
+  drained: Promise<void>;
+}
+
+/** A message of the batch that is new: stored by this batch's write. */
+interface Fresh {
+  item: PendingAppend;
+  message: ChatMessage;
+  envelope: BusEnvelope;
+  /** The `cmid` remembered for it (undefined: none, or the window is off). */
+  cmid: string | undefined;
+}
+
 interface LogRow {
   epoch: string;
   last_offset: string;
@@ -84,7 +109,7 @@ export class PostgresHistory implements History {
   private readonly now: () => number;
   private readonly t: { logs: string; messages: string; idem: string };
   /** Appends waiting per room on this node (see the module comment). */
-  private readonly roomQueues = new Map<string, Promise<unknown>>();
+  private readonly roomQueues = new Map<string, RoomQueue>();
   private state: 'idle' | 'running' | 'closed' = 'idle';
   private lastError: string | undefined;
   private closing: Promise<void> | undefined;
@@ -116,41 +141,56 @@ export class PostgresHistory implements History {
 
   append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult> {
     if (this.state !== 'running') return Promise.reject(new NerveError(ErrorCode.Unavailable, `history is ${this.state}`));
-    const key = JSON.stringify([room.tenant, room.room]);
-    const previous = this.roomQueues.get(key) ?? Promise.resolve();
-    const next = previous.then(
-      () => this.appendLocked(room, draft, target),
-      () => this.appendLocked(room, draft, target),
-    );
-    const tail = next.catch(() => {});
-    this.roomQueues.set(key, tail);
-    void tail.then(() => {
-      if (this.roomQueues.get(key) === tail) this.roomQueues.delete(key);
+    return new Promise<AppendResult>((resolve, reject) => {
+      const key = JSON.stringify([room.tenant, room.room]);
+      const item: PendingAppend = { draft, target, resolve, reject };
+      const queue = this.roomQueues.get(key);
+      if (queue) {
+        queue.pending.push(item);
+        return;
+      }
+      const fresh: RoomQueue = { pending: [item], drained: Promise.resolve() };
+      this.roomQueues.set(key, fresh);
+      fresh.drained = this.drain(key, room, fresh);
     });
-    return next;
   }
 
-  private async appendLocked(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult> {
-    this.assertRunning();
-    const client = await this.connect();
+  /** Store the room's waiting appends, a batch at a time, until none is left. Never rejects. */
+  private async drain(key: string, room: RoomRef, queue: RoomQueue): Promise<void> {
+    while (queue.pending.length > 0) await this.appendBatch(room, queue);
+    // Synchronous with the check above: an append arriving later starts a new queue.
+    this.roomQueues.delete(key);
+  }
+
+  /**
+   * One batch under the room lock. The batch is taken once the lock is held,
+   * so appends that arrived while this node waited for it (behind another
+   * node, or behind its own previous batch) share one read, one write and
+   * one WAL flush: group commit. Settles every item it takes.
+   */
+  private async appendBatch(room: RoomRef, queue: RoomQueue): Promise<void> {
+    let batch: PendingAppend[] = [];
+    let client: pg.PoolClient;
+    try {
+      client = await this.connect();
+    } catch (error) {
+      for (const item of queue.pending.splice(0, MAX_BATCH)) item.reject(error);
+      return;
+    }
     const lockKey = `nerve-room-log:${this.schema}:${JSON.stringify([room.tenant, room.room])}`;
     let locked = false;
     let broken = false;
     try {
       await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lockKey]);
       locked = true;
-      const stored = await this.store(client, room, draft, target);
-      if (stored.duplicate) return { message: stored.message, duplicate: true };
-      try {
-        // Still under the room lock: the next message of the room waits for this confirm.
-        await this.bus.publish(target.channel, stored.envelope);
-      } catch (error) {
-        throw new NerveError(ErrorCode.BusUnavailable, 'message stored but not published', { cause: error });
-      }
-      return { message: stored.message, duplicate: false };
+      batch = queue.pending.splice(0, MAX_BATCH);
+      await this.storeAndPublish(client, room, batch);
     } catch (error) {
       broken = !(error instanceof NerveError);
-      throw error instanceof NerveError ? error : this.failure('append', error);
+      const failure = error instanceof NerveError ? error : this.failure('append', error);
+      if (!locked) batch = queue.pending.splice(0, MAX_BATCH);
+      // Items already settled ignore this.
+      for (const item of batch) item.reject(failure);
     } finally {
       if (locked) {
         // A connection that cannot unlock is destroyed, which frees the lock with the session.
@@ -164,89 +204,165 @@ export class PostgresHistory implements History {
 
   /**
    * Under the room lock, so no other append of the room runs meanwhile: one
-   * read (the log row, created on first use, and the cmid window), then one
-   * write statement (message, newest offset, cmid entry), atomic on its own
-   * and committed with a single WAL flush.
+   * read (the log row, created on first use, and the earlier copies of the
+   * batch's messages: a `cmid` within the window, or the same id), then one
+   * write statement (the messages, the newest offset, the `cmid` entries),
+   * atomic on its own, then every publish of the batch at once, in offset
+   * order on one channel, and the wait for their confirms. Settles each item;
+   * throws only when nothing of the batch could be stored.
    */
-  private async store(
-    client: pg.PoolClient,
-    room: RoomRef,
-    draft: ChatDraft,
-    target: AppendTarget,
-  ): Promise<{ duplicate: true; message: ChatMessage } | { duplicate: false; message: ChatMessage; envelope: ReturnType<AppendTarget['envelope']> }> {
+  private async storeAndPublish(client: pg.PoolClient, room: RoomRef, batch: PendingAppend[]): Promise<void> {
     const now = this.now();
-    const windowed = draft.cmid !== undefined && this.idempotencyWindowMs > 0;
-    const read = await client.query<LogRow & { original: string | null; redelivered: string | null }>(
+    const windowed = (draft: ChatDraft): boolean => draft.cmid !== undefined && this.idempotencyWindowMs > 0;
+    const read = await client.query<LogRow & { found: Array<[number, string | null, string | null]> }>(
       `WITH created AS (
          INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
        ), log AS (
          SELECT epoch, last_offset FROM created UNION ALL SELECT epoch, last_offset FROM ${this.t.logs} WHERE tenant = $1 AND room = $2
        )
        SELECT log.epoch, log.last_offset,
-         (SELECT m.message_json FROM ${this.t.idem} i JOIN ${this.t.messages} m ON m.tenant = i.tenant AND m.id = i.message_id
-          WHERE $4::boolean AND i.tenant = $1 AND i.room = $2 AND i.sender = $5 AND i.cmid = $6 AND i.expires_at > $7) AS original,
-         (SELECT m.message_json FROM ${this.t.messages} m WHERE m.tenant = $1 AND m.id = $8 AND m.room = $2) AS redelivered
+         (SELECT coalesce(json_agg(json_build_array(d.i, o.message_json, r.message_json)), '[]'::json)
+          FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS d(id, sender, cmid, i)
+          LEFT JOIN LATERAL (
+            SELECT m.message_json FROM ${this.t.idem} i JOIN ${this.t.messages} m ON m.tenant = i.tenant AND m.id = i.message_id
+            WHERE d.cmid IS NOT NULL AND i.tenant = $1 AND i.room = $2 AND i.sender = d.sender AND i.cmid = d.cmid AND i.expires_at > $7
+          ) o ON true
+          LEFT JOIN LATERAL (SELECT m.message_json FROM ${this.t.messages} m WHERE m.tenant = $1 AND m.id = d.id AND m.room = $2) r ON true
+          WHERE o.message_json IS NOT NULL OR r.message_json IS NOT NULL) AS found
        FROM log LIMIT 1`,
-      [room.tenant, room.room, newEpoch(), windowed, draft.from, draft.cmid ?? '', now, draft.id],
+      [
+        room.tenant,
+        room.room,
+        newEpoch(),
+        batch.map((item) => item.draft.id),
+        batch.map((item) => item.draft.from),
+        batch.map((item) => (windowed(item.draft) ? item.draft.cmid! : null)),
+        now,
+      ],
     );
     const log = read.rows[0];
     if (!log) throw new NerveError(ErrorCode.Internal, 'room log row vanished');
-    if (log.original) return { duplicate: true, message: JSON.parse(log.original) as ChatMessage };
-    // The same draft again (same server-made id): the chat-store worker got a
-    // request redelivered after it stored it but before it acked. One copy.
-    if (log.redelivered) return { duplicate: true, message: JSON.parse(log.redelivered) as ChatMessage };
-
-    // A down bus fails the append before anything is stored: the client retries.
+    // 1-based position in the batch → the earlier copy (a `cmid` match wins over a redelivery).
+    const earlier = new Map(log.found.map(([i, original, redelivered]) => [i, (original ?? redelivered)!]));
     const busHealth = this.bus.health();
-    if (!busHealth.ok) throw new NerveError(ErrorCode.BusUnavailable, `bus is down: ${busHealth.detail ?? busHealth.driver}`);
 
-    const offset = Number(log.last_offset) + 1;
-    const message: ChatMessage = { ...draft, offset, epoch: log.epoch };
-    // Built before storing: a throwing envelope builder leaves the log untouched.
-    const envelope = target.envelope(message);
-    try {
-      await client.query(
-        `WITH stored AS (
-           INSERT INTO ${this.t.messages} (tenant, id, room, sender, sent_at, room_offset, epoch, body, cmid, event_id, message_json)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $2, $10) RETURNING id
-         ), advanced AS (
-           UPDATE ${this.t.logs} SET last_offset = $6 WHERE tenant = $1 AND room = $3 RETURNING last_offset
-         ), swept AS (
-           DELETE FROM ${this.t.idem} WHERE $11::boolean AND tenant = $1 AND room = $3 AND expires_at <= $12 AND NOT (sender = $4 AND cmid = $9)
-         ), remembered AS (
-           INSERT INTO ${this.t.idem} (tenant, room, sender, cmid, message_id, expires_at)
-           SELECT $1, $3, $4, $9, $2, $13 WHERE $11::boolean
-           ON CONFLICT (tenant, room, sender, cmid) DO UPDATE SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
-         )
-         SELECT (SELECT count(*) FROM stored) + (SELECT count(*) FROM advanced) AS written`,
-        [
-          room.tenant,
-          message.id,
-          room.room,
-          message.from,
-          message.ts,
-          offset,
-          log.epoch,
-          JSON.stringify(message.data ?? null),
-          message.cmid ?? null,
-          JSON.stringify(message),
-          windowed,
-          now,
-          now + this.idempotencyWindowMs,
-        ],
-      );
-    } catch (error) {
-      if ((error as { code?: unknown }).code === '23505') {
-        // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
-        throw new NerveError(ErrorCode.Internal, `message id ${draft.id} is already stored for tenant ${room.tenant}`, { cause: error });
+    const fresh: Fresh[] = [];
+    /** Later items of the batch that repeat an earlier one (same `cmid`, or same id): answered with its message. */
+    const twins: Array<{ item: PendingAppend; of: Fresh }> = [];
+    const byCmid = new Map<string, Fresh>();
+    const byId = new Map<string, Fresh>();
+    let offset = Number(log.last_offset);
+    for (const [index, item] of batch.entries()) {
+      const stored = earlier.get(index + 1);
+      if (stored) {
+        item.resolve({ message: JSON.parse(stored) as ChatMessage, duplicate: true });
+        continue;
       }
-      if (String((error as { code?: unknown }).code ?? '').startsWith('22')) {
-        // SQLSTATE class 22, data exception (U+0000 in jsonb, say): a retry fails the same way, so not `unavailable`.
-        throw new NerveError(ErrorCode.Internal, `message cannot be stored: ${text(error)}`, { cause: error });
+      const cmidKey = windowed(item.draft) ? JSON.stringify([item.draft.from, item.draft.cmid]) : undefined;
+      const twin = (cmidKey === undefined ? undefined : byCmid.get(cmidKey)) ?? byId.get(item.draft.id);
+      if (twin) {
+        twins.push({ item, of: twin });
+        continue;
       }
-      throw error;
+      // A down bus fails the append before anything is stored: the client retries.
+      if (!busHealth.ok) {
+        item.reject(new NerveError(ErrorCode.BusUnavailable, `bus is down: ${busHealth.detail ?? busHealth.driver}`));
+        continue;
+      }
+      const message: ChatMessage = { ...item.draft, offset: offset + 1, epoch: log.epoch };
+      let envelope: BusEnvelope;
+      try {
+        // Built before storing: a throwing envelope builder leaves the log untouched.
+        envelope = item.target.envelope(message);
+      } catch (error) {
+        item.reject(error);
+        continue;
+      }
+      offset += 1;
+      const entry: Fresh = { item, message, envelope, cmid: cmidKey === undefined ? undefined : item.draft.cmid };
+      fresh.push(entry);
+      if (cmidKey !== undefined) byCmid.set(cmidKey, entry);
+      byId.set(item.draft.id, entry);
     }
-    return { duplicate: false, message, envelope };
+    if (fresh.length === 0) return;
+
+    try {
+      await this.write(client, room, log.epoch, fresh, now);
+    } catch (error) {
+      const code = String((error as { code?: unknown }).code ?? '');
+      // One message PostgreSQL refuses (U+0000 in jsonb, say) must not fail the others: store them one by one.
+      if (fresh.length > 1 && (code.startsWith('22') || code === '23505')) {
+        for (const item of [...fresh.map((entry) => entry.item), ...twins.map((twin) => twin.item)]) {
+          try {
+            await this.storeAndPublish(client, room, [item]);
+          } catch (single) {
+            item.reject(single instanceof NerveError ? single : this.failure('append', single));
+          }
+        }
+        return;
+      }
+      throw this.writeFailure(error, fresh[0]!.message, room);
+    }
+
+    // Issued in offset order on one channel: every node's queue gets them in that order.
+    const confirms = await Promise.allSettled(fresh.map((entry) => this.bus.publish(entry.item.target.channel, entry.envelope)));
+    for (const [i, entry] of fresh.entries()) {
+      const confirm = confirms[i]!;
+      if (confirm.status === 'fulfilled') entry.item.resolve({ message: entry.message, duplicate: false });
+      else entry.item.reject(new NerveError(ErrorCode.BusUnavailable, 'message stored but not published', { cause: confirm.reason }));
+    }
+    // Stored either way: a repeat gets the original, as a retry would.
+    for (const { item, of } of twins) item.resolve({ message: of.message, duplicate: true });
+  }
+
+  /** The batch's messages, the room's newest offset and the `cmid` entries, in one statement. */
+  private async write(client: pg.PoolClient, room: RoomRef, epoch: string, fresh: Fresh[], now: number): Promise<void> {
+    const remember = fresh.some((entry) => entry.cmid !== undefined);
+    await client.query(
+      `WITH d AS (
+         SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
+           AS d(id, sender, sent_at, room_offset, body, cmid, message_json)
+       ), stored AS (
+         INSERT INTO ${this.t.messages} (tenant, id, room, sender, sent_at, room_offset, epoch, body, cmid, event_id, message_json)
+         SELECT $1, d.id, $2, d.sender, d.sent_at, d.room_offset, $10, d.body::jsonb, d.cmid, d.id, d.message_json FROM d
+         RETURNING id
+       ), advanced AS (
+         UPDATE ${this.t.logs} SET last_offset = $11 WHERE tenant = $1 AND room = $2 RETURNING last_offset
+       ), swept AS (
+         DELETE FROM ${this.t.idem} x WHERE $12::boolean AND x.tenant = $1 AND x.room = $2 AND x.expires_at <= $13
+           AND NOT EXISTS (SELECT 1 FROM d WHERE d.cmid IS NOT NULL AND d.sender = x.sender AND d.cmid = x.cmid)
+       ), remembered AS (
+         INSERT INTO ${this.t.idem} (tenant, room, sender, cmid, message_id, expires_at)
+         SELECT $1, $2, d.sender, d.cmid, d.id, $14 FROM d WHERE $12::boolean AND d.cmid IS NOT NULL
+         ON CONFLICT (tenant, room, sender, cmid) DO UPDATE SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
+       )
+       SELECT (SELECT count(*) FROM stored) + (SELECT count(*) FROM advanced) AS written`,
+      [
+        room.tenant,
+        room.room,
+        fresh.map((entry) => entry.message.id),
+        fresh.map((entry) => entry.message.from),
+        fresh.map((entry) => entry.message.ts),
+        fresh.map((entry) => entry.message.offset),
+        fresh.map((entry) => JSON.stringify(entry.message.data ?? null)),
+        fresh.map((entry) => entry.cmid ?? null),
+        fresh.map((entry) => JSON.stringify(entry.message)),
+        epoch,
+        fresh[fresh.length - 1]!.message.offset,
+        remember,
+        now,
+        now + this.idempotencyWindowMs,
+      ],
+    );
+  }
+
+  private writeFailure(error: unknown, message: ChatMessage, room: RoomRef): unknown {
+    const code = String((error as { code?: unknown }).code ?? '');
+    // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
+    if (code === '23505') return new NerveError(ErrorCode.Internal, `message id ${message.id} is already stored for tenant ${room.tenant}`, { cause: error });
+    // SQLSTATE class 22, data exception: a retry fails the same way, so not `unavailable`.
+    if (code.startsWith('22')) return new NerveError(ErrorCode.Internal, `message cannot be stored: ${text(error)}`, { cause: error });
+    return error;
   }
 
   /** The room's log row, created (with a fresh epoch) on first use. */
@@ -314,7 +430,7 @@ export class PostgresHistory implements History {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.allSettled([...this.roomQueues.values()]).then(() => {
+    this.closing ??= Promise.allSettled([...this.roomQueues.values()].map((queue) => queue.drained)).then(() => {
       this.state = 'closed';
     });
     this.state = this.state === 'running' ? 'closed' : this.state;

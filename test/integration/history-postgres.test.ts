@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { BusEnvelope } from '../../src/bus/bus.js';
+import { MemoryBus } from '../../src/bus/memory.js';
 import { RabbitBus } from '../../src/bus/rabbitmq.js';
 import { hotExchangeName } from '../../src/bus/rabbitmq-routing.js';
 import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
@@ -33,6 +34,46 @@ historyConformance(
   undefined,
   { skip },
 );
+
+describe('PostgresHistory group commit', { skip }, () => {
+  it('stores a burst to one room in call order; a repeat within the burst gets the first; a message PostgreSQL refuses fails alone', async () => {
+    const bus = new MemoryBus();
+    const delivered: number[] = [];
+    await bus.start((_channel, envelope) => delivered.push((JSON.parse(envelope.payload) as ChatMessage).offset));
+    const room: RoomRef = { tenant: 't', room: testNamespace('burst') };
+    const channel = `burst:${room.room}`;
+    await bus.acquire(channel);
+    const history = new PostgresHistory({ pool: db!.pool, schema, bus, migrate: false });
+    await history.start();
+    const target: AppendTarget = { channel, envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'x', class: 'chat', payload: JSON.stringify(message) }) };
+    const draft = (n: number): ChatDraft => ({
+      op: 'message',
+      class: 'chat',
+      room: room.room,
+      id: `${room.room}-${n}`,
+      from: 'u1',
+      ts: Date.now(),
+      // n = 10: jsonb cannot hold U+0000. n = 20 and 30 share a cmid.
+      data: n === 10 ? 'bad \u0000 byte' : { n },
+      ...(n === 20 || n === 30 ? { cmid: 'same' } : {}),
+    });
+    // Issued in one turn: they wait behind the first one's lock and go as one batch.
+    const settled = await Promise.allSettled(Array.from({ length: 50 }, (_, n) => history.append(room, draft(n), target)));
+    const poison = settled[10]!;
+    assert.equal(poison.status, 'rejected');
+    assert.equal((poison as PromiseRejectedResult).reason.code, 'internal');
+    const results = settled.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
+    const repeat = results[30]!;
+    assert.deepEqual([repeat.duplicate, repeat.message.id], [true, `${room.room}-20`], 'the repeat is answered with the first');
+    const fresh = results.filter((result, n) => result && n !== 30);
+    assert.deepEqual(fresh.map((result) => result!.message.offset), Array.from({ length: 48 }, (_, i) => i + 1), 'offsets follow call order, without the refused one');
+    assert.deepEqual(delivered, Array.from({ length: 48 }, (_, i) => i + 1), 'published once each, in offset order');
+    const replay = await history.recent(room, 100);
+    assert.equal(replay.messages.length, 48);
+    await history.close();
+    await bus.close();
+  });
+});
 
 describe('PostgresHistory across two nodes on RabbitMQ', { skip: rabbitSkip }, () => {
   const env = testNamespace('phr');
