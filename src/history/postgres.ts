@@ -6,14 +6,20 @@
  *
  * One order for every node: appends to one room are serialized by a
  * PostgreSQL session advisory lock on the room, held from before the offset
- * is read until the bus has *confirmed* the publish; under it, one read
- * (room log, cmid window) and one atomic write statement (message, newest
- * offset, cmid entry). A RabbitMQ publisher
- * confirm for a non-persistent message means it sits in every bound queue,
- * so message n is in every node's queue before message n+1 of the room can
- * even get its offset: delivery order is offset order on every node, though
- * different nodes publish. (Within a node, appends to one room also queue up
- * in-process first, so waiting appends do not each hold a pool connection.)
+ * is read until the bus has *confirmed* the publishes; under it, one read
+ * (room log, cmid window) and one atomic write statement (messages, newest
+ * offset, cmid entries). A RabbitMQ publisher confirm for a non-persistent
+ * message means it sits in every bound queue, so message n is in every
+ * node's queue before message n+1 of the room can even get its offset:
+ * delivery order is offset order on every node, though different nodes
+ * publish.
+ *
+ * Group commit: within a node, appends to one room wait in-process (so they
+ * do not each hold a pool connection), and all that waited while the lock was
+ * held elsewhere go as one batch of up to 256: one read, one write (one WAL
+ * flush), their publishes issued back to back in offset order on the bus's one
+ * publishing channel, and one wait for all the confirms. A room's throughput
+ * then grows with its load instead of being one message per lock round.
  *
  * Failure cases, none silent:
  * - the bus is down: the append fails before storing (`bus_unavailable`);
@@ -29,8 +35,12 @@
  * window of the recovery rule, src/history/recovery.ts), not what is stored.
  * Idempotency entries live in `chat_idempotency` and expire after
  * `idempotencyWindowMs` (expired ones of a room are swept on its appends).
+ * The same message appended again (same server-made id: the chat-store
+ * worker's redelivered request, src/workers/chat-intake.ts) is answered with
+ * the stored one, `duplicate: true`, whatever its `cmid`.
  * Limit: `data` also goes to the `body` jsonb column, so a string containing
- * U+0000 (which jsonb cannot hold) fails the append with `internal`.
+ * U+0000 (which jsonb cannot hold) fails the append with `internal` (that
+ * message only: the rest of its batch is stored one by one).
  */
 import type pg from 'pg';
 import type { Bus, BusEnvelope } from '../bus/bus.js';
