@@ -188,6 +188,15 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     const refused = await client.request({ op: 'publish', room, class: 'chat', data: 3, cmid: 'late' }, SHORT_TIMEOUT_MS + 5000);
     assert.deepEqual([refused.op, refused.code], ['error', 'unavailable'], JSON.stringify(refused));
     await waitFor(async () => (await deadLettered()) === before + 1, { timeoutMs: 10_000, what: 'the expired request in the dead-letter queue' });
+    // The node stays ready (signals and room messages work) and says why chat does not.
+    const readyz = urls[2]!.replace('ws://', 'http://').replace('/ws', '/readyz');
+    const historyLane = async () => {
+      const response = await fetch(readyz);
+      const body = (await response.json()) as { lanes?: Array<{ lane: string; ok: boolean; detail?: string }> };
+      return { status: response.status, lane: body.lanes?.find((lane) => lane.lane === 'history') };
+    };
+    await waitFor(async () => (await historyLane()).lane?.detail?.includes('no chat-store worker') === true, { timeoutMs: 10_000, intervalMs: 200, what: 'readyz naming the missing worker' });
+    assert.deepEqual([(await historyLane()).status, (await historyLane()).lane?.ok], [200, true]);
 
     await startWorker('w3');
     const retried = await client.request({ op: 'publish', room, class: 'chat', data: 3, cmid: 'late' }, 10_000);
