@@ -25,7 +25,11 @@
  * no tag, as before.
  */
 
+/** Components made only of unreserved characters (every valid room and user id but `@`) are their own escape. */
+const UNRESERVED = /^[A-Za-z0-9._~-]*$/;
+
 export function escapeComponent(value: string): string {
+  if (UNRESERVED.test(value)) return value;
   // A lone UTF-16 surrogate has no UTF-8 form (encodeURIComponent throws);
   // it is written `%uXXXX`, which no UTF-8 escape (`%` + two hex digits) can equal.
   return value

@@ -6,9 +6,16 @@
  *   first acquire SUBSCRIBEs, the last release UNSUBSCRIBEs). SUBSCRIBE
  *   resolves after the server's confirmation, so a publish issued after
  *   `acquire` resolved is delivered.
- * - Publishes are auto-pipelined: commands issued in the same tick leave in
- *   one write. PUBLISH answers how many subscriber connections got the
- *   message; each node has exactly one, so that is the number of nodes.
+ * - Publishes issued in the same tick leave in one write: the publisher's
+ *   socket is corked until the end of the tick (as the WebSockets and the
+ *   script connections are), without ioredis' auto-pipelining, which builds
+ *   a pipeline object per tick even for a lone PUBLISH. PUBLISH answers how
+ *   many subscriber connections got the message; each node has exactly one,
+ *   so that is the number of nodes.
+ * - SUBSCRIBEs (and UNSUBSCRIBEs) asked for in one turn of the event loop
+ *   (every connect of a burst subscribes its user channel) go out as one
+ *   command with every channel, sent from `setImmediate`; each `acquire`
+ *   still resolves only once the server confirmed the whole command.
  * - Envelopes travel as binary (envelope.ts) through `messageBuffer`, never
  *   converted to a JS string on the way.
  * - Redis down: publish rejects at once with `bus_unavailable` (no offline
@@ -22,6 +29,7 @@
  * `createRedisBus(options)` picks this driver or the sharded one.
  */
 import { Redis } from 'ioredis';
+import { WriteBatch } from '../write-batch.js';
 import type { Bus } from './bus.js';
 import { RedisBusCore, connectionOptions, errorText, type RedisBusOptions } from './redis-core.js';
 import { ShardedRedisBus } from './redis-sharded.js';
@@ -29,8 +37,28 @@ import { ShardedRedisBus } from './redis-sharded.js';
 export type { BusLogger, RedisBusOptions, RedisBusStats } from './redis-core.js';
 export { ShardedRedisBus } from './redis-sharded.js';
 
-/** Channels per SUBSCRIBE command when resubscribing after a reconnect. */
+/** Channels per SUBSCRIBE command when resubscribing after a reconnect, and per batched SUBSCRIBE / UNSUBSCRIBE. */
 const RESUBSCRIBE_BATCH = 500;
+
+/** Corks the publisher sockets of every bus in the process until the end of the tick. */
+const publishWrites = new WriteBatch();
+
+/** Channels waiting for one SUBSCRIBE or UNSUBSCRIBE, and how to settle their callers. */
+interface ChannelBatch {
+  channels: string[];
+  settle: (error?: unknown) => void;
+  done: Promise<void>;
+}
+
+function channelBatch(): ChannelBatch {
+  let settle!: (error?: unknown) => void;
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+  });
+  // Every caller attaches its own handler; this one keeps an unobserved failure from being reported as unhandled.
+  done.catch(() => {});
+  return { channels: [], settle, done };
+}
 
 export class RedisBus extends RedisBusCore {
   readonly driver: string = 'redis';
@@ -47,7 +75,7 @@ export class RedisBus extends RedisBusCore {
   protected async connect(): Promise<void> {
     const url = this.options.url;
     if (url === undefined) throw new TypeError('RedisBus needs option url');
-    const publisher = new Redis(url, { ...connectionOptions(this.options, 'pub'), enableAutoPipelining: true });
+    const publisher = new Redis(url, connectionOptions(this.options, 'pub'));
     const subscriber = new Redis(url, connectionOptions(this.options, 'sub'));
     this.publisher = publisher;
     this.subscriber = subscriber;
@@ -87,17 +115,51 @@ export class RedisBus extends RedisBusCore {
     }
   }
 
+  /** Channels to SUBSCRIBE at the next `setImmediate`, in one command. */
+  private subscribeBatch: ChannelBatch | undefined;
+  /** Channels to UNSUBSCRIBE at the next `setImmediate`, in one command. */
+  private unsubscribeBatch: ChannelBatch | undefined;
+
   protected async subscribeChannel(channel: string): Promise<void> {
     const subscriber = this.subscriber;
     if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') {
       throw this.subscribeFailure(channel, new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
     }
+    let batch = this.subscribeBatch;
+    if (!batch || batch.channels.length >= RESUBSCRIBE_BATCH) {
+      const fresh = channelBatch();
+      this.subscribeBatch = batch = fresh;
+      setImmediate(() => void this.flushSubscribes(fresh));
+    }
+    batch.channels.push(channel);
     try {
-      await subscriber.subscribe(channel);
+      await batch.done;
+    } catch (error) {
+      throw this.subscribeFailure(channel, error);
+    }
+  }
+
+  /**
+   * One SUBSCRIBE for every channel asked for since the batch opened. It
+   * resolves once the server confirmed each of them (ioredis counts the
+   * confirmations), so every `acquire` of the batch still resolves only when
+   * its channel is live. A failure fails the whole batch.
+   */
+  private async flushSubscribes(batch: ChannelBatch): Promise<void> {
+    if (this.subscribeBatch === batch) this.subscribeBatch = undefined;
+    const subscriber = this.subscriber;
+    if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') {
+      batch.settle(new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
+      return;
+    }
+    try {
+      await subscriber.subscribe(...batch.channels);
+      batch.settle();
     } catch (error) {
       // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
-      subscriber.unsubscribe(channel).catch(() => {});
-      throw this.subscribeFailure(channel, error);
+      // Sent before any later SUBSCRIBE of these channels: the bus serializes the operations on a channel.
+      subscriber.unsubscribe(...batch.channels).catch(() => {});
+      batch.settle(error ?? new Error('redis subscribe failed'));
     }
   }
 
@@ -105,16 +167,34 @@ export class RedisBus extends RedisBusCore {
     const subscriber = this.subscriber;
     // Not connected: nothing to undo, and the next resubscribe skips the channel (its count is 0).
     if (!subscriber || subscriber.status !== 'ready') return;
+    let batch = this.unsubscribeBatch;
+    if (!batch || batch.channels.length >= RESUBSCRIBE_BATCH) {
+      const fresh = channelBatch();
+      this.unsubscribeBatch = batch = fresh;
+      setImmediate(() => void this.flushUnsubscribes(fresh));
+    }
+    batch.channels.push(channel);
+    await batch.done;
+  }
+
+  /** One UNSUBSCRIBE for the batch; never fails (a connection going away forgets its subscriptions anyway). */
+  private async flushUnsubscribes(batch: ChannelBatch): Promise<void> {
+    if (this.unsubscribeBatch === batch) this.unsubscribeBatch = undefined;
+    const subscriber = this.subscriber;
     try {
-      await subscriber.unsubscribe(channel);
+      if (subscriber && subscriber.status === 'ready') await subscriber.unsubscribe(...batch.channels);
     } catch (error) {
-      this.log.debug({ channel, err: errorText(error) }, 'redis bus unsubscribe failed; the connection is going away');
+      this.log.debug({ channels: batch.channels.length, err: errorText(error) }, 'redis bus unsubscribe failed; the connection is going away');
+    } finally {
+      batch.settle();
     }
   }
 
   protected sendPublish(channel: string, bytes: Buffer): Promise<number> {
-    // publisherProblem() ran just before, so the publisher exists.
-    return this.publisher!.publish(channel, bytes);
+    // publisherProblem() ran just before, so the publisher exists and is ready.
+    const publisher = this.publisher!;
+    if (publisher.stream) publishWrites.hold(publisher.stream);
+    return publisher.publish(channel, bytes);
   }
 
   protected publisherProblem(): string | undefined {

@@ -4,7 +4,9 @@
  *   {prefix}:{tenant}:user:{{tenant}:{user}}:mailbox:box    list of `<expires at ms>|<payload>`, PX ttl
  * (components escaped as in src/bus/channels.ts). `offer` checks the mark
  * and appends in one script; `take` reads and deletes the list in one
- * script, so each entry goes to exactly one node. Expiry times come from the
+ * script, so each entry goes to exactly one node (on standalone Redis the
+ * takes of one tick share one script call, which empties each list the same
+ * way). Expiry times come from the
  * calling node's clock (as in RedisPresence); the key TTLs only collect
  * garbage, so an entry may also vanish with its list without being counted
  * as expired.
@@ -14,7 +16,7 @@
  * a user's two keys share the `{tenant:user}` hash tag, so every script
  * touches one slot.
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
 import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
@@ -69,6 +71,31 @@ end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 return dropped`,
 );
+
+/**
+ * KEYS: boxes (standalone Redis only: the keys hash to different slots).
+ * Returns, per key, its entries oldest first, and deletes the lists: the
+ * takes of one tick (a burst of connects) in one atomic call.
+ */
+const takeManyScript = new LuaScript(
+  'mailbox.take-many',
+  `local out = {}
+for i, key in ipairs(KEYS) do
+  local entries = redis.call('LRANGE', key, 0, -1)
+  if #entries > 0 then redis.call('DEL', key) end
+  out[i] = entries
+end
+return out`,
+);
+
+/** Most mailboxes one take-many call empties. */
+const TAKE_BATCH = 256;
+
+interface PendingTake {
+  key: string;
+  resolve: (reply: unknown) => void;
+  reject: (error: unknown) => void;
+}
 
 /** KEYS: 1 box. Returns every entry, oldest first, and deletes the list. */
 const takeScript = new LuaScript(
@@ -133,7 +160,8 @@ export class RedisMailbox implements Mailbox {
   }
 
   async take(user: UserRef): Promise<TakeResult> {
-    const reply = await this.run(takeScript, [this.key(user, 'box')], []);
+    const key = this.key(user, 'box');
+    const reply = this.client instanceof Cluster ? await this.run(takeScript, [key], []) : await this.takeBatched(key);
     if (!Array.isArray(reply)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take script');
     const now = this.now();
     const payloads: string[] = [];
@@ -145,6 +173,48 @@ export class RedisMailbox implements Mailbox {
       else expired += 1;
     }
     return { payloads, expired };
+  }
+
+  /** Takes asked for in one tick, waiting to leave as one script call. */
+  private pendingTakes: PendingTake[] | undefined;
+
+  /**
+   * Standalone Redis: the takes of one tick (every connect of a burst takes
+   * its mailbox once its user channel is subscribed, and those subscribe in
+   * one command) go out as one script call; a lone take runs the one-key
+   * script. Each mailbox is still read and emptied atomically.
+   */
+  private takeBatched(key: string): Promise<unknown> {
+    if (this.state !== 'running') return Promise.reject(new NerveError(ErrorCode.Unavailable, `mailbox is ${this.state}`));
+    return new Promise((resolve, reject) => {
+      let batch = this.pendingTakes;
+      if (!batch || batch.length >= TAKE_BATCH) {
+        const fresh: PendingTake[] = [];
+        this.pendingTakes = batch = fresh;
+        process.nextTick(() => void this.flushTakes(fresh));
+      }
+      batch.push({ key, resolve, reject });
+    });
+  }
+
+  private async flushTakes(batch: PendingTake[]): Promise<void> {
+    if (this.pendingTakes === batch) this.pendingTakes = undefined;
+    try {
+      if (batch.length === 1) {
+        const only = batch[0]!;
+        only.resolve(await this.run(takeScript, [only.key], []));
+        return;
+      }
+      const replies = await this.run(
+        takeManyScript,
+        batch.map((take) => take.key),
+        [],
+      );
+      if (!Array.isArray(replies) || replies.length !== batch.length) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
+      batch.forEach((take, i) => take.resolve(replies[i]));
+    } catch (error) {
+      for (const take of batch) take.reject(error);
+    }
   }
 
   health(): LaneHealth {

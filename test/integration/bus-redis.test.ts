@@ -81,6 +81,77 @@ describe('RedisBus on the shared server', { skip }, () => {
     assert.equal(left, 'empty');
   });
 
+  it('acquires of one turn share one SUBSCRIBE, releases one UNSUBSCRIBE; each acquire resolves only once its channel is live', async () => {
+    const prefix = testNamespace('batch');
+    const got: string[] = [];
+    const node = bus(prefix, 'batcher', { canaryIntervalMs: 0 });
+    const other = bus(prefix, 'publisher', { canaryIntervalMs: 0 });
+    const admin = new Redis(SHARED_REDIS_URL);
+    admin.on('error', () => {});
+    try {
+      await node.start((channel) => got.push(channel));
+      await other.start(() => {});
+      const subscriber = (node as unknown as { subscriber: Redis }).subscriber;
+      const calls: Array<{ command: string; channels: string[] }> = [];
+      const subscribe = subscriber.subscribe.bind(subscriber);
+      const unsubscribe = subscriber.unsubscribe.bind(subscriber);
+      (subscriber as unknown as { subscribe: (...channels: string[]) => Promise<unknown> }).subscribe = (...channels: string[]) => {
+        calls.push({ command: 'subscribe', channels });
+        return subscribe(...channels);
+      };
+      (subscriber as unknown as { unsubscribe: (...channels: string[]) => Promise<unknown> }).unsubscribe = (...channels: string[]) => {
+        calls.push({ command: 'unsubscribe', channels });
+        return unsubscribe(...channels);
+      };
+      const channels = Array.from({ length: 40 }, (_, i) => `${prefix}:default:user:u${i}`);
+      // Each acquire, as soon as it resolves, is followed by a publish from another node: it must arrive.
+      const receivers = await Promise.all(
+        channels.map((channel, i) =>
+          node.acquire(channel).then(() => other.publish(channel, { v: 1, type: 'deliver', id: `m${i}`, origin: 'publisher', class: 'signal', payload: '{}' })),
+        ),
+      );
+      assert.deepEqual(receivers, channels.map(() => 1), 'every channel was live when its acquire resolved');
+      assert.deepEqual(calls, [{ command: 'subscribe', channels }], 'one SUBSCRIBE for the whole turn');
+      await waitFor(() => got.length === channels.length, { what: 'every envelope' });
+      assert.deepEqual([...got].sort(), [...channels].sort());
+
+      calls.length = 0;
+      await Promise.all(channels.map((channel) => node.release(channel)));
+      assert.deepEqual(calls, [{ command: 'unsubscribe', channels }], 'one UNSUBSCRIBE for the whole turn');
+      assert.deepEqual(await admin.pubsub('CHANNELS', `${prefix}:default:*`), []);
+      assert.deepEqual(node.channels(), []);
+    } finally {
+      await node.close();
+      await other.close();
+      admin.disconnect();
+    }
+  });
+
+  it('a batched SUBSCRIBE that cannot be sent fails every acquire of the batch with bus_unavailable, and takes no reference', async () => {
+    const prefix = testNamespace('batchfail');
+    const node = bus(prefix, 'failing', { canaryIntervalMs: 0 });
+    try {
+      await node.start(() => {});
+      const subscriber = (node as unknown as { subscriber: Redis }).subscriber;
+      const channels = [`${prefix}:default:user:a`, `${prefix}:default:user:b`, `${prefix}:default:user:c`];
+      const acquires = channels.map((channel) => node.acquire(channel));
+      // Before the batch leaves (setImmediate): the subscriber goes away (and reconnects).
+      subscriber.disconnect(true);
+      const results = await Promise.allSettled(acquires);
+      for (const result of results) {
+        assert.equal(result.status, 'rejected');
+        assert.equal((result as PromiseRejectedResult).reason.code, 'bus_unavailable');
+      }
+      assert.deepEqual(node.channels(), []);
+      // Once back, the same channels can be acquired.
+      await waitFor(() => node.stats().reconnects >= 1 && subscriber.status === 'ready', { timeoutMs: 10_000, what: 'subscriber back' });
+      await Promise.all(channels.map((channel) => node.acquire(channel)));
+      assert.deepEqual(node.channels().sort(), [...channels].sort());
+    } finally {
+      await node.close();
+    }
+  });
+
   it('counts published and received envelopes and drops garbage as decode errors', async () => {
     const prefix = testNamespace('stats');
     // A pino logger is accepted as is.

@@ -48,6 +48,44 @@ describe('RedisMailbox', { skip }, () => {
     await mailbox.close();
   });
 
+  it('takes of one tick share one script call: each caller gets its own mailbox, oldest first, once, and a failure fails them all', async () => {
+    const mailbox = new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:b`, ttlMs: 5000 });
+    await mailbox.start();
+    const users = Array.from({ length: 5 }, (_, i) => ({ tenant: 'acme', user: `u${i}` }));
+    for (const user of users) await mailbox.markSeen(user);
+    for (const [i, user] of users.entries()) {
+      if (i === 2) continue; // one empty mailbox in the batch
+      for (let n = 0; n < i + 1; n += 1) await mailbox.offer(user, `${user.user}-${n}`);
+    }
+    const calls: string[] = [];
+    const client = (mailbox as unknown as { client: Redis }).client;
+    const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = (...args: unknown[]) => {
+      calls.push(`keys=${String(args[1])}`);
+      return evalsha(...args);
+    };
+    // Same tick: every user once, and u0 a second time (it must get nothing the second time).
+    const taken = await Promise.all([...users, users[0]!].map((user) => mailbox.take(user)));
+    assert.deepEqual(calls, ['keys=6'], 'one script call for the six takes');
+    assert.deepEqual(
+      taken.map((result) => result.payloads),
+      [['u0-0'], ['u1-0', 'u1-1'], [], ['u3-0', 'u3-1', 'u3-2', 'u3-3'], ['u4-0', 'u4-1', 'u4-2', 'u4-3', 'u4-4'], []],
+    );
+    for (const user of users) assert.equal(await admin!.exists(mailbox.key(user, 'box')), 0, 'every taken list is deleted');
+    // A lone take uses the one-key script.
+    calls.length = 0;
+    assert.deepEqual(await mailbox.take(users[1]!), { payloads: [], expired: 0 });
+    assert.deepEqual(calls, ['keys=1']);
+    // The store failing fails every take of the batch with `unavailable`.
+    (client as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = () => Promise.reject(new Error('connection lost'));
+    const failed = await Promise.allSettled(users.slice(0, 3).map((user) => mailbox.take(user)));
+    for (const result of failed) {
+      assert.equal(result.status, 'rejected');
+      assert.equal((result as PromiseRejectedResult).reason.code, 'unavailable');
+    }
+    await mailbox.close();
+  });
+
   it('refuses a configuration with more or fewer than one connection source', () => {
     assert.throws(() => new RedisMailbox({ url: SHARED_REDIS_URL, nodes: [{ host: '127.0.0.1', port: 1 }] }), { name: 'ConfigError' });
     assert.throws(() => new RedisMailbox({}), { name: 'ConfigError' });
