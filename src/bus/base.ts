@@ -6,6 +6,9 @@
 import type { LaneHealth } from '../lanes.js';
 import type { Bus, BusEnvelope, BusMessageHandler, BusResubscribedHandler } from './bus.js';
 
+/** The `pending` of a channel with nothing in flight: one settled promise for every channel, not one each. */
+const IDLE: Promise<void> = Promise.resolve();
+
 interface ChannelState {
   refs: number;
   /**
@@ -67,7 +70,7 @@ export abstract class RefCountedBus implements Bus {
   acquire(channel: string): Promise<void> {
     let state = this.states.get(channel);
     if (!state) {
-      state = { refs: 0, generation: 0, pending: Promise.resolve(), subscribed: false };
+      state = { refs: 0, generation: 0, pending: IDLE, subscribed: false };
       this.states.set(channel, state);
     }
     state.refs += 1;
@@ -120,9 +123,12 @@ export abstract class RefCountedBus implements Bus {
         state.subscribed = false;
         await this.unsubscribeChannel(channel);
       }
-      // Forget an idle channel unless another operation was queued behind this one.
-      if (state.refs === 0 && !state.subscribed && this.states.get(channel) === state && state.pending === tail) {
-        this.states.delete(channel);
+      // Nothing queued behind this operation, and it is done: the channel is
+      // idle. Forget it if unsubscribed; else drop the spent promise (a held
+      // channel, e.g. each connected user's, would keep one for its life).
+      if (state.pending === tail) {
+        if (state.refs === 0 && !state.subscribed && this.states.get(channel) === state) this.states.delete(channel);
+        else state.pending = IDLE;
       }
     });
     // A failed subscribe must not poison later operations on the channel.

@@ -8,7 +8,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type RawData, type Server as WsServer } from 'ws';
 import type { Authenticator } from '../auth/authenticator.js';
 import { rightsIn, type RoomRight } from '../auth/grants.js';
 import { turnCredential } from '../auth/turn.js';
@@ -56,10 +56,11 @@ import type {
 import { PROTOCOL_VERSION } from '../protocol/frames.js';
 import { isValidRoomId, isValidUserId } from '../protocol/ids.js';
 import { routeOf } from '../routing.js';
-import { Connection, type SendOutcome } from './connection.js';
+import { Connection, type ConnectionContext, type SendOutcome } from './connection.js';
 import { Limiter, RoomChatCursor, scanChatTail, tailEpoch, tailHasEpoch } from './chat-gap.js';
 import { drainSchedule } from './drain-plan.js';
 import { LocalRooms, type ChannelTarget } from './local-rooms.js';
+import { connectionSocketClass, type ConnectionSocket } from './socket-events.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
 import { TextFrame } from './text-frame.js';
 import { WriteBatch } from '../write-batch.js';
@@ -144,9 +145,24 @@ const FRAME_OP: Record<MessageClass, string> = { signal: 'signal', presence: 'me
 /** Most requests a connection may have queued before further ones are refused. */
 const MAX_PENDING_REQUESTS = 256;
 
+/** Random bytes for connection ids, drawn 256 ids at a time: one CSPRNG call per 256 connects instead of one each. */
+const ID_BYTES = 9;
+let idPool = Buffer.alloc(0);
+let idAt = 0;
+
+/** A fresh connection id: 9 random bytes, 12 base64url characters (docs/protocol.md, `welcome.connId`). */
+function connectionId(): string {
+  if (idAt + ID_BYTES > idPool.length) {
+    idPool = randomBytes(ID_BYTES * 256);
+    idAt = 0;
+  }
+  idAt += ID_BYTES;
+  return idPool.toString('base64url', idAt - ID_BYTES, idAt);
+}
+
 export class Gateway {
   state: GatewayState = 'running';
-  private readonly wss: WebSocketServer;
+  private readonly wss: WsServer<typeof ConnectionSocket>;
   private readonly connections = new Set<Connection>();
   private readonly local = new LocalRooms();
   /** Corks sockets for the rest of a tick, so a burst of bus messages leaves each socket in one write. */
@@ -176,6 +192,8 @@ export class Gateway {
   private readonly allowedOrigins: ReadonlySet<string>;
   /** Chat gap recoveries read the history at most this many rooms at a time (a Redis restart reports every room at once). */
   private readonly recoveries = new Limiter(16);
+  /** What every Connection shares (its logger, limits and write batch). */
+  private readonly connectionContext: ConnectionContext;
 
   constructor(private readonly deps: GatewayDeps) {
     this.nodeId = deps.options.nodeId;
@@ -203,7 +221,25 @@ export class Gateway {
       // (a flood of tiny fragments costs per-fragment work, whatever the size).
       maxFragments: 1024,
       clientTracking: false,
+      // Sockets that carry their Connection and hand their events to the gateway, with no listeners of their own (socket-events.ts).
+      WebSocket: connectionSocketClass({
+        frame: (conn, data, isBinary) => this.onFrame(conn, data, isBinary),
+        error: (conn, error) => {
+          // ws reports protocol violations here and closes with the right code
+          // (1009 too big, 1007 invalid UTF-8); we count them.
+          this.deps.metrics.errors.inc({ code: error.code ?? 'socket_error' });
+          conn.debug({ err: error.message, code: error.code }, 'socket error');
+        },
+        closed: (conn, code) => {
+          clearTimeout(conn.handshakeTimer);
+          conn.handshakeTimer = undefined;
+          const cleanup = this.onClosed(conn, code);
+          this.cleanups.add(cleanup);
+          void cleanup.finally(() => this.cleanups.delete(cleanup));
+        },
+      }),
     });
+    this.connectionContext = { log: deps.log, limits: deps.options.limits, writes: this.writes };
   }
 
   start(): void {
@@ -264,15 +300,15 @@ export class Gateway {
     );
   }
 
-  private accept(ws: WebSocket, request: IncomingMessage): void {
-    const id = randomBytes(9).toString('base64url');
+  private accept(ws: ConnectionSocket, request: IncomingMessage): void {
+    const id = connectionId();
     const remoteAddress = request.socket.remoteAddress ?? 'unknown';
-    const conn = new Connection(id, ws, remoteAddress, this.deps.log, this.deps.options.limits, {
-      socket: request.socket,
-      writes: this.writes,
-    });
+    const conn = new Connection(id, ws, remoteAddress, this.connectionContext, request.socket);
+    // From here on the socket's events reach this gateway with `conn` (socket-events.ts).
+    ws.connection = conn;
     this.connections.add(conn);
-    this.perIp.increment(remoteAddress);
+    // Counted only under a limit, like connections per user (connect).
+    if (this.deps.options.limits.maxConnectionsPerIp > 0) this.perIp.increment(remoteAddress);
     this.deps.metrics.connections.set(this.connections.size);
     this.deps.metrics.connectionsTotal.inc();
     conn.debug({ remoteAddress }, 'connection opened');
@@ -282,24 +318,6 @@ export class Gateway {
       if (conn.state === 'handshake') this.close(conn, CloseCode.HandshakeTimeout, 'no connect frame in time');
     }, this.deps.options.limits.handshakeTimeoutMs);
     conn.handshakeTimer.unref();
-
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onFrame(conn, data, isBinary));
-    ws.on('pong', () => {
-      conn.alive = true;
-    });
-    ws.on('error', (error: Error & { code?: string }) => {
-      // ws reports protocol violations here and closes with the right code
-      // (1009 too big, 1007 invalid UTF-8); we count them.
-      this.deps.metrics.errors.inc({ code: error.code ?? 'socket_error' });
-      conn.debug({ err: error.message, code: error.code }, 'socket error');
-    });
-    ws.on('close', (code: number) => {
-      clearTimeout(conn.handshakeTimer);
-      conn.handshakeTimer = undefined;
-      const cleanup = this.onClosed(conn, code);
-      this.cleanups.add(cleanup);
-      void cleanup.finally(() => this.cleanups.delete(cleanup));
-    });
   }
 
   private onFrame(conn: Connection, data: RawData, isBinary: boolean): void {
@@ -309,7 +327,12 @@ export class Gateway {
       this.close(conn, CloseCode.UnsupportedData, 'protocol v1 takes JSON text frames only');
       return;
     }
-    const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8');
+    // ws hands a Buffer (binaryType 'nodebuffer'): decode it in place; Buffer.from(buffer) would copy it first.
+    const text = Buffer.isBuffer(data)
+      ? data.toString('utf8')
+      : Array.isArray(data)
+        ? Buffer.concat(data).toString('utf8')
+        : Buffer.from(data).toString('utf8');
     // Decode before rate limiting so a refusal carries the request id; the
     // frame is at most maxFrameBytes, so decoding is cheap and bounded.
     const decoded = decodeClientFrame(text);
@@ -433,8 +456,11 @@ export class Gateway {
       this.close(conn, CloseCode.TooManyConnections, 'too many connections for this user');
       return;
     }
-    this.perUser.increment(userKey);
-    conn.countedUser = true;
+    // Counted only under a limit: with none, a count per user would be a map entry and a key string per connection for nothing.
+    if (maxPerUser > 0) {
+      this.perUser.increment(userKey);
+      conn.countedUser = true;
+    }
     const userChannel = this.deps.namer.user(conn.tenant, conn.user);
     if (this.deps.mailbox) this.heldSignals.set(conn, []);
     if (this.local.add(userChannel, 'user', conn.tenant, conn.user, conn)) await this.deps.bus.acquire(userChannel);
@@ -803,7 +829,10 @@ export class Gateway {
 
   private async signal(conn: Connection, frame: SignalFrame): Promise<void> {
     if (!isValidUserId(frame.to)) throw new NerveError(ErrorCode.InvalidUser, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
-    if (!(await this.maySignal(conn, frame.to))) throw new NerveError(ErrorCode.Forbidden, 'no `signal` right for that user');
+    // Most tokens may signal anyone (no grants, or `signal: true`): no presence lookup, no extra await.
+    const identity = conn.identity;
+    const mayAnyone = identity !== undefined && (identity.grants === undefined || identity.signal === true);
+    if (!mayAnyone && !(await this.maySignal(conn, frame.to))) throw new NerveError(ErrorCode.Forbidden, 'no `signal` right for that user');
     const id = randomUUID();
     const ts = Date.now();
     const delivery: SignalDelivery = { op: 'signal', id, from: conn.user, fromConn: conn.id, kind: frame.kind, data: frame.data, ts };
@@ -1409,7 +1438,7 @@ export class Gateway {
     this.connections.delete(conn);
     this.deps.metrics.connections.set(this.connections.size);
     if (conn.expiryTimer) clearTimeout(conn.expiryTimer);
-    this.perIp.decrement(conn.remoteAddress);
+    if (this.deps.options.limits.maxConnectionsPerIp > 0) this.perIp.decrement(conn.remoteAddress);
     if (conn.countedUser) this.perUser.decrement(`${conn.tenant}\u0000${conn.user}`);
     conn.debug({ code }, 'connection closed');
     // Wait for the requests in flight (pipelined publishes included), then leave every room.

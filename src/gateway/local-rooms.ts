@@ -8,11 +8,48 @@
 import type { RoomChatCursor } from './chat-gap.js';
 import type { Connection } from './connection.js';
 
+/**
+ * The local connections on one channel, in the order they came. One is held
+ * as is, more in a Set: a user channel usually has a single connection on a
+ * node, and a Set, even of one, costs about 170 bytes, for each connected user.
+ */
+export class Members implements Iterable<Connection> {
+  #one: Connection | undefined;
+  #many: Set<Connection> | undefined;
+
+  get size(): number {
+    return this.#many !== undefined ? this.#many.size : this.#one !== undefined ? 1 : 0;
+  }
+
+  has(conn: Connection): boolean {
+    return this.#many !== undefined ? this.#many.has(conn) : this.#one === conn;
+  }
+
+  add(conn: Connection): void {
+    if (this.#many !== undefined) this.#many.add(conn);
+    else if (this.#one === undefined) this.#one = conn;
+    else if (this.#one !== conn) {
+      this.#many = new Set([this.#one, conn]);
+      this.#one = undefined;
+    }
+  }
+
+  delete(conn: Connection): void {
+    if (this.#many !== undefined) this.#many.delete(conn);
+    else if (this.#one === conn) this.#one = undefined;
+  }
+
+  [Symbol.iterator](): Iterator<Connection> {
+    if (this.#many !== undefined) return this.#many.values();
+    return (this.#one !== undefined ? [this.#one] : []).values();
+  }
+}
+
 export interface ChannelTarget {
   kind: 'room' | 'user';
   tenant: string;
   id: string;
-  connections: Set<Connection>;
+  connections: Members;
   /** Room channels: the last chat position delivered here, and gap recovery (src/gateway/chat-gap.ts). Dropped with the target. */
   chat?: RoomChatCursor;
 }
@@ -26,7 +63,7 @@ export class LocalRooms {
     let target = this.byChannel.get(channel);
     const first = target === undefined;
     if (!target) {
-      target = { kind, tenant, id, connections: new Set() };
+      target = { kind, tenant, id, connections: new Members() };
       this.byChannel.set(channel, target);
       if (kind === 'room') this.roomCount += 1;
     }

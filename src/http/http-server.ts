@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { Gateway } from '../gateway/gateway.js';
 import type { LaneHealth } from '../lanes.js';
 import type { NodeMetrics } from '../metrics.js';
@@ -51,8 +52,14 @@ export function createHttpServer(deps: HttpDeps): Server {
     });
   });
   server.on('upgrade', (request, socket, head: Buffer) => {
-    socket.on('error', () => socket.destroy());
+    // Node drops its own error listener from an upgraded socket; until ws
+    // owns it (or while a refusal is written) an error must not go unhandled.
+    socket.on('error', destroyOnError);
     deps.gateway.handleUpgrade(request, socket, head);
+    // ws put its own listener on the socket as it took it over (it does so
+    // before any await): ours would be a second listener, and an array, on
+    // every long-lived WebSocket.
+    if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
   });
   // Slowloris: a client must send its headers promptly. headersTimeout
   // covers requests on a live HTTP connection; the socket-level deadline
@@ -83,6 +90,11 @@ export function createHttpServer(deps: HttpDeps): Server {
   server.prependListener('request', (request: IncomingMessage) => disarmFor(request));
   server.prependListener('upgrade', (request: IncomingMessage) => disarmFor(request));
   return server;
+}
+
+/** One listener for every upgraded socket, not a closure each. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** Sockets still inside their first-request deadline, and how to disarm it. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Connection } from '../../src/gateway/connection.js';
-import { LocalRooms } from '../../src/gateway/local-rooms.js';
+import { LocalRooms, Members } from '../../src/gateway/local-rooms.js';
 
 const conn = (id: string) => ({ id }) as unknown as Connection;
 
@@ -28,6 +28,35 @@ describe('LocalRooms (the local room manager)', () => {
     rooms.add('room:x', 'room', 't', 'x', a);
     assert.equal(rooms.rooms(), 1);
     assert.deepEqual([...(rooms.get('user:alice')?.connections ?? [])].map((c) => c.id), ['a', 'a2']);
+  });
+
+  it('keeps members in arrival order whether it holds one or several', () => {
+    const members = new Members();
+    const [a, b, c] = [conn('a'), conn('b'), conn('c')];
+    assert.equal(members.size, 0);
+    assert.deepEqual([...members], []);
+    members.add(a);
+    members.add(a);
+    assert.equal(members.size, 1);
+    assert.equal(members.has(a), true);
+    assert.equal(members.has(b), false);
+    assert.deepEqual([...members].map((m) => m.id), ['a']);
+    members.add(b);
+    members.add(c);
+    assert.deepEqual([...members].map((m) => m.id), ['a', 'b', 'c']);
+    members.delete(b);
+    members.delete(conn('stranger'));
+    assert.equal(members.size, 2);
+    assert.equal(members.has(b), false);
+    assert.deepEqual([...members].map((m) => m.id), ['a', 'c']);
+    members.delete(a);
+    members.delete(c);
+    assert.equal(members.size, 0);
+    const one = new Members();
+    one.add(a);
+    one.delete(a);
+    assert.equal(one.size, 0);
+    assert.deepEqual([...one], []);
   });
 
   it('treats a duplicate add and an unknown remove as no-ops', () => {
