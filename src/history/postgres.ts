@@ -78,6 +78,8 @@ const MAX_BATCH = 256;
 interface PendingAppend {
   draft: ChatDraft;
   target: AppendTarget;
+  /** Set by the first resolve or reject; later ones are no-ops. */
+  settled: boolean;
   resolve: (result: AppendResult) => void;
   reject: (error: unknown) => void;
 }
@@ -153,7 +155,19 @@ export class PostgresHistory implements History {
     if (this.state !== 'running') return Promise.reject(new NerveError(ErrorCode.Unavailable, `history is ${this.state}`));
     return new Promise<AppendResult>((resolve, reject) => {
       const key = JSON.stringify([room.tenant, room.room]);
-      const item: PendingAppend = { draft, target, resolve, reject };
+      const item: PendingAppend = {
+        draft,
+        target,
+        settled: false,
+        resolve(result) {
+          item.settled = true;
+          resolve(result);
+        },
+        reject(error) {
+          item.settled = true;
+          reject(error);
+        },
+      };
       const queue = this.roomQueues.get(key);
       if (queue) {
         queue.pending.push(item);
@@ -194,10 +208,24 @@ export class PostgresHistory implements History {
       await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lockKey]);
       locked = true;
       batch = queue.pending.splice(0, MAX_BATCH);
-      await this.storeAndPublish(client, room, batch);
+      try {
+        await this.storeAndPublish(client, room, batch);
+      } catch (error) {
+        // One message PostgreSQL refuses (U+0000 in its data or cmid, say) must
+        // not fail the others: the statement wrote nothing, so store them one by one.
+        if (batch.length < 2 || !isDataError(error)) throw error;
+        for (const item of batch) {
+          if (item.settled) continue;
+          try {
+            await this.storeAndPublish(client, room, [item]);
+          } catch (single) {
+            item.reject(this.appendFailure(single, item.draft, room));
+          }
+        }
+      }
     } catch (error) {
-      broken = !(error instanceof NerveError);
-      const failure = error instanceof NerveError ? error : this.failure('append', error);
+      broken = !(error instanceof NerveError) && !isDataError(error);
+      const failure = this.appendFailure(error, batch[0]?.draft, room);
       if (!locked) batch = queue.pending.splice(0, MAX_BATCH);
       // Items already settled ignore this.
       for (const item of batch) item.reject(failure);
@@ -296,23 +324,8 @@ export class PostgresHistory implements History {
     }
     if (fresh.length === 0) return;
 
-    try {
-      await this.write(client, room, log.epoch, fresh, now);
-    } catch (error) {
-      const code = String((error as { code?: unknown }).code ?? '');
-      // One message PostgreSQL refuses (U+0000 in jsonb, say) must not fail the others: store them one by one.
-      if (fresh.length > 1 && (code.startsWith('22') || code === '23505')) {
-        for (const item of [...fresh.map((entry) => entry.item), ...twins.map((twin) => twin.item)]) {
-          try {
-            await this.storeAndPublish(client, room, [item]);
-          } catch (single) {
-            item.reject(single instanceof NerveError ? single : this.failure('append', single));
-          }
-        }
-        return;
-      }
-      throw this.writeFailure(error, fresh[0]!.message, room);
-    }
+    // Throws with nothing settled but what the read answered: appendBatch may retry the rest one by one.
+    await this.write(client, room, log.epoch, fresh, now);
 
     // Issued in offset order on one channel: every node's queue gets them in that order.
     const confirms = await Promise.allSettled(fresh.map((entry) => this.bus.publish(entry.item.target.channel, entry.envelope)));
@@ -366,13 +379,15 @@ export class PostgresHistory implements History {
     );
   }
 
-  private writeFailure(error: unknown, message: ChatMessage, room: RoomRef): unknown {
-    const code = String((error as { code?: unknown }).code ?? '');
+  /** The error an append is answered with. */
+  private appendFailure(error: unknown, draft: ChatDraft | undefined, room: RoomRef): NerveError {
+    if (error instanceof NerveError) return error;
+    const code = sqlState(error);
     // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
-    if (code === '23505') return new NerveError(ErrorCode.Internal, `message id ${message.id} is already stored for tenant ${room.tenant}`, { cause: error });
+    if (code === '23505') return new NerveError(ErrorCode.Internal, `message id ${draft?.id ?? '?'} is already stored for tenant ${room.tenant}`, { cause: error });
     // SQLSTATE class 22, data exception: a retry fails the same way, so not `unavailable`.
     if (code.startsWith('22')) return new NerveError(ErrorCode.Internal, `message cannot be stored: ${text(error)}`, { cause: error });
-    return error;
+    return this.failure('append', error);
   }
 
   /** The room's log row, created (with a fresh epoch) on first use. */
@@ -463,6 +478,16 @@ export class PostgresHistory implements History {
   private assertRunning(): void {
     if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, `history is ${this.state}`);
   }
+}
+
+function sqlState(error: unknown): string {
+  return String((error as { code?: unknown } | undefined)?.code ?? '');
+}
+
+/** An error the message itself causes (SQLSTATE class 22, or a duplicate id): the session is fine, the message is not. */
+function isDataError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code.startsWith('22') || code === '23505';
 }
 
 function text(error: unknown): string {
