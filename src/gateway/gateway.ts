@@ -339,18 +339,18 @@ export class Gateway {
     const retryAfterMs = conn.bucket.take();
     if (retryAfterMs > 0) {
       this.deps.metrics.framesIn.inc({ op: 'rate_limited' });
-      this.fail(conn, decoded.ok ? decoded.frame.rid : decoded.rid, new NerveError(ErrorCode.RateLimited, 'too many frames', { retryAfterMs }));
+      this.refuse(conn, decoded.ok ? decoded.frame.rid : decoded.rid, new NerveError(ErrorCode.RateLimited, 'too many frames', { retryAfterMs }));
       return;
     }
     if (!decoded.ok) {
       this.deps.metrics.framesIn.inc({ op: 'invalid' });
-      this.fail(conn, decoded.rid, decoded.error);
+      this.refuse(conn, decoded.rid, decoded.error);
       return;
     }
     const frame = decoded.frame;
     this.deps.metrics.framesIn.inc({ op: frame.op });
     if (conn.pending >= MAX_PENDING_REQUESTS) {
-      this.fail(conn, frame.rid, new NerveError(ErrorCode.RateLimited, 'too many requests in flight', { retryAfterMs: 100 }));
+      this.refuse(conn, frame.rid, new NerveError(ErrorCode.RateLimited, 'too many requests in flight', { retryAfterMs: 100 }));
       return;
     }
     conn.pending += 1;
@@ -1405,21 +1405,54 @@ export class Gateway {
   }
 
   private fail(conn: Connection, rid: RequestId | undefined, error: unknown): void {
+    this.failure(conn, rid, error).send();
+  }
+
+  /**
+   * A refusal decided on arrival (rate limit, invalid frame, full queue).
+   * It is counted at once, so a flood is cut without waiting, but answered
+   * in request order, after the answers of every request before it (the
+   * pipelined publishes included). The answer that crosses the error limit
+   * goes at once, with the close.
+   */
+  private refuse(conn: Connection, rid: RequestId | undefined, error: NerveError): void {
+    const failure = this.failure(conn, rid, error);
+    if (conn.pending === 0 || failure.closes) {
+      failure.send();
+      return;
+    }
+    conn.queue = conn.queue.then(async () => {
+      await conn.answered;
+      try {
+        failure.send();
+      } catch (sendError) {
+        // Never reject: every later request of the connection waits on this chain.
+        conn.log.error({ err: (sendError as Error).message }, 'answering a refusal failed');
+      }
+    });
+  }
+
+  /** Logs and counts a failed request now; `send` answers it (and closes a connection over its error limit). */
+  private failure(conn: Connection, rid: RequestId | undefined, error: unknown): { closes: boolean; send: () => void } {
     const nerveError = isNerveError(error) ? error : new NerveError(ErrorCode.Internal, 'internal error', { cause: error });
     if (nerveError.code === ErrorCode.Internal) conn.log.error({ err: error, rid }, 'request failed');
     else if (LOGGED_REFUSALS.has(nerveError.code)) conn.log.info({ code: nerveError.code, reason: nerveError.message, rid, user: clip(conn.user) }, 'request refused');
     else conn.debug({ code: nerveError.code, rid }, 'request refused');
     this.deps.metrics.errors.inc({ code: nerveError.code });
-    this.answer(conn, {
-      op: 'error',
-      ...(rid === undefined ? {} : { rid }),
-      code: nerveError.code,
-      message: nerveError.message,
-      ...(nerveError.retryAfterMs === undefined ? {} : { retryAfterMs: nerveError.retryAfterMs }),
-    });
-    if (CLIENT_FAULTS.has(nerveError.code) && conn.errorWindow.hit() > this.deps.options.limits.maxErrorsPer10s) {
-      this.close(conn, CloseCode.PolicyViolation, 'too many errors');
-    }
+    const closes = CLIENT_FAULTS.has(nerveError.code) && conn.errorWindow.hit() > this.deps.options.limits.maxErrorsPer10s;
+    return {
+      closes,
+      send: () => {
+        this.answer(conn, {
+          op: 'error',
+          ...(rid === undefined ? {} : { rid }),
+          code: nerveError.code,
+          message: nerveError.message,
+          ...(nerveError.retryAfterMs === undefined ? {} : { retryAfterMs: nerveError.retryAfterMs }),
+        });
+        if (closes) this.close(conn, CloseCode.PolicyViolation, 'too many errors');
+      },
+    };
   }
 
   private close(conn: Connection, code: number, reason: string): void {

@@ -91,6 +91,32 @@ describe('pipelined publishes', () => {
     client.close();
   });
 
+  it('answers a frame refused on arrival after the publishes sent before it', async () => {
+    const client = await RawClient.connect(url, 'refused-on-arrival');
+    await client.request({ op: 'join', room: 'pipe3', history: 0 });
+    const first = client.rid();
+    client.send({ op: 'publish', rid: first, room: 'pipe3', class: 'chat', data: {}, cmid: 'a1' });
+    // Invalid (a number where the room id goes): refused on arrival, before any queue.
+    const invalid = client.rid();
+    client.send({ op: 'publish', rid: invalid, room: 42, class: 'chat', data: {} });
+    const ping = client.rid();
+    client.send({ op: 'ping', rid: ping });
+    await waitFor(() => history.started.includes('a1'), { timeoutMs: 5000, what: 'a1 started' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(client.frames.filter((f) => f.rid !== undefined), [], 'nothing answered while the first publish is in the store');
+    history.release('a1');
+    await waitFor(() => client.frames.filter((f) => f.rid !== undefined).length === 3, { timeoutMs: 5000, what: 'three answers' });
+    assert.deepEqual(
+      client.frames.filter((f) => f.rid !== undefined).map((f) => [f.op, f.rid, f.code]),
+      [
+        ['ack', first, undefined],
+        ['error', invalid, 'invalid_frame'],
+        ['pong', ping, undefined],
+      ],
+    );
+    client.close();
+  });
+
   it('answers a refused publish in its place among the acks', async () => {
     const client = await RawClient.connect(url, 'mixed');
     await client.request({ op: 'join', room: 'pipe2', history: 0 });
