@@ -16,7 +16,7 @@
  * - the worker could not store or publish: the worker's code (`unavailable`,
  *   `bus_unavailable`, `internal`) and the request is in the dead-letter queue.
  */
-import { Connection, type RPCClient } from 'rabbitmq-client';
+import { Connection } from 'rabbitmq-client';
 import { errorText, type BusLogger } from '../bus/redis-core.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
@@ -26,6 +26,7 @@ import { NerveError } from '../protocol/errors.js';
 import type { StreamPosition } from '../protocol/frames.js';
 import { CHAT_INTAKE_ROUTING_KEY, chatIntakeNames, intakeRequest, intakeTopology, parseIntakeReply, type ChatIntakeNames } from './chat-intake.js';
 import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import { IntakeRpc, RpcTimeoutError } from './intake-rpc.js';
 
 export interface IntakeHistoryOptions {
   /** AMQP URL. Required. */
@@ -63,7 +64,7 @@ export class IntakeHistory implements History {
   private readonly consumerPollMs: number;
   private readonly log: BusLogger;
   private readonly connection: Connection;
-  private rpc: RPCClient | undefined;
+  private rpc: IntakeRpc | undefined;
   private state: 'idle' | 'running' | 'closed' = 'idle';
   /** Consumers of the intake queue at the last poll; undefined before the first. */
   private consumers: number | undefined;
@@ -107,7 +108,7 @@ export class IntakeHistory implements History {
     }
     // Declared again on every reconnect. No publisher confirms: the worker's
     // reply is the end-to-end confirmation, and a lost request times out.
-    this.rpc = this.connection.createRPCClient({ ...intakeTopology(this.names), timeout: this.timeoutMs });
+    this.rpc = new IntakeRpc(this.connection, intakeTopology(this.names), this.timeoutMs);
     this.state = 'running';
     await this.pollConsumers();
     if (this.consumerPollMs > 0) {
@@ -128,7 +129,7 @@ export class IntakeHistory implements History {
         intakeRequest(room, target.channel, this.nodeId, draft),
       );
     } catch (error) {
-      const timedOut = (error as { code?: unknown }).code === 'RPC_TIMEOUT';
+      const timedOut = error instanceof RpcTimeoutError;
       throw new NerveError(
         ErrorCode.Unavailable,
         timedOut

@@ -18,7 +18,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
-import { chatIntakeNames } from '../../src/history/chat-intake.js';
+import { chatIntakeNames, intakeTopology } from '../../src/history/chat-intake.js';
+import { IntakeRpc } from '../../src/history/intake-rpc.js';
 import { createLogger } from '../../src/logger.js';
 import { NerveNode } from '../../src/node.js';
 import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
@@ -201,5 +202,39 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     await startWorker('w3');
     const retried = await client.request({ op: 'publish', room, class: 'chat', data: 3, cmid: 'late' }, 10_000);
     assert.deepEqual([retried.op, retried.offset, retried.duplicate], ['ack', 3, undefined], `stored once, by the retry: ${JSON.stringify(retried)}`);
+  });
+});
+
+describe('IntakeRpc', { skip }, () => {
+  it('answers requests sent while its channel is still being set up, each with its own reply, in send order', async () => {
+    const names = chatIntakeNames(testNamespace('rpc'), 'nerve');
+    const connection = new Connection({ url: AMQP_URL, retryLow: 50 });
+    connection.on('error', () => undefined);
+    const topology = intakeTopology(names);
+    const seen: number[] = [];
+    for (const exchange of topology.exchanges) await connection.exchangeDeclare(exchange);
+    await connection.queueDeclare(topology.queues[1]!);
+    const echo = connection.createConsumer({ queue: names.queue, queueOptions: topology.queues[0]!, exchanges: topology.exchanges, queueBindings: topology.queueBindings }, async (message, reply) => {
+      seen.push((message.body as { n: number }).n);
+      await reply({ n: (message.body as { n: number }).n });
+    });
+    try {
+      await new Promise<void>((resolve) => echo.once('ready', () => resolve()));
+      const rpc = new IntakeRpc(connection, topology, 5000);
+      // One request per turn of the event loop: the later ones arrive while the first one's setup is under way.
+      const replies: Array<Promise<number>> = [];
+      for (let n = 0; n < 20; n += 1) {
+        replies.push(rpc.send({ exchange: names.exchange, routingKey: 'chat.append' }, { n }).then((reply) => (reply.body as { n: number }).n));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.deepEqual(await Promise.all(replies), Array.from({ length: 20 }, (_, n) => n));
+      assert.deepEqual(seen, Array.from({ length: 20 }, (_, n) => n), 'received in send order');
+      await rpc.close();
+    } finally {
+      await echo.close();
+      for (const queue of [names.queue, names.deadLetterQueue]) await connection.queueDelete({ queue }).catch(() => undefined);
+      for (const exchange of [names.exchange, names.deadLetterExchange]) await connection.exchangeDelete({ exchange }).catch(() => undefined);
+      await connection.close();
+    }
   });
 });
