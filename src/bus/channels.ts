@@ -28,15 +28,20 @@
 /** Components made only of unreserved characters (every valid room and user id but `@`) are their own escape. */
 const UNRESERVED = /^[A-Za-z0-9._~-]*$/;
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
 export function escapeComponent(value: string): string {
   if (UNRESERVED.test(value)) return value;
   // A lone UTF-16 surrogate has no UTF-8 form (encodeURIComponent throws);
   // it is written `%uXXXX`, which no UTF-8 escape (`%` + two hex digits) can equal.
-  return value
-    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, (unit) => `\u0000u${unit.charCodeAt(0).toString(16).toUpperCase()}`)
-    .split('\u0000u')
-    .map((part, index) => (index === 0 ? encode(part) : `%u${part.slice(0, 4)}${encode(part.slice(4))}`))
-    .join('');
+  // (No in-band marker: an earlier version split on "\u0000u", which an id can contain.)
+  let escaped = '';
+  let from = 0;
+  for (const match of value.matchAll(LONE_SURROGATE)) {
+    escaped += `${encode(value.slice(from, match.index))}%u${match[0].charCodeAt(0).toString(16).toUpperCase()}`;
+    from = match.index + 1;
+  }
+  return escaped + encode(value.slice(from));
 }
 
 function encode(text: string): string {

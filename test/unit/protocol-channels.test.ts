@@ -20,6 +20,12 @@ describe('escapeComponent', () => {
     assert.equal(escapeComponent("!'()"), '%21%27%28%29');
   });
 
+  it('escapes a NUL followed by `u` as itself, not as a surrogate marker', () => {
+    assert.equal(decodeURIComponent(escapeComponent('\u0000u')), '\u0000u');
+    assert.notEqual(escapeComponent('\u0000uD800'), escapeComponent('\uD800'));
+    assert.equal(escapeComponent('a\uD800b'), 'a%uD800b');
+  });
+
   it('is injective: decoding gives the input back', () => {
     fc.assert(fc.property(anyText, (text) => decodeURIComponent(escapeComponent(text)) === text), { numRuns: 1000 });
     fc.assert(
