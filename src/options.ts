@@ -365,7 +365,7 @@ function busDriver(value: BusDriver, redisUrl: string | undefined, amqpUrl: stri
   }
 }
 
-function chatPath(value: ChatPath, bus: BusDriver | undefined): ChatPath {
+function chatPath(value: ChatPath, bus: Exclude<BusDriver, 'auto'>): ChatPath {
   const path = oneOf('chatPath', value, CHAT_PATHS);
   // Only the RabbitMQ mode stores chat in PostgreSQL; Redis and memory histories store it where they publish it.
   if (path === 'worker' && bus !== 'rabbitmq') throw new ConfigError('chatPath', 'worker only with --bus rabbitmq', path);
@@ -434,6 +434,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
   const redisUrl = url('redisUrl', input.redisUrl, ['redis:', 'rediss:']);
   const amqpUrl = url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']);
   const postgresUrl = url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']);
+  const bus = busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl);
 
   return {
     port: integer('port', input.port ?? 8080, 0, 65_535),
@@ -458,8 +459,8 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     turnUrls,
     turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),
     apiKeys: apiKeys(input.apiKeys ?? []),
-    bus: busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl),
-    chatPath: chatPath(input.chatPath ?? 'node', input.bus),
+    bus,
+    chatPath: chatPath(input.chatPath ?? 'node', bus),
     chatIntakeTimeoutMs: integer('chatIntakeTimeoutMs', input.chatIntakeTimeoutMs ?? 5000, 100, 600_000),
     redisUrl,
     redisMode: oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES),

@@ -52,10 +52,9 @@ import { Connection, type AsyncMessage, type Channel, type ConnectionOptions, ty
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
 import { RefCountedBus } from './base.js';
-import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
+import type { BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';
-import { encodeEnvelope } from './envelope.js';
-import { errorText, fullJitter, unavailable, type BusLogger, type RedisBusStats } from './redis-core.js';
+import { canaryBytes, encodeOutgoing, errorText, fullJitter, unavailable, type BusLogger, type RedisBusStats } from './redis-core.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
 import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
 import { closeWithin } from '../close-within.js';
@@ -218,7 +217,7 @@ export class RabbitBus extends RefCountedBus {
       timeoutMs: this.options.canaryTimeoutMs,
       channels: () => [this.canaryChannel],
       canProbe: () => this.state === 'running' && this.live !== undefined && this.links?.pub.ready === true,
-      send: (channel, id) => this.publishBytes(channel, encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin: this.options.nodeId, class: 'ephemeral', payload: '' })),
+      send: (channel, id) => this.publishBytes(channel, canaryBytes(this.options.nodeId, id)),
       onDeaf: () => {
         this.counters.canaryFailures += 1;
         this.deaf = true;
@@ -460,18 +459,7 @@ export class RabbitBus extends RefCountedBus {
 
   /** Resolves with 0 when no node is bound to `channel`, 1 when at least one is (see the module comment). */
   async publish(channel: string, envelope: BusEnvelope): Promise<number> {
-    if (this.state !== 'running') {
-      this.counters.publishFailures += 1;
-      throw unavailable(`rabbitmq bus is ${this.state}`);
-    }
-    let bytes: Buffer;
-    try {
-      bytes = encodeEnvelope(envelope);
-    } catch (error) {
-      this.counters.publishFailures += 1;
-      throw error;
-    }
-    return this.publishBytes(channel, bytes);
+    return this.publishBytes(channel, encodeOutgoing(this.counters, envelope));
   }
 
   private async publishBytes(channel: string, bytes: Buffer): Promise<number> {

@@ -161,6 +161,21 @@ export function unavailable(message: string, cause?: unknown): NerveError {
   return new NerveError(ErrorCode.BusUnavailable, message, cause === undefined ? undefined : { cause });
 }
 
+/** An outgoing envelope's bytes (every networked bus): one that cannot be encoded counts as a failed publish. */
+export function encodeOutgoing(counters: RedisBusStats, envelope: BusEnvelope): Buffer {
+  try {
+    return encodeEnvelope(envelope);
+  } catch (error) {
+    counters.publishFailures += 1;
+    throw error;
+  }
+}
+
+/** A canary probe from node `origin` (every networked bus sends them to itself). */
+export function canaryBytes(origin: string, id: string): Buffer {
+  return encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin, class: 'ephemeral', payload: '' });
+}
+
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -214,7 +229,7 @@ export abstract class RedisBusCore extends RefCountedBus {
       timeoutMs: this.options.canaryTimeoutMs,
       channels: () => this.canaryChannels(),
       canProbe: (channel) => this.state === 'running' && this.canProbe(channel),
-      send: (channel, id) => this.publishRaw(channel, this.canaryEnvelope(id)),
+      send: (channel, id) => this.publishRaw(channel, canaryBytes(this.options.nodeId, id)),
       onDeaf: (channel) => {
         this.counters.canaryFailures += 1;
         this.deafChannels.add(channel);
@@ -287,18 +302,7 @@ export abstract class RedisBusCore extends RefCountedBus {
   // ------------------------------------------------------------ publish and receive
 
   async publish(channel: string, envelope: BusEnvelope): Promise<number> {
-    if (this.state !== 'running') {
-      this.counters.publishFailures += 1;
-      throw unavailable(`${this.driver} bus is ${this.state}`);
-    }
-    let bytes: Buffer;
-    try {
-      bytes = encodeEnvelope(envelope);
-    } catch (error) {
-      this.counters.publishFailures += 1;
-      throw error;
-    }
-    return this.publishRaw(channel, bytes);
+    return this.publishRaw(channel, encodeOutgoing(this.counters, envelope));
   }
 
   private async publishRaw(channel: string, bytes: Buffer): Promise<number> {
@@ -315,10 +319,6 @@ export abstract class RedisBusCore extends RefCountedBus {
       this.counters.publishFailures += 1;
       throw unavailable(`${this.driver} publish failed: ${errorText(error)}`, error);
     }
-  }
-
-  private canaryEnvelope(id: string): Buffer {
-    return encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin: this.options.nodeId, class: 'ephemeral', payload: '' });
   }
 
   /** Driver entry point for every message (`messageBuffer` / `smessageBuffer`). Never throws. */

@@ -122,15 +122,8 @@ export class RedisBus extends RedisBusCore {
     if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') {
       throw this.subscribeFailure(channel, new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
     }
-    let batch = this.subscribeBatch;
-    if (!batch || batch.channels.length >= RESUBSCRIBE_BATCH) {
-      const fresh = channelBatch();
-      this.subscribeBatch = batch = fresh;
-      setImmediate(() => void this.flushSubscribes(fresh));
-    }
-    batch.channels.push(channel);
     try {
-      await batch.done;
+      await this.joinBatch('subscribeBatch', channel, (batch) => this.flushSubscribes(batch));
     } catch (error) {
       throw this.subscribeFailure(channel, error);
     }
@@ -164,14 +157,19 @@ export class RedisBus extends RedisBusCore {
     const subscriber = this.subscriber;
     // Not connected: nothing to undo, and the next resubscribe skips the channel (its count is 0).
     if (!subscriber || subscriber.status !== 'ready') return;
-    let batch = this.unsubscribeBatch;
+    await this.joinBatch('unsubscribeBatch', channel, (batch) => this.flushUnsubscribes(batch));
+  }
+
+  /** Add `channel` to the open batch of that kind (opening one, flushed at `setImmediate`, when none is open or it is full). */
+  private joinBatch(slot: 'subscribeBatch' | 'unsubscribeBatch', channel: string, flush: (batch: ChannelBatch) => Promise<void>): Promise<void> {
+    let batch = this[slot];
     if (!batch || batch.channels.length >= RESUBSCRIBE_BATCH) {
       const fresh = channelBatch();
-      this.unsubscribeBatch = batch = fresh;
-      setImmediate(() => void this.flushUnsubscribes(fresh));
+      this[slot] = batch = fresh;
+      setImmediate(() => void flush(fresh));
     }
     batch.channels.push(channel);
-    await batch.done;
+    return batch.done;
   }
 
   /** One UNSUBSCRIBE for the batch; never fails (a connection going away forgets its subscriptions anyway). */
@@ -189,8 +187,7 @@ export class RedisBus extends RedisBusCore {
 
   protected sendPublish(channel: string, bytes: Buffer): Promise<number> {
     // publisherProblem() ran just before, so the publisher exists and is ready.
-    const publisher = this.publisher!;
-    return publisher.publish(channel, bytes);
+    return this.publisher!.publish(channel, bytes);
   }
 
   protected publisherProblem(): string | undefined {

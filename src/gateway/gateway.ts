@@ -145,6 +145,12 @@ const FRAME_OP: Record<MessageClass, string> = { signal: 'signal', presence: 'me
 /** Most requests a connection may have queued before further ones are refused. */
 const MAX_PENDING_REQUESTS = 256;
 
+/** Tokens without room grants, or with `signal: true`, may signal any user of their tenant. */
+function maySignalAnyone(conn: Connection): boolean {
+  const identity = conn.identity;
+  return identity !== undefined && (identity.grants === undefined || identity.signal === true);
+}
+
 /** Random bytes for connection ids, drawn 256 ids at a time: one CSPRNG call per 256 connects instead of one each. */
 const ID_BYTES = 9;
 let idPool = Buffer.alloc(0);
@@ -585,10 +591,9 @@ export class Gateway {
   }
 
   /** Direct signals: any user with `signal: true` or no grants; else members of a joined room whose grant has `signal`. */
-  private async maySignal(conn: Connection, to: string): Promise<boolean> {
-    const identity = conn.identity;
-    if (!identity) return false;
-    if (identity.grants === undefined || identity.signal === true) return true;
+  /** A token limited to rooms may signal a user who is in one of its rooms where it holds `signal`. */
+  private async maySignalRoomMate(conn: Connection, to: string): Promise<boolean> {
+    if (!conn.identity) return false;
     for (const room of conn.rooms) {
       if (!this.rights(conn, room).has('signal')) continue;
       const members = await this.deps.presence.members({ tenant: conn.tenant, room });
@@ -829,10 +834,8 @@ export class Gateway {
 
   private async signal(conn: Connection, frame: SignalFrame): Promise<void> {
     if (!isValidUserId(frame.to)) throw new NerveError(ErrorCode.InvalidUser, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
-    // Most tokens may signal anyone (no grants, or `signal: true`): no presence lookup, no extra await.
-    const identity = conn.identity;
-    const mayAnyone = identity !== undefined && (identity.grants === undefined || identity.signal === true);
-    if (!mayAnyone && !(await this.maySignal(conn, frame.to))) throw new NerveError(ErrorCode.Forbidden, 'no `signal` right for that user');
+    // Most tokens may signal anyone: then no presence lookup, and no await.
+    if (!maySignalAnyone(conn) && !(await this.maySignalRoomMate(conn, frame.to))) throw new NerveError(ErrorCode.Forbidden, 'no `signal` right for that user');
     const id = randomUUID();
     const ts = Date.now();
     const delivery: SignalDelivery = { op: 'signal', id, from: conn.user, fromConn: conn.id, kind: frame.kind, data: frame.data, ts };

@@ -57,6 +57,11 @@ export function intakeQueueDeclaration(names: ChatIntakeNames) {
   };
 }
 
+/** Where failed and expired requests wait for an operator. */
+export function deadLetterQueueDeclaration(names: ChatIntakeNames) {
+  return { queue: names.deadLetterQueue, durable: true };
+}
+
 /** The broker objects of the intake, for a `Connection` or consumer to declare. */
 export function intakeTopology(names: ChatIntakeNames) {
   return {
@@ -64,7 +69,7 @@ export function intakeTopology(names: ChatIntakeNames) {
       { exchange: names.exchange, type: 'direct' as const, durable: true },
       { exchange: names.deadLetterExchange, type: 'direct' as const, durable: true },
     ],
-    queues: [intakeQueueDeclaration(names), { queue: names.deadLetterQueue, durable: true }],
+    queues: [intakeQueueDeclaration(names), deadLetterQueueDeclaration(names)],
     queueBindings: [
       { queue: names.queue, exchange: names.exchange, routingKey: CHAT_INTAKE_ROUTING_KEY },
       { queue: names.deadLetterQueue, exchange: names.deadLetterExchange, routingKey: names.deadLetterQueue },

@@ -95,8 +95,6 @@ interface Fresh {
   item: PendingAppend;
   message: ChatMessage;
   envelope: BusEnvelope;
-  /** The `cmid` remembered for it (undefined: none, or the window is off). */
-  cmid: string | undefined;
 }
 
 interface LogRow {
@@ -120,6 +118,8 @@ export class PostgresHistory implements History {
   private readonly migrate: boolean;
   private readonly now: () => number;
   private readonly t: { logs: string; messages: string; idem: string };
+  /** SQL `created, log` CTEs: the room log row of ($1 tenant, $2 room), created with epoch $3 on first use. */
+  private readonly logCte: string;
   /** Appends waiting per room on this node (see the module comment). */
   private readonly roomQueues = new Map<string, RoomQueue>();
   private state: 'idle' | 'running' | 'closed' = 'idle';
@@ -134,6 +134,11 @@ export class PostgresHistory implements History {
     this.schema = options.schema ?? 'nerve';
     const ident = quoteIdent(this.schema);
     this.t = { logs: `${ident}.room_logs`, messages: `${ident}.chat_messages`, idem: `${ident}.chat_idempotency` };
+    this.logCte = `created AS (
+         INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
+       ), log AS (
+         SELECT epoch, last_offset FROM created UNION ALL SELECT epoch, last_offset FROM ${this.t.logs} WHERE tenant = $1 AND room = $2
+       )`;
     this.maxMessages = nonNegative('maxMessages', options.maxMessages ?? 1000);
     this.idempotencyWindowMs = nonNegative('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000);
     this.recoveryLimit = nonNegative('recoveryLimit', options.recoveryLimit ?? 1000, 1);
@@ -251,13 +256,8 @@ export class PostgresHistory implements History {
    */
   private async storeAndPublish(client: pg.PoolClient, room: RoomRef, batch: PendingAppend[]): Promise<void> {
     const now = this.now();
-    const windowed = (draft: ChatDraft): boolean => draft.cmid !== undefined && this.idempotencyWindowMs > 0;
     const read = await client.query<LogRow & { found: Array<[number, string | null, string | null]> }>(
-      `WITH created AS (
-         INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
-       ), log AS (
-         SELECT epoch, last_offset FROM created UNION ALL SELECT epoch, last_offset FROM ${this.t.logs} WHERE tenant = $1 AND room = $2
-       )
+      `WITH ${this.logCte}
        SELECT log.epoch, log.last_offset,
          (SELECT coalesce(json_agg(json_build_array(d.i, o.message_json, r.message_json)), '[]'::json)
           FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS d(id, sender, cmid, i)
@@ -274,7 +274,7 @@ export class PostgresHistory implements History {
         newEpoch(),
         batch.map((item) => item.draft.id),
         batch.map((item) => item.draft.from),
-        batch.map((item) => (windowed(item.draft) ? item.draft.cmid! : null)),
+        batch.map((item) => (this.windowed(item.draft) ? item.draft.cmid! : null)),
         now,
       ],
     );
@@ -287,8 +287,8 @@ export class PostgresHistory implements History {
     const fresh: Fresh[] = [];
     /** Later items of the batch that repeat an earlier one (same `cmid`, or same id): answered with its message. */
     const twins: Array<{ item: PendingAppend; of: Fresh }> = [];
-    const byCmid = new Map<string, Fresh>();
-    const byId = new Map<string, Fresh>();
+    /** The batch's new messages by `id:` and `cmid:` key. */
+    const seen = new Map<string, Fresh>();
     let offset = Number(log.last_offset);
     for (const [index, item] of batch.entries()) {
       const stored = earlier.get(index + 1);
@@ -296,8 +296,8 @@ export class PostgresHistory implements History {
         item.resolve({ message: JSON.parse(stored) as ChatMessage, duplicate: true });
         continue;
       }
-      const cmidKey = windowed(item.draft) ? JSON.stringify([item.draft.from, item.draft.cmid]) : undefined;
-      const twin = (cmidKey === undefined ? undefined : byCmid.get(cmidKey)) ?? byId.get(item.draft.id);
+      const cmidKey = this.windowed(item.draft) ? `cmid:${JSON.stringify([item.draft.from, item.draft.cmid])}` : undefined;
+      const twin = (cmidKey === undefined ? undefined : seen.get(cmidKey)) ?? seen.get(`id:${item.draft.id}`);
       if (twin) {
         twins.push({ item, of: twin });
         continue;
@@ -317,10 +317,10 @@ export class PostgresHistory implements History {
         continue;
       }
       offset += 1;
-      const entry: Fresh = { item, message, envelope, cmid: cmidKey === undefined ? undefined : item.draft.cmid };
+      const entry: Fresh = { item, message, envelope };
       fresh.push(entry);
-      if (cmidKey !== undefined) byCmid.set(cmidKey, entry);
-      byId.set(item.draft.id, entry);
+      if (cmidKey !== undefined) seen.set(cmidKey, entry);
+      seen.set(`id:${item.draft.id}`, entry);
     }
     if (fresh.length === 0) return;
 
@@ -340,7 +340,8 @@ export class PostgresHistory implements History {
 
   /** The batch's messages, the room's newest offset and the `cmid` entries, in one statement. */
   private async write(client: pg.PoolClient, room: RoomRef, epoch: string, fresh: Fresh[], now: number): Promise<void> {
-    const remember = fresh.some((entry) => entry.cmid !== undefined);
+    const remembered = (entry: Fresh): string | null => (this.windowed(entry.message) ? entry.message.cmid! : null);
+    const remember = fresh.some((entry) => remembered(entry) !== null);
     await client.query(
       `WITH d AS (
          SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
@@ -368,7 +369,7 @@ export class PostgresHistory implements History {
         fresh.map((entry) => entry.message.ts),
         fresh.map((entry) => entry.message.offset),
         fresh.map((entry) => JSON.stringify(entry.message.data ?? null)),
-        fresh.map((entry) => entry.cmid ?? null),
+        fresh.map(remembered),
         fresh.map((entry) => JSON.stringify(entry.message)),
         epoch,
         fresh[fresh.length - 1]!.message.offset,
@@ -377,6 +378,11 @@ export class PostgresHistory implements History {
         now + this.idempotencyWindowMs,
       ],
     );
+  }
+
+  /** Whether `draft`'s cmid is remembered: it has one, and the idempotency window is on. */
+  private windowed(draft: ChatDraft): boolean {
+    return draft.cmid !== undefined && this.idempotencyWindowMs > 0;
   }
 
   /** The error an append is answered with. */
@@ -393,10 +399,7 @@ export class PostgresHistory implements History {
   /** The room's log row, created (with a fresh epoch) on first use. */
   private async logRow(room: RoomRef): Promise<LogRow> {
     const result = await this.pool.query<LogRow>(
-      `WITH created AS (
-         INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
-       )
-       SELECT epoch, last_offset FROM created UNION ALL SELECT epoch, last_offset FROM ${this.t.logs} WHERE tenant = $1 AND room = $2 LIMIT 1`,
+      `WITH ${this.logCte} SELECT epoch, last_offset FROM log LIMIT 1`,
       [room.tenant, room.room, newEpoch()],
     );
     const row = result.rows[0];

@@ -24,7 +24,7 @@ import type { Logger } from 'pino';
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer } from 'rabbitmq-client';
 import { RabbitBus } from '../bus/rabbitmq.js';
 import { closeWithin } from '../close-within.js';
-import { chatEnvelope, chatIntakeNames, failedReply, intakeTopology, parseIntakeRequest, storedReply, type ChatIntakeReply } from '../history/chat-intake.js';
+import { chatEnvelope, chatIntakeNames, deadLetterQueueDeclaration, intakeQueueDeclaration, failedReply, intakeTopology, parseIntakeRequest, storedReply, type ChatIntakeReply } from '../history/chat-intake.js';
 import { PostgresHistory } from '../history/postgres.js';
 import { ErrorCode } from '../protocol/codes.js';
 import { isNerveError } from '../protocol/errors.js';
@@ -70,7 +70,7 @@ export async function startChatIntake(options: ChatIntakeOptions): Promise<ChatI
     await Promise.allSettled([connection.close(), history.close(), bus.close()]);
     throw error;
   });
-  await connection.queueDeclare(topology.queues[1]!);
+  await connection.queueDeclare(deadLetterQueueDeclaration(names));
 
   const handle = async (message: AsyncMessage, reply: (body: ChatIntakeReply) => Promise<void>): Promise<ConsumerStatus> => {
     const started = performance.now();
@@ -110,7 +110,7 @@ export async function startChatIntake(options: ChatIntakeOptions): Promise<ChatI
   const consumer: Consumer = connection.createConsumer(
     {
       queue: names.queue,
-      queueOptions: topology.queues[0]!,
+      queueOptions: intakeQueueDeclaration(names),
       exchanges: topology.exchanges,
       queueBindings: topology.queueBindings,
       qos: { prefetchCount: options.prefetch },
