@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
-import { chatIntakeNames, intakeTopology } from '../../src/history/chat-intake.js';
+import { chatIntakeNames, deadLetterQueueDeclaration, intakeQueueDeclaration, intakeTopology } from '../../src/history/chat-intake.js';
 import { IntakeRpc } from '../../src/history/intake-rpc.js';
 import { createLogger } from '../../src/logger.js';
 import { NerveNode } from '../../src/node.js';
@@ -26,6 +26,7 @@ import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
 import { createTestDatabase, POSTGRES_URL, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { listExchanges, listQueues } from '../helpers/rabbitmq.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
+import { readyLane } from '../helpers/readyz.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
@@ -108,11 +109,8 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
 
   it('reports the history lane as the worker path, ready', async () => {
     for (const url of urls.slice(0, 2)) {
-      const response = await fetch(url.replace('ws://', 'http://').replace('/ws', '/readyz'));
-      const body = (await response.json()) as { lanes?: Array<{ lane: string; driver: string; ok: boolean }> };
-      assert.equal(response.status, 200, JSON.stringify(body));
-      const history = body.lanes?.find((lane) => lane.lane === 'history');
-      assert.deepEqual([history?.driver, history?.ok], ['postgres-via-worker', true]);
+      const { status, lane } = await readyLane(url, 'history');
+      assert.deepEqual([status, lane?.driver, lane?.ok], [200, 'postgres-via-worker', true]);
     }
   });
 
@@ -190,14 +188,14 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     assert.deepEqual([refused.op, refused.code], ['error', 'unavailable'], JSON.stringify(refused));
     await waitFor(async () => (await deadLettered()) === before + 1, { timeoutMs: 10_000, what: 'the expired request in the dead-letter queue' });
     // The node stays ready (signals and room messages work) and says why chat does not.
-    const readyz = urls[2]!.replace('ws://', 'http://').replace('/ws', '/readyz');
-    const historyLane = async () => {
-      const response = await fetch(readyz);
-      const body = (await response.json()) as { lanes?: Array<{ lane: string; ok: boolean; detail?: string }> };
-      return { status: response.status, lane: body.lanes?.find((lane) => lane.lane === 'history') };
-    };
-    await waitFor(async () => (await historyLane()).lane?.detail?.includes('no chat-store worker') === true, { timeoutMs: 10_000, intervalMs: 200, what: 'readyz naming the missing worker' });
-    assert.deepEqual([(await historyLane()).status, (await historyLane()).lane?.ok], [200, true]);
+    const reading = await waitFor(
+      async () => {
+        const read = await readyLane(urls[2]!, 'history');
+        return read.lane?.detail?.includes('no chat-store worker') ? read : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: 'readyz naming the missing worker' },
+    );
+    assert.deepEqual([reading.status, reading.lane?.ok], [200, true]);
 
     await startWorker('w3');
     const retried = await client.request({ op: 'publish', room, class: 'chat', data: 3, cmid: 'late' }, 10_000);
@@ -213,8 +211,8 @@ describe('IntakeRpc', { skip }, () => {
     const topology = intakeTopology(names);
     const seen: number[] = [];
     for (const exchange of topology.exchanges) await connection.exchangeDeclare(exchange);
-    await connection.queueDeclare(topology.queues[1]!);
-    const echo = connection.createConsumer({ queue: names.queue, queueOptions: topology.queues[0]!, exchanges: topology.exchanges, queueBindings: topology.queueBindings }, async (message, reply) => {
+    await connection.queueDeclare(deadLetterQueueDeclaration(names));
+    const echo = connection.createConsumer({ queue: names.queue, queueOptions: intakeQueueDeclaration(names), exchanges: topology.exchanges, queueBindings: topology.queueBindings }, async (message, reply) => {
       seen.push((message.body as { n: number }).n);
       await reply({ n: (message.body as { n: number }).n });
     });

@@ -18,6 +18,7 @@ import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { POSTGRES_URL, createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { exchangeExists, listBindings, listQueues, queueExists } from '../helpers/rabbitmq.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
+import { readyLane } from '../helpers/readyz.js';
 import { AMQP_URL, serviceSkip, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
@@ -78,11 +79,8 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
 
   it('reports the rabbitmq bus healthy on every node', async () => {
     for (const n of nodes) {
-      const response = await fetch(`${n.url}/readyz`);
-      const body = (await response.json()) as { lanes?: Array<{ lane: string; driver: string; ok: boolean }> };
-      assert.equal(response.status, 200, JSON.stringify(body));
-      const bus = body.lanes?.find((lane) => lane.lane === 'bus');
-      assert.deepEqual([bus?.driver, bus?.ok], ['rabbitmq', true]);
+      const { status, lane } = await readyLane(n.url, 'bus');
+      assert.deepEqual([status, lane?.driver, lane?.ok], [200, 'rabbitmq', true]);
     }
   });
 
