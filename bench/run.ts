@@ -2,7 +2,7 @@
  * `npm run bench`: nerve vs Socket.IO 4 + @socket.io/redis-adapter, each as a
  * 3-server cluster on the same Redis, scenario by scenario (bench/README.md).
  *
- *   npm run bench -- [--quick] [--runs N] [--only fanout,latency,memory,signal,cold]
+ *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold]
  *
  * Every figure is the median of N runs (default 3); each run starts a fresh
  * cluster, and the two systems alternate run by run so drifting background
@@ -22,20 +22,22 @@ import type { ColdLaneResult } from './lib/cold-lane-child.js';
 interface Args {
   latencyRate: number | undefined;
   quick: boolean;
+  warmup: boolean;
   runs: number;
   only: Set<string> | undefined;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, runs: 3, only: undefined, latencyRate: undefined };
+  const args: Args = { quick: false, warmup: true, runs: 3, only: undefined, latencyRate: undefined };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') args.quick = true;
+    else if (arg === '--no-warmup') args.warmup = false;
     else if (arg === '--runs') args.runs = Number(argv[++i]);
     else if (arg === '--latency-rate') args.latencyRate = Number(argv[++i]);
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('Usage: npm run bench -- [--quick] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold]\n');
+      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -96,7 +98,11 @@ function coldLane(sizes: Sizes): Scenario {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const sizes: Sizes = { ...(args.quick ? QUICK : FULL), ...(args.latencyRate ? { latencyRate: args.latencyRate } : {}) };
+  const sizes: Sizes = {
+    ...(args.quick ? QUICK : FULL),
+    ...(args.latencyRate ? { latencyRate: args.latencyRate } : {}),
+    ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0 }),
+  };
   stopClustersOnSignal();
   const machine = machineInfo();
   const redisPid = pidOf('redis-server');
@@ -112,7 +118,7 @@ async function main(): Promise<void> {
     { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: ['nerve'] as System[] },
   ].filter((plan) => !args.only || args.only.has(plan.key));
 
-  const header = `nerve vs Socket.IO — ${args.quick ? 'quick' : 'full'} size, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
+  const header = `nerve vs Socket.IO — ${args.quick ? 'quick' : 'full'} size, ${args.warmup ? 'warmed up' : 'from cold (--no-warmup)'}, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
   process.stdout.write(`${header}\n`);
   const total = plans.reduce((n, plan) => n + plan.systems.length * args.runs, 0);
   let step = 0;
@@ -158,8 +164,8 @@ async function main(): Promise<void> {
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ date: new Date().toISOString(), machine, quick: args.quick, runs: args.runs, sizes, rows: all, raw }, null, 2);
-  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter (3 nodes each, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${describeMachine(machine)} · ${new Date().toISOString()}`);
+  const json = JSON.stringify({ date: new Date().toISOString(), machine, quick: args.quick, warmup: args.warmup, runs: args.runs, sizes, rows: all, raw }, null, 2);
+  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter (3 nodes each, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${args.warmup ? 'warmed up' : 'from cold'} · ${describeMachine(machine)} · ${new Date().toISOString()}`);
   for (const name of [stamp, 'latest']) {
     writeFileSync(join(dir, `${name}.json`), `${json}\n`);
     writeFileSync(join(dir, `${name}.svg`), `${chart}\n`);

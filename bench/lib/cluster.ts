@@ -119,7 +119,9 @@ export async function startCluster(system: System, options: ClusterOptions = {})
         : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];
     // BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile there when it stops (open in Chrome DevTools).
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
-    const child = spawn(process.execPath, [...profile, ...args], {
+    // BENCH_SERVER_FLAGS="--perf-basic-prof …": extra node flags for every server (e.g. to read JS frames in `perf report`).
+    const extraFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
+    const child = spawn(process.execPath, [...profile, ...extraFlags, ...args], {
       cwd: ROOT,
       env: { ...process.env, NODE_ENV: 'production' },
       stdio: ['ignore', 'pipe', 'pipe'],

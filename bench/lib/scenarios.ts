@@ -15,12 +15,16 @@ export interface Sizes {
   payloadBytes: number;
   fanoutReceivers: number;
   fanoutMessages: number;
+  /** Messages published before the measured fan-out burst, the same way (0: measure from cold). */
+  fanoutWarmup: number;
   latencyReceivers: number;
   latencyRate: number;
   latencySeconds: number;
   memoryConnections: number[];
   signalPairs: number;
   signalRounds: number;
+  /** Round trips per pair before the measured ones (0: measure from cold). */
+  signalWarmupRounds: number;
   sdpBytes: number;
   coldEvents: number;
 }
@@ -30,12 +34,14 @@ export const FULL: Sizes = {
   payloadBytes: 256,
   fanoutReceivers: 300,
   fanoutMessages: 2000,
+  fanoutWarmup: 2000,
   latencyReceivers: 100,
   latencyRate: 1000,
   latencySeconds: 10,
   memoryConnections: [5000, 20000],
   signalPairs: 30,
   signalRounds: 100,
+  signalWarmupRounds: 100,
   sdpBytes: 1500,
   coldEvents: 20000,
 };
@@ -45,6 +51,7 @@ export const QUICK: Sizes = {
   payloadBytes: 256,
   fanoutReceivers: 150,
   fanoutMessages: 500,
+  fanoutWarmup: 500,
   latencyReceivers: 100,
   // 100 msg/s × 100 receivers: the 2-core box tops out near 17k deliveries/s (fan-out), clients included.
   latencyRate: 100,
@@ -52,6 +59,7 @@ export const QUICK: Sizes = {
   memoryConnections: [2000, 5000],
   signalPairs: 20,
   signalRounds: 30,
+  signalWarmupRounds: 30,
   sdpBytes: 1500,
   coldEvents: 5000,
 };
@@ -129,17 +137,28 @@ export function fanout(cls: MessageClass) {
       await openAll(workers, system, distribute(specs, workers.length));
       progress('joining the room');
       await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'fanout', concurrency: 32 }, 120_000)));
-      const tag = `fan-${cls}`;
+      const publisher = workers[0] as Worker;
       // Connection 0 of worker 0 is the publisher (spec 0), not a receiver.
-      await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: sizes.fanoutMessages, ...(i === 0 ? { from: 1 } : {}) })));
+      const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
+        await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
+        return Promise.all([
+          publisher.run<PublishResult>({ cmd: 'publish', index: 0, room: 'fanout', cls, tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+          ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
+        ]);
+      };
+      // Warm-up, not measured, for both systems alike: until now only connects and joins ran, so
+      // the publish and delivery paths are still cold code. Measured from cold, the burst also pays
+      // for the JIT compiling them (on threads of their own: up to half of a node's CPU in the
+      // burst). A server runs for days; the figure is meant to be its steady state.
+      // `--no-warmup` measures from cold instead.
+      if (sizes.fanoutWarmup > 0) {
+        progress(`warm-up: ${sizes.fanoutWarmup} ${cls} messages`);
+        await burst(`fan-${cls}-warm`, sizes.fanoutWarmup);
+      }
       progress(`publishing ${sizes.fanoutMessages} ${cls} messages to ${sizes.fanoutReceivers} receivers`);
       const cpu0 = cluster.cpuSeconds();
       const redis0 = redisCpu();
-      const publisher = workers[0] as Worker;
-      const [published, ...collected] = await Promise.all([
-        publisher.run<PublishResult>({ cmd: 'publish', index: 0, room: 'fanout', cls, tag, count: sizes.fanoutMessages, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
-        ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
-      ]);
+      const [published, ...collected] = await burst(`fan-${cls}`, sizes.fanoutMessages);
       const cpu = cluster.cpuSeconds() - cpu0;
       const redis = redisCpu() - redis0;
       const delivered = sum(collected.map((result) => result.received));
@@ -241,11 +260,16 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
     progress(`opening ${2 * sizes.signalPairs} connections`);
     await openAll(workers, system, workers.map((_, i) => [...(callers[i] ?? []), ...(callees[i] ?? [])]));
     await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'answer', from: callers[i]?.length ?? 0 })));
+    const callAll = (rounds: number) =>
+      Promise.all(workers.map((worker, i) => worker.run<CallResult>({ cmd: 'call', pairs: calls[i] ?? [], rounds, size: sizes.sdpBytes, timeoutMs: 5000 }, 300_000)));
+    // Warm-up, not measured, for the reason the fan-out scenario gives.
+    if (sizes.signalWarmupRounds > 0) {
+      progress(`warm-up: ${sizes.signalPairs} pairs × ${sizes.signalWarmupRounds} round trips`);
+      await callAll(sizes.signalWarmupRounds);
+    }
     progress(`${sizes.signalPairs} pairs × ${sizes.signalRounds} offer → answer round trips`);
     const cpu0 = cluster.cpuSeconds();
-    const results = await Promise.all(
-      workers.map((worker, i) => worker.run<CallResult>({ cmd: 'call', pairs: calls[i] ?? [], rounds: sizes.signalRounds, size: sizes.sdpBytes, timeoutMs: 5000 }, 300_000)),
-    );
+    const results = await callAll(sizes.signalRounds);
     const cpu = cluster.cpuSeconds() - cpu0;
     const samples = mergeSorted(results.map((result) => result.samples));
     const timeouts = sum(results.map((result) => result.timeouts));
