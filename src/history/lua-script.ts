@@ -27,7 +27,11 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  async run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
+  run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
+    return track(client, this.call(client, keys, args));
+  }
+
+  private async call(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
     holdWrites(client);
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
@@ -37,6 +41,22 @@ export class LuaScript {
       return await client.eval(this.source, keys.length, ...keys, ...args);
     }
   }
+}
+
+/**
+ * Script calls not settled yet, per connection, so that closing waits for
+ * them. A call is not one command: after NOSCRIPT it sends EVAL, and a QUIT
+ * sent in between would close the connection under that retry.
+ */
+const inFlight = new WeakMap<Redis | Cluster, Set<Promise<unknown>>>();
+
+function track(client: Redis | Cluster, call: Promise<unknown>): Promise<unknown> {
+  let calls = inFlight.get(client);
+  if (!calls) inFlight.set(client, (calls = new Set()));
+  const settled = (): void => void calls.delete(call);
+  call.then(settled, settled);
+  calls.add(call);
+  return call;
 }
 
 /**
@@ -133,8 +153,27 @@ export function scriptConnection(options: ScriptConnectionOptions): { client: Re
   return { client, owned: true };
 }
 
-/** Close an owned connection: QUIT, or cut it when QUIT cannot be sent. */
+/** How long closing waits for script calls in flight before it sends QUIT anyway. */
+const CLOSE_WAIT_MS = CLUSTER_COMMAND_TIMEOUT_MS;
+
+/**
+ * Close an owned connection: once the script calls in flight on it have
+ * settled (at most CLOSE_WAIT_MS, the command timeout that bounds each of
+ * them anyway), QUIT, or cut it when QUIT cannot be sent. Callers refuse
+ * new calls before closing, so none start meanwhile.
+ */
 export async function closeScriptConnection(client: Redis | Cluster): Promise<void> {
+  const calls = inFlight.get(client);
+  if (calls && calls.size > 0) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...calls]),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
   try {
     await client.quit();
   } catch {

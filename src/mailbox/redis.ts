@@ -76,14 +76,23 @@ return dropped`,
  * KEYS: boxes (standalone Redis only: the keys hash to different slots).
  * Returns, per key, its entries oldest first, and deletes the lists: the
  * takes of one tick (a burst of connects) in one atomic call.
+ *
+ * A key that cannot be read (not a list) gets its error text instead of a
+ * list, and the loop goes on: a script that raised would stop halfway, with
+ * the boxes before it already deleted and every take of the batch failed,
+ * so one bad key would lose other users' signals.
  */
 const takeManyScript = new LuaScript(
   'mailbox.take-many',
   `local out = {}
 for i, key in ipairs(KEYS) do
-  local entries = redis.call('LRANGE', key, 0, -1)
-  if #entries > 0 then redis.call('DEL', key) end
-  out[i] = entries
+  local entries = redis.pcall('LRANGE', key, 0, -1)
+  if entries.err then
+    out[i] = entries.err
+  else
+    if #entries > 0 then redis.call('DEL', key) end
+    out[i] = entries
+  end
 end
 return out`,
 );
@@ -211,7 +220,11 @@ export class RedisMailbox implements Mailbox {
         [],
       );
       if (!Array.isArray(replies) || replies.length !== batch.length) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
-      batch.forEach((take, i) => take.resolve(replies[i]));
+      batch.forEach((take, i) => {
+        const reply: unknown = replies[i];
+        if (Array.isArray(reply)) take.resolve(reply);
+        else take.reject(new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) }));
+      });
     } catch (error) {
       for (const take of batch) take.reject(error);
     }

@@ -86,6 +86,40 @@ describe('RedisMailbox', { skip }, () => {
     await mailbox.close();
   });
 
+  it('a mailbox that cannot be read fails only its own take: the others of the batch are delivered and emptied', async () => {
+    const mailbox = new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:w`, ttlMs: 5000 });
+    await mailbox.start();
+    const users = Array.from({ length: 3 }, (_, i) => ({ tenant: 'acme', user: `w${i}` }));
+    for (const user of users) {
+      await mailbox.markSeen(user);
+      await mailbox.offer(user, `${user.user}-0`);
+    }
+    // The middle user's box is not a list: LRANGE answers WRONGTYPE inside the take-many script.
+    await admin!.del(mailbox.key(users[1]!, 'box'));
+    await admin!.set(mailbox.key(users[1]!, 'box'), 'not a list', 'PX', 5000);
+    const taken = await Promise.allSettled(users.map((user) => mailbox.take(user)));
+    assert.deepEqual(
+      taken.map((result) => (result.status === 'fulfilled' ? result.value.payloads : (result.reason as { code: string }).code)),
+      [['w0-0'], 'internal', ['w2-0']],
+    );
+    assert.equal(await admin!.exists(mailbox.key(users[0]!, 'box')), 0, 'the box before the bad one is emptied');
+    assert.equal(await admin!.exists(mailbox.key(users[2]!, 'box')), 0, 'the box after the bad one is emptied');
+    await mailbox.close();
+  });
+
+  it('close waits for a script call in flight: a NOSCRIPT retry is not cut off by QUIT', async () => {
+    const { LuaScript } = await import('../../src/history/lua-script.js');
+    // A script this Redis has never seen, so the call is EVALSHA → NOSCRIPT → EVAL.
+    const fresh = new LuaScript('test.fresh', `return '${namespace}-${Math.random()}'`);
+    const mailbox = new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:q` });
+    await mailbox.start();
+    const client = (mailbox as unknown as { client: Redis }).client;
+    const call = fresh.run(client, [], []);
+    const closed = mailbox.close();
+    assert.match(String(await call), new RegExp(`^${namespace}-`));
+    await closed;
+  });
+
   it('refuses a configuration with more or fewer than one connection source', () => {
     assert.throws(() => new RedisMailbox({ url: SHARED_REDIS_URL, nodes: [{ host: '127.0.0.1', port: 1 }] }), { name: 'ConfigError' });
     assert.throws(() => new RedisMailbox({}), { name: 'ConfigError' });
