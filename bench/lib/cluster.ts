@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import type { System } from './clients.js';
 import type { WorkerCommand } from '../worker.js';
+import { Inspector, INSPECTOR_LINE } from './inspector.js';
 import { cpuSeconds, rssBytes, sum } from './stats.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -21,6 +22,8 @@ export interface ServerProc {
   /** What a client connects to: ws://…/ws for nerve, http://… for Socket.IO. */
   url: string;
   child: ChildProcess;
+  /** The server's inspector session, when the cluster was started with `inspect`. */
+  inspector?: Inspector;
 }
 
 export interface Cluster {
@@ -30,6 +33,8 @@ export interface Cluster {
   servers: ServerProc[];
   cpuSeconds(): number;
   rssBytes(): number;
+  /** V8 heap in use of the servers after a full GC, summed; only for a cluster started with `inspect`. */
+  heapUsed(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -58,6 +63,28 @@ function waitListening(child: ChildProcess, what: string, timeoutMs: number): Pr
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${what} exited with ${code} before listening; stderr: ${stderr}`));
+    });
+  });
+}
+
+/** The inspector's session URL, from the line Node prints on stderr before anything else. */
+function waitInspectorUrl(child: ChildProcess, what: string, timeoutMs: number): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} printed no inspector URL within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const lines = createInterface({ input: child.stderr! });
+    lines.on('line', (line) => {
+      const url = INSPECTOR_LINE.exec(line)?.[1];
+      if (url === undefined) return;
+      clearTimeout(timer);
+      lines.close();
+      resolve(url);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code} before its inspector listened`));
     });
   });
 }
@@ -94,6 +121,12 @@ export interface ClusterOptions {
   nodes?: number;
   /** Extra `nerve serve` flags. */
   nerveArgs?: string[];
+  /**
+   * Start every server with `--inspect=127.0.0.1:0` and attach a DevTools
+   * session (`Cluster.heapUsed()`). Off unless asked: only the memory scenario
+   * needs it, and no CPU figure should run with an inspector agent in the server.
+   */
+  inspect?: boolean;
 }
 
 /** Clusters not yet stopped, so an interrupted run can still stop its servers and delete its keys. */
@@ -121,17 +154,29 @@ export async function startCluster(system: System, options: ClusterOptions = {})
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
     // BENCH_SERVER_FLAGS="--perf-basic-prof …": extra node flags for every server (e.g. to read JS frames in `perf report`).
     const extraFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter((flag) => flag !== '');
-    const child = spawn(process.execPath, [...profile, ...extraFlags, ...args], {
+    // Loopback, port 0: one free port per server, read back from the line Node prints.
+    const inspect = options.inspect ? ['--inspect=127.0.0.1:0'] : [];
+    const child = spawn(process.execPath, [...inspect, ...profile, ...extraFlags, ...args], {
       cwd: ROOT,
       env: { ...process.env, NODE_ENV: 'production' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return waitListening(child, nodeId, 30_000).then((port): ServerProc => ({
+    const server = waitListening(child, nodeId, 30_000).then((port): ServerProc => ({
       pid: child.pid as number,
       port,
       url: system === 'nerve' ? `ws://127.0.0.1:${port}/ws` : `http://127.0.0.1:${port}`,
       child,
     }));
+    if (!options.inspect) return server;
+    return Promise.all([server, waitInspectorUrl(child, nodeId, 30_000)]).then(async ([proc, inspectorUrl]) => {
+      try {
+        // Attached now, before any measurement: the session's own memory is then part of every "before".
+        return { ...proc, inspector: await Inspector.connect(inspectorUrl) };
+      } catch (error) {
+        await stopChild(child);
+        throw error;
+      }
+    });
   });
   const settled = await Promise.allSettled(starts);
   const servers = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
@@ -143,9 +188,20 @@ export async function startCluster(system: System, options: ClusterOptions = {})
     servers,
     cpuSeconds: () => sum(servers.map((server) => cpuSeconds(server.pid))),
     rssBytes: () => sum(servers.map((server) => rssBytes(server.pid))),
+    heapUsed: async () =>
+      sum(
+        await Promise.all(
+          servers.map((server) => {
+            if (!server.inspector) throw new Error('heapUsed(): the cluster was not started with inspect');
+            return server.inspector.heapUsed();
+          }),
+        ),
+      ),
     stop: () =>
       (stopping ??= (async () => {
         liveClusters.delete(cluster);
+        // Sessions first: a Node process with a debugger attached may wait for it to leave before exiting.
+        await Promise.all(servers.map((server) => server.inspector?.close()));
         await Promise.all(servers.map((server) => stopChild(server.child)));
         if (system === 'nerve') await deleteKeys(`${namespace}:`);
       })()),
