@@ -9,8 +9,9 @@ import { createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { API_SCOPES, type ApiKeyOption, type ApiScope } from './auth/api-keys.js';
 import { JWT_ALGORITHMS } from './auth/jwt.js';
+import { parseProxyEntry } from './http/client-address.js';
 import type { IceServer, Limits } from './protocol/frames.js';
-import { MAX_ID_LENGTH } from './protocol/ids.js';
+import { MAX_ID_LENGTH, isValidTenantId } from './protocol/ids.js';
 
 export interface HistoryPolicyOption {
   prefix: string;
@@ -98,6 +99,13 @@ export interface NodeOptions {
   allowedOrigins: string[];
   /** With an origin allowlist, also accept upgrades without an `Origin` header (native apps, backends). Default false. */
   allowMissingOrigin: boolean;
+  /**
+   * Addresses and CIDR ranges of the proxies in front of the node (load
+   * balancers): from a peer in the list, `X-Forwarded-For` names the client
+   * for per-address caps and logs (src/http/client-address.ts). Default none:
+   * the TCP peer is the client.
+   */
+  trustedProxies: string[];
   /** Offer permessage-deflate (bounded: no context takeover, `maxFrameBytes` applies to the inflated size). Default false. */
   perMessageDeflate: boolean;
   /** coturn `static-auth-secret`: with `turnUrls`, the welcome carries TURN REST credentials. Default none. */
@@ -268,7 +276,7 @@ function pgIdentifier(setting: string, value: string): string {
 }
 
 function apiKeys(value: unknown): ApiKeyOption[] {
-  const accepted = `a JSON array of {key (>= 24 characters), scopes: [${API_SCOPES.join(', ')}], name?}`;
+  const accepted = `a JSON array of {key (>= 24 characters), scopes: [${API_SCOPES.join(', ')}], name?, tenants?: [tenant ids]}`;
   if (!Array.isArray(value)) throw new ConfigError('apiKeys', accepted, '<hidden>');
   return value.map((item: unknown, index) => {
     const entry = item as Partial<ApiKeyOption> | null;
@@ -279,10 +287,16 @@ function apiKeys(value: unknown): ApiKeyOption[] {
       Buffer.byteLength(entry.key) >= 24 &&
       Array.isArray(entry.scopes) &&
       entry.scopes.every((scope) => (API_SCOPES as readonly string[]).includes(scope)) &&
-      (entry.name === undefined || (typeof entry.name === 'string' && NAME_COMPONENT.test(entry.name)));
+      (entry.name === undefined || (typeof entry.name === 'string' && NAME_COMPONENT.test(entry.name))) &&
+      (entry.tenants === undefined || (Array.isArray(entry.tenants) && entry.tenants.length > 0 && entry.tenants.every((tenant) => typeof tenant === 'string' && isValidTenantId(tenant))));
     // Never echo a key into an error message.
     if (!ok) throw new ConfigError(`apiKeys[${index}]`, accepted, '<hidden>');
-    return { key: entry.key!, scopes: [...new Set(entry.scopes as ApiScope[])], ...(entry.name === undefined ? {} : { name: entry.name }) };
+    return {
+      key: entry.key!,
+      scopes: [...new Set(entry.scopes as ApiScope[])],
+      ...(entry.name === undefined ? {} : { name: entry.name }),
+      ...(entry.tenants === undefined ? {} : { tenants: [...new Set(entry.tenants)] }),
+    };
   });
 }
 
@@ -372,6 +386,15 @@ function chatPath(value: ChatPath, bus: Exclude<BusDriver, 'auto'>): ChatPath {
   return path;
 }
 
+function trustedProxies(value: unknown): string[] {
+  const accepted = 'IPv4 / IPv6 addresses or CIDR ranges (10.0.0.0/8, fd00::/8)';
+  if (!Array.isArray(value)) throw new ConfigError('trustedProxies', accepted, JSON.stringify(value));
+  for (const item of value) {
+    if (typeof item !== 'string' || parseProxyEntry(item) === undefined) throw new ConfigError('trustedProxies', accepted, String(item));
+  }
+  return value as string[];
+}
+
 export function defaultNodeId(): string {
   return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
 }
@@ -454,6 +477,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     joinTokenTtlSeconds: integer('joinTokenTtlSeconds', input.joinTokenTtlSeconds ?? 300, 10, 86_400 * 30),
     allowedOrigins: origins(input.allowedOrigins ?? []),
     allowMissingOrigin: input.allowMissingOrigin ?? false,
+    trustedProxies: trustedProxies(input.trustedProxies ?? []),
     perMessageDeflate: input.perMessageDeflate ?? false,
     turnSecret,
     turnUrls,

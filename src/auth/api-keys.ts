@@ -15,12 +15,19 @@ export interface ApiKeyOption {
   scopes: ApiScope[];
   /** A name for logs (never the key). Default `key{n}`. */
   name?: string;
+  /** The tenants the key may act for. Default: every tenant. */
+  tenants?: string[];
 }
 
-interface StoredKey {
-  digest: Buffer;
-  scopes: ReadonlySet<ApiScope>;
+/** A key that matched: what it may do, and for which tenants (`undefined`: every tenant). */
+export interface ApiKey {
   name: string;
+  scopes: ReadonlySet<ApiScope>;
+  tenants: ReadonlySet<string> | undefined;
+}
+
+interface StoredKey extends ApiKey {
+  digest: Buffer;
 }
 
 function digest(value: string): Buffer {
@@ -31,7 +38,12 @@ export class ApiKeyring {
   private readonly keys: StoredKey[];
 
   constructor(keys: readonly ApiKeyOption[]) {
-    this.keys = keys.map((key, index) => ({ digest: digest(key.key), scopes: new Set(key.scopes), name: key.name ?? `key${index + 1}` }));
+    this.keys = keys.map((key, index) => ({
+      digest: digest(key.key),
+      scopes: new Set(key.scopes),
+      name: key.name ?? `key${index + 1}`,
+      tenants: key.tenants === undefined ? undefined : new Set(key.tenants),
+    }));
   }
 
   get size(): number {
@@ -39,12 +51,12 @@ export class ApiKeyring {
   }
 
   /** The key matching `presented`, or undefined. Always compares against every key. */
-  find(presented: string): { name: string; scopes: ReadonlySet<ApiScope> } | undefined {
+  find(presented: string): ApiKey | undefined {
     const presentedDigest = digest(presented);
     let found: StoredKey | undefined;
     for (const key of this.keys) {
       if (timingSafeEqual(key.digest, presentedDigest) && !found) found = key;
     }
-    return found && { name: found.name, scopes: found.scopes };
+    return found && { name: found.name, scopes: found.scopes, tenants: found.tenants };
   }
 }

@@ -63,6 +63,7 @@ import { LocalRooms, type ChannelTarget } from './local-rooms.js';
 import { connectionSocketClass, type ConnectionSocket } from './socket-events.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
 import { TextFrame } from './text-frame.js';
+import { clientAddress, TrustedProxies } from '../http/client-address.js';
 import { WriteBatch } from '../write-batch.js';
 
 export interface GatewayDeps {
@@ -196,6 +197,7 @@ export class Gateway {
   /** Publish token bucket per room channel (`roomRatePerSecond`), beside each connection's own. */
   private readonly roomBuckets = new Map<string, TokenBucket>();
   private readonly allowedOrigins: ReadonlySet<string>;
+  private readonly trustedProxies: TrustedProxies | undefined;
   /** Chat gap recoveries read the history at most this many rooms at a time (a Redis restart reports every room at once). */
   private readonly recoveries = new Limiter(16);
   /** What every Connection shares (its logger, limits and write batch). */
@@ -204,6 +206,7 @@ export class Gateway {
   constructor(private readonly deps: GatewayDeps) {
     this.nodeId = deps.options.nodeId;
     this.allowedOrigins = new Set(deps.options.allowedOrigins);
+    this.trustedProxies = deps.options.trustedProxies.length > 0 ? new TrustedProxies(deps.options.trustedProxies) : undefined;
     this.wss = new WebSocketServer({
       noServer: true,
       // With compression on, ws applies maxPayload to the inflated size and
@@ -277,12 +280,17 @@ export class Gateway {
       return;
     }
     const maxPerIp = this.deps.options.limits.maxConnectionsPerIp;
-    const address = request.socket.remoteAddress ?? 'unknown';
+    const address = this.clientAddress(request);
     if (maxPerIp > 0 && this.perIp.get(address) >= maxPerIp) {
       this.rejectUpgrade(socket, 429, ErrorCode.TooManyConnections, `at most ${maxPerIp} connections per address`, { remoteAddress: address });
       return;
     }
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, request));
+  }
+
+  /** Where an upgrade comes from: the TCP peer, or the client a trusted proxy names (client-address.ts). */
+  private clientAddress(request: IncomingMessage): string {
+    return clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], this.trustedProxies);
   }
 
   /** No allowlist: every origin. With one: listed origins, and no Origin header only if `allowMissingOrigin`. */
@@ -308,7 +316,7 @@ export class Gateway {
 
   private accept(ws: ConnectionSocket, request: IncomingMessage): void {
     const id = connectionId();
-    const remoteAddress = request.socket.remoteAddress ?? 'unknown';
+    const remoteAddress = this.clientAddress(request);
     const conn = new Connection(id, ws, remoteAddress, this.connectionContext, request.socket);
     // From here on the socket's events reach this gateway with `conn` (socket-events.ts).
     ws.connection = conn;

@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
-import { API_SCOPES, ApiKeyring, type ApiScope } from '../auth/api-keys.js';
+import { API_SCOPES, ApiKeyring, type ApiKey, type ApiScope } from '../auth/api-keys.js';
 import { mintJoinToken } from '../auth/jwt.js';
 import { turnCredential } from '../auth/turn.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -60,7 +60,8 @@ interface Route {
   method: 'GET' | 'POST';
   pattern: RegExp;
   scope: ApiScope;
-  run: (deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]) => Promise<[number, unknown]>;
+  /** `key`: the caller's key, for the tenants it may act for (`tenantOf`). */
+  run: (deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey) => Promise<[number, unknown]>;
 }
 
 const ROOM = '([^/]+)';
@@ -104,7 +105,7 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
         throw new ApiError(400, 'invalid_path', 'malformed percent-encoding in the path');
       }
     });
-    const [status, body] = await route.run(deps, request, url, params);
+    const [status, body] = await route.run(deps, request, url, params, key);
     json(status, body);
   } catch (error) {
     if (error instanceof ApiError) fail(error);
@@ -135,9 +136,16 @@ function room(params: string[]): string {
   return value;
 }
 
-function tenantOf(deps: ApiDeps, value: string | null | undefined): string {
-  const tenant = value ?? deps.defaultTenant;
+/**
+ * The tenant a request acts for: the one it names, else the key's only
+ * tenant, else the node's default tenant. A key limited to some tenants gets
+ * 403 for any other.
+ */
+function tenantOf(deps: ApiDeps, key: ApiKey, value: string | null | undefined): string {
+  const only = key.tenants?.size === 1 ? [...key.tenants][0] : undefined;
+  const tenant = value ?? only ?? deps.defaultTenant;
   if (!isValidTenantId(tenant)) throw new ApiError(400, 'invalid_tenant', 'tenant ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -');
+  if (key.tenants && !key.tenants.has(tenant)) throw new ApiError(403, 'forbidden', 'this key may not act for that tenant');
   return tenant;
 }
 
@@ -151,17 +159,17 @@ function limitOf(url: URL, fallback: number, max: number): number {
 /** Body cap: a message's data must fit a WebSocket frame anyway. */
 const bodyCap = (deps: ApiDeps): number => deps.options.limits.maxFrameBytes;
 
-async function publish(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function publish(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const target = room(params);
   const body = validate(publishBody, await readJson(request, bodyCap(deps)));
-  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
   const ack = await deps.gateway.serverPublish({ tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
   return [200, { room: target, ...ack }];
 }
 
-async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
   const limit = limitOf(url, 50, 200);
   if (!deps.pool) throw new ApiError(503, 'unavailable', 'stored history needs a PostgreSQL URL');
   const before = url.searchParams.get('before');
@@ -173,9 +181,9 @@ async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL
   }
 }
 
-async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
   const limit = limitOf(url, 50, 1000);
   const recent = await deps.history.recent({ tenant, room: target }, limit).catch(() => {
     throw new ApiError(503, 'unavailable', 'the history lane is unavailable');
@@ -183,38 +191,38 @@ async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL,
   return [200, { room: target, messages: recent.messages, position: recent.position }];
 }
 
-async function presence(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function presence(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
   const members = await deps.presence.members({ tenant, room: target }).catch(() => {
     throw new ApiError(503, 'unavailable', 'the presence lane is unavailable');
   });
   return [200, { room: target, members }];
 }
 
-async function endRoom(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function endRoom(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const target = room(params);
   const body = validate(endRoomBody, await readJson(request, 4096));
-  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
   const nodes = await deps.gateway.endRoom(tenant, target, body.reason);
   return [200, { room: target, nodes }];
 }
 
-async function signal(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[]): Promise<[number, unknown]> {
+async function signal(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
   const to = params[0] ?? '';
   if (!isValidUserId(to)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
   const body = validate(signalBody, await readJson(request, bodyCap(deps)));
-  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
   const result = await deps.gateway.serverSignal({ tenant, to, kind: body.kind, data: body.data, from: body.from });
   if (!result.delivered && !result.queued) throw new ApiError(404, 'peer_offline', 'that user is not connected');
   return [200, result];
 }
 
-async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL): Promise<[number, unknown]> {
+async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL, _params: string[], key: ApiKey): Promise<[number, unknown]> {
   const body = validate(joinTokenBody, await readJson(request, 4096));
   const secret = deps.options.authSecret;
   if (!secret) throw new ApiError(501, 'not_configured', 'minting join tokens needs --auth-secret');
-  const tenant = tenantOf(deps, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
   const minted = await mintJoinToken({
     secret,
     user: body.user,

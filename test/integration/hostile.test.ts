@@ -282,6 +282,45 @@ describe('hostile input (caps and origin node)', () => {
   });
 });
 
+describe('hostile input (behind a trusted proxy)', () => {
+  let node: NodeProcess;
+  before(async () => {
+    // The test client is the "load balancer": its X-Forwarded-For names the clients.
+    node = await startNode({ args: ['--max-connections-per-ip', '1', '--trusted-proxies', '127.0.0.1,::1'] });
+  });
+  after(() => node.stop());
+
+  const from = (forwardedFor: string) => RawClient.open(node.wsUrl, { headers: { 'X-Forwarded-For': forwardedFor } });
+
+  it('caps per client address from X-Forwarded-For, and never believes what a client wrote left of the proxy', async () => {
+    const first = await from('203.0.113.5');
+    // Another client behind the same proxy has its own slot.
+    const second = await from('198.51.100.7, 127.0.0.1');
+    // The same client again, with a forged address prepended: the proxy's entry (rightmost) counts.
+    const forged = await upgrade(node.wsUrl, { 'X-Forwarded-For': '192.0.2.99, 203.0.113.5' });
+    assert.equal(forged.status, 429);
+    assert.equal(forged.body.code, 'too_many_connections');
+    assert.equal((await upgrade(node.wsUrl, { 'X-Forwarded-For': '198.51.100.7' })).status, 429);
+    // Without the header the peer itself (the proxy) is the client, with a slot of its own.
+    assert.equal((await upgrade(node.wsUrl, {})).status, 101);
+    for (const client of [first, second]) client.close();
+    await Promise.all([first.closed, second.closed]);
+    await waitFor(async () => (await upgrade(node.wsUrl, { 'X-Forwarded-For': '203.0.113.5' })).status === 101, { what: 'the slot freed' });
+  });
+
+  it('ignores X-Forwarded-For from a peer that is not a trusted proxy', async () => {
+    const plain = await startNode({ args: ['--max-connections-per-ip', '1'] });
+    try {
+      const first = await RawClient.open(plain.wsUrl, { headers: { 'X-Forwarded-For': '203.0.113.5' } });
+      assert.equal((await upgrade(plain.wsUrl, { 'X-Forwarded-For': '198.51.100.7' })).status, 429, 'a forged header does not buy a new slot');
+      first.close();
+      await first.closed;
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
 describe('hostile input (JWT node with a JWKS)', () => {
   let node: NodeProcess;
   let jwks: Server;

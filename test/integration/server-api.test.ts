@@ -13,6 +13,7 @@ import { RawClient } from '../helpers/raw-client.js';
 const SECRET = 'api-test-secret-'.padEnd(40, 'x');
 const ALL = 'all-scopes-key-'.padEnd(32, 'a');
 const NONE = 'no-scope-key-'.padEnd(32, 'n');
+const ACME = 'acme-only-key-'.padEnd(32, 'c');
 const TURN_SECRET = 'coturn-secret';
 
 describe('server API', () => {
@@ -29,7 +30,10 @@ describe('server API', () => {
       demo: false,
       authSecret: SECRET,
       apiKey: ALL,
-      apiKeys: [{ key: NONE, scopes: [] }],
+      apiKeys: [
+        { key: NONE, scopes: [] },
+        { key: ACME, scopes: ['publish', 'presence:read', 'tokens:mint'], tenants: ['acme'] },
+      ],
       turnSecret: TURN_SECRET,
       turnUrls: ['turn:127.0.0.1:3478'],
     });
@@ -86,6 +90,26 @@ describe('server API', () => {
       assert.match(String(unscoped.body.message), new RegExp(endpoint.scope));
     });
   }
+
+  it('a key limited to a tenant acts for it (by default too) and gets 403 for any other', async () => {
+    const published = await call('POST', '/api/rooms/acme-room/messages', ACME, { data: 1 });
+    assert.equal(published.status, 200, JSON.stringify(published.body));
+    const minted = await call('POST', '/api/tokens/join', ACME, { user: 'alice', room: 'acme-room' });
+    assert.equal(minted.body.tenant, 'acme', 'no tenant named: the key\'s only tenant');
+    for (const [method, path, body] of [
+      ['POST', '/api/rooms/acme-room/messages?tenant=default', { data: 1 }],
+      ['POST', '/api/rooms/acme-room/messages', { data: 1, tenant: 'other' }],
+      ['GET', '/api/rooms/acme-room/presence?tenant=other', undefined],
+      ['POST', '/api/tokens/join', { user: 'alice', room: 'acme-room', tenant: 'other' }],
+    ] as const) {
+      const refused = await call(method, path, ACME, body);
+      assert.equal(refused.status, 403, `${method} ${path}`);
+      assert.equal(refused.body.code, 'forbidden');
+      assert.match(String(refused.body.message), /tenant/);
+    }
+    // An operator key without tenants still reaches every tenant.
+    assert.equal((await call('GET', '/api/rooms/acme-room/presence?tenant=other', ALL)).status, 200);
+  });
 
   it('publishes into a room: members receive it, history has it', async () => {
     const bob = await member('bob', 'api-room');

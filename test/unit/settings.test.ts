@@ -33,6 +33,14 @@ describe('serve settings', () => {
     assert.equal(normalizeOptions(parseServeArgs([...rabbit, '--redis-url', 'redis://x'], { NERVE_BUS: 'rabbitmq' })).bus, 'rabbitmq');
   });
 
+  it('reads trusted proxies and tenant-limited API keys', () => {
+    const options = normalizeOptions(
+      parseServeArgs(['--trusted-proxies', '10.0.0.0/8, ::1', '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":["publish"],"tenants":["acme","acme"]}]`], {}),
+    );
+    assert.deepEqual(options.trustedProxies, ['10.0.0.0/8', '::1']);
+    assert.deepEqual(options.apiKeys[0]?.tenants, ['acme']);
+  });
+
   it('lists every setting in the README configuration table', async () => {
     const { readFile } = await import('node:fs/promises');
     const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
@@ -57,6 +65,10 @@ describe('serve settings', () => {
     ['bus memory with a Redis URL', ['--bus', 'memory', '--redis-url', 'redis://x'], {}, /bus: expected memory only without --redis-url/],
     ['chat path worker without bus rabbitmq', ['--chat-path', 'worker', '--redis-url', 'redis://x'], {}, /chatPath: expected worker only with --bus rabbitmq/],
     ['unknown chat path', ['--chat-path', 'queue'], {}, /chatPath \(--chat-path\): expected node \| worker/],
+    ['a trusted proxy that is not an address', ['--trusted-proxies', '10.0.0.0/8,lb.internal'], {}, /trustedProxies: expected IPv4 \/ IPv6 addresses or CIDR ranges/],
+    ['a trusted proxy range too wide for its family', ['--trusted-proxies', '10.0.0.0/40'], {}, /trustedProxies/],
+    ['an API key limited to an invalid tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["no spaces"]}]`], {}, /apiKeys\[0\]: expected .*tenants\?/],
+    ['an API key limited to no tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":[]}]`], {}, /apiKeys\[0\]/],
   ];
   for (const [name, argv, env, message] of bad) {
     it(`rejects ${name} with one line naming the setting`, () => {

@@ -1,0 +1,74 @@
+/**
+ * The address a connection comes from, for per-address caps and logs.
+ *
+ * Behind a load balancer every TCP peer is the balancer, so a cap per peer
+ * address would put every user in one bucket. When the peer is a proxy the
+ * operator listed (`--trusted-proxies`), `X-Forwarded-For` is read from the
+ * right, the end each proxy appends to: every address that is itself a
+ * trusted proxy is skipped, and the first one that is not is the client.
+ * Entries to the left of it were written by the client and are never
+ * believed; a peer that is not listed is the client, whatever it sends.
+ */
+import { BlockList, isIP } from 'node:net';
+
+/** The proxies whose `X-Forwarded-For` is believed; built once from the option. */
+export class TrustedProxies {
+  readonly #list = new BlockList();
+
+  /** `entries`: IPv4 / IPv6 addresses and CIDR ranges, already validated (`parseProxyEntry`). */
+  constructor(entries: readonly string[]) {
+    for (const entry of entries) {
+      const { address, prefix, family } = parseProxyEntry(entry)!;
+      if (prefix === undefined) this.#list.addAddress(address, family);
+      else this.#list.addSubnet(address, prefix, family);
+    }
+  }
+
+  has(address: string): boolean {
+    const family = isIP(address);
+    return family !== 0 && this.#list.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  }
+}
+
+/** An address or CIDR range of `--trusted-proxies`, or `undefined` when it is neither. */
+export function parseProxyEntry(entry: string): { address: string; prefix: number | undefined; family: 'ipv4' | 'ipv6' } | undefined {
+  const [rawAddress = '', rawPrefix, extra] = entry.trim().split('/');
+  const address = unmapped(rawAddress);
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return undefined;
+  const max = family === 4 ? 32 : 128;
+  if (rawPrefix !== undefined && (!/^\d{1,3}$/.test(rawPrefix) || Number(rawPrefix) > max)) return undefined;
+  return { address, prefix: rawPrefix === undefined ? undefined : Number(rawPrefix), family: family === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/**
+ * The client's address: the peer's, unless the peer is a trusted proxy, then
+ * the first untrusted address of `X-Forwarded-For` read from the right. When
+ * every hop is trusted, or a trusted hop wrote something that is not an
+ * address, the last trusted address read stands.
+ */
+export function clientAddress(peer: string | undefined, forwardedFor: string | string[] | undefined, trusted: TrustedProxies | undefined): string {
+  let address = peer === undefined ? 'unknown' : unmapped(peer);
+  if (!trusted || forwardedFor === undefined || !trusted.has(address)) return address;
+  const hops = (Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor).split(',');
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = unmapped(withoutPort(hops[i]!.trim()));
+    if (isIP(hop) === 0) break;
+    address = hop;
+    if (!trusted.has(hop)) break;
+  }
+  return address;
+}
+
+/** `::ffff:10.0.0.1` (how a dual-stack socket reports an IPv4 peer) → `10.0.0.1`. */
+function unmapped(address: string): string {
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? address.slice(7) : address;
+}
+
+/** `[2001:db8::1]:443` → `2001:db8::1`, `192.0.2.1:443` → `192.0.2.1`; anything else unchanged. */
+function withoutPort(hop: string): string {
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(hop);
+  if (bracketed) return bracketed[1]!;
+  const v4 = /^(\d+\.\d+\.\d+\.\d+):\d+$/.exec(hop);
+  return v4 ? v4[1]! : hop;
+}
