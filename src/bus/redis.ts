@@ -6,11 +6,13 @@
  *   first acquire SUBSCRIBEs, the last release UNSUBSCRIBEs). SUBSCRIBE
  *   resolves after the server's confirmation, so a publish issued after
  *   `acquire` resolved is delivered.
- * - Publishes issued in the same tick leave in one write (ioredis
- *   auto-pipelining). Corking the socket per tick instead, as the script
- *   connections do, was tried and measured: server CPU per signal round trip
- *   rose from 1.07x to 1.22x Socket.IO's (three alternating runs each,
- *   bench/README.md), so the publisher keeps auto-pipelining. PUBLISH answers
+ * - Publishes issued in the same tick leave in one write: the publisher's
+ *   socket is corked until the end of the tick (WriteBatch), as the script
+ *   connections' are. ioredis' auto-pipelining did the same batching with a
+ *   Pipeline object per tick, which for the usual pipeline of one command
+ *   (a signal) was about a tenth of a node's busy time; measured warmed up,
+ *   corking cost about a fifth less server CPU per signal round trip and the
+ *   same per fan-out delivery (bench/README.md). PUBLISH answers
  *   how many subscriber connections got the message; each node has exactly
  *   one, so that is the number of nodes.
  * - SUBSCRIBEs (and UNSUBSCRIBEs) asked for in one turn of the event loop
@@ -30,12 +32,16 @@
  * `createRedisBus(options)` picks this driver or the sharded one.
  */
 import { Redis } from 'ioredis';
+import { WriteBatch } from '../write-batch.js';
 import type { Bus } from './bus.js';
 import { RedisBusCore, connectionOptions, errorText, type RedisBusOptions } from './redis-core.js';
 import { ShardedRedisBus } from './redis-sharded.js';
 
 export type { BusLogger, RedisBusOptions, RedisBusStats } from './redis-core.js';
 export { ShardedRedisBus } from './redis-sharded.js';
+
+/** Corks the publisher's socket for the rest of the tick (see the header). */
+const publishWrites = new WriteBatch();
 
 /** Channels per SUBSCRIBE command when resubscribing after a reconnect, and per batched SUBSCRIBE / UNSUBSCRIBE. */
 const RESUBSCRIBE_BATCH = 500;
@@ -72,7 +78,7 @@ export class RedisBus extends RedisBusCore {
   protected async connect(): Promise<void> {
     const url = this.options.url;
     if (url === undefined) throw new TypeError('RedisBus needs option url');
-    const publisher = new Redis(url, { ...connectionOptions(this.options, 'pub'), enableAutoPipelining: true });
+    const publisher = new Redis(url, connectionOptions(this.options, 'pub'));
     const subscriber = new Redis(url, connectionOptions(this.options, 'sub'));
     this.publisher = publisher;
     this.subscriber = subscriber;
@@ -187,7 +193,9 @@ export class RedisBus extends RedisBusCore {
 
   protected sendPublish(channel: string, bytes: Buffer): Promise<number> {
     // publisherProblem() ran just before, so the publisher exists and is ready.
-    return this.publisher!.publish(channel, bytes);
+    const publisher = this.publisher!;
+    if (publisher.stream) publishWrites.hold(publisher.stream);
+    return publisher.publish(channel, bytes);
   }
 
   protected publisherProblem(): string | undefined {

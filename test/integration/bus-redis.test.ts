@@ -127,6 +127,40 @@ describe('RedisBus on the shared server', { skip }, () => {
     }
   });
 
+  it('publishes of one tick leave in one write, and each resolves with its own receiver count', async () => {
+    const prefix = testNamespace('pubtick');
+    const listener = bus(prefix, 'listener', { canaryIntervalMs: 0 });
+    const node = bus(prefix, 'publisher', { canaryIntervalMs: 0 });
+    try {
+      const got: string[] = [];
+      await listener.start((_channel, envelope) => got.push(envelope.id));
+      await node.start(() => {});
+      const heard = `${prefix}:default:room:heard`;
+      await listener.acquire(heard);
+      const stream = (node as unknown as { publisher: Redis }).publisher.stream as unknown as { _write: unknown; _writev: unknown };
+      let writes = 0;
+      for (const method of ['_write', '_writev'] as const) {
+        const original = stream[method] as (...args: unknown[]) => unknown;
+        stream[method] = function (this: unknown, ...args: unknown[]) {
+          writes += 1;
+          return original.apply(this, args);
+        };
+      }
+      const counts = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          node.publish(i % 2 === 0 ? heard : `${prefix}:default:room:nobody`, { v: 1, type: 'deliver', id: `m${i}`, origin: 'publisher', class: 'ephemeral', payload: '{}' }),
+        ),
+      );
+      assert.equal(writes, 1, 'twenty PUBLISHes, one write to the socket');
+      assert.deepEqual(counts, Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+      await waitFor(() => got.length === 10, { what: 'the ten heard envelopes' });
+      assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `m${2 * i}`), 'in publish order');
+    } finally {
+      await node.close();
+      await listener.close();
+    }
+  });
+
   it('a batched SUBSCRIBE that cannot be sent fails every acquire of the batch with bus_unavailable, and takes no reference', async () => {
     const prefix = testNamespace('batchfail');
     const node = bus(prefix, 'failing', { canaryIntervalMs: 0 });
