@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import type { System } from './clients.js';
 import type { WorkerCommand } from '../worker.js';
 import { Inspector, INSPECTOR_LINE } from './inspector.js';
+import { Calls } from './calls.js';
 import { cpuSeconds, rssBytes, sum } from './stats.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -223,22 +224,14 @@ interface Reply {
 
 /** One forked load-generator process (bench/worker.ts). */
 export class Worker {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly calls = new Calls();
   private readonly exited: Promise<void>;
 
   constructor(readonly child: ChildProcess) {
-    child.on('message', (reply: Reply) => {
-      const pending = this.pending.get(reply.id);
-      if (!pending) return;
-      this.pending.delete(reply.id);
-      if (reply.ok) pending.resolve(reply.result);
-      else pending.reject(new Error(reply.error));
-    });
+    child.on('message', (reply: Reply) => this.calls.answer(reply.id, reply.ok ? { value: reply.result } : { error: new Error(reply.error) }));
     this.exited = new Promise((resolve) =>
       child.once('exit', (code) => {
-        for (const pending of this.pending.values()) pending.reject(new Error(`worker exited with ${code}`));
-        this.pending.clear();
+        this.calls.failAll(new Error(`worker exited with ${code}`));
         resolve();
       }),
     );
@@ -256,24 +249,7 @@ export class Worker {
 
   /** Send a command; rejects if the worker does not answer within `timeoutMs`. */
   run<T>(command: WorkerCommand, timeoutMs = 120_000): Promise<T> {
-    const id = ++this.nextId;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`worker did not answer ${command.cmd} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value as T);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      this.child.send({ id, command });
-    });
+    return this.calls.call<T>((id) => this.child.send({ id, command }), timeoutMs, `worker did not answer ${command.cmd} within ${timeoutMs} ms`);
   }
 
   async stop(): Promise<void> {

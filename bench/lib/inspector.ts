@@ -6,6 +6,7 @@
  * enabled, so the server pays nothing between the calls.
  */
 import WebSocket from 'ws';
+import { Calls } from './calls.js';
 
 /** The line Node prints on stderr when the inspector listens; group 1 is the session URL. */
 export const INSPECTOR_LINE = /Debugger listening on (ws:\/\/127\.0\.0\.1:\d+\/[\w-]+)/;
@@ -17,24 +18,16 @@ interface Answer {
 }
 
 export class Inspector {
-  private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
+  private readonly calls = new Calls();
 
   private constructor(private readonly socket: WebSocket) {
     socket.on('message', (data) => {
       const answer = JSON.parse(data.toString()) as Partial<Answer>;
       // Answers carry the id of their call; events (none: no domain is enabled) carry none.
       if (typeof answer.id !== 'number') return;
-      const pending = this.pending.get(answer.id);
-      if (!pending) return;
-      this.pending.delete(answer.id);
-      if (answer.error) pending.reject(new Error(`inspector: ${answer.error.message}`));
-      else pending.resolve(answer.result);
+      this.calls.answer(answer.id, answer.error ? { error: new Error(`inspector: ${answer.error.message}`) } : { value: answer.result });
     });
-    socket.on('close', () => {
-      for (const pending of this.pending.values()) pending.reject(new Error('inspector socket closed'));
-      this.pending.clear();
-    });
+    socket.on('close', () => this.calls.failAll(new Error('inspector socket closed')));
   }
 
   static connect(url: string, timeoutMs = 10_000): Promise<Inspector> {
@@ -52,24 +45,7 @@ export class Inspector {
 
   /** One CDP call; rejects on a protocol error, a closed socket, or no answer within `timeoutMs`. */
   call<T>(method: string, params: object = {}, timeoutMs = 60_000): Promise<T> {
-    const id = ++this.nextId;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`inspector: no answer to ${method} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (value) => {
-          clearTimeout(timer);
-          resolve(value as T);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      });
-      this.socket.send(JSON.stringify({ id, method, params }));
-    });
+    return this.calls.call<T>((id) => this.socket.send(JSON.stringify({ id, method, params })), timeoutMs, `inspector: no answer to ${method} within ${timeoutMs} ms`);
   }
 
   /**
