@@ -386,11 +386,25 @@ function chatPath(value: ChatPath, bus: Exclude<BusDriver, 'auto'>): ChatPath {
   return path;
 }
 
+/**
+ * Every API key secret once: the keyring takes the first match, so a scoped
+ * or tenant-limited key sharing its secret with another would silently act
+ * as that one.
+ */
+function distinctKey(key: string | undefined, keys: unknown): string | undefined {
+  const secrets = [...(key === undefined ? [] : [key]), ...(Array.isArray(keys) ? keys.map((entry) => (entry as { key?: unknown } | null)?.key) : [])];
+  if (new Set(secrets).size !== secrets.length) throw new ConfigError('apiKeys', 'each key secret once (--api-key and --api-keys included)', '<hidden>');
+  return key;
+}
+
 function trustedProxies(value: unknown): string[] {
   const accepted = 'IPv4 / IPv6 addresses or CIDR ranges (10.0.0.0/8, fd00::/8)';
   if (!Array.isArray(value)) throw new ConfigError('trustedProxies', accepted, JSON.stringify(value));
   for (const item of value) {
-    if (typeof item !== 'string' || parseProxyEntry(item) === undefined) throw new ConfigError('trustedProxies', accepted, String(item));
+    const entry = typeof item === 'string' ? parseProxyEntry(item) : undefined;
+    if (entry === undefined) throw new ConfigError('trustedProxies', accepted, String(item));
+    // Every peer trusted means every client picks its own address: list the proxies instead.
+    if (entry.prefix === 0) throw new ConfigError('trustedProxies', `${accepted}, not every address (/0)`, String(item));
   }
   return value as string[];
 }
@@ -495,7 +509,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     postgresSchema: pgIdentifier('postgresSchema', input.postgresSchema ?? 'nerve'),
     historyTtlMs: integer('historyTtlMs', input.historyTtlMs ?? 86_400_000, 1000, 365 * 86_400_000),
     historyPolicies: historyPolicies(input.historyPolicies ?? []),
-    apiKey: apiKey(input.apiKey),
+    apiKey: distinctKey(apiKey(input.apiKey), input.apiKeys),
     iceServers,
     demo: input.demo ?? true,
     shutdownTimeoutMs: integer('shutdownTimeoutMs', input.shutdownTimeoutMs ?? 10_000, 0, 600_000),

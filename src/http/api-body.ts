@@ -87,5 +87,6 @@ export const joinTokenBody = z.object({
 export const turnBody = z.object({
   user: userId,
   ttlSeconds: z.number().int().min(60).max(86_400 * 30).optional(),
+  tenant: z.string().optional(),
 });
 

@@ -236,8 +236,14 @@ async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL, _para
   return [200, { ...minted, user: body.user, room: body.room, tenant }];
 }
 
-async function mintTurn(deps: ApiDeps, request: IncomingMessage): Promise<[number, unknown]> {
+/**
+ * TURN credentials are not bound to a tenant (coturn has one secret per
+ * node and knows no tenants), but a key limited to tenants still mints them
+ * only for users of its own: the tenant is checked like on every route.
+ */
+async function mintTurn(deps: ApiDeps, request: IncomingMessage, url: URL, _params: string[], key: ApiKey): Promise<[number, unknown]> {
   const body = validate(turnBody, await readJson(request, 4096));
+  tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
   const { turnSecret, turnUrls, turnTtlSeconds } = deps.options;
   if (!turnSecret) throw new ApiError(501, 'not_configured', 'minting TURN credentials needs --turn-secret and --turn-urls');
   return [200, turnCredential({ secret: turnSecret, urls: turnUrls, ttlSeconds: body.ttlSeconds ?? turnTtlSeconds }, body.user)];

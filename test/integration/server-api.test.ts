@@ -32,7 +32,7 @@ describe('server API', () => {
       apiKey: ALL,
       apiKeys: [
         { key: NONE, scopes: [] },
-        { key: ACME, scopes: ['publish', 'presence:read', 'tokens:mint'], tenants: ['acme'] },
+        { key: ACME, scopes: ['publish', 'presence:read', 'tokens:mint', 'turn:mint'], tenants: ['acme'] },
       ],
       turnSecret: TURN_SECRET,
       turnUrls: ['turn:127.0.0.1:3478'],
@@ -96,11 +96,14 @@ describe('server API', () => {
     assert.equal(published.status, 200, JSON.stringify(published.body));
     const minted = await call('POST', '/api/tokens/join', ACME, { user: 'alice', room: 'acme-room' });
     assert.equal(minted.body.tenant, 'acme', 'no tenant named: the key\'s only tenant');
+    assert.equal((await call('POST', '/api/turn', ACME, { user: 'alice' })).status, 200, 'TURN for its own tenant');
     for (const [method, path, body] of [
       ['POST', '/api/rooms/acme-room/messages?tenant=default', { data: 1 }],
       ['POST', '/api/rooms/acme-room/messages', { data: 1, tenant: 'other' }],
       ['GET', '/api/rooms/acme-room/presence?tenant=other', undefined],
       ['POST', '/api/tokens/join', { user: 'alice', room: 'acme-room', tenant: 'other' }],
+      ['POST', '/api/turn?tenant=other', { user: 'alice' }],
+      ['POST', '/api/turn', { user: 'alice', tenant: 'other' }],
     ] as const) {
       const refused = await call(method, path, ACME, body);
       assert.equal(refused.status, 403, `${method} ${path}`);

@@ -68,6 +68,8 @@ describe('serve settings', () => {
     ['a trusted proxy that is not an address', ['--trusted-proxies', '10.0.0.0/8,lb.internal'], {}, /trustedProxies: expected IPv4 \/ IPv6 addresses or CIDR ranges/],
     ['a trusted proxy range too wide for its family', ['--trusted-proxies', '10.0.0.0/40'], {}, /trustedProxies/],
     ['an API key limited to an invalid tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["no spaces"]}]`], {}, /apiKeys\[0\]: expected .*tenants\?/],
+    ['a trusted proxy range of every address', ['--trusted-proxies', '0.0.0.0/0'], {}, /trustedProxies: expected .*not every address/],
+    ['two API keys with one secret', ['--api-key', 'k'.repeat(24), '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["acme"]}]`], {}, /apiKeys: expected each key secret once/],
     ['an API key limited to no tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":[]}]`], {}, /apiKeys\[0\]/],
   ];
   for (const [name, argv, env, message] of bad) {
