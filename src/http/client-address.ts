@@ -9,7 +9,7 @@
  * Entries to the left of it were written by the client and are never
  * believed; a peer that is not listed is the client, whatever it sends.
  */
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, SocketAddress } from 'node:net';
 
 /** The proxies whose `X-Forwarded-For` is believed; built once from the option. */
 export class TrustedProxies {
@@ -60,9 +60,17 @@ export function clientAddress(peer: string | undefined, forwardedFor: string | s
   return address;
 }
 
-/** `::ffff:10.0.0.1` (how a dual-stack socket reports an IPv4 peer) → `10.0.0.1`. */
+/**
+ * One spelling per address, so one client is one key of the per-address
+ * count: IPv6 in its canonical form (`2001:DB8:0::1` → `2001:db8::1`), and an
+ * IPv4-mapped address (how a dual-stack socket reports an IPv4 peer,
+ * `::ffff:10.0.0.1` or `::ffff:a00:1`) as the IPv4 address. Anything else
+ * (not an address) unchanged.
+ */
 function unmapped(address: string): string {
-  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? address.slice(7) : address;
+  if (isIP(address) !== 6) return address;
+  const canonical = new SocketAddress({ address, family: 'ipv6' }).address;
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/.test(canonical) ? canonical.slice(7) : canonical;
 }
 
 /** `[2001:db8::1]:443` → `2001:db8::1`, `192.0.2.1:443` → `192.0.2.1`; anything else unchanged. */

@@ -13,6 +13,8 @@ describe('clientAddress', () => {
     ['entries left of the first untrusted one are the client\'s own words', '10.1.2.3', '1.1.1.1, 203.0.113.9', '203.0.113.9'],
     ['repeated headers read as one list', '10.1.2.3', ['1.1.1.1', '203.0.113.9, 10.0.0.7'], '203.0.113.9'],
     ['IPv4-mapped peer and hops', '::ffff:10.1.2.3', '::ffff:203.0.113.9', '203.0.113.9'],
+    ['IPv4-mapped in hex, and IPv6 in any spelling, come out in one form', '::FFFF:a01:203', '2001:DB8:0:0::7', '2001:db8::7'],
+    ['a hex-mapped hop', '10.1.2.3', '::ffff:cb00:7109', '203.0.113.9'],
     ['ports and brackets are dropped', '10.1.2.3', '[2001:db8::5]:443, 10.0.0.1:8080', '2001:db8::5'],
     ['IPv6 proxy range', 'fd12::1', '2001:db8::7', '2001:db8::7'],
     ['garbage written by a trusted hop: the last trusted address stands', '10.1.2.3', '203.0.113.9, not-an-ip', '10.1.2.3'],
