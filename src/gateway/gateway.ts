@@ -285,7 +285,7 @@ export class Gateway {
       this.rejectUpgrade(socket, 429, ErrorCode.TooManyConnections, `at most ${maxPerIp} connections per address`, { remoteAddress: address });
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, request));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, address, request.socket));
   }
 
   /** Where an upgrade comes from: the TCP peer, or the client a trusted proxy names (client-address.ts). */
@@ -314,10 +314,10 @@ export class Gateway {
     );
   }
 
-  private accept(ws: ConnectionSocket, request: IncomingMessage): void {
+  /** `remoteAddress`: the client address the upgrade was admitted under (and counted against, on close too). */
+  private accept(ws: ConnectionSocket, remoteAddress: string, tcp: Duplex): void {
     const id = connectionId();
-    const remoteAddress = this.clientAddress(request);
-    const conn = new Connection(id, ws, remoteAddress, this.connectionContext, request.socket);
+    const conn = new Connection(id, ws, remoteAddress, this.connectionContext, tcp);
     // From here on the socket's events reach this gateway with `conn` (socket-events.ts).
     ws.connection = conn;
     this.connections.add(conn);
@@ -598,7 +598,6 @@ export class Gateway {
     if (!this.rights(conn, room).has(right)) throw new NerveError(ErrorCode.Forbidden, `no \`${right}\` right in this room`);
   }
 
-  /** Direct signals: any user with `signal: true` or no grants; else members of a joined room whose grant has `signal`. */
   /** A token limited to rooms may signal a user who is in one of its rooms where it holds `signal`. */
   private async maySignalRoomMate(conn: Connection, to: string): Promise<boolean> {
     if (!conn.identity) return false;
