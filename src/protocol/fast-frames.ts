@@ -13,30 +13,29 @@
  * flat objects.
  */
 import type { ClientFrame, PingFrame, PublishFrame, SignalFrame } from './frames.js';
-import { MAX_ID_LENGTH } from './ids.js';
+import { FRAME_BOUNDS } from './schema.js';
 
-const MAX_ROOM_OR_USER_LENGTH = 4 * MAX_ID_LENGTH;
-const SIGNAL_KINDS: ReadonlySet<unknown> = new Set(['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom']);
+const SIGNAL_KINDS: ReadonlySet<unknown> = new Set(FRAME_BOUNDS.signalKinds);
+
+/** A string of 1–`maxToken` characters (`rid`, `cmid`, `key`). */
+function isToken(value: unknown): value is string {
+  return typeof value === 'string' && value.length >= 1 && value.length <= FRAME_BOUNDS.maxToken;
+}
 
 function isRequestId(value: unknown): value is string | number {
-  if (typeof value === 'string') return value.length >= 1 && value.length <= 64;
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+  return isToken(value) || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0);
 }
 
-function isShortString(value: unknown, max: number): value is string {
-  return typeof value === 'string' && value.length <= max;
-}
-
-/** Absent, or a string of 1–64 characters (`cmid`, `key`). */
-function isOptionalToken(value: unknown): value is string | undefined {
-  return value === undefined || (typeof value === 'string' && value.length >= 1 && value.length <= 64);
+/** A room or user id field, by type and length (its syntax is the gateway's). */
+function isIdField(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= FRAME_BOUNDS.maxIdField;
 }
 
 function publish(record: Record<string, unknown>): PublishFrame | undefined {
   const { rid, room, data, cmid, key } = record;
   const cls = record.class;
-  if (!isRequestId(rid) || !isShortString(room, MAX_ROOM_OR_USER_LENGTH) || (cls !== 'chat' && cls !== 'ephemeral') || data === undefined) return undefined;
-  if (!isOptionalToken(cmid) || !isOptionalToken(key)) return undefined;
+  if (!isRequestId(rid) || !isIdField(room) || (cls !== 'chat' && cls !== 'ephemeral') || data === undefined) return undefined;
+  if ((cmid !== undefined && !isToken(cmid)) || (key !== undefined && !isToken(key))) return undefined;
   const frame: PublishFrame = { op: 'publish', rid, room, class: cls, data };
   if (cmid !== undefined) frame.cmid = cmid;
   if (key !== undefined) frame.key = key;
@@ -45,7 +44,7 @@ function publish(record: Record<string, unknown>): PublishFrame | undefined {
 
 function signal(record: Record<string, unknown>): SignalFrame | undefined {
   const { rid, to, kind, data } = record;
-  if (!isRequestId(rid) || !isShortString(to, MAX_ROOM_OR_USER_LENGTH) || !SIGNAL_KINDS.has(kind) || data === undefined) return undefined;
+  if (!isRequestId(rid) || !isIdField(to) || !SIGNAL_KINDS.has(kind) || data === undefined) return undefined;
   return { op: 'signal', rid, to, kind: kind as SignalFrame['kind'], data };
 }
 

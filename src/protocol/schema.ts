@@ -7,13 +7,25 @@ import { z } from 'zod';
 import type { ClientFrame } from './frames.js';
 import { MAX_ID_LENGTH, ROOM_ID_PATTERN, USER_ID_PATTERN } from './ids.js';
 
+/**
+ * The bounds the schemas below check, exported for the hand-written checks
+ * of the hot frames (fast-frames.ts), which must agree with them.
+ */
+export const FRAME_BOUNDS = {
+  /** Longest string request id (`rid`), and longest `cmid` / `key`. */
+  maxToken: 64,
+  /** Type and length cap of a room or user id field; the syntax is checked in the gateway (`invalid_room` / `invalid_user`). */
+  maxIdField: 4 * MAX_ID_LENGTH,
+  signalKinds: ['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom'] as const,
+} as const;
+
 const requestId = z.union([
-  z.string().min(1).max(64),
+  z.string().min(1).max(FRAME_BOUNDS.maxToken),
   z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
 ]);
 // Room ids are checked here only for type and length cap; the syntax check
 // happens in the gateway so it can answer `invalid_room` rather than `invalid_frame`.
-const roomId = z.string().max(4 * MAX_ID_LENGTH);
+const roomId = z.string().max(FRAME_BOUNDS.maxIdField);
 const position = z.object({
   offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   epoch: z.string().min(1).max(64),
@@ -24,7 +36,7 @@ export const connectSchema = z.object({
   rid: requestId,
   v: z.number().int(),
   token: z.string().min(1).max(8192).optional(),
-  user: z.string().max(4 * MAX_ID_LENGTH).optional(),
+  user: z.string().max(FRAME_BOUNDS.maxIdField).optional(),
 });
 
 export const joinSchema = z.object({
@@ -44,15 +56,15 @@ export const publishSchema = z.object({
   room: roomId,
   class: z.enum(['chat', 'ephemeral']),
   data: z.unknown().refine((value) => value !== undefined, 'data is required'),
-  cmid: z.string().min(1).max(64).optional(),
-  key: z.string().min(1).max(64).optional(),
+  cmid: z.string().min(1).max(FRAME_BOUNDS.maxToken).optional(),
+  key: z.string().min(1).max(FRAME_BOUNDS.maxToken).optional(),
 });
 
 export const signalSchema = z.object({
   op: z.literal('signal'),
   rid: requestId,
-  to: z.string().max(4 * MAX_ID_LENGTH),
-  kind: z.enum(['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom']),
+  to: z.string().max(FRAME_BOUNDS.maxIdField),
+  kind: z.enum(FRAME_BOUNDS.signalKinds),
   data: z.unknown().refine((value) => value !== undefined, 'data is required'),
 });
 
