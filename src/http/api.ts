@@ -56,12 +56,26 @@ export function apiKeyring(options: Pick<NodeOptions, 'apiKey' | 'apiKeys'>): Ap
   return new ApiKeyring([...(options.apiKey ? [{ key: options.apiKey, scopes: [...API_SCOPES], name: 'api-key' }] : []), ...options.apiKeys]);
 }
 
+/** One authorized request, as a route sees it. */
+interface ApiCall {
+  deps: ApiDeps;
+  request: IncomingMessage;
+  url: URL;
+  /** The path's decoded parameters (room or user). */
+  params: string[];
+  /**
+   * The tenant the request acts for: `named` (from the body), else
+   * `?tenant=`, else the key's only tenant, else the node's default; 403 for
+   * a tenant the key may not act for (`tenantOf`).
+   */
+  actingTenant(named?: string): string;
+}
+
 interface Route {
   method: 'GET' | 'POST';
   pattern: RegExp;
   scope: ApiScope;
-  /** `key`: the caller's key, for the tenants it may act for (`tenantOf`). */
-  run: (deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey) => Promise<[number, unknown]>;
+  run: (call: ApiCall) => Promise<[number, unknown]>;
 }
 
 const ROOM = '([^/]+)';
@@ -105,7 +119,8 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
         throw new ApiError(400, 'invalid_path', 'malformed percent-encoding in the path');
       }
     });
-    const [status, body] = await route.run(deps, request, url, params, key);
+    const actingTenant = (named?: string) => tenantOf(deps, key, named ?? url.searchParams.get('tenant'));
+    const [status, body] = await route.run({ deps, request, url, params, actingTenant });
     json(status, body);
   } catch (error) {
     if (error instanceof ApiError) fail(error);
@@ -159,17 +174,17 @@ function limitOf(url: URL, fallback: number, max: number): number {
 /** Body cap: a message's data must fit a WebSocket frame anyway. */
 const bodyCap = (deps: ApiDeps): number => deps.options.limits.maxFrameBytes;
 
-async function publish(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function publish({ deps, request, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const target = room(params);
   const body = validate(publishBody, await readJson(request, bodyCap(deps)));
-  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = actingTenant(body.tenant);
   const ack = await deps.gateway.serverPublish({ tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
   return [200, { room: target, ...ack }];
 }
 
-async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function storedMessages({ deps, url, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
+  const tenant = actingTenant();
   const limit = limitOf(url, 50, 200);
   if (!deps.pool) throw new ApiError(503, 'unavailable', 'stored history needs a PostgreSQL URL');
   const before = url.searchParams.get('before');
@@ -181,9 +196,9 @@ async function storedMessages(deps: ApiDeps, _request: IncomingMessage, url: URL
   }
 }
 
-async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function recentHistory({ deps, url, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
+  const tenant = actingTenant();
   const limit = limitOf(url, 50, 1000);
   const recent = await deps.history.recent({ tenant, room: target }, limit).catch(() => {
     throw new ApiError(503, 'unavailable', 'the history lane is unavailable');
@@ -191,38 +206,38 @@ async function recentHistory(deps: ApiDeps, _request: IncomingMessage, url: URL,
   return [200, { room: target, messages: recent.messages, position: recent.position }];
 }
 
-async function presence(deps: ApiDeps, _request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function presence({ deps, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const target = room(params);
-  const tenant = tenantOf(deps, key, url.searchParams.get('tenant'));
+  const tenant = actingTenant();
   const members = await deps.presence.members({ tenant, room: target }).catch(() => {
     throw new ApiError(503, 'unavailable', 'the presence lane is unavailable');
   });
   return [200, { room: target, members }];
 }
 
-async function endRoom(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function endRoom({ deps, request, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const target = room(params);
   const body = validate(endRoomBody, await readJson(request, 4096));
-  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = actingTenant(body.tenant);
   const nodes = await deps.gateway.endRoom(tenant, target, body.reason);
   return [200, { room: target, nodes }];
 }
 
-async function signal(deps: ApiDeps, request: IncomingMessage, url: URL, params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function signal({ deps, request, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const to = params[0] ?? '';
   if (!isValidUserId(to)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
   const body = validate(signalBody, await readJson(request, bodyCap(deps)));
-  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = actingTenant(body.tenant);
   const result = await deps.gateway.serverSignal({ tenant, to, kind: body.kind, data: body.data, from: body.from });
   if (!result.delivered && !result.queued) throw new ApiError(404, 'peer_offline', 'that user is not connected');
   return [200, result];
 }
 
-async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL, _params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function mintJoin({ deps, request, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const body = validate(joinTokenBody, await readJson(request, 4096));
   const secret = deps.options.authSecret;
   if (!secret) throw new ApiError(501, 'not_configured', 'minting join tokens needs --auth-secret');
-  const tenant = tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
+  const tenant = actingTenant(body.tenant);
   const minted = await mintJoinToken({
     secret,
     user: body.user,
@@ -241,9 +256,9 @@ async function mintJoin(deps: ApiDeps, request: IncomingMessage, url: URL, _para
  * node and knows no tenants), but a key limited to tenants still mints them
  * only for users of its own: the tenant is checked like on every route.
  */
-async function mintTurn(deps: ApiDeps, request: IncomingMessage, url: URL, _params: string[], key: ApiKey): Promise<[number, unknown]> {
+async function mintTurn({ deps, request, actingTenant }: ApiCall): Promise<[number, unknown]> {
   const body = validate(turnBody, await readJson(request, 4096));
-  tenantOf(deps, key, body.tenant ?? url.searchParams.get('tenant'));
+  actingTenant(body.tenant);
   const { turnSecret, turnUrls, turnTtlSeconds } = deps.options;
   if (!turnSecret) throw new ApiError(501, 'not_configured', 'minting TURN credentials needs --turn-secret and --turn-urls');
   return [200, turnCredential({ secret: turnSecret, urls: turnUrls, ttlSeconds: body.ttlSeconds ?? turnTtlSeconds }, body.user)];
