@@ -391,10 +391,9 @@ function chatPath(value: ChatPath, bus: Exclude<BusDriver, 'auto'>): ChatPath {
  * or tenant-limited key sharing its secret with another would silently act
  * as that one.
  */
-function distinctKey(key: string | undefined, keys: unknown): string | undefined {
-  const secrets = [...(key === undefined ? [] : [key]), ...(Array.isArray(keys) ? keys.map((entry) => (entry as { key?: unknown } | null)?.key) : [])];
+function distinctSecrets(key: string | undefined, keys: readonly ApiKeyOption[]): void {
+  const secrets = [...(key === undefined ? [] : [key]), ...keys.map((entry) => entry.key)];
   if (new Set(secrets).size !== secrets.length) throw new ConfigError('apiKeys', 'each key secret once (--api-key and --api-keys included)', '<hidden>');
-  return key;
 }
 
 function trustedProxies(value: unknown): string[] {
@@ -472,6 +471,9 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
   const amqpUrl = url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']);
   const postgresUrl = url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']);
   const bus = busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl);
+  const scopedKeys = apiKeys(input.apiKeys ?? []);
+  const allScopesKey = apiKey(input.apiKey);
+  distinctSecrets(allScopesKey, scopedKeys);
 
   return {
     port: integer('port', input.port ?? 8080, 0, 65_535),
@@ -496,7 +498,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     turnSecret,
     turnUrls,
     turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),
-    apiKeys: apiKeys(input.apiKeys ?? []),
+    apiKeys: scopedKeys,
     bus,
     chatPath: chatPath(input.chatPath ?? 'node', bus),
     chatIntakeTimeoutMs: integer('chatIntakeTimeoutMs', input.chatIntakeTimeoutMs ?? 5000, 100, 600_000),
@@ -509,7 +511,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     postgresSchema: pgIdentifier('postgresSchema', input.postgresSchema ?? 'nerve'),
     historyTtlMs: integer('historyTtlMs', input.historyTtlMs ?? 86_400_000, 1000, 365 * 86_400_000),
     historyPolicies: historyPolicies(input.historyPolicies ?? []),
-    apiKey: distinctKey(apiKey(input.apiKey), input.apiKeys),
+    apiKey: allScopesKey,
     iceServers,
     demo: input.demo ?? true,
     shutdownTimeoutMs: integer('shutdownTimeoutMs', input.shutdownTimeoutMs ?? 10_000, 0, 600_000),
