@@ -32,6 +32,7 @@
  * `createRedisBus(options)` picks this driver or the sharded one.
  */
 import { Redis } from 'ioredis';
+import { TickBatch } from '../tick-batch.js';
 import { WriteBatch } from '../write-batch.js';
 import type { Bus } from './bus.js';
 import { RedisBusCore, connectionOptions, errorText, type RedisBusOptions } from './redis-core.js';
@@ -45,23 +46,6 @@ const publishWrites = new WriteBatch();
 
 /** Channels per SUBSCRIBE command when resubscribing after a reconnect, and per batched SUBSCRIBE / UNSUBSCRIBE. */
 const RESUBSCRIBE_BATCH = 500;
-
-/** Channels waiting for one SUBSCRIBE or UNSUBSCRIBE, and how to settle their callers. */
-interface ChannelBatch {
-  channels: string[];
-  settle: (error?: unknown) => void;
-  done: Promise<void>;
-}
-
-function channelBatch(): ChannelBatch {
-  let settle!: (error?: unknown) => void;
-  const done = new Promise<void>((resolve, reject) => {
-    settle = (error?: unknown) => (error === undefined ? resolve() : reject(error));
-  });
-  // Every caller attaches its own handler; this one keeps an unobserved failure from being reported as unhandled.
-  done.catch(() => {});
-  return { channels: [], settle, done };
-}
 
 export class RedisBus extends RedisBusCore {
   readonly driver: string = 'redis';
@@ -118,10 +102,45 @@ export class RedisBus extends RedisBusCore {
     }
   }
 
-  /** Channels to SUBSCRIBE at the next `setImmediate`, in one command. */
-  private subscribeBatch: ChannelBatch | undefined;
-  /** Channels to UNSUBSCRIBE at the next `setImmediate`, in one command. */
-  private unsubscribeBatch: ChannelBatch | undefined;
+  /**
+   * One SUBSCRIBE for every channel asked for in a turn (at `setImmediate`,
+   * so the whole I/O phase's connects are in it). It resolves once the server
+   * confirmed each of them (ioredis counts the confirmations), so every
+   * `acquire` of the batch still resolves only when its channel is live. A
+   * failure fails the whole batch.
+   */
+  private readonly subscribes = new TickBatch<string, undefined>({
+    max: RESUBSCRIBE_BATCH,
+    schedule: setImmediate,
+    flush: async (channels) => {
+      const subscriber = this.subscriber;
+      if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') throw new Error(`redis subscriber is ${subscriber?.status ?? this.state}`);
+      try {
+        await subscriber.subscribe(...channels);
+      } catch (error) {
+        // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
+        // Sent before any later SUBSCRIBE of these channels: the bus serializes the operations on a channel.
+        subscriber.unsubscribe(...channels).catch(() => {});
+        throw error ?? new Error('redis subscribe failed');
+      }
+      return channels.map(() => undefined);
+    },
+  });
+
+  /** One UNSUBSCRIBE for the channels released in a turn; never fails (a connection going away forgets its subscriptions anyway). */
+  private readonly unsubscribes = new TickBatch<string, undefined>({
+    max: RESUBSCRIBE_BATCH,
+    schedule: setImmediate,
+    flush: async (channels) => {
+      const subscriber = this.subscriber;
+      try {
+        if (subscriber && subscriber.status === 'ready') await subscriber.unsubscribe(...channels);
+      } catch (error) {
+        this.log.debug({ channels: channels.length, err: errorText(error) }, 'redis bus unsubscribe failed; the connection is going away');
+      }
+      return channels.map(() => undefined);
+    },
+  });
 
   protected async subscribeChannel(channel: string): Promise<void> {
     const subscriber = this.subscriber;
@@ -129,33 +148,9 @@ export class RedisBus extends RedisBusCore {
       throw this.subscribeFailure(channel, new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
     }
     try {
-      await this.joinBatch('subscribeBatch', channel, (batch) => this.flushSubscribes(batch));
+      await this.subscribes.add(channel);
     } catch (error) {
       throw this.subscribeFailure(channel, error);
-    }
-  }
-
-  /**
-   * One SUBSCRIBE for every channel asked for since the batch opened. It
-   * resolves once the server confirmed each of them (ioredis counts the
-   * confirmations), so every `acquire` of the batch still resolves only when
-   * its channel is live. A failure fails the whole batch.
-   */
-  private async flushSubscribes(batch: ChannelBatch): Promise<void> {
-    if (this.subscribeBatch === batch) this.subscribeBatch = undefined;
-    const subscriber = this.subscriber;
-    if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') {
-      batch.settle(new Error(`redis subscriber is ${subscriber?.status ?? this.state}`));
-      return;
-    }
-    try {
-      await subscriber.subscribe(...batch.channels);
-      batch.settle();
-    } catch (error) {
-      // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
-      // Sent before any later SUBSCRIBE of these channels: the bus serializes the operations on a channel.
-      subscriber.unsubscribe(...batch.channels).catch(() => {});
-      batch.settle(error ?? new Error('redis subscribe failed'));
     }
   }
 
@@ -163,32 +158,7 @@ export class RedisBus extends RedisBusCore {
     const subscriber = this.subscriber;
     // Not connected: nothing to undo, and the next resubscribe skips the channel (its count is 0).
     if (!subscriber || subscriber.status !== 'ready') return;
-    await this.joinBatch('unsubscribeBatch', channel, (batch) => this.flushUnsubscribes(batch));
-  }
-
-  /** Add `channel` to the open batch of that kind (opening one, flushed at `setImmediate`, when none is open or it is full). */
-  private joinBatch(slot: 'subscribeBatch' | 'unsubscribeBatch', channel: string, flush: (batch: ChannelBatch) => Promise<void>): Promise<void> {
-    let batch = this[slot];
-    if (!batch || batch.channels.length >= RESUBSCRIBE_BATCH) {
-      const fresh = channelBatch();
-      this[slot] = batch = fresh;
-      setImmediate(() => void flush(fresh));
-    }
-    batch.channels.push(channel);
-    return batch.done;
-  }
-
-  /** One UNSUBSCRIBE for the batch; never fails (a connection going away forgets its subscriptions anyway). */
-  private async flushUnsubscribes(batch: ChannelBatch): Promise<void> {
-    if (this.unsubscribeBatch === batch) this.unsubscribeBatch = undefined;
-    const subscriber = this.subscriber;
-    try {
-      if (subscriber && subscriber.status === 'ready') await subscriber.unsubscribe(...batch.channels);
-    } catch (error) {
-      this.log.debug({ channels: batch.channels.length, err: errorText(error) }, 'redis bus unsubscribe failed; the connection is going away');
-    } finally {
-      batch.settle();
-    }
+    await this.unsubscribes.add(channel);
   }
 
   protected sendPublish(channel: string, bytes: Buffer): Promise<number> {

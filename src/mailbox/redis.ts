@@ -20,6 +20,7 @@ import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
 import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
+import { TickBatch } from '../tick-batch.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../protocol/codes.js';
 import { NerveError } from '../protocol/errors.js';
@@ -100,12 +101,6 @@ return out`,
 /** Most mailboxes one take-many call empties. */
 const TAKE_BATCH = 256;
 
-interface PendingTake {
-  key: string;
-  resolve: (reply: unknown) => void;
-  reject: (error: unknown) => void;
-}
-
 /** KEYS: 1 box. Returns every entry, oldest first, and deletes the list. */
 const takeScript = new LuaScript(
   'mailbox.take',
@@ -170,7 +165,7 @@ export class RedisMailbox implements Mailbox {
 
   async take(user: UserRef): Promise<TakeResult> {
     const key = this.key(user, 'box');
-    const reply = this.client instanceof Cluster ? await this.run(takeScript, [key], []) : await this.takeBatched(key);
+    const reply = this.client instanceof Cluster ? await this.run(takeScript, [key], []) : await this.takes.add(key);
     if (!Array.isArray(reply)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take script');
     const now = this.now();
     const payloads: string[] = [];
@@ -184,51 +179,23 @@ export class RedisMailbox implements Mailbox {
     return { payloads, expired };
   }
 
-  /** Takes asked for in one tick, waiting to leave as one script call. */
-  private pendingTakes: PendingTake[] | undefined;
-
   /**
    * Standalone Redis: the takes of one tick (every connect of a burst takes
    * its mailbox once its user channel is subscribed, and those subscribe in
    * one command) go out as one script call; a lone take runs the one-key
    * script. Each mailbox is still read and emptied atomically.
    */
-  private takeBatched(key: string): Promise<unknown> {
-    if (this.state !== 'running') return Promise.reject(new NerveError(ErrorCode.Unavailable, `mailbox is ${this.state}`));
-    return new Promise((resolve, reject) => {
-      let batch = this.pendingTakes;
-      if (!batch || batch.length >= TAKE_BATCH) {
-        const fresh: PendingTake[] = [];
-        this.pendingTakes = batch = fresh;
-        process.nextTick(() => void this.flushTakes(fresh));
-      }
-      batch.push({ key, resolve, reject });
-    });
-  }
-
-  private async flushTakes(batch: PendingTake[]): Promise<void> {
-    if (this.pendingTakes === batch) this.pendingTakes = undefined;
-    try {
-      if (batch.length === 1) {
-        const only = batch[0]!;
-        only.resolve(await this.run(takeScript, [only.key], []));
-        return;
-      }
-      const replies = await this.run(
-        takeManyScript,
-        batch.map((take) => take.key),
-        [],
-      );
-      if (!Array.isArray(replies) || replies.length !== batch.length) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
-      batch.forEach((take, i) => {
-        const reply: unknown = replies[i];
-        if (Array.isArray(reply)) take.resolve(reply);
-        else take.reject(new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) }));
-      });
-    } catch (error) {
-      for (const take of batch) take.reject(error);
-    }
-  }
+  private readonly takes = new TickBatch<string, unknown>({
+    max: TAKE_BATCH,
+    schedule: process.nextTick,
+    flush: async (keys) => {
+      if (keys.length === 1) return [await this.run(takeScript, keys, [])];
+      const replies = await this.run(takeManyScript, keys, []);
+      if (!Array.isArray(replies)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
+      // A box that could not be read comes back as its error text, for its own take only.
+      return replies.map((reply: unknown) => (Array.isArray(reply) ? reply : new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) })));
+    },
+  });
 
   health(): LaneHealth {
     const base = { lane: 'mailbox', driver: this.driver };
