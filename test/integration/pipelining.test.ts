@@ -37,6 +37,17 @@ class GatedHistory extends MemoryHistory {
   }
 }
 
+/** The answers (frames with a request id) the client got, as [op, rid, code]. */
+function answers(client: RawClient): Array<[unknown, unknown, unknown]> {
+  return client.frames.filter((f) => f.rid !== undefined).map((f) => [f.op, f.rid, f.code]);
+}
+
+/** Wait for `count` answers, then return them in arrival order. */
+async function awaitAnswers(client: RawClient, count: number): Promise<Array<[unknown, unknown, unknown]>> {
+  await waitFor(() => answers(client).length === count, { timeoutMs: 5000, what: `${count} answers` });
+  return answers(client);
+}
+
 describe('pipelined publishes', () => {
   const bus = new MemoryBus();
   const history = new GatedHistory({ bus });
@@ -77,14 +88,14 @@ describe('pipelined publishes', () => {
     // The store reports back newest first; the answers must not follow it.
     for (const cmid of [...cmids].reverse()) history.release(cmid);
     await waitFor(() => answered().length === cmids.length + 1, { timeoutMs: 5000, what: 'five acks and the pong' });
-    const answers: Frame[] = answered();
+    const got: Frame[] = answered();
     assert.deepEqual(
-      answers.map((f) => [f.op, f.rid]),
+      got.map((f) => [f.op, f.rid]),
       [...rids.map((rid) => ['ack', rid]), ['pong', pingRid]],
       'acks in request order, the ping answered after every publish',
     );
     assert.deepEqual(
-      answers.slice(0, -1).map((f) => f.offset),
+      got.slice(0, -1).map((f) => f.offset),
       [1, 2, 3, 4, 5],
       'offsets follow request order',
     );
@@ -103,11 +114,10 @@ describe('pipelined publishes', () => {
     client.send({ op: 'ping', rid: ping });
     await waitFor(() => history.started.includes('a1'), { timeoutMs: 5000, what: 'a1 started' });
     await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.deepEqual(client.frames.filter((f) => f.rid !== undefined), [], 'nothing answered while the first publish is in the store');
+    assert.deepEqual(answers(client), [], 'nothing answered while the first publish is in the store');
     history.release('a1');
-    await waitFor(() => client.frames.filter((f) => f.rid !== undefined).length === 3, { timeoutMs: 5000, what: 'three answers' });
     assert.deepEqual(
-      client.frames.filter((f) => f.rid !== undefined).map((f) => [f.op, f.rid, f.code]),
+      await awaitAnswers(client, 3),
       [
         ['ack', first, undefined],
         ['error', invalid, 'invalid_frame'],
@@ -129,9 +139,8 @@ describe('pipelined publishes', () => {
     await waitFor(() => history.started.includes('m3'), { timeoutMs: 5000, what: 'm3 started' });
     history.release('m3');
     history.release('m1');
-    await waitFor(() => client.frames.filter((f) => f.rid !== undefined).length === 3, { timeoutMs: 5000, what: 'three answers' });
     assert.deepEqual(
-      client.frames.filter((f) => f.rid !== undefined).map((f) => [f.op, f.rid, f.code]),
+      await awaitAnswers(client, 3),
       [
         ['ack', first, undefined],
         ['error', refused, 'not_joined'],
