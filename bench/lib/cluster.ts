@@ -39,55 +39,58 @@ export interface Cluster {
   stop(): Promise<void>;
 }
 
+/**
+ * The first line of `stream` that `match` accepts (its value); the child is
+ * killed after `timeoutMs` without one, and an exit before it rejects.
+ * `context()` adds to either error (e.g. the stderr so far).
+ */
+function waitForLine<T>(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  match: (line: string) => T | undefined,
+  what: string,
+  timeoutMs: number,
+  context: () => string = () => '',
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${what} not seen within ${timeoutMs} ms${context()}`));
+    }, timeoutMs);
+    const lines = createInterface({ input: child[stream]! });
+    lines.on('line', (line) => {
+      const value = match(line);
+      if (value === undefined) return;
+      clearTimeout(timer);
+      resolve(value);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code} before ${what}${context()}`));
+    });
+  });
+}
+
+/** The port from the server's `listening` log line (stdout, JSON). */
 function waitListening(child: ChildProcess, what: string, timeoutMs: number): Promise<number> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
-  return new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${what} did not listen within ${timeoutMs} ms; stderr: ${stderr}`));
-    }, timeoutMs);
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
-        if (entry.msg === 'listening' && typeof entry.port === 'number') {
-          clearTimeout(timer);
-          resolve(entry.port);
-        }
-      } catch {
-        // not a JSON log line
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code} before listening; stderr: ${stderr}`));
-    });
-  });
+  const listeningPort = (line: string): number | undefined => {
+    try {
+      const entry = JSON.parse(line) as { msg?: string; port?: number };
+      return entry.msg === 'listening' && typeof entry.port === 'number' ? entry.port : undefined;
+    } catch {
+      return undefined; // not a JSON log line
+    }
+  };
+  return waitForLine(child, 'stdout', listeningPort, `${what} listening`, timeoutMs, () => `; stderr: ${stderr}`);
 }
 
 /** The inspector's session URL, from the line Node prints on stderr before anything else. */
 function waitInspectorUrl(child: ChildProcess, what: string, timeoutMs: number): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${what} printed no inspector URL within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const lines = createInterface({ input: child.stderr! });
-    lines.on('line', (line) => {
-      const url = INSPECTOR_LINE.exec(line)?.[1];
-      if (url === undefined) return;
-      clearTimeout(timer);
-      lines.close();
-      resolve(url);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${what} exited with ${code} before its inspector listened`));
-    });
-  });
+  return waitForLine(child, 'stderr', (line) => INSPECTOR_LINE.exec(line)?.[1], `${what}'s inspector URL`, timeoutMs);
 }
 
 async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void> {
