@@ -88,7 +88,11 @@ export class Connection {
     private readonly tcp: Duplex,
   ) {
     this.bucket = new TokenBucket(context.limits.ratePerSecond, context.limits.rateBurst);
+    this.plainFrames = socket.extensions === '';
   }
+
+  /** No WebSocket extension was negotiated (read once: the handshake is over, see canWriteDirectly). */
+  private readonly plainFrames: boolean;
 
   #log: Logger | undefined;
 
@@ -179,7 +183,7 @@ export class Connection {
 
   private write(payload: string | Buffer | TextFrame): void {
     if (!(payload instanceof TextFrame)) this.socket.send(payload, { binary: false });
-    else if (canWriteDirectly(this.socket)) this.tcp.write(payload.wire);
+    else if (canWriteDirectly(this.socket, this.plainFrames)) this.tcp.write(payload.wire);
     else this.socket.send(payload.payload, { binary: false });
   }
 

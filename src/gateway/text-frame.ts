@@ -41,7 +41,13 @@ export class TextFrame {
   }
 }
 
-/** True when bytes written straight to `socket`'s TCP stream cannot interleave with anything `ws` queued. */
-export function canWriteDirectly(socket: WebSocket): boolean {
-  return socket.readyState === WebSocket.OPEN && socket.extensions === '';
+/**
+ * True when bytes written straight to `socket`'s TCP stream cannot interleave
+ * with anything `ws` queued. `plain`: no extension was negotiated. That is
+ * fixed by the handshake, and reading `extensions` costs an `Object.keys` and
+ * a `join`, so a caller that writes for every delivery reads it once
+ * (`socket.extensions === ''`) and passes it in.
+ */
+export function canWriteDirectly(socket: WebSocket, plain = socket.extensions === ''): boolean {
+  return plain && socket.readyState === WebSocket.OPEN;
 }

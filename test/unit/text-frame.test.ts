@@ -89,6 +89,7 @@ describe('TextFrame written beside ws, read by a real ws client', () => {
     const plain = await open({ perMessageDeflate: false });
     plain.server.ws.close();
     assert.equal(canWriteDirectly(plain.server.ws), false);
+    assert.equal(canWriteDirectly(plain.server.ws, true), false, 'a plain socket that is closing is not written to either');
     plain.client.close();
   });
 });
