@@ -1,4 +1,4 @@
-// Bundle the browser SDK (src/client/browser.ts) into one IIFE that defines the
+// Bundle the browser SDK (packages/client/src/browser.ts) into one IIFE that defines the
 // global `Nerve`, written to dist/web/nerve-client.js (+ .map). The node serves
 // it at /nerve-client.js. The build fails if anything server-side slips in:
 // the bundle must stay free of `ws`, zod and node built-ins.
@@ -8,12 +8,12 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const outfile = 'dist/web/nerve-client.js';
-const FORBIDDEN = [/node_modules\/ws\//, /node_modules\/zod\//, /^node:/, /src\/protocol\/schema\.ts$/, /src\/protocol\/codec\.ts$/];
+const FORBIDDEN = [/node_modules\/ws\//, /node_modules\/zod\//, /^node:/, /protocol\/src\/schema\.ts$/, /protocol\/src\/codec\.ts$/];
 
 await mkdir(new URL('../dist/web/', import.meta.url), { recursive: true });
 const result = await build({
   absWorkingDir: root,
-  entryPoints: ['src/client/browser.ts'],
+  entryPoints: ['packages/client/src/browser.ts'],
   outfile,
   bundle: true,
   format: 'iife',

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { API_SCOPES, type ApiKeyOption, type ApiScope } from './auth/api-keys.js';
 import { JWT_ALGORITHMS } from './auth/jwt.js';
 import { parseProxyEntry } from './http/client-address.js';
-import type { IceServer, Limits } from './protocol/frames.js';
-import { MAX_ID_LENGTH, isValidTenantId } from './protocol/ids.js';
+import type { IceServer, Limits } from '../packages/protocol/src/frames.js';
+import { MAX_ID_LENGTH, isValidTenantId } from '../packages/protocol/src/ids.js';
 
 export interface HistoryPolicyOption {
   prefix: string;

@@ -3,7 +3,7 @@
  * looks a class up here; no other code decides routes (DESIGN.md, "Routing
  * is data").
  */
-import type { MessageClass } from './protocol/frames.js';
+import type { MessageClass } from '../packages/protocol/src/frames.js';
 
 export interface Route {
   /** `hot`: the Bus. `cold`: the EventLog. */

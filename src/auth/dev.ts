@@ -3,9 +3,9 @@
  * refuses to use it when an auth secret is configured, and warns at start-up
  * whenever it is active.
  */
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import { isValidUserId } from '../protocol/ids.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import { isValidUserId } from '../../packages/protocol/src/ids.js';
 import type { AuthRequest, Authenticator, Identity } from './authenticator.js';
 
 export class DevAuthenticator implements Authenticator {

@@ -13,9 +13,9 @@
  * members of that room (checked against presence at send time).
  */
 import { z } from 'zod';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import { MAX_ID_LENGTH, ROOM_ID_PATTERN } from '../protocol/ids.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import { MAX_ID_LENGTH, ROOM_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 export const ROOM_RIGHTS = ['join', 'publish', 'signal', 'presence'] as const;
 export type RoomRight = (typeof ROOM_RIGHTS)[number];

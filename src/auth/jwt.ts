@@ -14,9 +14,9 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import { isValidRoomId, isValidTenantId, isValidUserId } from '../protocol/ids.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import type { AuthRequest, Authenticator, Identity, JoinGrant } from './authenticator.js';
 import { parseGrants, parseRights, type RoomRight } from './grants.js';
 

@@ -6,7 +6,7 @@
  * it after the expiry.
  */
 import { createHmac } from 'node:crypto';
-import type { IceServer } from '../protocol/frames.js';
+import type { IceServer } from '../../packages/protocol/src/frames.js';
 
 export interface TurnOptions {
   /** The `static-auth-secret` shared with coturn. */

@@ -24,7 +24,7 @@
  *   A driver that never loses subscriptions (memory) never calls it.
  */
 import type { LaneHealth } from '../lanes.js';
-import type { MessageClass } from '../protocol/frames.js';
+import type { MessageClass } from '../../packages/protocol/src/frames.js';
 
 export const BUS_ENVELOPE_VERSION = 1;
 

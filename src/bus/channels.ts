@@ -7,7 +7,7 @@
  * `%` are therefore never literal inside a component, so names are injective
  * (no two (env, service, tenant, kind, id) tuples share a name), and glob
  * characters (`* ? [ ] \`) never appear, so no id can act as a pattern.
- * Ids are already restricted by src/protocol/ids.ts; escaping is the second
+ * Ids are already restricted by packages/protocol/src/ids.ts; escaping is the second
  * guard, for names built from configuration or server API input.
  *
  * Hash tags (`hashTags: true`, used with Redis Cluster sharded Pub/Sub,

@@ -24,7 +24,7 @@
  * counts a decode error and drops the message (at-most-once lane), which is
  * why a rolling upgrade must deploy readers before writers.
  */
-import type { MessageClass } from '../protocol/frames.js';
+import type { MessageClass } from '../../packages/protocol/src/frames.js';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
 
 /** Machine reasons for a refused envelope; stable, for metrics labels. */

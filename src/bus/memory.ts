@@ -4,8 +4,8 @@
  * Delivery is synchronous, in publish order, to every subscribed bus.
  */
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { RefCountedBus } from './base.js';
 import type { BusEnvelope } from './bus.js';
 

@@ -7,8 +7,8 @@
  */
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { RefCountedBus } from './base.js';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';

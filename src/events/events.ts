@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { EVENT_VERSION, type EventType, type LifecycleEvent } from './event-log.js';
-import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../protocol/ids.js';
+import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 /** Thrown by `parseEvent` / `eventData`; `issue` is the first failing field path. */
 export class InvalidEventError extends Error {

@@ -10,8 +10,8 @@
  */
 import type { Logger } from 'pino';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import type {
   ConsumerHandle,
   ConsumerSpec,

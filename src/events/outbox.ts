@@ -15,8 +15,8 @@
  * succeeded or its promise was rejected.
  */
 import type { Logger } from 'pino';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 
 export interface OutboxOptions<T> {
   /** Items accepted but not yet sent successfully, at most. Default 10000. */

@@ -35,8 +35,8 @@ import {
 } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import type {
   ConsumerHandle,
   ConsumerSpec,

@@ -27,9 +27,9 @@ import type { NodeOptions } from '../options.js';
 import { publicLimits } from '../options.js';
 import type { Presence } from '../presence/presence.js';
 import type { RoomSessions } from '../sessions/sessions.js';
-import { decodeClientFrame, encodeFrame } from '../protocol/codec.js';
-import { CloseCode, ErrorCode } from '../protocol/codes.js';
-import { NerveError, isNerveError } from '../protocol/errors.js';
+import { decodeClientFrame, encodeFrame } from '../../packages/protocol/src/codec.js';
+import { CloseCode, ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError, isNerveError } from '../../packages/protocol/src/errors.js';
 import type {
   AckFrame,
   ClientFrame,
@@ -52,9 +52,9 @@ import type {
   SignalDelivery,
   SignalFrame,
   SignalKind,
-} from '../protocol/frames.js';
-import { PROTOCOL_VERSION } from '../protocol/frames.js';
-import { isValidRoomId, isValidUserId } from '../protocol/ids.js';
+} from '../../packages/protocol/src/frames.js';
+import { PROTOCOL_VERSION } from '../../packages/protocol/src/frames.js';
+import { isValidRoomId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { routeOf } from '../routing.js';
 import { Connection, type ConnectionContext, type SendOutcome } from './connection.js';
 import { Limiter, RoomChatCursor, scanChatTail, tailEpoch, tailHasEpoch } from './chat-gap.js';

@@ -19,9 +19,9 @@
  */
 import { z } from 'zod';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from '../bus/bus.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { encodeFrame } from '../protocol/codec.js';
-import type { ChatMessage } from '../protocol/frames.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { encodeFrame } from '../../packages/protocol/src/codec.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import type { AppendResult, ChatDraft, RoomRef } from './history.js';
 
 export const CHAT_INTAKE_VERSION = 1;

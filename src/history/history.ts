@@ -16,7 +16,7 @@
  */
 import type { BusEnvelope } from '../bus/bus.js';
 import type { LaneHealth } from '../lanes.js';
-import type { ChatMessage, StreamPosition } from '../protocol/frames.js';
+import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
 
 export interface RoomRef {
   tenant: string;

@@ -13,9 +13,9 @@ import type { Bus } from '../bus/bus.js';
 import { escapeComponent } from '../bus/channels.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import type { ChatMessage, StreamPosition } from '../protocol/frames.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
 import type {
   AppendResult,
   AppendTarget,

@@ -21,7 +21,7 @@
  * (src/history/redis-scripts.ts); the conformance suite checks both agree.
  */
 import { randomBytes } from 'node:crypto';
-import type { StreamPosition } from '../protocol/frames.js';
+import type { StreamPosition } from '../../packages/protocol/src/frames.js';
 
 export interface LogState {
   epoch: string;

@@ -31,9 +31,9 @@ import { encodeEnvelope } from '../bus/envelope.js';
 import { keySlot } from '../bus/redis-sharded.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import type { ChatMessage, StreamPosition } from '../protocol/frames.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
 import type {
   AppendResult,
   AppendTarget,

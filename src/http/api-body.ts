@@ -6,7 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ROOM_RIGHTS } from '../auth/grants.js';
-import { USER_ID_PATTERN } from '../protocol/ids.js';
+import { USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';

@@ -24,9 +24,9 @@ import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import type { NodeOptions } from '../options.js';
 import type { Presence } from '../presence/presence.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { isNerveError } from '../protocol/errors.js';
-import { isValidRoomId, isValidTenantId, isValidUserId } from '../protocol/ids.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
+import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { InvalidCursorError, readStoredMessages } from '../workers/chat-store.js';
 import { ApiError, endRoomBody, joinTokenBody, publishBody, readJson, signalBody, turnBody, validate } from './api-body.js';
 

@@ -5,8 +5,8 @@
  */
 import { ConfigError } from '../options.js';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import {
   DEFAULT_MAILBOX_MAX_ENTRIES,
   DEFAULT_MAILBOX_TTL_MS,

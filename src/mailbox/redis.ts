@@ -22,8 +22,8 @@ import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed } 
 import type { LaneHealth } from '../lanes.js';
 import { TickBatch } from '../tick-batch.js';
 import { ConfigError } from '../options.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import {
   DEFAULT_MAILBOX_MAX_ENTRIES,
   DEFAULT_MAILBOX_TTL_MS,

@@ -6,9 +6,9 @@
  */
 import { escapeComponent } from '../bus/channels.js';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
-import type { Member } from '../protocol/frames.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import type { Member } from '../../packages/protocol/src/frames.js';
 import type { RoomRef } from '../history/history.js';
 import type { AddResult, Presence, PresenceEntry, RemoveResult } from './presence.js';
 

@@ -11,7 +11,7 @@
  * - `members` lists each user once, ordered by `since`.
  */
 import type { LaneHealth } from '../lanes.js';
-import type { Member } from '../protocol/frames.js';
+import type { Member } from '../../packages/protocol/src/frames.js';
 import type { RoomRef } from '../history/history.js';
 
 export interface PresenceEntry {

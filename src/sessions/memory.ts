@@ -8,8 +8,8 @@ import { escapeComponent } from '../bus/channels.js';
 import type { ParticipantTime } from '../events/events.js';
 import type { RoomRef } from '../history/history.js';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { START_SKEW_MS, type EndedSession, type RoomSessions, type RoomSessionsOptions } from './sessions.js';
 
 interface Participant {

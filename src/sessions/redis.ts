@@ -26,8 +26,8 @@ import type { RoomRef } from '../history/history.js';
 import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed, type LuaArg } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { NerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { DEFAULT_SESSION_TTL_MS, START_SKEW_MS, type EndedSession, type RoomSessions, type RoomSessionsOptions } from './sessions.js';
 
 export interface RedisRoomSessionsOptions extends RoomSessionsOptions {

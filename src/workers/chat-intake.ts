@@ -26,8 +26,8 @@ import { RabbitBus } from '../bus/rabbitmq.js';
 import { closeWithin } from '../close-within.js';
 import { chatEnvelope, chatIntakeNames, deadLetterQueueDeclaration, intakeQueueDeclaration, failedReply, intakeTopology, parseIntakeRequest, storedReply, type ChatIntakeReply } from '../history/chat-intake.js';
 import { PostgresHistory } from '../history/postgres.js';
-import { ErrorCode } from '../protocol/codes.js';
-import { isNerveError } from '../protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 import type { WorkerMetrics } from './metrics.js';
 
 export interface ChatIntakeOptions {

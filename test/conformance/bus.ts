@@ -11,8 +11,8 @@ import { after, afterEach, before, describe, it as test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { Bus, BusEnvelope } from '../../src/bus/bus.js';
-import { ErrorCode } from '../../src/protocol/codes.js';
-import { NerveError } from '../../src/protocol/errors.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
 export interface BusConformanceOptions {

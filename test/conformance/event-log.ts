@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeliveryInfo, EventLog, LifecycleEvent } from '../../src/events/event-log.js';
 import { createEvent } from '../../src/events/events.js';
-import { isNerveError } from '../../src/protocol/errors.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { waitFor } from '../helpers/wait.js';
 
 export interface EventLogFixture {

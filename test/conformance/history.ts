@@ -16,8 +16,8 @@ import { describe, it } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { Bus, BusEnvelope } from '../../src/bus/bus.js';
 import type { AppendTarget, ChatDraft, History, RoomRef } from '../../src/history/history.js';
-import { isNerveError } from '../../src/protocol/errors.js';
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
 export interface HistoryTestOptions {

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { RoomRef } from '../../src/history/history.js';
 import type { Presence, PresenceEntry } from '../../src/presence/presence.js';
-import { isNerveError } from '../../src/protocol/errors.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { testNamespace } from '../helpers/wait.js';
 
 export interface PresenceTestOptions {

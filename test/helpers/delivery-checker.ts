@@ -11,7 +11,7 @@
  *   received; *duplicated*: received more than once; *unexpected*: received
  *   but never published by the test.
  */
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 export interface DeliveryReport {
   expected: number;

@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
-import { NerveClient } from '../../src/client/client.js';
+import { NerveClient } from '../../packages/client/src/client.js';
 import { NerveNode } from '../../src/node.js';
 import { RawClient } from '../helpers/raw-client.js';
-import type { RefreshedFrame } from '../../src/protocol/frames.js';
+import type { RefreshedFrame } from '../../packages/protocol/src/frames.js';
 
 const SECRET = 'jwt-integration-secret-'.padEnd(40, 'z');
 

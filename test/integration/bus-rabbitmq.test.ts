@@ -15,7 +15,7 @@ import { Connection } from 'rabbitmq-client';
 import type { BusEnvelope } from '../../src/bus/bus.js';
 import { RabbitBus, type RabbitBusOptions } from '../../src/bus/rabbitmq.js';
 import { hotExchangeName, routingKeyFor } from '../../src/bus/rabbitmq-routing.js';
-import { NerveError } from '../../src/protocol/errors.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { busConformance } from '../conformance/bus.js';
 import { exchangeExists, listBindings, listQueues, queueExists } from '../helpers/rabbitmq.js';
 import { AMQP_URL, serviceSkip, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { BusEnvelope } from '../../src/bus/bus.js';
 import { ChannelNamer } from '../../src/bus/channels.js';
 import { RedisBus, type RedisBusOptions } from '../../src/bus/redis.js';
-import { NerveError } from '../../src/protocol/errors.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
 import { redisServerSkipReason, startRedis, startTcpProxy, type RedisServer } from '../helpers/redis-server.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 

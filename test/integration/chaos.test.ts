@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { NerveClient, type MemberLeftFrame } from '../../src/client/index.js';
+import { NerveClient, type MemberLeftFrame } from '../../packages/client/src/index.js';
 import { DeliveryChecker } from '../helpers/delivery-checker.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';

@@ -9,7 +9,7 @@ import { Connection } from 'rabbitmq-client';
 import type { ConsumerSpec, LifecycleEvent } from '../../src/events/event-log.js';
 import { RabbitEventLog, type RabbitEventLogOptions } from '../../src/events/rabbitmq.js';
 import { normalizeConsumerSpec, retryDelays } from '../../src/events/retry.js';
-import { isNerveError } from '../../src/protocol/errors.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { eventLogConformance, sampleEvent, type EventLogFixture } from '../conformance/event-log.js';
 import { AMQP_URL, serviceSkip, startTcpProxy } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';

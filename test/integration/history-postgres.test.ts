@@ -15,7 +15,7 @@ import { hotExchangeName } from '../../src/bus/rabbitmq-routing.js';
 import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
 import { PostgresHistory } from '../../src/history/postgres.js';
 import { applyMigrations } from '../../src/workers/db.js';
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { historyConformance } from '../conformance/history.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';

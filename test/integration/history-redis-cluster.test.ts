@@ -19,7 +19,7 @@ import { ShardedRedisBus, keySlot } from '../../src/bus/redis-sharded.js';
 import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from '../../src/history/history.js';
 import { RedisStreamsHistory, type RedisStreamsHistoryOptions } from '../../src/history/redis-streams.js';
 import type { LaneHealth } from '../../src/lanes.js';
-import type { ChatMessage, StreamPosition } from '../../src/protocol/frames.js';
+import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
 import { historyConformance } from '../conformance/history.js';
 import { redisServerSkipReason, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';

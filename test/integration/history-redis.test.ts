@@ -13,7 +13,7 @@ import { decodeEnvelope, encodeEnvelope } from '../../src/bus/envelope.js';
 import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
 import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
 import type { LaneHealth } from '../../src/lanes.js';
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { historyConformance } from '../conformance/history.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 

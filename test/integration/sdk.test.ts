@@ -18,7 +18,7 @@ import {
   type NerveClientEvents,
   type NerveClientOptions,
   type SignalDelivery,
-} from '../../src/client/index.js';
+} from '../../packages/client/src/index.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { startTcpProxy } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';

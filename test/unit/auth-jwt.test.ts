@@ -13,7 +13,7 @@ import { ApiKeyring } from '../../src/auth/api-keys.js';
 import { rightsIn } from '../../src/auth/grants.js';
 import { JwtAuthenticator, mintJoinToken } from '../../src/auth/jwt.js';
 import { turnCredential } from '../../src/auth/turn.js';
-import { isNerveError } from '../../src/protocol/errors.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 
 const SECRET = 's'.repeat(40);
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });

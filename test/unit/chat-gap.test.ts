@@ -2,9 +2,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Limiter, RoomChatCursor, MAX_HELD_DURING_RECOVERY, scanChatTail, tailEpoch, tailHasEpoch } from '../../src/gateway/chat-gap.js';
-import { encodeFrame } from '../../src/protocol/codec.js';
+import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { frameTs } from '../../src/instrument.js';
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 function encoded(data: unknown, offset: number, epoch: string, cmid?: string): string {
   // The shape both histories build: the draft, then offset and epoch.

@@ -12,7 +12,7 @@ import {
   storedReply,
 } from '../../src/history/chat-intake.js';
 import type { ChatDraft } from '../../src/history/history.js';
-import type { ChatMessage } from '../../src/protocol/frames.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 const draft: ChatDraft = { op: 'message', class: 'chat', room: 'r1', id: 'm-1', from: 'alice', ts: 1_700_000_000_000, data: { text: 'hi' }, cmid: 'c1' };
 const stored: ChatMessage = { ...draft, offset: 7, epoch: 'e1' };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Backoff, backoffDelay } from '../../src/client/backoff.js';
+import { Backoff, backoffDelay } from '../../packages/client/src/backoff.js';
 
 test('defaults are 250 ms to 10 s', () => {
   const backoff = new Backoff();

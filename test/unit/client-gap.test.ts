@@ -7,8 +7,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NerveClient, NerveClientError, type NerveClientOptions, type WebSocketLike } from '../../src/client/index.js';
-import type { ChatMessage, JoinedFrame, ServerFrame } from '../../src/protocol/frames.js';
+import { NerveClient, NerveClientError, type NerveClientOptions, type WebSocketLike } from '../../packages/client/src/index.js';
+import type { ChatMessage, JoinedFrame, ServerFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
 
 type Sent = Record<string, unknown> & { op: string; rid: string | number };

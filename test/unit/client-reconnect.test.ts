@@ -16,8 +16,8 @@ import {
   type NerveClientOptions,
   type StateChange,
   type WebSocketLike,
-} from '../../src/client/index.js';
-import type { ChatMessage, MessageFrame, ServerFrame } from '../../src/protocol/frames.js';
+} from '../../packages/client/src/index.js';
+import type { ChatMessage, MessageFrame, ServerFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
 
 type Sent = Record<string, unknown> & { op: string; rid: string | number };

@@ -6,8 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, NerveClientError, PeerCall, isPolite, type SignalChannel } from '../../src/client/index.js';
-import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../src/protocol/frames.js';
+import { ErrorCode, NerveClientError, PeerCall, isPolite, type SignalChannel } from '../../packages/client/src/index.js';
+import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
 
 type Handler = ((event: unknown) => void) | null;

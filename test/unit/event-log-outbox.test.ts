@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Outbox } from '../../src/events/outbox.js';
-import { isNerveError } from '../../src/protocol/errors.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** A fake lane: sends park until the test settles them. */

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeClientFrame, encodeFrame, type DecodeResult } from '../../src/protocol/codec.js';
-import { ErrorCode } from '../../src/protocol/codes.js';
-import { NerveError } from '../../src/protocol/errors.js';
-import type { ClientFrame, ClientOp } from '../../src/protocol/frames.js';
+import { decodeClientFrame, encodeFrame, type DecodeResult } from '../../packages/protocol/src/codec.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import type { ClientFrame, ClientOp } from '../../packages/protocol/src/frames.js';
 
 const decode = (value: unknown): DecodeResult => decodeClientFrame(JSON.stringify(value));
 

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { fastFrame } from '../../src/protocol/fast-frames.js';
-import { clientFrameSchemas } from '../../src/protocol/schema.js';
+import { fastFrame } from '../../packages/protocol/src/fast-frames.js';
+import { clientFrameSchemas } from '../../packages/protocol/src/schema.js';
 
 const rid = fc.oneof(
   fc.integer({ min: -5, max: 1_000_000 }),

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeClientFrame } from '../../src/protocol/codec.js';
-import { ErrorCode } from '../../src/protocol/codes.js';
+import { decodeClientFrame } from '../../packages/protocol/src/codec.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
 
 const CODES = new Set<string>(Object.values(ErrorCode));
 const OPS = ['connect', 'join', 'leave', 'publish', 'signal', 'presence', 'ping', 'refresh', 'teleport', '__proto__', 'constructor'];

@@ -20,7 +20,7 @@ export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
 export { TypedEmitter, type Listener } from './emitter.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export { PeerCall, isPolite, type PeerCallOptions, type PeerCallEvents, type CallEndReason, type SignalChannel } from './webrtc.js';
-export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../protocol/codes.js';
+export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../../protocol/src/codes.js';
 export type {
   AckFrame,
   ChatMessage,
@@ -36,4 +36,4 @@ export type {
   SignalKind,
   StreamPosition,
   WelcomeFrame,
-} from '../protocol/frames.js';
+} from '../../protocol/src/frames.js';

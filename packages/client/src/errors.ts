@@ -4,7 +4,7 @@
  * or a `ClientErrorCode` (the failure happened on this side of the wire).
  * Branch on `code`, never on `message`.
  */
-import type { ErrorCode } from '../protocol/codes.js';
+import type { ErrorCode } from '../../protocol/src/codes.js';
 
 /** Failures detected by the SDK itself. */
 export const ClientErrorCode = {

@@ -9,7 +9,7 @@
  * Browser-safe: imports only the runtime-free parts of the protocol module
  * (codes and frame types), never the zod schemas.
  */
-import { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../protocol/codes.js';
+import { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../../protocol/src/codes.js';
 import {
   PROTOCOL_VERSION,
   type AckFrame,
@@ -35,7 +35,7 @@ import {
   type SignalKind,
   type StreamPosition,
   type WelcomeFrame,
-} from '../protocol/frames.js';
+} from '../../protocol/src/frames.js';
 import { Backoff, backoffDelay, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';

@@ -14,10 +14,10 @@
  *
  * No DOM dependency beyond the WebRTC globals.
  */
-import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../protocol/frames.js';
+import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';
 import { NerveClientError } from './errors.js';
-import { ErrorCode } from '../protocol/codes.js';
+import { ErrorCode } from '../../protocol/src/codes.js';
 
 export type CallEndReason =
   /** `hangup()` or `close()` was called here. */
