@@ -1,0 +1,197 @@
+/**
+ * The shipped load balancer samples (deploy/nginx.conf, deploy/haproxy.cfg),
+ * run as real nginx / HAProxy processes in front of test nodes.
+ *
+ * The sample file is used as shipped, with only its addresses replaced (the
+ * substitution each sample's header documents): the listen port and the
+ * three `nN:8080` node addresses, plus HAProxy's stats port. Each replaced
+ * pattern must occur exactly once, so a sample that changes shape fails here
+ * instead of being tested half-substituted.
+ *
+ * Every balancer started here is stopped when the test process exits, even
+ * on failure (SIGTERM: nginx's master then stops its workers).
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { waitFor } from './wait.js';
+
+const execFileAsync = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export type BalancerKind = 'nginx' | 'haproxy';
+
+/** The shipped sample of each balancer, relative to the repository root. */
+export const SAMPLE_FILE: Record<BalancerKind, string> = { nginx: 'deploy/nginx.conf', haproxy: 'deploy/haproxy.cfg' };
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGTERM');
+});
+
+export interface Balancer {
+  kind: BalancerKind;
+  port: number;
+  /** ws://127.0.0.1:port/ws */
+  wsUrl: string;
+  /** http://127.0.0.1:port */
+  url: string;
+  /** The configuration file as run (the sample with its addresses replaced). */
+  config: string;
+  /**
+   * HAProxy only: each server's status from the stats page (`n1` → `UP`,
+   * `DOWN`, `UP 1/2`…), in the order of the nodes given to startBalancer.
+   */
+  serverStatus(): Promise<Map<string, string>>;
+  /** Stop the process and remove its directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Decide whether a balancer suite runs: undefined when the binary is
+ * installed, otherwise a skip reason. In CI a missing balancer is a failure.
+ */
+export async function balancerSkipReason(kind: BalancerKind): Promise<string | undefined> {
+  try {
+    await execFileAsync(kind, ['-v']);
+    return undefined;
+  } catch (error) {
+    if (process.env.CI === 'true') throw new Error(`${kind} is required in CI (.ci/run installs it from Debian): ${String(error)}`);
+    return `${kind} not installed (apt-get install ${kind})`;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Replace `from` by `to` on the directive lines of `text` (comments are left
+ * alone), requiring exactly one occurrence.
+ */
+function replaceOnce(text: string, from: string, to: string, file: string): string {
+  let found = 0;
+  const lines = text.split('\n').map((line) => {
+    if (line.trimStart().startsWith('#') || !line.includes(from)) return line;
+    found += line.split(from).length - 1;
+    return line.split(from).join(to);
+  });
+  if (found !== 1) throw new Error(`${file}: expected "${from}" exactly once outside comments, found ${found}`);
+  return lines.join('\n');
+}
+
+/** The sample with its addresses replaced: listen on 127.0.0.1:`port`, nodes nN → `nodes[N-1]`. */
+export async function renderSample(kind: BalancerKind, port: number, nodes: Array<{ host: string; port: number }>, statsPort = 0): Promise<string> {
+  if (nodes.length !== 3) throw new RangeError(`the samples name 3 nodes, got ${nodes.length}`);
+  const file = SAMPLE_FILE[kind];
+  let text = await readFile(join(ROOT, file), 'utf8');
+  nodes.forEach((node, i) => {
+    text = replaceOnce(text, `n${i + 1}:8080`, `${node.host}:${node.port}`, file);
+  });
+  if (kind === 'nginx') {
+    text = replaceOnce(text, 'listen 8080;', `listen 127.0.0.1:${port};`, file);
+  } else {
+    text = replaceOnce(text, 'bind :8080', `bind 127.0.0.1:${port}`, file);
+    text = replaceOnce(text, 'bind :8404', `bind 127.0.0.1:${statsPort}`, file);
+  }
+  return text;
+}
+
+/** Start `kind` with its shipped sample in front of `nodes`, on free loopback ports; resolve once it proxies. */
+export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: string; port: number }>): Promise<Balancer> {
+  const dir = await mkdtemp(join(tmpdir(), `nerve-${kind}-`));
+  // nginx's workers run as `nobody` and create their temp folders in here.
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const statsPort = kind === 'haproxy' ? await freePort() : 0;
+  const config = await renderSample(kind, port, nodes.map((node) => ({ host: node.host ?? '127.0.0.1', port: node.port })), statsPort);
+  const configPath = join(dir, kind === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
+  await writeFile(configPath, config);
+  let child: ChildProcess;
+  if (kind === 'nginx') {
+    await mkdir(join(dir, 'logs'));
+    // -p: access log and temp folders under `dir`; -e: the error log before the config is read;
+    // -g: run in the foreground with the pid file in `dir` (run mode, not proxy settings).
+    child = spawn('nginx', ['-p', dir, '-c', configPath, '-e', join(dir, 'logs', 'error.log'), '-g', `daemon off; pid ${join(dir, 'nginx.pid')};`], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } else {
+    // -db: foreground, no daemon; its alerts go to stderr.
+    child = spawn('haproxy', ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+  live.add(child);
+  let output = '';
+  const collect = (chunk: Buffer): void => {
+    output += chunk.toString();
+    if (output.length > 20_000) output = output.slice(-20_000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      live.delete(child);
+      resolve(code);
+    }),
+  );
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      await rm(dir, { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+
+  const serverStatus = async (): Promise<Map<string, string>> => {
+    if (kind !== 'haproxy') throw new Error('nginx (open source) has no status of its upstream servers');
+    const csv = await (await fetch(`http://127.0.0.1:${statsPort}/;csv`)).text();
+    const lines = csv.split('\n');
+    const header = (lines[0] ?? '').replace(/^# /, '').split(',');
+    const [px, sv, status] = ['pxname', 'svname', 'status'].map((name) => header.indexOf(name));
+    const result = new Map<string, string>();
+    for (const line of lines.slice(1)) {
+      const fields = line.split(',');
+      if (fields[px!] === 'nerve_nodes' && /^n\d$/.test(fields[sv!] ?? '')) result.set(fields[sv!]!, fields[status!] ?? '');
+    }
+    return result;
+  };
+
+  try {
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${kind} exited with ${child.exitCode}: ${output.slice(-2000)}`);
+        const response = await fetch(`${url}/healthz`);
+        await response.body?.cancel();
+        if (response.status !== 200) return false;
+        // HAProxy: wait for the first check of every node, so rotation is what the test expects.
+        if (kind === 'haproxy') return [...(await serverStatus()).values()].every((status) => status === 'UP');
+        return true;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, what: `${kind} proxying to the nodes` },
+    ).catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; ${kind} output: ${output.slice(-2000)}`);
+    });
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { kind, port, url: `http://127.0.0.1:${port}`, wsUrl: `ws://127.0.0.1:${port}/ws`, config, serverStatus, stop };
+}
