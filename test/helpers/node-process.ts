@@ -31,6 +31,10 @@ export interface StartNodeOptions {
   env?: Record<string, string>;
   nodeId?: string;
   timeoutMs?: number;
+  /** Address to listen on, and to reach the node at (`url`, `wsUrl`). Default 127.0.0.1. */
+  host?: string;
+  /** Command the node runs under, e.g. ['ip', 'netns', 'exec', name] (it must exec node, keeping the pid). Default none. */
+  launcher?: string[];
 }
 
 export async function startNode(options: StartNodeOptions = {}): Promise<NodeProcess> {
@@ -43,14 +47,15 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodePro
     '--port',
     '0',
     '--host',
-    '127.0.0.1',
+    options.host ?? '127.0.0.1',
     '--node-id',
     nodeId,
     '--log-level',
     'info',
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, {
+  const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
+  const child = spawn(command!, [...prefix, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -103,8 +108,8 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodePro
   return {
     port,
     nodeId,
-    url: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    url: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    wsUrl: `ws://${options.host ?? '127.0.0.1'}:${port}/ws`,
     child,
     logs,
     stop,
