@@ -26,6 +26,8 @@ export interface SoakOptions {
   recoveryTimeoutMs: number;
   /** Pause after one fault recovered before the next, ms range. */
   gapMs: readonly [number, number];
+  /** Stop after this many faults even if the duration is not over (0: no limit). */
+  maxFaults: number;
   /** Every kind must run at least this often, else the run fails (0: no such check). */
   minPerKind: number;
   members: number;
@@ -42,6 +44,7 @@ export const DEFAULT_SOAK: Omit<SoakOptions, 'log'> = {
   faults: FAULT_KINDS,
   recoveryTimeoutMs: 45_000,
   gapMs: [1000, 3000],
+  maxFaults: 0,
   minPerKind: 5,
   members: 24,
   rooms: 6,
@@ -102,7 +105,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     const faultsEnd = Date.now() + options.durationMs;
     const sequence = faultSequence(random, options.faults);
     let id = 0;
-    while (Date.now() < faultsEnd) {
+    while (Date.now() < faultsEnd && (options.maxFaults === 0 || id < options.maxFaults)) {
       const next = sequence.next();
       if (next.done) break;
       const record = await runFault({ env, load, random, recoveryTimeoutMs: options.recoveryTimeoutMs, log }, ++id, next.value);
