@@ -9,7 +9,6 @@
  * (shared) or memory, and is absent when `mailboxTtlMs` is 0. Room sessions
  * follow Redis (one session per room across the cluster) or memory.
  */
-import type { RedisOptions } from 'ioredis';
 import type pg from 'pg';
 import type { Bus } from './bus/bus.js';
 import type { ChannelNamer } from './bus/channels.js';
@@ -28,12 +27,13 @@ import type { Logger } from './logger.js';
 import type { Mailbox } from './mailbox/mailbox.js';
 import { MemoryMailbox } from './mailbox/memory.js';
 import { RedisMailbox } from './mailbox/redis.js';
-import type { NodeOptions } from './options.js';
+import { redisSentinelSettings, type NodeOptions } from './options.js';
 import type { Presence } from './presence/presence.js';
 import { MemoryPresence } from './presence/memory.js';
 import { RedisPresence, type PresenceExpiry, type PresenceRejoin } from './presence/redis.js';
 import { MemoryRoomSessions } from './sessions/memory.js';
 import { RedisRoomSessions } from './sessions/redis.js';
+import { redisStoreConnection, sentinelRedisOptions } from './redis-connection.js';
 import type { RoomSessions } from './sessions/sessions.js';
 
 export interface Lanes {
@@ -61,24 +61,8 @@ export interface LaneContext {
   onPresenceRestored: (room: RoomRef, rejoin: PresenceRejoin) => void;
 }
 
-/**
- * Where history and presence connect: the URL itself in Pub/Sub mode; in
- * sharded mode the URL's host and port as the cluster seed, with its
- * credentials and TLS applied to every cluster node.
- */
-export function redisStoreConnection(
-  redisUrl: string,
-  sharded: boolean,
-): { url: string } | { nodes: Array<{ host: string; port: number }>; redisOptions: RedisOptions } {
-  if (!sharded) return { url: redisUrl };
-  const parsed = new URL(redisUrl);
-  const redisOptions: RedisOptions = {};
-  if (parsed.username) redisOptions.username = decodeURIComponent(parsed.username);
-  if (parsed.password) redisOptions.password = decodeURIComponent(parsed.password);
-  if (parsed.protocol === 'rediss:') redisOptions.tls = {};
-  // A cluster has one keyspace (database 0): a /db path in the URL does not apply.
-  return { nodes: [{ host: parsed.hostname, port: Number(parsed.port || 6379) }], redisOptions };
-}
+/** Where history, presence, the mailbox, sessions and the registry connect: src/redis-connection.ts. */
+export { redisStoreConnection } from './redis-connection.js';
 
 /** The chat history of `bus: 'rabbitmq'`: stored by the node, or by the chat-store worker with reads from PostgreSQL. */
 function postgresHistory(options: NodeOptions, context: LaneContext, bus: Bus): History {
@@ -109,7 +93,7 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     // The history script SPUBLISHes on the room channel; without the tag it lies in another slot.
     throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
   }
-  const store = redisUrl ? redisStoreConnection(redisUrl, sharded) : undefined;
+  const store = redisUrl ? redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)) : undefined;
   const bus = overrides.bus ?? createBus(options, context);
   const history =
     overrides.history ??
@@ -125,6 +109,9 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
           policies: options.historyPolicies,
           idempotencyWindowMs: options.limits.idempotencyWindowMs,
           recoveryLimit: options.limits.recoveryLimit,
+          waitReplicas: options.redisWaitReplicas,
+          waitTimeoutMs: options.redisWaitTimeoutMs,
+          failoverWatch: redisSentinelSettings(options),
         })
       : new MemoryHistory({
           bus,
@@ -174,6 +161,7 @@ function createBus(options: NodeOptions, context: LaneContext): Bus {
       return createRedisBus({
         url: required(options.redisUrl, 'redisUrl'),
         sharded: options.redisMode === 'sharded',
+        redisOptions: sentinelRedisOptions(redisSentinelSettings(options), required(options.redisUrl, 'redisUrl')),
         nodeId: options.nodeId,
         namer: context.namer,
         logger,

@@ -18,7 +18,7 @@ import type { LaneHealth } from './lanes.js';
 import { createLanes, type LaneOverrides, type Lanes } from './lanes-factory.js';
 import { createLogger, type Logger } from './logger.js';
 import { NodeMetrics } from './metrics.js';
-import { normalizeOptions, type NodeOptions, type NodeOptionsInput } from './options.js';
+import { normalizeOptions, redisSentinelSettings, type NodeOptions, type NodeOptionsInput } from './options.js';
 import { handleAdminCluster } from './http/admin-cluster.js';
 import { DeliverySampler, InstrumentedEventLog } from './instrument.js';
 import { RegistryHeartbeat } from './registry/heartbeat.js';
@@ -93,7 +93,7 @@ export class NerveNode {
     this.metrics.sources.outboxDepth = () => this.lanes.events.outboxDepth();
     const sharded = this.options.redisMode === 'sharded';
     this.registry = this.options.redisUrl
-      ? new RedisNodeRegistry({ ...redisStoreConnection(this.options.redisUrl, sharded), prefix: namer.prefix })
+      ? new RedisNodeRegistry({ ...redisStoreConnection(this.options.redisUrl, sharded, redisSentinelSettings(this.options)), prefix: namer.prefix })
       : new MemoryNodeRegistry();
     this.authenticator =
       deps.authenticator ??

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { API_SCOPES, type ApiKeyOption, type ApiScope } from './auth/api-keys.js';
 import { JWT_ALGORITHMS } from './auth/jwt.js';
 import { parseProxyEntry } from './http/client-address.js';
+import { parseSentinelAddress, type RedisSentinelSettings } from './redis-connection.js';
 import type { IceServer, Limits } from '../packages/protocol/src/frames.js';
 import { MAX_ID_LENGTH, isValidTenantId } from '../packages/protocol/src/ids.js';
 
@@ -139,6 +140,38 @@ export interface NodeOptions {
   redisUrl: string | undefined;
   /** `pubsub` (one Redis server, or Sentinel) or `sharded` (Redis Cluster, SPUBLISH/SSUBSCRIBE). Default `pubsub`. */
   redisMode: RedisMode;
+  /**
+   * Redis Sentinel addresses (`host:port`, IPv6 as `[::1]:26379`): every
+   * Redis connection (bus, history, presence, mailbox, sessions, registry)
+   * asks them for the master of `redisSentinelName` and follows failovers
+   * (src/redis-connection.ts). `redisUrl` then only gives the data nodes'
+   * credentials, database and TLS (`rediss:`), and defaults to
+   * `redis://{redisSentinelName}`. Not with `redisMode: 'sharded'`.
+   * Default none (no Sentinel).
+   */
+  redisSentinels: string[];
+  /** Master group name the sentinels monitor; required with `redisSentinels`. Default none. */
+  redisSentinelName: string | undefined;
+  /** Password of the sentinels themselves (the data nodes' is in `redisUrl`). Default none. */
+  redisSentinelPassword: string | undefined;
+  /** ACL user of the sentinels. Default none. */
+  redisSentinelUsername: string | undefined;
+  /** Talk TLS to the sentinels (the data nodes use TLS with a `rediss:` URL). Default false. */
+  redisSentinelTls: boolean;
+  /**
+   * Replicas that must have a chat message before it is acknowledged:
+   * after storing it the node sends `WAIT n`, and publishes and acks the
+   * message only when that many replicas have it, so an acked message
+   * survives a failover. 0 = ack once the master has it. Pub/Sub mode only.
+   * Default 1 with `redisSentinels`, else 0.
+   */
+  redisWaitReplicas: number;
+  /**
+   * How long a chat publish waits for `redisWaitReplicas`, ms (10-4000);
+   * past it the sender is told `outcome_unknown`. A WAIT holds the history
+   * connection, so keep it below the connection probe interval. Default 500.
+   */
+  redisWaitTimeoutMs: number;
   /** A crashed node's presence entries disappear (with leave events) after this long, ms. Default 10000. */
   presenceTtlMs: number;
   /**
@@ -408,6 +441,39 @@ function trustedProxies(value: unknown): string[] {
   return value as string[];
 }
 
+/** The Sentinel settings, validated; undefined without sentinels (the other sentinel settings are then refused). */
+function redisSentinel(input: NodeOptionsInput): { sentinels: string[]; name: string; password: string | undefined; username: string | undefined; tls: boolean } | undefined {
+  const sentinels = input.redisSentinels ?? [];
+  if (!Array.isArray(sentinels) || sentinels.some((entry) => typeof entry !== 'string' || parseSentinelAddress(entry) === undefined)) {
+    throw new ConfigError('redisSentinels', 'a list of host:port ([v6]:port)', JSON.stringify(sentinels));
+  }
+  const name = input.redisSentinelName === '' ? undefined : input.redisSentinelName;
+  const password = input.redisSentinelPassword === '' ? undefined : input.redisSentinelPassword;
+  const username = input.redisSentinelUsername === '' ? undefined : input.redisSentinelUsername;
+  if (sentinels.length === 0) {
+    if (name !== undefined || password !== undefined || username !== undefined || input.redisSentinelTls) {
+      throw new ConfigError('redisSentinels', 'sentinel addresses when a sentinel name, password, user or TLS is set', '(none)');
+    }
+    return undefined;
+  }
+  if (name === undefined || !/^[A-Za-z0-9._-]{1,128}$/.test(name)) {
+    throw new ConfigError('redisSentinelName', 'the master name the sentinels monitor (A-Z a-z 0-9 . _ -, required with --redis-sentinels)', name);
+  }
+  return { sentinels: [...new Set(sentinels.map((entry) => entry.trim()))], name, password, username, tls: input.redisSentinelTls ?? false };
+}
+
+/** The Sentinel settings of normalized options, for src/redis-connection.ts; undefined without sentinels. */
+export function redisSentinelSettings(options: NodeOptions): RedisSentinelSettings | undefined {
+  if (options.redisSentinels.length === 0 || options.redisSentinelName === undefined) return undefined;
+  return {
+    sentinels: options.redisSentinels.map((entry) => parseSentinelAddress(entry)!),
+    name: options.redisSentinelName,
+    password: options.redisSentinelPassword,
+    username: options.redisSentinelUsername,
+    tls: options.redisSentinelTls,
+  };
+}
+
 export function defaultNodeId(): string {
   return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
 }
@@ -467,9 +533,15 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     }
   }
 
-  const redisUrl = url('redisUrl', input.redisUrl, ['redis:', 'rediss:']);
   const amqpUrl = url('amqpUrl', input.amqpUrl, ['amqp:', 'amqps:']);
   const postgresUrl = url('postgresUrl', input.postgresUrl, ['postgres:', 'postgresql:']);
+  const sentinel = redisSentinel(input);
+  const redisUrl = url('redisUrl', input.redisUrl, ['redis:', 'rediss:']) ?? (sentinel ? `redis://${sentinel.name}` : undefined);
+  const redisMode = oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES);
+  // Sentinel watches one master; a Redis Cluster fails over by itself.
+  if (sentinel && redisMode === 'sharded') throw new ConfigError('redisSentinels', 'no sentinels with --redis-mode sharded (Redis Cluster fails over by itself)', input.redisSentinels?.join(','));
+  const redisWaitReplicas = integer('redisWaitReplicas', input.redisWaitReplicas ?? (sentinel ? 1 : 0), 0, 16);
+  if (redisWaitReplicas > 0 && redisMode === 'sharded') throw new ConfigError('redisWaitReplicas', '0 with --redis-mode sharded', redisWaitReplicas);
   const bus = busDriver(input.bus ?? 'auto', redisUrl, amqpUrl, postgresUrl);
   const scopedKeys = apiKeys(input.apiKeys ?? []);
   const allScopesKey = apiKey(input.apiKey);
@@ -503,7 +575,15 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     chatPath: chatPath(input.chatPath ?? 'node', bus),
     chatIntakeTimeoutMs: integer('chatIntakeTimeoutMs', input.chatIntakeTimeoutMs ?? 5000, 100, 600_000),
     redisUrl,
-    redisMode: oneOf('redisMode', input.redisMode ?? 'pubsub', REDIS_MODES),
+    redisMode,
+    redisSentinels: sentinel?.sentinels ?? [],
+    redisSentinelName: sentinel?.name,
+    redisSentinelPassword: sentinel?.password,
+    redisSentinelUsername: sentinel?.username,
+    redisSentinelTls: sentinel?.tls ?? false,
+    redisWaitReplicas,
+    // Below the script connections' 5 s command timeout, which would otherwise cut the WAIT off.
+    redisWaitTimeoutMs: integer('redisWaitTimeoutMs', input.redisWaitTimeoutMs ?? 500, 10, 4000),
     presenceTtlMs: integer('presenceTtlMs', input.presenceTtlMs ?? 10_000, 1000, 600_000),
     mailboxTtlMs: integer('mailboxTtlMs', input.mailboxTtlMs ?? 30_000, 0, 600_000),
     amqpUrl,

@@ -51,7 +51,7 @@ export const PUBLISH_COMMANDS: readonly PublishCommand[] = ['PUBLISH', 'SPUBLISH
  * Returns { 1, original message JSON } for a duplicate, { 0, message JSON }
  * once stored and published.
  */
-function appendSource(publish: PublishCommand): string {
+function appendSource(publish: PublishCommand | undefined): string {
   return `
 local idem = KEYS[3]
 local now = tonumber(ARGV[10])
@@ -59,7 +59,15 @@ if idem then
   local seen = redis.call('GET', idem)
   if seen then
     local sep = string.find(seen, '|', 1, true)
-    if sep and tonumber(string.sub(seen, 1, sep - 1)) > now then
+    local expires = sep and tonumber(string.sub(seen, 1, sep - 1))
+    if expires and expires > now then
+      ${
+        publish
+          ? ''
+          : `-- A write, so that the caller's WAIT covers the original too: it may
+      -- be a message whose own WAIT failed, not on any replica yet.
+      redis.call('PEXPIRE', idem, expires - now)`
+      }
       return { 1, string.sub(seen, sep + 1) }
     end
   end
@@ -82,10 +90,14 @@ if idem then
   local window = tonumber(ARGV[11])
   redis.call('SET', idem, fmt(now + window) .. '|' .. message, 'PX', window)
 end
--- Stored and published in one script: every node sees one order per room.
+${
+  publish
+    ? `-- Stored and published in one script: every node sees one order per room.
 -- SPUBLISH (sharded Pub/Sub): the channel must hash to the slot of KEYS,
 -- which ChannelNamer's hash tags guarantee.
-redis.call('${publish}', ARGV[6], fill(ARGV[7]))
+redis.call('${publish}', ARGV[6], fill(ARGV[7]))`
+    : '-- Store only: the caller publishes once replicas have it (WAIT).'
+}
 return { 0, message }
 `;
 }
@@ -101,6 +113,15 @@ export const appendScripts: Readonly<Record<PublishCommand, LuaScript>> = {
 
 /** The classic Pub/Sub append script. */
 export const appendScript = appendScripts.PUBLISH;
+
+/**
+ * The append script that stores without publishing (same ARGV; ARGV 6 and 7
+ * unused), for `waitReplicas`: the message is published only once replicas
+ * have it, so no node ever delivers a message a failover then loses. A
+ * duplicate does one harmless write (its key's own expiry) so that a WAIT
+ * after it also covers the original.
+ */
+export const storeOnlyAppendScript = new LuaScript('history.append.store', appendSource(undefined));
 
 /**
  * ARGV: 1 new epoch candidate, 2 ttl ms, 3 mode (`recent` | `since`),

@@ -24,7 +24,7 @@
  *   instead of letting the cluster answer CROSSSLOT.
  */
 import { randomBytes } from 'node:crypto';
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { BusEnvelope } from '../bus/bus.js';
 import { escapeComponent, hashTag } from '../bus/channels.js';
 import { encodeEnvelope } from '../bus/envelope.js';
@@ -45,7 +45,10 @@ import type {
 } from './history.js';
 import { clampLimit, newEpoch } from './recovery.js';
 import { closeScriptConnection, scriptConnection, type ClusterSeed } from './lua-script.js';
-import { PUBLISH_COMMANDS, appendScripts, readScript, type PublishCommand } from './redis-scripts.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import { FailoverWatch } from '../redis-failover-watch.js';
+import type { RedisSentinelSettings } from '../redis-connection.js';
+import { PUBLISH_COMMANDS, appendScripts, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
 
 /**
  * Placeholders the append script swaps for the offset and epoch. They only
@@ -58,6 +61,18 @@ let placeholders = 0;
 function placeholder(): string {
   placeholders = (placeholders + 1) % Number.MAX_SAFE_INTEGER;
   return PLACEHOLDER_PREFIX + placeholders.toString(36);
+}
+
+/**
+ * The encoded envelope with the stored offset and epoch in place of their
+ * tokens: the same substitution the append script makes (the offset's
+ * quoted token, however escaped, by the bare number). Latin-1 maps bytes
+ * to characters one to one, so a binary envelope survives the round trip.
+ */
+function fillEnvelope(bytes: Buffer | string, offsetToken: string, epochToken: string, message: ChatMessage): Buffer | string {
+  const fill = (text: string): string =>
+    text.replace(new RegExp(`\\\\*"${offsetToken}\\\\*"`, 'g'), String(message.offset)).replaceAll(epochToken, message.epoch);
+  return typeof bytes === 'string' ? fill(bytes) : Buffer.from(fill(bytes.toString('latin1')), 'latin1');
 }
 
 /** Bounds of the rooms whose id starts with `prefix`. */
@@ -115,6 +130,27 @@ export interface RedisStreamsHistoryOptions {
   encode?: (envelope: BusEnvelope) => Buffer | string;
   /** Clock for the idempotency window, ms since epoch. Injected by tests. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Replicas that must have a message before `append` resolves (Redis
+   * `WAIT`). With n > 0 the script only stores; the message is published
+   * once n replicas acknowledged it, so no node delivers what a failover
+   * then loses, and an append whose WAIT falls short rejects with
+   * `OutcomeUnknownError` (stored on the master, maybe not after a
+   * failover; a retry with the same cmid settles it). Standalone / Sentinel
+   * connections only. Default 0 (acked once the master has it).
+   */
+  waitReplicas?: number;
+  /** How long an append waits for `waitReplicas`, ms (below the 5 s command timeout). Default 500. */
+  waitTimeoutMs?: number;
+  /**
+   * With `waitReplicas`: the sentinels to watch for a failover's start
+   * (src/redis-failover-watch.ts). From `+selected-slave` until this
+   * connection is on the new master, appends are refused (`unavailable`)
+   * and those in flight answer `OutcomeUnknownError`: the old master's other
+   * replicas would still pass WAIT for writes the failover then drops.
+   * Default none.
+   */
+  failoverWatch?: RedisSentinelSettings | undefined;
 }
 
 function integer(setting: string, value: number, min: number): number {
@@ -136,6 +172,17 @@ export class RedisStreamsHistory implements History {
   private readonly policies: HistoryPolicy[];
   private readonly encode: (envelope: BusEnvelope) => Buffer | string;
   private readonly now: () => number;
+  private readonly waitReplicas: number;
+  private readonly waitTimeoutMs: number;
+  /** Appends stored and waiting for the next WAIT (see `replicated`). */
+  private waiters: Array<{ resolve: (replicas: number) => void; reject: (error: unknown) => void }> = [];
+  /** Whether a WAIT is scheduled or in flight. */
+  private waiting = false;
+  private readonly watch: FailoverWatch | undefined;
+  /** Why appends are refused now (a failover under way), or undefined. */
+  private fenced: string | undefined;
+  /** Bumped when a failover starts: an append begun before it cannot be acked. */
+  private fenceGeneration = 0;
   private state: 'idle' | 'running' | 'closed' = 'idle';
   private lastError: string | undefined;
   private closing: Promise<void> | undefined;
@@ -163,6 +210,18 @@ export class RedisStreamsHistory implements History {
     }
     this.encode = options.encode ?? encodeEnvelope;
     this.now = options.now ?? Date.now;
+    this.waitReplicas = integer('waitReplicas', options.waitReplicas ?? 0, 0);
+    this.waitTimeoutMs = integer('waitTimeoutMs', options.waitTimeoutMs ?? 500, 1);
+    if (this.waitTimeoutMs >= 5000) throw new ConfigError('waitTimeoutMs', 'below the 5000 ms command timeout', this.waitTimeoutMs);
+    if (this.waitReplicas > 0 && (options.nodes !== undefined || this.publishCommand === 'SPUBLISH')) {
+      throw new ConfigError('waitReplicas', '0 on Redis Cluster (WAIT runs on one server)', this.waitReplicas);
+    }
+    if (options.failoverWatch && this.waitReplicas > 0) {
+      const watch = new FailoverWatch(options.failoverWatch);
+      watch.on('started', (detail) => this.fence(detail));
+      watch.on('ended', (detail) => this.unfence(detail));
+      this.watch = watch;
+    }
     // Last: nothing above may throw after a connection object exists.
     const { client, owned } = scriptConnection(options);
     this.client = client;
@@ -179,11 +238,45 @@ export class RedisStreamsHistory implements History {
         throw new NerveError(ErrorCode.Unavailable, 'cannot connect to Redis for history', { cause: error });
       }
     }
+    if (this.watch) {
+      try {
+        await this.watch.start();
+      } catch (error) {
+        throw new NerveError(ErrorCode.Unavailable, 'cannot subscribe to the sentinels for history', { cause: error });
+      }
+    }
     this.state = 'running';
+  }
+
+  /** A failover began: no append is acked until this connection is on the new master. */
+  private fence(detail: string): void {
+    this.fenced = `Redis failover under way (${detail})`;
+    this.fenceGeneration += 1;
+    this.lastError = this.fenced;
+  }
+
+  /**
+   * The failover ended. After a switch, reconnect (ioredis asks the
+   * sentinels for the new master) and accept appends once ready there; the
+   * connection may not have left the old master yet, and ioredis' own
+   * detector races with this event. An aborted failover changed nothing.
+   */
+  private unfence(detail: string): void {
+    if (this.fenced === undefined) return;
+    const generation = this.fenceGeneration;
+    const lift = (): void => {
+      if (this.fenceGeneration === generation) this.fenced = undefined;
+    };
+    if (!detail.startsWith('+switch-master') || !(this.client instanceof Redis) || this.state !== 'running') return lift();
+    this.client.once('ready', lift);
+    this.client.disconnect(true);
   }
 
   async append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult> {
     this.assertRunning();
+    // Nothing sent yet: a plain refusal, the client retries with the same cmid.
+    if (this.fenced !== undefined) throw new NerveError(ErrorCode.Unavailable, this.fenced);
+    const generation = this.fenceGeneration;
     const offsetToken = placeholder();
     const epochToken = placeholder();
     // The offset placeholder is a string in the template; the script swaps the quoted token for a bare number.
@@ -208,7 +301,7 @@ export class RedisStreamsHistory implements History {
     }
     const policy = this.policyFor(room);
     const reply = await this.call(() =>
-      appendScripts[this.publishCommand].run(this.client, keys, [
+      (this.waitReplicas > 0 ? storeOnlyAppendScript : appendScripts[this.publishCommand]).run(this.client, keys, [
         newEpoch(),
         policy.ttlMs,
         offsetToken,
@@ -225,7 +318,67 @@ export class RedisStreamsHistory implements History {
     if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== 'string') {
       throw new NerveError(ErrorCode.Internal, 'unexpected reply from the history append script');
     }
-    return { message: JSON.parse(reply[1]) as ChatMessage, duplicate: reply[0] === 1 };
+    const result = { message: JSON.parse(reply[1]) as ChatMessage, duplicate: reply[0] === 1 };
+    if (this.waitReplicas === 0) return result;
+    await this.replicated();
+    if (this.fenceGeneration !== generation) {
+      // Replicas acknowledged it, but perhaps not the one being promoted.
+      throw new OutcomeUnknownError('history append stored while a Redis failover began: a failover may lose it; retry with the same cmid');
+    }
+    // Durable now: publish (what the script would have done). A duplicate is
+    // published again, because its original may be one whose WAIT fell
+    // short and was never published; nodes skip a chat offset they already
+    // delivered. The ack does not wait for the publish: the message is
+    // stored, and a node that misses it refills it from the history at the
+    // next offset or resubscribe.
+    const bytes = result.duplicate ? this.encode(target.envelope(result.message)) : fillEnvelope(this.encode(envelope), offsetToken, epochToken, result.message);
+    this.client.publish(target.channel, bytes).catch((error: unknown) => {
+      this.lastError = error instanceof Error ? error.message : String(error);
+    });
+    return result;
+  }
+
+  /**
+   * Resolve once `waitReplicas` replicas have every write this connection
+   * made so far; reject with OutcomeUnknownError when WAIT answers fewer (in
+   * time) or fails. Called after the script's reply, so any WAIT sent from
+   * now on covers the script. One WAIT at a time: the appends answered
+   * meanwhile share the next one, sent when it returns (a burst costs one
+   * replica round trip, and a WAIT that runs to its timeout while replicas
+   * are missing holds the connection once, not once per message).
+   */
+  private async replicated(): Promise<void> {
+    let acked: number;
+    try {
+      acked = await new Promise<number>((resolve, reject) => {
+        this.waiters.push({ resolve, reject });
+        if (!this.waiting) {
+          this.waiting = true;
+          process.nextTick(() => this.sendWait());
+        }
+      });
+    } catch (error) {
+      throw new OutcomeUnknownError('history append stored on the master, replication unknown: retry with the same cmid', { cause: error });
+    }
+    if (acked < this.waitReplicas) {
+      throw new OutcomeUnknownError(
+        `history append stored on the master but on ${acked} of ${this.waitReplicas} replicas within ${this.waitTimeoutMs} ms: a failover may lose it; retry with the same cmid`,
+      );
+    }
+  }
+
+  private sendWait(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    const settle = (each: (waiter: (typeof waiters)[number]) => void): void => {
+      for (const waiter of waiters) each(waiter);
+      if (this.waiters.length > 0) process.nextTick(() => this.sendWait());
+      else this.waiting = false;
+    };
+    this.client.wait(this.waitReplicas, this.waitTimeoutMs).then(
+      (replicas) => settle((waiter) => waiter.resolve(replicas)),
+      (error: unknown) => settle((waiter) => waiter.reject(error)),
+    );
   }
 
   async recent(room: RoomRef, limit: number): Promise<RecentResult> {
@@ -247,6 +400,7 @@ export class RedisStreamsHistory implements History {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closed';
+      this.watch?.close();
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
     })();

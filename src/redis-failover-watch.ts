@@ -1,0 +1,112 @@
+/**
+ * Hears a Sentinel failover begin, before any server changes role, so chat
+ * acks can stop trusting the old master at once.
+ *
+ * Why: with `WAIT 1` and two replicas, the old master keeps accepting writes
+ * after Sentinel promoted replica A, and the other replica B still
+ * acknowledges them until Sentinel points B at A (up to a second or two,
+ * Sentinel's INFO period). Those writes pass WAIT and are then lost when B
+ * resyncs from A. The failover leader announces `+selected-slave` on its
+ * Pub/Sub about a timer tick (100 ms) before it sends `REPLICAOF NO ONE` to
+ * A, so a node subscribed to every sentinel fences its appends first
+ * (src/history/redis-streams.ts): from then until its connection is on the
+ * new master, no chat is acked. `+switch-master` ends the failover (ioredis'
+ * `failoverDetector` reconnects every connection then); `-failover-abort-*`
+ * or the bound below end a failover that never switched.
+ */
+import { EventEmitter } from 'node:events';
+import { Redis } from 'ioredis';
+import type { RedisSentinelSettings } from './redis-connection.js';
+
+/** What the watcher tells: a failover of the watched master began, or ended (switched or aborted). */
+export interface FailoverWatchEvents {
+  started: [detail: string];
+  ended: [detail: string];
+}
+
+/** Events a leader publishes while it fails the master over, and the end of one (docs: https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/#pubsub-messages). */
+const START = ['+selected-slave', '+failover-state-send-slaveof-noone'];
+const END = ['+switch-master', '-failover-abort-not-elected', '-failover-abort-no-good-slave', '-failover-abort-slave-timeout'];
+
+export class FailoverWatch extends EventEmitter<FailoverWatchEvents> {
+  private readonly clients: Redis[];
+  private active = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  /**
+   * @param sentinel the sentinels and the master name
+   * @param maxFailoverMs a failover not ended after this long is treated as ended (Sentinel's own failover-timeout bounds it too). Default 30000.
+   */
+  constructor(
+    private readonly sentinel: RedisSentinelSettings,
+    private readonly maxFailoverMs = 30_000,
+  ) {
+    super();
+    this.clients = sentinel.sentinels.map(
+      (address) =>
+        new Redis({
+          host: address.host,
+          port: address.port,
+          ...(sentinel.password === undefined ? {} : { password: sentinel.password }),
+          ...(sentinel.username === undefined ? {} : { username: sentinel.username }),
+          ...(sentinel.tls ? { tls: {} } : {}),
+          lazyConnect: true,
+          connectionName: 'nerve-failover-watch',
+          enableOfflineQueue: true,
+          // Subscriptions are restored by ioredis after a reconnect (autoResubscribe).
+          retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+        }),
+    );
+    for (const client of this.clients) {
+      // A sentinel that is down is one of several; the others still tell.
+      client.on('error', () => {});
+      client.on('message', (channel: string, message: string) => this.onEvent(channel, message));
+    }
+  }
+
+  /** Whether a failover of the master is under way (between a start and its end). */
+  get inProgress(): boolean {
+    return this.active;
+  }
+
+  /** Subscribe on every sentinel; resolves once at least one answered (the others keep retrying). */
+  async start(): Promise<void> {
+    const subscribed = this.clients.map(async (client) => {
+      await client.connect();
+      await client.subscribe(...START, ...END);
+    });
+    await Promise.any(subscribed).catch(() => {
+      throw new Error(`no sentinel of ${this.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(', ')} answered`);
+    });
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    for (const client of this.clients) client.disconnect();
+  }
+
+  private onEvent(channel: string, message: string): void {
+    // +selected-slave / +failover-state-*: "<type> <name> <ip> <port> @ <master> <ip> <port>";
+    // +switch-master: "<master> <old ip> <old port> <new ip> <new port>"; -failover-abort-*: "master <master> <ip> <port>".
+    const words = message.split(' ');
+    const master = channel === '+switch-master' ? words[0] : words.includes('@') ? words[words.indexOf('@') + 1] : words[1];
+    if (master !== this.sentinel.name) return;
+    if (START.includes(channel)) {
+      if (this.active) return;
+      this.active = true;
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => this.end(`no end within ${this.maxFailoverMs} ms`), this.maxFailoverMs);
+      this.timer.unref();
+      this.emit('started', `${channel} ${message}`);
+    } else if (END.includes(channel)) {
+      this.end(`${channel} ${message}`);
+    }
+  }
+
+  private end(detail: string): void {
+    if (!this.active) return;
+    this.active = false;
+    clearTimeout(this.timer);
+    this.emit('ended', detail);
+  }
+}
