@@ -307,7 +307,11 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const WebSocketImpl =
       options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (typeof WebSocketImpl !== 'function') {
-      throw new TypeError('no WebSocket implementation: pass options.WebSocket (in Node: `import { WebSocket } from "ws"`)');
+      // Node 20 has no global WebSocket (22 does); say how to fix it, not just what is missing.
+      throw new TypeError(
+        'no WebSocket implementation: this runtime has no global WebSocket (Node before 22). ' +
+          'Install ws (npm install ws) and pass it: import { WebSocket } from "ws"; new NerveClient({ url, WebSocket })',
+      );
     }
     this.requestTimeoutMs = requestTimeoutMs;
     this.#options = options;

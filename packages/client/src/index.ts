@@ -1,5 +1,6 @@
 /**
- * `nerve/client`: the SDK for browsers and Node. A small curated API; the
+ * `@nerve-rt/client`: the SDK for browsers, Node (global `WebSocket` on 22+,
+ * `ws` passed in on 20), web workers and React Native. A small curated API; the
  * protocol's frame types are re-exported so apps can type their handlers.
  */
 export {
@@ -20,7 +21,21 @@ export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
 export { TypedEmitter, type Listener } from './emitter.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export { PeerCall, isPolite, type PeerCallOptions, type PeerCallEvents, type CallEndReason, type SignalChannel } from './webrtc.js';
+export type {
+  IceServerInit,
+  MediaStreamShape,
+  MediaStreamTrackShape,
+  MediaStreamType,
+  PeerConnectionState,
+  RTCPeerConnectionConstructor,
+  RTCPeerConnectionShape,
+  RTCPeerConnectionType,
+  RTCTrackEventShape,
+  RTCTrackEventType,
+} from './webrtc-types.js';
 export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../../protocol/src/codes.js';
+export { PROTOCOL_VERSION } from '../../protocol/src/frames.js';
+export { MAX_ID_LENGTH, isValidRoomId, isValidUserId } from '../../protocol/src/ids.js';
 export type {
   AckFrame,
   ChatMessage,

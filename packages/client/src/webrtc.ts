@@ -12,12 +12,21 @@
  * once a call has heard from one connection of the peer user, it addresses
  * that connection, so the peer's other tabs ignore the call.
  *
- * No DOM dependency beyond the WebRTC globals.
+ * No DOM dependency beyond the WebRTC globals, and the public types need no
+ * DOM lib (webrtc-types.ts).
  */
 import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';
 import { NerveClientError } from './errors.js';
 import { ErrorCode } from '../../protocol/src/codes.js';
+import type {
+  IceServerInit,
+  MediaStreamType,
+  PeerConnectionState,
+  RTCPeerConnectionConstructor,
+  RTCPeerConnectionType,
+  RTCTrackEventType,
+} from './webrtc-types.js';
 
 export type CallEndReason =
   /** `hangup()` or `close()` was called here. */
@@ -31,9 +40,9 @@ export type CallEndReason =
 
 export interface PeerCallEvents {
   /** A remote track arrived; `remoteStream` holds all of them. */
-  track: RTCTrackEvent;
+  track: RTCTrackEventType;
   /** `RTCPeerConnection.connectionState` changed. */
-  state: RTCPeerConnectionState;
+  state: PeerConnectionState;
   /** The call is over; the peer connection is closed. Emitted once. */
   ended: { reason: CallEndReason };
   /** A negotiation step or a signal failed (the call may recover on its own). */
@@ -58,11 +67,11 @@ export interface PeerCallOptions {
   /** The remote user id. Required. */
   peer: string;
   /** ICE servers. Default: the `iceServers` of the client's latest welcome. */
-  iceServers?: RTCIceServer[];
+  iceServers?: IceServerInit[];
   /** Force the perfect-negotiation role. Default: `isPolite(client.user, peer)`. */
   polite?: boolean;
   /** RTCPeerConnection implementation. Default `globalThis.RTCPeerConnection`. */
-  RTCPeerConnection?: typeof RTCPeerConnection;
+  RTCPeerConnection?: RTCPeerConnectionConstructor;
 }
 
 /** Payload of the signals PeerCall sends and understands. */
@@ -84,31 +93,31 @@ export function isPolite(localUser: string, peerUser: string, localConn?: string
 }
 
 export class PeerCall extends TypedEmitter<PeerCallEvents> {
-  readonly pc: RTCPeerConnection;
+  readonly pc: RTCPeerConnectionType;
   readonly peer: string;
   readonly #client: SignalChannel;
   readonly #forcedPolite: boolean | undefined;
   readonly #unsubscribe: () => void;
-  #remoteStream: MediaStream | undefined;
+  #remoteStream: MediaStreamType | undefined;
   /** Connection of the peer user this call talks to, learned from its first signal. */
   #peerConn: string | undefined;
   #makingOffer = false;
   #ignoreOffer = false;
   /** Tracks to add once the remote offer is applied (the answering side), so they reuse its transceivers. */
-  #pendingStream: MediaStream | undefined;
+  #pendingStream: MediaStreamType | undefined;
   /** Incoming signals are applied one at a time, in arrival order. */
   #chain: Promise<void> = Promise.resolve();
   #ended = false;
 
   constructor(options: PeerCallOptions) {
     super();
-    const Impl = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: typeof RTCPeerConnection }).RTCPeerConnection;
+    const Impl = options.RTCPeerConnection ?? (globalThis as { RTCPeerConnection?: RTCPeerConnectionConstructor }).RTCPeerConnection;
     if (typeof Impl !== 'function') throw new TypeError('no RTCPeerConnection implementation available');
     if (!options.client.user) throw new TypeError('PeerCall needs a connected client (no welcome yet)');
     this.#client = options.client;
     this.peer = options.peer;
     this.#forcedPolite = options.polite;
-    const iceServers = options.iceServers ?? (options.client.welcome?.iceServers as RTCIceServer[] | undefined) ?? [];
+    const iceServers = options.iceServers ?? (options.client.welcome?.iceServers as IceServerInit[] | undefined) ?? [];
     this.pc = new Impl({ iceServers });
 
     this.pc.onnegotiationneeded = async () => {
@@ -155,7 +164,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     return this.#forcedPolite ?? isPolite(this.#client.user ?? '', this.peer, this.#client.connId, this.#peerConn);
   }
 
-  get remoteStream(): MediaStream | undefined {
+  get remoteStream(): MediaStreamType | undefined {
     return this.#remoteStream;
   }
 
@@ -164,7 +173,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   }
 
   /** Call: add the local tracks; the offer follows through `negotiationneeded`. */
-  start(stream?: MediaStream): void {
+  start(stream?: MediaStreamType): void {
     if (this.#ended) throw new Error('call has ended');
     if (stream) for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
   }
@@ -175,7 +184,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
    * offer is applied, so they reuse its transceivers and no second round of
    * negotiation is needed.
    */
-  answer(offer: SignalDelivery, stream?: MediaStream): Promise<void> {
+  answer(offer: SignalDelivery, stream?: MediaStreamType): Promise<void> {
     if (this.#ended) return Promise.reject(new Error('call has ended'));
     this.#pendingStream = stream;
     this.receive(offer);
