@@ -43,10 +43,12 @@ export interface Balancer {
   /** The configuration file as run (the sample with its addresses replaced). */
   config: string;
   /**
-   * HAProxy only: each server's status from the stats page (`n1` → `UP`,
-   * `DOWN`, `UP 1/2`…), in the order of the nodes given to startBalancer.
+   * HAProxy only: each server's state from the stats page, by name (`n1`…,
+   * in the order of the nodes given to startBalancer): `status` (`UP`,
+   * `DOWN`, `UP 1/2`…) and the last check's outcome (`L7OK/200`,
+   * `L7STS/503` for a /readyz that answered 503, `L4CON` for a refused connect).
    */
-  serverStatus(): Promise<Map<string, string>>;
+  serverStatus(): Promise<Map<string, { status: string; check: string }>>;
   /** Stop the process and remove its directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -159,16 +161,18 @@ export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: st
     return stopped;
   };
 
-  const serverStatus = async (): Promise<Map<string, string>> => {
+  const serverStatus = async (): Promise<Map<string, { status: string; check: string }>> => {
     if (kind !== 'haproxy') throw new Error('nginx (open source) has no status of its upstream servers');
     const csv = await (await fetch(`http://127.0.0.1:${statsPort}/;csv`)).text();
     const lines = csv.split('\n');
     const header = (lines[0] ?? '').replace(/^# /, '').split(',');
-    const [px, sv, status] = ['pxname', 'svname', 'status'].map((name) => header.indexOf(name));
-    const result = new Map<string, string>();
+    const [px, sv, status, checkStatus, checkCode] = ['pxname', 'svname', 'status', 'check_status', 'check_code'].map((name) => header.indexOf(name));
+    const result = new Map<string, { status: string; check: string }>();
     for (const line of lines.slice(1)) {
       const fields = line.split(',');
-      if (fields[px!] === 'nerve_nodes' && /^n\d$/.test(fields[sv!] ?? '')) result.set(fields[sv!]!, fields[status!] ?? '');
+      if (fields[px!] !== 'nerve_nodes' || !/^n\d$/.test(fields[sv!] ?? '')) continue;
+      const code = fields[checkCode!] ?? '';
+      result.set(fields[sv!]!, { status: fields[status!] ?? '', check: `${fields[checkStatus!] ?? ''}${code ? `/${code}` : ''}` });
     }
     return result;
   };
@@ -182,7 +186,7 @@ export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: st
         await response.body?.cancel();
         if (response.status !== 200) return false;
         // HAProxy: wait for the first check of every node, so rotation is what the test expects.
-        if (kind === 'haproxy') return [...(await serverStatus()).values()].every((status) => status === 'UP');
+        if (kind === 'haproxy') return [...(await serverStatus()).values()].every((server) => server.status === 'UP');
         return true;
       },
       { timeoutMs: 10_000, intervalMs: 50, what: `${kind} proxying to the nodes` },
