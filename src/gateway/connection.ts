@@ -125,6 +125,27 @@ export class Connection {
     return held;
   }
 
+  /**
+   * Per room, the position the last `join` answer carried, while live chat
+   * at or below it may still come from the bus (its copy on the bus can
+   * arrive after the answer): such chat is in the answer already and is not
+   * sent. Dropped by the first live chat past it, and by leaving the room.
+   */
+  #chatFloors: Map<string, { epoch: string; offset: number }> | undefined;
+
+  setChatFloor(room: string, epoch: string, offset: number): void {
+    this.#chatFloors ??= new Map();
+    this.#chatFloors.set(room, { epoch, offset });
+  }
+
+  chatFloor(room: string): { epoch: string; offset: number } | undefined {
+    return this.#chatFloors?.get(room);
+  }
+
+  clearChatFloor(room: string): void {
+    this.#chatFloors?.delete(room);
+  }
+
   /** Rights a join token granted in `room`. */
   grantsFor(room: string): ReadonlySet<RoomRight> | undefined {
     return this.#joinGrants?.get(room);

@@ -686,7 +686,7 @@ export class Gateway {
         ...(read.recovered === undefined ? {} : { recovered: read.recovered }),
       });
       this.noteJoinPosition(channel, read.position.epoch, read.position.offset);
-      this.releaseHeld(conn, frame.room, read.position.epoch, read.position.offset);
+      this.releaseHeld(conn, frame.room, channel, read.position.epoch, read.position.offset);
     } catch (error) {
       conn.endJoin(frame.room);
       // A join that failed half-way is undone, so the client is either in
@@ -696,14 +696,26 @@ export class Gateway {
     }
   }
 
-  /** Send the frames held during a join, minus chat messages the join answer already carried. */
-  private releaseHeld(conn: Connection, room: string, epoch: string, offset: number): void {
+  /**
+   * Send the frames held during a join, minus chat messages the join answer
+   * already carried. Chat the answer carried can also come later: the
+   * history read and the bus are separate connections, so a message stored
+   * just before the read may reach this node on the bus after the answer
+   * left. Unless this node already delivered the room up to the answer's
+   * position, the connection keeps that position as a floor (fanOut skips
+   * its chat at or below it).
+   */
+  private releaseHeld(conn: Connection, room: string, channel: string, epoch: string, offset: number): void {
     const held = conn.endJoin(room);
     for (const payload of held) {
       const tail = payload.startsWith(CHAT_FRAME_PREFIX) ? scanChatTail(payload) : undefined;
       if (tail && tail.offset <= offset && tailHasEpoch(payload, tail, epoch)) continue;
       this.afterSend(conn, conn.deliver(payload, false), 'message');
     }
+    const cursor = this.local.get(channel)?.chat;
+    const caughtUp = cursor !== undefined && cursor.known && !cursor.recovering && cursor.held === undefined && cursor.epoch === epoch && cursor.offset >= offset;
+    if (caughtUp) conn.clearChatFloor(room);
+    else conn.setChatFloor(room, epoch, offset);
   }
 
   private async leave(conn: Connection, frame: LeaveFrame): Promise<void> {
@@ -727,6 +739,8 @@ export class Gateway {
         this.endSession(ref, channel, reason === 'room_ended' ? 'api' : 'empty');
       }
     } finally {
+      // Only now: until it is out of the channel's listeners, the connection still gets the room's live chat.
+      conn.clearChatFloor(room);
       if (this.local.remove(channel, conn)) {
         this.forgetSessionWhenIdle(ref, channel);
         await this.deps.bus.release(channel).catch(() => {});
@@ -1045,13 +1059,31 @@ export class Gateway {
           return conflateKey;
         }
       : undefined;
+    const room = target.kind === 'room';
+    // member_joined / member_left are presence: like `joined.members`, only for connections with the `presence` right.
+    const needsPresence = room && messageClass === 'presence';
+    const chat = room && messageClass === 'chat';
+    let position: { offset: number; epoch: string } | null | undefined;
     let sent = 0;
     for (const conn of target.connections) {
       if (conn.id === except) continue;
-      const held = target.kind === 'room' ? conn.heldFor(target.id) : this.heldSignals.get(conn);
+      if (needsPresence && !this.rights(conn, target.id).has('presence')) continue;
+      const held = room ? conn.heldFor(target.id) : this.heldSignals.get(conn);
       if (held) {
         held.push(payload);
         continue;
+      }
+      if (chat) {
+        // A connection whose join answer may be ahead of this node's bus delivery (releaseHeld) skips chat the answer carried.
+        const floor = conn.chatFloor(target.id);
+        if (floor !== undefined) {
+          if (position === undefined) {
+            const tail = scanChatTail(payload);
+            position = tail ? { offset: tail.offset, epoch: tailEpoch(payload, tail) } : null;
+          }
+          if (position !== null && position.epoch === floor.epoch && position.offset <= floor.offset) continue;
+          conn.clearChatFloor(target.id);
+        }
       }
       const outcome = conn.deliver(frame, droppable, keyOf);
       if (outcome === 'sent') sent += 1;
