@@ -26,8 +26,10 @@ import { describe, it } from 'node:test';
 import { Ajv } from 'ajv';
 import ts from 'typescript';
 import { parse, parseAllDocuments } from 'yaml';
-import { SETTINGS } from '../../src/cli/settings.js';
-import { WORKER_SETTINGS } from '../../src/workers/cli.js';
+import { parseServeCommand, SETTINGS } from '../../src/cli/settings.js';
+import { normalizeOptions } from '../../src/options.js';
+import { parseWorkerCommand, WORKER_SETTINGS } from '../../src/workers/cli.js';
+import { checkWorkerOptions } from '../../src/workers/runner.js';
 import { WORKER_NAMES } from '../../src/workers/worker.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -233,8 +235,9 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
   });
 
   it('has no field the Kubernetes API does not define (what kubectl --validate=strict refuses)', { skip, timeout: 30_000 }, () => {
-    const all = [...rendered.values()].flat();
-    const unique = [...new Map(all.map((m) => [JSON.stringify(m), m])).values()];
+    // The overlays differ mostly in namespace: check each distinct manifest once.
+    const all = [...rendered.values()].flat().map((m) => ({ ...m, metadata: { ...m.metadata, namespace: undefined } }));
+    const unique = [...new Map(all.map((m) => [JSON.stringify(m), m as Manifest])).values()];
     assert.deepEqual(unknownFields(unique), []);
   });
 
@@ -258,6 +261,49 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
     assert.deepEqual(missing, [], 'settings missing from deploy/k8s/base/config.yaml or secrets.env.example (add them; empty = the default)');
     const devSecret = rendered.get('dev')!.find((m) => m.kind === 'Secret');
     assert.deepEqual(Object.keys(devSecret?.data ?? {}).sort(), [...secretKeys].sort(), 'the dev overlay generates the Secret with the keys of secrets.env.example');
+  });
+
+  it("gives every node and worker a configuration its own validation accepts (ConfigMap + Secret + pod env)", { skip }, () => {
+    const exampleSecret = Object.fromEntries(
+      readFileSync(join(K8S, 'secrets.env.example'), 'utf8')
+        .split('\n')
+        .filter((line) => /^[A-Z_]+=/.test(line))
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    ) as Record<string, string>;
+    // What components/hook-workers asks the operator to fill in.
+    const operatorValues: Record<string, string> = {
+      NERVE_CLEANUP_HOOK_URL: 'https://hooks.example.com/room-ended',
+      NERVE_WEBHOOK_URLS: 'https://hooks.example.com/nerve',
+      NERVE_WEBHOOK_SECRET: 'whsec_0123456789abcdef',
+    };
+    for (const [name, manifests] of rendered) {
+      const config = manifests.find((m) => m.kind === 'ConfigMap' && m.metadata.name === 'nerve-config')!.data!;
+      const generated = manifests.find((m) => m.kind === 'Secret');
+      const secret = generated
+        ? Object.fromEntries(Object.entries(generated.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]))
+        : exampleSecret;
+      for (const pod of nervePods(manifests)) {
+        const env: Record<string, string> = { ...config, ...secret };
+        for (const [key, value] of Object.entries(operatorValues)) if (!env[key]) env[key] = value;
+        for (const entry of arr(pod.container.env).map((e) => obj(e, 'env'))) {
+          // fieldRef values as the kubelet fills them; $(VAR) as it expands them.
+          const value = entry.valueFrom ? (str(obj(obj(entry.valueFrom, 'valueFrom').fieldRef, 'fieldRef').fieldPath) === 'status.podIP' ? '10.1.2.3' : 'nerve-node-7d9f-abcde') : str(entry.value);
+          env[str(entry.name)] = value.replace(/\$\((\w+)\)/g, (_, ref: string) => env[ref] ?? '');
+        }
+        const args = arr(pod.container.args).map(str);
+        const what = `${name}: ${pod.deployment.metadata.name}`;
+        if (args[0] === 'serve') {
+          const options = normalizeOptions(parseServeCommand(args.slice(1), env).options);
+          assert.equal(options.drainWindowMs, Number(config.NERVE_DRAIN_WINDOW_MS), what);
+          assert.equal(options.port, 8080, what);
+          assert.equal(options.advertiseUrl, 'http://10.1.2.3:8080', what);
+        } else {
+          const command = parseWorkerCommand(args.slice(1), env);
+          assert.doesNotThrow(() => checkWorkerOptions(command.name, command.options), what);
+          assert.equal(command.options.metricsPort, 9090, what);
+        }
+      }
+    }
   });
 
   it('points every Deployment at its ConfigMap and Secret, and every Service, PDB, HPA and ServiceMonitor at real pods and ports', { skip }, () => {
