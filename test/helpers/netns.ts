@@ -15,8 +15,9 @@
  * TAP devices run by test/helpers/netns-wire.py, which delays each Ethernet
  * frame in userspace. NERVE_NETNS_LATENCY=netem|wire forces one.
  *
- * Names carry the test process id, so namespaces a killed run left behind
- * are removed by the next run; a normal exit (even on failure) removes its own.
+ * Names carry the test process id: a normal exit (even on failure) removes
+ * its namespaces and any process left in them; those of a run that was
+ * killed are removed, processes included, by the next run.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -78,7 +79,24 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Delete the namespaces of runs whose process is gone (a run killed before it could clean up). */
+/** Kill every process left in namespace `ns` (a node or redis-server), then delete it. Best effort, synchronous (runs at exit). */
+function deleteNamespace(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    for (const pid of pids.split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already exited
+      }
+    }
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+  } catch {
+    // not made yet, or already gone
+  }
+}
+
+/** Delete the namespaces of runs whose process is gone (a run killed before it could clean up), and what ran in them. */
 function sweepStale(): void {
   let names: string[] = [];
   try {
@@ -90,13 +108,7 @@ function sweepStale(): void {
   }
   for (const name of names) {
     const owner = new RegExp(`^${PREFIX}([0-9a-z]+)-`).exec(name);
-    if (owner && !pidAlive(parseInt(owner[1]!, 36))) {
-      try {
-        execFileSync('ip', ['netns', 'del', name]);
-      } catch {
-        // already gone
-      }
-    }
+    if (owner && !pidAlive(parseInt(owner[1]!, 36))) deleteNamespace(name);
   }
 }
 
@@ -178,13 +190,8 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
   const removeSync = (): void => {
     for (const child of children) child.kill('SIGKILL');
     wire?.kill('SIGKILL');
-    for (const ns of namespaces) {
-      try {
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // not made yet, or already gone
-      }
-    }
+    // Processes started in a namespace by others (startNode with a launcher) go too.
+    for (const ns of namespaces) deleteNamespace(ns);
     try {
       execFileSync('ip', ['link', 'del', rootLink], { stdio: 'ignore' });
     } catch {
