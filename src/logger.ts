@@ -1,14 +1,36 @@
 /**
- * JSON logs through pino. One root logger per node, child loggers per
+ * Logs through pino. One root logger per node, child loggers per
  * connection. pino escapes every string value, so a user-controlled string
  * cannot break or forge a log line; we also truncate long ones.
+ *
+ * Two formats (`--log-format`): `json`, one object a line for log
+ * pipelines, and `pretty`, pino-pretty's coloured one-line form for a
+ * developer's terminal. Pretty lines are formatted on the main thread
+ * (`sync`), which costs more per line than JSON: it is for development,
+ * where the default picks it only when stdout is a terminal.
  */
 import { pino, type Logger } from 'pino';
-import type { LogLevel } from './options.js';
+import pretty from 'pino-pretty';
+import type { LogFormat, LogLevel } from './options.js';
 
 export type { Logger };
 
-export function createLogger(level: LogLevel, bindings: Record<string, unknown> = {}): Logger {
+export function createLogger(level: LogLevel, bindings: Record<string, unknown> = {}, format: LogFormat = 'json'): Logger {
+  if (format === 'pretty') {
+    return pino(
+      { level, base: { pid: process.pid, ...bindings } },
+      pretty({
+        sync: true,
+        colorize: pretty.isColorSupported && process.stdout.isTTY === true,
+        translateTime: 'SYS:HH:MM:ss.l',
+        // The node id leads the line; pid and hostname are noise on one machine.
+        ignore: 'pid,hostname,node,url',
+        // The URL of the `listening` line goes right after the message, where a person looks.
+        messageFormat: '{if node}{node} {end}{msg}{if url} {url}{end}',
+        singleLine: true,
+      }),
+    );
+  }
   return pino({
     level,
     base: { pid: process.pid, ...bindings },

@@ -12,7 +12,8 @@ import { DevAuthenticator } from './auth/dev.js';
 import { JwtAuthenticator } from './auth/jwt.js';
 import { ChannelNamer } from './bus/channels.js';
 import { Gateway } from './gateway/gateway.js';
-import { createHttpServer } from './http/http-server.js';
+import { createHttpServer, requestListener, upgradeToGateway, type HttpDeps } from './http/http-server.js';
+import { HttpMount, refuseUpgrade, type AppServer, type MountOptions } from './http/attach.js';
 import { apiKeyring } from './http/api.js';
 import type { LaneHealth } from './lanes.js';
 import { createLanes, type LaneOverrides, type Lanes } from './lanes-factory.js';
@@ -37,6 +38,12 @@ export interface NerveNodeDeps {
   lanes?: LaneOverrides;
   authenticator?: Authenticator;
   logger?: Logger;
+  /**
+   * Mount on this application server instead of a server of the node's own
+   * (`attach`, src/embed.ts): no listen, no close of the server, and only
+   * nerve's paths are taken.
+   */
+  mount?: MountOptions & { server: AppServer };
 }
 
 export class NerveNode {
@@ -46,7 +53,10 @@ export class NerveNode {
   readonly lanes: Lanes;
   readonly gateway: Gateway;
   readonly authenticator: Authenticator;
-  private readonly http: Server;
+  /** The node's own server, or the application's when mounted. */
+  private readonly http: Server | AppServer;
+  private readonly mount: HttpMount | undefined;
+  private readonly mountOptions: MountOptions | undefined;
   /** Reads stored chat history for the server API; only when a PostgreSQL URL is set. */
   private readonly pool: pg.Pool | undefined;
   private state: NodeState = 'idle';
@@ -61,7 +71,7 @@ export class NerveNode {
 
   constructor(input: NodeOptionsInput = {}, deps: NerveNodeDeps = {}) {
     this.options = normalizeOptions(input);
-    this.log = deps.logger ?? createLogger(this.options.logLevel, { node: this.options.nodeId });
+    this.log = deps.logger ?? createLogger(this.options.logLevel, { node: this.options.nodeId }, this.options.logFormat);
     this.metrics = new NodeMetrics({ nodeId: this.options.nodeId, version: NERVE_VERSION });
     this.sampler = new DeliverySampler(this.metrics);
     if (this.options.postgresUrl) {
@@ -117,7 +127,7 @@ export class NerveNode {
       metrics: this.metrics,
       log: this.log,
     });
-    this.http = createHttpServer({
+    const httpDeps: HttpDeps = {
       gateway: this.gateway,
       metrics: this.metrics,
       nodeId: this.options.nodeId,
@@ -141,7 +151,27 @@ export class NerveNode {
         cluster: () => handleAdminCluster(this.options.nodeId, this.registry, () => this.snapshot.build(), () => this.gateway.state !== 'running'),
         onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
       },
-    });
+    };
+    if (deps.mount) {
+      const { server, ...mountOptions } = deps.mount;
+      this.http = server;
+      this.mountOptions = mountOptions;
+      this.mount = new HttpMount(server, mountOptions, {
+        request: requestListener(httpDeps),
+        upgrade: (request, socket, head) => {
+          // Mounted before the lanes are up (so nerve's path is never the application's meanwhile): refused until then.
+          if (this.state === 'idle' || this.state === 'starting') {
+            this.metrics.upgradesRejected.inc({ reason: 'starting' });
+            refuseUpgrade(socket, 503, 'starting', 'nerve is starting; retry shortly');
+            return;
+          }
+          upgradeToGateway(this.gateway, request, socket, head);
+        },
+        refused: (reason) => this.metrics.upgradesRejected.inc({ reason }),
+      });
+    } else {
+      this.http = createHttpServer(httpDeps);
+    }
     this.snapshot = new NodeSnapshot({
       nodeId: this.options.nodeId,
       address: () => this.address(),
@@ -185,6 +215,7 @@ export class NerveNode {
   async start(): Promise<AddressInfo> {
     if (this.state !== 'idle') throw new Error(`cannot start a node that is ${this.state}`);
     this.state = 'starting';
+    this.mount?.install();
     const { bus, history, presence, events, mailbox, sessions } = this.lanes;
     await bus.start(
       (channel, envelope) => {
@@ -199,6 +230,14 @@ export class NerveNode {
       this.log.warn('dev authentication is on: clients choose their own user id. Set an auth secret for production.');
     }
     this.gateway.start();
+    const lanes = this.health().map((lane) => `${lane.lane}:${lane.driver}`);
+    if (this.mount) {
+      this.state = 'running';
+      await this.heartbeat.start();
+      this.log.info({ path: this.mountOptions?.path, httpPrefix: this.mountOptions?.httpPrefix ?? null, lanes }, 'attached');
+      const bound = this.http.address();
+      return bound && typeof bound === 'object' ? bound : { address: this.options.host, family: 'IPv4', port: this.options.port };
+    }
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
       this.http.listen(this.options.port, this.options.host, () => {
@@ -209,10 +248,8 @@ export class NerveNode {
     this.state = 'running';
     await this.heartbeat.start();
     const address = this.http.address() as AddressInfo;
-    this.log.info(
-      { port: address.port, host: address.address, lanes: this.health().map((lane) => `${lane.lane}:${lane.driver}`) },
-      'listening',
-    );
+    // `url`: what a person opens (the demo page), not the address the node advertises to the cluster.
+    this.log.info({ port: address.port, host: address.address, url: `${localUrl(address)}/`, lanes }, 'listening');
     return address;
   }
 
@@ -233,7 +270,8 @@ export class NerveNode {
     await this.heartbeat.draining();
     // 2. drain clients with a reason (1001, reconnect elsewhere), in batches over the drain window.
     await drained;
-    this.http.close();
+    // A mounted node leaves the application's server open: it is not nerve's to close.
+    if (!this.mount) this.http.close();
     await this.heartbeat.stop();
     await this.registry.close().catch(() => {});
     // 3. close lanes: the event log flushes its outbox first.
@@ -244,9 +282,16 @@ export class NerveNode {
       if (result.status === 'rejected') this.log.warn({ err: (result.reason as Error).message }, 'lane close failed');
     }
     await this.pool?.end().catch(() => {});
-    // 4. close HTTP (keep-alive sockets included).
-    this.http.closeAllConnections();
+    // 4. close HTTP (keep-alive sockets included); mounted: give nerve's paths back to the application.
+    if (this.mount) this.mount.remove();
+    else this.http.closeAllConnections();
     this.state = 'stopped';
     this.log.info('stopped');
   }
+}
+
+/** `http://localhost:8080`: a wildcard address is opened as localhost, an IPv6 one in brackets. */
+function localUrl(address: AddressInfo): string {
+  const host = address.address === '0.0.0.0' || address.address === '::' ? 'localhost' : address.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
 }

@@ -35,6 +35,9 @@ export const CHAT_PATHS: readonly ChatPath[] = ['node', 'worker'];
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** `json`: one JSON object a line, for log pipelines. `pretty`: pino-pretty's coloured lines, for a developer's terminal. */
+export type LogFormat = 'pretty' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json'];
 
 export interface LimitOptions extends Limits {
   /** Milliseconds a socket may stay open before sending `connect`. Default 10000. */
@@ -80,6 +83,8 @@ export interface NodeOptions {
   defaultTenant: string;
   /** pino log level. Default `info`. */
   logLevel: LogLevel;
+  /** Log line format. Default `pretty` when stdout is a terminal, else `json`. */
+  logFormat: LogFormat;
   /** HMAC secret for HS* JWTs (and the key of minted join tokens). When any auth key is set, the dev authenticator is disabled. Default none. */
   authSecret: string | undefined;
   /** PEM public key (RSA, EC, Ed25519) for asymmetric JWTs; given as PEM text or a file path. Default none. */
@@ -508,6 +513,9 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
 
   const logLevel = input.logLevel ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('logLevel', LOG_LEVELS.join(' | '), logLevel);
+  // A terminal is a person reading; anything else (a pipe, a file, a log shipper) gets JSON.
+  const logFormat = input.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  if (!LOG_FORMATS.includes(logFormat)) throw new ConfigError('logFormat', LOG_FORMATS.join(' | '), logFormat);
   const host = input.host ?? '0.0.0.0';
   if (host.length === 0) throw new ConfigError('host', 'an interface address or host name', host);
   const authSecret = input.authSecret === '' ? undefined : input.authSecret;
@@ -555,6 +563,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     service: nameComponent('service', input.service ?? 'nerve'),
     defaultTenant: nameComponent('defaultTenant', input.defaultTenant ?? 'default'),
     logLevel,
+    logFormat,
     authSecret,
     authPublicKey,
     authJwksUrl,

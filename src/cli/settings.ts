@@ -3,7 +3,7 @@
  * table is the single source for parsing, `--help`, and the README's
  * configuration table (`nerve serve --help`).
  */
-import { BUS_DRIVERS, CHAT_PATHS, ConfigError, DEFAULT_LIMITS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
+import { BUS_DRIVERS, CHAT_PATHS, ConfigError, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
@@ -53,6 +53,7 @@ export const SETTINGS: readonly Setting[] = [
   top('service', 'service', 'string', 'nerve', 'service name, second component of channel and key names'),
   top('default-tenant', 'defaultTenant', 'string', 'default', 'tenant for credentials that name none'),
   top('log-level', 'logLevel', 'enum', 'info', 'log level', LOG_LEVELS),
+  top('log-format', 'logFormat', 'enum', 'pretty on a terminal, else json', 'log lines: pretty (coloured, for people) or json (one object a line, for log pipelines)', LOG_FORMATS),
   top('auth-secret', 'authSecret', 'string', 'none (dev auth)', 'HMAC JWT secret (>= 32 bytes), also signs minted join tokens; disables dev auth'),
   top('auth-public-key', 'authPublicKey', 'string', 'none', 'PEM public key (RSA/EC/Ed25519) for JWTs, as PEM text or a file path; disables dev auth'),
   top('auth-jwks-url', 'authJwksUrl', 'string', 'none', 'JWKS URL for JWTs (cached, refetched for unknown kid); disables dev auth'),

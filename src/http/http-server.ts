@@ -45,22 +45,8 @@ const CONTENT_TYPES: Record<string, string> = {
 export function createHttpServer(deps: HttpDeps): Server {
   // Node checks headersTimeout on this interval; keep it a fraction of the timeout.
   const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(deps.headersTimeoutMs / 4)));
-  const server = createServer({ connectionsCheckingInterval }, (request, response) => {
-    handle(deps, request, response).catch((error: unknown) => {
-      if (!response.headersSent) json(response, 500, { code: 'internal', message: 'internal error' });
-      else response.destroy(error as Error);
-    });
-  });
-  server.on('upgrade', (request, socket, head: Buffer) => {
-    // Node drops its own error listener from an upgraded socket; until ws
-    // owns it (or while a refusal is written) an error must not go unhandled.
-    socket.on('error', destroyOnError);
-    deps.gateway.handleUpgrade(request, socket, head);
-    // ws put its own listener on the socket as it took it over (it does so
-    // before any await): ours would be a second listener, and an array, on
-    // every long-lived WebSocket.
-    if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
-  });
+  const server = createServer({ connectionsCheckingInterval }, requestListener(deps));
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => upgradeToGateway(deps.gateway, request, socket, head));
   // Slowloris: a client must send its headers promptly. headersTimeout
   // covers requests on a live HTTP connection; the socket-level deadline
   // below also cuts a TCP connection that never completes its first
@@ -90,6 +76,28 @@ export function createHttpServer(deps: HttpDeps): Server {
   server.prependListener('request', (request: IncomingMessage) => disarmFor(request));
   server.prependListener('upgrade', (request: IncomingMessage) => disarmFor(request));
   return server;
+}
+
+/** The node's answer to a plain HTTP request; also mounted on an application's server by `attach` (src/http/attach.ts). */
+export function requestListener(deps: HttpDeps): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    handle(deps, request, response).catch((error: unknown) => {
+      if (!response.headersSent) json(response, 500, { code: 'internal', message: 'internal error' });
+      else response.destroy(error as Error);
+    });
+  };
+}
+
+/** Hand an `Upgrade: websocket` request to the gateway. */
+export function upgradeToGateway(gateway: Gateway, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // Node drops its own error listener from an upgraded socket; until ws
+  // owns it (or while a refusal is written) an error must not go unhandled.
+  socket.on('error', destroyOnError);
+  gateway.handleUpgrade(request, socket, head);
+  // ws put its own listener on the socket as it took it over (it does so
+  // before any await): ours would be a second listener, and an array, on
+  // every long-lived WebSocket.
+  if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
 }
 
 /** One listener for every upgraded socket, not a closure each. */
