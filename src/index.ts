@@ -11,6 +11,4 @@ export { NERVE_VERSION } from './version.js';
 export { attach, type AttachOptions, type AttachedNerve, type AppServer } from './embed.js';
 export type { Authenticator, AuthRequest, Identity, JoinGrant } from './auth/authenticator.js';
 export type { LogFormat, LogLevel } from './options.js';
-export type { Authenticator, AuthRequest, Identity, JoinGrant } from './auth/authenticator.js';
-export type { LogLevel } from './options.js';
 export { CloseCode, ErrorCode, PROTOCOL_VERSION } from '../packages/protocol/src/index.js';
