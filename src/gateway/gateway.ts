@@ -64,6 +64,7 @@ import { connectionSocketClass, type ConnectionSocket } from './socket-events.js
 import { KeyCounter, TokenBucket } from './rate-limit.js';
 import { TextFrame } from './text-frame.js';
 import { clientAddress, TrustedProxies } from '../http/client-address.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
 import { WriteBatch } from '../write-batch.js';
 
 export interface GatewayDeps {
@@ -84,20 +85,18 @@ export interface GatewayDeps {
 
 export type GatewayState = 'running' | 'draining' | 'closed';
 
-/** Errors caused by the client's own input; only these count towards the 4008 policy close. */
-const CLIENT_FAULTS: ReadonlySet<string> = new Set([
-  ErrorCode.BadJson,
-  ErrorCode.InvalidFrame,
-  ErrorCode.UnknownOp,
-  ErrorCode.NotConnected,
-  ErrorCode.AlreadyConnected,
-  ErrorCode.InvalidRoom,
-  ErrorCode.InvalidUser,
-  ErrorCode.NotJoined,
-  ErrorCode.TooManyRooms,
-  ErrorCode.RateLimited,
-  ErrorCode.Forbidden,
-]);
+/**
+ * Lane failures: the server's state, not the connection's doing. Every other
+ * error a connection is answered counts towards the 4008 policy close,
+ * `internal` included (a frame that keeps hitting a server fault is cut,
+ * instead of logging a stack per frame for ever).
+ */
+const LANE_FAILURES: ReadonlySet<string> = new Set([ErrorCode.BusUnavailable, ErrorCode.Unavailable, ErrorCode.OutcomeUnknown]);
+
+/** A lane command that was sent but not answered (src/lane-errors.ts), as the answer to a publish or a signal. */
+function outcomeUnknown(error: OutcomeUnknownError, what: string): NerveError {
+  return new NerveError(ErrorCode.OutcomeUnknown, `${what} did not answer in time: the request may or may not have taken effect`, { cause: error });
+}
 
 /** Refusals worth an `info` log line (security-relevant); other client faults log at `debug`. */
 const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
@@ -801,7 +800,7 @@ export class Gateway {
       return { id, ts };
     }
 
-    const { message, duplicate } = await this.deps.history.append(
+    const { message, duplicate } = await this.appendChat(
       ref,
       {
         op: 'message',
@@ -853,6 +852,15 @@ export class Gateway {
     };
   }
 
+  /** `History.append`, with a command sent but not answered reported as `outcome_unknown` (stored or not: re-send with the same cmid). */
+  private async appendChat(...args: Parameters<History['append']>): ReturnType<History['append']> {
+    try {
+      return await this.deps.history.append(...args);
+    } catch (error) {
+      throw error instanceof OutcomeUnknownError ? outcomeUnknown(error, 'the history') : error;
+    }
+  }
+
   private async signal(conn: Connection, frame: SignalFrame): Promise<void> {
     if (!isValidUserId(frame.to)) throw new NerveError(ErrorCode.InvalidUser, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
     // Most tokens may signal anyone: then no presence lookup, and no await.
@@ -889,6 +897,8 @@ export class Gateway {
       if (result.dropped > 0) this.deps.metrics.mailboxExpired.inc({ reason: 'overflow' }, result.dropped);
       queued = result.queued;
     } catch (error) {
+      // Maybe queued: answering peer_offline would claim the signal is gone.
+      if (error instanceof OutcomeUnknownError) throw outcomeUnknown(error, 'the signal mailbox');
       this.deps.log.warn({ err: (error as Error).message }, 'signal mailbox unavailable');
       return false;
     }
@@ -991,7 +1001,9 @@ export class Gateway {
    * Publish on the bus. When the bus is down the envelope is still handed to
    * this node's own listeners (local delivery keeps working through a Redis
    * outage), and the sender is told `bus_unavailable`: it reached this node
-   * only. Chat never comes here: it is published by `History.append`.
+   * only. A publish sent but not confirmed (OutcomeUnknownError) is
+   * `outcome_unknown`, without the local copy. Chat never comes here: it is
+   * published by `History.append`.
    */
   private async busPublish(channel: string, messageClass: MessageClass, payload: string, except: string | undefined, id: string): Promise<number> {
     const started = performance.now();
@@ -1000,6 +1012,9 @@ export class Gateway {
       return await this.deps.bus.publish(channel, envelope);
     } catch (error) {
       this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
+      // The publish may have reached the broker, and then this node's own
+      // subscription hands it back: no local copy (it would be a second one).
+      if (error instanceof OutcomeUnknownError) throw outcomeUnknown(error, 'the cross-node bus');
       const local = this.local.get(channel);
       if (local) this.onBusMessage(channel, envelope);
       throw new NerveError(
@@ -1476,12 +1491,17 @@ export class Gateway {
 
   /** Logs and counts a failed request now; `send` answers it (and closes a connection over its error limit). */
   private failure(conn: Connection, rid: RequestId | undefined, error: unknown): { closes: boolean; send: () => void } {
-    const nerveError = isNerveError(error) ? error : new NerveError(ErrorCode.Internal, 'internal error', { cause: error });
+    // A lane command left unanswered under a request other than publish or signal (join, leave, presence): that request failed, and was undone.
+    const nerveError = isNerveError(error)
+      ? error
+      : error instanceof OutcomeUnknownError
+        ? new NerveError(ErrorCode.Unavailable, 'a lane did not answer in time', { cause: error })
+        : new NerveError(ErrorCode.Internal, 'internal error', { cause: error });
     if (nerveError.code === ErrorCode.Internal) conn.log.error({ err: error, rid }, 'request failed');
     else if (LOGGED_REFUSALS.has(nerveError.code)) conn.log.info({ code: nerveError.code, reason: nerveError.message, rid, user: clip(conn.user) }, 'request refused');
     else conn.debug({ code: nerveError.code, rid }, 'request refused');
     this.deps.metrics.errors.inc({ code: nerveError.code });
-    const closes = CLIENT_FAULTS.has(nerveError.code) && conn.errorWindow.hit() > this.deps.options.limits.maxErrorsPer10s;
+    const closes = !LANE_FAILURES.has(nerveError.code) && conn.errorWindow.hit() > this.deps.options.limits.maxErrorsPer10s;
     return {
       closes,
       send: () => {

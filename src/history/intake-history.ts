@@ -10,9 +10,10 @@
  * Failure cases, none silent:
  * - the broker connection is down: `unavailable` at once, nothing sent;
  * - no reply within `timeoutMs` (no worker running, worker stalled, reply
- *   lost): `unavailable`. The request expires in the queue at the same time
- *   and is dead-lettered, but a worker that took it just before may still
- *   store it; the client's retry with the same `cmid` returns the original;
+ *   lost): `OutcomeUnknownError` (`outcome_unknown` to the client). The
+ *   request expires in the queue at the same time and is dead-lettered, but
+ *   a worker that took it just before may still store it; the client's retry
+ *   with the same `cmid` returns the original;
  * - the worker could not store or publish: the worker's code (`unavailable`,
  *   `bus_unavailable`, `internal`) and the request is in the dead-letter queue.
  */
@@ -27,6 +28,7 @@ import type { StreamPosition } from '../../packages/protocol/src/frames.js';
 import { CHAT_INTAKE_ROUTING_KEY, chatIntakeNames, intakeRequest, intakeTopology, parseIntakeReply, type ChatIntakeNames } from './chat-intake.js';
 import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
 import { IntakeRpc, RpcTimeoutError } from './intake-rpc.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
 
 export interface IntakeHistoryOptions {
   /** AMQP URL. Required. */
@@ -129,14 +131,14 @@ export class IntakeHistory implements History {
         intakeRequest(room, target.channel, this.nodeId, draft),
       );
     } catch (error) {
-      const timedOut = error instanceof RpcTimeoutError;
-      throw new NerveError(
-        ErrorCode.Unavailable,
-        timedOut
-          ? `no answer from the chat-store worker within ${this.timeoutMs} ms${this.consumers === 0 ? ' (no worker consumes the chat intake)' : ''}; retry with the same cmid`
-          : `chat intake request failed: ${errorText(error)}`,
-        { cause: error },
-      );
+      // Sent and unanswered: a worker may have stored it (the answer must not say it was not).
+      if (error instanceof RpcTimeoutError) {
+        throw new OutcomeUnknownError(
+          `no answer from the chat-store worker within ${this.timeoutMs} ms${this.consumers === 0 ? ' (no worker consumes the chat intake)' : ''}; retry with the same cmid`,
+          { cause: error },
+        );
+      }
+      throw new NerveError(ErrorCode.Unavailable, `chat intake request failed: ${errorText(error)}`, { cause: error });
     }
     const reply = parseIntakeReply(response.body);
     if (!reply) throw new NerveError(ErrorCode.Internal, 'chat intake: malformed reply from the chat-store worker');

@@ -4,9 +4,10 @@
  *   GET /api/admin/cluster   every node of the registry with its load, lanes
  *                            and recent errors; this node's entry is fresh
  *
- * Bearer-authenticated like the server API, with a key that holds every
- * scope (`--api-key`, compared in constant time by ApiKeyring); answers 404
- * while no key is configured, as the server API does.
+ * Bearer-authenticated like the server API, with an operator key: every
+ * scope and no tenant limit (`--api-key`, or an `--api-keys` entry without
+ * `tenants`; compared in constant time by ApiKeyring); answers 404 while no
+ * key is configured, as the server API does.
  */
 import type { IncomingMessage } from 'node:http';
 import { API_SCOPES, type ApiKeyring } from '../auth/api-keys.js';
@@ -50,8 +51,9 @@ export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url
     refuse(401, 'unauthorized', 'missing or wrong API key', { 'www-authenticate': 'Bearer' });
     return true;
   }
-  if (!API_SCOPES.every((scope) => key.scopes.has(scope))) {
-    refuse(403, 'forbidden', 'the admin API needs a key with every scope (--api-key)');
+  // Operator keys only: the cluster view spans every tenant (their counts and errors), so a key limited to tenants may not read it, whatever its scopes.
+  if (!API_SCOPES.every((scope) => key.scopes.has(scope)) || key.tenants !== undefined) {
+    refuse(403, 'forbidden', 'the admin API needs an operator key: every scope and no tenant limit (--api-key)');
     return true;
   }
   if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ROOM_RIGHTS } from '../auth/grants.js';
 import { USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
+import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -34,11 +35,15 @@ export async function readJson(request: IncomingMessage, maxBytes: number): Prom
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text) as unknown;
   } catch {
     throw new ApiError(400, 'bad_json', 'the body is not valid JSON');
   }
+  // The same bound as a WebSocket frame: the data is encoded again to be delivered, and deeper nesting overflows the encoder.
+  if (nestsDeeperThan(text)) throw new ApiError(400, 'invalid_body', `the body nests objects and arrays deeper than ${MAX_FRAME_DEPTH} levels`);
+  return body;
 }
 
 /** Validate with `schema`; 400 `invalid_body` naming the first bad field's path (never its value). */

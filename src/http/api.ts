@@ -140,6 +140,9 @@ function fromNerveError(error: { code: string; message: string; retryAfterMs: nu
     case ErrorCode.BusUnavailable:
     case ErrorCode.Unavailable:
       return new ApiError(503, error.code, error.message);
+    // Sent to the store or the bus, never answered: it may have taken effect (re-send chat with the same cmid).
+    case ErrorCode.OutcomeUnknown:
+      return new ApiError(504, error.code, error.message);
     default:
       return new ApiError(400, error.code, error.message);
   }

@@ -119,8 +119,40 @@ function json(response: ServerResponse, status: number, body: unknown, headers: 
   response.end(text);
 }
 
+/**
+ * The request target as a URL, or undefined when it cannot be one. An
+ * origin-form target (`/path?query`) is appended to a fixed origin rather
+ * than resolved against it: resolved, `//x` would name a host and `//`
+ * would throw. An absolute-form target (`http://host/path`, from proxies)
+ * is parsed as is.
+ */
+function requestUrl(target: string | undefined): URL | undefined {
+  const raw = target ?? '/';
+  try {
+    return raw.startsWith('/') ? new URL(`http://localhost${raw}`) : new URL(raw);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A path segment's percent-decoding, or undefined when it is malformed (`%`, `%zz`, a broken UTF-8 sequence). */
+function decodePath(path: string): string | undefined {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return undefined;
+  }
+}
+
 async function handle(deps: HttpDeps, request: IncomingMessage, response: ServerResponse): Promise<void> {
-  const url = new URL(request.url ?? '/', 'http://localhost');
+  const url = requestUrl(request.url);
+  // Refused up front, whatever the path: a malformed target is bad input on every route, never a 500 or a 404.
+  const decoded = url && decodePath(url.pathname);
+  if (!url || decoded === undefined) {
+    deps.metrics.errors.inc({ code: 'http_invalid_path' });
+    json(response, 400, { code: 'invalid_path', message: url ? 'malformed percent-encoding in the path' : 'the request target is not a valid path' });
+    return;
+  }
   const path = url.pathname;
   if (deps.admin && (await handleAdmin(deps.admin, request, url, (status, body, headers) => json(response, status, body, headers)))) return;
   if (await handleApi(deps.api, request, url, (status, body, headers) => json(response, status, body, headers))) return;
@@ -165,7 +197,7 @@ async function handle(deps: HttpDeps, request: IncomingMessage, response: Server
     return;
   }
   if (deps.demo) {
-    const relative = path === '/' ? 'index.html' : decodeURIComponent(path.slice(1));
+    const relative = path === '/' ? 'index.html' : decoded.slice(1);
     const file = normalize(join(WEB_ROOT, relative));
     // No path may leave the web root.
     if (file.startsWith(WEB_ROOT + sep)) {

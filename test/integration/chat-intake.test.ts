@@ -7,7 +7,7 @@
  * every member of both nodes receives one order, a `cmid` retry is answered
  * with the original, a request the worker cannot store is answered with its
  * error and dead-lettered without blocking the next one, a publish with no
- * worker running times out as `unavailable` and its request is dead-lettered
+ * worker running times out as `outcome_unknown` and its request is dead-lettered
  * when it expires, and a standby worker takes over when the active one stops.
  *
  * Every broker object carries a random env and is deleted in `after`, and so
@@ -166,7 +166,7 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     assert.deepEqual([next.op, next.offset], ['ack', 1], JSON.stringify(next));
   });
 
-  it('times out as unavailable with no worker, dead-letters the expired request, and a standby worker takes over', async () => {
+  it('times out as outcome_unknown with no worker, dead-letters the expired request, and a standby worker takes over', async () => {
     const room = testNamespace('standby');
     await startNode(2, SHORT_TIMEOUT_MS);
     const client = await connect(2, `${room}-u`);
@@ -185,7 +185,8 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     await standby.close();
     const before = await deadLettered();
     const refused = await client.request({ op: 'publish', room, class: 'chat', data: 3, cmid: 'late' }, SHORT_TIMEOUT_MS + 5000);
-    assert.deepEqual([refused.op, refused.code], ['error', 'unavailable'], JSON.stringify(refused));
+    // Sent, never answered: the node cannot know whether a worker stored it.
+    assert.deepEqual([refused.op, refused.code], ['error', 'outcome_unknown'], JSON.stringify(refused));
     await waitFor(async () => (await deadLettered()) === before + 1, { timeoutMs: 10_000, what: 'the expired request in the dead-letter queue' });
     // The node stays ready (signals and room messages work) and says why chat does not.
     const reading = await waitFor(

@@ -7,6 +7,7 @@ import { ErrorCode } from './codes.js';
 import { NerveError } from './errors.js';
 import { fastFrame } from './fast-frames.js';
 import type { ClientFrame, RequestId, ServerFrame } from './frames.js';
+import { MAX_FRAME_DEPTH, nestsDeeperThan } from './nesting.js';
 import { clientFrameSchemas, requestIdSchema } from './schema.js';
 
 export type DecodeResult =
@@ -26,6 +27,14 @@ export function decodeClientFrame(text: string): DecodeResult {
     return { ok: false, error: new NerveError(ErrorCode.InvalidFrame, 'frame must be a JSON object') };
   }
   const record = parsed as Record<string, unknown>;
+  // Before anything reads it: deeper data would overflow the encoder when delivered (nesting.ts).
+  if (nestsDeeperThan(text)) {
+    const ridResult = requestIdSchema.safeParse(record.rid);
+    return withRid(
+      new NerveError(ErrorCode.InvalidFrame, `frame nests objects and arrays deeper than ${MAX_FRAME_DEPTH} levels`),
+      ridResult.success ? ridResult.data : undefined,
+    );
+  }
   const op = record.op;
   // The frames of the hot path, when valid, without zod (fast-frames.ts).
   const fast = typeof op === 'string' ? fastFrame(op, record) : undefined;

@@ -41,6 +41,12 @@ export const ErrorCode = {
   BusUnavailable: 'bus_unavailable',
   /** A lane the request needs is down (for example the event outbox is full). Retry later. */
   Unavailable: 'unavailable',
+  /**
+   * The store or the bus timed out after the command was sent: the publish or
+   * signal may or may not have taken effect. Re-send chat with the same `cmid`
+   * (one ack; `duplicate: true` if it was stored).
+   */
+  OutcomeUnknown: 'outcome_unknown',
   /** An unexpected server fault. Logged with the request id. */
   Internal: 'internal',
 } as const;

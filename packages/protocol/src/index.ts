@@ -11,3 +11,4 @@ export {
   isValidUserId,
 } from './ids.js';
 export { decodeClientFrame, encodeFrame, type DecodeResult } from './codec.js';
+export { MAX_FRAME_DEPTH } from './nesting.js';
