@@ -252,7 +252,9 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
       .map((line) => line.split('=')[0]!);
     const perPod = new Set(nervePods(full).flatMap((p) => arr(p.container.env).map((e) => str(obj(e, 'env').name))));
     const configured = new Set([...Object.keys(config.data), ...secretKeys, ...perPod]);
-    for (const key of [...Object.keys(config.data), ...secretKeys]) assert.ok(known.has(key), `${key} is no setting of nerve serve or nerve worker`);
+    // A key that sets a value must be a setting (a typo would be ignored by nerve); an empty one sets nothing.
+    for (const [key, value] of Object.entries(config.data)) assert.ok(known.has(key) || value === '', `${key} is no setting of nerve serve or nerve worker`);
+    for (const key of secretKeys) assert.ok(known.has(key), `${key} is no setting of nerve serve or nerve worker`);
     for (const key of Object.keys(config.data)) assert.ok(!secretKeys.includes(key), `${key} is both in the ConfigMap and the Secret`);
     const missing = [...known].filter((key) => !configured.has(key));
     assert.deepEqual(missing, [], 'settings missing from deploy/k8s/base/config.yaml or secrets.env.example (add them; empty = the default)');
