@@ -3,6 +3,9 @@
  * traffic, the demo page, and graceful shutdown on SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { RawClient } from '../helpers/raw-client.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
@@ -31,6 +34,11 @@ describe('node endpoints', () => {
   });
   after(async () => {
     await node.stop();
+  });
+
+  it('logs the URL to open on its listening line (JSON lines when stdout is not a terminal)', () => {
+    const listening = node.logs.find((entry) => entry.msg === 'listening');
+    assert.equal(listening?.url, `http://127.0.0.1:${node.port}/`);
   });
 
   it('answers /healthz and /readyz with the lanes in use', async () => {
@@ -77,6 +85,35 @@ describe('node endpoints', () => {
     assert.equal(metricValue(after, 'nerve_lane_up', { lane: 'bus' }), 1);
     alice.close();
     bob.close();
+  });
+});
+
+describe('--log-format pretty', () => {
+  it('prints one human-readable listening line with a URL that answers', async () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--port', '0', '--host', '127.0.0.1', '--log-format', 'pretty'], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      const pattern = /listening (http:\/\/127\.0\.0\.1:\d+\/)/;
+      const line = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no listening line within 15 s')), 15_000);
+        createInterface({ input: child.stdout }).on('line', (text) => {
+          if (!pattern.test(text)) return;
+          clearTimeout(timer);
+          resolve(text);
+        });
+      });
+      assert.doesNotMatch(line, /^\{/, 'a pretty line, not JSON');
+      assert.match(line, /INFO/);
+      const url = pattern.exec(line)?.[1];
+      assert.equal((await fetch(`${url}healthz`)).status, 200);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
   });
 });
 

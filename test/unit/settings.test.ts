@@ -14,6 +14,21 @@ describe('serve settings', () => {
     assert.equal(options.limits.rateBurst, 7);
   });
 
+  it('reads --log-format (flag over NERVE_LOG_FORMAT); without either, pretty on a terminal and json otherwise', () => {
+    assert.equal(normalizeOptions(parseServeArgs(['--log-format', 'pretty'], {})).logFormat, 'pretty');
+    assert.equal(normalizeOptions(parseServeArgs(['--log-format=json'], { NERVE_LOG_FORMAT: 'pretty' })).logFormat, 'json');
+    assert.equal(normalizeOptions(parseServeArgs([], { NERVE_LOG_FORMAT: 'pretty' })).logFormat, 'pretty');
+    const wasTty = process.stdout.isTTY;
+    try {
+      process.stdout.isTTY = true;
+      assert.equal(normalizeOptions(parseServeArgs([], {})).logFormat, 'pretty');
+      process.stdout.isTTY = false;
+      assert.equal(normalizeOptions(parseServeArgs([], {})).logFormat, 'json');
+    } finally {
+      process.stdout.isTTY = wasTty;
+    }
+  });
+
   it('has a flag and an env variable for every setting, all distinct', () => {
     assert.equal(new Set(SETTINGS.map((s) => s.flag)).size, SETTINGS.length);
     assert.equal(new Set(SETTINGS.map((s) => s.env)).size, SETTINGS.length);
@@ -52,6 +67,7 @@ describe('serve settings', () => {
     ['port out of range', ['--port', '70000'], {}, /port: expected an integer from 0 to 65535/],
     ['unknown flag', ['--prot', '1'], {}, /--prot/],
     ['bad log level', [], { NERVE_LOG_LEVEL: 'loud' }, /logLevel \(NERVE_LOG_LEVEL\): expected fatal \| error/],
+    ['bad log format', ['--log-format', 'colour'], {}, /logFormat \(--log-format\): expected pretty \| json, got "colour"/],
     ['short auth secret', ['--auth-secret', 'short'], {}, /authSecret: expected at least 32 bytes/],
     ['bad redis url', ['--redis-url', 'http://x'], {}, /redisUrl: expected a URL \(redis:, rediss:\)/],
     ['bad ice servers', ['--ice-servers', '[{"urls":"http://x"}]'], {}, /iceServers/],
