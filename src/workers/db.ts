@@ -21,9 +21,23 @@ export function quoteIdent(name: string): string {
   return `"${checkSchema(name)}"`;
 }
 
-/** Run `fn` in a transaction; commit if it resolves, roll back if it throws. */
+/**
+ * Run `fn` in a transaction; commit if it resolves, roll back if it throws.
+ *
+ * While a client is checked out the pool no longer listens to it, so a
+ * connection lost between two queries (a PostgreSQL restart, a reset from
+ * the network) emits `error` on the client with no listener, which crashes
+ * the process (seen in the chaos soak). The listener here keeps the error:
+ * the next query fails instead, the transaction rolls back and throws, and
+ * the broken client is destroyed rather than returned to the pool.
+ */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let lost: Error | undefined;
+  const onError = (error: Error): void => {
+    lost = error;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await fn(client);
@@ -33,7 +47,8 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(lost);
   }
 }
 
