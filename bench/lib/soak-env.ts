@@ -37,6 +37,16 @@ export interface NodeSlot {
   up: boolean;
 }
 
+/** A node or worker that exited without the soak asking it to: a crash. */
+export interface UnexpectedExit {
+  at: number;
+  what: string;
+  code: number | null;
+  signal: string | null;
+  /** The last log lines and stderr, to say why. */
+  detail: string;
+}
+
 export interface SoakEnv {
   namespace: string;
   redis: RedisServer;
@@ -48,6 +58,8 @@ export interface SoakEnv {
   schema: string;
   slots: NodeSlot[];
   worker: WorkerProcess | undefined;
+  /** Crashes seen so far. A crashed worker is started again after 1 s, as a supervisor would (the crash stays reported). */
+  readonly crashes: UnexpectedExit[];
   /** ws:// URL of slot `i` while it is up. */
   wsUrl(i: number): string | undefined;
   httpUrl(i: number): string | undefined;
@@ -111,6 +123,20 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
   const slots: NodeSlot[] = Array.from({ length: options.nodes }, (_, index) => ({ index, generation: 0, process: undefined, up: false }));
   let worker: WorkerProcess | undefined;
   let workerGeneration = 0;
+  let stoppingAll = false;
+  const crashes: UnexpectedExit[] = [];
+  const stderrTail = (child: { stderr: NodeJS.ReadableStream | null }): (() => string) => {
+    let tail = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      tail = (tail + chunk.toString()).slice(-3000);
+    });
+    return () => tail;
+  };
+  const lastLogs = (logs: Array<Record<string, unknown>>): string =>
+    logs
+      .slice(-4)
+      .map((entry) => JSON.stringify({ level: entry.level, msg: entry.msg, err: (entry.err as { message?: string } | undefined)?.message }))
+      .join(' ');
 
   const slot = (i: number): NodeSlot => {
     const found = slots[i];
@@ -121,8 +147,17 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
     const s = slot(i);
     s.generation += 1;
     const node = await startNode({ nodeId: `${namespace}-n${i}g${s.generation}`, args: nodeArgs, timeoutMs: 60_000 });
+    const stderr = stderrTail(node.child);
     s.process = node;
     s.up = true;
+    void node.exited.then((code) => {
+      if (s.process !== node || stoppingAll) return; // stopped or killed by the soak
+      s.up = false;
+      s.process = undefined;
+      const crash = { at: Date.now(), what: `node n${i}`, code, signal: node.child.signalCode, detail: `${lastLogs(node.logs)} ${stderr()}`.slice(-2000) };
+      crashes.push(crash);
+      log(`CRASH: node n${i} exited by itself (${code ?? node.child.signalCode}): ${crash.detail}`);
+    });
     return node;
   };
   const killSlot = async (i: number, signal: 'SIGKILL' | 'SIGTERM'): Promise<void> => {
@@ -130,14 +165,26 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
     s.up = false;
     const node = s.process;
     if (!node) return;
+    s.process = undefined; // before the exit, so it is not taken for a crash
     if (signal === 'SIGKILL') await node.kill();
     else await node.stop(15_000);
-    s.process = undefined;
   };
   const startWorker = async (): Promise<WorkerProcess> => {
     workerGeneration += 1;
     const started = spawnWorker(['chat-store', '--amqp-url', amqpUrl, '--postgres-url', proxiedPg.toString(), '--postgres-schema', schema, '--env', namespace, '--prefetch', '32']);
+    const stderr = stderrTail(started.child);
     worker = started;
+    void started.exited.then(({ code, signal }) => {
+      if (worker !== started || stoppingAll) return; // killed or stopped by the soak
+      worker = undefined;
+      const crash = { at: Date.now(), what: 'chat-store worker', code, signal, detail: `${lastLogs(started.logs)} ${stderr()}`.slice(-2000) };
+      crashes.push(crash);
+      log(`CRASH: chat-store worker exited by itself (${code ?? signal}): ${crash.detail}`);
+      // A supervisor (systemd, Kubernetes) would start it again; so does the soak, and the crash stays in the report.
+      setTimeout(() => {
+        if (!stoppingAll && worker === undefined) startWorker().catch((error: unknown) => log(`worker restart failed: ${String(error)}`));
+      }, 1000);
+    });
     const deadline = Date.now() + 60_000;
     while (!started.logs.some((entry) => entry.msg === 'worker ready')) {
       if (started.child.exitCode !== null || started.child.signalCode !== null) throw new Error(`chat-store worker exited before ready: ${JSON.stringify(started.logs.slice(-3))}`);
@@ -158,6 +205,7 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      stoppingAll = true;
       await Promise.all(slots.map((s) => s.process?.stop(8000)));
       const current = worker;
       if (current && current.child.exitCode === null && current.child.signalCode === null) {
@@ -184,6 +232,7 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
     db,
     schema,
     slots,
+    crashes,
     get worker() {
       return worker;
     },

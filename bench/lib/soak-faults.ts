@@ -131,6 +131,7 @@ export async function runFault(ctx: FaultContext, id: number, kind: FaultKind): 
     recovered: false,
     notes: [],
   };
+  const crashesBefore = env.crashes.length;
   let restart: Promise<unknown> | undefined;
   switch (kind) {
     case 'node-sigkill':
@@ -188,10 +189,15 @@ export async function runFault(ctx: FaultContext, id: number, kind: FaultKind): 
       break;
     }
     case 'postgres-cut': {
-      record.target = 'postgresql proxy';
+      // Half of them a restart as clients see it (connections reset, refused meanwhile), half a stall (bytes held).
+      const stall = random() < 0.5;
+      record.target = `postgresql proxy (${stall ? 'bytes held' : 'connections cut, refused'})`;
       record.holdMs = between(random, 1000, 5000);
-      env.postgresProxy.refuse();
-      record.notes.push(`cut ${env.postgresProxy.cut()} connection(s)`);
+      if (stall) env.postgresProxy.hold();
+      else {
+        env.postgresProxy.refuse();
+        record.notes.push(`cut ${env.postgresProxy.cut()} connection(s)`);
+      }
       await sleep(record.holdMs);
       env.postgresProxy.release();
       record.healAt = Date.now();
@@ -248,6 +254,12 @@ export async function runFault(ctx: FaultContext, id: number, kind: FaultKind): 
     record.notes.push(`readyz: ${await readyDetails(env)}`);
   }
   await restart?.catch(() => undefined);
+  // A process that died of the fault did not heal by itself, even if a supervisor's restart brought the figures back.
+  const crashes = env.crashes.slice(crashesBefore);
+  if (crashes.length > 0) {
+    record.recovered = false;
+    for (const crash of crashes) record.notes.push(`${crash.what} crashed (exit ${crash.code ?? crash.signal}): ${crash.detail.slice(0, 300)}`);
+  }
   record.endAt = Date.now();
   log(
     `fault #${id} ${kind}: ${record.recovered ? 'recovered' : 'NOT RECOVERED'} — readyz ${fmt(record.readyMs)}, delivery ${fmt(record.deliveryMs)}, chat ${fmt(record.chatMs)}, postgres ${fmt(record.postgresMs)}${record.notes.length ? ` (${record.notes.join('; ')})` : ''}`,

@@ -336,7 +336,7 @@ export class SoakLoad {
 
   // ---------------------------------------------------------------- slow clients
 
-  /** The slow clients stop reading and their rooms get a burst of 2 KiB chat, for `ms`. Resolves when the burst is sent. */
+  /** The slow clients stop reading and their rooms get a burst of 12 KiB chat, for `ms`. Resolves when the burst is sent. */
   async slowFault(ms: number): Promise<{ paused: number; closed: number }> {
     const { checker } = this.options;
     const closedBefore = checker.events.slowConsumerCloses;
@@ -348,7 +348,8 @@ export class SoakLoad {
       }
     }
     this.slowUntil = Date.now() + ms;
-    const pad = 'x'.repeat(2048);
+    // 12 KiB messages: loopback TCP buffers take about 4 MiB before the node's own send buffer grows.
+    const pad = 'x'.repeat(12 * 1024);
     let n = 0;
     await Promise.all(
       this.flooders.map(async (f, i) => {

@@ -142,6 +142,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     if (replay.missing || replay.duplicated || replay.mismatched || replay.notRecovered.length) {
       failures.push(`replay: ${replay.missing} acked missing, ${replay.duplicated} duplicated, ${replay.mismatched} mismatched, ${replay.notRecovered.length} rooms not recovered`);
     }
+    for (const crash of env.crashes) failures.push(`${crash.what} crashed (exit ${crash.code ?? crash.signal})`);
     for (const f of faults) if (!f.recovered) failures.push(`fault #${f.id} ${f.kind} did not recover: ${f.notes.join('; ')}`);
     if (options.minPerKind > 0) {
       for (const kind of options.faults) if ((counts[kind] ?? 0) < options.minPerKind) failures.push(`${kind} ran ${counts[kind] ?? 0} times, fewer than ${options.minPerKind}`);
@@ -164,6 +165,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
       postgres,
       replay,
       catchUp: { laggards },
+      crashes: [...env.crashes],
       sdk: {
         recoveryFailed: checker.events.recoveryFailed,
         rejoined: checker.events.rejoined,
