@@ -9,10 +9,12 @@
  * instead of being tested half-substituted.
  *
  * Every balancer started here is stopped when the test process exits, even
- * on failure (SIGTERM: nginx's master then stops its workers).
+ * on failure (SIGTERM: nginx's master then stops its workers); one left by a
+ * test process that was killed is stopped by the next startBalancer (its
+ * folder names the owner).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +69,30 @@ export async function balancerSkipReason(kind: BalancerKind): Promise<string | u
   }
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Stop the balancers of test processes that are gone (killed before their exit hook ran), and remove their folders. */
+async function sweepStale(): Promise<void> {
+  const names = (await readdir(tmpdir())).filter((name) => /^nerve-(nginx|haproxy)-/.test(name));
+  for (const name of names) {
+    const dir = join(tmpdir(), name);
+    const owner = await readFile(join(dir, 'owner'), 'utf8').catch(() => undefined);
+    const [ownerPid, balancerPid, kind] = (owner ?? '').split(' ');
+    if (!ownerPid || alive(Number(ownerPid))) continue;
+    // Only a process that is still that balancer (a pid may have been reused since).
+    const command = await readFile(`/proc/${balancerPid}/comm`, 'utf8').catch(() => '');
+    if (kind && command.trim() === kind) process.kill(Number(balancerPid), 'SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -113,12 +139,13 @@ export async function renderSample(kind: BalancerKind, port: number, nodes: Arra
 
 /** Start `kind` with its shipped sample in front of `nodes`, on free loopback ports; resolve once it proxies. */
 export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: string; port: number }>): Promise<Balancer> {
-  const dir = await mkdtemp(join(tmpdir(), `nerve-${kind}-`));
-  // nginx's workers run as `nobody` and create their temp folders in here.
-  await chmod(dir, 0o755);
+  await sweepStale();
   const port = await freePort();
   const statsPort = kind === 'haproxy' ? await freePort() : 0;
   const config = await renderSample(kind, port, nodes.map((node) => ({ host: node.host ?? '127.0.0.1', port: node.port })), statsPort);
+  const dir = await mkdtemp(join(tmpdir(), `nerve-${kind}-`));
+  // nginx's workers run as `nobody` and create their temp folders in here.
+  await chmod(dir, 0o755);
   const configPath = join(dir, kind === 'nginx' ? 'nginx.conf' : 'haproxy.cfg');
   await writeFile(configPath, config);
   let child: ChildProcess;
@@ -134,6 +161,7 @@ export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: st
     child = spawn('haproxy', ['-db', '-f', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
   live.add(child);
+  await writeFile(join(dir, 'owner'), `${process.pid} ${child.pid} ${kind}`);
   let output = '';
   const collect = (chunk: Buffer): void => {
     output += chunk.toString();
