@@ -93,7 +93,8 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     // The history script SPUBLISHes on the room channel; without the tag it lies in another slot.
     throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
   }
-  const store = redisUrl ? redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)) : undefined;
+  // Every Redis lane PINGs its connection every probeIntervalMs and replaces a silent one (src/redis/link.ts).
+  const store = redisUrl ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs } : undefined;
   const bus = overrides.bus ?? createBus(options, context);
   const history =
     overrides.history ??
@@ -165,6 +166,10 @@ function createBus(options: NodeOptions, context: LaneContext): Bus {
         nodeId: options.nodeId,
         namer: context.namer,
         logger,
+        // The canary (a deaf subscriber) runs at the probe's pace, so either fault is noticed within 2 probe intervals.
+        probeIntervalMs: options.probeIntervalMs,
+        canaryIntervalMs: options.probeIntervalMs,
+        canaryTimeoutMs: options.probeIntervalMs,
       });
     case 'rabbitmq':
       return new RabbitBus({ url: required(options.amqpUrl, 'amqpUrl'), env: options.env, service: options.service, nodeId: options.nodeId, logger });

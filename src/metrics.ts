@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type IncreaseDataWithExemplar, type LabelValues } from 'prom-client';
 import type { RedisBusStats } from './bus/redis-core.js';
+import type { LinkStats } from './redis/link.js';
 import { RecentErrors } from './registry/recent-errors.js';
 
 /** Latency buckets from 100 µs to 5 s: the hot lane lives in the first half, a struggling broker in the second. */
@@ -16,6 +17,8 @@ export interface MetricSources {
   busStats?: () => RedisBusStats;
   /** Cold-lane events waiting for the broker. */
   outboxDepth?: () => number;
+  /** Connection probe counters of every lane that has them (src/redis/link.ts), one entry per connection or lane. */
+  linkStats?: () => LinkStats[];
 }
 
 /**
@@ -138,6 +141,31 @@ export class NodeMetrics {
       ['reconnects', 'nerve_bus_reconnects_total', 'Bus connections (Redis or RabbitMQ) re-established after a loss.'],
       ['canaryFailures', 'nerve_bus_canary_failures_total', 'Bus canary probes that did not come back (a deaf subscriber, then reconnected).'],
     ];
+    // Connection probes (src/redis/link.ts), per lane; summed at scrape time from the lanes' own counters.
+    const linkCounters: Array<[keyof Omit<LinkStats, 'lane'>, string, string]> = [
+      ['probeFailures', 'nerve_lane_probe_failures_total', 'Connection probes (PING, or a connection stuck connecting) that failed, by lane.'],
+      ['replacements', 'nerve_lane_connection_replacements_total', 'Connections destroyed and replaced after a failed probe or a timed-out command, by lane.'],
+      ['reconnects', 'nerve_lane_reconnects_total', 'Lane connections ready again after a loss (replaced, server restarted, network), by lane.'],
+    ];
+    for (const [key, name, help] of linkCounters) {
+      const seen = new Map<string, number>();
+      const counter: Counter<'lane'> = new Counter({
+        name,
+        help,
+        labelNames: ['lane'],
+        registers: [this.registry],
+        collect: () => {
+          const totals = new Map<string, number>();
+          for (const stats of this.sources.linkStats?.() ?? []) totals.set(stats.lane, (totals.get(stats.lane) ?? 0) + stats[key]);
+          for (const [lane, value] of totals) {
+            const before = seen.get(lane);
+            // A lane shows at 0 from the first scrape, so rate() has a start.
+            if (before === undefined || value > before) counter.inc({ lane }, value - (before ?? 0));
+            seen.set(lane, Math.max(before ?? 0, value));
+          }
+        },
+      });
+    }
     for (const [key, name, help] of busCounters) {
       let seen = 0;
       const counter: Counter = new Counter({

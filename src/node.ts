@@ -29,7 +29,14 @@ import type { NodeRegistry } from './registry/registry.js';
 import { NodeSnapshot } from './registry/snapshot.js';
 import { NERVE_VERSION } from './version.js';
 import type { RedisBusStats } from './bus/redis-core.js';
+import type { LinkStats } from './redis/link.js';
 import { redisStoreConnection } from './lanes-factory.js';
+
+/** The connection probe counters of a lane that keeps them (src/redis/link.ts); none for the others. */
+function linkStatsOf(lane: unknown): LinkStats[] {
+  const probed = lane as { linkStats?: unknown } | undefined;
+  return probed && typeof probed.linkStats === 'function' ? (probed.linkStats as () => LinkStats[]).call(lane) : [];
+}
 
 export type NodeState = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -103,8 +110,16 @@ export class NerveNode {
     this.metrics.sources.outboxDepth = () => this.lanes.events.outboxDepth();
     const sharded = this.options.redisMode === 'sharded';
     this.registry = this.options.redisUrl
-      ? new RedisNodeRegistry({ ...redisStoreConnection(this.options.redisUrl, sharded, redisSentinelSettings(this.options)), prefix: namer.prefix })
+      ? new RedisNodeRegistry({
+          ...redisStoreConnection(this.options.redisUrl, sharded, redisSentinelSettings(this.options)),
+          prefix: namer.prefix,
+          probeIntervalMs: this.options.probeIntervalMs,
+          // Its connection was replaced (or came back): it may have missed beats, so the entry is written again now.
+          onRestored: () => void this.heartbeat.beatNow(),
+        })
       : new MemoryNodeRegistry();
+    const probed = [this.lanes.bus, this.lanes.history, this.lanes.presence, this.lanes.mailbox, this.lanes.sessions, this.registry];
+    this.metrics.sources.linkStats = () => probed.flatMap(linkStatsOf);
     this.authenticator =
       deps.authenticator ??
       (this.options.authSecret || this.options.authPublicKey || this.options.authJwksUrl

@@ -215,6 +215,14 @@ export interface NodeOptions {
   advertiseUrl: string | undefined;
   /** Node registry heartbeat interval, ms; an entry expires after 3 missed heartbeats. Default 2000. */
   registryIntervalMs: number;
+  /**
+   * Every Redis connection (bus, history, presence, mailbox, sessions,
+   * registry) is PINGed this often and must answer within it; a silent one
+   * is replaced, so a stall is noticed within twice this (docs/operations.md,
+   * "Connection probes"). Also the bus canary's period and timeout. 0 turns
+   * probes and the canary off, ms. Default 1000.
+   */
+  probeIntervalMs: number;
   limits: LimitOptions;
 }
 
@@ -607,8 +615,15 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     drainWindowMs: integer('drainWindowMs', input.drainWindowMs ?? 10_000, 0, 600_000),
     advertiseUrl: url('advertiseUrl', input.advertiseUrl, ['http:', 'https:']),
     registryIntervalMs: integer('registryIntervalMs', input.registryIntervalMs ?? 2000, 100, 60_000),
+    probeIntervalMs: probeInterval(input.probeIntervalMs ?? 1000),
     limits,
   };
+}
+
+/** 0 (off) or 100 to 60000 ms: a shorter probe would fail on a busy but healthy Redis. */
+function probeInterval(value: number): number {
+  if (value === 0) return 0;
+  return integer('probeIntervalMs', value, 100, 60_000);
 }
 
 /** The limits a client is told about in `welcome`. */

@@ -15,6 +15,8 @@ import { Canary } from './canary.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
 import type { ChannelNamer } from './channels.js';
 import { encodeEnvelope } from './envelope.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import { DEFAULT_PROBE_INTERVAL_MS, RedisLink, type LinkStats } from '../redis/link.js';
 
 /** The part of a pino logger the bus uses; a pino `Logger` fits. */
 export interface BusLogger {
@@ -47,6 +49,11 @@ export interface RedisBusOptions {
   canaryIntervalMs?: number;
   /** Milliseconds a canary may take to come back before the subscriber is declared deaf. Default 2000. */
   canaryTimeoutMs?: number;
+  /**
+   * Milliseconds between PINGs on every connection (src/redis/link.ts); a
+   * connection silent for a probe interval is replaced. 0 disables. Default 1000.
+   */
+  probeIntervalMs?: number;
   /** Milliseconds before a command (PUBLISH, SUBSCRIBE) without a reply is rejected. Default 1000. */
   commandTimeoutMs?: number;
   /** Milliseconds a TCP connect may take. Default 2000. */
@@ -86,6 +93,7 @@ export interface NormalizedRedisBusOptions {
   logger: BusLogger;
   canaryIntervalMs: number;
   canaryTimeoutMs: number;
+  probeIntervalMs: number;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   startTimeoutMs: number;
@@ -131,6 +139,7 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
     logger: options.logger ?? silentLogger,
     canaryIntervalMs: nonNegativeInt('canaryIntervalMs', options.canaryIntervalMs ?? 5000),
     canaryTimeoutMs: nonNegativeInt('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000),
+    probeIntervalMs: nonNegativeInt('probeIntervalMs', options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS),
     commandTimeoutMs: nonNegativeInt('commandTimeoutMs', options.commandTimeoutMs ?? 1000),
     connectTimeoutMs: nonNegativeInt('connectTimeoutMs', options.connectTimeoutMs ?? 2000),
     startTimeoutMs: nonNegativeInt('startTimeoutMs', options.startTimeoutMs ?? 10_000),
@@ -317,6 +326,8 @@ export abstract class RedisBusCore extends RefCountedBus {
       return receivers;
     } catch (error) {
       this.counters.publishFailures += 1;
+      // Sent but not answered: other nodes may have received it (it is not `bus_unavailable`, which means nothing was sent).
+      if (error instanceof OutcomeUnknownError) throw error;
       throw unavailable(`${this.driver} publish failed: ${errorText(error)}`, error);
     }
   }
@@ -343,7 +354,11 @@ export abstract class RedisBusCore extends RefCountedBus {
    * rather than one per retry, and `onReconnect` after every `ready` but the
    * first, where the driver resubscribes.
    */
-  protected watch(client: Redis | Cluster, role: string, onReconnect: () => void): void {
+  protected watch(client: Redis | Cluster, role: string, onReconnect: () => void): RedisLink {
+    const link = new RedisLink({ client, lane: 'bus', role, intervalMs: this.options.probeIntervalMs, log: this.log });
+    this.links.add(link);
+    // Probing from the start: a connection whose handshake is held is cut like a silent one.
+    if (this.state !== 'closed') link.start();
     let everReady = false;
     let down = false;
     client.on('error', (error: unknown) => {
@@ -365,6 +380,55 @@ export abstract class RedisBusCore extends RefCountedBus {
       }
       everReady = true;
     });
+    return link;
+  }
+
+  /** The watchdog of every connection (src/redis/link.ts); a closed connection's is dropped by closeClient. */
+  private readonly links = new Set<RedisLink>();
+
+  /** Why a connection is not trusted now (failed probe, timed-out command), per connection. */
+  protected linkProblems(): string[] {
+    const problems: string[] = [];
+    for (const link of this.links) {
+      const problem = link.problem();
+      if (problem !== undefined) problems.push(problem);
+    }
+    return problems;
+  }
+
+  /** Probe failures and connection replacements of the bus's connections, summed, for metrics. */
+  linkStats(): LinkStats[] {
+    const total: LinkStats = { ...this.retired };
+    for (const link of this.links) {
+      total.probeFailures += link.stats.probeFailures;
+      total.replacements += link.stats.replacements;
+      total.reconnects += link.stats.reconnects;
+    }
+    return [total];
+  }
+
+  /** Counts of the links of connections already closed, so the metrics stay monotonic. */
+  private readonly retired: LinkStats = { lane: 'bus', probeFailures: 0, replacements: 0, reconnects: 0 };
+
+  /** Stop watching `client` (it is being closed). */
+  protected unwatch(client: Redis | Cluster | undefined): void {
+    const link = client && RedisLink.of(client);
+    if (!link || !this.links.delete(link)) return;
+    link.stop();
+    this.retired.probeFailures += link.stats.probeFailures;
+    this.retired.replacements += link.stats.replacements;
+    this.retired.reconnects += link.stats.reconnects;
+  }
+
+  /** Replace `client`'s connection with a fresh one (src/redis/link.ts): resubscribing starts over on a socket with nothing pending. */
+  protected replace(client: Redis | Cluster | undefined, reason: string): void {
+    if (client) RedisLink.of(client)?.cut(reason);
+  }
+
+  /** Run one command on `client` through its link: a reply that never came throws OutcomeUnknownError and replaces the connection. */
+  protected viaLink<T>(client: Redis | Cluster, what: string, call: () => Promise<T>): Promise<T> {
+    const link = RedisLink.of(client);
+    return link ? link.run(what, call) : call();
   }
 
   /** Resolve when `client` is ready; reject after `timeoutMs` (it keeps retrying; the caller decides). */
@@ -383,8 +447,9 @@ export abstract class RedisBusCore extends RefCountedBus {
     });
   }
 
-  /** Disconnect without waiting for a reconnect, and resolve once the socket is gone. */
-  protected static closeClient(client: Redis | Cluster | undefined): Promise<void> {
+  /** Stop watching `client`, disconnect without waiting for a reconnect, and resolve once the socket is gone. */
+  protected closeClient(client: Redis | Cluster | undefined): Promise<void> {
+    this.unwatch(client);
     if (!client || client.status === 'end') return Promise.resolve();
     // Between retries there is no socket: disconnect() just cancels the retry timer and no 'end' follows.
     const socketless = client.status === 'reconnecting' || client.status === 'wait';
@@ -405,7 +470,8 @@ export abstract class RedisBusCore extends RefCountedBus {
     const problem =
       this.state !== 'running'
         ? `${this.driver} bus is ${this.state}`
-        : (this.connectionProblem() ??
+        : (this.linkProblems().join(', ') ||
+          this.connectionProblem() ||
           (this.deafChannels.size > 0 ? `canary on ${[...this.deafChannels].join(', ')} did not come back; subscriber reconnecting` : undefined));
     return problem === undefined ? { lane: 'bus', driver: this.driver, ok: true } : { lane: 'bus', driver: this.driver, ok: false, detail: problem };
   }

@@ -166,7 +166,7 @@ export class ShardedRedisBus extends RedisBusCore {
     });
     if (failure !== undefined) {
       this.log.warn({ shard: shard.key, err: errorText(failure) }, 'redis shard resubscribe failed; reconnecting it');
-      shard.client.disconnect(true);
+      this.replace(shard.client, `resubscribe failed: ${errorText(failure)}`);
       return;
     }
     this.log.debug({ shard: shard.key, channels: done.length, moved: moved.length }, 'redis shard subscriptions restored');
@@ -186,7 +186,7 @@ export class ShardedRedisBus extends RedisBusCore {
     } catch (error) {
       if (this.closed() || this.shards.get(shard.key) !== shard) return;
       this.log.warn({ shard: shard.key, err: errorText(error) }, 'redis shard resubscribe failed after a slot refresh; reconnecting it');
-      shard.client.disconnect(true);
+      this.replace(shard.client, `resubscribe failed: ${errorText(error)}`);
     }
   }
 
@@ -225,7 +225,7 @@ export class ShardedRedisBus extends RedisBusCore {
     for (const [key, shard] of this.shards) {
       if (!masters.has(key) && shard.channels.size === 0) {
         this.shards.delete(key);
-        void RedisBusCore.closeClient(shard.client);
+        void this.closeClient(shard.client);
       }
     }
   }
@@ -246,7 +246,7 @@ export class ShardedRedisBus extends RedisBusCore {
         (error: unknown) => {
           if (this.state === 'closed') return;
           this.log.warn({ shard: shard.key, channel, err: errorText(error) }, 'redis shard subscribe failed; reconnecting it');
-          shard.client.disconnect(true);
+          this.replace(shard.client, `subscribe failed: ${errorText(error)}`);
         },
       );
     }
@@ -286,7 +286,7 @@ export class ShardedRedisBus extends RedisBusCore {
       // Recorded first, so a reconnect while the command is in flight resubscribes it.
       shard.channels.add(channel);
       try {
-        await shard.client.ssubscribe(channel);
+        await this.viaLink(shard.client, 'SSUBSCRIBE', () => shard.client.ssubscribe(channel));
         return;
       } catch (error) {
         // Take it off whichever shard holds it now (a rebalance while the
@@ -320,7 +320,8 @@ export class ShardedRedisBus extends RedisBusCore {
     const cluster = this.cluster!;
     // The node-level commandTimeout does not cover redirections and cluster
     // retries; this bounds the whole publish.
-    return new Promise<number>((resolve, reject) => {
+    // Through the cluster's link: a publish sent and not answered is an unknown outcome (the probes find the silent node).
+    return this.viaLink(cluster, 'SPUBLISH', () => new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`SPUBLISH timed out after ${this.options.commandTimeoutMs} ms`)), this.options.commandTimeoutMs);
       cluster.spublish(channel, bytes).then(
         (count) => {
@@ -332,7 +333,7 @@ export class ShardedRedisBus extends RedisBusCore {
           reject(error instanceof Error ? error : new Error(String(error)));
         },
       );
-    });
+    }));
   }
 
   protected publisherProblem(): string | undefined {
@@ -365,12 +366,12 @@ export class ShardedRedisBus extends RedisBusCore {
   }
 
   protected recoverDeaf(channel: string): void {
-    this.shardHolding(channel)?.client.disconnect(true);
+    this.replace(this.shardHolding(channel)?.client, 'canary did not come back');
   }
 
   protected async disconnect(): Promise<void> {
     const shards = [...this.shards.values()];
     this.shards.clear();
-    await Promise.all([RedisBusCore.closeClient(this.cluster), ...shards.map((shard) => RedisBusCore.closeClient(shard.client))]);
+    await Promise.all([this.closeClient(this.cluster), ...shards.map((shard) => this.closeClient(shard.client))]);
   }
 }

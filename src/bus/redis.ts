@@ -98,7 +98,7 @@ export class RedisBus extends RedisBusCore {
       if (this.state !== 'running') return;
       // Try again from scratch on a fresh connection rather than run half-subscribed.
       this.log.warn({ driver: this.driver, err: errorText(error) }, 'redis bus resubscribe failed; reconnecting');
-      subscriber.disconnect(true);
+      this.replace(subscriber, `resubscribe failed: ${errorText(error)}`);
     }
   }
 
@@ -116,7 +116,7 @@ export class RedisBus extends RedisBusCore {
       const subscriber = this.subscriber;
       if (this.state !== 'running' || !subscriber || subscriber.status !== 'ready') throw new Error(`redis subscriber is ${subscriber?.status ?? this.state}`);
       try {
-        await subscriber.subscribe(...channels);
+        await this.viaLink(subscriber, 'SUBSCRIBE', () => subscriber.subscribe(...channels));
       } catch (error) {
         // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
         // Sent before any later SUBSCRIBE of these channels: the bus serializes the operations on a channel.
@@ -165,7 +165,7 @@ export class RedisBus extends RedisBusCore {
     // publisherProblem() ran just before, so the publisher exists and is ready.
     const publisher = this.publisher!;
     if (publisher.stream) publishWrites.hold(publisher.stream);
-    return publisher.publish(channel, bytes);
+    return this.viaLink(publisher, 'PUBLISH', () => publisher.publish(channel, bytes));
   }
 
   protected publisherProblem(): string | undefined {
@@ -189,11 +189,11 @@ export class RedisBus extends RedisBusCore {
   }
 
   protected recoverDeaf(): void {
-    this.subscriber?.disconnect(true);
+    this.replace(this.subscriber, 'canary did not come back');
   }
 
   protected async disconnect(): Promise<void> {
-    await Promise.all([RedisBusCore.closeClient(this.publisher), RedisBusCore.closeClient(this.subscriber)]);
+    await Promise.all([this.closeClient(this.publisher), this.closeClient(this.subscriber)]);
   }
 }
 
@@ -201,6 +201,6 @@ export class RedisBus extends RedisBusCore {
  * One call for the composition root: `sharded: true` gives the Redis Cluster
  * driver (SPUBLISH / SSUBSCRIBE), otherwise classic Pub/Sub on one server.
  */
-export function createRedisBus(options: RedisBusOptions): Bus & Pick<RedisBus, 'stats' | 'probeNow'> {
+export function createRedisBus(options: RedisBusOptions): Bus & Pick<RedisBus, 'stats' | 'probeNow' | 'linkStats'> {
   return options.sharded ? new ShardedRedisBus(options) : new RedisBus(options);
 }

@@ -97,6 +97,7 @@ export const SETTINGS: readonly Setting[] = [
   top('drain-window-ms', 'drainWindowMs', 'int', '10000', 'on SIGTERM, close connections in batches spread over this window (capped by shutdown-timeout-ms; 0 = at once)'),
   top('advertise-url', 'advertiseUrl', 'string', 'http://{host}:{port}', 'address of this node shown in the node registry (nerve status, /admin)'),
   top('registry-interval-ms', 'registryIntervalMs', 'int', '2000', 'node registry heartbeat; an entry expires after 3 missed heartbeats'),
+  top('probe-interval-ms', 'probeIntervalMs', 'int', '1000', 'PING every Redis connection this often; one silent for an interval is replaced (0 = off)'),
   limit('max-frame-bytes', 'maxFrameBytes', 'largest WebSocket frame accepted'),
   limit('max-rooms', 'maxRoomsPerConnection', 'rooms one connection may be in'),
   limit('max-room-id-length', 'maxRoomIdLength', 'longest room id'),

@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { WriteBatch } from '../write-batch.js';
 import { ConfigError } from '../options.js';
+import { DEFAULT_PROBE_INTERVAL_MS, RedisLink, type LinkLogger } from '../redis/link.js';
 
 export type LuaArg = string | Buffer | number;
 
@@ -27,8 +28,14 @@ export class LuaScript {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
+  /**
+   * Run the script on `client`. On a connection watched by a RedisLink, a
+   * call sent but not answered rejects with OutcomeUnknownError (and a
+   * timeout replaces the connection); see src/redis/link.ts.
+   */
   run(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
-    return track(client, this.call(client, keys, args));
+    const link = RedisLink.of(client);
+    return track(client, link ? link.run(this.name, () => this.call(client, keys, args)) : this.call(client, keys, args));
   }
 
   private async call(client: Redis | Cluster, keys: string[], args: LuaArg[]): Promise<unknown> {
@@ -92,6 +99,8 @@ export interface ScriptConnectionOptions {
   client?: Redis | Cluster | undefined;
   /** Extra ioredis options for an owned connection (every cluster node): password, username, TLS... Default none. */
   redisOptions?: RedisOptions | undefined;
+  /** Milliseconds between PINGs on the connection (src/redis/link.ts); 0 disables. Default 1000. */
+  probeIntervalMs?: number | undefined;
 }
 
 /**
@@ -111,6 +120,10 @@ const CLUSTER_COMMAND_TIMEOUT_MS = 5000;
  * - never resend a command after a reconnect: a script that ran but whose
  *   reply was lost would run twice (a chat message stored twice, a mailbox
  *   emptied twice); the caller gets an error and retries idempotently;
+ *   and fail the commands in flight as soon as their connection closes
+ *   (`maxRetriesPerRequest: 0`) rather than at their timeout: they are
+ *   never sent again anyway, and a connection replaced by its RedisLink
+ *   must not leave its calls hanging;
  * - a command timeout, so a black-holed connection fails the request instead
  *   of stalling the connection's queue for minutes;
  * - TCP keepalive, so a dead peer is noticed.
@@ -121,7 +134,7 @@ const CLUSTER_COMMAND_TIMEOUT_MS = 5000;
  * call would wait that long after a Redis restart.
  */
 const SCRIPT_CONNECTION_DEFAULTS = {
-  maxRetriesPerRequest: 1,
+  maxRetriesPerRequest: 0,
   autoResendUnfulfilledCommands: false,
   commandTimeout: CLUSTER_COMMAND_TIMEOUT_MS,
   keepAlive: 10_000,
@@ -151,6 +164,31 @@ export function scriptConnection(options: ScriptConnectionOptions): { client: Re
   // No offline queue: while Redis is down a call fails at once instead of hanging.
   const client = new Redis(options.url ?? '', { lazyConnect: true, enableOfflineQueue: false, ...SCRIPT_CONNECTION_DEFAULTS, ...options.redisOptions });
   return { client, owned: true };
+}
+
+/**
+ * The watchdog of a script connection (src/redis/link.ts), started at once:
+ * PINGs it every `probeIntervalMs` and replaces it (when `owned`) once it
+ * stops answering. `onRestored` runs when it is ready again after a loss.
+ */
+export function watchScriptConnection(options: {
+  client: Redis | Cluster;
+  owned: boolean;
+  lane: string;
+  probeIntervalMs: number | undefined;
+  log?: LinkLogger | undefined;
+  onRestored?: () => void;
+}): RedisLink {
+  const link = new RedisLink({
+    client: options.client,
+    lane: options.lane,
+    owned: options.owned,
+    intervalMs: options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
+    ...(options.log ? { log: options.log } : {}),
+    ...(options.onRestored ? { onRestored: options.onRestored } : {}),
+  });
+  link.start();
+  return link;
 }
 
 /** How long closing waits for script calls in flight before it sends QUIT anyway. */

@@ -44,8 +44,9 @@ import type {
   RoomRef,
 } from './history.js';
 import { clampLimit, newEpoch } from './recovery.js';
-import { closeScriptConnection, scriptConnection, type ClusterSeed } from './lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from './lua-script.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
+import type { LinkStats, RedisLink } from '../redis/link.js';
 import { FailoverWatch } from '../redis-failover-watch.js';
 import type { RedisSentinelSettings } from '../redis-connection.js';
 import { PUBLISH_COMMANDS, appendScripts, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
@@ -151,6 +152,8 @@ export interface RedisStreamsHistoryOptions {
    * Default none.
    */
   failoverWatch?: RedisSentinelSettings | undefined;
+  /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
+  probeIntervalMs?: number;
 }
 
 function integer(setting: string, value: number, min: number): number {
@@ -162,6 +165,7 @@ export class RedisStreamsHistory implements History {
   readonly driver = 'redis-streams';
   private readonly client: Redis | Cluster;
   private readonly ownsClient: boolean;
+  private readonly link: RedisLink;
   private readonly publishCommand: PublishCommand;
   private readonly prefix: string;
   private readonly maxMessages: number;
@@ -227,6 +231,7 @@ export class RedisStreamsHistory implements History {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
+    this.link = watchScriptConnection({ client, owned, lane: 'history', probeIntervalMs: options.probeIntervalMs });
   }
 
   async start(): Promise<void> {
@@ -300,7 +305,7 @@ export class RedisStreamsHistory implements History {
       keys.push(this.key(room, `idem:${escapeComponent(draft.from)}:${escapeComponent(draft.cmid)}`));
     }
     const policy = this.policyFor(room);
-    const reply = await this.call(() =>
+    const reply = await this.call('append', () =>
       (this.waitReplicas > 0 ? storeOnlyAppendScript : appendScripts[this.publishCommand]).run(this.client, keys, [
         newEpoch(),
         policy.ttlMs,
@@ -390,16 +395,23 @@ export class RedisStreamsHistory implements History {
     return this.read(room, 'since', clampLimit(limit, this.recoveryLimit), position);
   }
 
+  /** Probe failures and replacements of the connection (src/redis/link.ts), for metrics. */
+  linkStats(): LinkStats[] {
+    return [{ ...this.link.stats }];
+  }
+
   health(): LaneHealth {
     const base = { lane: 'history', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `history is ${this.state}` };
-    if (this.client.status !== 'ready') return { ...base, ok: false, detail: `redis is ${this.client.status}${this.lastError ? `: ${this.lastError}` : ''}` };
+    const problem = this.link.problem();
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closed';
+      this.link.stop();
       this.watch?.close();
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
@@ -420,7 +432,7 @@ export class RedisStreamsHistory implements History {
 
   private async read(room: RoomRef, mode: 'recent' | 'since', limit: number, position: StreamPosition): Promise<RecoveryResult> {
     this.assertRunning();
-    const reply = await this.call(() =>
+    const reply = await this.call('read', () =>
       readScript.run(this.client, [this.key(room, 'meta'), this.key(room, 'stream')], [
         newEpoch(),
         this.policyFor(room).ttlMs,
@@ -441,10 +453,17 @@ export class RedisStreamsHistory implements History {
     if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, `history is ${this.state}`);
   }
 
-  private async call<T>(command: () => Promise<T>): Promise<T> {
+  /**
+   * A store failure: `unavailable` when nothing happened (not sent, or a
+   * read); an append sent and not answered may be stored, and says so.
+   */
+  private async call<T>(what: 'append' | 'read', command: () => Promise<T>): Promise<T> {
     try {
       return await command();
     } catch (error) {
+      if (what === 'append' && error instanceof OutcomeUnknownError) {
+        throw new OutcomeUnknownError('history append sent, no reply: the message may be stored; retry with the same cmid', { cause: error });
+      }
       throw new NerveError(ErrorCode.Unavailable, 'history store unavailable', { cause: error });
     }
   }

@@ -18,8 +18,10 @@
  */
 import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
-import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed } from '../history/lua-script.js';
+import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ClusterSeed } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import type { LinkStats, RedisLink } from '../redis/link.js';
 import { TickBatch } from '../tick-batch.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
@@ -45,6 +47,8 @@ export interface RedisMailboxOptions extends MailboxOptions {
   redisOptions?: RedisOptions;
   /** Key prefix, normally `ChannelNamer.prefix` (`{env}:{service}`). Must not contain `{` or `}`. Default `dev:nerve`. */
   prefix?: string;
+  /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
+  probeIntervalMs?: number;
 }
 
 /** KEYS: 1 seen. ARGV: 1 seen until, 2 ttl ms. */
@@ -113,6 +117,7 @@ export class RedisMailbox implements Mailbox {
   readonly driver = 'redis';
   private readonly client: Redis | Cluster;
   private readonly ownsClient: boolean;
+  private readonly link: RedisLink;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly maxEntries: number;
@@ -137,6 +142,7 @@ export class RedisMailbox implements Mailbox {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
+    this.link = watchScriptConnection({ client, owned, lane: 'mailbox', probeIntervalMs: options.probeIntervalMs });
   }
 
   async start(): Promise<void> {
@@ -197,16 +203,23 @@ export class RedisMailbox implements Mailbox {
     },
   });
 
+  /** Probe failures and replacements of the connection (src/redis/link.ts), for metrics. */
+  linkStats(): LinkStats[] {
+    return [{ ...this.link.stats }];
+  }
+
   health(): LaneHealth {
     const base = { lane: 'mailbox', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `mailbox is ${this.state}` };
-    if (this.client.status !== 'ready') return { ...base, ok: false, detail: `redis is ${this.client.status}${this.lastError ? `: ${this.lastError}` : ''}` };
+    const problem = this.link.problem();
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closed';
+      this.link.stop();
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
     })();
@@ -224,6 +237,8 @@ export class RedisMailbox implements Mailbox {
     try {
       return await script.run(this.client, keys, args);
     } catch (error) {
+      // Sent, not answered: it may have run (a mailbox emptied, a signal queued). Not `unavailable`, which means nothing happened.
+      if (error instanceof OutcomeUnknownError) throw error;
       throw new NerveError(ErrorCode.Unavailable, 'mailbox store unavailable', { cause: error });
     }
   }

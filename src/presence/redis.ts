@@ -65,7 +65,9 @@ import {
   sweepScript,
   unlockScript,
 } from './redis-scripts.js';
-import { closeScriptConnection, scriptConnection, type ClusterSeed, type LuaArg, type LuaScript } from '../history/lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed, type LuaArg, type LuaScript } from '../history/lua-script.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import type { LinkStats, RedisLink } from '../redis/link.js';
 
 export interface PresenceExpiry {
   /** Users whose last connection expired. */
@@ -113,6 +115,12 @@ export interface RedisPresenceOptions {
    * predecessor as after any dead node). Default a random UUID.
    */
   instanceId?: string;
+  /**
+   * Milliseconds between PINGs on the connection; a silent one is replaced
+   * (src/redis/link.ts), and once the new one is ready a heartbeat runs at
+   * once, adding back this node's entries. 0 disables. Default 1000.
+   */
+  probeIntervalMs?: number;
 }
 
 /** Room keys and index keys live this many TTLs: longer than any entry, so a dead node's rooms are still there to sweep. */
@@ -155,6 +163,7 @@ export class RedisPresence implements Presence {
   readonly driver = 'redis';
   private readonly client: Redis | Cluster;
   private readonly ownsClient: boolean;
+  private readonly link: RedisLink;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
@@ -203,6 +212,16 @@ export class RedisPresence implements Presence {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
+    // Back after a loss: register and refresh (or add back) this node's entries now, not a heartbeat later.
+    this.link = watchScriptConnection({
+      client,
+      owned,
+      lane: 'presence',
+      probeIntervalMs: options.probeIntervalMs,
+      onRestored: () => {
+        if (this.state === 'running') this.heartbeat().catch(this.recordFailure);
+      },
+    });
   }
 
   async start(): Promise<void> {
@@ -324,16 +343,24 @@ export class RedisPresence implements Presence {
       // Shown by health() until a beat succeeds: while beats fail, this
       // node's entries are not refreshed and survivors will report its
       // members as gone, even though the connection looks fine.
-      const cause = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+      // The root cause (the store's own words), under the unavailable / outcome-unknown wrappers.
+      let cause = error;
+      while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
       this.heartbeatFailure = cause instanceof Error ? cause.message : String(cause);
       throw error;
     }
   }
 
+  /** Probe failures and replacements of the connection (src/redis/link.ts), for metrics. */
+  linkStats(): LinkStats[] {
+    return [{ ...this.link.stats }];
+  }
+
   health(): LaneHealth {
     const base = { lane: 'presence', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `presence is ${this.state}` };
-    if (this.client.status !== 'ready') return { ...base, ok: false, detail: `redis is ${this.client.status}${this.lastError ? `: ${this.lastError}` : ''}` };
+    const problem = this.link.problem();
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
     if (this.heartbeatFailure !== undefined) return { ...base, ok: false, detail: `heartbeat failed: ${this.heartbeatFailure}` };
     return { ...base, ok: true };
   }
@@ -357,6 +384,7 @@ export class RedisPresence implements Presence {
         ]).catch(this.recordFailure);
       }
       this.local.clear();
+      this.link.stop();
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
     })();
@@ -512,6 +540,8 @@ export class RedisPresence implements Presence {
     try {
       raw = await script.run(this.client, [this.key(room, 'conns'), this.key(room, 'users'), this.key(room, 'counts')], args);
     } catch (error) {
+      // Sent, not answered: the entry may be written (or removed). The caller's linger keeps such a room refreshed until it expired.
+      if (error instanceof OutcomeUnknownError) throw error;
       throw new NerveError(ErrorCode.Unavailable, 'presence store unavailable', { cause: error });
     }
     if (!Array.isArray(raw) || raw.length < 4) throw new NerveError(ErrorCode.Internal, `unexpected reply from ${script.name}`);

@@ -36,7 +36,12 @@ export class RegistryHeartbeat {
     this.timer.unref();
   }
 
-  /** Announce `draining` now (nerve status and /admin show it during the drain window). */
+  /** Write the entry now, out of turn (the registry's connection was replaced: it may have missed beats). */
+  beatNow(): Promise<void> {
+    return this.beat();
+  }
+
+    /** Announce `draining` now (nerve status and /admin show it during the drain window). */
   draining(): Promise<void> {
     this.state = 'draining';
     return this.beat();

@@ -12,13 +12,16 @@
  * leaves nothing behind.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { closeScriptConnection, LuaScript, scriptConnection, type ScriptConnectionOptions } from '../history/lua-script.js';
+import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ScriptConnectionOptions } from '../history/lua-script.js';
+import type { LinkStats, RedisLink } from '../redis/link.js';
 import { ConfigError } from '../options.js';
 import type { NodeEntry, NodeRecord, NodeRegistry } from './registry.js';
 
 export interface RedisNodeRegistryOptions extends ScriptConnectionOptions {
   /** Key prefix, normally `ChannelNamer.prefix` (`{env}:{service}`). Must not contain `{` or `}`. Default `dev:nerve`. */
   prefix?: string;
+  /** Told when the connection is ready again after it was lost or replaced (the node writes its entry again at once). Default nothing. */
+  onRestored?: () => void;
 }
 
 const NOW = `local t = redis.call('TIME')
@@ -70,6 +73,7 @@ export class RedisNodeRegistry implements NodeRegistry {
   readonly driver = 'redis';
   private readonly client: Redis | Cluster;
   private readonly owned: boolean;
+  private readonly link: RedisLink;
   private readonly keys: [string, string];
   private closing: Promise<void> | undefined;
   /** Last connection error, for logs; the registry never fails a request of the node. */
@@ -85,6 +89,18 @@ export class RedisNodeRegistry implements NodeRegistry {
     this.client.on('error', (error: Error) => {
       this.lastError = error.message;
     });
+    this.link = watchScriptConnection({
+      client,
+      owned,
+      lane: 'registry',
+      probeIntervalMs: options.probeIntervalMs,
+      ...(options.onRestored ? { onRestored: options.onRestored } : {}),
+    });
+  }
+
+  /** Probe failures and replacements of the registry's connection, for metrics. */
+  linkStats(): LinkStats[] {
+    return [{ ...this.link.stats }];
   }
 
   private async ready(): Promise<void> {
@@ -124,6 +140,7 @@ export class RedisNodeRegistry implements NodeRegistry {
   }
 
   close(): Promise<void> {
+    this.link.stop();
     this.closing ??= this.owned && this.client.status !== 'wait' && this.client.status !== 'end' ? closeScriptConnection(this.client) : Promise.resolve();
     return this.closing;
   }

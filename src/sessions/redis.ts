@@ -23,8 +23,10 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { escapeComponent, hashTag } from '../bus/channels.js';
 import type { ParticipantTime } from '../events/events.js';
 import type { RoomRef } from '../history/history.js';
-import { closeScriptConnection, LuaScript, scriptConnection, type ClusterSeed, type LuaArg } from '../history/lua-script.js';
+import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ClusterSeed, type LuaArg } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import type { LinkStats, RedisLink } from '../redis/link.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
@@ -41,6 +43,8 @@ export interface RedisRoomSessionsOptions extends RoomSessionsOptions {
   redisOptions?: RedisOptions;
   /** Key prefix, normally `ChannelNamer.prefix` (`{env}:{service}`). Must not contain `{` or `}`. Default `dev:nerve`. */
   prefix?: string;
+  /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
+  probeIntervalMs?: number;
   /** A session record not updated for this long is deleted, ms. Default 86400000 (a day). */
   ttlMs?: number;
 }
@@ -141,6 +145,7 @@ export class RedisRoomSessions implements RoomSessions {
   readonly driver = 'redis';
   private readonly client: Redis | Cluster;
   private readonly ownsClient: boolean;
+  private readonly link: RedisLink;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -162,6 +167,7 @@ export class RedisRoomSessions implements RoomSessions {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
+    this.link = watchScriptConnection({ client, owned, lane: 'sessions', probeIntervalMs: options.probeIntervalMs });
   }
 
   async open(): Promise<void> {
@@ -208,16 +214,23 @@ export class RedisRoomSessions implements RoomSessions {
     };
   }
 
+  /** Probe failures and replacements of the connection (src/redis/link.ts), for metrics. */
+  linkStats(): LinkStats[] {
+    return [{ ...this.link.stats }];
+  }
+
   health(): LaneHealth {
     const base = { lane: 'sessions', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `room sessions are ${this.state}` };
-    if (this.client.status !== 'ready') return { ...base, ok: false, detail: `redis is ${this.client.status}${this.lastError ? `: ${this.lastError}` : ''}` };
+    const problem = this.link.problem();
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.state = 'closed';
+      this.link.stop();
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
     })();
@@ -234,6 +247,8 @@ export class RedisRoomSessions implements RoomSessions {
     try {
       return await script.run(this.client, [this.key(room)], args);
     } catch (error) {
+      // Sent, not answered: it may have run (a mailbox emptied, a signal queued). Not `unavailable`, which means nothing happened.
+      if (error instanceof OutcomeUnknownError) throw error;
       throw new NerveError(ErrorCode.Unavailable, 'room session store unavailable', { cause: error });
     }
   }
