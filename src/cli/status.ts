@@ -1,21 +1,25 @@
 /**
- * `nerve status --redis-url … [--env …] [--service …] [--redis-mode …] [--json]`:
+ * `nerve status --redis-url … [--env …] [--service …] [--redis-mode …] [--redis-sentinels … --redis-sentinel-name …] [--json]`:
  * the cluster as the node registry sees it (src/registry/), one row per live
  * node. Exit 0 with at least one node, 1 with none, 2 on bad flags, 3 when
  * Redis cannot be read.
  */
 import { parseArgs } from 'node:util';
 import { ChannelNamer } from '../bus/channels.js';
-import { redisStoreConnection } from '../lanes-factory.js';
-import { ConfigError, REDIS_MODES, type RedisMode } from '../options.js';
+import { ConfigError, REDIS_MODES, normalizeOptions, redisSentinelSettings, type RedisMode } from '../options.js';
+import { redisStoreConnection, type RedisSentinelSettings } from '../redis-connection.js';
 import { RedisNodeRegistry } from '../registry/redis.js';
 import type { NodeRecord } from '../registry/registry.js';
 
 export const STATUS_HELP = `Usage: nerve status --redis-url URL [--env dev] [--service nerve] [--redis-mode pubsub|sharded] [--json]
+       nerve status --redis-sentinels HOST:PORT,... --redis-sentinel-name NAME [--redis-url URL] [--redis-sentinel-password P] [--redis-sentinel-username U] [--redis-sentinel-tls] ...
 
 Prints the nodes registered in Redis under {env}:{service} (each node
 heartbeats every --registry-interval-ms; one that misses three drops out).
-Environment: NERVE_REDIS_URL, NERVE_ENV, NERVE_SERVICE, NERVE_REDIS_MODE (flags win).`;
+With sentinels, --redis-url only gives the data nodes' credentials and TLS.
+Environment: NERVE_REDIS_URL, NERVE_ENV, NERVE_SERVICE, NERVE_REDIS_MODE,
+NERVE_REDIS_SENTINELS, NERVE_REDIS_SENTINEL_NAME, NERVE_REDIS_SENTINEL_PASSWORD,
+NERVE_REDIS_SENTINEL_USERNAME, NERVE_REDIS_SENTINEL_TLS (flags win).`;
 
 function sumValues(record: Record<string, number>): number {
   return Object.values(record).reduce((a, b) => a + b, 0);
@@ -59,6 +63,11 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
         env: { type: 'string' },
         service: { type: 'string' },
         'redis-mode': { type: 'string' },
+        'redis-sentinels': { type: 'string' },
+        'redis-sentinel-name': { type: 'string' },
+        'redis-sentinel-password': { type: 'string' },
+        'redis-sentinel-username': { type: 'string' },
+        'redis-sentinel-tls': { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -72,9 +81,25 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     process.stdout.write(`${STATUS_HELP}\n`);
     return 0;
   }
-  const redisUrl = values['redis-url'] ?? env.NERVE_REDIS_URL;
+  let redisUrl = values['redis-url'] ?? env.NERVE_REDIS_URL;
   const mode = (values['redis-mode'] ?? env.NERVE_REDIS_MODE ?? 'pubsub') as RedisMode;
+  let sentinel: RedisSentinelSettings | undefined;
   try {
+    const sentinels = (values['redis-sentinels'] ?? env.NERVE_REDIS_SENTINELS ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+    if (sentinels.length > 0) {
+      // The node's own rules (and errors) for the Sentinel settings.
+      const options = normalizeOptions({
+        redisUrl,
+        redisMode: mode,
+        redisSentinels: sentinels,
+        redisSentinelName: values['redis-sentinel-name'] ?? env.NERVE_REDIS_SENTINEL_NAME,
+        redisSentinelPassword: values['redis-sentinel-password'] ?? env.NERVE_REDIS_SENTINEL_PASSWORD,
+        redisSentinelUsername: values['redis-sentinel-username'] ?? env.NERVE_REDIS_SENTINEL_USERNAME,
+        redisSentinelTls: values['redis-sentinel-tls'] ?? /^(1|true|yes|on)$/i.test(env.NERVE_REDIS_SENTINEL_TLS ?? ''),
+      });
+      sentinel = redisSentinelSettings(options);
+      redisUrl = options.redisUrl;
+    }
     if (!redisUrl || !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('redisUrl', 'a redis:// URL (--redis-url)', redisUrl);
     if (!REDIS_MODES.includes(mode)) throw new ConfigError('redisMode', REDIS_MODES.join(' | '), mode);
   } catch (error) {
@@ -82,7 +107,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     return 2;
   }
   const namer = new ChannelNamer({ env: values.env ?? env.NERVE_ENV ?? 'dev', service: values.service ?? env.NERVE_SERVICE ?? 'nerve', hashTags: mode === 'sharded' });
-  const registry = new RedisNodeRegistry({ ...redisStoreConnection(redisUrl, mode === 'sharded'), prefix: namer.prefix });
+  const registry = new RedisNodeRegistry({ ...redisStoreConnection(redisUrl, mode === 'sharded', sentinel), prefix: namer.prefix });
   try {
     const nodes = await registry.list();
     process.stdout.write(values.json ? `${JSON.stringify({ nodes }, null, 2)}\n` : `${formatStatusTable(nodes)}\n`);

@@ -76,6 +76,9 @@ function fillEnvelope(bytes: Buffer | string, offsetToken: string, epochToken: s
   return typeof bytes === 'string' ? fill(bytes) : Buffer.from(fill(bytes.toString('latin1')), 'latin1');
 }
 
+/** Longest a fence outlives `+switch-master` when the history connection never reports ready again, ms. */
+const UNFENCE_FALLBACK_MS = 10_000;
+
 /** Bounds of the rooms whose id starts with `prefix`. */
 export interface HistoryPolicy {
   prefix: string;
@@ -269,12 +272,20 @@ export class RedisStreamsHistory implements History {
   private unfence(detail: string): void {
     if (this.fenced === undefined) return;
     const generation = this.fenceGeneration;
+    const client = this.client;
+    let timer: NodeJS.Timeout | undefined;
     const lift = (): void => {
+      clearTimeout(timer);
+      client.off('ready', lift);
       if (this.fenceGeneration === generation) this.fenced = undefined;
     };
-    if (!detail.startsWith('+switch-master') || !(this.client instanceof Redis) || this.state !== 'running') return lift();
-    this.client.once('ready', lift);
-    this.client.disconnect(true);
+    if (!detail.startsWith('+switch-master') || !(client instanceof Redis) || this.state !== 'running') return lift();
+    client.once('ready', lift);
+    // Never refuse chat for good: should no `ready` come (the connection
+    // replaced meanwhile), WAIT still stands between the old master and an ack.
+    timer = setTimeout(lift, UNFENCE_FALLBACK_MS);
+    timer.unref();
+    client.disconnect(true);
   }
 
   async append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult> {

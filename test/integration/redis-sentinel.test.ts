@@ -14,6 +14,9 @@
  * redis-server missing: fails in CI (CI=true), skipped elsewhere.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { NerveClient, type MessageFrame } from '../../packages/client/src/index.js';
@@ -25,6 +28,8 @@ import { startSentinelDeployment, type SentinelDeployment } from '../helpers/red
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
 const skip = (await redisServerSkipReason()) ?? false;
+const execFileAsync = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Chat acked and delivered across nodes again this soon after SENTINEL FAILOVER was sent (documented in docs/operations.md). */
 const RECOVERY_MS = 5000;
@@ -190,5 +195,15 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     assert.equal(resumed.recovered, true, 'resume across the failover is recovered');
 
     assert.ok(recovery <= RECOVERY_MS, `cross-node chat back ${recovery} ms after SENTINEL FAILOVER (at most ${RECOVERY_MS})`);
+  });
+
+  it('nerve status reads the registry through the sentinels, on the new master', async () => {
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'status', '--redis-sentinels', deployment.sentinels.join(','), '--redis-sentinel-name', deployment.name, '--env', cluster.env, '--json'],
+      { cwd: ROOT, timeout: 15_000 },
+    );
+    const { nodes } = JSON.parse(stdout) as { nodes: Array<{ id: string }> };
+    assert.deepEqual(nodes.map((node) => node.id).sort(), cluster.nodes.map((node) => node.nodeId).sort());
   });
 });
