@@ -97,6 +97,30 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
+  it("gives every node and worker a configuration nerve's own validation accepts", () => {
+    // Compose interpolation with what the header asks the user to export.
+    const exported: Record<string, string> = {
+      NERVE_API_KEY: '0123456789abcdef0123456789abcdef',
+      NERVE_CLEANUP_HOOK_URL: 'https://hooks.example.com/room-ended',
+      NERVE_WEBHOOK_URLS: 'https://hooks.example.com/nerve',
+      NERVE_WEBHOOK_SECRET: 'whsec_0123456789abcdef',
+    };
+    const interpolate = (value: string): string =>
+      value.replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_, name: string, op: string | undefined, rest: string) => exported[name] ?? (op === '-' ? rest : ''));
+    for (const [name, raw] of Object.entries(services)) {
+      const command = arr(obj(raw, name).command).map(str);
+      if (command[0] !== 'serve' && command[0] !== 'worker') continue;
+      const environment = Object.fromEntries(Object.entries(env(name)).map(([k, v]) => [k, interpolate(str(v))]));
+      if (command[0] === 'serve') {
+        const options = normalizeOptions(parseServeCommand(command.slice(1), environment).options);
+        assert.ok(options.redisUrl && options.amqpUrl, `${name}: a node of the cluster uses Redis and RabbitMQ`);
+      } else {
+        const parsed = parseWorkerCommand(command.slice(1), environment);
+        assert.doesNotThrow(() => checkWorkerOptions(parsed.name, parsed.options), name);
+      }
+    }
+  });
+
   it('has Prometheus scrape every node and worker, and Grafana provisioned with the dashboard', () => {
     const prometheus = obj(parse(readFileSync(join(DEPLOY, 'prometheus.yml'), 'utf8')), 'prometheus.yml');
     const targets = new Set<string>();
