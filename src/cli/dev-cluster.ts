@@ -6,7 +6,9 @@
  *   replay, presence, registry) and RabbitMQ (cold lane), plus the
  *   chat-store, billing and analytics workers on RabbitMQ and PostgreSQL.
  *
- * Prints every URL (and the admin page with its generated API key). Ctrl-C
+ * Says what it starts as it starts it (each node with its URL, each
+ * worker), then each node as it answers /readyz, then every URL (and the
+ * admin page with its generated API key). Ctrl-C
  * (or SIGTERM) drains every process and exits once all have exited; a
  * second Ctrl-C kills them. The children run in their own process group so
  * the terminal's Ctrl-C reaches them once, through this supervisor.
@@ -26,7 +28,8 @@ export const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
   --env NAME           namespace of keys, channels and queues (default dev)
   --workers LIST       comma-separated workers (default chat-store,billing,analytics; "" = none)
   --api-key KEY        API / admin key (default: a random one, printed)
-  --log-level LEVEL    log level of every process (default warn)`;
+  --log-level LEVEL    log level of every process (default warn)
+  --log-format FORMAT  the nodes' log lines: pretty | json (default pretty on a terminal, else json)`;
 
 interface Proc {
   name: string;
@@ -49,6 +52,7 @@ export async function devClusterMain(argv: string[]): Promise<number> {
         workers: { type: 'string', default: 'chat-store,billing,analytics' },
         'api-key': { type: 'string' },
         'log-level': { type: 'string', default: 'warn' },
+        'log-format': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -65,6 +69,11 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   const basePort = Number(values['base-port']);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 16 || !Number.isInteger(basePort) || basePort < 1 || basePort + nodes > 65_536) {
     process.stderr.write('nerve dev-cluster: --nodes is 1-16 and --base-port a port that leaves room for them\n');
+    return 2;
+  }
+  const logFormat = values['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  if (logFormat !== 'pretty' && logFormat !== 'json') {
+    process.stderr.write('nerve dev-cluster: --log-format is pretty or json\n');
     return 2;
   }
   const apiKey = values['api-key'] ?? `dev-${randomBytes(16).toString('hex')}`;
@@ -102,11 +111,15 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   };
   process.on('exit', killAll);
 
+  const say = (line: string) => process.stdout.write(`nerve dev-cluster: ${line}\n`);
+  say(`starting ${nodes} node(s)${workers.length ? ` and ${workers.length} worker(s)` : ''} on Redis ${hostOf(values['redis-url'])}${amqpUrl ? ` and RabbitMQ ${hostOf(amqpUrl)}` : ''} (env ${values.env})`);
   const urls: string[] = [];
+  const nodeProcs: Proc[] = [];
   for (let i = 0; i < nodes; i++) {
     const port = basePort + i;
     urls.push(`http://localhost:${port}`);
-    run(`n${i + 1}`, [
+    say(`starting n${i + 1} on ${urls[i]}/`);
+    const node = run(`n${i + 1}`, [
       'serve',
       '--port', String(port),
       '--node-id', `${values.env}-n${i + 1}`,
@@ -116,26 +129,18 @@ export async function devClusterMain(argv: string[]): Promise<number> {
       '--api-key', apiKey,
       '--advertise-url', `http://localhost:${port}`,
       '--drain-window-ms', '2000',
+      '--log-format', logFormat,
       ...shared,
     ]);
+    nodeProcs.push(node);
   }
   for (const worker of workers) {
+    say(`starting the ${worker} worker`);
     run(worker, ['worker', worker, '--amqp-url', amqpUrl, '--postgres-url', values['postgres-url'], '--env', values.env, '--log-level', values['log-level']]);
   }
 
-  process.stdout.write(
-    [
-      '',
-      `nerve dev-cluster: ${nodes} node(s)${workers.length ? ` and ${workers.join(', ')}` : ''} (env ${values.env})`,
-      ...urls.map((url, i) => `  n${i + 1}  ${url}/   ws ${url.replace('http', 'ws')}/ws   ready ${url}/readyz   metrics ${url}/metrics`),
-      `  admin   ${urls[0]}/admin   (API key: ${apiKey})`,
-      `  status  nerve status --redis-url ${values['redis-url']} --env ${values.env}`,
-      '  Ctrl-C drains and stops everything.',
-      '',
-    ].join('\n'),
-  );
-
-  return new Promise<number>((resolve) => {
+  // Ctrl-C works from here on, during the wait for readiness too.
+  const done = new Promise<number>((resolve) => {
     const onSignal = () => {
       signals += 1;
       if (signals > 1) {
@@ -149,4 +154,57 @@ export async function devClusterMain(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+
+  // Each node is announced as it answers /readyz; the summary follows once all do (or once the wait gives up).
+  const ready = await Promise.all(
+    urls.map(async (url, i) => {
+      const proc = nodeProcs[i];
+      const up = await waitReady(url, READY_WAIT_MS, () => stopping || proc?.child.exitCode !== null);
+      if (!stopping && proc?.child.exitCode === null) say(up ? `n${i + 1} ready on ${url}/` : `n${i + 1} not ready after ${READY_WAIT_MS / 1000} s (see its log lines above)`);
+      return up;
+    }),
+  );
+  if (stopping) return done;
+  if (ready.some((up) => !up)) say('not every node is ready: see the log lines above');
+  process.stdout.write(
+    [
+      '',
+      `nerve dev-cluster: ${nodes} node(s)${workers.length ? ` and ${workers.join(', ')}` : ''} (env ${values.env})`,
+      ...urls.map((url, i) => `  n${i + 1}  ${url}/   ws ${url.replace('http', 'ws')}/ws   ready ${url}/readyz   metrics ${url}/metrics`),
+      `  admin   ${urls[0]}/admin   (API key: ${apiKey})`,
+      `  status  nerve status --redis-url ${values['redis-url']} --env ${values.env}`,
+      '  Ctrl-C drains and stops everything.',
+      '',
+    ].join('\n'),
+  );
+  return done;
+}
+
+/** How long start-up waits for each node's /readyz before printing the summary anyway, ms. */
+const READY_WAIT_MS = 30_000;
+
+/** Poll `url`/readyz until it answers 200, `timeoutMs` passes, or `cancelled()`. */
+async function waitReady(url: string, timeoutMs: number, cancelled: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !cancelled()) {
+    const status = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+      (response) => {
+        void response.body?.cancel();
+        return response.status;
+      },
+      () => 0,
+    );
+    if (status === 200) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return false;
+}
+
+/** A service URL's host:port, for a line on screen: never its credentials. */
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return '(invalid URL)';
+  }
 }
