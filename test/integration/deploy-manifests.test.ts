@@ -342,6 +342,8 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
         else assert.deepEqual(secret, ['nerve-secrets']);
         const sc = obj(pod.spec.securityContext, 'securityContext');
         assert.equal(sc.runAsNonRoot, true, `${pod.deployment.metadata.name}: runAsNonRoot`);
+        // The Service "nerve" would otherwise inject NERVE_PORT=tcp://… into the environment nerve reads.
+        assert.equal(pod.spec.enableServiceLinks, false, `${pod.deployment.metadata.name}: enableServiceLinks`);
       }
       const allPods = pods(manifests);
       for (const service of manifests.filter((m) => m.kind === 'Service')) {
