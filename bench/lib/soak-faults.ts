@@ -206,8 +206,8 @@ export async function runFault(ctx: FaultContext, id: number, kind: FaultKind): 
     case 'slow-client': {
       record.target = `clients in ${load.slowRooms().join(', ')}`;
       record.holdMs = between(random, 3000, 8000);
-      const { paused, closed } = await load.slowFault(record.holdMs);
-      record.notes.push(`${paused} paused, ${closed} closed with 4009`);
+      const { paused, closed, burst } = await load.slowFault(record.holdMs);
+      record.notes.push(`${paused} paused, burst of ${burst} × 32 KiB, ${closed} closed with 4009`);
       record.healAt = Date.now();
       break;
     }

@@ -336,8 +336,8 @@ export class SoakLoad {
 
   // ---------------------------------------------------------------- slow clients
 
-  /** The slow clients stop reading and their rooms get a burst of 12 KiB chat, for `ms`. Resolves when the burst is sent. */
-  async slowFault(ms: number): Promise<{ paused: number; closed: number }> {
+  /** The slow clients stop reading and their rooms get a burst of 32 KiB chat, for `ms`. Resolves when the burst is sent. */
+  async slowFault(ms: number): Promise<{ paused: number; closed: number; burst: number }> {
     const { checker } = this.options;
     const closedBefore = checker.events.slowConsumerCloses;
     let paused = 0;
@@ -348,16 +348,17 @@ export class SoakLoad {
       }
     }
     this.slowUntil = Date.now() + ms;
-    // 12 KiB messages: loopback TCP buffers take about 4 MiB before the node's own send buffer grows.
-    const pad = 'x'.repeat(12 * 1024);
+    // 32 KiB messages: loopback TCP buffers take about 4 MiB before the node's own send buffer grows.
+    const pad = 'x'.repeat(32 * 1024);
     let n = 0;
     await Promise.all(
       this.flooders.map(async (f, i) => {
         const room = this.rooms[i]!;
         const inFlight = new Set<Promise<void>>();
-        while (Date.now() < this.slowUntil && this.running) {
-          // At most 16 in flight and 100 per second per flooder: bounded.
-          if (inFlight.size >= 16) await Promise.race(inFlight);
+        let sent = 0;
+        while (Date.now() < this.slowUntil && this.running && sent++ < 200) {
+          // At most 32 in flight, 100 per second and 200 (6.4 MiB) per flooder: bounded.
+          if (inFlight.size >= 32) await Promise.race(inFlight);
           const task = this.sendChat(f, room, `${f.name}-${n++}`, { pad });
           inFlight.add(task);
           void task.finally(() => inFlight.delete(task));
@@ -367,7 +368,7 @@ export class SoakLoad {
       }),
     );
     this.releaseSlow();
-    return { paused, closed: checker.events.slowConsumerCloses - closedBefore };
+    return { paused, closed: checker.events.slowConsumerCloses - closedBefore, burst: n };
   }
 
   private releaseSlow(): void {
