@@ -30,6 +30,7 @@ import { NodeSnapshot } from './registry/snapshot.js';
 import { NERVE_VERSION } from './version.js';
 import type { RedisBusStats } from './bus/redis-core.js';
 import type { LinkStats } from './redis/link.js';
+import { PostgresProbe } from './postgres/probe.js';
 import { redisStoreConnection } from './lanes-factory.js';
 
 /** The connection probe counters of a lane that keeps them (src/redis/link.ts); none for the others. */
@@ -66,6 +67,8 @@ export class NerveNode {
   private readonly mountOptions: MountOptions | undefined;
   /** Reads stored chat history for the server API; only when a PostgreSQL URL is set. */
   private readonly pool: pg.Pool | undefined;
+  /** Probes the pool every probeIntervalMs (src/postgres/probe.ts); /readyz shows it as lane `postgres`. */
+  private readonly pgProbe: PostgresProbe | undefined;
   private state: NodeState = 'idle';
   private stopping: Promise<void> | undefined;
   /** Who is in the cluster (Redis when `redisUrl` is set, else this node alone); `nerve status` and /admin read it. */
@@ -86,6 +89,7 @@ export class NerveNode {
       // connectionTimeoutMillis: a chat append must fail (the client retries), never wait forever for a connection.
       this.pool = new pg.Pool({ connectionString: this.options.postgresUrl, max: this.options.bus === 'rabbitmq' ? 16 : 4, connectionTimeoutMillis: 5000 });
       this.pool.on('error', (error) => this.log.warn({ err: error.message }, 'postgres pool error'));
+      this.pgProbe = new PostgresProbe(this.pool, this.options.probeIntervalMs);
     }
     // Sharded Pub/Sub: room channels carry the hash tag of their history keys (src/bus/channels.ts).
     const namer = new ChannelNamer({ env: this.options.env, service: this.options.service, hashTags: this.options.redisMode === 'sharded' });
@@ -118,7 +122,7 @@ export class NerveNode {
           onRestored: () => void this.heartbeat.beatNow(),
         })
       : new MemoryNodeRegistry();
-    const probed = [this.lanes.bus, this.lanes.history, this.lanes.presence, this.lanes.mailbox, this.lanes.sessions, this.registry];
+    const probed = [this.lanes.bus, this.lanes.history, this.lanes.presence, this.lanes.mailbox, this.lanes.sessions, this.registry, this.pgProbe];
     this.metrics.sources.linkStats = () => probed.flatMap(linkStatsOf);
     this.authenticator =
       deps.authenticator ??
@@ -224,7 +228,14 @@ export class NerveNode {
     this.metrics.outboxDepth.set(events.outboxDepth());
     // Room sessions are not a lane of their own in /readyz: they share presence's Redis (whose health shows it),
     // and their failures never fail a request (logged, nerve_errors_total{code="session_unavailable"}).
-    return [bus.health(), history.health(), presence.health(), events.health(), ...(mailbox ? [mailbox.health()] : [])];
+    return [
+      bus.health(),
+      history.health(),
+      presence.health(),
+      events.health(),
+      ...(mailbox ? [mailbox.health()] : []),
+      ...(this.pgProbe ? [this.pgProbe.health()] : []),
+    ];
   }
 
   async start(): Promise<AddressInfo> {
@@ -241,6 +252,7 @@ export class NerveNode {
       (channels) => this.gateway.onBusResubscribed(channels),
     );
     await Promise.all([history.start(), presence.start(), events.start(), mailbox?.start(), sessions.open()]);
+    this.pgProbe?.start();
     if (this.authenticator.kind === 'dev') {
       this.log.warn('dev authentication is on: clients choose their own user id. Set an auth secret for production.');
     }
@@ -296,6 +308,7 @@ export class NerveNode {
     for (const result of results) {
       if (result.status === 'rejected') this.log.warn({ err: (result.reason as Error).message }, 'lane close failed');
     }
+    this.pgProbe?.stop();
     await this.pool?.end().catch(() => {});
     // 4. close HTTP (keep-alive sockets included); mounted: give nerve's paths back to the application.
     if (this.mount) this.mount.remove();

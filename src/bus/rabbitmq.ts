@@ -58,6 +58,7 @@ import { canaryBytes, encodeOutgoing, errorText, fullJitter, unavailable, type B
 import { takeWireMessage, type BusIntake } from './intake.js';
 import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
 import { closeWithin } from '../close-within.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
 
 export interface RabbitBusOptions {
   /** AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672`. Required. */
@@ -457,6 +458,9 @@ export class RabbitBus extends RefCountedBus {
 
   // ------------------------------------------------------------ publish
 
+  /** Why the last publish got no confirm in time, until a later one is confirmed (health shows it). */
+  private confirmOverdue: string | undefined;
+
   /** Resolves with 0 when no node is bound to `channel`, 1 when at least one is (see the module comment). */
   async publish(channel: string, envelope: BusEnvelope): Promise<number> {
     return this.publishBytes(channel, encodeOutgoing(this.counters, envelope));
@@ -486,9 +490,10 @@ export class RabbitBus extends RefCountedBus {
       // A send that loses the race against the timeout still settles later: keep that quiet.
       sent.catch(() => {});
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no confirm within ${this.options.publishTimeoutMs} ms`)), this.options.publishTimeoutMs);
+        timer = setTimeout(() => reject(new ConfirmTimeout(`no confirm within ${this.options.publishTimeoutMs} ms`)), this.options.publishTimeoutMs);
       });
       await Promise.race([sent, timeout]);
+      this.confirmOverdue = undefined;
       // rabbitmq-client emits `basic.return` on a later turn (setImmediate) than it
       // resolves the confirm, though the broker sent the return first: wait one turn.
       await nextTurn();
@@ -496,6 +501,11 @@ export class RabbitBus extends RefCountedBus {
       return this.returned.has(id) ? 0 : 1;
     } catch (error) {
       this.counters.publishFailures += 1;
+      if (error instanceof ConfirmTimeout) {
+        // Published, never confirmed: the broker may have routed it. Shown by health until a publish is confirmed again.
+        this.confirmOverdue = error.message;
+        throw new OutcomeUnknownError(`rabbitmq publish sent, ${error.message}; it may have been delivered`, { cause: error });
+      }
       throw unavailable(`rabbitmq publish failed: ${errorText(error)}`, error);
     } finally {
       clearTimeout(timer);
@@ -510,6 +520,7 @@ export class RabbitBus extends RefCountedBus {
     if (this.state !== 'running') return `rabbitmq bus is ${this.state}`;
     const problems: string[] = [];
     if (!this.links?.pub.ready) problems.push('publishing connection down');
+    else if (this.confirmOverdue !== undefined) problems.push(`publisher: ${this.confirmOverdue}`);
     if (this.options.publishOnly) {
       // No consuming side to check.
     } else if (!this.links?.sub?.ready) problems.push('consuming connection down');
@@ -538,4 +549,10 @@ export class RabbitBus extends RefCountedBus {
   probeNow(): Promise<string[]> {
     return this.canary.round();
   }
+}
+
+/** A publish the broker did not confirm within `publishTimeoutMs`: sent, outcome unknown. */
+class ConfirmTimeout extends Error {
+  readonly code = 'confirm_timeout';
+  override readonly name = 'ConfirmTimeout';
 }

@@ -79,6 +79,8 @@ export interface RabbitEventLogOptions {
   reconnectHighMs?: number;
   /** Heartbeat, seconds; a dead TCP peer is noticed after two missed beats. Default 30. */
   heartbeatSeconds?: number;
+  /** An event the broker has not confirmed for this long makes the lane unhealthy (/readyz names it), ms. Default 5000. */
+  confirmOverdueMs?: number;
   /** Optional pino logger. Default: silent. */
   logger?: Logger;
 }
@@ -134,6 +136,7 @@ export class RabbitEventLog implements EventLog {
       reconnectLowMs: nonNegativeInt('reconnectLowMs', options.reconnectLowMs, 1000, 600_000),
       reconnectHighMs: nonNegativeInt('reconnectHighMs', options.reconnectHighMs, 30_000, 600_000),
       heartbeatSeconds: nonNegativeInt('heartbeatSeconds', options.heartbeatSeconds, 30, 3600),
+      confirmOverdueMs: nonNegativeInt('confirmOverdueMs', options.confirmOverdueMs, 5000, 600_000),
     };
     if (this.options.outboxLimit < 1) throw new ConfigError('outboxLimit', 'an integer from 1 to 10000000', 0);
     this.logger = options.logger?.child({ lane: 'events', driver: 'rabbitmq' });
@@ -167,7 +170,7 @@ export class RabbitEventLog implements EventLog {
       isReady: () => connection.ready,
       isTransient: (error) =>
         error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
-      send: (event) =>
+      send: (event) => this.confirming(() =>
         this.publisher.send(
           {
             exchange: this.exchange,
@@ -179,7 +182,7 @@ export class RabbitEventLog implements EventLog {
             timestamp: Math.floor(event.ts / 1000),
           },
           Buffer.from(JSON.stringify(event)),
-        ),
+        )),
       ...(this.logger ? { logger: this.logger } : {}),
     });
   }
@@ -285,6 +288,26 @@ export class RabbitEventLog implements EventLog {
     return this.outbox.depth();
   }
 
+  /** When each publish still waiting for its broker confirm was sent (ms), by a sequence number. */
+  private readonly unconfirmed = new Map<number, number>();
+  private sendSeq = 0;
+
+  /** Track one publish until its confirm (or failure), so health sees a broker that stopped confirming. */
+  private confirming<T>(send: () => Promise<T>): Promise<T> {
+    const seq = ++this.sendSeq;
+    this.unconfirmed.set(seq, Date.now());
+    const settled = (): void => void this.unconfirmed.delete(seq);
+    const sent = send();
+    sent.then(settled, settled);
+    return sent;
+  }
+
+  /** How long the oldest publish has waited for its confirm, ms (0 when none waits). Map order is send order. */
+  private oldestUnconfirmedMs(): number {
+    for (const sentAt of this.unconfirmed.values()) return Date.now() - sentAt;
+    return 0;
+  }
+
   health(): LaneHealth {
     const base = { lane: 'events', driver: this.driver };
     if (this.state === 'closed') return { ...base, ok: false, detail: 'closed' };
@@ -294,6 +317,9 @@ export class RabbitEventLog implements EventLog {
     if (!this.publishConnection.ready) {
       return { ...base, ok: false, detail: `broker unreachable${this.lastError ? ` (${this.lastError})` : ''}; outbox ${depth}` };
     }
+    const waited = this.oldestUnconfirmedMs();
+    // A broker that takes the bytes but stopped confirming (stalled, partitioned before heartbeats notice).
+    if (waited > this.options.confirmOverdueMs) return { ...base, ok: false, detail: `broker has not confirmed an event for ${waited} ms; outbox ${depth}` };
     return depth > 0 ? { ...base, ok: true, detail: `outbox ${depth}` } : { ...base, ok: true };
   }
 
