@@ -6,7 +6,8 @@ The ends are created here (in the current network namespace) under temporary
 names, then moved into their namespaces under their final names, so a wire
 behaves like a veth pair whose both ends have `tc qdisc ... netem delay`.
 
-argv[1]: JSON list of {"a": [ns, name], "b": [ns, name], "delayMs": n}.
+argv[1]: JSON list of {"a": [ns, name], "b": [ns, name], "delayMs": n}; an
+         ns of null leaves that end in the current namespace.
 stdin:   one JSON command per line, answered by one line "ok" on stdout:
          {"wire": i, "delayMs": n}   change wire i's one-way delay.
 Prints "ready" once every end is in place; exits when stdin closes (the
@@ -46,7 +47,10 @@ def main():
             ns, name = spec[side]
             temporary = "w%s%d%s" % (tag, i, side)
             fd = open_tap(temporary)
-            subprocess.run(["ip", "link", "set", temporary, "netns", ns, "name", name], check=True)
+            if ns is None:  # this end stays in the current namespace
+                subprocess.run(["ip", "link", "set", temporary, "name", name], check=True)
+            else:
+                subprocess.run(["ip", "link", "set", temporary, "netns", ns, "name", name], check=True)
             ends.append(fd)
         peers[ends[0]] = (i, ends[1])
         peers[ends[1]] = (i, ends[0])

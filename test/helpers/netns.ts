@@ -9,6 +9,8 @@
  *   bridged with a veth in the test's own namespace (10.P.1.1), so the test's
  *   clients reach every node without crossing the WAN (like each zone's own
  *   load balancer).
+ * - optionally the test's own namespace as one more host on the WAN (`here`),
+ *   so services of this machine can be reached across it (`forward`).
  *
  * Delay: `tc netem` on both ends of a veth pair where the kernel has netem;
  * otherwise (CONFIG_NET_SCH_NETEM off, as on our development VM) a wire of
@@ -21,6 +23,7 @@
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -40,12 +43,18 @@ export interface HostSpec {
   delayMs: number;
   /** Whether the test's clients reach it on the LAN (a node: yes; Redis: no). */
   lan?: boolean;
+  /**
+   * The host is the test's own namespace: it gets a WAN link and address
+   * like the others, so the services of this machine (the shared RabbitMQ and
+   * PostgreSQL) can be put on the WAN with `forward`. At most one; no `lan`.
+   */
+  here?: boolean;
 }
 
 export interface Host {
   name: string;
-  /** Network namespace name (`ip netns exec <ns> …`). */
-  ns: string;
+  /** Network namespace name (`ip netns exec <ns> …`); undefined for the `here` host. */
+  ns: string | undefined;
   wanIp: string;
   /** Undefined when the host is not on the LAN. */
   lanIp: string | undefined;
@@ -171,18 +180,20 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
   const p = await freeSubnet();
   const sw = `${run}-sw`;
   const rootLink = `nv${run.slice(-3)}${process.pid.toString(36).slice(-4)}`;
+  const rootWan = `${rootLink}w`;
   const hosts = new Map<string, Host & { index: number; delayMs: number }>();
+  if (specs.filter((spec) => spec.here).length > 1 || specs.some((spec) => spec.here && spec.lan)) throw new RangeError('at most one `here` host, not on the LAN');
   specs.forEach((spec, i) => {
     hosts.set(spec.name, {
       name: spec.name,
-      ns: `${run}-${spec.name}`,
+      ns: spec.here ? undefined : `${run}-${spec.name}`,
       wanIp: `10.${p}.0.${10 + i}`,
       lanIp: spec.lan ? `10.${p}.1.${10 + i}` : undefined,
       index: i,
       delayMs: spec.delayMs,
     });
   });
-  const namespaces = [sw, ...[...hosts.values()].map((host) => host.ns)];
+  const namespaces = [sw, ...[...hosts.values()].flatMap((host) => (host.ns ? [host.ns] : []))];
   const children = new Set<ChildProcess>();
   let wire: ChildProcess | undefined;
   let wireAnswers: AsyncIterator<string> | undefined;
@@ -192,10 +203,12 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
     wire?.kill('SIGKILL');
     // Processes started in a namespace by others (startNode with a launcher) go too.
     for (const ns of namespaces) deleteNamespace(ns);
-    try {
-      execFileSync('ip', ['link', 'del', rootLink], { stdio: 'ignore' });
-    } catch {
-      // gone with the switch namespace
+    for (const link of [rootLink, rootWan]) {
+      try {
+        execFileSync('ip', ['link', 'del', link], { stdio: 'ignore' });
+      } catch {
+        // gone with the switch namespace (or the wire)
+      }
     }
   };
   process.once('exit', removeSync);
@@ -222,6 +235,9 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
     return host;
   };
   const switchPort = (host: Host & { index: number }): string => `w${host.index}`;
+  /** `ip`/`tc` arguments that address the host's namespace, and the name of its WAN device. */
+  const inHost = (host: Host): string[] => (host.ns ? ['-n', host.ns] : []);
+  const wanDevice = (host: Host): string => (host.ns ? 'wan0' : rootWan);
 
   try {
     for (const ns of namespaces) {
@@ -240,7 +256,7 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
 
     // WAN links, with their delay.
     if (latency === 'wire') {
-      const spec = [...hosts.values()].map((host) => ({ a: [host.ns, 'wan0'], b: [sw, switchPort(host)], delayMs: host.delayMs }));
+      const spec = [...hosts.values()].map((host) => ({ a: [host.ns ?? null, wanDevice(host)], b: [sw, switchPort(host)], delayMs: host.delayMs }));
       wire = spawn('python3', [WIRE, JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
       let wireErrors = '';
       wire.stderr?.on('data', (chunk: Buffer) => (wireErrors += chunk.toString()));
@@ -252,17 +268,21 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
       if (first.value !== 'ready') throw new Error(`netns-wire: ${String(first.value)} ${wireErrors}`);
     } else {
       for (const host of hosts.values()) {
-        await ip('link', 'add', `${run.slice(-3)}w${host.index}`, 'netns', host.ns, 'type', 'veth', 'peer', 'name', switchPort(host), 'netns', sw);
-        await ip('-n', host.ns, 'link', 'set', `${run.slice(-3)}w${host.index}`, 'name', 'wan0');
-        await execFileAsync('tc', ['-n', host.ns, 'qdisc', 'add', 'dev', 'wan0', 'root', 'netem', 'delay', `${host.delayMs}ms`]);
+        if (host.ns) {
+          await ip('link', 'add', `${run.slice(-3)}w${host.index}`, 'netns', host.ns, 'type', 'veth', 'peer', 'name', switchPort(host), 'netns', sw);
+          await ip('-n', host.ns, 'link', 'set', `${run.slice(-3)}w${host.index}`, 'name', 'wan0');
+        } else {
+          await ip('link', 'add', rootWan, 'type', 'veth', 'peer', 'name', switchPort(host), 'netns', sw);
+        }
+        await execFileAsync('tc', [...inHost(host), 'qdisc', 'add', 'dev', wanDevice(host), 'root', 'netem', 'delay', `${host.delayMs}ms`]);
         await execFileAsync('tc', ['-n', sw, 'qdisc', 'add', 'dev', switchPort(host), 'root', 'netem', 'delay', `${host.delayMs}ms`]);
       }
     }
     for (const host of hosts.values()) {
       await ip('-n', sw, 'link', 'set', switchPort(host), 'master', 'brwan', 'up');
-      await ip('-n', host.ns, 'addr', 'add', `${host.wanIp}/24`, 'dev', 'wan0');
-      await ip('-n', host.ns, 'link', 'set', 'wan0', 'up');
-      if (host.lanIp) {
+      await ip(...inHost(host), 'addr', 'add', `${host.wanIp}/24`, 'dev', wanDevice(host));
+      await ip(...inHost(host), 'link', 'set', wanDevice(host), 'up');
+      if (host.lanIp && host.ns) {
         await ip('link', 'add', `${run.slice(-3)}l${host.index}`, 'netns', host.ns, 'type', 'veth', 'peer', 'name', `l${host.index}`, 'netns', sw);
         await ip('-n', host.ns, 'link', 'set', `${run.slice(-3)}l${host.index}`, 'name', 'lan0');
         await ip('-n', sw, 'link', 'set', `l${host.index}`, 'master', 'brlan', 'up');
@@ -289,16 +309,20 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
         const answer = await wireAnswers!.next();
         if (answer.value !== 'ok') throw new Error(`netns-wire did not take the delay: ${String(answer.value)}`);
       } else {
-        await execFileAsync('tc', ['-n', host.ns, 'qdisc', 'change', 'dev', 'wan0', 'root', 'netem', 'delay', `${delayMs}ms`]);
+        await execFileAsync('tc', [...inHost(host), 'qdisc', 'change', 'dev', wanDevice(host), 'root', 'netem', 'delay', `${delayMs}ms`]);
         await execFileAsync('tc', ['-n', sw, 'qdisc', 'change', 'dev', switchPort(host), 'root', 'netem', 'delay', `${delayMs}ms`]);
       }
     },
     setLinkUp: async (name, up) => {
       await ip('-n', sw, 'link', 'set', switchPort(get(name)), up ? 'up' : 'down');
     },
-    exec: async (name, command, ...args) => (await execFileAsync('ip', ['netns', 'exec', get(name).ns, command, ...args])).stdout,
+    exec: async (name, command, ...args) => {
+      const ns = get(name).ns;
+      return (await (ns ? execFileAsync('ip', ['netns', 'exec', ns, command, ...args]) : execFileAsync(command, args))).stdout;
+    },
     spawn: (name, command, args) => {
-      const child = spawn('ip', ['netns', 'exec', get(name).ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const ns = get(name).ns;
+      const child = ns ? spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(child);
       child.once('exit', () => children.delete(child));
       return child;
@@ -350,5 +374,47 @@ export async function startRedisOn(network: Network, host: string): Promise<Netn
       })();
       return stopped;
     },
+  };
+}
+
+export interface Forward {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Listen on `host`:0 (an address of the test's own namespace, e.g. the
+ * `here` host's WAN address) and pass every connection through to
+ * `target` — how a service of this machine that listens on 127.0.0.1 only
+ * (the shared RabbitMQ, PostgreSQL) is put on the WAN.
+ */
+export async function forward(host: string, target: { host: string; port: number }): Promise<Forward> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(target.port, target.host);
+    sockets.add(client).add(upstream);
+    const end = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, resolve);
+  });
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address ? address.port : 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
