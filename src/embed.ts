@@ -16,18 +16,19 @@ import { ConfigError, type NodeOptionsInput } from './options.js';
 
 export type { AppServer };
 
-export interface AttachOptions extends Omit<NodeOptionsInput, 'port' | 'host'> {
+/** Every node option but `port` and `host` (the server's) and `demo` (its page loads its files from `/`, which is the application's). */
+export interface AttachOptions extends Omit<NodeOptionsInput, 'port' | 'host' | 'demo'> {
   /** Path of nerve's WebSocket endpoint on the server. Default `/ws`. */
   path?: string;
   /**
    * Serve nerve's HTTP routes under this prefix: `/healthz`, `/readyz`,
-   * `/metrics`, the server API (`/api/…`), `/admin` and `/nerve-client.js`
-   * become `/nerve/healthz` and so on for `'/nerve'`. Default none: nerve
-   * answers no plain HTTP request, every route is the application's.
+   * `/metrics`, the server API (`/api/…`, admin JSON included) and
+   * `/nerve-client.js` become `/nerve/healthz` and so on for `'/nerve'`.
+   * (The /admin page loads its files from `/`: it works only on a node of
+   * its own.) Default none: nerve answers no plain HTTP request, every
+   * route is the application's.
    */
   httpPrefix?: string;
-  /** The demo page (at the prefix's root; needs `httpPrefix`). Default false: `/` is the application's. */
-  demo?: boolean;
   /** Verify client credentials your own way. Default: JWT with an auth key set, else dev auth. */
   authenticator?: Authenticator;
   /** Log through your own pino logger. Default: a pino logger per `logLevel` and `logFormat`. */
@@ -55,18 +56,19 @@ export interface AttachedNerve {
 
 /**
  * Mount nerve on `server`. Call it before or after `server.listen()`; the
- * port is the server's, so `port` and `host` are not options here.
+ * port is the server's, so `port` and `host` are not options here. Throws a
+ * `ConfigError` (code `config_invalid`) for a bad option, before mounting
+ * anything.
  */
 export function attach(server: AppServer, options: AttachOptions = {}): AttachedNerve {
-  const { path = '/ws', httpPrefix, authenticator, logger, lanes, demo = false, ...nodeOptions } = options;
+  const { path = '/ws', httpPrefix, authenticator, logger, lanes, ...nodeOptions } = options;
   checkPath('path', path);
   if (httpPrefix !== undefined) {
     checkPath('httpPrefix', httpPrefix);
     if (httpPrefix === '/' || httpPrefix.endsWith('/')) throw new ConfigError('httpPrefix', 'a path such as /nerve, not / and without a trailing /', httpPrefix);
   }
-  if (demo && httpPrefix === undefined) throw new ConfigError('demo', 'only with httpPrefix (the demo page is served under it)', demo);
   const node = new NerveNode(
-    { ...nodeOptions, demo },
+    { ...nodeOptions, demo: false },
     {
       ...(authenticator ? { authenticator } : {}),
       ...(logger ? { logger } : {}),

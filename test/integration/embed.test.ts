@@ -193,7 +193,7 @@ describe('attach', () => {
     const server = createServer();
     assert.throws(() => attach(server, { path: 'ws' }), { code: 'config_invalid', setting: 'path' });
     assert.throws(() => attach(server, { httpPrefix: '/nerve/' }), { code: 'config_invalid', setting: 'httpPrefix' });
-    assert.throws(() => attach(server, { demo: true }), { code: 'config_invalid', setting: 'demo' });
+    assert.throws(() => attach(server, { logLevel: 'loud' as 'info' }), { code: 'config_invalid', setting: 'logLevel' });
     assert.equal(server.listenerCount('upgrade'), 0, 'a refused attach mounts nothing');
   });
 });
