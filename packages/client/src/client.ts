@@ -192,6 +192,10 @@ interface Pending {
   reject: (error: NerveClientError) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   rid?: RequestId;
+  /** Chat publishes answered `outcome_unknown` so far (each is re-sent, same cmid, after a backoff). */
+  unknownOutcomes?: number;
+  /** The backoff before such a re-send. */
+  retryTimer?: ReturnType<typeof setTimeout> | undefined;
 }
 
 interface RoomEntry {
@@ -279,6 +283,8 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** Gap fill tokens, and the retry timers of failed fills (cleared with the other timers). */
   #fillSeq = 0;
   readonly #fillTimers = new Set<ReturnType<typeof setTimeout>>();
+  /** Chat publishes waiting to be re-sent after `outcome_unknown` (rejected by close like the queue). */
+  readonly #retrying = new Set<Pending>();
 
   constructor(options: NerveClientOptions) {
     super();
@@ -316,8 +322,8 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     this.requestTimeoutMs = requestTimeoutMs;
     this.#options = options;
     this.#WebSocket = WebSocketImpl;
-    // Gap fills that fail retry on the same jittered curve as reconnects, so the
-    // members of a room whose history lane is down do not retry in lockstep.
+    // Gap fills that fail, and chat publishes answered outcome_unknown, retry on the same jittered
+    // curve as reconnects, so the members of a room whose history lane is down do not retry in lockstep.
     const retry = options.reconnect === false ? {} : (options.reconnect ?? {});
     this.#fillDelay = (failures) =>
       backoffDelay(failures - 1, retry.minDelayMs ?? DEFAULT_MIN_DELAY_MS, retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, (retry.random ?? Math.random)());
@@ -423,6 +429,9 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const queued = this.#queue;
     this.#queue = [];
     for (const pending of queued) this.#settleReject(pending, error);
+    const retrying = [...this.#retrying];
+    this.#retrying.clear();
+    for (const pending of retrying) this.#settleReject(pending, error);
     const waiters = this.#connectWaiters;
     this.#connectWaiters = [];
     for (const waiter of waiters) waiter.reject(error);
@@ -818,6 +827,11 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         const entry = this.#rooms.get(pending.room);
         if (entry && !entry.joined) this.#rooms.delete(pending.room);
       }
+      // Maybe stored: the re-send with the same cmid is acked once (duplicate: true if it was), so the app sees one ack.
+      if (pending.answer === 'ack' && pending.onDisconnect === 'resend' && maybeStored(frame.code, pending)) {
+        this.#resendLater(pending);
+        return;
+      }
       this.#settleReject(pending, errorFromFrame(frame, pending.room));
       return;
     }
@@ -834,6 +848,25 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       }
     }
     this.#settleResolve(pending, frame);
+  }
+
+  /**
+   * Re-send a chat publish answered `outcome_unknown`, with the same cmid,
+   * after a jittered backoff (the curve of reconnects: a stalled store is
+   * not hammered by every client at once). It keeps its request timeout: if
+   * no ack comes within `requestTimeoutMs` of the publish, it rejects with
+   * `timeout`.
+   */
+  #resendLater(pending: Pending): void {
+    pending.rid = undefined;
+    pending.unknownOutcomes = (pending.unknownOutcomes ?? 0) + 1;
+    this.#retrying.add(pending);
+    pending.retryTimer = setTimeout(() => {
+      pending.retryTimer = undefined;
+      if (!this.#retrying.delete(pending)) return;
+      if (this.#ready) this.#send(pending);
+      else this.#queue.push(pending);
+    }, this.#fillDelay(pending.unknownOutcomes));
   }
 
   // ------------------------------------------------------------------ requests
@@ -860,6 +893,8 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       pending.timer = undefined;
       if (pending.rid !== undefined) this.#inFlight.delete(pending.rid);
       this.#queue = this.#queue.filter((item) => item !== pending);
+      if (pending.retryTimer !== undefined) clearTimeout(pending.retryTimer);
+      this.#retrying.delete(pending);
       pending.reject(new NerveClientError(ClientErrorCode.Timeout, `no ${answer} within ${this.requestTimeoutMs} ms`, room === undefined ? undefined : { room }));
     }, this.requestTimeoutMs);
     return { pending, promise };
@@ -991,7 +1026,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /**
    * Publish into a joined room. Chat (the default) resolves with the `ack`
    * once stored; if the connection drops first, it is re-sent after the
-   * reconnect with the same `cmid`. Ephemeral resolves at once: at-most-once,
+   * reconnect with the same `cmid`, and so it is, after a backoff, when the
+   * server answers `outcome_unknown` (the store did not answer in time):
+   * one ack per message, `duplicate: true` when the first try was stored.
+   * Rejects with `timeout` when no ack came within `requestTimeoutMs`. Ephemeral resolves at once: at-most-once,
    * dropped while disconnected, errors arrive as `error` events.
    */
   publish(room: string, data: unknown, options?: ChatPublishOptions): Promise<AckFrame>;
@@ -1038,6 +1076,19 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
 }
 
 type LeftFrameOrUndefined = Extract<ServerFrame, { op: 'left' }> | undefined;
+
+/**
+ * Whether a chat publish answered `code` may have been stored, so it is
+ * re-sent rather than failed: `outcome_unknown`, or a refusal of a re-send
+ * (the store still down, rate limited) after an earlier try's outcome was
+ * unknown. Rejecting then would tell the app "not stored" about a message
+ * that may be.
+ */
+function maybeStored(code: string, pending: Pending): boolean {
+  if (code === ErrorCode.OutcomeUnknown) return true;
+  const retrying = (pending.unknownOutcomes ?? 0) > 0;
+  return retrying && (code === ErrorCode.Unavailable || code === ErrorCode.BusUnavailable || code === ErrorCode.RateLimited);
+}
 
 function errorFromFrame(frame: ErrorFrame, room?: string): NerveClientError {
   const options: { retryAfterMs?: number; room?: string } = {};

@@ -1,0 +1,229 @@
+/**
+ * The SDK's chat retry on `outcome_unknown` (docs/protocol.md, Error codes):
+ * a chat publish whose store did not answer in time is re-sent with the
+ * same cmid after a backoff, so the app sees exactly one ack per message,
+ * through several unknown outcomes and a reconnect; signals are not
+ * re-sent; a publish that never gets an ack rejects with `timeout`; close
+ * rejects one waiting for its re-send. Scripted fake WebSocket, no server,
+ * no timing thresholds (retry delays are made tiny, waits are for conditions).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  ClientErrorCode,
+  ErrorCode,
+  NerveClient,
+  NerveClientError,
+  type NerveClientOptions,
+  type StateChange,
+  type WebSocketLike,
+} from '../../packages/client/src/index.js';
+import type { ServerFrame } from '../../packages/protocol/src/frames.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Sent = Record<string, unknown> & { op: string; rid: string | number };
+
+class FakeSocket implements WebSocketLike {
+  readyState = 0;
+  readonly sent: Sent[] = [];
+  closedWith: number | undefined;
+  onopen: ((event: never) => void) | null = null;
+  onmessage: ((event: never) => void) | null = null;
+  onclose: ((event: never) => void) | null = null;
+  onerror: ((event: never) => void) | null = null;
+
+  constructor(readonly url: string) {}
+
+  send(data: string): void {
+    if (this.readyState !== 1) throw new Error('not open');
+    this.sent.push(JSON.parse(data) as Sent);
+  }
+
+  close(code?: number, reason?: string): void {
+    if (this.readyState === 3) return;
+    this.readyState = 3;
+    this.closedWith = code;
+    queueMicrotask(() => this.#fire('onclose', { code: code ?? 1005, reason: reason ?? '' }));
+  }
+
+  // ---- test controls
+  open(): void {
+    this.readyState = 1;
+    this.#fire('onopen', {});
+  }
+
+  receive(frame: ServerFrame | Record<string, unknown>): void {
+    this.#fire('onmessage', { data: JSON.stringify(frame) });
+  }
+
+  /** The server side drops the connection. */
+  drop(code = 1006, reason = ''): void {
+    this.readyState = 3;
+    this.#fire('onclose', { code, reason });
+  }
+
+  last(op: string): Sent | undefined {
+    return this.sent.filter((frame) => frame.op === op).at(-1);
+  }
+
+  #fire(name: 'onopen' | 'onmessage' | 'onclose', event: unknown): void {
+    const handler = this[name] as ((event: unknown) => void) | null;
+    handler?.(event);
+  }
+}
+
+const EPOCH = 'e1';
+
+function welcome(rid: string | number, user = 'alice', connId = 'c-1'): ServerFrame {
+  return {
+    op: 'welcome',
+    rid,
+    v: 1,
+    connId,
+    nodeId: 'n1',
+    user,
+    tenant: 'default',
+    limits: { maxFrameBytes: 65536, maxRoomsPerConnection: 32, maxRoomIdLength: 128, ratePerSecond: 50, rateBurst: 100, heartbeatMs: 25000 },
+    iceServers: [],
+  };
+}
+
+/** A client wired to fake sockets; `sockets` lists every socket it created, newest last. */
+function harness(options: Partial<NerveClientOptions> = {}) {
+  const sockets: FakeSocket[] = [];
+  class TestSocket extends FakeSocket {
+    constructor(url: string) {
+      super(url);
+      sockets.push(this);
+    }
+  }
+  const client = new NerveClient({
+    url: 'ws://127.0.0.1:1/ws',
+    user: 'alice',
+    WebSocket: TestSocket,
+    requestTimeoutMs: 2000,
+    reconnect: { minDelayMs: 1, maxDelayMs: 2 },
+    ...options,
+  });
+  const states: StateChange[] = [];
+  client.on('state', (change) => states.push(change));
+  const socketAt = (index: number) => waitFor(() => sockets[index], { what: `socket #${index}` });
+  /** Open socket #index and answer its connect frame with a welcome. */
+  const accept = async (index: number, connId = `c-${index}`) => {
+    const socket = await socketAt(index);
+    socket.open();
+    const connect = await waitFor(() => socket.last('connect'), { what: 'connect frame' });
+    socket.receive(welcome(connect.rid, 'alice', connId));
+    return socket;
+  };
+  /** Wait for a request `op` on `socket` (the n-th of that op, default the first) and return it. */
+  const request = (socket: FakeSocket, op: string, nth = 0) =>
+    waitFor(() => socket.sent.filter((frame) => frame.op === op)[nth], { what: `${op} #${nth}` });
+  return { client, sockets, states, accept, request };
+}
+
+
+const unknown = (rid: string | number): ServerFrame => ({ op: 'error', rid, code: 'outcome_unknown', message: 'the history did not answer in time' });
+
+async function joinedLobby(h: ReturnType<typeof harness>) {
+  void h.client.connect();
+  const socket = await h.accept(0);
+  const joining = h.client.join('lobby');
+  const join = await h.request(socket, 'join');
+  socket.receive({ op: 'joined', rid: join.rid, room: 'lobby', members: [], history: [], position: { offset: 0, epoch: EPOCH } });
+  await joining;
+  return socket;
+}
+
+test('a chat publish answered outcome_unknown is re-sent with the same cmid until acked: one ack for the app', async () => {
+  const h = harness();
+  const socket = await joinedLobby(h);
+  const errors: NerveClientError[] = [];
+  h.client.on('error', (error) => errors.push(error));
+  let settled = 0;
+  const publishing = h.client.publish('lobby', { text: 'hi' }).finally(() => (settled += 1));
+  const first = await h.request(socket, 'publish', 0);
+  socket.receive(unknown(first.rid));
+  const second = await h.request(socket, 'publish', 1);
+  assert.equal(second.cmid, first.cmid, 'the re-send keeps the cmid');
+  assert.notEqual(second.rid, first.rid);
+  // The store is still down for the re-send: not sent this time, but the first try may be stored, so it is re-sent again.
+  socket.receive({ op: 'error', rid: second.rid, code: 'unavailable', message: 'history store unavailable' });
+  const third = await h.request(socket, 'publish', 2);
+  assert.equal(third.cmid, first.cmid);
+  // The first try had been stored: the re-send is acked as a duplicate of it.
+  socket.receive({ op: 'ack', rid: third.rid, id: 'm1', ts: 1, offset: 1, epoch: EPOCH, duplicate: true });
+  const ack = await publishing;
+  assert.deepEqual([ack.id, ack.offset, ack.duplicate], ['m1', 1, true]);
+  // A late answer to an earlier try changes nothing.
+  socket.receive({ op: 'ack', rid: first.rid, id: 'm1', ts: 1, offset: 1, epoch: EPOCH });
+  assert.equal(settled, 1, 'settled once');
+  assert.equal(socket.sent.filter((frame) => frame.op === 'publish').length, 3, 'no further re-send after the ack');
+  assert.deepEqual(errors.map((error) => error.code), [], 'outcome_unknown on a chat publish is not surfaced: it is retried');
+  await h.client.close();
+});
+
+test('a re-send pending when the socket drops goes out on the next connection, same cmid', async () => {
+  const h = harness({ reconnect: { minDelayMs: 50, maxDelayMs: 60 } });
+  const socket = await joinedLobby(h);
+  const publishing = h.client.publish('lobby', 'x', { cmid: 'fixed' });
+  const first = await h.request(socket, 'publish', 0);
+  socket.receive(unknown(first.rid));
+  socket.drop();
+  const next = await h.accept(1);
+  const rejoin = await h.request(next, 'join');
+  next.receive({ op: 'joined', rid: rejoin.rid, room: 'lobby', members: [], history: [], position: { offset: 0, epoch: EPOCH }, recovered: true });
+  const resent = await h.request(next, 'publish', 0);
+  assert.equal(resent.cmid, 'fixed');
+  next.receive({ op: 'ack', rid: resent.rid, id: 'm1', ts: 1, offset: 1, epoch: EPOCH });
+  assert.equal((await publishing).offset, 1);
+  assert.equal(next.sent.filter((frame) => frame.op === 'publish').length, 1, 'sent once on the new connection');
+  await h.client.close();
+});
+
+test('a chat publish answered unavailable at its first try rejects: nothing was stored', async () => {
+  const h = harness();
+  const socket = await joinedLobby(h);
+  const publishing = h.client.publish('lobby', 'x');
+  const publish = await h.request(socket, 'publish');
+  socket.receive({ op: 'error', rid: publish.rid, code: 'unavailable', message: 'history store unavailable' });
+  await assert.rejects(publishing, (error: unknown) => error instanceof NerveClientError && error.code === ErrorCode.Unavailable);
+  await h.client.close();
+});
+
+test('signals answered outcome_unknown reject with that code (at most once: never re-sent)', async () => {
+  const h = harness();
+  const socket = await joinedLobby(h);
+  const signalling = h.client.signal('bob', 'candidate', { c: 1 });
+  const signal = await h.request(socket, 'signal');
+  socket.receive(unknown(signal.rid));
+  await assert.rejects(signalling, (error: unknown) => error instanceof NerveClientError && error.code === ErrorCode.OutcomeUnknown);
+  assert.equal(socket.sent.filter((frame) => frame.op === 'signal').length, 1);
+  await h.client.close();
+});
+
+test('a chat publish never acked rejects with timeout; close rejects one waiting for its re-send', async () => {
+  const h = harness({ requestTimeoutMs: 300, reconnect: { minDelayMs: 1, maxDelayMs: 2 } });
+  const socket = await joinedLobby(h);
+  const publishing = h.client.publish('lobby', 'never');
+  socket.receive(unknown((await h.request(socket, 'publish', 0)).rid));
+  // Every re-send is answered outcome_unknown too, until the request timeout.
+  let answered = 1;
+  const stop = setInterval(() => {
+    const sent = socket.sent.filter((frame) => frame.op === 'publish');
+    for (; answered < sent.length; answered += 1) socket.receive(unknown(sent[answered]!.rid));
+  }, 5);
+  try {
+    await assert.rejects(publishing, (error: unknown) => error instanceof NerveClientError && error.code === ClientErrorCode.Timeout);
+  } finally {
+    clearInterval(stop);
+  }
+
+  const slow = harness({ reconnect: { minDelayMs: 60_000, maxDelayMs: 60_000 }, requestTimeoutMs: 120_000 });
+  const slowSocket = await joinedLobby(slow);
+  const waiting = slow.client.publish('lobby', 'waits');
+  slowSocket.receive(unknown((await slow.request(slowSocket, 'publish', 0)).rid));
+  await slow.client.close();
+  await assert.rejects(waiting, (error: unknown) => error instanceof NerveClientError && error.code === ClientErrorCode.Closed);
+  await h.client.close();
+});
