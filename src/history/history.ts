@@ -12,8 +12,8 @@
  * - A `cmid` seen again for the same room and sender within the idempotency
  *   window returns the original message with `duplicate: true`; nothing is
  *   stored or published. (Exception: the Redis history with `waitReplicas`
- *   publishes the original again once replicated, as it may never have
- *   been; nodes skip an offset they already delivered.)
+ *   publishes an original it stored but never published, its WAIT having
+ *   fallen short.)
  * - Reads are bounded by `limit`; nothing reads an unbounded range.
  */
 import type { BusEnvelope } from '../bus/bus.js';

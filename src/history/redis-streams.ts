@@ -76,6 +76,9 @@ function fillEnvelope(bytes: Buffer | string, offsetToken: string, epochToken: s
   return typeof bytes === 'string' ? fill(bytes) : Buffer.from(fill(bytes.toString('latin1')), 'latin1');
 }
 
+/** Most appends remembered as stored but not published (see `unpublished`). */
+const UNPUBLISHED_MAX = 10_000;
+
 /** Longest a fence outlives `+switch-master` when the history connection never reports ready again, ms. */
 const UNFENCE_FALLBACK_MS = 10_000;
 
@@ -185,6 +188,13 @@ export class RedisStreamsHistory implements History {
   private waiters: Array<{ resolve: (replicas: number) => void; reject: (error: unknown) => void }> = [];
   /** Whether a WAIT is scheduled or in flight. */
   private waiting = false;
+  /**
+   * Idempotency keys of appends stored here whose WAIT fell short, so never
+   * published: their retry (a duplicate) publishes them. A retry that lands
+   * on another node does not; members get the message from the history at
+   * the room's next offset.
+   */
+  private readonly unpublished = new Set<string>();
   private readonly watch: FailoverWatch | undefined;
   /** Why appends are refused now (a failover under way), or undefined. */
   private fenced: string | undefined;
@@ -336,17 +346,26 @@ export class RedisStreamsHistory implements History {
     }
     const result = { message: JSON.parse(reply[1]) as ChatMessage, duplicate: reply[0] === 1 };
     if (this.waitReplicas === 0) return result;
-    await this.replicated();
-    if (this.fenceGeneration !== generation) {
-      // Replicas acknowledged it, but perhaps not the one being promoted.
-      throw new OutcomeUnknownError('history append stored while a Redis failover began: a failover may lose it; retry with the same cmid');
+    const idemKey = keys[2];
+    try {
+      await this.replicated();
+      if (this.fenceGeneration !== generation) {
+        // Replicas acknowledged it, but perhaps not the one being promoted.
+        throw new OutcomeUnknownError('history append stored while a Redis failover began: a failover may lose it; retry with the same cmid');
+      }
+    } catch (error) {
+      // (A duplicate's original stays remembered if it was, and is not if it was published.)
+      if (idemKey !== undefined && !result.duplicate) this.rememberUnpublished(idemKey);
+      throw error;
     }
-    // Durable now: publish (what the script would have done). A duplicate is
-    // published again, because its original may be one whose WAIT fell
-    // short and was never published; nodes skip a chat offset they already
-    // delivered. The ack does not wait for the publish: the message is
-    // stored, and a node that misses it refills it from the history at the
-    // next offset or resubscribe.
+    // A duplicate whose original this node stored but never published (its
+    // WAIT fell short) is published now; any other duplicate publishes
+    // nothing, as the History contract says.
+    const republish = result.duplicate && idemKey !== undefined && this.unpublished.delete(idemKey);
+    if (result.duplicate && !republish) return result;
+    // Durable now: publish (what the script would have done). The ack does
+    // not wait for the publish: the message is stored, and a node that
+    // misses it refills it from the history at the next offset or resubscribe.
     const bytes = result.duplicate ? this.encode(target.envelope(result.message)) : fillEnvelope(this.encode(envelope), offsetToken, epochToken, result.message);
     this.client.publish(target.channel, bytes).catch((error: unknown) => {
       this.lastError = error instanceof Error ? error.message : String(error);
@@ -363,6 +382,16 @@ export class RedisStreamsHistory implements History {
    * replica round trip, and a WAIT that runs to its timeout while replicas
    * are missing holds the connection once, not once per message).
    */
+  /** An append (by its idempotency key) stored but not published; bounded, oldest forgotten first. */
+  private rememberUnpublished(idemKey: string): void {
+    this.unpublished.delete(idemKey);
+    this.unpublished.add(idemKey);
+    if (this.unpublished.size > UNPUBLISHED_MAX) {
+      const oldest = this.unpublished.values().next().value;
+      if (oldest !== undefined) this.unpublished.delete(oldest);
+    }
+  }
+
   private async replicated(): Promise<void> {
     let acked: number;
     try {

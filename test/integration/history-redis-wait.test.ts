@@ -1,0 +1,159 @@
+/**
+ * RedisStreamsHistory with `waitReplicas` (the Sentinel mode's ack rule) on
+ * a private master and replica: the whole History conformance suite, then
+ * what happens when the replica does not answer: the append is refused as
+ * outcome unknown and nothing is published; its retry with the same cmid,
+ * once the replica is back, is the original (a duplicate), published once.
+ *
+ * redis-server missing: fails in CI (CI=true), skipped elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { RefCountedBus } from '../../src/bus/base.js';
+import type { BusEnvelope } from '../../src/bus/bus.js';
+import { decodeEnvelope, encodeEnvelope } from '../../src/bus/envelope.js';
+import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
+import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
+import { OutcomeUnknownError } from '../../src/lane-errors.js';
+import type { LaneHealth } from '../../src/lanes.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
+import { historyConformance } from '../conformance/history.js';
+import { redisServerSkipReason, startRedis, type RedisServer } from '../helpers/redis-server.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await redisServerSkipReason()) ?? false;
+const namespace = testNamespace('hw');
+let master: RedisServer | undefined;
+let replica: RedisServer | undefined;
+if (!skip) {
+  // No 5 s wait before a full sync (the replica re-attaches in a test below).
+  master = await startRedis(['--repl-diskless-sync-delay', '0']);
+  replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)]);
+}
+const masterUrl = master?.url ?? 'redis://127.0.0.1:1';
+
+/** Until the master's own WAIT counts the replica (the replica's "link up" can come first). */
+async function replicaInSync(): Promise<void> {
+  await waitFor(
+    async () => {
+      await master!.cli('set', `${namespace}:sync`, '1');
+      return (await master!.cli('wait', '1', '500')).trim() === '1';
+    },
+    { timeoutMs: 10_000, intervalMs: 50, what: 'the replica acknowledging the master' },
+  );
+}
+
+if (!skip) await replicaInSync();
+
+/** A bus that hears what the history PUBLISHes on the master, decoded with the Redis bus codec. */
+class ObserverBus extends RefCountedBus {
+  readonly driver = 'redis-observer';
+  private readonly subscriber = new Redis(masterUrl, { lazyConnect: true });
+  private readonly publisher = new Redis(masterUrl, { lazyConnect: true });
+
+  protected async open(): Promise<void> {
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => this.handler(channel.toString(), decodeEnvelope(message)));
+    await Promise.all([this.subscriber.connect(), this.publisher.connect()]);
+  }
+  protected async subscribeChannel(channel: string): Promise<void> {
+    await this.subscriber.subscribe(channel);
+  }
+  protected async unsubscribeChannel(channel: string): Promise<void> {
+    await this.subscriber.unsubscribe(channel);
+  }
+  async publish(channel: string, envelope: BusEnvelope): Promise<number> {
+    return this.publisher.publish(channel, encodeEnvelope(envelope));
+  }
+  health(): LaneHealth {
+    return { lane: 'bus', driver: this.driver, ok: this.subscriber.status === 'ready' };
+  }
+  protected async shutdown(): Promise<void> {
+    this.subscriber.disconnect();
+    this.publisher.disconnect();
+  }
+}
+
+after(async () => {
+  await replica?.stop();
+  await master?.stop();
+});
+
+
+historyConformance(
+  'redis-streams with WAIT 1',
+  // A generous WAIT timeout: these tests are about the contract, and a busy machine can hold a replica's ack for half a second.
+  (_bus, options) => new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:c`, approximateTrim: false, waitReplicas: 1, waitTimeoutMs: 3000, ...options }),
+  undefined,
+  { createBus: () => new ObserverBus(), skip },
+);
+
+describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
+  const room: RoomRef = { tenant: 'acme', room: 'wait' };
+  const channel = `${namespace}:wait:ch`;
+  const draft = (n: number, extra: Partial<ChatDraft> = {}): ChatDraft => ({
+    op: 'message',
+    class: 'chat',
+    room: room.room,
+    id: `m${n}`,
+    from: 'alice',
+    ts: n,
+    data: { n, tricky: '"offset":"x" \\" ü' },
+    ...extra,
+  });
+  const target: AppendTarget = {
+    channel,
+    envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'n1', class: 'chat', payload: JSON.stringify(message) }),
+  };
+  let bus: ObserverBus;
+  const heard: ChatMessage[] = [];
+
+  before(async () => {
+    bus = new ObserverBus();
+    await bus.start((received, envelope) => {
+      if (received === channel) heard.push(JSON.parse(envelope.payload) as ChatMessage);
+    });
+    await bus.acquire(channel);
+  });
+  after(async () => {
+    await bus.close();
+  });
+
+  it('refuses as outcome unknown without publishing when no replica answers; the retry publishes the original once', async () => {
+    const history = new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:w`, waitReplicas: 1, waitTimeoutMs: 200 });
+    await history.start();
+    try {
+      const first = await history.append(room, draft(1, { cmid: 'a' }), target);
+      await waitFor(() => heard.length === 1, { timeoutMs: 2000, what: 'the first message published' });
+      assert.deepEqual(heard[0], first.message);
+
+      // The replica stops replicating: WAIT 1 answers 0.
+      await replica!.cli('replicaof', 'no', 'one');
+      const started = Date.now();
+      await assert.rejects(history.append(room, draft(2, { cmid: 'b' }), target), OutcomeUnknownError);
+      assert.ok(Date.now() - started < 2000, 'answered at the WAIT timeout, not the command timeout');
+      // Stored on the master all the same: it holds offset 2.
+      assert.deepEqual((await history.recent(room, 10)).messages.map((message) => message.offset), [1, 2]);
+
+      await replica!.cli('replicaof', '127.0.0.1', String(master!.port));
+      await replicaInSync();
+      // A marker published after the refusal: everything published before it has arrived.
+      const marker = await history.append(room, draft(3), target);
+      await waitFor(() => heard.some((message) => message.id === marker.message.id), { timeoutMs: 2000, what: 'the marker published' });
+      assert.deepEqual(heard.map((message) => message.offset), [1, 3], 'the refused message was not published');
+
+      const retry = await history.append(room, draft(2, { cmid: 'b' }), target);
+      assert.equal(retry.duplicate, true);
+      assert.equal(retry.message.offset, 2);
+      await waitFor(() => heard.length === 3, { timeoutMs: 2000, what: 'the original published on its retry' });
+      assert.deepEqual(heard[2], retry.message);
+      // A second retry is a plain duplicate: nothing published.
+      assert.equal((await history.append(room, draft(2, { cmid: 'b' }), target)).duplicate, true);
+      const last = await history.append(room, draft(4), target);
+      await waitFor(() => heard.some((message) => message.id === last.message.id), { timeoutMs: 2000, what: 'the last message published' });
+      assert.deepEqual(heard.map((message) => message.offset), [1, 3, 2, 4]);
+    } finally {
+      await history.close();
+    }
+  });
+});
