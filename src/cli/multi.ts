@@ -87,7 +87,8 @@ interface Slot {
 /** Run the primary; resolves with the process exit code once every worker exited. */
 export async function serveMulti(input: MultiServeOptions): Promise<number> {
   const base = checkMultiOptions(input.nodes, input.options);
-  const log: Logger = createLogger(input.options.logLevel ?? 'info', { node: base, role: 'primary' });
+  // The same format as its workers' lines, which share its stdout: normalized the same way (a terminal gets pretty).
+  const log: Logger = createLogger(input.options.logLevel ?? 'info', { node: base, role: 'primary' }, normalizeOptions(input.options).logFormat);
   const slots: Slot[] = Array.from({ length: input.nodes }, (_, index) => ({
     index,
     nodeId: workerNodeId(base, index),
