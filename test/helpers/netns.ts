@@ -1,14 +1,16 @@
 /**
  * Several "hosts" on one machine: each in its own network namespace, joined
- * through a switch namespace by two networks (needs root and iproute2):
+ * through a switch namespace by two networks (needs root and iproute2), with
+ * addresses from 198.18.0.0/15 (RFC 2544, set aside for benchmark networks,
+ * so no real route is shadowed), two /24s per run (P even):
  *
- * - the WAN, 10.P.0.0/24: host k has `wan0` = 10.P.0.(10+k), one link to the
- *   switch's bridge `brwan` with a one-way delay of its own, so two hosts
- *   are (delay a + delay b) apart each way. Lanes (Redis) use it.
- * - the LAN, 10.P.1.0/24: host k has `lan0` = 10.P.1.(10+k) with no delay,
- *   bridged with a veth in the test's own namespace (10.P.1.1), so the test's
- *   clients reach every node without crossing the WAN (like each zone's own
- *   load balancer).
+ * - the WAN, 198.18.P.0/24: host k has `wan0` = 198.18.P.(10+k), one link
+ *   to the switch's bridge `brwan` with a one-way delay of its own, so two
+ *   hosts are (delay a + delay b) apart each way. Lanes (Redis) use it.
+ * - the LAN, 198.18.P+1.0/24: host k has `lan0` = 198.18.P+1.(10+k) with no
+ *   delay, bridged with a veth in the test's own namespace (198.18.P+1.1),
+ *   so the test's clients reach every node without crossing the WAN (like
+ *   each zone's own load balancer).
  * - optionally the test's own namespace as one more host on the WAN (`here`),
  *   so services of this machine can be reached across it (`forward`).
  *
@@ -162,14 +164,14 @@ export function latencyMode(): Promise<LatencyMode> {
   return mode;
 }
 
-/** A /16 of 10.0.0.0/8 that no route of this machine uses. */
+/** An even P such that no route of this machine uses 198.18.P.0/24 or 198.18.P+1.0/24 (another run's, say). */
 async function freeSubnet(): Promise<number> {
   const { stdout } = await execFileAsync('ip', ['-4', 'route', 'show']);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const p = 200 + Math.floor(Math.random() * 50);
-    if (!stdout.includes(`10.${p}.`)) return p;
+    const p = 2 * Math.floor(Math.random() * 127);
+    if (!stdout.includes(`198.18.${p}.`) && !stdout.includes(`198.18.${p + 1}.`)) return p;
   }
-  throw new Error('no free 10.x.0.0/16 for the test network');
+  throw new Error('no free pair of 198.18.x.0/24 for the test network');
 }
 
 /** Build the network; on any failure, everything made so far is removed. */
@@ -187,8 +189,8 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
     hosts.set(spec.name, {
       name: spec.name,
       ns: spec.here ? undefined : `${run}-${spec.name}`,
-      wanIp: `10.${p}.0.${10 + i}`,
-      lanIp: spec.lan ? `10.${p}.1.${10 + i}` : undefined,
+      wanIp: `198.18.${p}.${10 + i}`,
+      lanIp: spec.lan ? `198.18.${p + 1}.${10 + i}` : undefined,
       index: i,
       delayMs: spec.delayMs,
     });
@@ -251,7 +253,7 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
     // The test's own way in: a veth from this namespace onto the LAN bridge.
     await ip('link', 'add', rootLink, 'type', 'veth', 'peer', 'name', 'c0', 'netns', sw);
     await ip('-n', sw, 'link', 'set', 'c0', 'master', 'brlan', 'up');
-    await ip('addr', 'add', `10.${p}.1.1/24`, 'dev', rootLink);
+    await ip('addr', 'add', `198.18.${p + 1}.1/24`, 'dev', rootLink);
     await ip('link', 'set', rootLink, 'up');
 
     // WAN links, with their delay.
