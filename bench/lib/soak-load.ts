@@ -79,6 +79,8 @@ export class SoakLoad {
   /** Clients currently not reading. */
   private slowUntil = 0;
   private nextEphemeral = new Map<string, number>();
+  /** Flood message number, across every slow-client fault of the run, so no `cmid` is ever used twice. */
+  private floodSeq = 0;
 
   constructor(private readonly options: LoadOptions) {
     this.rooms = Array.from({ length: options.rooms }, (_, i) => `room-${i}`);
@@ -350,7 +352,7 @@ export class SoakLoad {
     this.slowUntil = Date.now() + ms;
     // 32 KiB messages: loopback TCP buffers take about 4 MiB before the node's own send buffer grows.
     const pad = 'x'.repeat(32 * 1024);
-    let n = 0;
+    const burstBefore = this.floodSeq;
     await Promise.all(
       this.flooders.map(async (f, i) => {
         const room = this.rooms[i]!;
@@ -359,7 +361,7 @@ export class SoakLoad {
         while (Date.now() < this.slowUntil && this.running && sent++ < 200) {
           // At most 32 in flight, 100 per second and 200 (6.4 MiB) per flooder: bounded.
           if (inFlight.size >= 32) await Promise.race(inFlight);
-          const task = this.sendChat(f, room, `${f.name}-${n++}`, { pad });
+          const task = this.sendChat(f, room, `${f.name}-${this.floodSeq++}`, { pad });
           inFlight.add(task);
           void task.finally(() => inFlight.delete(task));
           await sleep(10);
@@ -368,7 +370,7 @@ export class SoakLoad {
       }),
     );
     this.releaseSlow();
-    return { paused, closed: checker.events.slowConsumerCloses - closedBefore, burst: n };
+    return { paused, closed: checker.events.slowConsumerCloses - closedBefore, burst: this.floodSeq - burstBefore };
   }
 
   private releaseSlow(): void {

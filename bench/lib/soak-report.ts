@@ -52,6 +52,7 @@ export interface SoakReport {
   /** Nodes and workers that exited by themselves. */
   crashes: Array<{ at: number; what: string; code: number | null; signal: string | null; detail: string }>;
   sdk: { recoveryFailed: number; rejoined: number; slowConsumerCloses: number; disconnects: number; chatErrors: Record<string, number>; roomErrors: Record<string, number>; chatGivenUp: number };
+  /** The first 100 findings of each class and kind. */
   findings: Finding[];
   findingsTotal: number;
   ok: boolean;

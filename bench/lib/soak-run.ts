@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { NerveClient, type WebSocketConstructor } from '../../packages/client/src/index.js';
 import { WebSocket } from 'ws';
-import { SoakChecker } from './soak-checker.js';
+import { SoakChecker, type Finding } from './soak-checker.js';
 import { soakServicesMissing, startSoakEnv, type SoakEnv } from './soak-env.js';
 import { chatBack, deliveryBack, runFault, type FaultRecord } from './soak-faults.js';
 import { SoakLoad } from './soak-load.js';
@@ -175,7 +175,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
         roomErrors: Object.fromEntries(checker.events.roomErrors),
         chatGivenUp: checker.events.givenUp,
       },
-      findings: verdict.findings.slice(0, 500),
+      findings: sampleFindings(verdict.findings, 100),
       findingsTotal: verdict.findings.length,
       ok: failures.length === 0,
       failures,
@@ -191,6 +191,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     await load.close().catch(() => undefined);
     await env.stop();
   }
+}
+
+/** At most `per` findings of each class and kind (the first ones), so one flood of a kind does not hide the others. */
+function sampleFindings(findings: readonly Finding[], per: number): Finding[] {
+  const taken = new Map<string, number>();
+  return findings.filter((finding) => {
+    const key = `${finding.cls}.${finding.what}`;
+    const n = taken.get(key) ?? 0;
+    taken.set(key, n + 1);
+    return n < per;
+  });
 }
 
 /** Every acked chat message has exactly one row, at its acked offset; waits up to 60 s for the worker to drain. */
