@@ -263,6 +263,12 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
     await alice.waitFor((f) => f.op === 'message' && f.data === 'back', 10_000, 'chat from the cut host on n1');
     await waitFor(() => chatOf(carol, room).some((f) => f.offset === back), { timeoutMs: 10_000, what: "carol's own chat back through Redis" });
     const deliveredMs = Date.now() - upAt;
+    // Signals both ways between the cut host and another, acknowledged and delivered.
+    for (const [from, to, name] of [[alice, carol, 'carol'], [carol, alice, 'alice']] as const) {
+      const ack = await from.request({ op: 'signal', to: name, kind: 'custom', data: `after the cut to ${name}` });
+      assert.equal(ack.op, 'ack', JSON.stringify(ack));
+      await to.waitFor((f) => f.op === 'signal' && f.data === `after the cut to ${name}`, 10_000, `signal to ${name} after the cut`);
+    }
 
     // Carol has what was published during the cut (from history), once, in order.
     const fence = await publish(alice, 'fence');
