@@ -1011,10 +1011,11 @@ export class Gateway {
     try {
       return await this.deps.bus.publish(channel, envelope);
     } catch (error) {
-      this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
       // The publish may have reached the broker, and then this node's own
-      // subscription hands it back: no local copy (it would be a second one).
+      // subscription hands it back: no local copy (it would be a second one),
+      // and no drop counted (it may not be one; the answer is counted by code).
       if (error instanceof OutcomeUnknownError) throw outcomeUnknown(error, 'the cross-node bus');
+      this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
       const local = this.local.get(channel);
       if (local) this.onBusMessage(channel, envelope);
       throw new NerveError(
