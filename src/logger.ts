@@ -35,10 +35,10 @@ export function createLogger(level: LogLevel, bindings: Record<string, unknown> 
         sync: true,
         colorize: pretty.isColorSupported && process.stdout.isTTY === true,
         translateTime: 'SYS:HH:MM:ss.l',
-        // The node id leads the line; pid and hostname are noise on one machine.
-        ignore: 'pid,hostname,node,url',
+        // The node id (or worker name) leads the line; pid and hostname are noise on one machine.
+        ignore: 'pid,hostname,node,worker,url',
         // The URL of the `listening` line goes right after the message, where a person looks.
-        messageFormat: '{if node}{node} {end}{msg}{if url} {url}{end}',
+        messageFormat: '{if node}{node} {end}{if worker}{worker} {end}{msg}{if url} {url}{end}',
         singleLine: true,
       }),
     );

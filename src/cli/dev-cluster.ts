@@ -29,7 +29,7 @@ export const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
   --workers LIST       comma-separated workers (default chat-store,billing,analytics; "" = none)
   --api-key KEY        API / admin key (default: a random one, printed)
   --log-level LEVEL    log level of every process (default warn)
-  --log-format FORMAT  the nodes' log lines: pretty | json (default pretty on a terminal, else json)`;
+  --log-format FORMAT  every process's log lines: pretty | json (default pretty on a terminal, else json)`;
 
 interface Proc {
   name: string;
@@ -136,7 +136,7 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   }
   for (const worker of workers) {
     say(`starting the ${worker} worker`);
-    run(worker, ['worker', worker, '--amqp-url', amqpUrl, '--postgres-url', values['postgres-url'], '--env', values.env, '--log-level', values['log-level']]);
+    run(worker, ['worker', worker, '--amqp-url', amqpUrl, '--postgres-url', values['postgres-url'], '--env', values.env, '--log-level', values['log-level'], '--log-format', logFormat]);
   }
 
   // Ctrl-C works from here on, during the wait for readiness too.

@@ -6,8 +6,8 @@
  * then ack), connections close, exit 0.
  */
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
-import { ConfigError, LOG_LEVELS, type LogLevel } from '../options.js';
+import { createLogger } from '../logger.js';
+import { ConfigError, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../options.js';
 import { runWorker, type WorkerHandle, type WorkerOptions } from './runner.js';
 import { WORKER_NAMES } from './worker.js';
 
@@ -45,6 +45,7 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('http-timeout-ms', 'int', '10000', 'timeout of one outgoing HTTP call'),
   setting('metrics-port', 'int', '0 = off', 'serve /metrics (Prometheus) and /healthz on this port'),
   setting('log-level', 'string', 'info', LOG_LEVELS.join(' | ')),
+  setting('log-format', 'string', 'pretty on a terminal, else json', LOG_FORMATS.join(' | ')),
 ];
 
 /**
@@ -90,6 +91,7 @@ export interface ParsedWorkerCommand {
   name: string;
   options: WorkerOptions;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   help: boolean;
 }
 
@@ -106,7 +108,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const help = values.help === true;
   const [name, ...extra] = parsed.positionals;
-  if (help) return { name: name ?? '', options: {}, logLevel: 'info', help };
+  if (help) return { name: name ?? '', options: {}, logLevel: 'info', logFormat: 'json', help };
   if (name === undefined) throw new ConfigError('worker', WORKER_NAMES.join(' | '), undefined);
   if (extra.length > 0) throw new ConfigError('worker', 'one worker name', parsed.positionals.join(' '));
 
@@ -123,6 +125,9 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
     : (env.NERVE_WEBHOOK_URLS ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
   const logLevel = (text('log-level') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', LOG_LEVELS.join(' | '), logLevel);
+  // As for nodes: a terminal is a person reading, anything else gets JSON.
+  const logFormat = (text('log-format') ?? (process.stdout.isTTY ? 'pretty' : 'json')) as LogFormat;
+  if (!LOG_FORMATS.includes(logFormat)) throw new ConfigError('log-format', LOG_FORMATS.join(' | '), logFormat);
 
   const options: WorkerOptions = {};
   const assign = <K extends keyof WorkerOptions>(key: K, value: WorkerOptions[K] | undefined): void => {
@@ -144,7 +149,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   assign('webhookSecret', text('webhook-secret'));
   assign('httpTimeoutMs', intValue('http-timeout-ms', text('http-timeout-ms')));
   assign('metricsPort', intValue('metrics-port', text('metrics-port')));
-  return { name, options, logLevel, help };
+  return { name, options, logLevel, logFormat, help };
 }
 
 /** Map option names back to the flags the user typed, for the one-line error. */
@@ -194,12 +199,7 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     process.stdout.write(`${workerHelp()}\n`);
     return 0;
   }
-  const logger = pino({
-    level: command.logLevel,
-    base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-  });
+  const logger = createLogger(command.logLevel, {}, command.logFormat);
   if (env[TEST_CRASH_ENV] === '1') {
     command.options.hooks = {
       afterCommit: (eventId) => {

@@ -20,6 +20,21 @@ describe('worker command line', () => {
     assert.deepEqual(options, { amqpUrl: 'amqp://h', env: 'prod', prefetch: 4, webhookUrls: ['http://a/1', 'http://a/2'], webhookSecret: 's'.repeat(16) });
   });
 
+  it('reads --log-format over NERVE_LOG_FORMAT; without either, json when stdout is not a terminal', () => {
+    assert.equal(parseWorkerCommand(['billing', '--log-format', 'pretty'], { NERVE_LOG_FORMAT: 'json' }).logFormat, 'pretty');
+    assert.equal(parseWorkerCommand(['billing'], { NERVE_LOG_FORMAT: 'pretty' }).logFormat, 'pretty');
+    const wasTty = process.stdout.isTTY;
+    try {
+      process.stdout.isTTY = false;
+      assert.equal(parseWorkerCommand(['billing'], {}).logFormat, 'json');
+      process.stdout.isTTY = true;
+      assert.equal(parseWorkerCommand(['billing'], {}).logFormat, 'pretty');
+    } finally {
+      process.stdout.isTTY = wasTty;
+    }
+    assert.throws(() => parseWorkerCommand(['billing', '--log-format', 'colour'], {}), { name: 'ConfigError', setting: 'log-format' });
+  });
+
   it('splits NERVE_WEBHOOK_URLS on commas', () => {
     const { options } = parseWorkerCommand(['webhooks'], { NERVE_WEBHOOK_URLS: 'http://a, http://b' });
     assert.deepEqual(options.webhookUrls, ['http://a', 'http://b']);
