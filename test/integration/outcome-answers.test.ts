@@ -111,7 +111,7 @@ describe('answers when the outcome is unknown', () => {
     peer.close();
   });
 
-  it('server API: 504 outcome_unknown for a chat publish whose store did not answer', async () => {
+  it('server API: 504 outcome_unknown for a chat publish or a signal whose store or bus did not answer', async () => {
     history.fault = 'lost_reply';
     try {
       const response = await fetch(`${base}/api/rooms/api-unknown/messages`, {
@@ -123,6 +123,18 @@ describe('answers when the outcome is unknown', () => {
       assert.equal(((await response.json()) as { code: string }).code, 'outcome_unknown');
     } finally {
       history.fault = 'none';
+    }
+    bus.fault = 'lost_reply';
+    try {
+      const response = await fetch(`${base}/api/users/someone/signal`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ kind: 'custom', data: 1 }),
+      });
+      assert.equal(response.status, 504, 'not 404 peer_offline: the bus may have delivered it');
+      assert.equal(((await response.json()) as { code: string }).code, 'outcome_unknown');
+    } finally {
+      bus.fault = 'none';
     }
   });
 
