@@ -444,7 +444,7 @@ export class RedisStreamsHistory implements History {
     const base = { lane: 'history', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `history is ${this.state}` };
     const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 

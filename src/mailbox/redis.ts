@@ -212,7 +212,7 @@ export class RedisMailbox implements Mailbox {
     const base = { lane: 'mailbox', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `mailbox is ${this.state}` };
     const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 

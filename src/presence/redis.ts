@@ -360,7 +360,7 @@ export class RedisPresence implements Presence {
     const base = { lane: 'presence', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `presence is ${this.state}` };
     const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
     if (this.heartbeatFailure !== undefined) return { ...base, ok: false, detail: `heartbeat failed: ${this.heartbeatFailure}` };
     return { ...base, ok: true };
   }

@@ -223,7 +223,7 @@ export class RedisRoomSessions implements RoomSessions {
     const base = { lane: 'sessions', driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `room sessions are ${this.state}` };
     const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.lastError ? `: ${this.lastError}` : ''}` };
+    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
     return { ...base, ok: true };
   }
 
