@@ -6,12 +6,13 @@
  * mounting, not the lanes.
  */
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
+import { MemoryBus } from '../../src/bus/memory.js';
 import { attach, type AttachedNerve } from '../../src/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -43,6 +44,30 @@ async function closeCode(client: RawClient): Promise<number> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** An upgrade request that is refused: its status and JSON body. */
+function refusedUpgrade(port: number, path: string): Promise<{ status: number; body: { code?: string } }> {
+  return new Promise((resolve, reject) => {
+    const upgrade = request({
+      host: '127.0.0.1',
+      port,
+      path,
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    });
+    upgrade.setTimeout(5000, () => upgrade.destroy(new Error('no answer within 5 s')));
+    upgrade.on('response', (response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) as { code?: string } }));
+    });
+    upgrade.on('upgrade', (_response, socket) => {
+      socket.destroy();
+      reject(new Error('upgraded'));
+    });
+    upgrade.on('error', reject);
+    upgrade.end();
+  });
 }
 
 /** An echo server of the application's own, on `/other`. */
@@ -179,7 +204,9 @@ describe('attach', () => {
     const nerve = attach(server, { logLevel: 'silent', drainWindowMs: 0, shutdownTimeoutMs: 2000 });
     cleanups.push(() => nerve.close());
     await nerve.ready;
-    await assert.rejects(RawClient.open(`ws://127.0.0.1:${port}/elsewhere`), /HTTP 404/);
+    assert.deepEqual(await refusedUpgrade(port, '/elsewhere'), { status: 404, body: { code: 'not_found', message: 'the WebSocket endpoint is /ws' } });
+    const rejected = await nerve.node.metrics.registry.getSingleMetricAsString('nerve_upgrades_rejected_total');
+    assert.match(rejected, /nerve_upgrades_rejected_total\{reason="not_found"[^}]*\} 1/, 'the refusal is counted');
     // Without httpPrefix nerve answers no plain request.
     const readyz = await fetch(`http://127.0.0.1:${port}/readyz`);
     assert.equal(await readyz.text(), 'app');
@@ -187,6 +214,41 @@ describe('attach', () => {
     assert.equal((await client.request({ op: 'ping' })).op, 'pong');
     client.close();
     await nerve.close();
+  });
+
+  it("answers 503 on its path until the lanes are up; a lane that cannot start gives the server back", async () => {
+    const server = createServer((_request, response) => response.end('app'));
+    const port = await listen(server);
+    cleanups.push(() => closeServer(server));
+    let openGate: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    class GatedBus extends MemoryBus {
+      protected override async open(): Promise<void> {
+        await gate;
+        await super.open();
+      }
+    }
+    const nerve = attach(server, { logLevel: 'silent', drainWindowMs: 0, lanes: { bus: new GatedBus() } });
+    cleanups.push(() => nerve.close());
+    const early = await refusedUpgrade(port, '/ws');
+    assert.equal(early.status, 503);
+    assert.equal(early.body.code, 'starting');
+    openGate();
+    await nerve.ready;
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/ws`, 'dave');
+    await nerve.close();
+    assert.equal(await closeCode(client), 1001);
+
+    class BrokenBus extends MemoryBus {
+      protected override async open(): Promise<void> {
+        throw new Error('no broker');
+      }
+    }
+    const broken = attach(server, { logLevel: 'silent', drainWindowMs: 0, lanes: { bus: new BrokenBus() } });
+    await assert.rejects(broken.ready, /no broker/);
+    assert.equal(server.listenerCount('upgrade'), 0, 'no listener of nerve left');
+    assert.equal(Object.prototype.hasOwnProperty.call(server, 'emit'), false, "the server's own emit restored");
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`)).text(), 'app');
   });
 
   it('refuses bad mount options with a ConfigError', () => {
