@@ -225,12 +225,17 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
 
   it('dropped bytes (5 s), then passing again: noticed, then healed (replies never matched to the wrong command)', async () => {
     await survive('drop', () => proxy.drop(), () => proxy.pass(), FAULT_MS);
-    // After the heal, commands get their own replies: a burst of chat acks each with its own cmid's message.
+    // After the heal, commands get their own replies: each ack names the message its own publish stored
+    // (the one node B delivers with that cmid), never another command's reply.
     for (let i = 0; i < 5; i += 1) {
       const cmid = `after-drop-${i}`;
       const answer = await alice.request({ op: 'publish', room, class: 'chat', data: { cmid }, cmid }, 3000);
       assert.equal(answer.op, 'ack', JSON.stringify(answer));
       assert.notEqual(answer.duplicate, true);
+      const delivered = await bob.waitFor((f) => f.op === 'message' && f.cmid === cmid, 3000, `${cmid} on node B`);
+      assert.equal(delivered.id, answer.id, `${cmid}: the ack names another message`);
+      assert.equal(delivered.offset, answer.offset);
+      bob.frames.push(delivered); // kept for the final count of deliveries
     }
   });
 
