@@ -649,6 +649,16 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       if (result.status === 'rejected') {
         const error = result.reason as NerveClientError;
         if (error.code === ClientErrorCode.Disconnected || error.code === ClientErrorCode.Closed) return;
+        if (entryNow?.position && rejoinRetryable(error.code)) {
+          // A lane down for a moment (the history store timed out) must not make
+          // the app leave the room without knowing: the room keeps its place and
+          // the rejoin is retried like a failed gap fill, from the same
+          // position, holding live chat meanwhile (found by the chaos soak).
+          entryNow.held = held;
+          entryNow.fill = undefined;
+          this.#retryFill(room, entryNow, this.#generation, error.code, `rejoining ${room} failed, retrying: ${error.message}`, error);
+          return;
+        }
         this.#rooms.delete(room);
         this.emit('error', new NerveClientError(error.code, `rejoining ${room} failed: ${error.message}`, { cause: error, room }));
         for (const message of held) this.emit('message', message);
@@ -790,9 +800,14 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       return;
     }
     // Timeout or a refusal: say so, keep holding (the position stays before the gap), and try again with backoff.
+    this.#retryFill(room, entry, generation, code, `fetching missed messages of ${room} failed: ${(error as Error).message}`, error);
+  }
+
+  /** Emit `message` as an error of `room`, then fetch the room again from its position after the fill backoff. */
+  #retryFill(room: string, entry: RoomEntry, generation: number, code: NerveClientError['code'], message: string, cause: unknown): void {
     const failures = (entry.fillFailures ?? 0) + 1;
     entry.fillFailures = failures;
-    this.emit('error', new NerveClientError(code, `fetching missed messages of ${room} failed: ${(error as Error).message}`, { cause: error, room }));
+    this.emit('error', new NerveClientError(code, message, { cause, room }));
     const timer = setTimeout(() => {
       this.#fillTimers.delete(timer);
       if (this.#rooms.get(room) !== entry || entry.fill !== undefined || !entry.held || generation !== this.#generation) return;
@@ -1088,6 +1103,22 @@ function maybeStored(code: string, pending: Pending): boolean {
   if (code === ErrorCode.OutcomeUnknown) return true;
   const retrying = (pending.unknownOutcomes ?? 0) > 0;
   return retrying && (code === ErrorCode.Unavailable || code === ErrorCode.BusUnavailable || code === ErrorCode.RateLimited);
+}
+
+/**
+ * Whether a rejoin answered `code` is tried again rather than dropping the
+ * room: the server or a lane was down for a moment, nothing says the user
+ * may not be in the room.
+ */
+function rejoinRetryable(code: string): boolean {
+  return (
+    code === ErrorCode.Unavailable ||
+    code === ErrorCode.BusUnavailable ||
+    code === ErrorCode.OutcomeUnknown ||
+    code === ErrorCode.Internal ||
+    code === ErrorCode.RateLimited ||
+    code === ClientErrorCode.Timeout
+  );
 }
 
 function errorFromFrame(frame: ErrorFrame, room?: string): NerveClientError {
