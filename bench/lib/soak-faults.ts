@@ -61,7 +61,7 @@ async function allReady(env: SoakEnv): Promise<boolean> {
 }
 
 /** Why a node is not ready (for the notes of a fault that did not recover). */
-async function readyDetails(env: SoakEnv): Promise<string> {
+export async function readyDetails(env: SoakEnv): Promise<string> {
   const parts = await Promise.all(
     env.slots.map(async (slot) => {
       if (!slot.process) return `n${slot.index}: down`;

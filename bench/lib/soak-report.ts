@@ -49,6 +49,8 @@ export interface SoakReport {
   postgres: StoreCheck;
   replay: StoreCheck & { rooms: number; notRecovered: string[] };
   catchUp: { laggards: string[] };
+  /** `/readyz` readings (every second) where a node was not ready while no fault was open. */
+  unreadyWithoutFault: Array<{ at: number; detail: string }>;
   /** Nodes and workers that exited by themselves. */
   crashes: Array<{ at: number; what: string; code: number | null; signal: string | null; detail: string }>;
   sdk: { recoveryFailed: number; rejoined: number; slowConsumerCloses: number; disconnects: number; chatErrors: Record<string, number>; roomErrors: Record<string, number>; chatGivenUp: number };
@@ -105,6 +107,7 @@ export function summaryText(report: SoakReport): string {
   lines.push(`SDK: ${report.sdk.disconnects} disconnects, ${report.sdk.rejoined} rejoins, ${report.sdk.recoveryFailed} recovery_failed, ${report.sdk.slowConsumerCloses} closes 4009; chat answers retried: ${errors}; given up: ${report.sdk.chatGivenUp}`);
   const roomErrors = Object.entries(report.sdk.roomErrors).map(([what, n]) => `${what} ×${n}`).join(', ');
   if (roomErrors) lines.push(`SDK room errors (rejoin or refill failed; the app is told only by an error event): ${roomErrors}`);
+  if (report.unreadyWithoutFault.length) lines.push(`not ready with no fault open: ${report.unreadyWithoutFault.length} reading(s), first: ${report.unreadyWithoutFault[0]!.detail}`);
   for (const crash of report.crashes) lines.push(`CRASH: ${crash.what} exited by itself (${crash.code ?? crash.signal}) at ${new Date(crash.at).toISOString()}: ${crash.detail.slice(0, 400)}`);
   const faulted = Object.entries(report.byFault).map(([fault, counts]) => `${fault}: ${Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ')}`);
   if (faulted.length) lines.push(`findings by fault window: ${faulted.join(' | ')}`);

@@ -12,7 +12,7 @@ import { NerveClient, type WebSocketConstructor } from '../../packages/client/sr
 import { WebSocket } from 'ws';
 import { SoakChecker, type Finding } from './soak-checker.js';
 import { soakServicesMissing, startSoakEnv, type SoakEnv } from './soak-env.js';
-import { chatBack, deliveryBack, runFault, type FaultRecord } from './soak-faults.js';
+import { chatBack, deliveryBack, readyDetails, runFault, type FaultRecord } from './soak-faults.js';
 import { SoakLoad } from './soak-load.js';
 import { between, faultSequence, FAULT_KINDS, seededRandom, type FaultKind } from './soak-plan.js';
 import { soakSvg, summarizeRecovery, summaryText, type SoakReport, type StoreCheck } from './soak-report.js';
@@ -95,6 +95,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     reconnectEveryMs: 8000,
   });
   const faults: FaultRecord[] = [];
+  const spurious: Array<{ at: number; detail: string }> = [];
+  let currentFault = false;
   try {
     await load.start();
     const warm = Date.now();
@@ -102,18 +104,36 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     if (!warmed) throw new Error('the cluster never delivered across nodes before any fault (warm-up)');
     log(`load running (${options.members} members in ${options.rooms} rooms, probes on every node); faults for ${Math.round(options.durationMs / 1000)} s, seed ${options.seed}`);
 
+    // Between faults every node should stay ready: a node that reports itself down with no fault
+    // open (a probe that fires on a busy but healthy connection) is a finding of its own.
+    let monitoring = true;
+    const monitor = (async () => {
+      while (monitoring) {
+        await sleep(1000);
+        const now = Date.now();
+        const quiet = !currentFault && faults.every((f) => now > f.endAt + 2000 || now < f.injectAt);
+        if (!quiet || !env.slots.every((s) => s.up && s.process)) continue;
+        const detail = await readyDetails(env);
+        if (/: (?!200 )/.test(detail) && !currentFault) spurious.push({ at: now, detail });
+      }
+    })();
     const faultsEnd = Date.now() + options.durationMs;
     const sequence = faultSequence(random, options.faults);
     let id = 0;
     while (Date.now() < faultsEnd && (options.maxFaults === 0 || id < options.maxFaults)) {
       const next = sequence.next();
       if (next.done) break;
+      currentFault = true;
       const record = await runFault({ env, load, random, recoveryTimeoutMs: options.recoveryTimeoutMs, log }, ++id, next.value);
+      currentFault = false;
       faults.push(record);
       checker.setWindows(faults.map((f) => ({ id: f.id, kind: f.kind, from: f.injectAt, to: f.endAt })));
       await sleep(between(random, options.gapMs[0], options.gapMs[1]));
     }
 
+    monitoring = false;
+    await monitor;
+    for (const entry of spurious) log(`not ready with no fault open: ${entry.detail}`);
     log('faults over: stopping the load, waiting for every chat message in flight');
     await load.stop();
     // Every open membership must reach its room's last acked offset.
@@ -166,6 +186,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
       replay,
       catchUp: { laggards },
       crashes: [...env.crashes],
+      unreadyWithoutFault: spurious,
       sdk: {
         recoveryFailed: checker.events.recoveryFailed,
         rejoined: checker.events.rejoined,
