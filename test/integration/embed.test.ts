@@ -14,7 +14,10 @@ import Fastify from 'fastify';
 import { WebSocket, WebSocketServer } from 'ws';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { attach, type AttachedNerve } from '../../src/index.js';
+import { startNode } from '../helpers/node-process.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { deleteNamespace } from '../helpers/redis-keys.js';
+import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 
 /** Close an application server, its keep-alive sockets (fetch's) included. */
 function closeServer(server: Server): Promise<void> {
@@ -257,5 +260,40 @@ describe('attach', () => {
     assert.throws(() => attach(server, { httpPrefix: '/nerve/' }), { code: 'config_invalid', setting: 'httpPrefix' });
     assert.throws(() => attach(server, { logLevel: 'loud' as 'info' }), { code: 'config_invalid', setting: 'logLevel' });
     assert.equal(server.listenerCount('upgrade'), 0, 'a refused attach mounts nothing');
+  });
+});
+
+// Redis missing: fails in CI (CI=true), skipped elsewhere.
+const redisSkip = (await redisSkipReason(SHARED_REDIS_URL)) ?? false;
+
+describe('attach in a cluster', { skip: redisSkip, timeout: 60_000 }, () => {
+  const env = `embed${Math.random().toString(36).slice(2, 8)}`;
+  after(async () => {
+    await deleteNamespace(SHARED_REDIS_URL, env);
+  });
+
+  it('an embedded node and a nerve serve node on one Redis deliver to each other', async () => {
+    const app = express();
+    const server = createServer(app);
+    const port = await listen(server);
+    const nerve = attach(server, { logLevel: 'silent', drainWindowMs: 0, redisUrl: SHARED_REDIS_URL, env, nodeId: `${env}-embedded` });
+    const standalone = await startNode({ args: ['--redis-url', SHARED_REDIS_URL, '--env', env, '--drain-window-ms', '0'], nodeId: `${env}-standalone` });
+    try {
+      await nerve.ready;
+      const alice = await RawClient.connect(`ws://127.0.0.1:${port}/ws`, 'alice');
+      const bob = await RawClient.connect(standalone.wsUrl, 'bob');
+      await alice.request({ op: 'join', room: 'across' });
+      await bob.request({ op: 'join', room: 'across' });
+      await alice.request({ op: 'publish', room: 'across', class: 'chat', data: 'from the app' });
+      assert.equal((await bob.waitFor((frame) => frame.op === 'message')).data, 'from the app');
+      await bob.request({ op: 'publish', room: 'across', class: 'chat', data: 'from nerve serve' });
+      assert.equal((await alice.waitFor((frame) => frame.op === 'message' && frame.from === 'bob')).data, 'from nerve serve');
+      alice.close();
+      bob.close();
+    } finally {
+      await nerve.close();
+      await standalone.stop();
+      await closeServer(server);
+    }
   });
 });
