@@ -31,6 +31,8 @@ export interface SentinelDeployment {
   masterPort(): Promise<number>;
   /** `SENTINEL FAILOVER` on the first sentinel; resolves with the new master's port once every sentinel names it. */
   failover(): Promise<number>;
+  /** SIGKILL the current master; resolves with the new master's port once every sentinel names it. */
+  crashMaster(): Promise<number>;
   /** Run redis-cli against a sentinel or a data node port. */
   cli(port: number, ...args: string[]): Promise<string>;
   /** Kill everything and remove the directory. Idempotent. */
@@ -72,7 +74,8 @@ async function spawnSentinel(dir: string, index: number, name: string, masterPor
         `dir ${dir}`,
         `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
         `sentinel down-after-milliseconds ${name} 1000`,
-        `sentinel failover-timeout ${name} 5000`,
+        // A master is not failed over again within 2 × failover-timeout of the last failover: short, for two in a row.
+        `sentinel failover-timeout ${name} 2000`,
         `sentinel parallel-syncs ${name} 2`,
         '',
       ].join('\n'),
@@ -156,6 +159,19 @@ export async function startSentinelDeployment(options: { replicas?: number; name
     const reply = (await cli(port, 'sentinel', 'get-master-addr-by-name', name)).trim().split('\n');
     return Number(reply[1]);
   };
+  /** Resolve with the new master's port once every sentinel names one other than `before`. */
+  const switchedFrom = async (before: number): Promise<number> => {
+    let after = before;
+    await waitFor(
+      async () => {
+        const ports = await Promise.all(sentinels.map(({ port }) => masterPort(port)));
+        after = ports[0] ?? before;
+        return ports.every((port) => port === after && port !== before);
+      },
+      { timeoutMs: 20_000, intervalMs: 50, what: 'every sentinel names the new master' },
+    );
+    return after;
+  };
   return {
     name,
     sentinels: sentinels.map(({ port }) => `127.0.0.1:${port}`),
@@ -165,16 +181,14 @@ export async function startSentinelDeployment(options: { replicas?: number; name
       const before = await masterPort();
       const reply = await cli(sentinels[0]!.port, 'sentinel', 'failover', name);
       if (!reply.startsWith('OK')) throw new Error(`SENTINEL FAILOVER answered ${reply.trim()}`);
-      let after = before;
-      await waitFor(
-        async () => {
-          const ports = await Promise.all(sentinels.map(({ port }) => masterPort(port)));
-          after = ports[0] ?? before;
-          return ports.every((port) => port === after && port !== before);
-        },
-        { timeoutMs: 15_000, intervalMs: 50, what: 'every sentinel names the new master' },
-      );
-      return after;
+      return switchedFrom(before);
+    },
+    crashMaster: async () => {
+      const before = await masterPort();
+      const server = servers.find((candidate) => candidate.port === before);
+      if (!server) throw new Error(`no data node on the master's port ${before}`);
+      await server.kill();
+      return switchedFrom(before);
     },
     cli,
     stop,
