@@ -94,7 +94,7 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
   }
   // Every Redis lane PINGs its connection every probeIntervalMs and replaces a silent one (src/redis/link.ts).
-  const store = redisUrl ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs } : undefined;
+  const store = redisUrl ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs, logger: context.log } : undefined;
   const bus = overrides.bus ?? createBus(options, context);
   const history =
     overrides.history ??

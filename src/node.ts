@@ -118,6 +118,7 @@ export class NerveNode {
           ...redisStoreConnection(this.options.redisUrl, sharded, redisSentinelSettings(this.options)),
           prefix: namer.prefix,
           probeIntervalMs: this.options.probeIntervalMs,
+          logger: this.log,
           // Its connection was replaced (or came back): it may have missed beats, so the entry is written again now.
           onRestored: () => void this.heartbeat.beatNow(),
         })

@@ -101,6 +101,8 @@ export interface ScriptConnectionOptions {
   redisOptions?: RedisOptions | undefined;
   /** Milliseconds between PINGs on the connection (src/redis/link.ts); 0 disables. Default 1000. */
   probeIntervalMs?: number | undefined;
+  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
+  logger?: LinkLogger | undefined;
 }
 
 /**

@@ -46,7 +46,7 @@ import type {
 import { clampLimit, newEpoch } from './recovery.js';
 import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from './lua-script.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-import type { LinkStats, RedisLink } from '../redis/link.js';
+import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 import { FailoverWatch } from '../redis-failover-watch.js';
 import type { RedisSentinelSettings } from '../redis-connection.js';
 import { PUBLISH_COMMANDS, appendScripts, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
@@ -160,6 +160,8 @@ export interface RedisStreamsHistoryOptions {
   failoverWatch?: RedisSentinelSettings | undefined;
   /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
   probeIntervalMs?: number;
+  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
+  logger?: LinkLogger;
 }
 
 function integer(setting: string, value: number, min: number): number {
@@ -244,7 +246,7 @@ export class RedisStreamsHistory implements History {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
-    this.link = watchScriptConnection({ client, owned, lane: 'history', probeIntervalMs: options.probeIntervalMs });
+    this.link = watchScriptConnection({ client, owned, lane: 'history', probeIntervalMs: options.probeIntervalMs, log: options.logger });
   }
 
   async start(): Promise<void> {

@@ -21,7 +21,7 @@ import { escapeComponent } from '../bus/channels.js';
 import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ClusterSeed } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-import type { LinkStats, RedisLink } from '../redis/link.js';
+import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 import { TickBatch } from '../tick-batch.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
@@ -49,6 +49,8 @@ export interface RedisMailboxOptions extends MailboxOptions {
   prefix?: string;
   /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
   probeIntervalMs?: number;
+  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
+  logger?: LinkLogger;
 }
 
 /** KEYS: 1 seen. ARGV: 1 seen until, 2 ttl ms. */
@@ -142,7 +144,7 @@ export class RedisMailbox implements Mailbox {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
-    this.link = watchScriptConnection({ client, owned, lane: 'mailbox', probeIntervalMs: options.probeIntervalMs });
+    this.link = watchScriptConnection({ client, owned, lane: 'mailbox', probeIntervalMs: options.probeIntervalMs, log: options.logger });
   }
 
   async start(): Promise<void> {

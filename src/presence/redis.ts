@@ -67,7 +67,7 @@ import {
 } from './redis-scripts.js';
 import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed, type LuaArg, type LuaScript } from '../history/lua-script.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-import type { LinkStats, RedisLink } from '../redis/link.js';
+import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 
 export interface PresenceExpiry {
   /** Users whose last connection expired. */
@@ -121,6 +121,8 @@ export interface RedisPresenceOptions {
    * once, adding back this node's entries. 0 disables. Default 1000.
    */
   probeIntervalMs?: number;
+  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
+  logger?: LinkLogger;
 }
 
 /** Room keys and index keys live this many TTLs: longer than any entry, so a dead node's rooms are still there to sweep. */
@@ -218,6 +220,7 @@ export class RedisPresence implements Presence {
       owned,
       lane: 'presence',
       probeIntervalMs: options.probeIntervalMs,
+      log: options.logger,
       onRestored: () => {
         if (this.state === 'running') this.heartbeat().catch(this.recordFailure);
       },

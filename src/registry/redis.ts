@@ -94,6 +94,7 @@ export class RedisNodeRegistry implements NodeRegistry {
       owned,
       lane: 'registry',
       probeIntervalMs: options.probeIntervalMs,
+      log: options.logger,
       ...(options.onRestored ? { onRestored: options.onRestored } : {}),
     });
   }

@@ -26,7 +26,7 @@ import type { RoomRef } from '../history/history.js';
 import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ClusterSeed, type LuaArg } from '../history/lua-script.js';
 import type { LaneHealth } from '../lanes.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-import type { LinkStats, RedisLink } from '../redis/link.js';
+import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 import { ConfigError } from '../options.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
@@ -45,6 +45,8 @@ export interface RedisRoomSessionsOptions extends RoomSessionsOptions {
   prefix?: string;
   /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
   probeIntervalMs?: number;
+  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
+  logger?: LinkLogger;
   /** A session record not updated for this long is deleted, ms. Default 86400000 (a day). */
   ttlMs?: number;
 }
@@ -167,7 +169,7 @@ export class RedisRoomSessions implements RoomSessions {
     this.client = client;
     this.ownsClient = owned;
     this.client.on('error', this.onError);
-    this.link = watchScriptConnection({ client, owned, lane: 'sessions', probeIntervalMs: options.probeIntervalMs });
+    this.link = watchScriptConnection({ client, owned, lane: 'sessions', probeIntervalMs: options.probeIntervalMs, log: options.logger });
   }
 
   async open(): Promise<void> {
