@@ -155,7 +155,8 @@ export class SoakLoad {
     entry.client.on('error', (error) => {
       // A room named in an SDK error is one the SDK could not rejoin or refill: the app is told here only.
       if (error.room === undefined) return;
-      const key = `${error.code}: ${error.message.replace(/ of .*| .*?failed:.*/, '').slice(0, 40)}`;
+      const what = error.message.startsWith('rejoining') ? 'rejoin' : error.message.startsWith('fetching missed') ? 'gap fill' : 'other';
+      const key = `${what} ${error.code}`;
       checker.events.roomErrors.set(key, (checker.events.roomErrors.get(key) ?? 0) + 1);
       this.options.log(`SDK error for ${name} in ${error.room}: ${error.code} ${error.message}`);
     });
