@@ -11,9 +11,10 @@
  *   The epoch changes whenever the log is lost or reset.
  * - A `cmid` seen again for the same room and sender within the idempotency
  *   window returns the original message with `duplicate: true`; nothing is
- *   stored or published. (Exception: the Redis history with `waitReplicas`
- *   publishes an original it stored but never published, its WAIT having
- *   fallen short.)
+ *   stored or published. (With `waitReplicas`, the Redis history publishes
+ *   a room's stored messages in order once a WAIT covers them, so an
+ *   original whose own WAIT fell short goes out with the next covered
+ *   append of the room, a duplicate's included.)
  * - Reads are bounded by `limit`; nothing reads an unbounded range.
  */
 import type { BusEnvelope } from '../bus/bus.js';

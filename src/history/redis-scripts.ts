@@ -19,10 +19,12 @@ import { LuaScript } from './lua-script.js';
 const ENSURE_LOG = `
 local meta, stream = KEYS[1], KEYS[2]
 local epoch = redis.call('HGET', meta, 'epoch')
+local created = false
 if not epoch then
   -- A new epoch is a new log: drop any stream left over from the lost one,
   -- or an XADD of 0-1 would be refused as older than its last id.
   epoch = ARGV[1]
+  created = true
   redis.call('DEL', stream)
   redis.call('HSET', meta, 'epoch', epoch, 'last', 0)
   redis.call('PEXPIRE', meta, ARGV[2])
@@ -53,7 +55,7 @@ export const PUBLISH_COMMANDS: readonly PublishCommand[] = ['PUBLISH', 'SPUBLISH
  */
 function appendSource(publish: PublishCommand | undefined): string {
   return `
-local idem = KEYS[3]
+local idem = KEYS[${publish ? 3 : 4}]
 local now = tonumber(ARGV[10])
 if idem then
   local seen = redis.call('GET', idem)
@@ -96,7 +98,15 @@ ${
 -- SPUBLISH (sharded Pub/Sub): the channel must hash to the slot of KEYS,
 -- which ChannelNamer's hash tags guarantee.
 redis.call('${publish}', ARGV[6], fill(ARGV[7]))`
-    : '-- Store only: the caller publishes once replicas have it (WAIT).'
+    : `-- Store only: the envelope waits in the pending hash until a WAIT
+-- covers it (publishScript).
+local pending = KEYS[3]
+if created then
+  redis.call('DEL', pending)
+  redis.call('HSET', meta, 'pub', 0)
+end
+redis.call('HSET', pending, fmt(offset), fill(ARGV[7]))
+redis.call('PEXPIRE', pending, ARGV[2])`
 }
 return { 0, message }
 `;
@@ -115,13 +125,52 @@ export const appendScripts: Readonly<Record<PublishCommand, LuaScript>> = {
 export const appendScript = appendScripts.PUBLISH;
 
 /**
- * The append script that stores without publishing (same ARGV; ARGV 6 and 7
- * unused), for `waitReplicas`: the message is published only once replicas
- * have it, so no node ever delivers a message a failover then loses. A
- * duplicate does one harmless write (its key's own expiry) so that a WAIT
- * after it also covers the original.
+ * The append script for `waitReplicas` (same ARGV; ARGV 6 unused): it
+ * stores the message and puts its filled envelope in the room's pending
+ * hash instead of publishing it; `publishScript` publishes it once a WAIT
+ * covered it, so no node delivers a message a failover then loses.
+ * Keys: KEYS[1] meta, KEYS[2] stream, KEYS[3] pending hash (offset →
+ * envelope), KEYS[4] the idempotency key (optional).
+ *
+ * A duplicate does one harmless write (its key's own expiry), so that a
+ * WAIT after it also covers the original.
  */
 export const storeOnlyAppendScript = new LuaScript('history.append.store', appendSource(undefined));
+
+/**
+ * Publishes, in offset order, every pending envelope of a room up to offset
+ * ARGV[1] on channel ARGV[2], once; KEYS[1] meta (field `pub`: the last
+ * offset published), KEYS[2] the pending hash. Called after a WAIT covered
+ * the append at ARGV[1]: replication is one ordered stream, so the replicas
+ * that acknowledged it also have every earlier offset of the room, whoever
+ * stored them. So messages reach the bus in offset order whichever node's
+ * WAIT returns first, and one stored by a node that died before its WAIT
+ * returned (or whose WAIT fell short) goes out with the next one. A log
+ * without `pub` (stored by the publishing script) starts at ARGV[1].
+ * Returns how many envelopes it published.
+ */
+export const publishScript = new LuaScript(
+  'history.publish',
+  `
+local meta, pending = KEYS[1], KEYS[2]
+local upto = tonumber(ARGV[1])
+local pub = tonumber(redis.call('HGET', meta, 'pub') or '-1')
+if pub < 0 then pub = upto - 1 end
+if upto <= pub then return 0 end
+local published = 0
+for offset = pub + 1, upto do
+  local field = string.format('%d', offset)
+  local envelope = redis.call('HGET', pending, field)
+  if envelope then
+    redis.call('PUBLISH', ARGV[2], envelope)
+    redis.call('HDEL', pending, field)
+    published = published + 1
+  end
+end
+redis.call('HSET', meta, 'pub', upto)
+return published
+`,
+);
 
 /**
  * ARGV: 1 new epoch candidate, 2 ttl ms, 3 mode (`recent` | `since`),

@@ -49,7 +49,7 @@ import { OutcomeUnknownError } from '../lane-errors.js';
 import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 import { FailoverWatch } from '../redis-failover-watch.js';
 import type { RedisSentinelSettings } from '../redis-connection.js';
-import { PUBLISH_COMMANDS, appendScripts, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
+import { PUBLISH_COMMANDS, appendScripts, publishScript, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
 
 /**
  * Placeholders the append script swaps for the offset and epoch. They only
@@ -63,21 +63,6 @@ function placeholder(): string {
   placeholders = (placeholders + 1) % Number.MAX_SAFE_INTEGER;
   return PLACEHOLDER_PREFIX + placeholders.toString(36);
 }
-
-/**
- * The encoded envelope with the stored offset and epoch in place of their
- * tokens: the same substitution the append script makes (the offset's
- * quoted token, however escaped, by the bare number). Latin-1 maps bytes
- * to characters one to one, so a binary envelope survives the round trip.
- */
-function fillEnvelope(bytes: Buffer | string, offsetToken: string, epochToken: string, message: ChatMessage): Buffer | string {
-  const fill = (text: string): string =>
-    text.replace(new RegExp(`\\\\*"${offsetToken}\\\\*"`, 'g'), String(message.offset)).replaceAll(epochToken, message.epoch);
-  return typeof bytes === 'string' ? fill(bytes) : Buffer.from(fill(bytes.toString('latin1')), 'latin1');
-}
-
-/** Most appends remembered as stored but not published (see `unpublished`). */
-const UNPUBLISHED_MAX = 10_000;
 
 /** Longest a fence outlives `+switch-master` when the history connection never reports ready again, ms. */
 const UNFENCE_FALLBACK_MS = 10_000;
@@ -190,13 +175,8 @@ export class RedisStreamsHistory implements History {
   private waiters: Array<{ resolve: (replicas: number) => void; reject: (error: unknown) => void }> = [];
   /** Whether a WAIT is scheduled or in flight. */
   private waiting = false;
-  /**
-   * Idempotency keys of appends stored here whose WAIT fell short, so never
-   * published: their retry (a duplicate) publishes them. A retry that lands
-   * on another node does not; members get the message from the history at
-   * the room's next offset.
-   */
-  private readonly unpublished = new Set<string>();
+  /** Rooms whose pending envelopes to publish at the end of this tick: meta key → the call (see `publishPending`). */
+  private toPublish = new Map<string, { keys: [string, string]; channel: string; upto: number }>();
   private readonly watch: FailoverWatch | undefined;
   /** Why appends are refused now (a failover under way), or undefined. */
   private fenced: string | undefined;
@@ -317,6 +297,8 @@ export class RedisStreamsHistory implements History {
       }
     }
     const keys = [this.key(room, 'meta'), this.key(room, 'stream')];
+    // WAIT mode: the room's pending envelopes (offset → bytes) until a WAIT covers them.
+    if (this.waitReplicas > 0) keys.push(this.key(room, 'pending'));
     if (this.publishCommand === 'SPUBLISH' && keySlot(target.channel) !== keySlot(keys[0]!)) {
       // The cluster would refuse the script (a script touches one slot); say why here.
       throw new NerveError(
@@ -348,31 +330,43 @@ export class RedisStreamsHistory implements History {
     }
     const result = { message: JSON.parse(reply[1]) as ChatMessage, duplicate: reply[0] === 1 };
     if (this.waitReplicas === 0) return result;
-    const idemKey = keys[2];
-    try {
-      await this.replicated();
-      if (this.fenceGeneration !== generation) {
-        // Replicas acknowledged it, but perhaps not the one being promoted.
-        throw new OutcomeUnknownError('history append stored while a Redis failover began: a failover may lose it; retry with the same cmid');
-      }
-    } catch (error) {
-      // (A duplicate's original stays remembered if it was, and is not if it was published.)
-      if (idemKey !== undefined && !result.duplicate) this.rememberUnpublished(idemKey);
-      throw error;
+    await this.replicated();
+    if (this.fenceGeneration !== generation) {
+      // Replicas acknowledged it, but perhaps not the one being promoted: neither acked nor published.
+      throw new OutcomeUnknownError('history append stored while a Redis failover began: a failover may lose it; retry with the same cmid');
     }
-    // A duplicate whose original this node stored but never published (its
-    // WAIT fell short) is published now; any other duplicate publishes
-    // nothing, as the History contract says.
-    const republish = result.duplicate && idemKey !== undefined && this.unpublished.delete(idemKey);
-    if (result.duplicate && !republish) return result;
-    // Durable now: publish (what the script would have done). The ack does
-    // not wait for the publish: the message is stored, and a node that
-    // misses it refills it from the history at the next offset or resubscribe.
-    const bytes = result.duplicate ? this.encode(target.envelope(result.message)) : fillEnvelope(this.encode(envelope), offsetToken, epochToken, result.message);
-    this.client.publish(target.channel, bytes).catch((error: unknown) => {
-      this.lastError = error instanceof Error ? error.message : String(error);
-    });
+    // Durable now: publish every pending envelope of the room up to this
+    // offset, in offset order (a duplicate's original too, if its own WAIT
+    // fell short; otherwise nothing is pending and nothing goes out). The ack
+    // does not wait for it: the message is stored, and whatever a failed
+    // publish leaves pending goes out with the room's next message.
+    this.publishPending([keys[0]!, keys[2]!], target.channel, result.message.offset);
     return result;
+  }
+
+  /**
+   * Run `publishScript` for a room up to `upto`, once per room per tick
+   * with the highest offset asked (a burst of one room's appends answered
+   * by one WAIT is one script call).
+   */
+  private publishPending(keys: [string, string], channel: string, upto: number): void {
+    const queued = this.toPublish.get(keys[0]);
+    if (queued) {
+      queued.upto = Math.max(queued.upto, upto);
+      return;
+    }
+    if (this.toPublish.size === 0) {
+      process.nextTick(() => {
+        const calls = this.toPublish;
+        this.toPublish = new Map();
+        for (const call of calls.values()) {
+          publishScript.run(this.client, call.keys, [call.upto, call.channel]).catch((error: unknown) => {
+            this.lastError = `publishing pending chat failed: ${error instanceof Error ? error.message : String(error)}`;
+          });
+        }
+      });
+    }
+    this.toPublish.set(keys[0], { keys, channel, upto });
   }
 
   /**
@@ -384,16 +378,6 @@ export class RedisStreamsHistory implements History {
    * replica round trip, and a WAIT that runs to its timeout while replicas
    * are missing holds the connection once, not once per message).
    */
-  /** An append (by its idempotency key) stored but not published; bounded, oldest forgotten first. */
-  private rememberUnpublished(idemKey: string): void {
-    this.unpublished.delete(idemKey);
-    this.unpublished.add(idemKey);
-    if (this.unpublished.size > UNPUBLISHED_MAX) {
-      const oldest = this.unpublished.values().next().value;
-      if (oldest !== undefined) this.unpublished.delete(oldest);
-    }
-  }
-
   private async replicated(): Promise<void> {
     let acked: number;
     try {

@@ -2,8 +2,11 @@
  * RedisStreamsHistory with `waitReplicas` (the Sentinel mode's ack rule) on
  * a private master and replica: the whole History conformance suite, then
  * what happens when the replica does not answer: the append is refused as
- * outcome unknown and nothing is published; its retry with the same cmid,
- * once the replica is back, is the original (a duplicate), published once.
+ * outcome unknown and nothing is published; once the replica is back, the
+ * next append's WAIT covers it too, and both go out in offset order; its
+ * retry with the same cmid is the original (a duplicate), published no
+ * more. And two histories (two nodes) appending to one room publish in
+ * offset order whichever WAIT returns first.
  *
  * redis-server missing: fails in CI (CI=true), skipped elsewhere.
  */
@@ -119,8 +122,8 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
     await bus.close();
   });
 
-  it('refuses as outcome unknown without publishing when no replica answers; the retry publishes the original once', async () => {
-    const history = new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:w`, waitReplicas: 1, waitTimeoutMs: 200 });
+  it('refuses as outcome unknown without publishing when no replica answers; it goes out, in order, with the next message', async () => {
+    const history = new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:w`, waitReplicas: 1, waitTimeoutMs: 1000 });
     await history.start();
     try {
       const first = await history.append(room, draft(1, { cmid: 'a' }), target);
@@ -131,29 +134,60 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
       await replica!.cli('replicaof', 'no', 'one');
       const started = Date.now();
       await assert.rejects(history.append(room, draft(2, { cmid: 'b' }), target), OutcomeUnknownError);
-      assert.ok(Date.now() - started < 2000, 'answered at the WAIT timeout, not the command timeout');
+      assert.ok(Date.now() - started < 3000, 'answered at the WAIT timeout, not the command timeout');
       // Stored on the master all the same: it holds offset 2.
       assert.deepEqual((await history.recent(room, 10)).messages.map((message) => message.offset), [1, 2]);
 
+      // Still not published: nothing covered it.
+      const later = await history.recent(room, 10);
+      assert.equal(later.messages.length, 2);
+      assert.deepEqual(heard.map((message) => message.offset), [1]);
+
       await replica!.cli('replicaof', '127.0.0.1', String(master!.port));
       await replicaInSync();
-      // A marker published after the refusal: everything published before it has arrived.
-      const marker = await history.append(room, draft(3), target);
-      await waitFor(() => heard.some((message) => message.id === marker.message.id), { timeoutMs: 2000, what: 'the marker published' });
-      assert.deepEqual(heard.map((message) => message.offset), [1, 3], 'the refused message was not published');
+      // The next append's WAIT covers offset 2 as well (replication is one ordered stream): both go out, in order.
+      const third = await history.append(room, draft(3), target);
+      await waitFor(() => heard.some((message) => message.id === third.message.id), { timeoutMs: 2000, what: 'the third message published' });
+      assert.deepEqual(heard.map((message) => message.offset), [1, 2, 3]);
 
+      // The retry is the original, already published: published no more.
       const retry = await history.append(room, draft(2, { cmid: 'b' }), target);
       assert.equal(retry.duplicate, true);
-      assert.equal(retry.message.offset, 2);
-      await waitFor(() => heard.length === 3, { timeoutMs: 2000, what: 'the original published on its retry' });
-      assert.deepEqual(heard[2], retry.message);
-      // A second retry is a plain duplicate: nothing published.
-      assert.equal((await history.append(room, draft(2, { cmid: 'b' }), target)).duplicate, true);
+      assert.deepEqual(retry.message, heard[1]);
       const last = await history.append(room, draft(4), target);
       await waitFor(() => heard.some((message) => message.id === last.message.id), { timeoutMs: 2000, what: 'the last message published' });
-      assert.deepEqual(heard.map((message) => message.offset), [1, 3, 2, 4]);
+      assert.deepEqual(heard.map((message) => message.offset), [1, 2, 3, 4]);
     } finally {
       await history.close();
+    }
+  });
+
+  it('two nodes appending to one room publish in offset order', async () => {
+    const orderRoom: RoomRef = { tenant: 'acme', room: 'order' };
+    const orderChannel = `${namespace}:order:ch`;
+    const order: number[] = [];
+    const listener = new ObserverBus();
+    await listener.start((received, envelope) => {
+      if (received === orderChannel) order.push((JSON.parse(envelope.payload) as ChatMessage).offset);
+    });
+    await listener.acquire(orderChannel);
+    const nodes = [0, 1].map(() => new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:o`, waitReplicas: 1, waitTimeoutMs: 3000 }));
+    await Promise.all(nodes.map((node) => node.start()));
+    try {
+      const orderTarget: AppendTarget = { ...target, channel: orderChannel };
+      // Two "nodes", each with 10 appends in flight at a time, 200 in all.
+      await Promise.all(
+        nodes.flatMap((node, n) =>
+          Array.from({ length: 10 }, async (_, lane) => {
+            for (let i = 0; i < 10; i += 1) await node.append(orderRoom, draft(1000 * n + 100 * lane + i, { room: orderRoom.room }), orderTarget);
+          }),
+        ),
+      );
+      await waitFor(() => order.length === 200, { timeoutMs: 5000, what: 'every message published' });
+      assert.deepEqual(order, Array.from({ length: 200 }, (_, i) => i + 1));
+    } finally {
+      await Promise.all(nodes.map((node) => node.close()));
+      await listener.close();
     }
   });
 });
