@@ -196,9 +196,12 @@ export class RedisLink {
     this.connectingSince = 0;
     const epoch = this.epoch;
     const nodes = this.client instanceof Cluster ? this.client.nodes('master') : [this.client];
-    const answered = await Promise.all(nodes.map((node) => pingWithin(node, this.intervalMs)));
+    const outcomes = await Promise.all(nodes.map((node) => pingWithin(node, this.intervalMs)));
+    const answered = outcomes.map((outcome) => outcome === 'answered');
     // The connection was closed or cut meanwhile: this probe says nothing about the new one.
     if (epoch !== this.epoch || !this.running) return answered.every(Boolean);
+    // Our own event loop stalled past the deadline: the silence may be ours, not the connection's; the next probe decides.
+    if (outcomes.includes('late')) return false;
     if (answered.every(Boolean)) {
       if (this.failure !== undefined) this.log?.info({ lane: this.lane, role: this.role }, 'redis connection answers again');
       this.failure = undefined;
@@ -253,19 +256,31 @@ function nodeName(node: Redis): string {
   return `${node.options.host ?? '?'}:${node.options.port ?? '?'}`;
 }
 
-/** PING `client`; whether the answer came within `ms`. Never rejects. */
-function pingWithin(client: Redis, ms: number): Promise<boolean> {
+/**
+ * PING `client` and wait `ms` for the answer. `late`: the deadline timer
+ * itself ran more than half an interval late (this process's event loop was
+ * blocked: a long GC, a CPU-starved host), so the silence proves nothing.
+ * The verdict waits one turn (setImmediate runs after the poll phase), so
+ * an answer already read from the socket during such a stall still counts.
+ * Never rejects.
+ */
+function pingWithin(client: Redis, ms: number): Promise<'answered' | 'silent' | 'late'> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
+    let settled = false;
+    const settle = (outcome: 'answered' | 'silent' | 'late'): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve(outcome);
+    };
+    const started = Date.now();
+    const timer = setTimeout(() => {
+      const lateBy = Date.now() - started - ms;
+      setImmediate(() => settle(lateBy > ms / 2 ? 'late' : 'silent'));
+    }, ms);
     client.ping().then(
-      () => {
-        clearTimeout(timer);
-        resolve(true);
-      },
-      () => {
-        clearTimeout(timer);
-        resolve(false);
-      },
+      () => settle('answered'),
+      () => settle('silent'),
     );
   });
 }
