@@ -307,7 +307,7 @@ export class SoakChecker {
           add({ cls: 'signal', what: 'unexpected', detail: id, at: Date.now() });
         } else if (seq < last) {
           signal.outOfOrder += 1;
-          add({ cls: 'signal', what: 'out_of_order', detail: `${id} after #${last}`, at: sent.sentAt });
+          add({ cls: 'signal', what: 'out_of_order', detail: `${id} (answered ${sent.outcome ?? 'nothing'}, sent ${new Date(sent.sentAt).toISOString().slice(11, 23)}) after #${last}`, at: sent.sentAt });
         }
         last = Math.max(last, seq);
       }
