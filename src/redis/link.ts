@@ -77,7 +77,7 @@ export class RedisLink {
   private running = false;
   /** Bumped at every close and cut: a command that times out after its connection is gone must not cut the next one. */
   private epoch = 0;
-  /** Why the connection is not trusted now (a failed probe, a timed-out command); cleared by the next probe answered. */
+  /** Why the connection is not trusted now (a failed probe, a timed-out command); cleared once a fresh one is ready or a probe is answered. */
   private failure: string | undefined;
   /** Since when the client has been connecting without becoming ready (ms), or 0. */
   private connectingSince = 0;
