@@ -176,7 +176,9 @@ return published
  * ARGV: 1 new epoch candidate, 2 ttl ms, 3 mode (`recent` | `since`),
  * 4 limit, 5 position offset, 6 position epoch.
  *
- * The recovery rule mirrors canRecover in src/history/recovery.ts.
+ * The recovery rule mirrors canRecover in src/history/recovery.ts. With
+ * `waitReplicas` the log ends at the last offset published (`pub`): the
+ * pending ones are not read until a WAIT covered them.
  * Returns { recovered (0/1), epoch, last offset, message JSON... } oldest first.
  */
 export const readScript = new LuaScript(
@@ -184,11 +186,15 @@ export const readScript = new LuaScript(
   `
 ${ENSURE_LOG}
 local last = tonumber(redis.call('HGET', meta, 'last'))
+-- WAIT mode: a message is readable once published (no replica may lack it),
+-- so a reader never sees one that a failover then drops.
+local pub = tonumber(redis.call('HGET', meta, 'pub') or '-1')
+if pub >= 0 and pub < last then last = pub end
 local limit = tonumber(ARGV[4])
 local out = { 0, epoch, last }
 local function newest(n)
   if n <= 0 then return end
-  local rows = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', n)
+  local rows = redis.call('XREVRANGE', stream, '0-' .. fmt(last), '-', 'COUNT', n)
   for i = #rows, 1, -1 do out[#out + 1] = rows[i][2][2] end
 end
 if ARGV[3] == 'recent' then
@@ -213,7 +219,7 @@ if not ok then
 end
 out[1] = 1
 if last > off then
-  local rows = redis.call('XRANGE', stream, '0-' .. fmt(off + 1), '+', 'COUNT', limit)
+  local rows = redis.call('XRANGE', stream, '0-' .. fmt(off + 1), '0-' .. fmt(last), 'COUNT', limit)
   for i = 1, #rows do out[#out + 1] = rows[i][2][2] end
 end
 return out

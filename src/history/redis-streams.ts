@@ -176,7 +176,7 @@ export class RedisStreamsHistory implements History {
   /** Whether a WAIT is scheduled or in flight. */
   private waiting = false;
   /** Rooms whose pending envelopes to publish at the end of this tick: meta key → the call (see `publishPending`). */
-  private toPublish = new Map<string, { keys: [string, string]; channel: string; upto: number }>();
+  private toPublish = new Map<string, { keys: [string, string]; channel: string; upto: number; done: Promise<unknown>; run: () => void }>();
   private readonly watch: FailoverWatch | undefined;
   /** Why appends are refused now (a failover under way), or undefined. */
   private fenced: string | undefined;
@@ -338,35 +338,46 @@ export class RedisStreamsHistory implements History {
     // Durable now: publish every pending envelope of the room up to this
     // offset, in offset order (a duplicate's original too, if its own WAIT
     // fell short; otherwise nothing is pending and nothing goes out). The ack
-    // does not wait for it: the message is stored, and whatever a failed
-    // publish leaves pending goes out with the room's next message.
-    this.publishPending([keys[0]!, keys[2]!], target.channel, result.message.offset);
+    // waits for it: reads end at the last offset published, and an acked
+    // message must be readable.
+    try {
+      await this.publishPending([keys[0]!, keys[2]!], target.channel, result.message.offset);
+    } catch (error) {
+      throw new OutcomeUnknownError('history append stored and replicated but not yet published; retry with the same cmid', { cause: error });
+    }
     return result;
   }
 
   /**
    * Run `publishScript` for a room up to `upto`, once per room per tick
    * with the highest offset asked (a burst of one room's appends answered
-   * by one WAIT is one script call).
+   * by one WAIT is one script call); resolves when it ran.
    */
-  private publishPending(keys: [string, string], channel: string, upto: number): void {
+  private publishPending(keys: [string, string], channel: string, upto: number): Promise<unknown> {
     const queued = this.toPublish.get(keys[0]);
     if (queued) {
       queued.upto = Math.max(queued.upto, upto);
-      return;
+      return queued.done;
     }
     if (this.toPublish.size === 0) {
       process.nextTick(() => {
         const calls = this.toPublish;
         this.toPublish = new Map();
-        for (const call of calls.values()) {
-          publishScript.run(this.client, call.keys, [call.upto, call.channel]).catch((error: unknown) => {
-            this.lastError = `publishing pending chat failed: ${error instanceof Error ? error.message : String(error)}`;
-          });
-        }
+        for (const call of calls.values()) call.run();
       });
     }
-    this.toPublish.set(keys[0], { keys, channel, upto });
+    let run!: () => void;
+    const done = new Promise<unknown>((resolve, reject) => {
+      run = () => {
+        publishScript.run(this.client, entry.keys, [entry.upto, entry.channel]).then(resolve, (error: unknown) => {
+          this.lastError = `publishing pending chat failed: ${error instanceof Error ? error.message : String(error)}`;
+          reject(error);
+        });
+      };
+    });
+    const entry = { keys, channel, upto, done, run: () => run() };
+    this.toPublish.set(keys[0], entry);
+    return done;
   }
 
   /**
