@@ -97,7 +97,9 @@ ${
     ? `-- Stored and published in one script: every node sees one order per room.
 -- SPUBLISH (sharded Pub/Sub): the channel must hash to the slot of KEYS,
 -- which ChannelNamer's hash tags guarantee.
-redis.call('${publish}', ARGV[6], fill(ARGV[7]))`
+redis.call('${publish}', ARGV[6], fill(ARGV[7]))
+-- A log once written with WAIT (reads end at pub) stays readable after a switch back.
+if redis.call('HEXISTS', meta, 'pub') == 1 then redis.call('HSET', meta, 'pub', offset) end`
     : `-- Store only: the envelope waits in the pending hash until a WAIT
 -- covers it (publishScript).
 local pending = KEYS[3]

@@ -162,6 +162,24 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
     }
   });
 
+  it('a room written with WAIT reads correctly after the cluster switched WAIT off, and back', async () => {
+    const switchRoom: RoomRef = { tenant: 'acme', room: 'switch' };
+    const switchTarget: AppendTarget = { ...target, channel: `${namespace}:switch:ch` };
+    const options = { url: masterUrl, prefix: `${namespace}:s`, waitTimeoutMs: 3000 };
+    const waiting = new RedisStreamsHistory({ ...options, waitReplicas: 1 });
+    const plain = new RedisStreamsHistory({ ...options, waitReplicas: 0 });
+    await Promise.all([waiting.start(), plain.start()]);
+    try {
+      await waiting.append(switchRoom, draft(1, { room: switchRoom.room }), switchTarget);
+      await plain.append(switchRoom, draft(2, { room: switchRoom.room }), switchTarget);
+      for (const history of [plain, waiting]) assert.deepEqual((await history.recent(switchRoom, 10)).messages.map((message) => message.offset), [1, 2]);
+      await waiting.append(switchRoom, draft(3, { room: switchRoom.room }), switchTarget);
+      for (const history of [plain, waiting]) assert.deepEqual((await history.recent(switchRoom, 10)).position.offset, 3);
+    } finally {
+      await Promise.all([waiting.close(), plain.close()]);
+    }
+  });
+
   it('two nodes appending to one room publish in offset order', async () => {
     const orderRoom: RoomRef = { tenant: 'acme', room: 'order' };
     const orderChannel = `${namespace}:order:ch`;
