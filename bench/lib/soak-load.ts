@@ -9,7 +9,7 @@
  */
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import { NerveClient, isNerveClientError, type JoinedFrame, type WebSocketConstructor } from '../../packages/client/src/index.js';
+import { NerveClient, isNerveClientError, type JoinedFrame } from '../../packages/client/src/index.js';
 import { between } from './soak-plan.js';
 import type { SoakChecker } from './soak-checker.js';
 import type { SoakEnv } from './soak-env.js';
@@ -123,7 +123,7 @@ export class SoakLoad {
       client: new NerveClient({
         url,
         user: name,
-        WebSocket: Tracked as unknown as WebSocketConstructor,
+        WebSocket: Tracked,
         requestTimeoutMs: 15_000,
         reconnect: { minDelayMs: 100, maxDelayMs: 1000 },
       }),

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { NerveClient, type WebSocketConstructor } from '../../packages/client/src/index.js';
+import { NerveClient } from '../../packages/client/src/index.js';
 import { WebSocket } from 'ws';
 import { SoakChecker, type Finding } from './soak-checker.js';
 import { soakServicesMissing, startSoakEnv, type SoakEnv } from './soak-env.js';
@@ -273,7 +273,7 @@ async function checkPostgres(env: SoakEnv, checker: SoakChecker): Promise<StoreC
 /** A fresh client joins every room with `since` offset 0: the answer must be the whole log, each acked message once at its offset. */
 async function checkReplay(env: SoakEnv, load: SoakLoad, checker: SoakChecker): Promise<StoreCheck & { rooms: number; notRecovered: string[] }> {
   const url = env.slots.flatMap((s) => (s.process ? [s.process.wsUrl] : []));
-  const reader = new NerveClient({ url, user: 'replay-reader', WebSocket: WebSocket as unknown as WebSocketConstructor, requestTimeoutMs: 30_000 });
+  const reader = new NerveClient({ url, user: 'replay-reader', WebSocket, requestTimeoutMs: 30_000 });
   const rooms = [...load.rooms, load.probeRoom];
   const check = { missing: 0, duplicated: 0, mismatched: 0, unexpected: 0, checked: 0, detail: [] as string[], rooms: rooms.length, notRecovered: [] as string[] };
   try {
