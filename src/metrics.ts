@@ -59,6 +59,23 @@ export class NodeMetrics {
   readonly errors = new ErrorCounter(this.registry, this.recentErrors);
   readonly closes = new Counter({ name: 'nerve_closes_total', help: 'Connections closed by the server, by close code.', labelNames: ['code'], registers: [this.registry] });
   readonly drops = new Counter({ name: 'nerve_drops_total', help: 'Messages not delivered, by reason.', labelNames: ['reason'], registers: [this.registry] });
+  readonly quotaRefusals = new Counter({
+    name: 'nerve_quota_refusals_total',
+    help: 'Requests refused by a cluster-wide tenant quota (`quota_exceeded`), by tenant and quota.',
+    labelNames: ['tenant', 'quota'],
+    registers: [this.registry],
+  });
+  readonly quotaStoreErrors = new Counter({
+    name: 'nerve_quota_store_errors_total',
+    help: 'Calls to the quota store (Redis) that failed; the request was admitted (quotas fail open).',
+    registers: [this.registry],
+  });
+  readonly usageReportFailures = new Counter({
+    name: 'nerve_usage_report_failures_total',
+    help: 'usage.reported events the cold lane refused for now (kept and sent again at the next interval), or dropped (`dropped`).',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   readonly chatGaps = new Counter({
     name: 'nerve_chat_gaps_total',
     help: 'Rooms whose chat this node may have missed on the bus, by trigger: `resubscribe` (the bus subscribed the room again after a loss), `offset_jump` (a chat offset skipped ahead or the epoch changed).',

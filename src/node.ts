@@ -32,6 +32,7 @@ import type { RedisBusStats } from './bus/redis-core.js';
 import type { LinkStats } from './redis/link.js';
 import { PostgresProbe } from './postgres/probe.js';
 import { redisStoreConnection } from './lanes-factory.js';
+import { Tenancy } from './quotas/tenancy.js';
 
 /** The connection probe counters of a lane that keeps them (src/redis/link.ts); none for the others. */
 function linkStatsOf(lane: unknown): LinkStats[] {
@@ -60,6 +61,8 @@ export class NerveNode {
   readonly metrics: NodeMetrics;
   readonly lanes: Lanes;
   readonly gateway: Gateway;
+  /** Tenant quotas and usage metering (src/quotas/tenancy.ts). */
+  readonly tenancy: Tenancy;
   readonly authenticator: Authenticator;
   /** The node's own server, or the application's when mounted. */
   private readonly http: Server | AppServer;
@@ -139,6 +142,7 @@ export class NerveNode {
             defaultTenant: this.options.defaultTenant,
           })
         : new DevAuthenticator(this.options.defaultTenant));
+    this.tenancy = new Tenancy(this.options, { prefix: namer.prefix, events: this.lanes.events, metrics: this.metrics, log: this.log });
     this.gateway = new Gateway({
       options: this.options,
       ...this.lanes,
@@ -146,6 +150,7 @@ export class NerveNode {
       namer,
       metrics: this.metrics,
       log: this.log,
+      tenants: this.tenancy.guard,
     });
     const httpDeps: HttpDeps = {
       gateway: this.gateway,
@@ -162,6 +167,7 @@ export class NerveNode {
         gateway: this.gateway,
         history: this.lanes.history,
         presence: this.lanes.presence,
+        tenancy: this.tenancy,
         options: this.options,
         log: this.log.child({ component: 'api' }),
         onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
@@ -257,6 +263,8 @@ export class NerveNode {
     if (this.authenticator.kind === 'dev') {
       this.log.warn('dev authentication is on: clients choose their own user id. Set an auth secret for production.');
     }
+    this.tenancy.enforcer.localRooms = () => this.gateway.localRooms();
+    await this.tenancy.start();
     this.gateway.start();
     const lanes = this.health().map((lane) => `${lane.lane}:${lane.driver}`);
     if (this.mount) {
@@ -302,6 +310,8 @@ export class NerveNode {
     if (!this.mount) this.http.close();
     await this.heartbeat.stop();
     await this.registry.close().catch(() => {});
+    // The last usage report, with every drained connection's minutes, goes before the cold lane closes.
+    await this.tenancy.stop().catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'tenant quotas close failed'));
     // 3. close lanes: the event log flushes its outbox first.
     const { bus, history, presence, events, mailbox, sessions } = this.lanes;
     const results = await Promise.allSettled([events.close(), history.close(), presence.close(), mailbox?.close(), sessions.close()]);

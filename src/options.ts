@@ -13,6 +13,7 @@ import { parseProxyEntry } from './http/client-address.js';
 import { parseSentinelAddress, type RedisSentinelSettings } from './redis-connection.js';
 import type { IceServer, Limits } from '../packages/protocol/src/frames.js';
 import { MAX_ID_LENGTH, isValidTenantId } from '../packages/protocol/src/ids.js';
+import { InvalidQuotaError, parseQuotaFile, parseTenantQuota, type TenantQuota } from './quotas/quotas.js';
 
 export interface HistoryPolicyOption {
   prefix: string;
@@ -223,6 +224,18 @@ export interface NodeOptions {
    * probes and the canary off, ms. Default 1000.
    */
   probeIntervalMs: number;
+  /**
+   * Tenant quotas from a JSON file (`{"tenant": {connections?, publishesPerSecond?, signalsPerSecond?, rooms?, storedBytes?}, "*": {...}}`),
+   * read at start-up; quotas set with `PUT /api/tenants/{tenant}/quotas` win over it (docs/operations.md, "Tenant quotas").
+   * Default none (no quotas).
+   */
+  tenantQuotasFile: string | undefined;
+  /** The file's quotas by tenant (`*`: every other tenant), read by `normalizeOptions`; an embedder may pass them directly. Default none. */
+  tenantQuotas: ReadonlyMap<string, TenantQuota>;
+  /** How often each node reads the tenant quotas set through the API again and writes its connection counts, ms. Default 1000. */
+  quotaRefreshMs: number;
+  /** Usage metering interval: one `usage.reported` event per tenant, node and interval, aligned to the clock, ms. Default 60000. */
+  usageIntervalMs: number;
   limits: LimitOptions;
 }
 
@@ -616,8 +629,34 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     advertiseUrl: url('advertiseUrl', input.advertiseUrl, ['http:', 'https:']),
     registryIntervalMs: integer('registryIntervalMs', input.registryIntervalMs ?? 2000, 100, 60_000),
     probeIntervalMs: probeInterval(input.probeIntervalMs ?? 1000),
+    tenantQuotasFile: input.tenantQuotasFile === '' ? undefined : input.tenantQuotasFile,
+    tenantQuotas: tenantQuotas(input.tenantQuotasFile, input.tenantQuotas),
+    quotaRefreshMs: integer('quotaRefreshMs', input.quotaRefreshMs ?? 1000, 100, 60_000),
+    usageIntervalMs: integer('usageIntervalMs', input.usageIntervalMs ?? 60_000, 1000, 86_400_000),
     limits,
   };
+}
+
+/** The quotas of `--tenant-quotas` (or given as a map), read and validated now so a bad file stops start-up. */
+function tenantQuotas(file: string | undefined, given: ReadonlyMap<string, TenantQuota> | undefined): Map<string, TenantQuota> {
+  const accepted = 'a JSON file {"tenant": {connections?, publishesPerSecond?, signalsPerSecond?, rooms?, storedBytes?}} of integers >= 0';
+  try {
+    if (given !== undefined) return parseQuotaFile(Object.fromEntries([...given].map(([tenant, quota]) => [tenant, parseTenantQuota(quota)])));
+  } catch (error) {
+    throw new ConfigError('tenantQuotas', accepted, error instanceof InvalidQuotaError ? error.field : '?');
+  }
+  if (file === undefined || file === '') return new Map();
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new ConfigError('tenantQuotasFile', `${accepted} (the file cannot be read)`, file);
+  }
+  try {
+    return parseQuotaFile(JSON.parse(text));
+  } catch (error) {
+    throw new ConfigError('tenantQuotasFile', error instanceof InvalidQuotaError ? `${accepted}; ${error.message}` : accepted, file);
+  }
 }
 
 /** 0 (off) or 100 to 60000 ms: a shorter probe would fail on a busy but healthy Redis. */

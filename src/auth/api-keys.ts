@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-export const API_SCOPES = ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint'] as const;
+export const API_SCOPES = ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint', 'quotas', 'usage:read'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 export interface ApiKeyOption {

@@ -24,7 +24,8 @@ export type EventType =
   | 'participant.joined'
   | 'participant.left'
   | 'message.created'
-  | 'recording.requested';
+  | 'recording.requested'
+  | 'usage.reported';
 
 export interface LifecycleEvent<T extends EventType = EventType> {
   v: number;

@@ -29,6 +29,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'participant.left',
   'message.created',
   'recording.requested',
+  'usage.reported',
 ];
 
 /** Why a participant left a room. `node_crash`: the node holding the connection died (presence TTL expired). */
@@ -70,6 +71,26 @@ export interface EventDataMap {
     cmid?: string;
   };
   'recording.requested': { by: string; action: 'start' | 'stop' };
+  /**
+   * One node's usage by one tenant over one interval (src/usage/meter.ts);
+   * the event id is derived from node, tenant and `from`, so a node emits
+   * each interval once, across restarts too (docs/events.md).
+   */
+  'usage.reported': {
+    /** Interval start and end, ms since epoch (`to - from` is the interval, shorter for the last one before a stop). */
+    from: number;
+    to: number;
+    /** Milliseconds of open connections summed over connections (connection-minutes × 60000). */
+    connectionMs: number;
+    /** Room messages published (chat and ephemeral). */
+    messages: number;
+    /** Messages and signals written to this node's sockets. */
+    deliveries: number;
+    /** Direct signals sent. */
+    signals: number;
+    /** Bytes of chat stored (message `data` as JSON). */
+    storedBytes: number;
+  };
 }
 
 const user = z.string().regex(USER_ID_PATTERN);
@@ -102,6 +123,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     cmid: id.optional(),
   }) as z.ZodType<EventDataMap['message.created']>,
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
+  'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
 };
 
 const envelopeSchema = z.object({
@@ -117,7 +139,7 @@ const envelopeSchema = z.object({
 });
 
 /** Events that concern a room must name it and its session. */
-const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES);
+const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported'));
 
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -195,5 +217,11 @@ export const participantLeft = (source: EventSource, data: EventDataMap['partici
   createEvent('participant.left', source, data);
 export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) =>
   createEvent('message.created', source, data);
+/** A node's usage by one tenant over one interval (no room: usage is per tenant). */
+export function usageReported(source: { tenant: string; node: string; id: string; ts?: number }, data: EventDataMap['usage.reported']): LifecycleEvent<'usage.reported'> {
+  const event = { v: EVENT_VERSION, id: source.id, type: 'usage.reported' as const, ts: source.ts ?? Date.now(), tenant: source.tenant, node: source.node, data: data as unknown as Record<string, unknown> };
+  parseEvent(event);
+  return event;
+}
 export const recordingRequested = (source: EventSource, data: EventDataMap['recording.requested']) =>
   createEvent('recording.requested', source, data);

@@ -78,6 +78,8 @@ export class Connection {
   expiryTimer: NodeJS.Timeout | undefined;
   /** Counted in the gateway's per-user connection count (undone on close). */
   countedUser = false;
+  /** Admitted by the tenant's connection quota and counted in usage (src/quotas/guard.ts): released when closed. */
+  countedTenant = false;
 
   constructor(
     readonly id: string,

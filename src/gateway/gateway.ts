@@ -66,6 +66,7 @@ import { TextFrame } from './text-frame.js';
 import { clientAddress, TrustedProxies } from '../http/client-address.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import { WriteBatch } from '../write-batch.js';
+import { storedSize, type TenantGuard } from '../quotas/guard.js';
 
 export interface GatewayDeps {
   options: NodeOptions;
@@ -81,6 +82,8 @@ export interface GatewayDeps {
   namer: ChannelNamer;
   metrics: NodeMetrics;
   log: Logger;
+  /** Tenant quotas and usage metering (src/quotas/, src/usage/); absent: neither. */
+  tenants?: TenantGuard | undefined;
 }
 
 export type GatewayState = 'running' | 'draining' | 'closed';
@@ -261,6 +264,11 @@ export class Gateway {
 
   roomCount(): number {
     return this.local.rooms();
+  }
+
+  /** The rooms with a member on this node (the rooms quota keeps them alive in the shared store). */
+  localRooms(): Iterable<{ tenant: string; room: string }> {
+    return this.local.roomTargets();
   }
 
   /** Called by the HTTP server for `Upgrade: websocket` requests. */
@@ -474,6 +482,7 @@ export class Gateway {
       this.perUser.increment(userKey);
       conn.countedUser = true;
     }
+    if (this.deps.tenants && !(await this.admitTenant(conn, frame.rid))) return;
     const userChannel = this.deps.namer.user(conn.tenant, conn.user);
     if (this.deps.mailbox) this.heldSignals.set(conn, []);
     if (this.local.add(userChannel, 'user', conn.tenant, conn.user, conn)) await this.deps.bus.acquire(userChannel);
@@ -499,6 +508,24 @@ export class Gateway {
     // (held until the mailbox is delivered), and one queued in between is
     // announced by the sender's `mailbox.pending` poke.
     await this.deliverMailbox(conn.tenant, conn.user, [conn], new Set([conn]));
+  }
+
+  /** The tenant's connection quota (cluster-wide): false when refused (answered, closed 4011) or closed meanwhile. */
+  private async admitTenant(conn: Connection, rid: RequestId): Promise<boolean> {
+    const tenants = this.deps.tenants!;
+    try {
+      await tenants.connect(conn.tenant);
+    } catch (error) {
+      this.fail(conn, rid, error);
+      this.close(conn, CloseCode.TooManyConnections, 'tenant connection quota');
+      return false;
+    }
+    if (conn.state !== 'handshake') {
+      tenants.disconnected(conn.tenant);
+      return false;
+    }
+    conn.countedTenant = true;
+    return true;
   }
 
   /**
@@ -648,6 +675,10 @@ export class Gateway {
     if (!rejoin && conn.rooms.size >= limits.maxRoomsPerConnection) {
       throw new NerveError(ErrorCode.TooManyRooms, `at most ${limits.maxRoomsPerConnection} rooms per connection`);
     }
+    if (!rejoin) {
+      const admitted = this.deps.tenants?.joinRoom(conn.tenant, frame.room);
+      if (admitted) await admitted;
+    }
     const ref: RoomRef = { tenant: conn.tenant, room: frame.room };
     const channel = this.deps.namer.room(conn.tenant, frame.room);
 
@@ -780,6 +811,12 @@ export class Gateway {
       this.deps.metrics.drops.inc({ reason: 'room_rate_limited' });
       throw new NerveError(ErrorCode.RateLimited, 'too many messages in this room', { retryAfterMs });
     }
+    const tenants = this.deps.tenants;
+    const storedBytes = tenants && input.class === 'chat' ? storedSize(input.data) : 0;
+    if (tenants) {
+      const admitted = tenants.publish(input.tenant, storedBytes);
+      if (admitted) await admitted;
+    }
     const id = randomUUID();
     const ts = Date.now();
     this.deps.metrics.messages.inc({ class: input.class });
@@ -817,6 +854,7 @@ export class Gateway {
         envelope: (stored) => chatEnvelope(stored, this.nodeId),
       },
     );
+    if (tenants && !duplicate) tenants.stored(input.tenant, storedBytes);
     const cold = routeOf('chat').coldEvent;
     if (cold) {
       try {
@@ -865,6 +903,8 @@ export class Gateway {
     if (!isValidUserId(frame.to)) throw new NerveError(ErrorCode.InvalidUser, 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
     // Most tokens may signal anyone: then no presence lookup, and no await.
     if (!maySignalAnyone(conn) && !(await this.maySignalRoomMate(conn, frame.to))) throw new NerveError(ErrorCode.Forbidden, 'no `signal` right for that user');
+    const admitted = this.deps.tenants?.signal(conn.tenant);
+    if (admitted) await admitted;
     const id = randomUUID();
     const ts = Date.now();
     const delivery: SignalDelivery = { op: 'signal', id, from: conn.user, fromConn: conn.id, kind: frame.kind, data: frame.data, ts };
@@ -916,6 +956,8 @@ export class Gateway {
    */
   async serverSignal(input: ServerSignal): Promise<{ id: string; ts: number; delivered: boolean; queued: boolean }> {
     if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, 'node is shutting down');
+    const admitted = this.deps.tenants?.signal(input.tenant);
+    if (admitted) await admitted;
     const id = randomUUID();
     const ts = Date.now();
     const delivery: SignalDelivery = { op: 'signal', id, from: input.from, fromConn: 'server', kind: input.kind, data: input.data, ts };
@@ -1112,6 +1154,7 @@ export class Gateway {
     if (sent > 0) {
       this.deps.metrics.deliveries.inc({ class: messageClass }, sent);
       this.deps.metrics.framesOut.inc({ op: FRAME_OP[messageClass] }, sent);
+      this.deps.tenants?.delivered(target.tenant, sent);
     }
   }
 
@@ -1512,6 +1555,7 @@ export class Gateway {
           code: nerveError.code,
           message: nerveError.message,
           ...(nerveError.retryAfterMs === undefined ? {} : { retryAfterMs: nerveError.retryAfterMs }),
+          ...(nerveError.quota === undefined ? {} : { quota: nerveError.quota }),
         });
         if (closes) this.close(conn, CloseCode.PolicyViolation, 'too many errors');
       },
@@ -1536,6 +1580,7 @@ export class Gateway {
     if (conn.expiryTimer) clearTimeout(conn.expiryTimer);
     if (this.deps.options.limits.maxConnectionsPerIp > 0) this.perIp.decrement(conn.remoteAddress);
     if (conn.countedUser) this.perUser.decrement(`${conn.tenant}\u0000${conn.user}`);
+    if (conn.countedTenant) this.deps.tenants?.disconnected(conn.tenant);
     conn.debug({ code }, 'connection closed');
     // Wait for the requests in flight (pipelined publishes included), then leave every room.
     await conn.queue;

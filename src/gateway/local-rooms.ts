@@ -93,4 +93,9 @@ export class LocalRooms {
   rooms(): number {
     return this.roomCount;
   }
+
+  /** Each room with a local member, once. */
+  *roomTargets(): Generator<{ tenant: string; room: string }> {
+    for (const target of this.byChannel.values()) if (target.kind === 'room') yield { tenant: target.tenant, room: target.id };
+  }
 }

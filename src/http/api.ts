@@ -12,6 +12,11 @@
  *   POST /api/users/:user/signal     signal         direct signal to a user
  *   POST /api/tokens/join            tokens:mint    mint a join token
  *   POST /api/turn                   turn:mint      mint TURN credentials
+ *   GET  /api/tenants/:tenant/quotas quotas         a tenant's quotas (keys for every tenant only)
+ *   PUT  /api/tenants/:tenant/quotas quotas         set them (DELETE: back to the file's)
+ *   GET  /api/quotas                 quotas         every tenant with quotas
+ *   GET  /api/usage                  usage:read     metered usage of a tenant over a period (PostgreSQL)
+ *   GET  /api/usage/live             usage:read     this node's usage in the current interval
  */
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
@@ -28,6 +33,7 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { InvalidCursorError, readStoredMessages } from '../workers/chat-store.js';
+import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
 import { ApiError, endRoomBody, joinTokenBody, publishBody, readJson, signalBody, turnBody, validate } from './api-body.js';
 
 export interface ApiDeps {
@@ -40,9 +46,11 @@ export interface ApiDeps {
   gateway: Pick<Gateway, 'serverPublish' | 'serverSignal' | 'endRoom'>;
   history: Pick<History, 'recent'>;
   presence: Pick<Presence, 'members'>;
+  /** Tenant quotas and usage (src/quotas/tenancy.ts); the quota and usage routes answer 501 without. */
+  tenancy?: TenancyApi | undefined;
   options: Pick<
     NodeOptions,
-    'authSecret' | 'authIssuer' | 'authAudience' | 'joinTokenTtlSeconds' | 'turnSecret' | 'turnUrls' | 'turnTtlSeconds' | 'limits'
+    'authSecret' | 'authIssuer' | 'authAudience' | 'joinTokenTtlSeconds' | 'turnSecret' | 'turnUrls' | 'turnTtlSeconds' | 'limits' | 'quotaRefreshMs'
   >;
   log: Logger;
   /** Counts refusals by code. */
@@ -57,8 +65,10 @@ export function apiKeyring(options: Pick<NodeOptions, 'apiKey' | 'apiKeys'>): Ap
 }
 
 /** One authorized request, as a route sees it. */
-interface ApiCall {
+export interface ApiCall {
   deps: ApiDeps;
+  /** The key that authorized it. */
+  key: ApiKey;
   request: IncomingMessage;
   url: URL;
   /** The path's decoded parameters (room or user). */
@@ -72,7 +82,7 @@ interface ApiCall {
 }
 
 interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   pattern: RegExp;
   scope: ApiScope;
   run: (call: ApiCall) => Promise<[number, unknown]>;
@@ -89,6 +99,12 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: new RegExp(`^/api/users/${ROOM}/signal$`), scope: 'signal', run: signal },
   { method: 'POST', pattern: /^\/api\/tokens\/join$/, scope: 'tokens:mint', run: mintJoin },
   { method: 'POST', pattern: /^\/api\/turn$/, scope: 'turn:mint', run: mintTurn },
+  { method: 'GET', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: getQuotas },
+  { method: 'PUT', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: putQuotas },
+  { method: 'DELETE', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: deleteQuotas },
+  { method: 'GET', pattern: /^\/api\/quotas$/, scope: 'quotas', run: listQuotas },
+  { method: 'GET', pattern: /^\/api\/usage$/, scope: 'usage:read', run: usage },
+  { method: 'GET', pattern: /^\/api\/usage\/live$/, scope: 'usage:read', run: liveUsage },
 ];
 
 /** Returns false when the path is not an API path. */
@@ -120,7 +136,7 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
       }
     });
     const actingTenant = (named?: string) => tenantOf(deps, key, named ?? url.searchParams.get('tenant'));
-    const [status, body] = await route.run({ deps, request, url, params, actingTenant });
+    const [status, body] = await route.run({ deps, key, request, url, params, actingTenant });
     json(status, body);
   } catch (error) {
     if (error instanceof ApiError) fail(error);
@@ -133,8 +149,10 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
   return true;
 }
 
-function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined }): ApiError {
+function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined; quota?: string | undefined }): ApiError {
   switch (error.code) {
+    case ErrorCode.QuotaExceeded:
+      return new ApiError(429, error.code, error.message, { quota: error.quota, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) });
     case ErrorCode.RateLimited:
       return new ApiError(429, error.code, error.message, error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs });
     case ErrorCode.BusUnavailable:

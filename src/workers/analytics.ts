@@ -27,6 +27,7 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
       };
     }
     case 'recording.requested':
+    case 'usage.reported':
       return { set: '', params: [] };
   }
 }

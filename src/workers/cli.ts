@@ -29,7 +29,7 @@ const setting = (flag: string, kind: WorkerSetting['kind'], defaultText: string,
 
 export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('amqp-url', 'string', 'required', 'AMQP URL of the cold lane'),
-  setting('postgres-url', 'string', 'required by chat-store, billing, analytics', 'PostgreSQL URL'),
+  setting('postgres-url', 'string', 'required by chat-store, billing, analytics, usage', 'PostgreSQL URL'),
   setting('postgres-schema', 'string', 'nerve', 'schema of the worker tables (created and migrated at start)'),
   setting('env', 'string', 'dev', 'environment name, first part of exchange and queue names'),
   setting('service', 'string', 'nerve', 'service name, second part of exchange and queue names'),
@@ -67,6 +67,7 @@ export function workerHelp(): string {
     '  cleanup      room.ended -> POST to --cleanup-hook-url',
     '  analytics    per-room aggregates (PostgreSQL)',
     '  webhooks     every event -> signed POST to each --webhook-url',
+    '  usage        usage.reported -> usage per tenant, node and interval (PostgreSQL)',
     '',
     'Flags (environment variable in the second column; a flag wins):',
     ...rows,

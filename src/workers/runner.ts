@@ -20,6 +20,7 @@ import { cleanup } from './cleanup.js';
 import { applyMigrations, checkSchema } from './db.js';
 import { WorkerMetrics, pollQueueDepth, serveWorkerMetrics } from './metrics.js';
 import { webhooks } from './webhooks.js';
+import { usage } from './usage.js';
 import { WORKER_NAMES, type TestHooks, type WorkerContext, type WorkerDefinition, type WorkerName } from './worker.js';
 
 export const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
@@ -28,6 +29,7 @@ export const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
   cleanup,
   analytics,
   webhooks,
+  usage,
 };
 
 export interface WorkerOptions {
@@ -35,7 +37,7 @@ export interface WorkerOptions {
   amqpUrl?: string;
   /** Use this EventLog (tests, one-process setups). The worker does not start or close it. Default: a RabbitEventLog on `amqpUrl`. */
   eventLog?: EventLog;
-  /** PostgreSQL URL. Required by chat-store, billing and analytics unless `pool` is given. */
+  /** PostgreSQL URL. Required by chat-store, billing, analytics and usage unless `pool` is given. */
   postgresUrl?: string;
   /** Use this pool. The worker does not end it. Default: a pool on `postgresUrl`. */
   pool?: pg.Pool;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
 
-export const WORKER_NAMES = ['chat-store', 'billing', 'cleanup', 'analytics', 'webhooks'] as const;
+export const WORKER_NAMES = ['chat-store', 'billing', 'cleanup', 'analytics', 'webhooks', 'usage'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
 
 export interface TestHooks {

@@ -35,6 +35,8 @@ export const ErrorCode = {
   TooManyRooms: 'too_many_rooms',
   /** The per-connection frame rate, or the per-room publish rate, was exceeded; see `retryAfterMs`. */
   RateLimited: 'rate_limited',
+  /** A cluster-wide tenant quota (connections, publishes, signals, rooms, stored bytes) refused the request; `quota` says which. */
+  QuotaExceeded: 'quota_exceeded',
   /** A direct signal's target user is connected nowhere. */
   PeerOffline: 'peer_offline',
   /** The cross-node bus is down; local delivery still works. */

@@ -9,11 +9,14 @@ export class NerveError extends Error {
   readonly code: ErrorCode;
   /** For `rate_limited`: how long to wait before trying again. */
   readonly retryAfterMs: number | undefined;
+  /** For `quota_exceeded`: which tenant quota (`connections`, `publishes`, `signals`, `rooms`, `stored_bytes`). */
+  readonly quota: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number; quota?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryAfterMs = options?.retryAfterMs;
+    this.quota = options?.quota;
   }
 }
 

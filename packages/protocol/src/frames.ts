@@ -311,6 +311,8 @@ export interface ErrorFrame {
   code: ErrorCode;
   message: string;
   retryAfterMs?: number;
+  /** With `quota_exceeded`: which tenant quota refused the request. */
+  quota?: string;
 }
 
 export type ServerFrame =

@@ -1,0 +1,92 @@
+/**
+ * Builds a node's tenant quotas and usage metering from its options: with
+ * Redis, one script connection of its own shared by the quota store and
+ * the counters; without, per process. The node starts it after the lanes
+ * and stops it after the clients drained (so the last usage report has
+ * every connection's minutes) and before the cold lane closes.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import type { EventLog } from '../events/event-log.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection } from '../history/lua-script.js';
+import type { Logger } from '../logger.js';
+import type { NodeMetrics } from '../metrics.js';
+import { redisSentinelSettings, type NodeOptions } from '../options.js';
+import { redisStoreConnection } from '../redis-connection.js';
+import type { RedisLink } from '../redis/link.js';
+import { UsageMeter } from '../usage/meter.js';
+import { MemoryQuotaBackend, RedisQuotaBackend } from './backend.js';
+import { QuotaEnforcer } from './enforcer.js';
+import { TenantGuard } from './guard.js';
+import { MemoryTenantQuotas, RedisTenantQuotas, type RefreshableTenantQuotas } from './store.js';
+
+export class Tenancy {
+  readonly guard: TenantGuard;
+  readonly quotas: RefreshableTenantQuotas;
+  readonly meter: UsageMeter;
+  readonly enforcer: QuotaEnforcer;
+  private readonly client: Redis | Cluster | undefined;
+  private readonly link: RedisLink | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(options: NodeOptions, deps: { prefix: string; events: Pick<EventLog, 'publish'>; metrics: NodeMetrics; log: Logger }) {
+    const log = deps.log.child({ component: 'quotas' });
+    // A node's counts outlive it by three refreshes: a crashed node's connections stop counting then.
+    const ttlMs = options.quotaRefreshMs * 3;
+    let lastWarning = 0;
+    const onBackendError = (error: Error): void => {
+      deps.metrics.quotaStoreErrors.inc();
+      // One line a second at most: every request of a busy tenant may hit the same outage.
+      if (Date.now() - lastWarning > 1000) {
+        lastWarning = Date.now();
+        log.warn({ err: error.message }, 'quota store failed; admitting requests meanwhile');
+      }
+    };
+    if (options.redisUrl) {
+      const connection = redisStoreConnection(options.redisUrl, options.redisMode === 'sharded', redisSentinelSettings(options));
+      const { client } = scriptConnection({ ...connection, probeIntervalMs: options.probeIntervalMs });
+      client.on('error', () => {});
+      this.client = client;
+      this.link = watchScriptConnection({ client, owned: true, lane: 'quotas', probeIntervalMs: options.probeIntervalMs, log });
+      this.quotas = new RedisTenantQuotas(options.tenantQuotas, client, deps.prefix, (tenant) => log.warn({ tenant }, 'invalid quotas stored for a tenant; using the file\'s'));
+    } else {
+      this.quotas = new MemoryTenantQuotas(options.tenantQuotas);
+    }
+    this.enforcer = new QuotaEnforcer({
+      quotas: this.quotas,
+      backend: this.client ? new RedisQuotaBackend(this.client, deps.prefix, options.nodeId, ttlMs) : new MemoryQuotaBackend(ttlMs),
+      refreshMs: options.quotaRefreshMs,
+      storedTtlMs: options.historyTtlMs,
+      onRefused: (tenant, quota) => deps.metrics.quotaRefusals.inc({ tenant, quota }),
+      onBackendError,
+    });
+    this.meter = new UsageMeter({
+      nodeId: options.nodeId,
+      events: deps.events,
+      intervalMs: options.usageIntervalMs,
+      onError: (error) => {
+        deps.metrics.usageReportFailures.inc({ outcome: 'failed' });
+        log.warn({ err: error.message }, 'usage report not accepted by the cold lane; sent again at the next interval');
+      },
+      onDropped: (count) => deps.metrics.usageReportFailures.inc({ outcome: 'dropped' }, count),
+    });
+    this.guard = new TenantGuard(this.enforcer, this.meter);
+  }
+
+  async start(): Promise<void> {
+    const client = this.client;
+    if (client && client.status === 'wait') await client.connect().catch(() => {});
+    await this.enforcer.start();
+    this.meter.start();
+  }
+
+  /** Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      await this.meter.stop();
+      await this.enforcer.stop();
+      this.link?.stop();
+      if (this.client && this.client.status !== 'end') await closeScriptConnection(this.client);
+    })();
+    return this.stopping;
+  }
+}
