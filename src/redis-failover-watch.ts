@@ -52,7 +52,9 @@ export class FailoverWatch extends EventEmitter<FailoverWatchEvents> {
           ...(sentinel.tls ? { tls: {} } : {}),
           lazyConnect: true,
           connectionName: 'nerve-failover-watch',
+          // A sentinel down at start-up gets its SUBSCRIBE when it comes back.
           enableOfflineQueue: true,
+          maxRetriesPerRequest: null,
           // Subscriptions are restored by ioredis after a reconnect (autoResubscribe).
           retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
         }),
@@ -69,15 +71,27 @@ export class FailoverWatch extends EventEmitter<FailoverWatchEvents> {
     return this.active;
   }
 
-  /** Subscribe on every sentinel; resolves once at least one answered (the others keep retrying). */
-  async start(): Promise<void> {
-    const subscribed = this.clients.map(async (client) => {
-      await client.connect();
-      await client.subscribe(...START, ...END);
+  /**
+   * Subscribe on every sentinel; resolves once one has confirmed, rejects
+   * when none did within `startTimeoutMs`. The others keep trying in the
+   * background (ioredis reconnects, and sends the queued SUBSCRIBE then).
+   */
+  async start(startTimeoutMs = 10_000): Promise<void> {
+    const subscribed = this.clients.map((client) => {
+      client.connect().catch(() => {});
+      const done = client.subscribe(...START, ...END);
+      done.catch(() => {});
+      return done;
     });
-    await Promise.any(subscribed).catch(() => {
-      throw new Error(`no sentinel of ${this.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(', ')} answered`);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no sentinel of ${this.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(', ')} answered within ${startTimeoutMs} ms`)), startTimeoutMs);
     });
+    try {
+      await Promise.race([Promise.any(subscribed), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   close(): void {
