@@ -5,7 +5,7 @@
  * nothing when it is not sampled.
  */
 import type { BusEnvelope } from './bus/bus.js';
-import type { ConsumerHandle, ConsumerSpec, EventHandler, EventLog, LifecycleEvent } from './events/event-log.js';
+import type { ConsumerHandle, ConsumerSpec, EventHandler, EventLog, LifecycleEvent, PublishOptions } from './events/event-log.js';
 import type { LaneHealth } from './lanes.js';
 import type { NodeMetrics } from './metrics.js';
 
@@ -32,10 +32,10 @@ export class InstrumentedEventLog implements EventLog {
     return this.inner.start();
   }
 
-  async publish(event: LifecycleEvent): Promise<void> {
+  async publish(event: LifecycleEvent, options?: PublishOptions): Promise<void> {
     const started = performance.now();
     try {
-      await this.inner.publish(event);
+      await this.inner.publish(event, options);
       this.published += 1;
       this.metrics.eventPublishSeconds.observe({ outcome: 'ok' }, (performance.now() - started) / 1000);
     } catch (error) {

@@ -4,6 +4,7 @@
  * order (stop accepting → drain clients with a reason → close lanes → close
  * HTTP).
  */
+import { Tracing } from './tracing/tracing.js';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { Server } from 'node:http';
@@ -151,6 +152,7 @@ export class NerveNode {
       metrics: this.metrics,
       log: this.log,
       tenants: this.tenancy.guard,
+      tracing: this.options.tracing ? new Tracing() : undefined,
     });
     const httpDeps: HttpDeps = {
       gateway: this.gateway,

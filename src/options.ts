@@ -115,6 +115,13 @@ export interface NodeOptions {
   trustedProxies: string[];
   /** Offer permessage-deflate (bounded: no context takeover, `maxFrameBytes` applies to the inflated size). Default false. */
   perMessageDeflate: boolean;
+  /**
+   * Record OpenTelemetry spans for each hop of a message through the globally
+   * registered tracer provider (src/tracing/). The CLI sets it when it starts
+   * the SDK (`--otel-endpoint`, `OTEL_*`); an embedder sets it after
+   * registering an SDK of its own. Default false (no span work at all).
+   */
+  tracing: boolean;
   /** coturn `static-auth-secret`: with `turnUrls`, the welcome carries TURN REST credentials. Default none. */
   turnSecret: string | undefined;
   /** `turn:`/`turns:` URLs the TURN credentials are for. Default none. */
@@ -597,6 +604,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     allowMissingOrigin: input.allowMissingOrigin ?? false,
     trustedProxies: trustedProxies(input.trustedProxies ?? []),
     perMessageDeflate: input.perMessageDeflate ?? false,
+    tracing: input.tracing ?? false,
     turnSecret,
     turnUrls,
     turnTtlSeconds: integer('turnTtlSeconds', input.turnTtlSeconds ?? 86_400, 60, 86_400 * 30),

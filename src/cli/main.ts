@@ -10,6 +10,7 @@ import { ConfigError } from '../options.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { onPrimaryDrain, serveMulti } from './multi.js';
 import { parseServeCommand, serveHelp } from './settings.js';
+import { startTracingSdk, tracingRequested, type TracingSdk } from '../tracing/sdk.js';
 
 const USAGE = `Usage: nerve <command> [flags]
 
@@ -32,13 +33,15 @@ async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   let node: NerveNode;
+  let otelEndpoint: string | undefined;
   try {
     const { options, cli } = parseServeCommand(argv, process.env);
     if (cli.nodes > 1) {
       // N node processes sharing the port (src/cli/multi.ts); it validates before any fork.
       return await serveMulti({ nodes: cli.nodes, options, argv });
     }
-    node = new NerveNode(options);
+    otelEndpoint = cli.otelEndpoint;
+    node = new NerveNode({ ...options, tracing: options.tracing || tracingRequested(otelEndpoint, process.env) });
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`nerve: ${error.message}\n`);
@@ -47,13 +50,17 @@ async function serve(argv: string[]): Promise<number> {
     throw error;
   }
   let signals = 0;
+  let sdk: TracingSdk | undefined;
   let draining = false;
   const drain = (reason: string) => {
     if (draining) return;
     draining = true;
     node.log.info({ reason }, 'draining');
     node.stop().then(
-      () => process.exit(0),
+      async () => {
+        await sdk?.shutdown();
+        process.exit(0);
+      },
       (error: unknown) => {
         node.log.error({ err: error }, 'shutdown failed');
         process.exit(1);
@@ -74,6 +81,8 @@ async function serve(argv: string[]): Promise<number> {
   // stop over IPC; it does not count as a signal (Ctrl-C may also have
   // reached this worker directly, through the process group).
   onPrimaryDrain(() => drain('asked by the primary'));
+  // Spans of the hops (src/tracing/); the provider is registered before the first span, as start() opens the lanes.
+  sdk = await startTracingSdk({ endpoint: otelEndpoint, serviceName: 'nerve', instanceId: node.options.nodeId, env: process.env });
   try {
     await node.start();
   } catch (error) {

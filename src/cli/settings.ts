@@ -40,6 +40,8 @@ const limit = (flag: string, key: keyof LimitOptions, help: string): Setting => 
 export interface ServeCliSettings {
   /** Node processes on this machine, sharing the port (src/cli/multi.ts). Default 1. */
   nodes: number;
+  /** OTLP/HTTP base URL for spans (src/tracing/sdk.ts; the `OTEL_*` variables are read there too). Default none. */
+  otelEndpoint: string | undefined;
 }
 
 /** Most node processes `--nodes` may start. */
@@ -93,6 +95,7 @@ export const SETTINGS: readonly Setting[] = [
   top('ice-servers', 'iceServers', 'json', '[]', 'ICE servers for the welcome frame, JSON array'),
   top('demo', 'demo', 'bool', 'true', 'serve the demo page at /'),
   { ...top('nodes', 'nodes', 'int', '1', `node processes on this machine, sharing the port (1-${MAX_NODES}; > 1 needs --redis-url)`), cli: true },
+  { ...top('otel-endpoint', 'otelEndpoint', 'string', 'none (or OTEL_EXPORTER_OTLP_ENDPOINT)', 'OTLP/HTTP base URL: record OpenTelemetry spans for each hop of a message (tracing)'), cli: true },
   top('shutdown-timeout-ms', 'shutdownTimeoutMs', 'int', '10000', 'longest graceful shutdown before sockets are cut'),
   top('drain-window-ms', 'drainWindowMs', 'int', '10000', 'on SIGTERM, close connections in batches spread over this window (capped by shutdown-timeout-ms; 0 = at once)'),
   top('advertise-url', 'advertiseUrl', 'string', 'http://{host}:{port}', 'address of this node shown in the node registry (nerve status, /admin)'),
@@ -205,7 +208,8 @@ export function parseServeCommand(argv: readonly string[], env: NodeJS.ProcessEn
   if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
     throw new ConfigError('nodes', `an integer from 1 to ${MAX_NODES}`, nodes);
   }
-  const cli: ServeCliSettings = { nodes };
+  const otelEndpoint = typeof cliInput.otelEndpoint === 'string' && cliInput.otelEndpoint !== '' ? cliInput.otelEndpoint : undefined;
+  const cli: ServeCliSettings = { nodes, otelEndpoint };
   return { options: { ...(input as NodeOptionsInput), limits: limits as Partial<LimitOptions> }, cli };
 }
 

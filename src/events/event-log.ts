@@ -49,6 +49,14 @@ export interface DeliveryInfo {
   /** 1 on first delivery. */
   attempt: number;
   queue: string;
+  /** W3C trace context the event was published with (the AMQP `traceparent` header), when tracing was on. */
+  traceparent?: string;
+}
+
+/** How one event is published: metadata that travels beside the event, not in it. */
+export interface PublishOptions {
+  /** W3C trace context of the span that emitted the event; sent as the `traceparent` message header. */
+  traceparent?: string | undefined;
 }
 
 export type EventHandler = (event: LifecycleEvent, info: DeliveryInfo) => Promise<HandlerOutcome>;
@@ -85,7 +93,7 @@ export interface ConsumerHandle {
 export interface EventLog {
   readonly driver: string;
   start(): Promise<void>;
-  publish(event: LifecycleEvent): Promise<void>;
+  publish(event: LifecycleEvent, options?: PublishOptions): Promise<void>;
   consume(spec: ConsumerSpec, handler: EventHandler): Promise<ConsumerHandle>;
   /** Events accepted but not yet confirmed by the lane. */
   outboxDepth(): number;

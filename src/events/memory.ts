@@ -20,6 +20,7 @@ import type {
   EventLog,
   HandlerOutcome,
   LifecycleEvent,
+  PublishOptions,
 } from './event-log.js';
 import { normalizeConsumerSpec, retryDelay, type NormalizedConsumerSpec } from './retry.js';
 import { topicMatches } from './topic.js';
@@ -41,6 +42,7 @@ export interface MemoryEventLogOptions {
 interface Pending {
   event: LifecycleEvent;
   attempt: number;
+  traceparent?: string | undefined;
 }
 
 class MemoryQueue {
@@ -97,7 +99,7 @@ class MemoryConsumer implements ConsumerHandle {
     let error: string | undefined;
     try {
       // A copy: a handler that mutates its event must not change what a retry delivers.
-      outcome = await this.handler(structuredClone(pending.event), { attempt: pending.attempt, queue: q.spec.queue });
+      outcome = await this.handler(structuredClone(pending.event), { attempt: pending.attempt, queue: q.spec.queue, ...(pending.traceparent === undefined ? {} : { traceparent: pending.traceparent }) });
       if (outcome !== 'ack' && outcome !== 'retry' && outcome !== 'dead_letter') outcome = 'retry';
     } catch (err) {
       outcome = 'retry';
@@ -107,7 +109,7 @@ class MemoryConsumer implements ConsumerHandle {
     if (outcome === 'retry' && pending.attempt < q.spec.maxAttempts) {
       const timer = setTimeout(() => {
         q.timers.delete(timer);
-        q.ready.push({ event: pending.event, attempt: pending.attempt + 1 });
+        q.ready.push({ event: pending.event, attempt: pending.attempt + 1, traceparent: pending.traceparent });
         q.consumer?.schedule();
       }, retryDelay(q.spec, pending.attempt));
       q.timers.add(timer);
@@ -149,12 +151,12 @@ export class MemoryEventLog implements EventLog {
     if (this.state === 'idle') this.state = 'running';
   }
 
-  async publish(event: LifecycleEvent): Promise<void> {
+  async publish(event: LifecycleEvent, options?: PublishOptions): Promise<void> {
     if (this.state === 'closed' || this.closing) throw new NerveError(ErrorCode.Unavailable, 'event log is closed');
     const copy = structuredClone(event);
     for (const q of this.queues.values()) {
       if (!q.accepts(copy.type)) continue;
-      q.ready.push({ event: copy, attempt: 1 });
+      q.ready.push({ event: copy, attempt: 1, traceparent: options?.traceparent });
       q.consumer?.schedule();
     }
   }

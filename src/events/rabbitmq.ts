@@ -45,6 +45,7 @@ import type {
   EventLog,
   HandlerOutcome,
   LifecycleEvent,
+  PublishOptions,
 } from './event-log.js';
 import { parseEvent } from './events.js';
 import { Outbox } from './outbox.js';
@@ -53,6 +54,14 @@ import { closeWithin } from '../close-within.js';
 
 /** Header carrying the delivery number of a retried event (absent on the first delivery). */
 export const ATTEMPT_HEADER = 'x-nerve-attempt';
+/** W3C trace context of the span that emitted the event (src/tracing/), kept across retries. */
+export const TRACEPARENT_HEADER = 'traceparent';
+
+/** An event waiting in the outbox, with what travels beside it. */
+interface Outgoing {
+  event: LifecycleEvent;
+  traceparent: string | undefined;
+}
 /** Headers set on dead-lettered events. */
 export const REASON_HEADER = 'x-nerve-reason';
 export const ERROR_HEADER = 'x-nerve-error';
@@ -105,7 +114,7 @@ export class RabbitEventLog implements EventLog {
   private readonly publishConnection: Connection;
   private consumeConnection: Connection | undefined;
   private readonly publisher: Publisher;
-  private readonly outbox: Outbox<LifecycleEvent>;
+  private readonly outbox: Outbox<Outgoing>;
   private readonly consumers = new Set<RabbitConsumer>();
   private state: State = 'idle';
   private blockedReason: string | undefined;
@@ -164,13 +173,13 @@ export class RabbitEventLog implements EventLog {
     });
     // Publisher channel errors surface on the connection's `error` listener (rabbitmq-client forwards them).
     const connection = this.publishConnection;
-    this.outbox = new Outbox<LifecycleEvent>({
+    this.outbox = new Outbox<Outgoing>({
       limit: this.options.outboxLimit,
       maxInFlight: this.options.maxInFlight,
       isReady: () => connection.ready,
       isTransient: (error) =>
         error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
-      send: (event) => this.confirming(() =>
+      send: ({ event, traceparent }) => this.confirming(() =>
         this.publisher.send(
           {
             exchange: this.exchange,
@@ -180,6 +189,7 @@ export class RabbitEventLog implements EventLog {
             messageId: event.id,
             type: event.type,
             timestamp: Math.floor(event.ts / 1000),
+            ...(traceparent === undefined ? {} : { headers: { [TRACEPARENT_HEADER]: traceparent } }),
           },
           Buffer.from(JSON.stringify(event)),
         )),
@@ -257,11 +267,11 @@ export class RabbitEventLog implements EventLog {
     }
   }
 
-  publish(event: LifecycleEvent): Promise<void> {
+  publish(event: LifecycleEvent, options?: PublishOptions): Promise<void> {
     if (this.state === 'closing' || this.state === 'closed') {
       return Promise.reject(new NerveError(ErrorCode.Unavailable, 'event log is closing'));
     }
-    return this.outbox.enqueue(event);
+    return this.outbox.enqueue({ event, traceparent: options?.traceparent });
   }
 
   async consume(spec: ConsumerSpec, handler: EventHandler): Promise<ConsumerHandle> {
@@ -347,6 +357,17 @@ export class RabbitEventLog implements EventLog {
     }
     this.state = 'closed';
   }
+}
+
+function headerTraceparent(msg: AsyncMessage): string | undefined {
+  const value: unknown = msg.headers?.[TRACEPARENT_HEADER];
+  return typeof value === 'string' && value.length <= 512 ? value : undefined;
+}
+
+/** A retried event keeps its trace context. */
+function traceHeaders(msg: AsyncMessage): Record<string, string> {
+  const traceparent = headerTraceparent(msg);
+  return traceparent === undefined ? {} : { [TRACEPARENT_HEADER]: traceparent };
 }
 
 function headerAttempt(msg: AsyncMessage): number {
@@ -452,7 +473,8 @@ class RabbitConsumer implements ConsumerHandle {
     let outcome: HandlerOutcome;
     let failure: unknown;
     try {
-      outcome = await this.handler(event, { attempt, queue: this.queue });
+      const traceparent = headerTraceparent(msg);
+      outcome = await this.handler(event, { attempt, queue: this.queue, ...(traceparent === undefined ? {} : { traceparent }) });
       if (outcome !== 'ack' && outcome !== 'retry' && outcome !== 'dead_letter') outcome = 'retry';
     } catch (err) {
       failure = err;
@@ -470,7 +492,7 @@ class RabbitConsumer implements ConsumerHandle {
           contentType: 'application/json',
           messageId: event.id,
           type: event.type,
-          headers: { [ATTEMPT_HEADER]: attempt + 1 },
+          headers: { ...traceHeaders(msg), [ATTEMPT_HEADER]: attempt + 1 },
         },
         Buffer.from(JSON.stringify(event)),
       );

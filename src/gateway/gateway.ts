@@ -67,6 +67,7 @@ import { clientAddress, TrustedProxies } from '../http/client-address.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import { WriteBatch } from '../write-batch.js';
 import { storedSize, type TenantGuard } from '../quotas/guard.js';
+import { SpanKind, type Tracing } from '../tracing/tracing.js';
 
 export interface GatewayDeps {
   options: NodeOptions;
@@ -84,6 +85,8 @@ export interface GatewayDeps {
   log: Logger;
   /** Tenant quotas and usage metering (src/quotas/, src/usage/); absent: neither. */
   tenants?: TenantGuard | undefined;
+  /** Spans for each hop (src/tracing/); absent when tracing is off, which then costs one check per hop. */
+  tracing?: Tracing | undefined;
 }
 
 export type GatewayState = 'running' | 'draining' | 'closed';
@@ -125,6 +128,8 @@ export interface ServerPublish {
   from: string;
   cmid?: string | undefined;
   key?: string | undefined;
+  /** W3C trace context of the caller (a frame's or an API request's `traceparent`), used only when tracing is on. */
+  traceparent?: string | undefined;
 }
 
 /** A direct signal the server API sends to a user. */
@@ -785,7 +790,7 @@ export class Gateway {
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'join the room before publishing');
     this.requireRight(conn, frame.room, 'publish');
     const ack = await this.publishInto(
-      { tenant: conn.tenant, room: frame.room, class: frame.class, data: frame.data, from: conn.user, cmid: frame.cmid, key: frame.key },
+      { tenant: conn.tenant, room: frame.room, class: frame.class, data: frame.data, from: conn.user, cmid: frame.cmid, key: frame.key, traceparent: frame.traceparent },
       conn.id,
     );
     // Ephemeral messages are fire and forget: no ack.
@@ -802,8 +807,16 @@ export class Gateway {
     return this.publishInto(input, undefined);
   }
 
-  /** Stamp, store (chat) and route one room message; `exceptConn` is the sender's connection, if any. */
-  private async publishInto(input: ServerPublish, exceptConn: string | undefined): Promise<Omit<AckFrame, 'op' | 'rid'>> {
+  /** `publishRoom` in a `nerve.publish` span when tracing is on. */
+  private publishInto(input: ServerPublish, exceptConn: string | undefined): Promise<Omit<AckFrame, 'op' | 'rid'>> {
+    const tracing = this.deps.tracing;
+    if (!tracing) return this.publishRoom(input, exceptConn, undefined);
+    const hop = { tenant: input.tenant, room: input.room, class: input.class };
+    return tracing.around('nerve.publish', SpanKind.PRODUCER, input.traceparent, hop, (traceparent) => this.publishRoom(input, exceptConn, traceparent));
+  }
+
+  /** Stamp, store (chat) and route one room message; `exceptConn` is the sender's connection, if any; `trace` the publish span's context. */
+  private async publishRoom(input: ServerPublish, exceptConn: string | undefined, trace: string | undefined): Promise<Omit<AckFrame, 'op' | 'rid'>> {
     const ref: RoomRef = { tenant: input.tenant, room: input.room };
     const channel = this.deps.namer.room(input.tenant, input.room);
     const retryAfterMs = this.takeRoomToken(channel);
@@ -833,11 +846,12 @@ export class Gateway {
         ...(input.key === undefined ? {} : { key: input.key }),
       };
       const route = routeOf('ephemeral');
-      await this.busPublish(channel, 'ephemeral', encodeFrame(message), route.echoToSender ? undefined : exceptConn, id);
+      await this.busPublish(channel, 'ephemeral', encodeFrame(message), route.echoToSender ? undefined : exceptConn, id, trace);
       return { id, ts };
     }
 
     const { message, duplicate } = await this.appendChat(
+      trace,
       ref,
       {
         op: 'message',
@@ -874,6 +888,7 @@ export class Gateway {
               ...(message.cmid === undefined ? {} : { cmid: message.cmid }),
             },
           ),
+          trace === undefined ? undefined : { traceparent: trace },
         );
       } catch (error) {
         // Stored and delivered, but the durable copy could not be queued:
@@ -891,9 +906,14 @@ export class Gateway {
   }
 
   /** `History.append`, with a command sent but not answered reported as `outcome_unknown` (stored or not: re-send with the same cmid). */
-  private async appendChat(...args: Parameters<History['append']>): ReturnType<History['append']> {
+  private async appendChat(trace: string | undefined, ...args: Parameters<History['append']>): ReturnType<History['append']> {
     try {
-      return await this.deps.history.append(...args);
+      if (trace === undefined || !this.deps.tracing) return await this.deps.history.append(...args);
+      const [ref, draft, publish] = args;
+      // The history write is its own hop; the envelope it publishes carries it as the parent of every node's delivery.
+      return await this.deps.tracing.around('nerve.history.append', SpanKind.INTERNAL, trace, { tenant: ref.tenant, room: ref.room, class: 'chat' }, (traceparent) =>
+        this.deps.history.append(ref, draft, publish && { ...publish, envelope: (stored) => ({ ...publish.envelope(stored), trace: traceparent }) }),
+      );
     } catch (error) {
       throw error instanceof OutcomeUnknownError ? outcomeUnknown(error, 'the history') : error;
     }
@@ -911,7 +931,12 @@ export class Gateway {
     this.deps.metrics.messages.inc({ class: 'signal' });
     const channel = this.deps.namer.user(conn.tenant, frame.to);
     const payload = encodeFrame(delivery);
-    const receivers = await this.busPublish(channel, 'signal', payload, conn.id, id);
+    const tracing = this.deps.tracing;
+    const receivers = tracing
+      ? await tracing.around('nerve.signal', SpanKind.PRODUCER, frame.traceparent, { tenant: conn.tenant, class: 'signal' }, (traceparent) =>
+          this.busPublish(channel, 'signal', payload, conn.id, id, traceparent),
+        )
+      : await this.busPublish(channel, 'signal', payload, conn.id, id);
     if (receivers === 0) {
       if (await this.queueSignal(conn.tenant, frame.to, channel, payload)) {
         this.answer(conn, { op: 'ack', rid: frame.rid, id, ts, queued: true });
@@ -1027,7 +1052,7 @@ export class Gateway {
 
   // ------------------------------------------------------------ bus
 
-  private envelope(messageClass: MessageClass, payload: string, id: string, except?: string): BusEnvelope {
+  private envelope(messageClass: MessageClass, payload: string, id: string, except?: string, trace?: string): BusEnvelope {
     return {
       v: BUS_ENVELOPE_VERSION,
       type: 'deliver',
@@ -1035,6 +1060,7 @@ export class Gateway {
       origin: this.nodeId,
       class: messageClass,
       payload,
+      ...(trace === undefined ? {} : { trace }),
       ...(except === undefined ? {} : { except }),
     };
   }
@@ -1047,9 +1073,9 @@ export class Gateway {
    * `outcome_unknown`, without the local copy. Chat never comes here: it is
    * published by `History.append`.
    */
-  private async busPublish(channel: string, messageClass: MessageClass, payload: string, except: string | undefined, id: string): Promise<number> {
+  private async busPublish(channel: string, messageClass: MessageClass, payload: string, except: string | undefined, id: string, trace?: string): Promise<number> {
     const started = performance.now();
-    const envelope = this.envelope(messageClass, payload, id, except);
+    const envelope = this.envelope(messageClass, payload, id, except, trace);
     try {
       return await this.deps.bus.publish(channel, envelope);
     } catch (error) {
@@ -1093,7 +1119,24 @@ export class Gateway {
     }
     // Chat is checked against the room's last delivered offset: duplicates are skipped, a gap is filled first.
     if (envelope.class === 'chat' && target.kind === 'room' && !this.admitChat(channel, target, envelope.payload)) return;
-    this.fanOut(target, envelope.payload, envelope.class, envelope.except);
+    if (envelope.trace === undefined || !this.deps.tracing) {
+      this.fanOut(target, envelope.payload, envelope.class, envelope.except);
+      return;
+    }
+    const hop = this.deps.tracing.start('nerve.deliver', SpanKind.CONSUMER, envelope.trace, {
+      tenant: target.tenant,
+      ...(target.kind === 'room' ? { room: target.id } : { user: target.id }),
+      class: envelope.class,
+      node: this.nodeId,
+      listeners: target.connections.size,
+    });
+    try {
+      this.fanOut(target, envelope.payload, envelope.class, envelope.except);
+      hop.end();
+    } catch (error) {
+      hop.end(error);
+      throw error;
+    }
   }
 
   /**

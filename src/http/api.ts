@@ -199,7 +199,9 @@ async function publish({ deps, request, params, actingTenant }: ApiCall): Promis
   const target = room(params);
   const body = validate(publishBody, await readJson(request, bodyCap(deps)));
   const tenant = actingTenant(body.tenant);
-  const ack = await deps.gateway.serverPublish({ tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
+  // The caller's W3C trace context (src/tracing/): the message's spans join its trace.
+  const traceparent = typeof request.headers.traceparent === 'string' ? request.headers.traceparent : undefined;
+  const ack = await deps.gateway.serverPublish({ tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key, traceparent });
   return [200, { room: target, ...ack }];
 }
 

@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../logger.js';
 import { ConfigError, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../options.js';
+import { startTracingSdk } from '../tracing/sdk.js';
 import { runWorker, type WorkerHandle, type WorkerOptions } from './runner.js';
 import { WORKER_NAMES } from './worker.js';
 
@@ -46,6 +47,7 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('metrics-port', 'int', '0 = off', 'serve /metrics (Prometheus) and /healthz on this port'),
   setting('log-level', 'string', 'info', LOG_LEVELS.join(' | ')),
   setting('log-format', 'string', 'pretty on a terminal, else json', LOG_FORMATS.join(' | ')),
+  setting('otel-endpoint', 'string', 'none (or OTEL_EXPORTER_OTLP_ENDPOINT)', 'OTLP/HTTP base URL: record a span per event and webhook call (tracing)'),
 ];
 
 /**
@@ -94,6 +96,8 @@ export interface ParsedWorkerCommand {
   logLevel: LogLevel;
   logFormat: LogFormat;
   help: boolean;
+  /** `--otel-endpoint` (src/tracing/sdk.ts; the `OTEL_*` variables are read there). */
+  otelEndpoint?: string | undefined;
 }
 
 /** Parse argv (after `worker`) and the environment. Throws ConfigError. */
@@ -150,7 +154,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   assign('webhookSecret', text('webhook-secret'));
   assign('httpTimeoutMs', intValue('http-timeout-ms', text('http-timeout-ms')));
   assign('metricsPort', intValue('metrics-port', text('metrics-port')));
-  return { name, options, logLevel, logFormat, help };
+  return { name, options, logLevel, logFormat, help, otelEndpoint: text('otel-endpoint') };
 }
 
 /** Map option names back to the flags the user typed, for the one-line error. */
@@ -201,6 +205,8 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     return 0;
   }
   const logger = createLogger(command.logLevel, {}, command.logFormat);
+  const sdk = await startTracingSdk({ endpoint: command.otelEndpoint, serviceName: 'nerve-worker', instanceId: `${command.name}-${process.pid}`, env });
+  if (sdk) command.options.tracing = true;
   if (env[TEST_CRASH_ENV] === '1') {
     command.options.hooks = {
       afterCommit: (eventId) => {
@@ -236,6 +242,7 @@ export async function workerMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     await handle.close();
     return 0;
   } finally {
+    await sdk?.shutdown();
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
   }

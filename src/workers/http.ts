@@ -55,7 +55,7 @@ export interface PostResult {
 export async function postEvent(
   url: string,
   event: LifecycleEvent,
-  options: { secret?: string; timeoutMs: number; attempt: number; fetch?: typeof fetch },
+  options: { secret?: string; timeoutMs: number; attempt: number; fetch?: typeof fetch; traceparent?: string | undefined },
 ): Promise<PostResult> {
   const body = JSON.stringify(event);
   const headers: Record<string, string> = {
@@ -65,6 +65,8 @@ export async function postEvent(
     'nerve-event-type': event.type,
     'nerve-attempt': String(options.attempt),
   };
+  // W3C trace context (src/tracing/): the endpoint's own spans can join the message's trace.
+  if (options.traceparent !== undefined) headers.traceparent = options.traceparent;
   if (options.secret) headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(options.secret, body);
   try {
     const response = await (options.fetch ?? fetch)(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(options.timeoutMs), redirect: 'manual' });

@@ -21,6 +21,8 @@ import { applyMigrations, checkSchema } from './db.js';
 import { WorkerMetrics, pollQueueDepth, serveWorkerMetrics } from './metrics.js';
 import { webhooks } from './webhooks.js';
 import { usage } from './usage.js';
+import { traceHandler } from '../tracing/handler.js';
+import { Tracing } from '../tracing/tracing.js';
 import { WORKER_NAMES, type TestHooks, type WorkerContext, type WorkerDefinition, type WorkerName } from './worker.js';
 
 export const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
@@ -67,6 +69,13 @@ export interface WorkerOptions {
   httpTimeoutMs?: number;
   /** pino logger. Default: pino at `info` to stdout. */
   logger?: Logger;
+  /**
+   * Record a span per handled event (and per webhook request) through the
+   * globally registered OpenTelemetry tracer provider, as children of the
+   * span that emitted the event. The CLI sets it with `--otel-endpoint` or
+   * `OTEL_*`. Default false.
+   */
+  tracing?: boolean;
   /** Serve `/metrics` and `/healthz` on this port (all interfaces); 0 = off. Default 0. */
   metricsPort?: number;
   /** Interface the metrics port binds to. Default: all. */
@@ -237,6 +246,7 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
       webhookSecret: options.webhookSecret,
       httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
       hooks: options.hooks ?? {},
+      tracing: options.tracing ? new Tracing() : undefined,
     };
     for (const consumer of definition.consumers(context)) {
       const maxAttempts = options.maxAttempts ?? definition.defaults.maxAttempts;
@@ -248,7 +258,7 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
         retryBackoff: definition.defaults.retryBackoff,
         ...(options.maxRetryDelayMs !== undefined ? { maxRetryDelayMs: options.maxRetryDelayMs } : {}),
       };
-      handles.push(await eventLog.consume(spec, metrics.instrumentHandler(consumer.handler, maxAttempts)));
+      handles.push(await eventLog.consume(spec, metrics.instrumentHandler(traceHandler(context.tracing, definition.name, consumer.handler), maxAttempts)));
     }
     if (options.chatIntake) {
       intake = await startChatIntake({

@@ -5,7 +5,8 @@
  * Receivers deduplicate by the `Nerve-Event-Id` header (delivery is at least once).
  */
 import { createHash } from 'node:crypto';
-import { postEvent } from './http.js';
+import { SpanKind } from '../tracing/tracing.js';
+import { postEvent, type PostResult } from './http.js';
 import type { WorkerDefinition } from './worker.js';
 
 /** Queue name of the webhook consumer for `url`. */
@@ -24,7 +25,19 @@ export const webhooks: WorkerDefinition = {
     return context.webhookUrls.map((url) => ({
       spec: { queue: webhookQueue(url), bindings: ['#'] },
       async handler(event, info) {
-        const result = await postEvent(url, event, { secret, timeoutMs: context.httpTimeoutMs, attempt: info.attempt });
+        const post = (traceparent: string | undefined): Promise<PostResult> =>
+          postEvent(url, event, { secret, timeoutMs: context.httpTimeoutMs, attempt: info.attempt, traceparent });
+        let result: PostResult;
+        if (context.tracing) {
+          const hop = context.tracing.start('nerve.webhook POST', SpanKind.CLIENT, info.traceparent, { tenant: event.tenant, room: event.room, class: 'lifecycle', event: event.type });
+          hop.span.setAttribute('url.full', url);
+          result = await post(hop.traceparent);
+          if (result.status !== undefined) hop.span.setAttribute('http.response.status_code', result.status);
+          hop.end(result.outcome === 'ack' ? undefined : new Error(result.error ?? `status ${result.status}`));
+        } else {
+          // Tracing off here: the context the node sent still reaches the endpoint.
+          result = await post(info.traceparent);
+        }
         if (result.outcome !== 'ack') {
           context.logger.warn({ url, event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'webhook delivery failed');
         }

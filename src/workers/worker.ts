@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
+import type { Tracing } from '../tracing/tracing.js';
 
 export const WORKER_NAMES = ['chat-store', 'billing', 'cleanup', 'analytics', 'webhooks', 'usage'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
@@ -30,6 +31,8 @@ export interface WorkerContext {
   webhookSecret: string | undefined;
   httpTimeoutMs: number;
   hooks: TestHooks;
+  /** Spans for outgoing calls (src/tracing/); absent when tracing is off. */
+  tracing: Tracing | undefined;
 }
 
 export interface WorkerConsumer {

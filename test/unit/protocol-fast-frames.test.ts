@@ -21,13 +21,20 @@ const rid = fc.oneof(
 const shortString = (max: number) => fc.oneof(fc.string({ maxLength: max + 3 }), fc.string({ minLength: max - 2, maxLength: max + 2 }), fc.integer(), fc.constant(null));
 const token = fc.oneof(fc.string({ maxLength: 66 }), fc.string({ minLength: 62, maxLength: 67 }), fc.constant(''), fc.integer(), fc.constant(null));
 const data = fc.oneof(fc.jsonValue(), fc.constant(undefined));
+const hex = (length: number) => fc.string({ unit: fc.constantFrom(...'0123456789abcdefA'), minLength: length, maxLength: length });
+const traceparent = fc.oneof(
+  fc.tuple(hex(2), hex(32), hex(16), hex(2)).map((parts) => parts.join('-')),
+  fc.string({ maxLength: 60 }),
+  fc.integer(),
+  fc.constant(null),
+);
 
 const nearPublish = fc.record(
-  { op: fc.constant('publish'), rid, room: shortString(512), class: fc.constantFrom('chat', 'ephemeral', 'signal', ''), data, cmid: token, key: token, from: fc.string(), extra: fc.jsonValue() },
+  { op: fc.constant('publish'), rid, room: shortString(512), class: fc.constantFrom('chat', 'ephemeral', 'signal', ''), data, cmid: token, key: token, traceparent, from: fc.string(), extra: fc.jsonValue() },
   { requiredKeys: ['op'] },
 );
 const nearSignal = fc.record(
-  { op: fc.constant('signal'), rid, to: shortString(512), kind: fc.constantFrom('offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom', 'Offer', ''), data, fromConn: fc.string() },
+  { op: fc.constant('signal'), rid, to: shortString(512), kind: fc.constantFrom('offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom', 'Offer', ''), data, traceparent, fromConn: fc.string() },
   { requiredKeys: ['op'] },
 );
 const nearPing = fc.record({ op: fc.constant('ping'), rid, ts: fc.integer() }, { requiredKeys: ['op'] });

@@ -31,21 +31,30 @@ function isIdField(value: unknown): value is string {
   return typeof value === 'string' && value.length <= FRAME_BOUNDS.maxIdField;
 }
 
+function isTraceparent(value: unknown): value is string {
+  return typeof value === 'string' && FRAME_BOUNDS.traceparent.test(value);
+}
+
 function publish(record: Record<string, unknown>): PublishFrame | undefined {
-  const { rid, room, data, cmid, key } = record;
+  const { rid, room, data, cmid, key, traceparent } = record;
   const cls = record.class;
   if (!isRequestId(rid) || !isIdField(room) || (cls !== 'chat' && cls !== 'ephemeral') || data === undefined) return undefined;
   if ((cmid !== undefined && !isToken(cmid)) || (key !== undefined && !isToken(key))) return undefined;
+  if (traceparent !== undefined && !isTraceparent(traceparent)) return undefined;
   const frame: PublishFrame = { op: 'publish', rid, room, class: cls, data };
   if (cmid !== undefined) frame.cmid = cmid;
   if (key !== undefined) frame.key = key;
+  if (traceparent !== undefined) frame.traceparent = traceparent;
   return frame;
 }
 
 function signal(record: Record<string, unknown>): SignalFrame | undefined {
-  const { rid, to, kind, data } = record;
+  const { rid, to, kind, data, traceparent } = record;
   if (!isRequestId(rid) || !isIdField(to) || !SIGNAL_KINDS.has(kind) || data === undefined) return undefined;
-  return { op: 'signal', rid, to, kind: kind as SignalFrame['kind'], data };
+  if (traceparent !== undefined && !isTraceparent(traceparent)) return undefined;
+  const frame: SignalFrame = { op: 'signal', rid, to, kind: kind as SignalFrame['kind'], data };
+  if (traceparent !== undefined) frame.traceparent = traceparent;
+  return frame;
 }
 
 function ping(record: Record<string, unknown>): PingFrame | undefined {

@@ -74,6 +74,8 @@ export interface PublishFrame {
   cmid?: string;
   /** For ephemeral messages: a key such as `cursor`; while a recipient reads slowly only the latest message per (sender, key) is kept for it. */
   key?: string;
+  /** W3C Trace Context of the sender's span (`00-<trace id>-<span id>-<flags>`); the server's spans for this message join its trace when tracing is on. */
+  traceparent?: string;
 }
 
 export interface SignalFrame {
@@ -84,6 +86,8 @@ export interface SignalFrame {
   kind: SignalKind;
   /** Any JSON value (an SDP description, an ICE candidate, ...). */
   data: unknown;
+  /** W3C Trace Context of the sender's span, as on `publish`. */
+  traceparent?: string;
 }
 
 export interface PresenceFrame {

@@ -17,7 +17,11 @@ export const FRAME_BOUNDS = {
   /** Type and length cap of a room or user id field; the syntax is checked in the gateway (`invalid_room` / `invalid_user`). */
   maxIdField: 4 * MAX_ID_LENGTH,
   signalKinds: ['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom'] as const,
+  /** W3C Trace Context `traceparent`, version 00: version-traceid-parentid-flags in lower-case hex. */
+  traceparent: /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/,
 } as const;
+
+const traceparent = z.string().regex(FRAME_BOUNDS.traceparent);
 
 const requestId = z.union([
   z.string().min(1).max(FRAME_BOUNDS.maxToken),
@@ -58,6 +62,7 @@ export const publishSchema = z.object({
   data: z.unknown().refine((value) => value !== undefined, 'data is required'),
   cmid: z.string().min(1).max(FRAME_BOUNDS.maxToken).optional(),
   key: z.string().min(1).max(FRAME_BOUNDS.maxToken).optional(),
+  traceparent: traceparent.optional(),
 });
 
 export const signalSchema = z.object({
@@ -66,6 +71,7 @@ export const signalSchema = z.object({
   to: z.string().max(FRAME_BOUNDS.maxIdField),
   kind: z.enum(FRAME_BOUNDS.signalKinds),
   data: z.unknown().refine((value) => value !== undefined, 'data is required'),
+  traceparent: traceparent.optional(),
 });
 
 export const presenceSchema = z.object({ op: z.literal('presence'), rid: requestId, room: roomId });
