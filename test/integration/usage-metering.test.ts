@@ -1,0 +1,159 @@
+/**
+ * Issue 20, usage metering end to end: two nodes (shared Redis, RabbitMQ
+ * cold lane) report each tenant's usage every interval as `usage.reported`,
+ * the usage worker writes `tenant_usage` in PostgreSQL, and
+ * `GET /api/usage` sums it. A node restarted within an interval (same node
+ * id) does not report that interval twice: its successor's report has the
+ * same event id and is dropped.
+ *
+ * Redis, RabbitMQ or PostgreSQL missing: fails in CI (CI=true), skipped elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { Connection } from 'rabbitmq-client';
+import { RabbitEventLog } from '../../src/events/rabbitmq.js';
+import { NerveNode } from '../../src/node.js';
+import { usageEventId } from '../../src/usage/meter.js';
+import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
+import { deleteNamespaceKeys } from '../helpers/cluster.js';
+import { createTestDatabase, postgresSkip, POSTGRES_URL, type TestDatabase } from '../helpers/postgres.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
+import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await redisSkipReason(SHARED_REDIS_URL)) ?? (await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip()) ?? false;
+
+const API_KEY = 'usage-test-operator-key-0123456789';
+const INTERVAL = 2000;
+const TENANT = 'acme';
+
+describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
+  const ns = testNamespace('usage');
+  const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
+  const clients: RawClient[] = [];
+  let db: TestDatabase;
+  let admin: Connection;
+  let workerLog: RabbitEventLog;
+  let worker: WorkerHandle;
+  let nodeA: NerveNode;
+  let nodeB: NerveNode;
+  let httpA: string;
+  let portB: number;
+
+  function node(id: string): NerveNode {
+    return new NerveNode({
+      port: 0,
+      host: '127.0.0.1',
+      nodeId: id,
+      env: ns,
+      defaultTenant: TENANT,
+      redisUrl: SHARED_REDIS_URL,
+      amqpUrl: AMQP_URL,
+      postgresUrl: POSTGRES_URL,
+      postgresSchema: ns,
+      apiKey: API_KEY,
+      usageIntervalMs: INTERVAL,
+      drainWindowMs: 0,
+      logLevel: 'silent',
+      demo: false,
+    });
+  }
+
+  async function connect(port: number, user: string): Promise<RawClient> {
+    const client = await RawClient.connect(`ws://127.0.0.1:${port}/ws`, user);
+    clients.push(client);
+    return client;
+  }
+
+  async function usage(): Promise<Record<string, number>> {
+    const response = await fetch(`${httpA}/api/usage?tenant=${TENANT}&from=0`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(response.status, 200);
+    return (await response.json()) as Record<string, number>;
+  }
+
+  before(async () => {
+    db = await createTestDatabase(ns);
+    admin = new Connection({ url: AMQP_URL });
+    admin.on('error', () => undefined);
+    workerLog = new RabbitEventLog({ url: AMQP_URL, env: ns, logger });
+    await workerLog.start();
+    worker = await runWorker('usage', { eventLog: workerLog, pool: db.pool, schema: ns, logger });
+    nodeA = node(`${ns}-a`);
+    nodeB = node(`${ns}-b`);
+    httpA = `http://127.0.0.1:${(await nodeA.start()).port}`;
+    portB = (await nodeB.start()).port;
+  });
+
+  after(async () => {
+    for (const client of clients) client.close();
+    await Promise.all([nodeA?.stop(), nodeB?.stop()]);
+    await worker?.close();
+    await workerLog?.close();
+    for (const queue of ['usage', 'usage.dlq']) await admin.queueDelete({ queue: `${ns}.nerve.${queue}` }).catch(() => undefined);
+    await admin.exchangeDelete({ exchange: `${ns}.nerve.events` }).catch(() => undefined);
+    await admin?.close();
+    await deleteNamespaceKeys(SHARED_REDIS_URL, ns);
+    await db?.drop();
+  });
+
+  it('the worker writes each node\'s reports and GET /api/usage sums them', async () => {
+    const alice = await connect(Number(new URL(httpA).port), 'alice');
+    const bob = await connect(portB, 'bob');
+    assert.equal((await alice.request({ op: 'join', room: 'r' })).op, 'joined');
+    assert.equal((await bob.request({ op: 'join', room: 'r' })).op, 'joined');
+    for (let i = 0; i < 4; i += 1) assert.equal((await alice.request({ op: 'publish', room: 'r', class: 'chat', data: { i } })).op, 'ack');
+    for (let i = 0; i < 6; i += 1) assert.equal((await bob.request({ op: 'publish', room: 'r', class: 'chat', data: { i } })).op, 'ack');
+    for (let i = 0; i < 2; i += 1) assert.equal((await bob.request({ op: 'signal', to: 'alice', kind: 'offer', data: { sdp: 'x' } })).op, 'ack');
+    const totals = await waitFor(
+      async () => {
+        const answer = await usage();
+        return answer.messages === 10 && answer.signals === 2 ? answer : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 250, what: '10 messages and 2 signals reported' },
+    );
+    // Every chat message reached both members (the sender's echo included); the signals reached alice.
+    assert.ok(totals.deliveries! >= 22, `deliveries ${totals.deliveries}`);
+    assert.ok(totals.storedBytes! > 0);
+    assert.ok(totals.connectionMinutes! > 0);
+    const nodes = await db.pool.query<{ node: string }>(`SELECT DISTINCT node FROM "${ns}".tenant_usage WHERE tenant = $1`, [TENANT]);
+    assert.deepEqual(nodes.rows.map((r) => r.node).sort(), [`${ns}-a`, `${ns}-b`]);
+    alice.close();
+    bob.close();
+  });
+
+  it('a node restarted within an interval reports that interval once', async () => {
+    const id = `${ns}-b`;
+    const before = await usage();
+    // Restart early in an interval, so the successor starts in the same one.
+    await waitFor(() => Date.now() % INTERVAL > 50 && Date.now() % INTERVAL < 400, { timeoutMs: INTERVAL * 2, intervalMs: 5, what: 'the start of an interval' });
+    const interval = Math.floor(Date.now() / INTERVAL) * INTERVAL;
+    const carol = await connect(portB, 'carol');
+    assert.equal((await carol.request({ op: 'join', room: 'r2' })).op, 'joined');
+    assert.equal((await carol.request({ op: 'publish', room: 'r2', class: 'chat', data: 'before the restart' })).op, 'ack');
+    await nodeB.stop();
+    nodeB = node(id);
+    portB = (await nodeB.start()).port;
+    assert.equal(nodeB.tenancy.meter.snapshot().from, interval, 'the successor started in the same interval (the machine was too slow for this test)');
+    const dave = await connect(portB, 'dave');
+    assert.equal((await dave.request({ op: 'join', room: 'r3' })).op, 'joined');
+    for (let i = 0; i < 3; i += 1) assert.equal((await dave.request({ op: 'publish', room: 'r3', class: 'chat', data: { i } })).op, 'ack');
+    assert.equal(nodeB.tenancy.meter.snapshot().from, interval, 'the publishes fell in the same interval');
+    // The successor reports the interval (same event id: dropped) and then the next one (dave's connection time).
+    const eventId = usageEventId(id, TENANT, interval);
+    await waitFor(
+      async () =>
+        (await db.pool.query(`SELECT 1 FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start > $2`, [id, interval])).rowCount! > 0,
+      { timeoutMs: 15_000, intervalMs: 200, what: 'the successor\'s next interval' },
+    );
+    await waitFor(async () => (await admin.queueDeclare({ queue: `${ns}.nerve.usage`, passive: true })).messageCount === 0, { timeoutMs: 10_000, what: 'usage queue drained' });
+    const rows = await db.pool.query<{ event_id: string; messages: string }>(`SELECT event_id, messages FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start = $2`, [id, interval]);
+    assert.equal(rows.rowCount, 1, 'one row for the interval');
+    assert.equal(rows.rows[0]!.event_id, eventId);
+    // The stopped process reported carol's message; the successor's 3 in the same interval were not added on top.
+    assert.equal(Number(rows.rows[0]!.messages), 1);
+    const afterRestart = await usage();
+    assert.equal(afterRestart.messages, before.messages! + 1);
+  });
+});
