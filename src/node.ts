@@ -32,6 +32,7 @@ import { NERVE_VERSION } from './version.js';
 import type { RedisBusStats } from './bus/redis-core.js';
 import type { LinkStats } from './redis/link.js';
 import { PostgresProbe } from './postgres/probe.js';
+import { PusherService } from './pusher/service.js';
 import { redisStoreConnection } from './lanes-factory.js';
 import { Tenancy } from './quotas/tenancy.js';
 
@@ -65,6 +66,8 @@ export class NerveNode {
   /** Tenant quotas and usage metering (src/quotas/tenancy.ts). */
   readonly tenancy: Tenancy;
   readonly authenticator: Authenticator;
+  /** The Pusher protocol side (src/pusher, docs/pusher.md); only with `pusherApps`. */
+  readonly pusher: PusherService | undefined;
   /** The node's own server, or the application's when mounted. */
   private readonly http: Server | AppServer;
   private readonly mount: HttpMount | undefined;
@@ -154,7 +157,12 @@ export class NerveNode {
       tenants: this.tenancy.guard,
       tracing: this.options.tracing ? new Tracing() : undefined,
     });
+    this.pusher =
+      this.options.pusherApps.length > 0
+        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, namer, metrics: this.metrics, log: this.log })
+        : undefined;
     const httpDeps: HttpDeps = {
+      ...(this.pusher ? { pusher: this.pusher } : {}),
       gateway: this.gateway,
       metrics: this.metrics,
       nodeId: this.options.nodeId,
@@ -254,7 +262,9 @@ export class NerveNode {
     const { bus, history, presence, events, mailbox, sessions } = this.lanes;
     await bus.start(
       (channel, envelope) => {
-        this.gateway.onBusMessage(channel, envelope);
+        // A room channel may have Pusher subscribers, nerve members or both; a channel only Pusher listens on is not the gateway's.
+        const forPusher = this.pusher?.onBusMessage(channel, envelope) ?? false;
+        if (!forPusher || this.gateway.listensOn(channel)) this.gateway.onBusMessage(channel, envelope);
         this.sampler.delivered(envelope);
       },
       // Channels the bus had to subscribe again may have missed chat: the gateway re-reads it from the history.
@@ -268,6 +278,7 @@ export class NerveNode {
     this.tenancy.enforcer.localRooms = () => this.gateway.localRooms();
     await this.tenancy.start();
     this.gateway.start();
+    await this.pusher?.start();
     const lanes = this.health().map((lane) => `${lane.lane}:${lane.driver}`);
     if (this.mount) {
       this.state = 'running';
@@ -307,7 +318,8 @@ export class NerveNode {
     const drained = this.gateway.drain(this.options.shutdownTimeoutMs, this.options.drainWindowMs);
     await this.heartbeat.draining();
     // 2. drain clients with a reason (1001, reconnect elsewhere), in batches over the drain window.
-    await drained;
+    await Promise.all([drained, this.pusher?.drain()]);
+    await this.pusher?.close().catch(() => {});
     // A mounted node leaves the application's server open: it is not nerve's to close.
     if (!this.mount) this.http.close();
     await this.heartbeat.stop();

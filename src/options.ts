@@ -13,6 +13,7 @@ import { parseProxyEntry } from './http/client-address.js';
 import { parseSentinelAddress, type RedisSentinelSettings } from './redis-connection.js';
 import type { IceServer, Limits } from '../packages/protocol/src/frames.js';
 import { MAX_ID_LENGTH, isValidTenantId } from '../packages/protocol/src/ids.js';
+import { normalizePusherApps, type PusherApp } from './pusher/apps.js';
 import { InvalidQuotaError, parseQuotaFile, parseTenantQuota, type TenantQuota } from './quotas/quotas.js';
 
 export interface HistoryPolicyOption {
@@ -206,6 +207,12 @@ export interface NodeOptions {
   postgresSchema: string;
   /** Bearer key for the server HTTP API (`/api/...`); the API answers 404 while none is set. Default none. */
   apiKey: string | undefined;
+  /**
+   * Pusher-protocol apps (src/pusher/apps.ts, docs/pusher.md): each is a
+   * tenant reached at `/app/{key}` and `/apps/{id}/...`. Given as an array,
+   * JSON text, or the path of a JSON file. Default none (no Pusher endpoint).
+   */
+  pusherApps: PusherApp[];
   /** ICE servers announced in the welcome frame. Default none (host candidates only). */
   iceServers: IceServer[];
   /** Serve the demo page at `/`. Default true. */
@@ -246,7 +253,7 @@ export interface NodeOptions {
   limits: LimitOptions;
 }
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'bus'>> & { bus?: BusDriver; limits?: Partial<LimitOptions> };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'bus' | 'pusherApps'>> & { bus?: BusDriver; limits?: Partial<LimitOptions>; pusherApps?: unknown };
 
 export const DEFAULT_LIMITS: LimitOptions = {
   maxFrameBytes: 64 * 1024,
@@ -629,6 +636,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     postgresSchema: pgIdentifier('postgresSchema', input.postgresSchema ?? 'nerve'),
     historyTtlMs: integer('historyTtlMs', input.historyTtlMs ?? 86_400_000, 1000, 365 * 86_400_000),
     historyPolicies: historyPolicies(input.historyPolicies ?? []),
+    pusherApps: normalizePusherApps(input.pusherApps),
     apiKey: allScopesKey,
     iceServers,
     demo: input.demo ?? true,

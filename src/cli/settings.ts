@@ -91,6 +91,7 @@ export const SETTINGS: readonly Setting[] = [
   top('history-policies', 'historyPolicies', 'json', '[]', 'Redis history bounds per room prefix: [{prefix, maxMessages?, ttlMs?}]'),
   top('postgres-schema', 'postgresSchema', 'string', 'nerve', 'PostgreSQL schema the chat-store worker writes'),
   top('api-key', 'apiKey', 'string', 'none (API off)', 'bearer key for the server HTTP API with every scope (>= 24 characters)'),
+  top('pusher-apps', 'pusherApps', 'string', 'none', 'Pusher-protocol apps (docs/pusher.md): JSON [{id, key, secret, tenant?, enableClientMessages?, ...}] or the path of a JSON file'),
   top('api-keys', 'apiKeys', 'json', '[]', 'scoped API keys: [{key, scopes: [publish|signal|rooms:end|presence:read|history:read|tokens:mint|turn:mint|quotas|usage:read], name?, tenants?}]'),
   top('ice-servers', 'iceServers', 'json', '[]', 'ICE servers for the welcome frame, JSON array'),
   top('demo', 'demo', 'bool', 'true', 'serve the demo page at /'),

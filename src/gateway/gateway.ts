@@ -128,6 +128,8 @@ export interface ServerPublish {
   from: string;
   cmid?: string | undefined;
   key?: string | undefined;
+  /** A connection (nerve or Pusher socket id) that must not receive an ephemeral message: Pusher's `socket_id` exclusion. */
+  except?: string | undefined;
   /** W3C trace context of the caller (a frame's or an API request's `traceparent`), used only when tracing is on. */
   traceparent?: string | undefined;
 }
@@ -269,6 +271,11 @@ export class Gateway {
 
   roomCount(): number {
     return this.local.rooms();
+  }
+
+  /** Whether some local connection listens on a bus channel (the node hands a channel's envelopes to the Pusher side too, src/pusher). */
+  listensOn(channel: string): boolean {
+    return this.local.get(channel) !== undefined;
   }
 
   /** The rooms with a member on this node (the rooms quota keeps them alive in the shared store). */
@@ -804,7 +811,7 @@ export class Gateway {
    */
   async serverPublish(input: ServerPublish): Promise<Omit<AckFrame, 'op' | 'rid'>> {
     if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, 'node is shutting down');
-    return this.publishInto(input, undefined);
+    return this.publishInto(input, input.except);
   }
 
   /** `publishRoom` in a `nerve.publish` span when tracing is on. */

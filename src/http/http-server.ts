@@ -28,6 +28,11 @@ export interface HttpDeps {
   admin?: AdminDeps;
   /** Time a new TCP connection has to send complete request headers, ms (slowloris). */
   headersTimeoutMs: number;
+  /** The Pusher protocol side (src/pusher): `/app/{key}` upgrades and the `/apps/{id}/...` API; absent without Pusher apps. */
+  pusher?: {
+    handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+    handleRequest(request: IncomingMessage, response: ServerResponse, url: URL): Promise<boolean>;
+  };
 }
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -46,7 +51,10 @@ export function createHttpServer(deps: HttpDeps): Server {
   // Node checks headersTimeout on this interval; keep it a fraction of the timeout.
   const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(deps.headersTimeoutMs / 4)));
   const server = createServer({ connectionsCheckingInterval }, requestListener(deps));
-  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => upgradeToGateway(deps.gateway, request, socket, head));
+  server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (deps.pusher?.handleUpgrade(request, socket, head)) return;
+    upgradeToGateway(deps.gateway, request, socket, head);
+  });
   // Slowloris: a client must send its headers promptly. headersTimeout
   // covers requests on a live HTTP connection; the socket-level deadline
   // below also cuts a TCP connection that never completes its first
@@ -154,6 +162,7 @@ async function handle(deps: HttpDeps, request: IncomingMessage, response: Server
     return;
   }
   const path = url.pathname;
+  if (deps.pusher && (await deps.pusher.handleRequest(request, response, url))) return;
   if (deps.admin && (await handleAdmin(deps.admin, request, url, (status, body, headers) => json(response, status, body, headers)))) return;
   if (await handleApi(deps.api, request, url, (status, body, headers) => json(response, status, body, headers))) return;
   if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -1,0 +1,104 @@
+/**
+ * The Pusher side as the node sees it (docs/pusher.md): built when
+ * `pusherApps` is not empty; owns its store and its connections, and offers
+ * the node the four hooks it needs: upgrades, HTTP requests, bus envelopes,
+ * and shutdown.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Bus, BusEnvelope } from '../bus/bus.js';
+import type { ChannelNamer } from '../bus/channels.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { Logger } from '../logger.js';
+import type { NodeMetrics } from '../metrics.js';
+import { redisSentinelSettings, type NodeOptions } from '../options.js';
+import type { Presence } from '../presence/presence.js';
+import { redisStoreConnection } from '../redis-connection.js';
+import { PusherGateway, type PusherFact } from './gateway.js';
+import { handlePusherHttp } from './http-api.js';
+import { MemoryPusherStore, RedisPusherStore, type PusherStore } from './store.js';
+
+export interface PusherServiceDeps {
+  options: NodeOptions;
+  gateway: Gateway;
+  bus: Bus;
+  presence: Presence;
+  namer: ChannelNamer;
+  metrics: NodeMetrics;
+  log: Logger;
+  /** Replace the store built from options (tests). */
+  store?: PusherStore;
+  onFact?: (fact: PusherFact) => void;
+}
+
+export class PusherService {
+  readonly gateway: PusherGateway;
+  readonly store: PusherStore;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly deps: PusherServiceDeps) {
+    const { options } = deps;
+    this.store =
+      deps.store ??
+      (options.redisUrl
+        ? new RedisPusherStore({
+            ...redisStoreConnection(options.redisUrl, options.redisMode === 'sharded', redisSentinelSettings(options)),
+            prefix: deps.namer.prefix,
+            nodeId: options.nodeId,
+            beatMs: options.registryIntervalMs,
+            probeIntervalMs: options.probeIntervalMs,
+          })
+        : new MemoryPusherStore());
+    this.gateway = new PusherGateway({
+      apps: options.pusherApps,
+      options,
+      gateway: deps.gateway,
+      bus: deps.bus,
+      presence: deps.presence,
+      store: this.store,
+      namer: deps.namer,
+      metrics: deps.metrics,
+      log: deps.log.child({ component: 'pusher' }),
+      ...(deps.onFact ? { onFact: deps.onFact } : {}),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.store.start();
+    this.gateway.start();
+  }
+
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    return this.gateway.handleUpgrade(request, socket, head);
+  }
+
+  handleRequest(request: IncomingMessage, response: ServerResponse, url: URL): Promise<boolean> {
+    return handlePusherHttp(
+      {
+        apps: this.deps.options.pusherApps,
+        pusher: this.gateway,
+        presence: this.deps.presence,
+        store: this.store,
+        onError: (code) => this.deps.metrics.errors.inc({ code }),
+      },
+      request,
+      response,
+      url,
+    );
+  }
+
+  onBusMessage(channel: string, envelope: BusEnvelope): boolean {
+    return this.gateway.onBusMessage(channel, envelope);
+  }
+
+  /** Close every Pusher connection (4200: reconnect at once); resolves once their channels are left. */
+  drain(): Promise<void> {
+    return this.gateway.drain();
+  }
+
+  /** Idempotent; after `drain`, before the lanes close. */
+  close(): Promise<void> {
+    this.closing ??= this.store.close();
+    return this.closing;
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * How Pusher events and nerve room messages meet on a room channel
+ * (docs/pusher.md, "How channels map onto rooms"). The bus carries nerve
+ * frames only, so a nerve node that knows nothing of Pusher delivers them
+ * as usual; the Pusher side translates what it receives:
+ *
+ * | on the bus (nerve frame)                               | a Pusher subscriber gets                      |
+ * |--------------------------------------------------------|-----------------------------------------------|
+ * | ephemeral `message`, `data: {event: string, data}`     | that event with that data (`user_id` = `from` on presence channels for `client-` events) |
+ * | ephemeral `message` of any other data                  | event `nerve-message`, data `{from, id, ts, data, key?}` |
+ * | chat `message`                                         | event `nerve-chat`, data `{from, id, ts, offset, epoch, data}` |
+ * | `member_joined` / `member_left` (presence channels)    | `pusher_internal:member_added` / `member_removed` |
+ *
+ * A Pusher event sent by the HTTP API or a client is published as the
+ * ephemeral message of the first row, so nerve SDK members of the room see
+ * `{event, data}` from `from`.
+ */
+import type { ChatMessage, EphemeralMessage, MemberJoinedFrame, MemberLeftFrame } from '../../packages/protocol/src/frames.js';
+import type { MessageClass } from '../../packages/protocol/src/frames.js';
+import { encodePusher, type ChannelKind } from './protocol.js';
+
+/** The data of the nerve ephemeral message carrying a Pusher event. */
+export interface PusherEventData {
+  event: string;
+  data: unknown;
+}
+
+/** A `member_joined` frame published by the Pusher side carries the member's `user_info` (JSON text) for other nodes' Pusher subscribers. */
+export interface PusherMemberJoined extends MemberJoinedFrame {
+  info?: string;
+}
+
+export function isPusherEventData(data: unknown): data is PusherEventData {
+  return typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { event?: unknown }).event === 'string';
+}
+
+/**
+ * The Pusher frame for a nerve frame received on `channel`, or undefined
+ * when Pusher subscribers get nothing of it (presence frames on a channel
+ * that is not a presence channel; anything that does not parse).
+ */
+export function pusherFrameOf(channel: string, kind: ChannelKind, messageClass: MessageClass, payload: string): string | undefined {
+  let frame: unknown;
+  try {
+    frame = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (typeof frame !== 'object' || frame === null) return undefined;
+  const op = (frame as { op?: unknown }).op;
+  if (messageClass === 'presence') {
+    if (kind !== 'presence') return undefined;
+    if (op === 'member_joined') {
+      const joined = frame as PusherMemberJoined;
+      return encodePusher({ event: 'pusher_internal:member_added', channel, data: JSON.stringify({ user_id: joined.user, user_info: parseInfo(joined.info) }) });
+    }
+    if (op === 'member_left') {
+      const left = frame as MemberLeftFrame;
+      return encodePusher({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: left.user }) });
+    }
+    return undefined;
+  }
+  if (op !== 'message') return undefined;
+  if (messageClass === 'ephemeral') {
+    const message = frame as EphemeralMessage;
+    if (isPusherEventData(message.data)) {
+      const withUser = kind === 'presence' && message.data.event.startsWith('client-');
+      return encodePusher({ event: message.data.event, channel, data: message.data.data, ...(withUser ? { user_id: message.from } : {}) });
+    }
+    const data = { from: message.from, id: message.id, ts: message.ts, data: message.data, ...(message.key === undefined ? {} : { key: message.key }) };
+    return encodePusher({ event: 'nerve-message', channel, data: JSON.stringify(data) });
+  }
+  if (messageClass === 'chat') {
+    const message = frame as ChatMessage;
+    const data = { from: message.from, id: message.id, ts: message.ts, offset: message.offset, epoch: message.epoch, data: message.data };
+    return encodePusher({ event: 'nerve-chat', channel, data: JSON.stringify(data) });
+  }
+  return undefined;
+}
+
+function parseInfo(info: string | undefined): unknown {
+  if (info === undefined) return undefined;
+  try {
+    return JSON.parse(info) as unknown;
+  } catch {
+    return undefined;
+  }
+}
