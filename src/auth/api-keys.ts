@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 
-export const API_SCOPES = ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint', 'quotas', 'usage:read'] as const;
+export const API_SCOPES = ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint', 'usage:read'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 export interface ApiKeyOption {
@@ -24,6 +24,11 @@ export interface ApiKey {
   name: string;
   scopes: ReadonlySet<ApiScope>;
   tenants: ReadonlySet<string> | undefined;
+}
+
+/** An operator key: every scope and no tenant limit (the admin API, tenant quotas). */
+export function isOperatorKey(key: ApiKey): boolean {
+  return key.tenants === undefined && API_SCOPES.every((scope) => key.scopes.has(scope));
 }
 
 interface StoredKey extends ApiKey {

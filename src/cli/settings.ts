@@ -92,7 +92,7 @@ export const SETTINGS: readonly Setting[] = [
   top('postgres-schema', 'postgresSchema', 'string', 'nerve', 'PostgreSQL schema the chat-store worker writes'),
   top('api-key', 'apiKey', 'string', 'none (API off)', 'bearer key for the server HTTP API with every scope (>= 24 characters)'),
   top('pusher-apps', 'pusherApps', 'string', 'none', 'Pusher-protocol apps (docs/pusher.md): JSON [{id, key, secret, tenant?, enableClientMessages?, ...}] or the path of a JSON file'),
-  top('api-keys', 'apiKeys', 'json', '[]', 'scoped API keys: [{key, scopes: [publish|signal|rooms:end|presence:read|history:read|tokens:mint|turn:mint|quotas|usage:read], name?, tenants?}]'),
+  top('api-keys', 'apiKeys', 'json', '[]', 'scoped API keys: [{key, scopes: [publish|signal|rooms:end|presence:read|history:read|tokens:mint|turn:mint|usage:read], name?, tenants?}]'),
   top('ice-servers', 'iceServers', 'json', '[]', 'ICE servers for the welcome frame, JSON array'),
   top('demo', 'demo', 'bool', 'true', 'serve the demo page at /'),
   { ...top('nodes', 'nodes', 'int', '1', `node processes on this machine, sharing the port (1-${MAX_NODES}; > 1 needs --redis-url)`), cli: true },

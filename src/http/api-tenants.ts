@@ -17,9 +17,8 @@ function tenancyOf(call: ApiCall): TenancyApi {
   return call.deps.tenancy;
 }
 
-/** Quotas are the operator's: a key limited to some tenants could otherwise lift its own. */
+/** The tenant of a quota path (the route already took an operator key: a tenant's own key could lift its quotas). */
 function operatorTenant(call: ApiCall): string {
-  if (call.key.tenants !== undefined) throw new ApiError(403, 'forbidden', 'quotas need a key that may act for every tenant');
   const tenant = call.params[0] ?? '';
   if (!isValidTenantId(tenant)) throw new ApiError(400, 'invalid_tenant', 'tenant ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -');
   return tenant;
@@ -57,7 +56,6 @@ export async function deleteQuotas(call: ApiCall): Promise<[number, unknown]> {
 }
 
 export async function listQuotas(call: ApiCall): Promise<[number, unknown]> {
-  if (call.key.tenants !== undefined) throw new ApiError(403, 'forbidden', 'quotas need a key that may act for every tenant');
   const tenants = await tenancyOf(call).quotas.list().catch(unavailable);
   return [200, { tenants }];
 }

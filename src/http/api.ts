@@ -12,15 +12,15 @@
  *   POST /api/users/:user/signal     signal         direct signal to a user
  *   POST /api/tokens/join            tokens:mint    mint a join token
  *   POST /api/turn                   turn:mint      mint TURN credentials
- *   GET  /api/tenants/:tenant/quotas quotas         a tenant's quotas (keys for every tenant only)
- *   PUT  /api/tenants/:tenant/quotas quotas         set them (DELETE: back to the file's)
- *   GET  /api/quotas                 quotas         every tenant with quotas
+ *   GET  /api/tenants/:tenant/quotas (operator)     a tenant's quotas
+ *   PUT  /api/tenants/:tenant/quotas (operator)     set them (DELETE: back to the file's)
+ *   GET  /api/quotas                 (operator)     every tenant with quotas
  *   GET  /api/usage                  usage:read     metered usage of a tenant over a period (PostgreSQL)
  *   GET  /api/usage/live             usage:read     this node's usage in the current interval
  */
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
-import { API_SCOPES, ApiKeyring, type ApiKey, type ApiScope } from '../auth/api-keys.js';
+import { API_SCOPES, ApiKeyring, isOperatorKey, type ApiKey, type ApiScope } from '../auth/api-keys.js';
 import { mintJoinToken } from '../auth/jwt.js';
 import { turnCredential } from '../auth/turn.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -84,7 +84,8 @@ export interface ApiCall {
 interface Route {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   pattern: RegExp;
-  scope: ApiScope;
+  /** `operator`: every scope and no tenant limit (quotas: a tenant must not lift its own). */
+  scope: ApiScope | 'operator';
   run: (call: ApiCall) => Promise<[number, unknown]>;
 }
 
@@ -99,10 +100,10 @@ const ROUTES: Route[] = [
   { method: 'POST', pattern: new RegExp(`^/api/users/${ROOM}/signal$`), scope: 'signal', run: signal },
   { method: 'POST', pattern: /^\/api\/tokens\/join$/, scope: 'tokens:mint', run: mintJoin },
   { method: 'POST', pattern: /^\/api\/turn$/, scope: 'turn:mint', run: mintTurn },
-  { method: 'GET', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: getQuotas },
-  { method: 'PUT', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: putQuotas },
-  { method: 'DELETE', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'quotas', run: deleteQuotas },
-  { method: 'GET', pattern: /^\/api\/quotas$/, scope: 'quotas', run: listQuotas },
+  { method: 'GET', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'operator', run: getQuotas },
+  { method: 'PUT', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'operator', run: putQuotas },
+  { method: 'DELETE', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'operator', run: deleteQuotas },
+  { method: 'GET', pattern: /^\/api\/quotas$/, scope: 'operator', run: listQuotas },
   { method: 'GET', pattern: /^\/api\/usage$/, scope: 'usage:read', run: usage },
   { method: 'GET', pattern: /^\/api\/usage\/live$/, scope: 'usage:read', run: liveUsage },
 ];
@@ -127,7 +128,9 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
     if (matching.length === 0) throw new ApiError(404, 'not_found', 'no such API path');
     const route = matching.find((candidate) => candidate.method === request.method || (candidate.method === 'GET' && request.method === 'HEAD'));
     if (!route) throw new ApiError(405, 'method_not_allowed', `use ${matching.map((candidate) => candidate.method).join(' or ')}`);
-    if (!key.scopes.has(route.scope)) throw new ApiError(403, 'forbidden', `this key lacks the \`${route.scope}\` scope`);
+    if (route.scope === 'operator') {
+      if (!isOperatorKey(key)) throw new ApiError(403, 'forbidden', 'this path needs an operator key: every scope and no tenant limit (--api-key)');
+    } else if (!key.scopes.has(route.scope)) throw new ApiError(403, 'forbidden', `this key lacks the \`${route.scope}\` scope`);
     const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((param) => {
       try {
         return decodeURIComponent(param);
