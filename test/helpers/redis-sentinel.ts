@@ -33,7 +33,7 @@ export interface SentinelDeployment {
   failover(): Promise<number>;
   /** SIGKILL the current master; resolves with the new master's port once every sentinel names it. */
   crashMaster(): Promise<number>;
-  /** Run redis-cli against a sentinel or a data node port. */
+  /** Run redis-cli against a sentinel or a data node port (with the password, if any). */
   cli(port: number, ...args: string[]): Promise<string>;
   /** Kill everything and remove the directory. Idempotent. */
   stop(): Promise<void>;
@@ -59,7 +59,7 @@ async function killChild(child: ChildProcess): Promise<void> {
 }
 
 /** Start `redis-server <conf> --sentinel`; resolve once it monitors the master. */
-async function spawnSentinel(dir: string, index: number, name: string, masterPort: number): Promise<{ port: number; child: ChildProcess }> {
+async function spawnSentinel(dir: string, index: number, name: string, masterPort: number, password: string | undefined): Promise<{ port: number; child: ChildProcess }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();
@@ -73,6 +73,8 @@ async function spawnSentinel(dir: string, index: number, name: string, masterPor
         'protected-mode no',
         `dir ${dir}`,
         `sentinel monitor ${name} 127.0.0.1 ${masterPort} 2`,
+        // With a password: the sentinels require it, and use it towards the data nodes and each other.
+        ...(password === undefined ? [] : [`requirepass ${password}`, `sentinel auth-pass ${name} ${password}`, `sentinel sentinel-pass ${password}`]),
         `sentinel down-after-milliseconds ${name} 1000`,
         // A master is not failed over again within 2 × failover-timeout of the last failover: short, for two in a row.
         `sentinel failover-timeout ${name} 2000`,
@@ -108,12 +110,14 @@ async function spawnSentinel(dir: string, index: number, name: string, masterPor
 }
 
 /** Start a master, `replicas` replicas and three sentinels; resolve once every sentinel sees every replica and the others. */
-export async function startSentinelDeployment(options: { replicas?: number; name?: string } = {}): Promise<SentinelDeployment> {
+export async function startSentinelDeployment(options: { replicas?: number; name?: string; password?: string } = {}): Promise<SentinelDeployment> {
   const name = options.name ?? 'nerve-test';
+  const password = options.password;
+  const auth = password === undefined ? [] : ['-a', password, '--no-auth-warning'];
   const dir = await mkdtemp(join(tmpdir(), 'nerve-sentinel-'));
   const servers: RedisServer[] = [];
   const sentinels: Array<{ port: number; child: ChildProcess }> = [];
-  const cli = async (port: number, ...args: string[]): Promise<string> => (await execFileAsync('redis-cli', ['-p', String(port), ...args])).stdout;
+  const cli = async (port: number, ...args: string[]): Promise<string> => (await execFileAsync('redis-cli', ['-p', String(port), ...auth, ...args])).stdout;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopped ??= (async () => {
@@ -124,7 +128,10 @@ export async function startSentinelDeployment(options: { replicas?: number; name
     return stopped;
   };
   // What docs/operations.md recommends: a master refuses writes with no replica in sync.
-  const dataFlags = ['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'];
+  const dataFlags = [
+    ...['--min-replicas-to-write', '1', '--min-replicas-max-lag', '10', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'],
+    ...(password === undefined ? [] : ['--requirepass', password, '--masterauth', password]),
+  ];
   try {
     const master = await startRedis(dataFlags);
     servers.push(master);
@@ -133,12 +140,12 @@ export async function startSentinelDeployment(options: { replicas?: number; name
     }
     await waitFor(
       async () => {
-        const infos = await Promise.all(servers.slice(1).map((server) => server.cli('info', 'replication')));
+        const infos = await Promise.all(servers.slice(1).map((server) => cli(server.port, 'info', 'replication')));
         return infos.every((info) => info.includes('master_link_status:up'));
       },
       { timeoutMs: 10_000, intervalMs: 50, what: 'every replica in sync with the master' },
     );
-    for (let i = 0; i < 3; i += 1) sentinels.push(await spawnSentinel(dir, i, name, master.port));
+    for (let i = 0; i < 3; i += 1) sentinels.push(await spawnSentinel(dir, i, name, master.port, password));
     await waitFor(
       async () => {
         for (const { port } of sentinels) {

@@ -225,3 +225,37 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     assert.deepEqual(nodes.map((node) => node.id).sort(), cluster.nodes.map((node) => node.nodeId).sort());
   });
 });
+
+describe('Redis Sentinel with passwords', { skip, timeout: 60_000 }, () => {
+  const password = `pw-${testNamespace('')}`;
+  let deployment: SentinelDeployment;
+  let cluster: Cluster;
+  let client: RawClient | undefined;
+
+  before(async () => {
+    deployment = await startSentinelDeployment({ replicas: 1, password, name: 'nerve-auth' });
+    cluster = await startCluster({
+      count: 1,
+      // The data nodes' password travels in the URL; the sentinels' in its own flag.
+      redisUrl: `redis://:${password}@127.0.0.1:${await deployment.masterPort()}`,
+      args: ['--redis-sentinels', deployment.sentinels.join(','), '--redis-sentinel-name', deployment.name, '--redis-sentinel-password', password],
+    });
+  });
+
+  after(async () => {
+    client?.close();
+    await cluster?.stop();
+    await deployment?.stop();
+  });
+
+  it('every lane connects through password-protected sentinels and data nodes; chat is acked', async () => {
+    const ready = await fetch(`${cluster.node(0).url}/readyz`);
+    assert.equal(ready.status, 200, await ready.text());
+    client = await RawClient.connect(cluster.node(0).wsUrl, 'alice');
+    const room = testNamespace('auth');
+    assert.equal((await client.request({ op: 'join', room })).op, 'joined');
+    const ack = await client.request({ op: 'publish', room, class: 'chat', cmid: 'one', data: 'hello' });
+    assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    assert.equal(ack.offset, 1);
+  });
+});
