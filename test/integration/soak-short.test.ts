@@ -1,6 +1,6 @@
 /**
  * The chaos soak, short (issue 14): the same run as `npm run soak`
- * (bench/lib/soak-run.ts) for about 30 s of faults with a fixed seed and
+ * (bench/lib/soak-run.ts) for about 25 s of faults with a fixed seed and
  * fewer fault kinds: node SIGKILL, Redis restart, stall and byte loss
  * through its proxy, broker cut, worker kill. Every acked chat message must
  * reach every member once, in order (offsets and a replay), be in
@@ -26,11 +26,11 @@ it('short chaos soak: 0 acked chat lost or duplicated, every fault recovered', {
     const { report, summary } = await runSoak({
       ...DEFAULT_SOAK,
       seed: 14,
-      durationMs: 30_000,
+      durationMs: 25_000,
       maxFaults: 6,
       faults: ['node-sigkill', 'redis-restart', 'redis-stall', 'redis-byte-loss', 'broker-cut', 'worker-kill'],
       recoveryTimeoutMs: 20_000,
-      gapMs: [300, 800],
+      gapMs: [300, 600],
       minPerKind: 0,
       members: 12,
       outDir,
