@@ -186,6 +186,17 @@ export class NerveNode {
         keyring: apiKeyring(this.options),
         cluster: () => handleAdminCluster(this.options.nodeId, this.registry, () => this.snapshot.build(), () => this.gateway.state !== 'running'),
         onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
+        actions: {
+          nodeId: this.options.nodeId,
+          gateway: this.gateway,
+          events: this.lanes.events,
+          tenancy: this.tenancy,
+          pool: this.pool,
+          schema: this.options.postgresSchema,
+          maxFrameBytes: this.options.limits.maxFrameBytes,
+          quotaRefreshMs: this.options.quotaRefreshMs,
+          log: this.log.child({ component: 'admin' }),
+        },
       },
     };
     if (deps.mount) {

@@ -54,7 +54,7 @@ export interface BusEnvelope {
 /** Commands nodes send each other on room and user channels. */
 export type ControlCommand =
   | { action: 'room.end'; room: string; reason: string }
-  | { action: 'user.disconnect'; user: string; reason: string };
+  | { action: 'user.disconnect'; user: string; reason: string; /** One connection of the user; absent: all of them. */ conn?: string };
 
 export type BusMessageHandler = (channel: string, envelope: BusEnvelope) => void;
 

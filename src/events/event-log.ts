@@ -25,7 +25,11 @@ export type EventType =
   | 'participant.left'
   | 'message.created'
   | 'recording.requested'
-  | 'usage.reported';
+  | 'usage.reported'
+  | AdminEventType;
+
+/** Audit events of the admin API (docs/events.md, "Admin audit events"): one per action, before it is taken. */
+export type AdminEventType = 'admin.disconnect' | 'admin.end_room' | 'admin.publish' | 'admin.set_quotas';
 
 export interface LifecycleEvent<T extends EventType = EventType> {
   v: number;

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { EVENT_VERSION, type EventType, type LifecycleEvent } from './event-log.js';
+import { EVENT_VERSION, type AdminEventType, type EventType, type LifecycleEvent } from './event-log.js';
 import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 /** Thrown by `parseEvent` / `eventData`; `issue` is the first failing field path. */
@@ -22,6 +22,8 @@ export class InvalidEventError extends Error {
   }
 }
 
+export const ADMIN_EVENT_TYPES: readonly AdminEventType[] = ['admin.disconnect', 'admin.end_room', 'admin.publish', 'admin.set_quotas'];
+
 export const EVENT_TYPES: readonly EventType[] = [
   'room.created',
   'room.ended',
@@ -30,6 +32,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'message.created',
   'recording.requested',
   'usage.reported',
+  ...ADMIN_EVENT_TYPES,
 ];
 
 /** Why a participant left a room. `node_crash`: the node holding the connection died (presence TTL expired). */
@@ -91,6 +94,19 @@ export interface EventDataMap {
     /** Bytes of chat stored (message `data` as JSON). */
     storedBytes: number;
   };
+  /** An operator disconnects a user (every connection) or one connection of it. */
+  'admin.disconnect': AdminActor & { user: string; conn?: string; reason: string };
+  /** An operator ends a room (the event's `room`). */
+  'admin.end_room': AdminActor & { reason: string };
+  /** An operator publishes into a room (the event's `room`); the message itself is in its `message.created`. */
+  'admin.publish': AdminActor & { class: 'chat' | 'ephemeral'; from: string; bytes: number };
+  /** An operator sets a tenant's quotas (`quota`: the new values; absent fields have no limit). */
+  'admin.set_quotas': AdminActor & { quota: Record<string, number> };
+}
+
+/** Who acted: the name of the operator key (never the key); the envelope's `node` took the request. */
+export interface AdminActor {
+  actor: string;
 }
 
 const user = z.string().regex(USER_ID_PATTERN);
@@ -124,6 +140,10 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
   }) as z.ZodType<EventDataMap['message.created']>,
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
+  'admin.disconnect': z.object({ actor: id, user, conn: id.optional(), reason: z.string().max(200) }),
+  'admin.end_room': z.object({ actor: id, reason: z.string().max(200) }),
+  'admin.publish': z.object({ actor: id, class: z.enum(['chat', 'ephemeral']), from: user, bytes: count }),
+  'admin.set_quotas': z.object({ actor: id, quota: z.record(z.string(), count) }),
 };
 
 const envelopeSchema = z.object({
@@ -139,7 +159,7 @@ const envelopeSchema = z.object({
 });
 
 /** Events that concern a room must name it and its session. */
-const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported'));
+const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported' && !type.startsWith('admin.')));
 
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -220,6 +240,21 @@ export const messageCreated = (source: EventSource, data: EventDataMap['message.
 /** A node's usage by one tenant over one interval (no room: usage is per tenant). */
 export function usageReported(source: { tenant: string; node: string; id: string; ts?: number }, data: EventDataMap['usage.reported']): LifecycleEvent<'usage.reported'> {
   const event = { v: EVENT_VERSION, id: source.id, type: 'usage.reported' as const, ts: source.ts ?? Date.now(), tenant: source.tenant, node: source.node, data: data as unknown as Record<string, unknown> };
+  parseEvent(event);
+  return event;
+}
+/** An admin audit event: the tenant acted on, the room when the action concerns one (no session: it is not a room's life). */
+export function adminEvent<T extends AdminEventType>(type: T, source: { tenant: string; room?: string; node: string }, data: EventDataMap[T]): LifecycleEvent<T> {
+  const event = {
+    v: EVENT_VERSION,
+    id: randomUUID(),
+    type,
+    ts: Date.now(),
+    tenant: source.tenant,
+    ...(source.room === undefined ? {} : { room: source.room }),
+    node: source.node,
+    data: data as unknown as Record<string, unknown>,
+  };
   parseEvent(event);
   return event;
 }

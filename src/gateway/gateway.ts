@@ -1027,6 +1027,36 @@ export class Gateway {
     }
   }
 
+  /**
+   * Disconnect a user's connections, or one of them, on every node (admin
+   * API): a `user.disconnect` control envelope on the user's channel, which
+   * only nodes holding a connection of the user subscribe. Resolves with how
+   * many nodes received it.
+   */
+  async disconnectUser(tenant: string, user: string, conn: string | undefined, reason: string): Promise<number> {
+    if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, 'node is shutting down');
+    const command: ControlCommand = { action: 'user.disconnect', user, reason, ...(conn === undefined ? {} : { conn }) };
+    const envelope: BusEnvelope = { v: BUS_ENVELOPE_VERSION, type: 'control', id: randomUUID(), origin: this.nodeId, class: 'lifecycle', payload: JSON.stringify(command) };
+    try {
+      return await this.deps.bus.publish(this.deps.namer.user(tenant, user), envelope);
+    } catch (error) {
+      throw new NerveError(ErrorCode.BusUnavailable, 'cross-node bus unavailable', { cause: error });
+    }
+  }
+
+  /** A `user.disconnect` command reached this node: close the user's local connections (4012), or the one named. */
+  private onUserDisconnect(channel: string, command: { user: string; reason: string; conn: string | undefined }): void {
+    const target = this.local.get(channel);
+    if (target?.kind !== 'user' || target.id !== command.user) return;
+    const closing = [...target.connections].filter((conn) => command.conn === undefined || conn.id === command.conn);
+    if (closing.length === 0) return;
+    this.deps.log.info({ tenant: target.tenant, user: clip(command.user), connections: closing.length }, 'connections closed by an operator');
+    let reason = command.reason.slice(0, 123) || 'disconnected by an operator';
+    // A close reason is at most 123 bytes of UTF-8.
+    while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+    for (const conn of closing) this.close(conn, CloseCode.Disconnected, reason);
+  }
+
   /** A `room.end` command reached this node: every local member of the room leaves it. */
   private onRoomEnd(channel: string, command: { room: string; reason: string }): void {
     const target = this.local.get(channel);
@@ -1388,6 +1418,9 @@ export class Gateway {
       }
       if (command?.action === 'room.end' && typeof command.room === 'string' && typeof command.reason === 'string') {
         this.onRoomEnd(channel, { room: command.room, reason: command.reason });
+      }
+      if (command?.action === 'user.disconnect' && typeof command.user === 'string' && typeof command.reason === 'string') {
+        this.onUserDisconnect(channel, { user: command.user, reason: command.reason, conn: typeof command.conn === 'string' ? command.conn : undefined });
       }
       return;
     }

@@ -3,6 +3,8 @@
  *
  *   GET /api/admin/cluster   every node of the registry with its load, lanes
  *                            and recent errors; this node's entry is fresh
+ *   /api/admin/tenants/...   actions (disconnect, end a room, publish,
+ *                            quotas, usage): admin-actions.ts, each audited
  *
  * Bearer-authenticated like the server API, with an operator key: every
  * scope and no tenant limit (`--api-key`, or an `--api-keys` entry without
@@ -12,6 +14,7 @@
 import type { IncomingMessage } from 'node:http';
 import { API_SCOPES, type ApiKeyring } from '../auth/api-keys.js';
 import type { NodeRecord } from '../registry/registry.js';
+import { handleAdminAction, type AdminActionDeps } from './admin-actions.js';
 
 export interface ClusterView {
   /** This node's id (the one answering). */
@@ -30,6 +33,8 @@ export interface AdminDeps {
   cluster: () => Promise<ClusterView>;
   /** Counts refusals by code (`nerve_errors_total{code="http_<code>"}`). */
   onError: (code: string) => void;
+  /** What the actions act on; without it the action paths answer 404. */
+  actions?: AdminActionDeps | undefined;
 }
 
 type Json = (status: number, body: unknown, headers?: Record<string, string>) => void;
@@ -37,9 +42,9 @@ type Json = (status: number, body: unknown, headers?: Record<string, string>) =>
 /** Returns false when the path is not an admin API path. */
 export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url: URL, json: Json): Promise<boolean> {
   if (!url.pathname.startsWith('/api/admin/')) return false;
-  const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) => {
+  const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}, extra: Record<string, unknown> = {}) => {
     deps.onError(code);
-    json(status, { code, message }, headers);
+    json(status, { code, message, ...extra }, headers);
   };
   if (deps.keyring.size === 0) {
     refuse(404, 'not_found', 'the admin API is off: set --api-key');
@@ -54,6 +59,9 @@ export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url
   // Operator keys only: the cluster view spans every tenant (their counts and errors), so a key limited to tenants may not read it, whatever its scopes.
   if (!API_SCOPES.every((scope) => key.scopes.has(scope)) || key.tenants !== undefined) {
     refuse(403, 'forbidden', 'the admin API needs an operator key: every scope and no tenant limit (--api-key)');
+    return true;
+  }
+  if (deps.actions && (await handleAdminAction(deps.actions, key, request, url, json, (error) => refuse(error.status, error.code, error.message, {}, error.extra)))) {
     return true;
   }
   if (request.method !== 'GET' && request.method !== 'HEAD') {

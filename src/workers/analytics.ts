@@ -28,6 +28,10 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
     }
     case 'recording.requested':
     case 'usage.reported':
+    case 'admin.disconnect':
+    case 'admin.end_room':
+    case 'admin.publish':
+    case 'admin.set_quotas':
       return { set: '', params: [] };
   }
 }

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeliveryInfo, EventLog, LifecycleEvent } from '../../src/events/event-log.js';
-import { createEvent, usageReported } from '../../src/events/events.js';
+import { createEvent, adminEvent, usageReported } from '../../src/events/events.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -41,6 +41,14 @@ export function sampleEvent(type: LifecycleEvent['type'], room = `r${++counter}`
       return createEvent(type, source, { by: 'alice', action: 'start' });
     case 'usage.reported':
       return usageReported({ tenant: 'acme', node: 'n1', id: `u-${room}` }, { from: 0, to: 60_000, connectionMs: 60_000, messages: 1, deliveries: 2, signals: 0, storedBytes: 10 });
+    case 'admin.disconnect':
+      return adminEvent(type, { tenant: 'acme', node: 'n1' }, { actor: 'ops', user: 'alice', reason: 'test' });
+    case 'admin.end_room':
+      return adminEvent(type, { tenant: 'acme', room, node: 'n1' }, { actor: 'ops', reason: 'test' });
+    case 'admin.publish':
+      return adminEvent(type, { tenant: 'acme', room, node: 'n1' }, { actor: 'ops', class: 'chat', from: 'ops', bytes: 2 });
+    case 'admin.set_quotas':
+      return adminEvent(type, { tenant: 'acme', node: 'n1' }, { actor: 'ops', quota: { connections: 10 } });
   }
 }
 

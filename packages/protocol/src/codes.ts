@@ -82,6 +82,8 @@ export const CloseCode = {
   TokenExpired: 4010,
   /** The user already has the most connections allowed on this node (`--max-connections-per-user`). Reconnect with backoff. */
   TooManyConnections: 4011,
+  /** An operator disconnected the connection (admin API); the close reason is theirs. Do not reconnect on your own. */
+  Disconnected: 4012,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -90,4 +92,5 @@ export const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
   CloseCode.Normal,
   CloseCode.AuthFailed,
   CloseCode.UnsupportedVersion,
+  CloseCode.Disconnected,
 ]);

@@ -1,0 +1,232 @@
+/**
+ * The admin API's actions (docs/api.md, "Admin API"), behind the /admin page:
+ *
+ *   POST /api/admin/tenants/:tenant/users/:user/disconnect   close a user's connections, or one ({conn})
+ *   POST /api/admin/tenants/:tenant/rooms/:room/end          end a room on every node
+ *   POST /api/admin/tenants/:tenant/rooms/:room/messages     publish into a room
+ *   GET  /api/admin/tenants/:tenant/quotas                   a tenant's quotas
+ *   PUT  /api/admin/tenants/:tenant/quotas                   change them (every node within its refresh)
+ *   GET  /api/admin/tenants/:tenant/usage                    live usage: this node's interval, and the last hour metered
+ *
+ * Operator keys only (admin.ts checks the key first). Every action that
+ * changes something is first written to the cold lane as an `admin.*` audit
+ * event (docs/events.md): an action whose audit event the lane refuses is not
+ * taken (503), so no action goes unrecorded. Reads are not audited.
+ */
+import type { IncomingMessage } from 'node:http';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { ApiKey } from '../auth/api-keys.js';
+import type { EventLog } from '../events/event-log.js';
+import { adminEvent } from '../events/events.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { Logger } from '../logger.js';
+import { clip } from '../logger.js';
+import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
+import type { Tenancy } from '../quotas/tenancy.js';
+import { readUsage } from '../workers/usage.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { isNerveError } from '../../packages/protocol/src/errors.js';
+import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
+import { ApiError, readJson, validate } from './api-body.js';
+
+export interface AdminActionDeps {
+  nodeId: string;
+  gateway: Pick<Gateway, 'serverPublish' | 'endRoom' | 'disconnectUser'>;
+  /** Audit events go here (the node's cold lane). */
+  events: Pick<EventLog, 'publish'>;
+  /** Tenant quotas and live usage; the quota and usage routes answer 501 without. */
+  tenancy: Pick<Tenancy, 'quotas' | 'meter'> | undefined;
+  /** Metered usage (the usage worker's table); without it the usage answer has no `lastHour`. */
+  pool: pg.Pool | undefined;
+  schema: string;
+  /** Body cap of a publish: a WebSocket frame's. */
+  maxFrameBytes: number;
+  /** How long a quota change takes to reach every node. */
+  quotaRefreshMs: number;
+  log: Logger;
+}
+
+type Json = (status: number, body: unknown, headers?: Record<string, string>) => void;
+
+const reason = z.string().max(200);
+const disconnectBody = z.object({ conn: z.string().min(1).max(128).optional(), reason: reason.default('disconnected by an operator') });
+const endBody = z.object({ reason: reason.default('ended by an operator') });
+const publishBody = z.object({
+  class: z.enum(['chat', 'ephemeral']).default('chat'),
+  data: z.unknown().refine((value) => value !== undefined, 'data is required'),
+  from: z.string().regex(USER_ID_PATTERN).default('admin'),
+  cmid: z.string().min(1).max(64).optional(),
+  key: z.string().min(1).max(64).optional(),
+});
+
+const SEGMENT = '([^/]+)';
+interface Route {
+  method: 'GET' | 'POST' | 'PUT';
+  pattern: RegExp;
+  run: (call: ActionCall) => Promise<[number, unknown]>;
+}
+interface ActionCall {
+  deps: AdminActionDeps;
+  request: IncomingMessage;
+  key: ApiKey;
+  tenant: string;
+  /** The path's second parameter (user or room), decoded. */
+  target: string;
+}
+
+const ROUTES: Route[] = [
+  { method: 'POST', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/users/${SEGMENT}/disconnect$`), run: disconnect },
+  { method: 'POST', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/rooms/${SEGMENT}/end$`), run: endRoom },
+  { method: 'POST', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/rooms/${SEGMENT}/messages$`), run: publish },
+  { method: 'GET', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/quotas$`), run: getQuotas },
+  { method: 'PUT', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/quotas$`), run: putQuotas },
+  { method: 'GET', pattern: new RegExp(`^/api/admin/tenants/${SEGMENT}/usage$`), run: usage },
+];
+
+/** Answers an admin action path; false when `pathname` is none of them. The caller has checked the key. */
+export async function handleAdminAction(deps: AdminActionDeps, key: ApiKey, request: IncomingMessage, url: URL, json: Json, refuse: (error: ApiError) => void): Promise<boolean> {
+  const matching = ROUTES.filter((route) => route.pattern.test(url.pathname));
+  if (matching.length === 0) return false;
+  try {
+    const route = matching.find((candidate) => candidate.method === request.method || (candidate.method === 'GET' && request.method === 'HEAD'));
+    if (!route) throw new ApiError(405, 'method_not_allowed', `use ${matching.map((candidate) => candidate.method).join(' or ')}`);
+    const [tenant = '', target = ''] = (route.pattern.exec(url.pathname) ?? []).slice(1).map((param) => {
+      try {
+        return decodeURIComponent(param);
+      } catch {
+        throw new ApiError(400, 'invalid_path', 'malformed percent-encoding in the path');
+      }
+    });
+    if (!isValidTenantId(tenant)) throw new ApiError(400, 'invalid_tenant', 'tenant ids are 1-64 characters of A-Z a-z 0-9 . _ ~ -');
+    const [status, body] = await route.run({ deps, request, key, tenant, target });
+    json(status, body);
+  } catch (error) {
+    if (error instanceof ApiError) refuse(error);
+    else if (isNerveError(error)) refuse(fromNerveError(error));
+    else {
+      deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'admin action failed');
+      refuse(new ApiError(500, 'internal', 'internal error'));
+    }
+  }
+  return true;
+}
+
+function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined }): ApiError {
+  switch (error.code) {
+    case ErrorCode.RateLimited:
+      return new ApiError(429, error.code, error.message, error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs });
+    case ErrorCode.BusUnavailable:
+    case ErrorCode.Unavailable:
+      return new ApiError(503, error.code, error.message);
+    case ErrorCode.OutcomeUnknown:
+      return new ApiError(504, error.code, error.message);
+    default:
+      return new ApiError(400, error.code, error.message);
+  }
+}
+
+/** Write the audit event; refuse the action (503) when the cold lane does not take it. */
+async function audit(call: ActionCall, event: Parameters<EventLog['publish']>[0]): Promise<void> {
+  try {
+    await call.deps.events.publish(event);
+  } catch (error) {
+    call.deps.log.warn({ err: (error as Error).message, type: event.type }, 'admin audit event refused; action not taken');
+    throw new ApiError(503, 'audit_unavailable', 'the audit event could not be written (cold lane unavailable): the action was not taken');
+  }
+  call.deps.log.info({ type: event.type, tenant: event.tenant, room: event.room, actor: call.key.name }, 'admin action');
+}
+
+function room(call: ActionCall): string {
+  if (!isValidRoomId(call.target)) throw new ApiError(400, 'invalid_room', 'room ids are 1-128 characters of A-Z a-z 0-9 . _ ~ -');
+  return call.target;
+}
+
+async function disconnect(call: ActionCall): Promise<[number, unknown]> {
+  const user = call.target;
+  if (!isValidUserId(user)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
+  const body = validate(disconnectBody, await readJson(call.request, 4096));
+  await audit(call, adminEvent('admin.disconnect', { tenant: call.tenant, node: call.deps.nodeId }, { actor: call.key.name, user, reason: body.reason, ...(body.conn === undefined ? {} : { conn: body.conn }) }));
+  const nodes = await call.deps.gateway.disconnectUser(call.tenant, user, body.conn, body.reason);
+  return [200, { tenant: call.tenant, user, ...(body.conn === undefined ? {} : { conn: body.conn }), nodes }];
+}
+
+async function endRoom(call: ActionCall): Promise<[number, unknown]> {
+  const target = room(call);
+  const body = validate(endBody, await readJson(call.request, 4096));
+  await audit(call, adminEvent('admin.end_room', { tenant: call.tenant, room: target, node: call.deps.nodeId }, { actor: call.key.name, reason: body.reason }));
+  const nodes = await call.deps.gateway.endRoom(call.tenant, target, body.reason);
+  return [200, { tenant: call.tenant, room: target, nodes }];
+}
+
+async function publish(call: ActionCall): Promise<[number, unknown]> {
+  const target = room(call);
+  const body = validate(publishBody, await readJson(call.request, call.deps.maxFrameBytes));
+  const bytes = Buffer.byteLength(JSON.stringify(body.data));
+  await audit(call, adminEvent('admin.publish', { tenant: call.tenant, room: target, node: call.deps.nodeId }, { actor: call.key.name, class: body.class, from: body.from, bytes }));
+  const ack = await call.deps.gateway.serverPublish({ tenant: call.tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
+  return [200, { tenant: call.tenant, room: target, ...ack }];
+}
+
+function tenancyOf(call: ActionCall): Pick<Tenancy, 'quotas' | 'meter'> {
+  if (!call.deps.tenancy) throw new ApiError(501, 'not_configured', 'tenant quotas are not available on this server');
+  return call.deps.tenancy;
+}
+
+function quotaStoreDown(): never {
+  throw new ApiError(503, 'unavailable', 'the quota store is unavailable');
+}
+
+async function getQuotas(call: ActionCall): Promise<[number, unknown]> {
+  const { quotas } = tenancyOf(call);
+  const entry = await quotas.get(call.tenant).catch(quotaStoreDown);
+  return [200, { tenant: call.tenant, quota: entry?.quota ?? {}, source: entry?.source ?? 'none', effective: quotas.effective(call.tenant) }];
+}
+
+async function putQuotas(call: ActionCall): Promise<[number, unknown]> {
+  const { quotas } = tenancyOf(call);
+  let quota;
+  try {
+    quota = parseTenantQuota(await readJson(call.request, 4096));
+  } catch (error) {
+    if (error instanceof InvalidQuotaError) throw new ApiError(400, 'invalid_quota', error.message, { field: error.field });
+    throw error;
+  }
+  await audit(call, adminEvent('admin.set_quotas', { tenant: call.tenant, node: call.deps.nodeId }, { actor: call.key.name, quota: { ...quota } }));
+  const entry = await quotas.set(call.tenant, quota).catch(quotaStoreDown);
+  return [200, { ...entry, refreshMs: call.deps.quotaRefreshMs }];
+}
+
+const HOUR_MS = 3_600_000;
+
+async function usage(call: ActionCall): Promise<[number, unknown]> {
+  const { meter, quotas } = tenancyOf(call);
+  const snapshot = meter.snapshot();
+  const own = snapshot.tenants.find((entry) => entry.tenant === call.tenant);
+  const live = {
+    node: snapshot.node,
+    from: snapshot.from,
+    to: snapshot.to,
+    connections: own?.connections ?? 0,
+    connectionMs: own?.connectionMs ?? 0,
+    messages: own?.messages ?? 0,
+    deliveries: own?.deliveries ?? 0,
+    signals: own?.signals ?? 0,
+    storedBytes: own?.storedBytes ?? 0,
+  };
+  // The last hour as metered by every node (usage.reported, stored by the usage worker); absent without PostgreSQL or when it cannot be read.
+  let lastHour: unknown;
+  let lastHourError: string | undefined;
+  if (!call.deps.pool) lastHourError = 'no PostgreSQL URL on this node';
+  else {
+    const to = Date.now();
+    lastHour = await readUsage(call.deps.pool, call.deps.schema, call.tenant, to - HOUR_MS, to).then(
+      (totals) => ({ from: to - HOUR_MS, to, ...totals }),
+      () => {
+        lastHourError = 'usage table unavailable';
+        return undefined;
+      },
+    );
+  }
+  return [200, { tenant: call.tenant, live, quota: quotas.effective(call.tenant), ...(lastHour === undefined ? { lastHourError } : { lastHour }) }];
+}
