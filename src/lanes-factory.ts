@@ -112,6 +112,7 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
           recoveryLimit: options.limits.recoveryLimit,
           waitReplicas: options.redisWaitReplicas,
           waitTimeoutMs: options.redisWaitTimeoutMs,
+          waitAllReplicas: options.redisWaitAllReplicas,
           failoverWatch: redisSentinelSettings(options),
         })
       : new MemoryHistory({

@@ -181,6 +181,13 @@ export interface NodeOptions {
    */
   redisWaitReplicas: number;
   /**
+   * With `redisWaitReplicas` > 0: wait for every replica online (counted
+   * each second), not only that many, so a crashed master cannot be
+   * replaced by a replica that lacks an acked message; a lagging replica
+   * then delays every chat ack. Default true with `redisSentinels`, else false.
+   */
+  redisWaitAllReplicas: boolean;
+  /**
    * How long a chat publish waits for `redisWaitReplicas`, ms (10-4000);
    * past it the sender is told `outcome_unknown`. A WAIT holds the history
    * connection, so keep it below the connection probe interval. Default 500.
@@ -627,6 +634,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     redisSentinelUsername: sentinel?.username,
     redisSentinelTls: sentinel?.tls ?? false,
     redisWaitReplicas,
+    redisWaitAllReplicas: redisWaitReplicas > 0 && (input.redisWaitAllReplicas ?? sentinel !== undefined),
     // Below the script connections' 5 s command timeout, which would otherwise cut the WAIT off.
     redisWaitTimeoutMs: integer('redisWaitTimeoutMs', input.redisWaitTimeoutMs ?? 500, 10, 4000),
     presenceTtlMs: integer('presenceTtlMs', input.presenceTtlMs ?? 10_000, 1000, 600_000),

@@ -82,6 +82,7 @@ export const SETTINGS: readonly Setting[] = [
   top('redis-sentinel-username', 'redisSentinelUsername', 'string', 'none', 'ACL user of the sentinels'),
   top('redis-sentinel-tls', 'redisSentinelTls', 'bool', 'false', 'TLS to the sentinels (data nodes: a rediss:// --redis-url)'),
   top('redis-wait-replicas', 'redisWaitReplicas', 'int', '1 with --redis-sentinels, else 0', 'replicas that must have a chat message (WAIT) before it is published and acked'),
+  top('redis-wait-all-replicas', 'redisWaitAllReplicas', 'bool', 'true with --redis-sentinels, else false', 'with --redis-wait-replicas: wait for every replica online too (a crashed master loses no acked chat)'),
   top('redis-wait-timeout-ms', 'redisWaitTimeoutMs', 'int', '500', 'longest wait for --redis-wait-replicas; past it the sender gets outcome_unknown'),
   top('presence-ttl-ms', 'presenceTtlMs', 'int', '10000', 'a crashed node\'s members leave after this long'),
   top('mailbox-ttl-ms', 'mailboxTtlMs', 'int', '30000', 'signals to a user gone for less than this wait for a reconnect (0 = off)'),

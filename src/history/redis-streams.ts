@@ -64,6 +64,9 @@ function placeholder(): string {
   return PLACEHOLDER_PREFIX + placeholders.toString(36);
 }
 
+/** How often `waitAllReplicas` counts the replicas online, ms. */
+const REPLICA_CHECK_MS = 1000;
+
 /** Longest a fence outlives `+switch-master` when the history connection never reports ready again, ms. */
 const UNFENCE_FALLBACK_MS = 10_000;
 
@@ -135,6 +138,12 @@ export interface RedisStreamsHistoryOptions {
   /** How long an append waits for `waitReplicas`, ms (below the 5 s command timeout). Default 500. */
   waitTimeoutMs?: number;
   /**
+   * With `waitReplicas`: wait for every replica online (checked each
+   * second), not only `waitReplicas` of them, so a master that crashes
+   * cannot be replaced by a replica that lacks an acked message. Default false.
+   */
+  waitAllReplicas?: boolean;
+  /**
    * With `waitReplicas`: the sentinels to watch for a failover's start
    * (src/redis-failover-watch.ts). From `+selected-slave` until this
    * connection is on the new master, appends are refused (`unavailable`)
@@ -172,7 +181,11 @@ export class RedisStreamsHistory implements History {
   private readonly waitReplicas: number;
   private readonly waitTimeoutMs: number;
   /** Appends stored and waiting for the next WAIT (see `replicated`). */
-  private waiters: Array<{ resolve: (replicas: number) => void; reject: (error: unknown) => void }> = [];
+  private waiters: Array<{ resolve: (acked: { replicas: number; needed: number }) => void; reject: (error: unknown) => void }> = [];
+  private readonly waitAllReplicas: boolean;
+  /** Replicas online at the last check (`checkReplicas`). */
+  private replicasOnline = 0;
+  private replicaTimer: NodeJS.Timeout | undefined;
   /** Whether a WAIT is scheduled or in flight. */
   private waiting = false;
   /** Rooms whose pending envelopes to publish at the end of this tick: meta key → the call (see `publishPending`). */
@@ -185,6 +198,8 @@ export class RedisStreamsHistory implements History {
   private state: 'idle' | 'running' | 'closed' = 'idle';
   private lastError: string | undefined;
   private closing: Promise<void> | undefined;
+  /** A reconnect may be to another master (a failover): count its replicas at once. */
+  private readonly onReady = (): void => void this.checkReplicas();
   private readonly onError = (error: Error): void => {
     this.lastError = error.message;
   };
@@ -211,6 +226,7 @@ export class RedisStreamsHistory implements History {
     this.now = options.now ?? Date.now;
     this.waitReplicas = integer('waitReplicas', options.waitReplicas ?? 0, 0);
     this.waitTimeoutMs = integer('waitTimeoutMs', options.waitTimeoutMs ?? 500, 1);
+    this.waitAllReplicas = this.waitReplicas > 0 && options.waitAllReplicas === true;
     if (this.waitTimeoutMs >= 5000) throw new ConfigError('waitTimeoutMs', 'below the 5000 ms command timeout', this.waitTimeoutMs);
     if (this.waitReplicas > 0 && (options.nodes !== undefined || this.publishCommand === 'SPUBLISH')) {
       throw new ConfigError('waitReplicas', '0 on Redis Cluster (WAIT runs on one server)', this.waitReplicas);
@@ -237,6 +253,12 @@ export class RedisStreamsHistory implements History {
       } catch (error) {
         throw new NerveError(ErrorCode.Unavailable, 'cannot connect to Redis for history', { cause: error });
       }
+    }
+    if (this.waitAllReplicas) {
+      this.client.on('ready', this.onReady);
+      await this.checkReplicas().catch(() => {});
+      this.replicaTimer = setInterval(() => void this.checkReplicas(), REPLICA_CHECK_MS);
+      this.replicaTimer.unref();
     }
     if (this.watch) {
       try {
@@ -390,9 +412,9 @@ export class RedisStreamsHistory implements History {
    * are missing holds the connection once, not once per message).
    */
   private async replicated(): Promise<void> {
-    let acked: number;
+    let acked: { replicas: number; needed: number };
     try {
-      acked = await new Promise<number>((resolve, reject) => {
+      acked = await new Promise<{ replicas: number; needed: number }>((resolve, reject) => {
         this.waiters.push({ resolve, reject });
         if (!this.waiting) {
           this.waiting = true;
@@ -402,10 +424,26 @@ export class RedisStreamsHistory implements History {
     } catch (error) {
       throw new OutcomeUnknownError('history append stored on the master, replication unknown: retry with the same cmid', { cause: error });
     }
-    if (acked < this.waitReplicas) {
+    if (acked.replicas < acked.needed) {
       throw new OutcomeUnknownError(
-        `history append stored on the master but on ${acked} of ${this.waitReplicas} replicas within ${this.waitTimeoutMs} ms: a failover may lose it; retry with the same cmid`,
+        `history append stored on the master but on ${acked.replicas} of ${acked.needed} replicas within ${this.waitTimeoutMs} ms: a failover may lose it; retry with the same cmid`,
       );
+    }
+  }
+
+  /**
+   * With `waitAllReplicas`: how many replicas are online now (INFO
+   * replication, every REPLICA_CHECK_MS and at each reconnect), so WAIT asks
+   * for all of them. Kept on a failed check: a WAIT that asks too much
+   * answers `outcome_unknown`, never a false ack.
+   */
+  private async checkReplicas(): Promise<void> {
+    if (this.state === 'closed' || this.client.status !== 'ready') return;
+    try {
+      const info = await this.client.info('replication');
+      this.replicasOnline = (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
+    } catch {
+      // The next check (or reconnect) tries again.
     }
   }
 
@@ -417,8 +455,9 @@ export class RedisStreamsHistory implements History {
       if (this.waiters.length > 0) process.nextTick(() => this.sendWait());
       else this.waiting = false;
     };
-    this.client.wait(this.waitReplicas, this.waitTimeoutMs).then(
-      (replicas) => settle((waiter) => waiter.resolve(replicas)),
+    const needed = Math.max(this.waitReplicas, this.waitAllReplicas ? this.replicasOnline : 0);
+    this.client.wait(needed, this.waitTimeoutMs).then(
+      (replicas) => settle((waiter) => waiter.resolve({ replicas, needed })),
       (error: unknown) => settle((waiter) => waiter.reject(error)),
     );
   }
@@ -450,6 +489,8 @@ export class RedisStreamsHistory implements History {
       this.state = 'closed';
       this.link.stop();
       this.watch?.close();
+      clearInterval(this.replicaTimer);
+      this.client.off('ready', this.onReady);
       if (this.ownsClient) await closeScriptConnection(this.client);
       this.client.off('error', this.onError);
     })();

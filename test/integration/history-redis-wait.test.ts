@@ -180,6 +180,34 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
     }
   });
 
+  it('waitAllReplicas waits for every replica online, not only waitReplicas of them', async () => {
+    // A second replica that can be made to stall (DEBUG SLEEP).
+    const slow = await startRedis(['--replicaof', '127.0.0.1', String(master!.port), '--enable-debug-command', 'yes']);
+    const allRoom: RoomRef = { tenant: 'acme', room: 'all' };
+    const allTarget: AppendTarget = { ...target, channel: `${namespace}:all:ch` };
+    const options = { url: masterUrl, prefix: `${namespace}:a`, waitReplicas: 1, waitTimeoutMs: 600 };
+    const all = new RedisStreamsHistory({ ...options, waitAllReplicas: true });
+    const one = new RedisStreamsHistory(options);
+    try {
+      await waitFor(async () => (await master!.cli('info', 'replication')).match(/state=online/g)?.length === 2, {
+        timeoutMs: 10_000,
+        intervalMs: 50,
+        what: 'two replicas online',
+      });
+      await Promise.all([all.start(), one.start()]);
+      await all.append(allRoom, draft(1, { room: allRoom.room }), allTarget);
+      // The slow replica stops answering for 2 s: WAIT 1 still passes, WAIT for both cannot.
+      const sleeping = slow.cli('debug', 'sleep', '2');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await one.append(allRoom, draft(2, { room: allRoom.room }), allTarget);
+      await assert.rejects(all.append(allRoom, draft(3, { room: allRoom.room }), allTarget), (error: unknown) => error instanceof OutcomeUnknownError && /of 2 replicas/.test(error.message));
+      await sleeping;
+    } finally {
+      await Promise.all([all.close(), one.close()]);
+      await slow.stop();
+    }
+  });
+
   it('two nodes appending to one room publish in offset order', async () => {
     const orderRoom: RoomRef = { tenant: 'acme', room: 'order' };
     const orderChannel = `${namespace}:order:ch`;

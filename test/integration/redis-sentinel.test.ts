@@ -38,7 +38,7 @@ const RECOVERY_MS = 5000;
 /** The sentinels' down-after-milliseconds (test/helpers/redis-sentinel.ts). */
 const DOWN_AFTER_MS = 1000;
 /** Load before the failover, and after cross-node chat is back. */
-const PHASE_MS = 2500;
+const PHASE_MS = 2000;
 /** Each sender publishes one message at a time, then waits this long. */
 const PERIOD_MS = 20;
 

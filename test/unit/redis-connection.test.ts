@@ -36,6 +36,11 @@ describe('Redis Sentinel settings', () => {
     assert.equal(plain.redisWaitReplicas, 0);
     assert.equal(redisSentinelSettings(plain), undefined);
     assert.equal(normalizeOptions({ redisSentinels: SENTINELS, redisSentinelName: 'm', redisWaitReplicas: 2 }).redisWaitReplicas, 2);
+    assert.equal(options.redisWaitAllReplicas, true);
+    assert.equal(plain.redisWaitAllReplicas, false);
+    assert.equal(normalizeOptions({ redisSentinels: SENTINELS, redisSentinelName: 'm', redisWaitAllReplicas: false }).redisWaitAllReplicas, false);
+    assert.equal(normalizeOptions({ redisSentinels: SENTINELS, redisSentinelName: 'm', redisWaitReplicas: 0 }).redisWaitAllReplicas, false);
+    assert.equal(normalizeOptions({ redisUrl: 'redis://h:1', redisWaitReplicas: 1, redisWaitAllReplicas: true }).redisWaitAllReplicas, true);
   });
 
   it('refuses incoherent settings with a ConfigError naming the setting', () => {
