@@ -81,7 +81,9 @@ export class QuotaEnforcer {
     const { quotas, backend } = this.options;
     try {
       await quotas.refresh();
-      if (this.connections.size > 0) await backend.syncConnections(this.connections);
+      // Only tenants under a connection quota: without one nobody reads the count (a quota set later gets it at the next refresh).
+      const counted = new Map([...this.connections].filter(([tenant]) => quotas.effective(tenant).connections !== undefined));
+      if (counted.size > 0) await backend.syncConnections(counted);
       for (const [tenant, count] of this.connections) if (count === 0) this.connections.delete(tenant);
       const rooms = new Map<string, string[]>();
       for (const { tenant, room } of this.localRooms()) {
