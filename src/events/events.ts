@@ -87,7 +87,7 @@ export interface EventDataMap {
     connectionMs: number;
     /** Room messages published (chat and ephemeral). */
     messages: number;
-    /** Messages and signals written to this node's sockets. */
+    /** Frames written to this node's sockets for the tenant: room messages, signals, presence changes (as nerve_deliveries_total). */
     deliveries: number;
     /** Direct signals sent. */
     signals: number;
