@@ -107,7 +107,10 @@ export class NerveNode {
         log: this.log,
         pool: this.pool,
         // Late-bound: the gateway is built after the lanes it uses.
-        onPresenceExpired: (room, expiry) => this.gateway.onPresenceExpired(room, expiry),
+        onPresenceExpired: (room, expiry) => {
+          this.gateway.onPresenceExpired(room, expiry);
+          this.pusher?.onPresenceExpired(room, expiry);
+        },
         onPresenceRestored: (room, rejoin) => this.gateway.onPresenceRestored(room, rejoin),
       },
       deps.lanes,
@@ -159,7 +162,7 @@ export class NerveNode {
     });
     this.pusher =
       this.options.pusherApps.length > 0
-        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, namer, metrics: this.metrics, log: this.log })
+        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, events: this.lanes.events, namer, metrics: this.metrics, log: this.log })
         : undefined;
     const httpDeps: HttpDeps = {
       ...(this.pusher ? { pusher: this.pusher } : {}),

@@ -26,6 +26,7 @@ export type EventType =
   | 'message.created'
   | 'recording.requested'
   | 'usage.reported'
+  | 'pusher.webhook'
   | AdminEventType;
 
 /** Audit events of the admin API (docs/events.md, "Admin audit events"): one per action, before it is taken. */

@@ -32,6 +32,7 @@ export const EVENT_TYPES: readonly EventType[] = [
   'message.created',
   'recording.requested',
   'usage.reported',
+  'pusher.webhook',
   ...ADMIN_EVENT_TYPES,
 ];
 
@@ -94,6 +95,20 @@ export interface EventDataMap {
     /** Bytes of chat stored (message `data` as JSON). */
     storedBytes: number;
   };
+  /**
+   * One Pusher webhook event of a Pusher app (docs/pusher.md, "Webhooks"), in
+   * Pusher's own field names; the `pusher-webhooks` worker batches and signs
+   * them. `channel` is the Pusher channel (not a room id: it may hold `= @ , ;`).
+   */
+  'pusher.webhook': {
+    app: string;
+    name: 'member_added' | 'member_removed' | 'client_event';
+    channel: string;
+    user_id?: string;
+    event?: string;
+    data?: string;
+    socket_id?: string;
+  };
   /** An operator disconnects a user (every connection) or one connection of it. */
   'admin.disconnect': AdminActor & { user: string; conn?: string; reason: string };
   /** An operator ends a room (the event's `room`). */
@@ -140,6 +155,15 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
   }) as z.ZodType<EventDataMap['message.created']>,
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
+  'pusher.webhook': z.object({
+    app: z.string().min(1).max(64),
+    name: z.enum(['member_added', 'member_removed', 'client_event']),
+    channel: z.string().min(1).max(164),
+    user_id: z.string().min(1).max(128).optional(),
+    event: z.string().min(1).max(200).optional(),
+    data: z.string().max(1_048_576).optional(),
+    socket_id: z.string().max(64).optional(),
+  }),
   'admin.disconnect': z.object({ actor: id, user, conn: id.optional(), reason: z.string().max(200) }),
   'admin.end_room': z.object({ actor: id, reason: z.string().max(200) }),
   'admin.publish': z.object({ actor: id, class: z.enum(['chat', 'ephemeral']), from: user, bytes: count }),
@@ -159,7 +183,7 @@ const envelopeSchema = z.object({
 });
 
 /** Events that concern a room must name it and its session. */
-const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported' && !type.startsWith('admin.')));
+const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported' && type !== 'pusher.webhook' && !type.startsWith('admin.')));
 
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];

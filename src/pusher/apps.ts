@@ -34,10 +34,27 @@ export interface PusherApp {
   maxPresenceMembers: number;
   /** Largest `user_info` of a presence member, bytes. Default 1024 (Pusher's 1 KB). */
   maxPresenceInfoBytes: number;
+  /**
+   * Pusher-format webhooks (src/pusher/webhooks.ts): each URL gets the events
+   * named in `events` (default: all of them), batched and signed, from the
+   * `pusher-webhooks` worker. Default none: the node then emits no webhook events.
+   */
+  webhooks: PusherWebhookTarget[];
+}
+
+/** The webhook events nerve sends, as Pusher names them. */
+export const PUSHER_WEBHOOK_EVENTS = ['member_added', 'member_removed', 'client_event'] as const;
+export type PusherWebhookName = (typeof PUSHER_WEBHOOK_EVENTS)[number];
+
+export interface PusherWebhookTarget {
+  /** An http(s) URL. */
+  url: string;
+  /** Which events this URL gets. */
+  events: PusherWebhookName[];
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const ACCEPTED = 'a JSON array of {id, key, secret, tenant?, enabled?, enableClientMessages?, maxClientEventsPerSecond?, maxConnections?, activityTimeoutS?, maxEventBytes?, maxPresenceMembers?, maxPresenceInfoBytes?}, or the path of a file holding one';
+const ACCEPTED = 'a JSON array of {id, key, secret, tenant?, enabled?, enableClientMessages?, maxClientEventsPerSecond?, maxConnections?, activityTimeoutS?, maxEventBytes?, maxPresenceMembers?, maxPresenceInfoBytes?, webhooks?}, or the path of a file holding one';
 
 type Bounds = readonly [min: number, max: number, fallback: number];
 const INTEGERS: Record<'maxClientEventsPerSecond' | 'maxConnections' | 'activityTimeoutS' | 'maxEventBytes' | 'maxPresenceMembers' | 'maxPresenceInfoBytes', Bounds> = {
@@ -105,7 +122,7 @@ function app(item: unknown, index: number): PusherApp {
     }
     return value;
   };
-  const known = new Set(['id', 'key', 'secret', 'tenant', 'enabled', 'enableClientMessages', ...Object.keys(INTEGERS)]);
+  const known = new Set(['id', 'key', 'secret', 'tenant', 'enabled', 'enableClientMessages', 'webhooks', ...Object.keys(INTEGERS)]);
   for (const name of Object.keys(raw)) {
     if (!known.has(name)) throw new ConfigError(`${setting}.${name}`, `one of ${[...known].join(', ')}`, name);
   }
@@ -122,5 +139,26 @@ function app(item: unknown, index: number): PusherApp {
     maxEventBytes: integer('maxEventBytes'),
     maxPresenceMembers: integer('maxPresenceMembers'),
     maxPresenceInfoBytes: integer('maxPresenceInfoBytes'),
+    webhooks: webhookTargets(raw.webhooks ?? [], `${setting}.webhooks`),
   };
+}
+
+function webhookTargets(value: unknown, setting: string): PusherWebhookTarget[] {
+  const accepted = `an array of {url: "http(s)://...", events?: [${PUSHER_WEBHOOK_EVENTS.join(' | ')}]}`;
+  if (!Array.isArray(value)) throw new ConfigError(setting, accepted, JSON.stringify(value));
+  return value.map((item: unknown, index) => {
+    const target = typeof item === 'object' && item !== null ? (item as { url?: unknown; events?: unknown }) : {};
+    let url: URL | undefined;
+    try {
+      url = typeof target.url === 'string' ? new URL(target.url) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new ConfigError(`${setting}[${index}].url`, 'an http(s) URL', target.url);
+    const events = target.events ?? [...PUSHER_WEBHOOK_EVENTS];
+    if (!Array.isArray(events) || events.length === 0 || events.some((name) => !(PUSHER_WEBHOOK_EVENTS as readonly unknown[]).includes(name))) {
+      throw new ConfigError(`${setting}[${index}].events`, `a non-empty array of ${PUSHER_WEBHOOK_EVENTS.join(' | ')}`, JSON.stringify(events));
+    }
+    return { url: url.href, events: events as PusherWebhookName[] };
+  });
 }

@@ -475,6 +475,20 @@ export class PusherGateway {
     }
   }
 
+  /**
+   * Presence entries of a crashed node expired; the nerve gateway already
+   * published their `member_left` (Pusher subscribers get member_removed
+   * from it). Here: forget their infos and report the facts.
+   */
+  onPresenceExpired(ref: { tenant: string; room: string }, users: string[]): void {
+    const app = this.deps.apps.find((candidate) => candidate.tenant === ref.tenant);
+    if (!app || channelKind(ref.room) !== 'presence') return;
+    for (const user of users) {
+      void this.deps.store.removeMemberInfo(app.tenant, ref.room, user).catch(() => {});
+      this.fact({ type: 'member_removed', app, channel: ref.room, userId: user });
+    }
+  }
+
   // ------------------------------------------------------------ lifecycle
 
   private async onClosed(socket: PusherSocket): Promise<void> {

@@ -8,7 +8,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
+import type { EventLog } from '../events/event-log.js';
 import type { Gateway } from '../gateway/gateway.js';
+import type { RoomRef } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import { redisSentinelSettings, type NodeOptions } from '../options.js';
@@ -17,12 +19,15 @@ import { redisStoreConnection } from '../redis-connection.js';
 import { PusherGateway, type PusherFact } from './gateway.js';
 import { handlePusherHttp } from './http-api.js';
 import { MemoryPusherStore, RedisPusherStore, type PusherStore } from './store.js';
+import { webhookEvent } from './webhooks.js';
 
 export interface PusherServiceDeps {
   options: NodeOptions;
   gateway: Gateway;
   bus: Bus;
   presence: Presence;
+  /** The cold lane: `pusher.webhook` events for apps with webhooks go there. */
+  events: EventLog;
   namer: ChannelNamer;
   metrics: NodeMetrics;
   log: Logger;
@@ -59,8 +64,21 @@ export class PusherService {
       namer: deps.namer,
       metrics: deps.metrics,
       log: deps.log.child({ component: 'pusher' }),
-      ...(deps.onFact ? { onFact: deps.onFact } : {}),
+      onFact: (fact) => this.onFact(fact),
     });
+  }
+
+  /** Hand a fact to the listener, and to the cold lane when its app has a webhook for it. */
+  private onFact(fact: PusherFact): void {
+    this.deps.onFact?.(fact);
+    const event = webhookEvent(fact, this.deps.options.nodeId);
+    if (!event) return;
+    this.deps.events.publish(event).catch((error: unknown) => this.deps.log.warn({ err: (error as Error).message, app: fact.app.id }, 'pusher webhook event not queued'));
+  }
+
+  /** Presence entries of a crashed node expired (src/presence): its Pusher members of presence channels left, for webhooks. */
+  onPresenceExpired(ref: RoomRef, expiry: { users: string[] }): void {
+    this.gateway.onPresenceExpired(ref, expiry.users);
   }
 
   async start(): Promise<void> {

@@ -28,6 +28,7 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
     }
     case 'recording.requested':
     case 'usage.reported':
+    case 'pusher.webhook':
     case 'admin.disconnect':
     case 'admin.end_room':
     case 'admin.publish':

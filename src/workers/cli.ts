@@ -43,6 +43,7 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('cleanup-hook-url', 'string', 'required by cleanup', 'URL POSTed for each room.ended'),
   setting('webhook-url', 'list', 'required by webhooks', 'URL to POST every event to (repeatable; env: comma-separated)', 'NERVE_WEBHOOK_URLS'),
   setting('webhook-secret', 'string', 'required by webhooks', 'HMAC-SHA256 key of the Nerve-Signature header (>= 16 chars)'),
+  setting('pusher-apps', 'string', 'none', 'webhooks: Pusher apps (as the nodes\' --pusher-apps) whose webhooks get Pusher-format POSTs; then --webhook-url is optional'),
   setting('http-timeout-ms', 'int', '10000', 'timeout of one outgoing HTTP call'),
   setting('metrics-port', 'int', '0 = off', 'serve /metrics (Prometheus) and /healthz on this port'),
   setting('log-level', 'string', 'info', LOG_LEVELS.join(' | ')),
@@ -68,7 +69,8 @@ export function workerHelp(): string {
     '  billing      room.ended -> participant-minutes per session (PostgreSQL)',
     '  cleanup      room.ended -> POST to --cleanup-hook-url',
     '  analytics    per-room aggregates (PostgreSQL)',
-    '  webhooks     every event -> signed POST to each --webhook-url',
+    '  webhooks     every event -> signed POST to each --webhook-url; with --pusher-apps,',
+    '               Pusher-format webhooks of the apps that have some',
     '  usage        usage.reported -> usage per tenant, node and interval (PostgreSQL)',
     '',
     'Flags (environment variable in the second column; a flag wins):',
@@ -152,6 +154,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   assign('cleanupHookUrl', text('cleanup-hook-url'));
   if (webhookUrls.length > 0) options.webhookUrls = webhookUrls;
   assign('webhookSecret', text('webhook-secret'));
+  assign('pusherApps', text('pusher-apps'));
   assign('httpTimeoutMs', intValue('http-timeout-ms', text('http-timeout-ms')));
   assign('metricsPort', intValue('metrics-port', text('metrics-port')));
   return { name, options, logLevel, logFormat, help, otelEndpoint: text('otel-endpoint') };
@@ -168,6 +171,7 @@ const OPTION_FLAGS: Record<string, string> = {
   cleanupHookUrl: 'cleanup-hook-url',
   webhookUrls: 'webhook-url',
   webhookSecret: 'webhook-secret',
+  pusherApps: 'pusher-apps',
   httpTimeoutMs: 'http-timeout-ms',
   metricsPort: 'metrics-port',
   chatIntake: 'chat-intake',

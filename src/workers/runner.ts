@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { ConsumerHandle, EventLog } from '../events/event-log.js';
 import { RabbitEventLog } from '../events/rabbitmq.js';
 import { ConfigError } from '../options.js';
+import { normalizePusherApps } from '../pusher/apps.js';
 import { analytics } from './analytics.js';
 import { billing } from './billing.js';
 import { startChatIntake, type ChatIntakeHandle } from './chat-intake.js';
@@ -63,6 +64,12 @@ export interface WorkerOptions {
   cleanupHookUrl?: string;
   /** webhooks: URLs every event is POSTed to. At least one required by webhooks. */
   webhookUrls?: string[];
+  /**
+   * webhooks: Pusher apps (as `--pusher-apps` of the nodes: an array, JSON text
+   * or a file path) whose `webhooks` get Pusher-format POSTs (docs/pusher.md).
+   * With them, `webhookUrls` and `webhookSecret` become optional. Default none.
+   */
+  pusherApps?: unknown;
   /** HMAC-SHA256 key for `Nerve-Signature`. Required by webhooks; signs cleanup calls when set. */
   webhookSecret?: string;
   /** Timeout of one outgoing HTTP call, ms. Default 10000. */
@@ -157,7 +164,9 @@ export function checkWorkerOptions(name: string, options: WorkerOptions): Worker
   if (options.cleanupHookUrl !== undefined) httpUrl('cleanupHookUrl', options.cleanupHookUrl);
   for (const url of options.webhookUrls ?? []) httpUrl('webhookUrls', url);
   if (name === 'cleanup' && !options.cleanupHookUrl) throw new ConfigError('cleanupHookUrl', 'an http(s) URL (required by worker cleanup)', undefined);
-  if (name === 'webhooks') {
+  const pusherHooks = normalizePusherApps(options.pusherApps).some((app) => app.webhooks.length > 0);
+  // Pusher apps with webhooks are enough on their own; generic URLs still need their secret.
+  if (name === 'webhooks' && !(pusherHooks && (options.webhookUrls ?? []).length === 0)) {
     if ((options.webhookUrls ?? []).length === 0) throw new ConfigError('webhookUrls', 'at least one http(s) URL (required by worker webhooks)', undefined);
     if (!options.webhookSecret || options.webhookSecret.length < 16) {
       throw new ConfigError('webhookSecret', 'a secret of at least 16 characters (required by worker webhooks)', options.webhookSecret ? '<hidden>' : undefined);
@@ -244,6 +253,7 @@ export async function runWorker(name: string, options: WorkerOptions): Promise<W
       cleanupHookUrl: options.cleanupHookUrl,
       webhookUrls: options.webhookUrls ?? [],
       webhookSecret: options.webhookSecret,
+      pusherApps: normalizePusherApps(options.pusherApps),
       httpTimeoutMs: options.httpTimeoutMs ?? 10_000,
       hooks: options.hooks ?? {},
       tracing: options.tracing ? new Tracing() : undefined,

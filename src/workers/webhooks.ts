@@ -7,7 +7,8 @@
 import { createHash } from 'node:crypto';
 import { SpanKind } from '../tracing/tracing.js';
 import { postEvent, type PostResult } from './http.js';
-import type { WorkerDefinition } from './worker.js';
+import type { WorkerConsumer, WorkerDefinition } from './worker.js';
+import { pusherWebhookConsumers } from '../pusher/webhooks.js';
 
 /** Queue name of the webhook consumer for `url`. */
 export function webhookQueue(url: string): string {
@@ -19,10 +20,13 @@ export const webhooks: WorkerDefinition = {
   needsPostgres: false,
   defaults: { maxAttempts: 8, retryDelayMs: 1000, retryBackoff: 'exponential' },
   consumers(context) {
+    // Pusher-format webhooks of the apps that have some (docs/pusher.md): batched and signed with each app's secret.
+    const pusher = pusherWebhookConsumers(context.pusherApps, { timeoutMs: context.httpTimeoutMs, logger: context.logger });
+    if (pusher.length > 0 && context.webhookUrls.length === 0) return pusher;
     const secret = context.webhookSecret;
     if (!secret) throw new Error('webhooks needs webhookSecret');
     if (context.webhookUrls.length === 0) throw new Error('webhooks needs at least one webhook URL');
-    return context.webhookUrls.map((url) => ({
+    return [...pusher, ...context.webhookUrls.map((url): WorkerConsumer => ({
       spec: { queue: webhookQueue(url), bindings: ['#'] },
       async handler(event, info) {
         const post = (traceparent: string | undefined): Promise<PostResult> =>
@@ -43,6 +47,6 @@ export const webhooks: WorkerDefinition = {
         }
         return result.outcome;
       },
-    }));
+    }))];
   },
 };

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
 import type { Tracing } from '../tracing/tracing.js';
+import type { PusherApp } from '../pusher/apps.js';
 
 export const WORKER_NAMES = ['chat-store', 'billing', 'cleanup', 'analytics', 'webhooks', 'usage'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];
@@ -29,6 +30,8 @@ export interface WorkerContext {
   cleanupHookUrl: string | undefined;
   webhookUrls: string[];
   webhookSecret: string | undefined;
+  /** Pusher apps whose `webhooks` the webhooks worker serves in Pusher's format (src/pusher/webhooks.ts); may be empty. */
+  pusherApps: PusherApp[];
   httpTimeoutMs: number;
   hooks: TestHooks;
   /** Spans for outgoing calls (src/tracing/); absent when tracing is off. */

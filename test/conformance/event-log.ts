@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DeliveryInfo, EventLog, LifecycleEvent } from '../../src/events/event-log.js';
+import { parseEvent } from '../../src/events/events.js';
 import { createEvent, adminEvent, usageReported } from '../../src/events/events.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { waitFor } from '../helpers/wait.js';
@@ -39,6 +40,8 @@ export function sampleEvent(type: LifecycleEvent['type'], room = `r${++counter}`
       return createEvent(type, source, { messageId: `m-${room}`, from: 'alice', offset: 1, epoch: 'e1', sentAt: 1, body: { text: 'hi' } });
     case 'recording.requested':
       return createEvent(type, source, { by: 'alice', action: 'start' });
+    case 'pusher.webhook':
+      return parseEvent({ v: 1, id: `p-${room}`, type, ts: 1, tenant: 'acme', node: 'n1', data: { app: '1', name: 'member_added', channel: `presence-${room}`, user_id: 'alice' } });
     case 'usage.reported':
       return usageReported({ tenant: 'acme', node: 'n1', id: `u-${room}` }, { from: 0, to: 60_000, connectionMs: 60_000, messages: 1, deliveries: 2, signals: 0, storedBytes: 10 });
     case 'admin.disconnect':
