@@ -367,6 +367,9 @@ export class RedisStreamsHistory implements History {
     } catch (error) {
       throw new OutcomeUnknownError('history append stored and replicated but not yet published; retry with the same cmid', { cause: error });
     }
+    // And that the publish (`pub` moved on) is on the replicas too: after a
+    // crash, the promoted replica must not read an acked message as pending.
+    await this.replicated();
     return result;
   }
 
