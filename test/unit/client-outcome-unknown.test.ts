@@ -227,3 +227,23 @@ test('a chat publish never acked rejects with timeout; close rejects one waiting
   await assert.rejects(waiting, (error: unknown) => error instanceof NerveClientError && error.code === ClientErrorCode.Closed);
   await h.client.close();
 });
+
+test('a tenant quota: a per-second refusal of a re-send is retried, a first refusal rejects naming the quota', async () => {
+  const h = harness();
+  const socket = await joinedLobby(h);
+  const publishing = h.client.publish('lobby', 'x', { cmid: 'q1' });
+  const first = await h.request(socket, 'publish', 0);
+  socket.receive(unknown(first.rid));
+  const second = await h.request(socket, 'publish', 1);
+  // The first try may be stored: a per-second quota (retryAfterMs) is no answer about it, so it is re-sent.
+  socket.receive({ op: 'error', rid: second.rid, code: 'quota_exceeded', message: 'tenant quota exceeded: publishes', retryAfterMs: 5, quota: 'publishes' });
+  const third = await h.request(socket, 'publish', 2);
+  assert.equal(third.cmid, 'q1');
+  socket.receive({ op: 'ack', rid: third.rid, id: 'm1', ts: 1, offset: 1, epoch: EPOCH, duplicate: true });
+  assert.equal((await publishing).duplicate, true);
+  const refused = h.client.publish('lobby', 'y');
+  const publish = await h.request(socket, 'publish', 3);
+  socket.receive({ op: 'error', rid: publish.rid, code: 'quota_exceeded', message: 'tenant quota exceeded: stored_bytes', quota: 'stored_bytes' });
+  await assert.rejects(refused, (error: unknown) => error instanceof NerveClientError && error.code === ErrorCode.QuotaExceeded && error.quota === 'stored_bytes');
+  await h.client.close();
+});

@@ -843,7 +843,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         if (entry && !entry.joined) this.#rooms.delete(pending.room);
       }
       // Maybe stored: the re-send with the same cmid is acked once (duplicate: true if it was), so the app sees one ack.
-      if (pending.answer === 'ack' && pending.onDisconnect === 'resend' && maybeStored(frame.code, pending)) {
+      if (pending.answer === 'ack' && pending.onDisconnect === 'resend' && maybeStored(frame, pending)) {
         this.#resendLater(pending);
         return;
       }
@@ -1095,14 +1095,16 @@ type LeftFrameOrUndefined = Extract<ServerFrame, { op: 'left' }> | undefined;
 /**
  * Whether a chat publish answered `code` may have been stored, so it is
  * re-sent rather than failed: `outcome_unknown`, or a refusal of a re-send
- * (the store still down, rate limited) after an earlier try's outcome was
- * unknown. Rejecting then would tell the app "not stored" about a message
- * that may be.
+ * (the store still down, rate limited, over a per-second tenant quota: those
+ * carry `retryAfterMs`) after an earlier try's outcome was unknown.
+ * Rejecting then would tell the app "not stored" about a message that may be.
  */
-function maybeStored(code: string, pending: Pending): boolean {
+function maybeStored(frame: ErrorFrame, pending: Pending): boolean {
+  const code = frame.code;
   if (code === ErrorCode.OutcomeUnknown) return true;
   const retrying = (pending.unknownOutcomes ?? 0) > 0;
-  return retrying && (code === ErrorCode.Unavailable || code === ErrorCode.BusUnavailable || code === ErrorCode.RateLimited);
+  const transientQuota = code === ErrorCode.QuotaExceeded && frame.retryAfterMs !== undefined;
+  return retrying && (code === ErrorCode.Unavailable || code === ErrorCode.BusUnavailable || code === ErrorCode.RateLimited || transientQuota);
 }
 
 /**
@@ -1122,8 +1124,9 @@ function rejoinRetryable(code: string): boolean {
 }
 
 function errorFromFrame(frame: ErrorFrame, room?: string): NerveClientError {
-  const options: { retryAfterMs?: number; room?: string } = {};
+  const options: { retryAfterMs?: number; room?: string; quota?: string } = {};
   if (frame.retryAfterMs !== undefined) options.retryAfterMs = frame.retryAfterMs;
+  if (frame.quota !== undefined) options.quota = frame.quota;
   if (room !== undefined) options.room = room;
   return new NerveClientError(frame.code, frame.message, options);
 }

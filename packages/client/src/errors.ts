@@ -26,20 +26,23 @@ export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorC
 export class NerveClientError extends Error {
   override readonly name = 'NerveClientError';
   readonly code: ErrorCode | ClientErrorCode;
-  /** For `rate_limited`: how long the server asks to wait before trying again. */
+  /** For `rate_limited` (and `quota_exceeded` on a per-second quota): how long the server asks to wait before trying again. */
   readonly retryAfterMs: number | undefined;
+  /** For `quota_exceeded`: which tenant quota refused (`connections`, `publishes`, `signals`, `rooms`, `stored_bytes`). */
+  readonly quota: string | undefined;
   /** The room the failed operation concerned, when there is one (for example a failed rejoin). */
   readonly room: string | undefined;
 
   constructor(
     code: ErrorCode | ClientErrorCode,
     message: string,
-    options?: { cause?: unknown; retryAfterMs?: number; room?: string },
+    options?: { cause?: unknown; retryAfterMs?: number; room?: string; quota?: string },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryAfterMs = options?.retryAfterMs;
     this.room = options?.room;
+    this.quota = options?.quota;
   }
 }
 
