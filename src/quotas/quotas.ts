@@ -33,8 +33,17 @@ const MAX_QUOTA = Number.MAX_SAFE_INTEGER;
 export class InvalidQuotaError extends Error {
   override readonly name = 'InvalidQuotaError';
   readonly code = 'invalid_quota';
-  constructor(readonly field: string) {
-    super(`invalid quota: ${field} must be an integer from 0 to ${MAX_QUOTA}`);
+  constructor(
+    readonly field: string,
+    unknown = false,
+  ) {
+    super(
+      unknown
+        ? `invalid quota: unknown field ${field} (known: ${FIELDS.join(', ')})`
+        : field.startsWith('(')
+          ? `invalid quota: ${field} must be a JSON object`
+          : `invalid quota: ${field} must be an integer from 0 to ${MAX_QUOTA}`,
+    );
   }
 }
 
@@ -46,7 +55,7 @@ export function parseTenantQuota(value: unknown): TenantQuota {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidQuotaError('(body)');
   const quota: TenantQuota = {};
   for (const [field, limit] of Object.entries(value)) {
-    if (!(FIELDS as readonly string[]).includes(field)) throw new InvalidQuotaError(field);
+    if (!(FIELDS as readonly string[]).includes(field)) throw new InvalidQuotaError(field.slice(0, 64), true);
     if (limit === null) continue;
     if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0 || limit > MAX_QUOTA) throw new InvalidQuotaError(field);
     quota[field as (typeof FIELDS)[number]] = limit;
