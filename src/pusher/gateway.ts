@@ -82,6 +82,8 @@ const SWEEP_MS = 1000;
 /** How long the server waits for the `pusher:pong` to its `pusher:ping`, at most, ms (pusher-js waits as long for ours). */
 const PONG_TIMEOUT_MS = 30_000;
 const PATH = /^\/app\/([^/?]+)$/;
+/** How long a drain waits for clients to close after its 4200 before cutting them, ms. */
+const DRAIN_CLOSE_MS = 5000;
 
 export class PusherGateway {
   private readonly byKey = new Map<string, PusherApp>();
@@ -93,6 +95,8 @@ export class PusherGateway {
   /** Bus channel of a signed-in user → that user's local sockets. */
   private readonly users = new Map<string, Set<PusherSocket>>();
   private sweeper: NodeJS.Timeout | undefined;
+  /** While draining: called when the last connection closed. */
+  private onEmpty: (() => void) | undefined;
   state: 'running' | 'draining' = 'running';
 
   constructor(private readonly deps: PusherGatewayDeps) {
@@ -494,6 +498,7 @@ export class PusherGateway {
   private async onClosed(socket: PusherSocket): Promise<void> {
     socket.state = 'closed';
     if (!this.sockets.delete(socket)) return;
+    if (this.sockets.size === 0) this.onEmpty?.();
     this.perApp.set(socket.app.id, Math.max(0, (this.perApp.get(socket.app.id) ?? 1) - 1));
     // After whatever the socket had queued, so a subscribe in flight is undone too.
     const done = socket.queue.then(async () => {
@@ -531,10 +536,18 @@ export class PusherGateway {
       socket.send(errorFrame(PusherCode.Reconnect, 'node is shutting down; reconnect'));
       socket.close(PusherCode.Reconnect, 'node is shutting down');
     }
-    const deadline = Date.now() + 5000;
-    while (this.sockets.size > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    // Clients answer the close within a round trip; those that do not are cut after DRAIN_CLOSE_MS.
+    if (this.sockets.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, DRAIN_CLOSE_MS);
+        timer.unref();
+        this.onEmpty = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     }
+    this.onEmpty = undefined;
     for (const socket of this.sockets) socket.ws.terminate();
     await Promise.allSettled([...this.cleanups]);
     this.wss.close();

@@ -15,6 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import PusherServer from 'pusher';
 import * as pusherJs from 'pusher-js';
 import type { Channel, ChannelAuthorizationCallback, PresenceChannel, UserAuthenticationCallback } from 'pusher-js';
+import { NerveNode } from '../../src/node.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
@@ -376,7 +377,39 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
   });
 });
 
-describe('Pusher configuration', () => {
+describe('Pusher on one in-process node (memory lanes)', () => {
+  const LIMITED = { id: '4001', key: 'limited-key', secret: 'limited-secret-0123456789', maxConnections: 1 };
+
+  it('refuses bad messages with pusher:error 4302 and keeps the connection; over maxConnections: 4004; a drain closes with 4200', async () => {
+    const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [LIMITED] });
+    const port = (await node.start()).port;
+    try {
+      const raw = await RawClient.open(`ws://127.0.0.1:${port}/app/${LIMITED.key}?protocol=7`);
+      await raw.waitFor((frame) => frame.event === 'pusher:connection_established');
+      const refusal = (send: () => void) => {
+        const got = raw.waitFor((frame) => frame.event === 'pusher:error');
+        send();
+        return got.then((frame) => (frame.data as { code: number }).code);
+      };
+      assert.equal(await refusal(() => raw.sendRaw('{not json')), 4302);
+      assert.equal(await refusal(() => raw.sendRaw(Buffer.from([1, 2, 3]), { binary: true })), 4302);
+      assert.equal(await refusal(() => raw.send({ event: 'pusher:nonsense', data: {} })), 4302);
+      assert.equal(await refusal(() => raw.send({ event: 'pusher:subscribe', data: { channel: 'bad name!' } })), 4302);
+      assert.equal(await refusal(() => raw.send({ event: 'client-x', channel: 'private-a', data: {} })), 4302); // client events off for this app
+      raw.send({ event: 'pusher:ping', data: {} });
+      await raw.waitFor((frame) => frame.event === 'pusher:pong');
+
+      const second = await RawClient.open(`ws://127.0.0.1:${port}/app/${LIMITED.key}?protocol=7`);
+      assert.equal(await second.waitClose(), 4004);
+
+      const closed = raw.waitClose();
+      await node.stop();
+      assert.equal(await closed, 4200);
+    } finally {
+      await node.stop();
+    }
+  });
+
   it('refuses a bad app list at start-up with a ConfigError naming the entry', async () => {
     const { normalizeOptions, ConfigError } = await import('../../src/options.js');
     assert.throws(() => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }), (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message));
