@@ -120,7 +120,7 @@ export class PusherGateway {
     const path = query < 0 ? target : target.slice(0, query);
     if (!path.startsWith('/app/')) return false;
     // Until ws owns the socket (or while a refusal is written) an error must not go unhandled.
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (this.state !== 'running') {
       this.deps.metrics.upgradesRejected.inc({ reason: 'draining' });
       const body = JSON.stringify({ code: 'draining', message: 'node is shutting down; reconnect to another node' });
@@ -135,6 +135,8 @@ export class PusherGateway {
     }
     // Pusher refuses inside the WebSocket (an error frame, then a close code), so clients learn whether to reconnect.
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1))));
+    // ws put its own listener on the socket as it took it over: ours would stay for the connection's life.
+    if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
     return true;
   }
 
@@ -552,6 +554,11 @@ export class PusherGateway {
     await Promise.allSettled([...this.cleanups]);
     this.wss.close();
   }
+}
+
+/** One listener for every socket being upgraded, not a closure each. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
 }
 
 /** The member of a presence subscription, from its `channel_data`; or why it is refused. */
