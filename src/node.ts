@@ -107,11 +107,13 @@ export class NerveNode {
         log: this.log,
         pool: this.pool,
         // Late-bound: the gateway is built after the lanes it uses.
+        // Occupancy entries of Pusher channels (src/pusher) are the Pusher side's alone, never a room's.
         onPresenceExpired: (room, expiry) => {
-          this.gateway.onPresenceExpired(room, expiry);
-          this.pusher?.onPresenceExpired(room, expiry);
+          if (this.pusher?.onPresenceExpired(room, expiry) !== 'pusher') this.gateway.onPresenceExpired(room, expiry);
         },
-        onPresenceRestored: (room, rejoin) => this.gateway.onPresenceRestored(room, rejoin),
+        onPresenceRestored: (room, rejoin) => {
+          if (this.pusher?.onPresenceRestored(room, rejoin) !== 'pusher') this.gateway.onPresenceRestored(room, rejoin);
+        },
       },
       deps.lanes,
     );

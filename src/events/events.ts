@@ -102,7 +102,7 @@ export interface EventDataMap {
    */
   'pusher.webhook': {
     app: string;
-    name: 'member_added' | 'member_removed' | 'client_event';
+    name: 'channel_occupied' | 'channel_vacated' | 'member_added' | 'member_removed' | 'client_event';
     channel: string;
     user_id?: string;
     event?: string;
@@ -157,7 +157,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
   'pusher.webhook': z.object({
     app: z.string().min(1).max(64),
-    name: z.enum(['member_added', 'member_removed', 'client_event']),
+    name: z.enum(['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event']),
     channel: z.string().min(1).max(164),
     user_id: z.string().min(1).max(128).optional(),
     event: z.string().min(1).max(200).optional(),

@@ -43,7 +43,7 @@ export interface PusherApp {
 }
 
 /** The webhook events nerve sends, as Pusher names them. */
-export const PUSHER_WEBHOOK_EVENTS = ['member_added', 'member_removed', 'client_event'] as const;
+export const PUSHER_WEBHOOK_EVENTS = ['channel_occupied', 'channel_vacated', 'member_added', 'member_removed', 'client_event'] as const;
 export type PusherWebhookName = (typeof PUSHER_WEBHOOK_EVENTS)[number];
 
 export interface PusherWebhookTarget {

@@ -48,6 +48,7 @@ import { pusherFrameOf, type PusherMemberJoined } from './translate.js';
  * the sender's node.
  */
 export type PusherFact =
+  | { type: 'channel_occupied' | 'channel_vacated'; app: PusherApp; channel: string }
   | { type: 'member_added' | 'member_removed'; app: PusherApp; channel: string; userId: string }
   | { type: 'client_event'; app: PusherApp; channel: string; event: string; data: unknown; socketId: string; userId?: string };
 
@@ -76,6 +77,15 @@ interface LocalChannel {
 
 /** Control payload on a signed-in user's channel: close that user's Pusher connections (HTTP API `terminate_connections`). */
 export const TERMINATE = JSON.stringify({ action: 'pusher.terminate' });
+
+/**
+ * Occupancy of a channel is kept, for apps with `channel_occupied` /
+ * `channel_vacated` webhooks, as presence-lane entries (one per
+ * subscription) in a room of this prefix, which no nerve room id can have:
+ * the lane's verdicts (first entry, last entry, a crashed node's entries
+ * swept once) are exactly the cluster-wide occupied / vacated.
+ */
+export const OCCUPANCY_PREFIX = '#occupancy:';
 
 /** How often connections are checked for silence, ms. */
 const SWEEP_MS = 1000;
@@ -276,6 +286,12 @@ export class PusherGateway {
       }
     }
     socket.event('pusher_internal:subscription_succeeded', JSON.stringify(presence ? { presence } : {}), name);
+    if (wantsOccupancy(app)) {
+      const added = await this.deps.presence
+        .add(this.occupancyRef(app, name), { user: socket.id, conn: socket.id, node: this.deps.options.nodeId, ts: Date.now() })
+        .catch((error: unknown) => socket.log.warn({ err: (error as Error).message, channel: name }, 'occupancy not recorded'));
+      if (added?.roomStarted) this.fact({ type: 'channel_occupied', app, channel: name });
+    }
     if (isCacheChannel(name)) {
       const cached = await this.deps.store.cached(app.tenant, name).catch(() => undefined);
       if (cached !== undefined) socket.send(cached);
@@ -306,6 +322,10 @@ export class PusherGateway {
           await this.publishQuietly(sub.busChannel, 'presence', encodeFrame(frame), socket.id);
           this.fact({ type: 'member_removed', app, channel: sub.name, userId: sub.user });
         }
+      }
+      if (wantsOccupancy(app) && !sub.held) {
+        const removed = await this.deps.presence.remove(this.occupancyRef(app, sub.name), { user: socket.id, conn: socket.id });
+        if (removed.roomEmpty) this.fact({ type: 'channel_vacated', app, channel: sub.name });
       }
     } catch (error) {
       socket.log.warn({ err: (error as Error).message, channel: sub.name }, 'presence remove failed');
@@ -486,13 +506,30 @@ export class PusherGateway {
    * published their `member_left` (Pusher subscribers get member_removed
    * from it). Here: forget their infos and report the facts.
    */
-  onPresenceExpired(ref: { tenant: string; room: string }, users: string[]): void {
+  onPresenceExpired(ref: { tenant: string; room: string }, users: string[], roomEmpty: boolean): 'pusher' | undefined {
     const app = this.deps.apps.find((candidate) => candidate.tenant === ref.tenant);
-    if (!app || channelKind(ref.room) !== 'presence') return;
+    if (ref.room.startsWith(OCCUPANCY_PREFIX)) {
+      if (app && roomEmpty) this.fact({ type: 'channel_vacated', app, channel: ref.room.slice(OCCUPANCY_PREFIX.length) });
+      return 'pusher';
+    }
+    if (!app || channelKind(ref.room) !== 'presence') return undefined;
     for (const user of users) {
       void this.deps.store.removeMemberInfo(app.tenant, ref.room, user).catch(() => {});
       this.fact({ type: 'member_removed', app, channel: ref.room, userId: user });
     }
+    return undefined;
+  }
+
+  /** This node's presence entries came back after it was cut off; its occupancy entries may make a channel occupied again. */
+  onPresenceRestored(ref: { tenant: string; room: string }, roomStarted: boolean): 'pusher' | undefined {
+    if (!ref.room.startsWith(OCCUPANCY_PREFIX)) return undefined;
+    const app = this.deps.apps.find((candidate) => candidate.tenant === ref.tenant);
+    if (app && roomStarted) this.fact({ type: 'channel_occupied', app, channel: ref.room.slice(OCCUPANCY_PREFIX.length) });
+    return 'pusher';
+  }
+
+  private occupancyRef(app: PusherApp, channel: string): { tenant: string; room: string } {
+    return { tenant: app.tenant, room: `${OCCUPANCY_PREFIX}${channel}` };
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -554,6 +591,11 @@ export class PusherGateway {
     await Promise.allSettled([...this.cleanups]);
     this.wss.close();
   }
+}
+
+/** Whether an app has a webhook for channel_occupied or channel_vacated (then occupancy is kept). */
+function wantsOccupancy(app: PusherApp): boolean {
+  return app.webhooks.some((target) => target.events.includes('channel_occupied') || target.events.includes('channel_vacated'));
 }
 
 /** One listener for every socket being upgraded, not a closure each. */

@@ -76,9 +76,19 @@ export class PusherService {
     this.deps.events.publish(event).catch((error: unknown) => this.deps.log.warn({ err: (error as Error).message, app: fact.app.id }, 'pusher webhook event not queued'));
   }
 
-  /** Presence entries of a crashed node expired (src/presence): its Pusher members of presence channels left, for webhooks. */
-  onPresenceExpired(ref: RoomRef, expiry: { users: string[] }): void {
-    this.gateway.onPresenceExpired(ref, expiry.users);
+  /**
+   * Presence entries of a crashed node expired (src/presence): its Pusher
+   * members of presence channels left, and channels it alone occupied are
+   * vacated. `pusher` when the entries were Pusher occupancy entries, which
+   * are not the nerve gateway's business.
+   */
+  onPresenceExpired(ref: RoomRef, expiry: { users: string[]; roomEmpty: boolean }): 'pusher' | undefined {
+    return this.gateway.onPresenceExpired(ref, expiry.users, expiry.roomEmpty);
+  }
+
+  /** This node's expired entries were added back; `pusher` for occupancy entries, as above. */
+  onPresenceRestored(ref: RoomRef, rejoin: { roomStarted: boolean }): 'pusher' | undefined {
+    return this.gateway.onPresenceRestored(ref, rejoin.roomStarted);
   }
 
   async start(): Promise<void> {

@@ -28,22 +28,33 @@ type WebhookData = EventDataMap['pusher.webhook'];
 export function webhookEvent(fact: PusherFact, nodeId: string): LifecycleEvent<'pusher.webhook'> | undefined {
   const app = fact.app;
   if (!app.webhooks.some((target) => target.events.includes(fact.type))) return undefined;
-  const data: WebhookData =
-    fact.type === 'client_event'
-      ? {
-          app: app.id,
-          name: 'client_event',
-          channel: fact.channel,
-          event: fact.event,
-          // Pusher sends client event data as a string, JSON-encoded when the client sent an object.
-          data: typeof fact.data === 'string' ? fact.data : JSON.stringify(fact.data ?? null),
-          socket_id: fact.socketId,
-          ...(fact.userId === undefined ? {} : { user_id: fact.userId }),
-        }
-      : { app: app.id, name: fact.type, channel: fact.channel, user_id: fact.userId };
+  const data = webhookData(fact);
   const event = { v: EVENT_VERSION, id: randomUUID(), type: 'pusher.webhook' as const, ts: Date.now(), tenant: app.tenant, node: nodeId, data: data as Record<string, unknown> };
   parseEvent(event);
   return event;
+}
+
+function webhookData(fact: PusherFact): WebhookData {
+  const app = fact.app.id;
+  switch (fact.type) {
+    case 'client_event':
+      return {
+        app,
+        name: 'client_event',
+        channel: fact.channel,
+        event: fact.event,
+        // Pusher sends client event data as a string, JSON-encoded when the client sent an object.
+        data: typeof fact.data === 'string' ? fact.data : JSON.stringify(fact.data ?? null),
+        socket_id: fact.socketId,
+        ...(fact.userId === undefined ? {} : { user_id: fact.userId }),
+      };
+    case 'member_added':
+    case 'member_removed':
+      return { app, name: fact.type, channel: fact.channel, user_id: fact.userId };
+    case 'channel_occupied':
+    case 'channel_vacated':
+      return { app, name: fact.type, channel: fact.channel };
+  }
 }
 
 /** Queue of one app's webhook URL: `pusher-webhooks.<hash of app id and URL>`. */

@@ -115,7 +115,7 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     return new Promise((resolve) => channel.bind('pusher:subscription_succeeded', () => resolve(channel)));
   }
 
-  it('member_added, client_event and member_removed arrive batched, signed, and again after a refused POST', async () => {
+  it('channel_occupied, member_added, client_event, member_removed and channel_vacated arrive batched, signed, and again after a refused POST', async () => {
     const name = `presence-${testNamespace('hooks')}`;
     const alice = client('alice');
     const bob = client('bob');
@@ -146,6 +146,19 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     assert.match(String(clientEvent?.socket_id), /^\d+\.\d+$/);
     assert.deepEqual(ofChannel.filter((event) => event.name === 'member_removed').map((event) => event.user_id), ['bob']);
     assert.equal(refuseNext, 0, 'the refused first POST was sent again');
+
+    // The last subscriber leaves: the channel is vacated, once; it was occupied once.
+    alice.disconnect();
+    const all = await waitFor(
+      () => {
+        const events = deliveries.flatMap((d) => d.events).filter((event) => event.channel === name);
+        return events.some((event) => event.name === 'channel_vacated') ? events : undefined;
+      },
+      { timeoutMs: 15_000, what: 'channel_vacated webhook' },
+    );
+    assert.equal(all.filter((event) => event.name === 'channel_occupied').length, 1);
+    assert.equal(all.filter((event) => event.name === 'channel_vacated').length, 1);
+    assert.deepEqual(Object.keys(all.find((event) => event.name === 'channel_occupied') ?? {}).sort(), ['channel', 'name']);
     // The two joins came within one batch window of each other on one connection: at least one POST carried several events.
     assert.ok(deliveries.some((delivery) => delivery.events.length > 1) || deliveries.length >= 3);
   });
