@@ -15,7 +15,8 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROOT, startCluster, startWorkers, stopWorkers, type Worker } from './lib/cluster.js';
+import { Redis } from 'ioredis';
+import { REDIS_URL, ROOT, startCluster, startWorkers, stopWorkers, type Worker } from './lib/cluster.js';
 import { describeMachine, machineInfo, nowMs, sum } from './lib/stats.js';
 import type { CollectResult, OpenResult } from './worker.js';
 
@@ -34,6 +35,47 @@ const log = (line: string) => process.stderr.write(`${((nowMs() - started) / 100
 const rooms = Math.ceil(connections / roomSize);
 const mib = (bytes: number) => (bytes / 2 ** 20).toFixed(0);
 
+/** Redis' own counters (INFO): CPU seconds and network bytes. On a Redis shared with other work they include it; BENCH_REDIS_URL picks a Redis of the bench's own. */
+interface RedisCounters {
+  cpuSeconds: number;
+  netInBytes: number;
+  netOutBytes: number;
+  commands: number;
+}
+async function redisCounters(redis: Redis): Promise<RedisCounters> {
+  const info = await redis.info();
+  const field = (name: string): number => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return {
+    cpuSeconds: field('used_cpu_sys') + field('used_cpu_user'),
+    netInBytes: field('total_net_input_bytes'),
+    netOutBytes: field('total_net_output_bytes'),
+    commands: field('total_commands_processed'),
+  };
+}
+/** What a phase cost: server CPU (the 3 nodes) and Redis, per unit of work. */
+interface PhaseCost {
+  serverCpuSeconds: number;
+  redisCpuSeconds: number;
+  redisInBytes: number;
+  redisOutBytes: number;
+  redisCommands: number;
+}
+function phaseCost(cpu0: number, cpu1: number, r0: RedisCounters, r1: RedisCounters): PhaseCost {
+  return {
+    serverCpuSeconds: cpu1 - cpu0,
+    redisCpuSeconds: r1.cpuSeconds - r0.cpuSeconds,
+    redisInBytes: r1.netInBytes - r0.netInBytes,
+    redisOutBytes: r1.netOutBytes - r0.netOutBytes,
+    redisCommands: r1.commands - r0.commands,
+  };
+}
+const perUnit = (cost: PhaseCost, units: number, label: string): string[] => [
+  `| ${label}: server CPU (3 nodes) | ${((cost.serverCpuSeconds / units) * 1e6).toFixed(0)} µs |`,
+  `| ${label}: Redis CPU | ${((cost.redisCpuSeconds / units) * 1e6).toFixed(1)} µs |`,
+  `| ${label}: Redis bytes in / out | ${(cost.redisInBytes / units).toFixed(0)} / ${(cost.redisOutBytes / units).toFixed(0)} B |`,
+  `| ${label}: Redis commands | ${(cost.redisCommands / units).toFixed(2)} |`,
+];
+
 async function main(): Promise<void> {
   const machine = machineInfo();
   process.stdout.write(`nerve scale: ${connections.toLocaleString('en-US')} connections on 3 nodes, ${workerCount} load processes, rooms of ${roomSize}\nmachine: ${describeMachine(machine)}\n`);
@@ -42,6 +84,8 @@ async function main(): Promise<void> {
   const workers = startWorkers(workerCount);
   const publisher = startWorkers(1)[0] as Worker;
   const result: Record<string, unknown> = { date: new Date().toISOString(), machine, connections, workers: workerCount, roomSize };
+  const redis = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
+  redis.on('error', () => {});
   try {
     const urls = cluster.servers.map((server) => server.url);
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -54,6 +98,8 @@ async function main(): Promise<void> {
       return specs;
     });
     const progress = setInterval(() => log(`… RSS ${mib(cluster.rssBytes())} MiB, server CPU ${cluster.cpuSeconds().toFixed(0)} s`), 10_000);
+    const openCpu0 = cluster.cpuSeconds();
+    const openRedis0 = await redisCounters(redis);
     let opened: OpenResult[];
     try {
       opened = await Promise.all(
@@ -67,12 +113,16 @@ async function main(): Promise<void> {
     const openSeconds = (Math.max(...opened.map((r) => r.endMs)) - Math.min(...opened.map((r) => r.startMs))) / 1000;
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const rss1 = cluster.rssBytes();
+    const openCost = phaseCost(openCpu0, cluster.cpuSeconds(), openRedis0, await redisCounters(redis));
+    result.openCost = openCost;
     Object.assign(result, { opened: open, failed, firstError: opened.find((r) => r.firstError)?.firstError, openSeconds, connectsPerSecond: open / openSeconds, rssBeforeBytes: rss0, rssIdleBytes: rss1, idleBytesPerConnection: (rss1 - rss0) / Math.max(1, open) });
     log(`${open} open, ${failed} failed in ${openSeconds.toFixed(1)} s; RSS ${mib(rss1)} MiB → ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB per idle connection`);
     if (failed > 0) log(`first failure: ${opened.find((r) => r.firstError)?.firstError}`);
 
     log(`joining ${rooms} rooms of ${roomSize}`);
     const joinStart = nowMs();
+    const joinCpu0 = cluster.cpuSeconds();
+    const joinRedis0 = await redisCounters(redis);
     // Each worker's connections of one room are contiguous in its list, but rooms interleave across workers; join room by room index ranges.
     await Promise.all(
       workers.map(async (worker, w) => {
@@ -90,19 +140,44 @@ async function main(): Promise<void> {
     const retried = sum(await Promise.all(workers.map(async (worker) => (await worker.run<{ joinRetries: number }>({ cmd: 'errors' })).joinRetries)));
     log(`joined in ${((nowMs() - joinStart) / 1000).toFixed(1)} s (${retried} joins retried after a retryable refusal)`);
     Object.assign(result, { joinSeconds: (nowMs() - joinStart) / 1000, joinRetries: retried });
+    const joinCost = phaseCost(joinCpu0, cluster.cpuSeconds(), joinRedis0, await redisCounters(redis));
+    result.joinCost = joinCost;
     const rss2 = cluster.rssBytes();
+
+    // What members cost while nothing happens: WebSocket pings, presence and registry heartbeats, probes.
+    const IDLE_MS = 15_000;
+    log(`idle in rooms for ${IDLE_MS / 1000} s`);
+    const idleCpu0 = cluster.cpuSeconds();
+    const idleRedis0 = await redisCounters(redis);
+    await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+    const idleCost = phaseCost(idleCpu0, cluster.cpuSeconds(), idleRedis0, await redisCounters(redis));
+    result.idleCost = { ...idleCost, seconds: IDLE_MS / 1000 };
 
     log('final broadcast: one chat message into every room');
     await publisher.run({ cmd: 'open', system: 'nerve', conns: [{ url: urls[0] as string, user: 'broadcaster' }], concurrency: 1, timeoutMs: 30_000 });
     for (let room = 0; room < rooms; room++) await publisher.run({ cmd: 'join', room: `r${room}`, concurrency: 1 });
     await Promise.all(workers.map((worker) => worker.run({ cmd: 'arm', mode: 'latency', tag: 'final', expected: 1 })));
     const broadcastStart = nowMs();
+    const broadcastCpu0 = cluster.cpuSeconds();
+    const broadcastRedis0 = await redisCounters(redis);
     const collecting = Promise.all(workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 120_000 }, 180_000)));
     for (let room = 0; room < rooms; room++) {
       await publisher.run({ cmd: 'publish', index: 0, room: `r${room}`, cls: 'chat', tag: 'final', count: 1, ratePerSecond: 0, window: 1, size: 64, timeoutMs: 30_000 });
     }
     const collected = await collecting;
     const delivered = sum(collected.map((r) => r.received));
+    const broadcastCost = phaseCost(broadcastCpu0, cluster.cpuSeconds(), broadcastRedis0, await redisCounters(redis));
+    const broadcastPhaseSeconds = (nowMs() - broadcastStart) / 1000;
+    // The members' background (the idle phase's rate) runs during the broadcast too: taken out, what is left is the messages'.
+    const idleRate = (value: number) => (value / (IDLE_MS / 1000)) * broadcastPhaseSeconds;
+    const broadcastNet: PhaseCost = {
+      serverCpuSeconds: broadcastCost.serverCpuSeconds - idleRate(idleCost.serverCpuSeconds),
+      redisCpuSeconds: broadcastCost.redisCpuSeconds - idleRate(idleCost.redisCpuSeconds),
+      redisInBytes: broadcastCost.redisInBytes - idleRate(idleCost.redisInBytes),
+      redisOutBytes: broadcastCost.redisOutBytes - idleRate(idleCost.redisOutBytes),
+      redisCommands: broadcastCost.redisCommands - idleRate(idleCost.redisCommands),
+    };
+    result.broadcastCost = { ...broadcastCost, seconds: broadcastPhaseSeconds, net: broadcastNet };
     const lastMs = Math.max(...collected.map((r) => r.lastMs));
     Object.assign(result, { rssJoinedBytes: rss2, joinedBytesPerConnection: (rss2 - rss0) / Math.max(1, open), broadcastDelivered: delivered, broadcastSeconds: (lastMs - broadcastStart) / 1000 });
     log(`broadcast reached ${delivered} / ${open} connections in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s`);
@@ -120,11 +195,18 @@ async function main(): Promise<void> {
         `| RSS per connection, in a room of ${roomSize} | ${((rss2 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB |`,
         `| joins retried (retryable refusal) | ${retried} |`,
         `| final broadcast delivered | ${delivered.toLocaleString('en-US')} / ${open.toLocaleString('en-US')} in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s |`,
+        ...perUnit(openCost, Math.max(1, open), 'per connect'),
+        ...perUnit(joinCost, Math.max(1, open), 'per join'),
+        ...perUnit(idleCost, Math.max(1, open) * (IDLE_MS / 1000), 'idle in a room, per connection and second'),
+        `| broadcast phase | ${broadcastPhaseSeconds.toFixed(2)} s (figures below: net of the idle background over it) |`,
+        ...perUnit(broadcastNet, Math.max(1, delivered), 'broadcast, per delivery'),
+        `| broadcast, per chat message (${rooms} messages): Redis CPU / bytes in / out / commands | ${((broadcastNet.redisCpuSeconds / rooms) * 1e6).toFixed(0)} µs / ${(broadcastNet.redisInBytes / rooms).toFixed(0)} / ${(broadcastNet.redisOutBytes / rooms).toFixed(0)} B / ${(broadcastNet.redisCommands / rooms).toFixed(1)} |`,
         '',
       ].join('\n'),
     );
   } finally {
     log('closing');
+    redis.disconnect();
     await Promise.allSettled([...workers, publisher].map((worker) => worker.run({ cmd: 'close' }, 60_000)));
     await stopWorkers([...workers, publisher]);
     await cluster.stop();
