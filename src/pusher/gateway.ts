@@ -181,7 +181,8 @@ export class PusherGateway {
     const open = this.perApp.get(app.id) ?? 0;
     if (app.maxConnections > 0 && open >= app.maxConnections) return this.refuse(ws, PusherCode.OverQuota, 'application is over connection quota');
 
-    const socket = new PusherSocket(app, ws, this.deps.log.child({ app: app.id }));
+    const limits = this.deps.options.limits;
+    const socket = new PusherSocket(app, ws, this.deps.log.child({ app: app.id }), { perSecond: limits.ratePerSecond, burst: limits.rateBurst });
     this.sockets.add(socket);
     this.perApp.set(app.id, open + 1);
     this.deps.metrics.connectionsTotal.inc();
@@ -195,6 +196,11 @@ export class PusherGateway {
   private onMessage(socket: PusherSocket, data: RawData, isBinary: boolean): void {
     socket.lastSeen = Date.now();
     socket.pingSentAt = undefined;
+    // Checked before parsing: a flood costs a token bucket, not a JSON parse, per message.
+    if (socket.inbound.take() > 0) {
+      this.deps.metrics.drops.inc({ reason: 'rate_limited' });
+      return this.invalid(socket, `over ${this.deps.options.limits.ratePerSecond} messages per second: message dropped`);
+    }
     if (isBinary) return this.invalid(socket, 'binary frames are not part of the protocol');
     let message: { event?: unknown; channel?: unknown; data?: unknown };
     try {

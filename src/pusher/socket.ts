@@ -38,6 +38,8 @@ export class PusherSocket {
   /** When the server's `pusher:ping` went out, while it waits for the `pusher:pong`. */
   pingSentAt: number | undefined;
   readonly clientEvents: TokenBucket;
+  /** Every message from the client, as the node's per-connection rate limit (`ratePerSecond`, `rateBurst`). */
+  readonly inbound: TokenBucket;
   /** Subscribe, unsubscribe and sign-in of one socket run one after another. */
   queue: Promise<void> = Promise.resolve();
   state: 'open' | 'closed' = 'open';
@@ -46,8 +48,10 @@ export class PusherSocket {
     readonly app: PusherApp,
     readonly ws: WebSocket,
     readonly log: Logger,
+    rate: { perSecond: number; burst: number },
   ) {
     this.clientEvents = new TokenBucket(app.maxClientEventsPerSecond, app.maxClientEventsPerSecond);
+    this.inbound = new TokenBucket(rate.perSecond, rate.burst);
   }
 
   /** Write an encoded frame; nothing once closing. */

@@ -380,7 +380,7 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
 describe('Pusher on one in-process node (memory lanes)', () => {
   const LIMITED = { id: '4001', key: 'limited-key', secret: 'limited-secret-0123456789', maxConnections: 1 };
 
-  it('refuses bad messages with pusher:error 4302 and keeps the connection; over maxConnections: 4004; a drain closes with 4200', async () => {
+  it('refuses bad messages and floods with pusher:error 4302 and keeps the connection; over maxConnections: 4004; a drain closes with 4200', async () => {
     const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [LIMITED] });
     const port = (await node.start()).port;
     try {
@@ -398,6 +398,10 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       assert.equal(await refusal(() => raw.send({ event: 'client-x', channel: 'private-a', data: {} })), 4302); // client events off for this app
       raw.send({ event: 'pusher:ping', data: {} });
       await raw.waitFor((frame) => frame.event === 'pusher:pong');
+      // The node's per-connection rate (burst 100 by default) applies to Pusher messages too.
+      const flooded = raw.waitFor((frame) => frame.event === 'pusher:error' && /messages per second/.test(String((frame.data as { message: string }).message)));
+      for (let i = 0; i < 150; i += 1) raw.send({ event: 'pusher:ping', data: {} });
+      await flooded;
 
       const second = await RawClient.open(`ws://127.0.0.1:${port}/app/${LIMITED.key}?protocol=7`);
       assert.equal(await second.waitClose(), 4004);
