@@ -3,9 +3,10 @@
  * `pusher.webhook` events on the cold lane (RabbitMQ), the webhooks worker
  * batches them into Pusher's `{time_ms, events}` body, signs it with the
  * app's key and secret, and retries a refused POST; the official `pusher`
- * library verifies every delivery.
+ * library verifies every delivery. And the sweep those facts rely on: the
+ * Pusher members of a killed node leave for the survivors' subscribers.
  *
- * RabbitMQ missing: fails in CI (CI=true), skipped elsewhere.
+ * RabbitMQ (or, for the crash, Redis) missing: fails in CI (CI=true), skipped elsewhere.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -18,7 +19,9 @@ import { Connection } from 'rabbitmq-client';
 import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
 import { normalizePusherApps } from '../../src/pusher/apps.js';
 import { pusherWebhookQueue } from '../../src/pusher/webhooks.js';
+import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
@@ -161,5 +164,52 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     assert.deepEqual(Object.keys(all.find((event) => event.name === 'channel_occupied') ?? {}).sort(), ['channel', 'name']);
     // The two joins came within one batch window of each other on one connection: at least one POST carried several events.
     assert.ok(deliveries.some((delivery) => delivery.events.length > 1) || deliveries.length >= 3);
+  });
+});
+
+const crashSkip = skip || ((await redisSkipReason(SHARED_REDIS_URL)) ?? false);
+
+describe('Pusher presence when a node crashes', { skip: crashSkip, timeout: 60_000 }, () => {
+  const APP = { id: '3101', key: 'crash-key', secret: 'crash-secret-0123456789' };
+  let cluster: Cluster | undefined;
+  const clients: PusherClient[] = [];
+
+  before(async () => {
+    cluster = await startCluster({ count: 2, redisUrl: SHARED_REDIS_URL, args: ['--pusher-apps', JSON.stringify([APP]), '--presence-ttl-ms', '1000'] });
+  });
+  after(async () => {
+    for (const client of clients) client.disconnect();
+    await cluster?.stop();
+  });
+
+  it("a survivor's subscriber gets member_removed for the members of a killed node, within the presence TTL", async () => {
+    const name = `presence-${testNamespace('crash')}`;
+    const join = (node: number, user: string): Promise<Channel> => {
+      const signer = new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1' });
+      const pusher = new PusherClient(APP.key, {
+        cluster: 'nerve',
+        wsHost: '127.0.0.1',
+        wsPort: cluster!.node(node).port,
+        forceTLS: false,
+        enabledTransports: ['ws'],
+        disableStats: true,
+        channelAuthorization: {
+          endpoint: '/unused',
+          transport: 'ajax',
+          customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: ChannelAuthorizationCallback) =>
+            callback(null, signer.authorizeChannel(socketId, channelName, { user_id: user })),
+        },
+      });
+      clients.push(pusher);
+      const channel = pusher.subscribe(name);
+      return new Promise((resolve) => channel.bind('pusher:subscription_succeeded', () => resolve(channel)));
+    };
+    const survivor = await join(0, 'stays');
+    await join(1, 'doomed');
+    const removed = new Promise<{ id: string }>((resolve) => survivor.bind('pusher:member_removed', resolve));
+    // The TTL is 1 s; the sweep runs on the survivor's next heartbeat.
+    await cluster!.node(1).kill();
+    const member = await Promise.race([removed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no member_removed within 10 s')), 10_000))]);
+    assert.equal(member.id, 'doomed');
   });
 });
