@@ -32,11 +32,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 /**
- * Largest accepted size of the client's .tgz, bytes. Measured 0.2.0:
- * 25,934 bytes; the budget is about 20 % above, so a dependency, a second
+ * Largest accepted size of the client's .tgz, bytes. Measured at 0.2.0:
+ * 28,255 bytes; the budget is about 20 % above, so a dependency, a second
  * copy of the bundle or a server module that slips in fails here.
  */
-const CLIENT_TARBALL_BUDGET = 31_000;
+const CLIENT_TARBALL_BUDGET = 34_000;
 const WORKSPACE_PACKAGES = ['@nerve-rt/protocol', '@nerve-rt/client'] as const;
 
 interface PackedFile {
