@@ -41,6 +41,7 @@ export class NodeMetrics {
   readonly registry = new Registry();
 
   readonly connections = new Gauge({ name: 'nerve_connections', help: 'Open WebSocket connections (authenticated or not).', registers: [this.registry] });
+  readonly pusherConnections = new Gauge({ name: 'nerve_pusher_connections', help: 'Open Pusher-protocol connections (/app/{key}, docs/pusher.md); not counted in nerve_connections.', registers: [this.registry] });
   readonly rooms = new Gauge({ name: 'nerve_rooms', help: 'Rooms with at least one member on this node.', registers: [this.registry] });
   readonly connectionsTotal = new Counter({ name: 'nerve_connections_total', help: 'WebSocket connections accepted.', registers: [this.registry] });
   readonly upgradesRejected = new Counter({

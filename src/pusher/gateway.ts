@@ -162,7 +162,8 @@ export class PusherGateway {
   }
 
   private refuse(ws: WebSocket, code: PusherCode, message: string): void {
-    this.deps.metrics.upgradesRejected.inc({ reason: `pusher_${code}` });
+    // The WebSocket exists (Pusher refuses inside it): an error, not a refused upgrade.
+    this.deps.metrics.errors.inc({ code: `pusher_${code}` });
     ws.send(errorFrame(code, message));
     ws.close(code, message.slice(0, 120));
   }
@@ -186,6 +187,7 @@ export class PusherGateway {
     this.sockets.add(socket);
     this.perApp.set(app.id, open + 1);
     this.deps.metrics.connectionsTotal.inc();
+    this.deps.metrics.pusherConnections.set(this.sockets.size);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(socket, data, isBinary));
     ws.on('close', () => void this.onClosed(socket));
     socket.event('pusher:connection_established', JSON.stringify({ socket_id: socket.id, activity_timeout: app.activityTimeoutS }));
@@ -543,6 +545,7 @@ export class PusherGateway {
   private async onClosed(socket: PusherSocket): Promise<void> {
     socket.state = 'closed';
     if (!this.sockets.delete(socket)) return;
+    this.deps.metrics.pusherConnections.set(this.sockets.size);
     if (this.sockets.size === 0) this.onEmpty?.();
     this.perApp.set(socket.app.id, Math.max(0, (this.perApp.get(socket.app.id) ?? 1) - 1));
     // After whatever the socket had queued, so a subscribe in flight is undone too.

@@ -380,7 +380,7 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
 describe('Pusher on one in-process node (memory lanes)', () => {
   const LIMITED = { id: '4001', key: 'limited-key', secret: 'limited-secret-0123456789', maxConnections: 1 };
 
-  it('refuses bad messages and floods with pusher:error 4302 and keeps the connection; over maxConnections: 4004; a drain closes with 4200', async () => {
+  it('refuses bad messages and floods with pusher:error 4302 and keeps the connection; counts it in nerve_pusher_connections; over maxConnections: 4004; a drain closes with 4200', async () => {
     const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [LIMITED] });
     const port = (await node.start()).port;
     try {
@@ -403,6 +403,7 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       for (let i = 0; i < 150; i += 1) raw.send({ event: 'pusher:ping', data: {} });
       await flooded;
 
+      assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^nerve_pusher_connections\{[^}]*\} 1$/m);
       const second = await RawClient.open(`ws://127.0.0.1:${port}/app/${LIMITED.key}?protocol=7`);
       assert.equal(await second.waitClose(), 4004);
 
