@@ -404,8 +404,11 @@ export class PusherGateway {
     try {
       await this.publish(app, channel, event, data, from, socket.id);
     } catch (error) {
-      const limited = isNerveError(error) && error.code === ErrorCode.RateLimited;
-      return this.invalid(socket, limited ? 'too many messages in this channel' : 'event not delivered: the bus is unavailable', limited ? PusherCode.ClientEventRateLimited : PusherCode.InvalidMessage);
+      const code = isNerveError(error) ? error.code : undefined;
+      if (code === ErrorCode.RateLimited) return this.invalid(socket, 'too many messages in this channel', PusherCode.ClientEventRateLimited);
+      if (code === ErrorCode.QuotaExceeded) return this.invalid(socket, 'over the message quota of this app');
+      // bus_unavailable, unavailable, outcome_unknown: said as is, the client may send it again.
+      return this.invalid(socket, `event not delivered (${code ?? 'internal'})`);
     }
     this.fact({ type: 'client_event', app, channel, event, data, socketId: socket.id, ...(sub.kind === 'presence' && sub.user !== undefined ? { userId: sub.user } : {}) });
   }

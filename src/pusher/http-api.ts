@@ -105,6 +105,10 @@ export async function handlePusherHttp(deps: PusherHttpDeps, request: IncomingMe
     if (error instanceof Refusal) {
       deps.onError(`pusher_http_${error.status}`);
       text(error.status, error.message);
+    } else if (isNerveError(error) && error.code === ErrorCode.QuotaExceeded) {
+      // Pusher's word for a message quota: 403.
+      deps.onError('pusher_http_403');
+      text(403, 'Forbidden: over the message quota of this app (its nerve tenant)');
     } else if (isNerveError(error) && error.code === ErrorCode.RateLimited) {
       deps.onError('pusher_http_429');
       text(429, 'Too many messages in this channel; retry later');
