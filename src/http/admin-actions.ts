@@ -25,10 +25,9 @@ import { clip } from '../logger.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
 import type { Tenancy } from '../quotas/tenancy.js';
 import { readUsage } from '../workers/usage.js';
-import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
-import { ApiError, readJson, validate } from './api-body.js';
+import { ApiError, apiErrorOf, readJson, validate } from './api-body.js';
 
 export interface AdminActionDeps {
   nodeId: string;
@@ -103,27 +102,13 @@ export async function handleAdminAction(deps: AdminActionDeps, key: ApiKey, requ
     json(status, body);
   } catch (error) {
     if (error instanceof ApiError) refuse(error);
-    else if (isNerveError(error)) refuse(fromNerveError(error));
+    else if (isNerveError(error)) refuse(apiErrorOf(error));
     else {
       deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'admin action failed');
       refuse(new ApiError(500, 'internal', 'internal error'));
     }
   }
   return true;
-}
-
-function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined }): ApiError {
-  switch (error.code) {
-    case ErrorCode.RateLimited:
-      return new ApiError(429, error.code, error.message, error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs });
-    case ErrorCode.BusUnavailable:
-    case ErrorCode.Unavailable:
-      return new ApiError(503, error.code, error.message);
-    case ErrorCode.OutcomeUnknown:
-      return new ApiError(504, error.code, error.message);
-    default:
-      return new ApiError(400, error.code, error.message);
-  }
 }
 
 /** Write the audit event; refuse the action (503) when the cold lane does not take it. */

@@ -12,9 +12,10 @@
  * key is configured, as the server API does.
  */
 import type { IncomingMessage } from 'node:http';
-import { API_SCOPES, type ApiKeyring } from '../auth/api-keys.js';
+import { isOperatorKey, type ApiKeyring } from '../auth/api-keys.js';
 import type { NodeRecord } from '../registry/registry.js';
 import { handleAdminAction, type AdminActionDeps } from './admin-actions.js';
+import { retryAfterHeaders } from './api-body.js';
 
 export interface ClusterView {
   /** This node's id (the one answering). */
@@ -57,11 +58,11 @@ export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url
     return true;
   }
   // Operator keys only: the cluster view spans every tenant (their counts and errors), so a key limited to tenants may not read it, whatever its scopes.
-  if (!API_SCOPES.every((scope) => key.scopes.has(scope)) || key.tenants !== undefined) {
+  if (!isOperatorKey(key)) {
     refuse(403, 'forbidden', 'the admin API needs an operator key: every scope and no tenant limit (--api-key)');
     return true;
   }
-  if (deps.actions && (await handleAdminAction(deps.actions, key, request, url, json, (error) => refuse(error.status, error.code, error.message, {}, error.extra)))) {
+  if (deps.actions && (await handleAdminAction(deps.actions, key, request, url, json, (error) => refuse(error.status, error.code, error.message, retryAfterHeaders(error), error.extra)))) {
     return true;
   }
   if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ROOM_RIGHTS } from '../auth/grants.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 
@@ -19,6 +20,34 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
+}
+
+/**
+ * The HTTP answer for a refusal the gateway gave as a protocol error (docs/api.md's
+ * error table), shared by the server API and the admin actions so one code has one status.
+ */
+export function apiErrorOf(error: { code: string; message: string; retryAfterMs: number | undefined; quota?: string | undefined }): ApiError {
+  const retry = error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs };
+  switch (error.code) {
+    case ErrorCode.QuotaExceeded:
+      return new ApiError(429, error.code, error.message, { quota: error.quota, ...retry });
+    case ErrorCode.RateLimited:
+      return new ApiError(429, error.code, error.message, retry);
+    case ErrorCode.BusUnavailable:
+    case ErrorCode.Unavailable:
+      return new ApiError(503, error.code, error.message);
+    // Sent to the store or the bus, never answered: it may have taken effect (re-send chat with the same cmid).
+    case ErrorCode.OutcomeUnknown:
+      return new ApiError(504, error.code, error.message);
+    default:
+      return new ApiError(400, error.code, error.message);
+  }
+}
+
+/** The Retry-After header (whole seconds) for a refusal that says when to retry. */
+export function retryAfterHeaders(error: ApiError): Record<string, string> {
+  const ms = error.extra.retryAfterMs;
+  return typeof ms === 'number' ? { 'retry-after': String(Math.ceil(ms / 1000)) } : {};
 }
 
 /** Read a JSON body of at most `maxBytes`; 413 beyond it (the rest is not read), 415 for another content type. */

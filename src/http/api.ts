@@ -29,12 +29,11 @@ import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import type { NodeOptions } from '../options.js';
 import type { Presence } from '../presence/presence.js';
-import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { InvalidCursorError, readStoredMessages } from '../workers/chat-store.js';
 import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
-import { ApiError, endRoomBody, joinTokenBody, publishBody, readJson, signalBody, turnBody, validate } from './api-body.js';
+import { ApiError, apiErrorOf, endRoomBody, joinTokenBody, publishBody, readJson, retryAfterHeaders, signalBody, turnBody, validate } from './api-body.js';
 
 export interface ApiDeps {
   /** Keys and their scopes: `apiKeys`, plus `apiKey` with every scope. */
@@ -114,9 +113,7 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
   const fail = (error: ApiError) => {
     deps.onError(error.code);
     deps.log.info({ status: error.status, code: error.code, method: request.method, path: clip(url.pathname) }, 'api request refused');
-    const headers: Record<string, string> =
-      typeof error.extra.retryAfterMs === 'number' ? { 'retry-after': String(Math.ceil(error.extra.retryAfterMs / 1000)) } : {};
-    json(error.status, { code: error.code, message: error.message, ...error.extra }, headers);
+    json(error.status, { code: error.code, message: error.message, ...error.extra }, retryAfterHeaders(error));
   };
   try {
     if (deps.keyring.size === 0) throw new ApiError(404, 'not_found', 'the server API is off: set an API key');
@@ -143,30 +140,13 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
     json(status, body);
   } catch (error) {
     if (error instanceof ApiError) fail(error);
-    else if (isNerveError(error)) fail(fromNerveError(error));
+    else if (isNerveError(error)) fail(apiErrorOf(error));
     else {
       deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'api request failed');
       fail(new ApiError(500, 'internal', 'internal error'));
     }
   }
   return true;
-}
-
-function fromNerveError(error: { code: string; message: string; retryAfterMs: number | undefined; quota?: string | undefined }): ApiError {
-  switch (error.code) {
-    case ErrorCode.QuotaExceeded:
-      return new ApiError(429, error.code, error.message, { quota: error.quota, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) });
-    case ErrorCode.RateLimited:
-      return new ApiError(429, error.code, error.message, error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs });
-    case ErrorCode.BusUnavailable:
-    case ErrorCode.Unavailable:
-      return new ApiError(503, error.code, error.message);
-    // Sent to the store or the bus, never answered: it may have taken effect (re-send chat with the same cmid).
-    case ErrorCode.OutcomeUnknown:
-      return new ApiError(504, error.code, error.message);
-    default:
-      return new ApiError(400, error.code, error.message);
-  }
 }
 
 function room(params: string[]): string {
