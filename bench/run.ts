@@ -2,7 +2,7 @@
  * `npm run bench`: nerve vs Socket.IO 4 + @socket.io/redis-adapter, each as a
  * 3-server cluster on the same Redis, scenario by scenario (bench/README.md).
  *
- *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold]
+ *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold,pusher]
  *
  * Every figure is the median of N runs (default 3); each run starts a fresh
  * cluster, and the two systems alternate run by run so drifting background
@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import type { System } from './lib/clients.js';
 import { ROOT, stopClustersOnSignal } from './lib/cluster.js';
 import { svg, table, type Row } from './lib/report.js';
-import { connections, fanout, FULL, latency, QUICK, setRedisPid, signaling, type Figures, type Progress, type Sizes } from './lib/scenarios.js';
-import { cpuSeconds, describeMachine, machineInfo, nowMs } from './lib/stats.js';
+import { connections, fanout, FULL, latency, pusherEndpoint, QUICK, setRedisPid, signaling, type Figures, type Progress, type Sizes } from './lib/scenarios.js';
+import { cpuSeconds, describeMachine, machineInfo, median, nowMs } from './lib/stats.js';
 import type { ColdLaneResult } from './lib/cold-lane-child.js';
 
 interface Args {
@@ -37,7 +37,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--latency-rate') args.latencyRate = Number(argv[++i]);
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold]\n');
+      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold,pusher]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -116,6 +116,8 @@ async function main(): Promise<void> {
     ...sizes.memoryConnections.map((n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: both }) satisfies Plan),
     { key: 'signal', name: '5. signaling offer→answer', run: signaling, systems: both },
     { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: ['nerve'] as System[] },
+    // nerve alone: pusher-js through the Pusher endpoint against native clients, on one cluster per run.
+    { key: 'pusher', name: '7. Pusher endpoint vs native', run: pusherEndpoint, systems: ['nerve'] as System[] },
   ].filter((plan) => !args.only || args.only.has(plan.key));
 
   const header = `nerve vs Socket.IO — ${args.quick ? 'quick' : 'full'} size, ${args.warmup ? 'warmed up' : 'from cold (--no-warmup)'}, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
@@ -160,6 +162,19 @@ async function main(): Promise<void> {
   const all = [...rows.values()];
   const text = table(all);
   process.stdout.write(`\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO is the ratio of the medians)\n`);
+  const pusherRows = all.filter((row) => row.scenario.startsWith('7.'));
+  if (pusherRows.length > 0) {
+    // Both sides of scenario 7 are nerve: its spread, and pusher-js ÷ native, are printed here rather than in the SIO columns.
+    const fmt = (value: number) => (Math.abs(value) >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2));
+    const lines = pusherRows.map((row) => `  ${row.metric}: median ${fmt(median(row.nerve))} ${row.unit} (runs: ${row.nerve.map(fmt).join(', ')}; spread ${fmt(Math.min(...row.nerve))}–${fmt(Math.max(...row.nerve))})`);
+    const ratioOf = (metric: string) => {
+      const native = pusherRows.find((row) => row.metric === `${metric.split(':')[0]} native:${metric.split(':')[1]}`);
+      const pusher = pusherRows.find((row) => row.metric === `${metric.split(':')[0]} pusher-js:${metric.split(':')[1]}`);
+      return native && pusher ? `  pusher-js ÷ native, ${metric.replace(':', '')}: ${(median(pusher.nerve) / median(native.nerve)).toFixed(2)}×` : undefined;
+    };
+    const ratios = ['fan-out: deliveries/s', 'fan-out: server CPU / delivery', 'connects: connects/s', 'connects: server CPU / connect'].map(ratioOf).filter((line) => line !== undefined);
+    process.stdout.write(`\n7. Pusher endpoint vs native (one cluster per run, median of ${args.runs}):\n${lines.join('\n')}\n${ratios.join('\n')}\n`);
+  }
 
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });

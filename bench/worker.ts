@@ -4,12 +4,12 @@
  * so latency samples travel as Float64Array). Every command is bounded in
  * count and time and answers once.
  */
-import { joinRetries, openConn, type BenchConn, type MessageClass, type System } from './lib/clients.js';
+import { joinRetries, openConn, type BenchConn, type ConnKind, type MessageClass } from './lib/clients.js';
 import { nowMs } from './lib/stats.js';
 
 export type WorkerCommand =
-  | { cmd: 'open'; system: System; conns: Array<{ url: string; user: string }>; concurrency: number; timeoutMs: number }
-  | { cmd: 'join'; room: string; concurrency: number; from?: number; to?: number }
+  | { cmd: 'open'; system: ConnKind; conns: Array<{ url: string; user: string }>; concurrency: number; timeoutMs: number }
+  | { cmd: 'join'; room: string; concurrency: number; from?: number; to?: number; /** Each connection its own room, `<room>-<index>`. */ roomPerConn?: boolean }
   | { cmd: 'arm'; mode: 'count' | 'latency'; tag: string; expected: number; from?: number; to?: number }
   | { cmd: 'collect'; timeoutMs: number }
   | { cmd: 'publish'; index: number; room: string; cls: MessageClass; tag: string; count: number; ratePerSecond: number; window: number; size: number; timeoutMs: number; warmup?: number }
@@ -199,7 +199,7 @@ async function handle(command: WorkerCommand): Promise<unknown> {
       return result;
     }
     case 'join':
-      await pool(slice(command.from, command.to), command.concurrency, (conn) => conn.join(command.room));
+      await pool(slice(command.from, command.to), command.concurrency, (conn, index) => conn.join(command.roomPerConn ? `${command.room}-${index}` : command.room));
       return null;
     case 'arm':
       return arm(command);

@@ -4,9 +4,9 @@
  * its figures; bench/run.ts repeats and takes medians. Both systems get the
  * same sizes, counts, payloads and client placement.
  */
-import type { System, MessageClass } from './clients.js';
+import { BENCH_PUSHER_APP, type ConnKind, type System, type MessageClass } from './clients.js';
 import { startCluster, startWorkers, stopWorkers, type Cluster, type ClusterOptions, type Worker } from './cluster.js';
-import { cpuSeconds, mergeSorted, percentileSorted, sum } from './stats.js';
+import { cpuSeconds, mergeSorted, nowMs, percentileSorted, sum } from './stats.js';
 import type { CallResult, CollectResult, OpenResult, PublishResult } from '../worker.js';
 
 export interface Sizes {
@@ -27,6 +27,12 @@ export interface Sizes {
   signalWarmupRounds: number;
   sdpBytes: number;
   coldEvents: number;
+  /** Receivers of the Pusher-endpoint fan-out (scenario 7), each protocol in turn. */
+  pusherReceivers: number;
+  /** Messages of its measured burst (and of its warm-up, unless `fanoutWarmup` is 0). */
+  pusherMessages: number;
+  /** Connections opened (connect + join / subscribe) per protocol for its connect rate. */
+  pusherConnects: number;
 }
 
 export const FULL: Sizes = {
@@ -44,6 +50,9 @@ export const FULL: Sizes = {
   signalWarmupRounds: 100,
   sdpBytes: 1500,
   coldEvents: 20000,
+  pusherReceivers: 300,
+  pusherMessages: 2000,
+  pusherConnects: 2000,
 };
 
 export const QUICK: Sizes = {
@@ -62,6 +71,10 @@ export const QUICK: Sizes = {
   signalWarmupRounds: 30,
   sdpBytes: 1500,
   coldEvents: 5000,
+  pusherReceivers: 100,
+  // 100,000 deliveries and 1,000 connects: enough CPU ticks (1/100 s) per phase to read a per-delivery figure.
+  pusherMessages: 1000,
+  pusherConnects: 1000,
 };
 
 export type Progress = (phase: string) => void;
@@ -94,7 +107,7 @@ function distribute(specs: readonly ConnSpec[], n: number): ConnSpec[][] {
   return out;
 }
 
-async function openAll(workers: readonly Worker[], system: System, perWorker: readonly ConnSpec[][], concurrency = 64): Promise<OpenResult[]> {
+async function openAll(workers: readonly Worker[], system: ConnKind, perWorker: readonly ConnSpec[][], concurrency = 64): Promise<OpenResult[]> {
   const results = await Promise.all(
     workers.map((worker, i) => worker.run<OpenResult>({ cmd: 'open', system, conns: perWorker[i] ?? [], concurrency, timeoutMs: 60_000 }, 300_000)),
   );
@@ -357,3 +370,106 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
   });
 }
 
+
+/** Which protocol goes first in scenario 7; alternates run by run so drifting background load hits both. */
+let pusherRuns = 0;
+
+/**
+ * 7. nerve's Pusher endpoint (docs/pusher.md) against its native protocol,
+ * on ONE 3-node cluster with a Pusher app, in the same run (project issue 19):
+ *
+ * - fan-out: one publisher, N receivers in one room spread over the 3 nodes;
+ *   pusher-js receivers subscribed to `private-<room>` with a pusher-js
+ *   publisher sending client events (nerve relays them as ephemeral room
+ *   messages), against native receivers with a native ephemeral publisher.
+ *   Same warm-up, window and ping flow control as scenario 1.
+ * - connects: n connections, each then in a room of its own — pusher-js
+ *   `connection_established` + private-channel `subscribe`, against native
+ *   `connect` + `join`. A room per connection because a shared native room
+ *   would push `member_joined` to every member (n²/2 deliveries), which a
+ *   private channel does not: the figure is the connect, not presence.
+ *
+ * The server CPU is the 3 nodes' user + system time over each measured phase;
+ * the receivers and publishers are pusher-js or raw `ws` in the load workers.
+ */
+export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress): Promise<Figures> {
+  const order: ConnKind[] = pusherRuns++ % 2 === 0 ? ['nerve', 'pusher'] : ['pusher', 'nerve'];
+  return withCluster(
+    'nerve',
+    sizes.workers,
+    progress,
+    async (cluster, workers) => {
+      const urlsOf = (kind: ConnKind) => cluster.servers.map((server) => (kind === 'pusher' ? `ws://127.0.0.1:${server.port}` : server.url));
+      const labelOf = (kind: ConnKind) => (kind === 'pusher' ? 'pusher-js' : 'native');
+      const closeAll = async () => {
+        await Promise.all(workers.map((worker) => worker.run({ cmd: 'close' }, 30_000)));
+        // Let the nodes finish tearing the connections down before the next phase's CPU reading.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      };
+
+      const fanoutOf = async (kind: ConnKind): Promise<Figures> => {
+        const label = labelOf(kind);
+        const urls = urlsOf(kind);
+        const room = `fan-${kind}`;
+        const specs: ConnSpec[] = Array.from({ length: sizes.pusherReceivers + 1 }, (_, i) => ({ url: urls[i % urls.length] as string, user: user(`p${kind}`, i) }));
+        progress(`${label}: opening ${specs.length} connections`);
+        await openAll(workers, kind, distribute(specs, workers.length));
+        await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room, concurrency: 32 }, 120_000)));
+        const publisher = workers[0] as Worker;
+        const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
+          await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
+          return Promise.all([
+            publisher.run<PublishResult>({ cmd: 'publish', index: 0, room, cls: 'ephemeral', tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+            ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
+          ]);
+        };
+        if (sizes.fanoutWarmup > 0) {
+          progress(`${label}: warm-up, ${sizes.pusherMessages} messages`);
+          await burst(`pfan-${kind}-warm`, sizes.pusherMessages);
+        }
+        progress(`${label}: ${sizes.pusherMessages} messages to ${sizes.pusherReceivers} receivers`);
+        const cpu0 = cluster.cpuSeconds();
+        const [published, ...collected] = await burst(`pfan-${kind}`, sizes.pusherMessages);
+        const cpu = cluster.cpuSeconds() - cpu0;
+        const delivered = sum(collected.map((result) => result.received));
+        const seconds = (Math.max(...collected.map((result) => result.lastMs)) - published.startMs) / 1000;
+        await errorsSeen(workers, progress);
+        await closeAll();
+        return {
+          [`fan-out ${label}: deliveries/s`]: { value: delivered / seconds, unit: 'msg/s', better: 'higher' },
+          [`fan-out ${label}: delivered`]: { value: (100 * delivered) / (sizes.pusherMessages * sizes.pusherReceivers), unit: '%', better: 'higher' },
+          [`fan-out ${label}: server CPU / delivery`]: { value: (cpu / Math.max(1, delivered)) * 1e6, unit: 'µs', better: 'lower' },
+        };
+      };
+
+      const connectsOf = async (kind: ConnKind): Promise<Figures> => {
+        const label = labelOf(kind);
+        const urls = urlsOf(kind);
+        const n = sizes.pusherConnects;
+        const specs: ConnSpec[] = Array.from({ length: n }, (_, i) => ({ url: urls[i % urls.length] as string, user: user(`c${kind}`, i) }));
+        progress(`${label}: ${n} connects + ${kind === 'pusher' ? 'subscribes' : 'joins'}`);
+        const cpu0 = cluster.cpuSeconds();
+        const t0 = nowMs();
+        await openAll(workers, kind, distribute(specs, workers.length), 32);
+        // Worker i's rooms are `conn-<kind>-<i>-<index>`: one room per connection across the run.
+        await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'join', room: `conn-${kind}-${i}`, roomPerConn: true, concurrency: 32 }, 120_000)));
+        const seconds = (nowMs() - t0) / 1000;
+        const cpu = cluster.cpuSeconds() - cpu0;
+        await errorsSeen(workers, progress);
+        await closeAll();
+        return {
+          [`connects ${label}: connects/s`]: { value: n / seconds, unit: 'conn/s', better: 'higher' },
+          [`connects ${label}: server CPU / connect`]: { value: (cpu / n) * 1e6, unit: 'µs', better: 'lower' },
+        };
+      };
+
+      const fanouts = new Map<ConnKind, Figures>();
+      const connects = new Map<ConnKind, Figures>();
+      for (const kind of order) fanouts.set(kind, await fanoutOf(kind));
+      for (const kind of order) connects.set(kind, await connectsOf(kind));
+      // Always native first in the table, whichever ran first.
+      return { ...fanouts.get('nerve'), ...fanouts.get('pusher'), ...connects.get('nerve'), ...connects.get('pusher') };
+    },
+    { nerveArgs: ['--pusher-apps', JSON.stringify([BENCH_PUSHER_APP])] },
+  );
+}
