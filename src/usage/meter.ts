@@ -2,13 +2,15 @@
  * Usage metering: what each tenant used on this node, in intervals aligned
  * to the wall clock (`usageIntervalMs`, one minute by default), emitted as
  * one `usage.reported` event per tenant and interval on the cold lane
- * (docs/events.md). The event id is derived from the node id, the tenant
- * and the interval start, so an interval is reported once per node even
- * across a restart: the process that stops reports its part of the
- * interval, and its successor's report of the same interval has the same
- * id and is dropped by the usage worker (processed_events).
+ * (docs/events.md). Each process is one incarnation of its node (a random
+ * id drawn at start) and its report's event id is derived from the node id,
+ * the incarnation, the tenant and the interval start: a process that stops
+ * reports its part of the interval, its successor under the same node id
+ * reports its own part under another id, and the usage worker adds both
+ * into the (tenant, node, interval) row. A re-delivered report has the same
+ * id and is applied once (processed_events).
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventLog } from '../events/event-log.js';
 import { usageReported } from '../events/events.js';
 
@@ -45,6 +47,8 @@ const MAX_UNSENT = 10_000;
 
 export interface UsageMeterOptions {
   nodeId: string;
+  /** This process's incarnation of the node (in the report ids). Default: 8 random bytes, hex. */
+  incarnation?: string;
   events: Pick<EventLog, 'publish'>;
   /** Interval length, ms. Default 60000. */
   intervalMs: number;
@@ -54,9 +58,9 @@ export interface UsageMeterOptions {
   onDropped?: (count: number) => void;
 }
 
-/** The id of a node's report of one tenant and interval: the same in every process of that node. */
-export function usageEventId(node: string, tenant: string, from: number): string {
-  return `usage-${from}-${createHash('sha256').update(`${node}\u0000${tenant}`).digest('hex').slice(0, 32)}`;
+/** The id of one process's (incarnation's) report of one tenant and interval: another process of the same node id reports under another. */
+export function usageEventId(node: string, incarnation: string, tenant: string, from: number): string {
+  return `usage-${from}-${createHash('sha256').update(`${node}\u0000${incarnation}\u0000${tenant}`).digest('hex').slice(0, 32)}`;
 }
 
 export class UsageMeter {
@@ -67,9 +71,11 @@ export class UsageMeter {
   private readonly unsent: Array<ReturnType<typeof usageReported>> = [];
   private flushing: Promise<void> = Promise.resolve();
   private stopped = false;
+  readonly incarnation: string;
 
   constructor(private readonly options: UsageMeterOptions) {
     this.now = options.now ?? Date.now;
+    this.incarnation = options.incarnation ?? randomBytes(8).toString('hex');
     this.from = this.intervalStart(this.now());
   }
 
@@ -124,7 +130,7 @@ export class UsageMeter {
     this.schedule();
   }
 
-  /** Report the interval so far and stop (a restart's successor reports nothing more for it: same event ids). */
+  /** Report the interval so far and stop (a restart's successor reports the rest of it under its own incarnation). */
   async stop(): Promise<void> {
     if (this.stopped) return this.flushing;
     this.stopped = true;
@@ -172,7 +178,7 @@ export class UsageMeter {
       if (used) {
         this.unsent.push(
           usageReported(
-            { tenant, node: this.options.nodeId, id: usageEventId(this.options.nodeId, tenant, from), ts: to },
+            { tenant, node: this.options.nodeId, id: usageEventId(this.options.nodeId, this.incarnation, tenant, from), ts: to },
             {
               from,
               to,

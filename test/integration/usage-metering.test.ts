@@ -3,8 +3,9 @@
  * cold lane) report each tenant's usage every interval as `usage.reported`,
  * the usage worker writes `tenant_usage` in PostgreSQL, and
  * `GET /api/usage` sums it. A node restarted within an interval (same node
- * id) does not report that interval twice: its successor's report has the
- * same event id and is dropped.
+ * id) reports that interval's counts of both processes, each once: the
+ * stopping process its part, the successor its own under its incarnation's
+ * id, added into one row; a re-delivered report is not added again.
  *
  * Redis, RabbitMQ or PostgreSQL missing: fails in CI (CI=true), skipped elsewhere.
  */
@@ -12,6 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
+import { usageReported } from '../../src/events/events.js';
 import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { NerveNode } from '../../src/node.js';
 import { usageEventId } from '../../src/usage/meter.js';
@@ -33,6 +35,8 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
   const ns = testNamespace('usage');
   const logger = pino({ level: process.env.TEST_LOG ?? 'silent' });
   const clients: RawClient[] = [];
+  /** Every event id the worker finished (applied or found applied already), in order. */
+  const handled: string[] = [];
   let db: TestDatabase;
   let admin: Connection;
   let workerLog: RabbitEventLog;
@@ -79,7 +83,7 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     admin.on('error', () => undefined);
     workerLog = new RabbitEventLog({ url: AMQP_URL, env: ns, logger });
     await workerLog.start();
-    worker = await runWorker('usage', { eventLog: workerLog, pool: db.pool, schema: ns, logger });
+    worker = await runWorker('usage', { eventLog: workerLog, pool: db.pool, schema: ns, logger, hooks: { afterCommit: (id) => handled.push(id) } });
     nodeA = node(`${ns}-a`);
     nodeB = node(`${ns}-b`);
     httpA = `http://127.0.0.1:${(await nodeA.start()).port}`;
@@ -123,7 +127,7 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     bob.close();
   });
 
-  it('a node restarted within an interval reports that interval once', async () => {
+  it('a node restarted within an interval reports both processes\' counts of it, each once', async () => {
     const id = `${ns}-b`;
     const before = await usage();
     // Restart early in an interval, so the successor starts in the same one.
@@ -132,6 +136,7 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     const carol = await connect(portB, 'carol');
     assert.equal((await carol.request({ op: 'join', room: 'r2' })).op, 'joined');
     assert.equal((await carol.request({ op: 'publish', room: 'r2', class: 'chat', data: 'before the restart' })).op, 'ack');
+    const stoppedIncarnation = nodeB.tenancy.meter.incarnation;
     await nodeB.stop();
     nodeB = node(id);
     portB = (await nodeB.start()).port;
@@ -140,20 +145,28 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     assert.equal((await dave.request({ op: 'join', room: 'r3' })).op, 'joined');
     for (let i = 0; i < 3; i += 1) assert.equal((await dave.request({ op: 'publish', room: 'r3', class: 'chat', data: { i } })).op, 'ack');
     assert.equal(nodeB.tenancy.meter.snapshot().from, interval, 'the publishes fell in the same interval');
-    // The successor reports the interval (same event id: dropped) and then the next one (dave's connection time).
-    const eventId = usageEventId(id, TENANT, interval);
-    await waitFor(
-      async () =>
-        (await db.pool.query(`SELECT 1 FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start > $2`, [id, interval])).rowCount! > 0,
-      { timeoutMs: 15_000, intervalMs: 200, what: 'the successor\'s next interval' },
-    );
-    await waitFor(async () => (await admin.queueDeclare({ queue: `${ns}.nerve.usage`, passive: true })).messageCount === 0, { timeoutMs: 10_000, what: 'usage queue drained' });
-    const rows = await db.pool.query<{ event_id: string; messages: string }>(`SELECT event_id, messages FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start = $2`, [id, interval]);
-    assert.equal(rows.rowCount, 1, 'one row for the interval');
-    assert.equal(rows.rows[0]!.event_id, eventId);
-    // The stopped process reported carol's message; the successor's 3 in the same interval were not added on top.
-    assert.equal(Number(rows.rows[0]!.messages), 1);
+    const successorIncarnation = nodeB.tenancy.meter.incarnation;
+    const stoppedId = usageEventId(id, stoppedIncarnation, TENANT, interval);
+    const successorId = usageEventId(id, successorIncarnation, TENANT, interval);
+    assert.notEqual(stoppedId, successorId);
+    // The stopped process reported its part when it stopped; the successor reports its own at the end of the interval, under its own id.
+    await waitFor(() => handled.includes(stoppedId) && handled.includes(successorId), { timeoutMs: 15_000, intervalMs: 100, what: 'both processes\' reports of the interval' });
+    const rowOf = async () =>
+      (await db.pool.query<{ messages: string }>(`SELECT messages FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start = $2`, [id, interval])).rows;
+    const rows = await rowOf();
+    assert.equal(rows.length, 1, 'one row for the interval');
+    // Carol's message (reported by the stopped process) and dave's 3 (by the successor), nothing doubled.
+    assert.equal(Number(rows[0]!.messages), 4);
+    const claimed = await db.pool.query(`SELECT 1 FROM "${ns}".processed_events WHERE event_id = $1`, [successorId]);
+    assert.equal(claimed.rowCount, 1, 'the successor\'s report was applied under its own id');
     const afterRestart = await usage();
-    assert.equal(afterRestart.messages, before.messages! + 1);
+    assert.equal(afterRestart.messages, before.messages! + 4);
+
+    // The successor's report delivered again (same id): applied once only.
+    await workerLog.publish(
+      usageReported({ tenant: TENANT, node: id, id: successorId, ts: interval + INTERVAL }, { from: interval, to: interval + INTERVAL, connectionMs: 0, messages: 3, deliveries: 0, signals: 0, storedBytes: 0 }),
+    );
+    await waitFor(() => handled.filter((handledId) => handledId === successorId).length === 2, { timeoutMs: 10_000, what: 'the repeat handled' });
+    assert.equal(Number((await rowOf())[0]!.messages), 4, 'a re-delivered report is not added again');
   });
 });

@@ -118,7 +118,7 @@ describe('UsageMeter', () => {
     return new UsageMeter({ nodeId, intervalMs: 60_000, now: () => now.t, events: { publish: async (event) => void published.push(event) } });
   }
 
-  it('reports each tenant once per interval with a deterministic id, and the interval so far on stop', async () => {
+  it('reports each tenant once per interval under its incarnation\'s id, and the interval so far on stop', async () => {
     const now = { t: 120_000 };
     const published: LifecycleEvent[] = [];
     const m = meter(now, published);
@@ -134,16 +134,20 @@ describe('UsageMeter', () => {
     assert.equal(published.length, 1);
     const event = published[0]!;
     assert.equal(event.type, 'usage.reported');
-    assert.equal(event.id, usageEventId('n1', 'acme', 120_000));
+    assert.equal(event.id, usageEventId('n1', m.incarnation, 'acme', 120_000));
     assert.deepEqual(event.data, { from: 120_000, to: 170_000, connectionMs: 50_000, messages: 1, deliveries: 3, signals: 1, storedBytes: 42 });
-    // A successor process of the same node in the same interval reports under the same id.
+    // A successor process of the same node in the same interval reports its own part under another id (the worker adds both).
     const again: LifecycleEvent[] = [];
     const successor = meter(now, again);
+    assert.notEqual(successor.incarnation, m.incarnation);
     successor.message('acme');
     await successor.stop();
-    assert.equal(again[0]?.id, event.id);
-    assert.notEqual(usageEventId('n2', 'acme', 120_000), event.id);
-    assert.notEqual(usageEventId('n1', 'acme', 180_000), event.id);
+    assert.equal(again[0]?.id, usageEventId('n1', successor.incarnation, 'acme', 120_000));
+    assert.notEqual(again[0]?.id, event.id);
+    assert.equal((again[0]?.data as { from: number; messages: number }).from, 120_000);
+    assert.equal((again[0]?.data as { messages: number }).messages, 1);
+    assert.notEqual(usageEventId('n2', m.incarnation, 'acme', 120_000), event.id);
+    assert.notEqual(usageEventId('n1', m.incarnation, 'acme', 180_000), event.id);
   });
 
   it('reports nothing for a tenant that used nothing', async () => {
