@@ -21,6 +21,7 @@ import type { Presence } from '../presence/presence.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MemberLeftFrame } from '../../packages/protocol/src/frames.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
+import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import type { PusherApp } from './apps.js';
 import {
@@ -204,9 +205,13 @@ export class PusherGateway {
       return this.invalid(socket, `over ${this.deps.options.limits.ratePerSecond} messages per second: message dropped`);
     }
     if (isBinary) return this.invalid(socket, 'binary frames are not part of the protocol');
+    const text = (data as Buffer).toString('utf8');
+    // The nerve gateway's bound (docs/protocol.md, Limits): a client event's data is encoded again to be
+    // published, and JSON.stringify overflows the stack a few thousand levels down.
+    if (nestsDeeperThan(text)) return this.invalid(socket, `a message nests objects and arrays deeper than ${MAX_FRAME_DEPTH} levels`);
     let message: { event?: unknown; channel?: unknown; data?: unknown };
     try {
-      message = JSON.parse((data as Buffer).toString('utf8')) as typeof message;
+      message = JSON.parse(text) as typeof message;
     } catch {
       return this.invalid(socket, 'a message must be a JSON object');
     }
@@ -618,6 +623,8 @@ function destroyOnError(this: Duplex): void {
 /** The member of a presence subscription, from its `channel_data`; or why it is refused. */
 function parseMember(channelData: string | undefined, maxInfoBytes: number): { user: string; info?: string } | string {
   if (channelData === undefined) return 'presence channels need channel_data with a user_id';
+  // channel_data is JSON inside a string, so the message's depth check did not see into it; user_info is encoded again below.
+  if (nestsDeeperThan(channelData)) return `channel_data nests objects and arrays deeper than ${MAX_FRAME_DEPTH} levels`;
   let parsed: { user_id?: unknown; user_info?: unknown };
   try {
     parsed = JSON.parse(channelData) as typeof parsed;

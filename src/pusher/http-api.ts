@@ -8,6 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 import type { Presence } from '../presence/presence.js';
 import type { PusherApp } from './apps.js';
 import type { PusherGateway } from './gateway.js';
@@ -137,9 +138,13 @@ async function readBody(request: IncomingMessage): Promise<Buffer> {
 }
 
 function parseBody(body: Buffer): Record<string, unknown> {
+  const text = body.toString('utf8');
+  // The bound of nerve's own API bodies and frames: nothing here is encoded again today, but a body that deep is no
+  // Pusher request, and refusing it before JSON.parse keeps any later encoding safe.
+  if (nestsDeeperThan(text)) throw new Refusal(400, `Bad request: the body nests objects and arrays deeper than ${MAX_FRAME_DEPTH} levels`);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch {
     throw new Refusal(400, 'Bad request: the body must be JSON');
   }

@@ -10,7 +10,7 @@
  * Redis missing: fails in CI (CI=true), skipped elsewhere.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import PusherServer from 'pusher';
 import * as pusherJs from 'pusher-js';
@@ -410,6 +410,55 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       const closed = raw.waitClose();
       await node.stop();
       assert.equal(await closed, 4200);
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('refuses a message, channel_data or HTTP API body nested deeper than 32 levels: 4302 / subscription_error 400 / 400, counted', async () => {
+    const CHATTY = { id: '4002', key: 'chatty-key', secret: 'chatty-secret-0123456789', enableClientMessages: true };
+    const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [CHATTY] });
+    const port = (await node.start()).port;
+    try {
+      const raw = await RawClient.open(`ws://127.0.0.1:${port}/app/${CHATTY.key}?protocol=7`);
+      const socketId = String(JSON.parse(String((await raw.waitFor((frame) => frame.event === 'pusher:connection_established')).data)).socket_id);
+      const sign = (text: string) => `${CHATTY.key}:${createHmac('sha256', CHATTY.secret).update(text).digest('hex')}`;
+      raw.send({ event: 'pusher:subscribe', data: { channel: 'private-deep', auth: sign(`${socketId}:private-deep`) } });
+      await raw.waitFor((frame) => frame.event === 'pusher_internal:subscription_succeeded');
+      // 20000 levels: JSON.parse takes it, JSON.stringify overflows the stack (it used to end as an "internal error").
+      const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+      const refused = raw.waitFor((frame) => frame.event === 'pusher:error');
+      raw.sendRaw(`{"event":"client-deep","channel":"private-deep","data":${deep}}`);
+      const error = (await refused).data as { code: number; message: string };
+      assert.equal(error.code, 4302);
+      assert.match(error.message, /deeper than 32 levels/);
+      // 33 levels is one too many; 32 (the message object and data 31 deep) passes the check.
+      const nested = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+      const tooDeep = raw.waitFor((frame) => frame.event === 'pusher:error');
+      raw.sendRaw(`{"event":"pusher:ping","data":${nested(32)}}`);
+      assert.match(((await tooDeep).data as { message: string }).message, /deeper than 32 levels/);
+      raw.sendRaw(`{"event":"pusher:ping","data":${nested(31)}}`);
+      await raw.waitFor((frame) => frame.event === 'pusher:pong');
+
+      const channelData = `{"user_id":"u1","user_info":${deep}}`;
+      const subscriptionRefused = raw.waitFor((frame) => frame.event === 'pusher:subscription_error');
+      raw.send({ event: 'pusher:subscribe', data: { channel: 'presence-deep', auth: sign(`${socketId}:presence-deep:${channelData}`), channel_data: channelData } });
+      const subscriptionError = (await subscriptionRefused).data as { status: number; error: string };
+      assert.equal(subscriptionError.status, 400);
+      assert.match(subscriptionError.error, /deeper than 32 levels/);
+
+      const api = new PusherServer({ appId: CHATTY.id, key: CHATTY.key, secret: CHATTY.secret, host: '127.0.0.1', port: String(port), useTLS: false });
+      const deepField = JSON.parse(nested(40)) as unknown;
+      // The library JSON-encodes `body` itself (lib/requests.js) and signs that; its typings say string.
+      const post = (path: string, body: object) => api.post({ path, body: body as unknown as string });
+      await assert.rejects(post('/events', { name: 'e', data: 'd', channels: ['c'], extra: deepField }), (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body));
+      await assert.rejects(post('/batch_events', { batch: [{ name: 'e', data: 'd', channel: 'c', extra: deepField }] }), (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body));
+
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(metrics, /^nerve_errors_total\{[^}]*code="pusher_4302"[^}]*\} 2$/m);
+      assert.match(metrics, /^nerve_errors_total\{[^}]*code="pusher_subscription_400"[^}]*\} 1$/m);
+      assert.match(metrics, /^nerve_errors_total\{[^}]*code="pusher_http_400"[^}]*\} 2$/m);
+      raw.close();
     } finally {
       await node.stop();
     }
