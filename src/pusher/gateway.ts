@@ -14,6 +14,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { BUS_ENVELOPE_VERSION, type Bus, type BusEnvelope } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
 import type { Gateway } from '../gateway/gateway.js';
+import { TextFrame } from '../gateway/text-frame.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
@@ -145,7 +146,7 @@ export class PusherGateway {
       return true;
     }
     // Pusher refuses inside the WebSocket (an error frame, then a close code), so clients learn whether to reconnect.
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1))));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1)), socket));
     // ws put its own listener on the socket as it took it over: ours would stay for the connection's life.
     if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
     return true;
@@ -169,7 +170,7 @@ export class PusherGateway {
     ws.close(code, message.slice(0, 120));
   }
 
-  private accept(ws: WebSocket, path: string, query: URLSearchParams): void {
+  private accept(ws: WebSocket, path: string, query: URLSearchParams, tcp: Duplex): void {
     ws.on('error', () => ws.terminate());
     const key = PATH.exec(path)?.[1];
     if (key === undefined) return this.refuse(ws, PusherCode.PathNotFound, 'the WebSocket path is /app/{key}');
@@ -184,7 +185,7 @@ export class PusherGateway {
     if (app.maxConnections > 0 && open >= app.maxConnections) return this.refuse(ws, PusherCode.OverQuota, 'application is over connection quota');
 
     const limits = this.deps.options.limits;
-    const socket = new PusherSocket(app, ws, this.deps.log.child({ app: app.id }), { perSecond: limits.ratePerSecond, burst: limits.rateBurst });
+    const socket = new PusherSocket(app, ws, this.deps.log.child({ app: app.id }), { perSecond: limits.ratePerSecond, burst: limits.rateBurst }, tcp);
     this.sockets.add(socket);
     this.perApp.set(app.id, open + 1);
     this.deps.metrics.connectionsTotal.inc();
@@ -457,8 +458,10 @@ export class PusherGateway {
     const target = this.channels.get(channel);
     if (!target) return false;
     if (envelope.type !== 'deliver') return true;
-    const frame = pusherFrameOf(target.name, target.kind, envelope.class, envelope.payload);
-    if (frame === undefined) return true;
+    const text = pusherFrameOf(target.name, target.kind, envelope.class, envelope.payload);
+    if (text === undefined) return true;
+    // Encoded and framed once for every subscriber (the nerve gateway's fanOut does the same), not once per socket by ws.
+    const frame = new TextFrame(Buffer.from(text));
     const hardLimit = this.deps.options.limits.sendBufferHardBytes;
     let sent = 0;
     for (const socket of target.sockets) {

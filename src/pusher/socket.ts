@@ -4,7 +4,9 @@
  * drives it; this module only holds state and writes frames.
  */
 import { randomInt } from 'node:crypto';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { canWriteDirectly, TextFrame } from '../gateway/text-frame.js';
 import { TokenBucket } from '../gateway/rate-limit.js';
 import type { Logger } from '../logger.js';
 import type { PusherApp } from './apps.js';
@@ -20,7 +22,7 @@ export interface Subscription {
   user?: string;
   info?: string;
   /** Frames that arrived while the subscription was being set up: sent after `subscription_succeeded`, in order. */
-  held?: string[];
+  held?: Array<string | TextFrame>;
 }
 
 /** Pusher socket ids are two integers (`1234.5678`); the official server library refuses any other shape. */
@@ -49,15 +51,28 @@ export class PusherSocket {
     readonly ws: WebSocket,
     readonly log: Logger,
     rate: { perSecond: number; burst: number },
+    /** The TCP socket under `ws`: a delivery's prebuilt frame is written to it directly (text-frame.ts). */
+    private readonly tcp: Duplex,
   ) {
+    // Fixed by the handshake (the Pusher endpoint offers no compression, so always true there); read once, not per delivery.
+    this.plainFrames = ws.extensions === '';
     this.clientEvents = new TokenBucket(app.maxClientEventsPerSecond, app.maxClientEventsPerSecond);
     this.inbound = new TokenBucket(rate.perSecond, rate.burst);
   }
 
-  /** Write an encoded frame; nothing once closing. */
-  send(frame: string): void {
+  private readonly plainFrames: boolean;
+
+  /**
+   * Write an encoded frame; nothing once closing. A TextFrame is a delivery
+   * shared by every subscriber of a channel: its bytes were encoded and
+   * framed once, and are written as they are (as text) instead of `ws`
+   * encoding the string again for each socket.
+   */
+  send(frame: string | TextFrame): void {
     if (this.state !== 'open' || this.ws.readyState !== this.ws.OPEN) return;
-    this.ws.send(frame);
+    if (!(frame instanceof TextFrame)) this.ws.send(frame);
+    else if (canWriteDirectly(this.ws, this.plainFrames)) this.tcp.write(frame.wire);
+    else this.ws.send(frame.payload, { binary: false });
   }
 
   event(event: string, data: unknown, channel?: string): void {
