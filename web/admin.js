@@ -363,7 +363,8 @@ async function loadUsage() {
   const hour = answer.lastHour
     ? `Last hour, all nodes (metered): ${fmt.format(answer.lastHour.connectionMinutes)} connection-minutes, ${answer.lastHour.messages} messages, ${answer.lastHour.deliveries} deliveries.`
     : `Last hour: ${answer.lastHourError}.`;
-  $('usage-note').textContent = `Current interval on ${live.node} (this node only). ${hour}`;
+  const summed = live.partial ? `${live.node} only: other nodes unreadable` : `${live.nodes.length} node${live.nodes.length === 1 ? '' : 's'}: ${live.nodes.join(', ')}`;
+  $('usage-note').textContent = `Current interval, summed over ${summed}. ${hour}`;
   showResult(true, `usage of ${answer.tenant} loaded`);
 }
 $('act-usage').addEventListener('click', () => void loadUsage());

@@ -6,7 +6,7 @@
  *   POST /api/admin/tenants/:tenant/rooms/:room/messages     publish into a room
  *   GET  /api/admin/tenants/:tenant/quotas                   a tenant's quotas
  *   PUT  /api/admin/tenants/:tenant/quotas                   change them (every node within its refresh)
- *   GET  /api/admin/tenants/:tenant/usage                    live usage: this node's interval, and the last hour metered
+ *   GET  /api/admin/tenants/:tenant/usage                    live usage: every node's current interval, and the last hour metered
  *
  * Operator keys only (admin.ts checks the key first). Every action that
  * changes something is first written to the cold lane as an `admin.*` audit
@@ -35,7 +35,7 @@ export interface AdminActionDeps {
   /** Audit events go here (the node's cold lane). */
   events: Pick<EventLog, 'publish'>;
   /** Tenant quotas and live usage; the quota and usage routes answer 501 without. */
-  tenancy: Pick<Tenancy, 'quotas' | 'meter'> | undefined;
+  tenancy: Pick<Tenancy, 'quotas' | 'live'> | undefined;
   /** Metered usage (the usage worker's table); without it the usage answer has no `lastHour`. */
   pool: pg.Pool | undefined;
   schema: string;
@@ -153,7 +153,7 @@ async function publish(call: ActionCall): Promise<[number, unknown]> {
   return [200, { tenant: call.tenant, room: target, ...ack }];
 }
 
-function tenancyOf(call: ActionCall): Pick<Tenancy, 'quotas' | 'meter'> {
+function tenancyOf(call: ActionCall): Pick<Tenancy, 'quotas' | 'live'> {
   if (!call.deps.tenancy) throw new ApiError(501, 'not_configured', 'tenant quotas are not available on this server');
   return call.deps.tenancy;
 }
@@ -185,19 +185,20 @@ async function putQuotas(call: ActionCall): Promise<[number, unknown]> {
 const HOUR_MS = 3_600_000;
 
 async function usage(call: ActionCall): Promise<[number, unknown]> {
-  const { meter, quotas } = tenancyOf(call);
-  const snapshot = meter.snapshot();
-  const own = snapshot.tenants.find((entry) => entry.tenant === call.tenant);
+  const { live: liveUsage, quotas } = tenancyOf(call);
+  const sum = await liveUsage.read(call.tenant);
   const live = {
-    node: snapshot.node,
-    from: snapshot.from,
-    to: snapshot.to,
-    connections: own?.connections ?? 0,
-    connectionMs: own?.connectionMs ?? 0,
-    messages: own?.messages ?? 0,
-    deliveries: own?.deliveries ?? 0,
-    signals: own?.signals ?? 0,
-    storedBytes: own?.storedBytes ?? 0,
+    node: sum.node,
+    nodes: sum.nodes,
+    partial: sum.partial,
+    from: sum.from,
+    to: sum.to,
+    connections: sum.connections,
+    connectionMs: sum.connectionMs,
+    messages: sum.messages,
+    deliveries: sum.deliveries,
+    signals: sum.signals,
+    storedBytes: sum.storedBytes,
   };
   // The last hour as metered by every node (usage.reported, stored by the usage worker); absent without PostgreSQL or when it cannot be read.
   let lastHour: unknown;

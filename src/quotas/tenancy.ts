@@ -13,6 +13,7 @@ import type { NodeMetrics } from '../metrics.js';
 import { redisSentinelSettings, type NodeOptions } from '../options.js';
 import { redisStoreConnection } from '../redis-connection.js';
 import type { RedisLink } from '../redis/link.js';
+import { LiveUsage } from '../usage/live.js';
 import { UsageMeter } from '../usage/meter.js';
 import { MemoryQuotaBackend, RedisQuotaBackend } from './backend.js';
 import { QuotaEnforcer } from './enforcer.js';
@@ -23,6 +24,8 @@ export class Tenancy {
   readonly guard: TenantGuard;
   readonly quotas: RefreshableTenantQuotas;
   readonly meter: UsageMeter;
+  /** Live usage summed over the nodes (src/usage/live.ts); this node's only without Redis. */
+  readonly live: LiveUsage;
   readonly enforcer: QuotaEnforcer;
   private readonly client: Redis | Cluster | undefined;
   private readonly link: RedisLink | undefined;
@@ -69,6 +72,19 @@ export class Tenancy {
       },
       onDropped: (count) => deps.metrics.usageReportFailures.inc({ outcome: 'dropped' }, count),
     });
+    this.live = new LiveUsage({
+      meter: this.meter,
+      nodeId: options.nodeId,
+      client: this.client,
+      prefix: deps.prefix,
+      onError: (error) => {
+        // Live usage is best effort (the answer says `partial`); one line a second at most.
+        if (Date.now() - lastWarning > 1000) {
+          lastWarning = Date.now();
+          log.warn({ err: error.message }, 'live usage not written or read');
+        }
+      },
+    });
     this.guard = new TenantGuard(this.enforcer, this.meter);
   }
 
@@ -77,11 +93,14 @@ export class Tenancy {
     if (client && client.status === 'wait') await client.connect().catch(() => {});
     await this.enforcer.start();
     this.meter.start();
+    this.live.start();
   }
 
   /** Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      // Its entries first: its counts go into its usage.reported events now.
+      await this.live.stop();
       await this.meter.stop();
       await this.enforcer.stop();
       this.link?.stop();

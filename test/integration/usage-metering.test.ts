@@ -170,3 +170,93 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     assert.equal(Number((await rowOf())[0]!.messages), 4, 'a re-delivered report is not added again');
   });
 });
+
+describe('live usage summed over 2 nodes', { skip, timeout: 60_000 }, () => {
+  const ns = testNamespace('usagelive');
+  // Long enough that the test's counts stay in one interval (the test starts early in one).
+  const LIVE_INTERVAL = 30_000;
+  const clients: RawClient[] = [];
+  let nodeC: NerveNode;
+  let nodeD: NerveNode | undefined;
+  let httpC: string;
+  let httpD: string;
+
+  function node(id: string): NerveNode {
+    return new NerveNode({
+      port: 0,
+      host: '127.0.0.1',
+      nodeId: id,
+      env: ns,
+      defaultTenant: TENANT,
+      redisUrl: SHARED_REDIS_URL,
+      apiKey: API_KEY,
+      usageIntervalMs: LIVE_INTERVAL,
+      drainWindowMs: 0,
+      logLevel: 'silent',
+      demo: false,
+    });
+  }
+
+  async function get(base: string, path: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    assert.equal(response.status, 200);
+    return (await response.json()) as Record<string, unknown>;
+  }
+
+  before(async () => {
+    nodeC = node(`${ns}-c`);
+    nodeD = node(`${ns}-d`);
+    httpC = `http://127.0.0.1:${(await nodeC.start()).port}`;
+    httpD = `http://127.0.0.1:${(await nodeD.start()).port}`;
+  });
+
+  after(async () => {
+    for (const client of clients) client.close();
+    await Promise.all([nodeC?.stop(), nodeD?.stop()]);
+    await deleteNamespaceKeys(SHARED_REDIS_URL, ns);
+  });
+
+  it('GET /api/usage/live and the admin usage sum every node\'s current interval', async () => {
+    await waitFor(() => Date.now() % LIVE_INTERVAL < LIVE_INTERVAL - 15_000, { timeoutMs: LIVE_INTERVAL, intervalMs: 50, what: 'an interval with 15 s left' });
+    const interval = Math.floor(Date.now() / LIVE_INTERVAL) * LIVE_INTERVAL;
+    const alice = await RawClient.connect(`ws://127.0.0.1:${new URL(httpC).port}/ws`, 'alice');
+    const bob = await RawClient.connect(`ws://127.0.0.1:${new URL(httpD).port}/ws`, 'bob');
+    clients.push(alice, bob);
+    assert.equal((await alice.request({ op: 'join', room: 'live' })).op, 'joined');
+    assert.equal((await bob.request({ op: 'join', room: 'live' })).op, 'joined');
+    for (let i = 0; i < 2; i += 1) assert.equal((await alice.request({ op: 'publish', room: 'live', class: 'chat', data: { i } })).op, 'ack');
+    for (let i = 0; i < 3; i += 1) assert.equal((await bob.request({ op: 'publish', room: 'live', class: 'chat', data: { i } })).op, 'ack');
+    assert.equal((await bob.request({ op: 'signal', to: 'alice', kind: 'offer', data: { sdp: 'x' } })).op, 'ack');
+    // Each node writes its counts every 2 s (a quarter of shorter intervals): the answering node's own are always current.
+    const live = await waitFor(
+      async () => {
+        const answer = await get(httpC, `/api/usage/live?tenant=${TENANT}`);
+        return answer.messages === 5 && answer.signals === 1 ? answer : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: 'both nodes\' counts in the live answer' },
+    );
+    assert.equal(live.from, interval);
+    assert.equal(live.node, `${ns}-c`);
+    assert.deepEqual(live.nodes, [`${ns}-c`, `${ns}-d`]);
+    assert.equal(live.partial, false);
+    assert.equal(live.connections, 2);
+    assert.ok((live.deliveries as number) >= 11, `deliveries ${live.deliveries}`);
+    const admin = await waitFor(
+      async () => {
+        const answer = (await get(httpD, `/api/admin/tenants/${TENANT}/usage`)).live as Record<string, unknown>;
+        return answer.messages === 5 ? answer : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: 'the admin live usage of both nodes' },
+    );
+    assert.equal(admin.node, `${ns}-d`);
+    assert.deepEqual(admin.nodes, [`${ns}-d`, `${ns}-c`]);
+    assert.equal(admin.connections, 2);
+    // A node that stops takes its entry away (its counts go into its usage.reported events).
+    bob.close();
+    await nodeD!.stop();
+    nodeD = undefined;
+    const alone = await get(httpC, `/api/usage/live?tenant=${TENANT}`);
+    assert.deepEqual(alone.nodes, [`${ns}-c`]);
+    assert.equal(alone.messages, 2);
+  });
+});

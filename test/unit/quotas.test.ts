@@ -5,6 +5,8 @@ import { MemoryQuotaBackend, type QuotaBackend } from '../../src/quotas/backend.
 import { QuotaEnforcer } from '../../src/quotas/enforcer.js';
 import { InvalidQuotaError, parseQuotaFile, parseTenantQuota, type TenantQuota } from '../../src/quotas/quotas.js';
 import { MemoryTenantQuotas } from '../../src/quotas/store.js';
+import type { Cluster, Redis } from 'ioredis';
+import { LiveUsage } from '../../src/usage/live.js';
 import { UsageMeter, usageEventId } from '../../src/usage/meter.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 
@@ -157,5 +159,61 @@ describe('UsageMeter', () => {
     m.disconnected('acme');
     await m.stop();
     assert.equal(published.length, 0);
+  });
+});
+
+describe('LiveUsage', () => {
+  function setup(entries: Record<string, string> | Error) {
+    const now = { t: 130_000 };
+    const m = new UsageMeter({ nodeId: 'n1', intervalMs: 60_000, now: () => now.t, events: { publish: async () => {} } });
+    m.message('acme');
+    m.signal('acme');
+    const deleted: string[] = [];
+    // Only what LiveUsage.read calls of a Redis client.
+    const client = {
+      status: 'ready',
+      hgetall: async () => {
+        if (entries instanceof Error) throw entries;
+        return entries;
+      },
+      hdel: async (_key: string, ...fields: string[]) => deleted.push(...fields),
+    } as unknown as Redis | Cluster;
+    return { meter: m, now, deleted, client };
+  }
+  const entry = (from: number, at: number, messages: number) =>
+    JSON.stringify({ from, at, connections: 1, connectionMs: 1000, messages, deliveries: 0, signals: 0, storedBytes: 0 });
+
+  it('without Redis answers this node\'s counts', async () => {
+    const { meter: m } = setup({});
+    const answer = await new LiveUsage({ meter: m, nodeId: 'n1', prefix: 'p', publishMs: 2000 }).read('acme');
+    assert.deepEqual(answer.nodes, ['n1']);
+    assert.equal(answer.partial, false);
+    assert.equal(answer.messages, 1);
+    assert.equal(answer.signals, 1);
+  });
+
+  it('adds other nodes\' fresh entries of the same interval only, and removes stale ones', async () => {
+    const { meter: m, client, deleted, now } = setup({
+      n1: entry(120_000, 129_000, 50), // its own stored entry: the live counts are used instead
+      n2: entry(120_000, 129_000, 2),
+      n3: entry(120_000, 100_000, 7), // older than 3 writes: a dead node
+      n4: entry(60_000, 125_000, 9), // the previous interval
+      n5: 'not json',
+    });
+    const answer = await new LiveUsage({ meter: m, nodeId: 'n1', prefix: 'p', client, publishMs: 2000, now: () => now.t }).read('acme');
+    assert.deepEqual(answer.nodes, ['n1', 'n2']);
+    assert.equal(answer.messages, 3);
+    assert.equal(answer.connections, 1);
+    assert.deepEqual(deleted.sort(), ['n3', 'n5']);
+  });
+
+  it('says partial when Redis cannot be read', async () => {
+    const { meter: m, client } = setup(new Error('down'));
+    const errors: Error[] = [];
+    const answer = await new LiveUsage({ meter: m, nodeId: 'n1', prefix: 'p', client, publishMs: 2000, onError: (e) => errors.push(e) }).read('acme');
+    assert.equal(answer.partial, true);
+    assert.deepEqual(answer.nodes, ['n1']);
+    assert.equal(answer.messages, 1);
+    assert.equal(errors.length, 1);
   });
 });
