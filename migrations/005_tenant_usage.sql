@@ -1,6 +1,7 @@
 -- usage: each node's usage per tenant and interval, from usage.reported
--- (src/usage/meter.ts). One row per (tenant, node, interval start): a
--- node reports an interval once, across restarts too (same event id).
+-- (src/usage/meter.ts). One row per (tenant, node, interval start): the
+-- reports of a node's processes (a restart within the interval) are added
+-- into it, each event id once; event_id is the first report's.
 CREATE TABLE tenant_usage (
   tenant          text        NOT NULL,
   node            text        NOT NULL,
