@@ -210,7 +210,8 @@ async function serve(deps: PusherHttpDeps, app: PusherApp, route: Route, query: 
         if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new Refusal(400, 'Bad request: each batch event is an object');
         return eventRequest(app, item as Record<string, unknown>, true);
       });
-      // All checked before any is sent: a refused batch sends nothing.
+      // All checked before any is sent: a refused batch sends nothing. One event after another (each to its
+      // channels at once), so a batch's events to one channel arrive in the batch's order.
       for (const event of events) await trigger(deps, app, event);
       if (events.every((event) => event.info.size === 0)) return {};
       const infos = await Promise.all(events.map(async (event) => (event.info.size === 0 ? {} : (await channelInfos(deps, app, event.channels, event.info))[event.channels[0]!] ?? {})));
@@ -260,10 +261,17 @@ async function serve(deps: PusherHttpDeps, app: PusherApp, route: Route, query: 
   }
 }
 
+/**
+ * Publish one event to each of its channels (up to 100), all at once: the
+ * channels are independent rooms, so one slow publish need not hold the
+ * others. Every channel is tried; when some fail, the answer is the first
+ * failing channel's in the request's order (its status, as Pusher documents),
+ * the same whichever publish settled first.
+ */
 async function trigger(deps: PusherHttpDeps, app: PusherApp, event: EventRequest): Promise<void> {
-  for (const channel of event.channels) {
-    await deps.pusher.publish(app, channel, event.name, event.data, 'server', event.socketId);
-  }
+  const outcomes = await Promise.allSettled(event.channels.map((channel) => deps.pusher.publish(app, channel, event.name, event.data, 'server', event.socketId)));
+  const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 async function userCount(deps: PusherHttpDeps, app: PusherApp, channel: string): Promise<number> {
@@ -271,13 +279,17 @@ async function userCount(deps: PusherHttpDeps, app: PusherApp, channel: string):
 }
 
 async function channelInfos(deps: PusherHttpDeps, app: PusherApp, channels: string[], info: Set<string>): Promise<Record<string, Record<string, number>>> {
-  const counts = info.has('subscription_count') ? await deps.store.counts(app.tenant) : new Map<string, number>();
+  // The counts and every channel's presence members are asked for at once, not one round trip after another.
+  const [counts, users] = await Promise.all([
+    info.has('subscription_count') ? deps.store.counts(app.tenant) : new Map<string, number>(),
+    info.has('user_count') ? Promise.all(channels.map((channel) => userCount(deps, app, channel))) : [],
+  ]);
   const result: Record<string, Record<string, number>> = {};
-  for (const channel of channels) {
+  channels.forEach((channel, index) => {
     const entry: Record<string, number> = {};
-    if (info.has('user_count')) entry.user_count = await userCount(deps, app, channel);
+    if (info.has('user_count')) entry.user_count = users[index] ?? 0;
     if (info.has('subscription_count')) entry.subscription_count = counts.get(channel) ?? 0;
     result[channel] = entry;
-  }
+  });
   return result;
 }

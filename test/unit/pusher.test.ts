@@ -4,10 +4,16 @@
  * the translation of nerve frames for Pusher subscribers (docs/pusher.md).
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
 import PusherServer from 'pusher';
-import { normalizePusherApps } from '../../src/pusher/apps.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { NerveError } from '../../packages/protocol/src/errors.js';
+import { normalizePusherApps, type PusherApp } from '../../src/pusher/apps.js';
+import type { PusherGateway } from '../../src/pusher/gateway.js';
+import { handlePusherHttp, type PusherHttpDeps } from '../../src/pusher/http-api.js';
 import { channelKind, isCacheChannel, isValidChannelName } from '../../src/pusher/protocol.js';
 import { channelAuthValid, signinValid, verifyRequest } from '../../src/pusher/signature.js';
 import { pusherFrameOf } from '../../src/pusher/translate.js';
@@ -94,5 +100,91 @@ describe('Pusher channels', () => {
     });
     assert.equal(pusherFrameOf('r', 'public', 'presence', joined), undefined, 'member events only on presence channels');
     assert.equal(pusherFrameOf('r', 'public', 'ephemeral', 'not json'), undefined);
+  });
+});
+
+/** A promise and its resolver, for calls that must all be in flight before any finishes. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open = (): void => {};
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
+
+/** Rejects after `ms`, so a call that waits for a sibling that never comes fails instead of hanging. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not in flight together within ${ms} ms`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** handlePusherHttp on a loopback server with stand-in lanes (the request is signed by the official library). */
+async function withApi(deps: Pick<PusherHttpDeps, 'pusher' | 'presence' | 'store'>, run: (api: PusherServer, errors: string[]) => Promise<void>): Promise<void> {
+  const errors: string[] = [];
+  const full: PusherHttpDeps = { ...deps, apps: [app as PusherApp], onError: (code) => errors.push(code) };
+  const server = createServer((request, response) => void handlePusherHttp(full, request, response, new URL(request.url ?? '/', 'http://localhost')));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const api = new PusherServer({ appId: app!.id, key: app!.key, secret: app!.secret, host: '127.0.0.1', port: String((server.address() as AddressInfo).port), useTLS: false });
+    await run(api, errors);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+describe('Pusher HTTP API fan-out', () => {
+  it('publishes an event to its channels at once and asks presence for every channel at once', async () => {
+    const published = gate();
+    const asked = gate();
+    const channels = ['presence-a', 'presence-b', 'presence-c'];
+    const publishing = new Set<string>();
+    const asking = new Set<string>();
+    const pusher = {
+      // Each publish waits until all three are in flight: run one after another, the first would time out.
+      publish: async (_app: PusherApp, channel: string) => {
+        publishing.add(channel);
+        if (publishing.size === channels.length) published.open();
+        await within(published.opened, 2000, 'publishes');
+      },
+    } as unknown as PusherGateway;
+    const presence = {
+      members: async ({ room }: { room: string }) => {
+        asking.add(room);
+        if (asking.size === channels.length) asked.open();
+        await within(asked.opened, 2000, 'presence look-ups');
+        return [{ user: `${room}-u1` }, { user: `${room}-u2` }];
+      },
+    } as unknown as PusherHttpDeps['presence'];
+    const store = { counts: async () => new Map([['presence-b', 3]]) } as unknown as PusherHttpDeps['store'];
+    await withApi({ pusher, presence, store }, async (api, errors) => {
+      const response = await api.trigger(channels, 'e', 'd', { info: 'user_count,subscription_count' });
+      assert.deepEqual(await response.json(), {
+        channels: {
+          'presence-a': { user_count: 2, subscription_count: 0 },
+          'presence-b': { user_count: 2, subscription_count: 3 },
+          'presence-c': { user_count: 2, subscription_count: 0 },
+        },
+      });
+      assert.deepEqual(errors, []);
+    });
+  });
+
+  it('answers with the first failing channel in the request order, whichever failed first; the other channels are still published', async () => {
+    const tried: string[] = [];
+    const pusher = {
+      publish: async (_app: PusherApp, channel: string) => {
+        tried.push(channel);
+        // 'a' fails last (after 'b' failed), 'b' at once, 'c' succeeds.
+        if (channel === 'b') throw new NerveError(ErrorCode.BusUnavailable, 'bus down');
+        if (channel === 'a') {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          throw new NerveError(ErrorCode.RateLimited, 'too many');
+        }
+      },
+    } as unknown as PusherGateway;
+    await withApi({ pusher, presence: {} as PusherHttpDeps['presence'], store: {} as PusherHttpDeps['store'] }, async (api, errors) => {
+      await assert.rejects(api.trigger(['a', 'b', 'c'], 'e', 'd'), (error: { status: number; body: string }) => error.status === 429 && /Too many messages/.test(error.body));
+      assert.deepEqual(tried.sort(), ['a', 'b', 'c']);
+      assert.deepEqual(errors, ['pusher_http_429']);
+    });
   });
 });
