@@ -173,6 +173,9 @@ async function main(): Promise<void> {
       return native && pusher ? `  pusher-js ÷ native, ${metric.replace(':', '')}: ${(median(pusher.nerve) / median(native.nerve)).toFixed(2)}×` : undefined;
     };
     const ratios = ['fan-out: deliveries/s', 'fan-out: server CPU / delivery', 'connects: connects/s', 'connects: server CPU / connect'].map(ratioOf).filter((line) => line !== undefined);
+    const apiRow = pusherRows.find((row) => row.metric === 'fan-out pusher-js via HTTP API: server CPU / delivery');
+    const nativeRow = pusherRows.find((row) => row.metric === 'fan-out native: server CPU / delivery');
+    if (apiRow && nativeRow) ratios.push(`  pusher-js via HTTP API ÷ native, fan-out server CPU / delivery: ${(median(apiRow.nerve) / median(nativeRow.nerve)).toFixed(2)}×`);
     process.stdout.write(`\n7. Pusher endpoint vs native (one cluster per run, median of ${args.runs}):\n${lines.join('\n')}\n${ratios.join('\n')}\n`);
   }
 

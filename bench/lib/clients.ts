@@ -277,6 +277,8 @@ const PusherClient = pusherJs.default as unknown as typeof pusherJs.default.defa
 
 /** The event name every bench room message travels under, as a Pusher client event. */
 const PUSHER_EVENT = 'client-bench';
+/** The same, triggered through the HTTP API (where `client-` names are the clients' own). */
+export const PUSHER_API_EVENT = 'bench';
 
 /**
  * pusher-js against nerve's Pusher endpoint. A room is the private channel
@@ -352,7 +354,7 @@ class PusherConn implements BenchConn {
     const name = `private-${room}`;
     const channel = this.pusher.subscribe(name);
     this.channels.set(room, channel);
-    channel.bind(PUSHER_EVENT, (data: unknown) => this.onMessage?.({ room, data }));
+    for (const event of [PUSHER_EVENT, PUSHER_API_EVENT]) channel.bind(event, (data: unknown) => this.onMessage?.({ room, data }));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no subscription_succeeded for ${name} within 30 s`)), 30_000);
       channel.bind('pusher:subscription_succeeded', () => {

@@ -4,7 +4,8 @@
  * its figures; bench/run.ts repeats and takes medians. Both systems get the
  * same sizes, counts, payloads and client placement.
  */
-import { BENCH_PUSHER_APP, type ConnKind, type System, type MessageClass } from './clients.js';
+import PusherServer from 'pusher';
+import { BENCH_PUSHER_APP, PUSHER_API_EVENT, type ConnKind, type System, type MessageClass } from './clients.js';
 import { startCluster, startWorkers, stopWorkers, type Cluster, type ClusterOptions, type Worker } from './cluster.js';
 import { cpuSeconds, mergeSorted, nowMs, percentileSorted, sum } from './stats.js';
 import type { CallResult, CollectResult, OpenResult, PublishResult } from '../worker.js';
@@ -382,7 +383,8 @@ let pusherRuns = 0;
  *   pusher-js receivers subscribed to `private-<room>` with a pusher-js
  *   publisher sending client events (nerve relays them as ephemeral room
  *   messages), against native receivers with a native ephemeral publisher.
- *   Same warm-up, window and ping flow control as scenario 1.
+ *   Same warm-up, window and ping flow control as scenario 1. Then the
+ *   pusher-js receivers once more, with the HTTP API as the publisher.
  * - connects: n connections, each then in a room of its own — pusher-js
  *   `connection_established` + private-channel `subscribe`, against native
  *   `connect` + `join`. A room per connection because a shared native room
@@ -407,10 +409,30 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
         await new Promise((resolve) => setTimeout(resolve, 1000));
       };
 
-      const fanoutOf = async (kind: ConnKind): Promise<Figures> => {
-        const label = labelOf(kind);
+      /**
+       * The HTTP API as the publisher (`pusher` from npm, as an app's backend would use it): batches of 10
+       * events (`batch_events`, Pusher's largest), 4 requests in flight, all to node 1.
+       */
+      const api = new PusherServer({ appId: BENCH_PUSHER_APP.id, key: BENCH_PUSHER_APP.key, secret: BENCH_PUSHER_APP.secret, host: '127.0.0.1', port: String(cluster.servers[0]?.port), useTLS: false });
+      const trigger = async (channel: string, tag: string, count: number): Promise<PublishResult> => {
+        const pad = 'x'.repeat(sizes.payloadBytes);
+        const deadline = nowMs() + 60_000;
+        const startMs = nowMs();
+        let sent = 0;
+        const lane = async () => {
+          while (sent < count && nowMs() < deadline) {
+            const batch = Array.from({ length: Math.min(10, count - sent) }, () => ({ channel, name: PUSHER_API_EVENT, data: { tag, seq: sent++, t: nowMs(), pad } }));
+            await api.triggerBatch(batch);
+          }
+        };
+        await Promise.all(Array.from({ length: 4 }, lane));
+        return { sent, startMs, endMs: nowMs() };
+      };
+
+      const fanoutOf = async (kind: ConnKind, viaApi = false): Promise<Figures> => {
+        const label = viaApi ? 'pusher-js via HTTP API' : labelOf(kind);
         const urls = urlsOf(kind);
-        const room = `fan-${kind}`;
+        const room = viaApi ? 'fan-api' : `fan-${kind}`;
         const specs: ConnSpec[] = Array.from({ length: sizes.pusherReceivers + 1 }, (_, i) => ({ url: urls[i % urls.length] as string, user: user(`p${kind}`, i) }));
         progress(`${label}: opening ${specs.length} connections`);
         await openAll(workers, kind, distribute(specs, workers.length));
@@ -419,17 +441,20 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
         const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
           await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
           return Promise.all([
-            publisher.run<PublishResult>({ cmd: 'publish', index: 0, room, cls: 'ephemeral', tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+            // Via the API, connection 0 only listens (and, armed from 1, is not counted): the same N receivers.
+            viaApi
+              ? trigger(`private-${room}`, tag, count)
+              : publisher.run<PublishResult>({ cmd: 'publish', index: 0, room, cls: 'ephemeral', tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
             ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
           ]);
         };
         if (sizes.fanoutWarmup > 0) {
           progress(`${label}: warm-up, ${sizes.pusherMessages} messages`);
-          await burst(`pfan-${kind}-warm`, sizes.pusherMessages);
+          await burst(`pfan-${room}-warm`, sizes.pusherMessages);
         }
         progress(`${label}: ${sizes.pusherMessages} messages to ${sizes.pusherReceivers} receivers`);
         const cpu0 = cluster.cpuSeconds();
-        const [published, ...collected] = await burst(`pfan-${kind}`, sizes.pusherMessages);
+        const [published, ...collected] = await burst(`pfan-${room}`, sizes.pusherMessages);
         const cpu = cluster.cpuSeconds() - cpu0;
         const delivered = sum(collected.map((result) => result.received));
         const seconds = (Math.max(...collected.map((result) => result.lastMs)) - published.startMs) / 1000;
@@ -466,9 +491,10 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
       const fanouts = new Map<ConnKind, Figures>();
       const connects = new Map<ConnKind, Figures>();
       for (const kind of order) fanouts.set(kind, await fanoutOf(kind));
+      const viaApi = await fanoutOf('pusher', true);
       for (const kind of order) connects.set(kind, await connectsOf(kind));
       // Always native first in the table, whichever ran first.
-      return { ...fanouts.get('nerve'), ...fanouts.get('pusher'), ...connects.get('nerve'), ...connects.get('pusher') };
+      return { ...fanouts.get('nerve'), ...fanouts.get('pusher'), ...viaApi, ...connects.get('nerve'), ...connects.get('pusher') };
     },
     { nerveArgs: ['--pusher-apps', JSON.stringify([BENCH_PUSHER_APP])] },
   );
