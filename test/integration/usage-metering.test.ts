@@ -28,7 +28,7 @@ import { testNamespace, waitFor } from '../helpers/wait.js';
 const skip = (await redisSkipReason(SHARED_REDIS_URL)) ?? (await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip()) ?? false;
 
 const API_KEY = 'usage-test-operator-key-0123456789';
-const INTERVAL = 3000;
+const INTERVAL = 5000;
 const TENANT = 'acme';
 
 describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
