@@ -307,6 +307,25 @@ export class Gateway {
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, address, request.socket));
   }
 
+  /**
+   * The per-address cap (`maxConnectionsPerIp`) for the Pusher endpoint
+   * (src/pusher), counted together with /ws so a client cannot double its
+   * share by mixing the two: the address to count the upgrade under, or
+   * undefined when that address is at the cap.
+   */
+  admitAddress(request: IncomingMessage): { address: string; max: number } | { address: undefined; max: number } {
+    const max = this.deps.options.limits.maxConnectionsPerIp;
+    const address = this.clientAddress(request);
+    return max > 0 && this.perIp.get(address) >= max ? { address: undefined, max } : { address, max };
+  }
+
+  /** A connection of another endpoint (Pusher) opened (`open`) or closed under `address`, counted only under a cap as /ws's are. */
+  countAddress(address: string, open: boolean): void {
+    if (this.deps.options.limits.maxConnectionsPerIp <= 0) return;
+    if (open) this.perIp.increment(address);
+    else this.perIp.decrement(address);
+  }
+
   /** Where an upgrade comes from: the TCP peer, or the client a trusted proxy names (client-address.ts). */
   private clientAddress(request: IncomingMessage): string {
     return clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], this.trustedProxies);

@@ -19,6 +19,7 @@ import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeOptions } from '../options.js';
 import type { Presence } from '../presence/presence.js';
+import type { TenantGuard } from '../quotas/guard.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MemberLeftFrame } from '../../packages/protocol/src/frames.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
@@ -65,6 +66,8 @@ export interface PusherGatewayDeps {
   namer: ChannelNamer;
   metrics: NodeMetrics;
   log: Logger;
+  /** Tenant quotas and usage metering (src/quotas/): connections count against the app's tenant like nerve's; absent: neither. */
+  tenants?: TenantGuard | undefined;
   /** Told of each PusherFact; must not throw. */
   onFact?: (fact: PusherFact) => void;
 }
@@ -145,8 +148,16 @@ export class PusherGateway {
       socket.end(`HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return true;
     }
+    // The node's per-address cap, shared with /ws and refused the same way (HTTP 429 before the upgrade, as the nerve gateway does).
+    const { address, max } = this.deps.gateway.admitAddress(request);
+    if (address === undefined) {
+      this.deps.metrics.upgradesRejected.inc({ reason: ErrorCode.TooManyConnections });
+      const body = JSON.stringify({ code: ErrorCode.TooManyConnections, message: `at most ${max} connections per address` });
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      return true;
+    }
     // Pusher refuses inside the WebSocket (an error frame, then a close code), so clients learn whether to reconnect.
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1)), socket));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1)), socket, address));
     // ws put its own listener on the socket as it took it over: ours would stay for the connection's life.
     if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
     return true;
@@ -170,7 +181,7 @@ export class PusherGateway {
     ws.close(code, message.slice(0, 120));
   }
 
-  private accept(ws: WebSocket, path: string, query: URLSearchParams, tcp: Duplex): void {
+  private accept(ws: WebSocket, path: string, query: URLSearchParams, tcp: Duplex, address: string): void {
     ws.on('error', () => ws.terminate());
     const key = PATH.exec(path)?.[1];
     if (key === undefined) return this.refuse(ws, PusherCode.PathNotFound, 'the WebSocket path is /app/{key}');
@@ -188,11 +199,29 @@ export class PusherGateway {
     const socket = new PusherSocket(app, ws, this.deps.log.child({ app: app.id }), { perSecond: limits.ratePerSecond, burst: limits.rateBurst }, tcp);
     this.sockets.add(socket);
     this.perApp.set(app.id, open + 1);
+    this.deps.gateway.countAddress(address, true);
+    socket.countedAddress = address;
     this.deps.metrics.connectionsTotal.inc();
     this.deps.metrics.pusherConnections.set(this.sockets.size);
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(socket, data, isBinary));
     ws.on('close', () => void this.onClosed(socket));
-    socket.event('pusher:connection_established', JSON.stringify({ socket_id: socket.id, activity_timeout: app.activityTimeoutS }));
+    const tenants = this.deps.tenants;
+    const established = (): void => socket.event('pusher:connection_established', JSON.stringify({ socket_id: socket.id, activity_timeout: app.activityTimeoutS }));
+    if (!tenants) return established();
+    // The tenant's cluster-wide connection quota, as a nerve `connect` (src/gateway): messages wait in the queue for the verdict.
+    socket.queue = new Promise<void>((resolve) => resolve(tenants.connect(app.tenant))).then(
+      () => {
+        if (socket.state !== 'open') return tenants.disconnected(app.tenant);
+        socket.countedTenant = true;
+        established();
+      },
+      () => {
+        // Pusher's 4004 (do not reconnect): the quota holds until connections close or an operator raises it. Counted in nerve_quota_refusals_total.
+        this.deps.metrics.errors.inc({ code: `pusher_${PusherCode.OverQuota}` });
+        socket.send(errorFrame(PusherCode.OverQuota, 'over the connection quota of this app\'s tenant'));
+        socket.close(PusherCode.OverQuota, 'over connection quota');
+      },
+    );
   }
 
   // ------------------------------------------------------------ frames
@@ -481,7 +510,10 @@ export class PusherGateway {
       socket.send(frame);
       sent += 1;
     }
-    if (sent > 0) this.deps.metrics.deliveries.inc({ class: envelope.class }, sent);
+    if (sent > 0) {
+      this.deps.metrics.deliveries.inc({ class: envelope.class }, sent);
+      this.deps.tenants?.delivered(target.app.tenant, sent);
+    }
     return true;
   }
 
@@ -556,6 +588,8 @@ export class PusherGateway {
   private async onClosed(socket: PusherSocket): Promise<void> {
     socket.state = 'closed';
     if (!this.sockets.delete(socket)) return;
+    if (socket.countedTenant) this.deps.tenants?.disconnected(socket.app.tenant);
+    if (socket.countedAddress !== undefined) this.deps.gateway.countAddress(socket.countedAddress, false);
     this.deps.metrics.pusherConnections.set(this.sockets.size);
     if (this.sockets.size === 0) this.onEmpty?.();
     this.perApp.set(socket.app.id, Math.max(0, (this.perApp.get(socket.app.id) ?? 1) - 1));

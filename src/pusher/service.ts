@@ -15,6 +15,7 @@ import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import { redisSentinelSettings, type NodeOptions } from '../options.js';
 import type { Presence } from '../presence/presence.js';
+import type { TenantGuard } from '../quotas/guard.js';
 import { redisStoreConnection } from '../redis-connection.js';
 import { PusherGateway, type PusherFact } from './gateway.js';
 import { handlePusherHttp } from './http-api.js';
@@ -31,6 +32,8 @@ export interface PusherServiceDeps {
   namer: ChannelNamer;
   metrics: NodeMetrics;
   log: Logger;
+  /** Tenant quotas and usage metering (src/quotas/guard.ts); absent: neither. */
+  tenants?: TenantGuard | undefined;
   /** Replace the store built from options (tests). */
   store?: PusherStore;
   onFact?: (fact: PusherFact) => void;
@@ -64,6 +67,7 @@ export class PusherService {
       namer: deps.namer,
       metrics: deps.metrics,
       log: deps.log.child({ component: 'pusher' }),
+      tenants: deps.tenants,
       onFact: (fact) => this.onFact(fact),
     });
   }

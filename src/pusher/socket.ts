@@ -45,6 +45,10 @@ export class PusherSocket {
   /** Subscribe, unsubscribe and sign-in of one socket run one after another. */
   queue: Promise<void> = Promise.resolve();
   state: 'open' | 'closed' = 'open';
+  /** Admitted by the tenant's connection quota and metered (src/quotas/guard.ts): told when it closes. */
+  countedTenant = false;
+  /** The client address counted against `maxConnectionsPerIp` (with /ws's), uncounted when it closes. */
+  countedAddress: string | undefined;
 
   constructor(
     readonly app: PusherApp,

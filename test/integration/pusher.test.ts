@@ -464,6 +464,74 @@ describe('Pusher on one in-process node (memory lanes)', () => {
     }
   });
 
+  it('counts Pusher connections in the tenant quota (4004, nerve_quota_refusals_total), meters them, and shares the per-IP cap with /ws', async () => {
+    const METERED = { id: '4003', key: 'metered-key', secret: 'metered-secret-0123456789', tenant: 'pq', enableClientMessages: true };
+    const OTHER = { id: '4004', key: 'other-key', secret: 'other-secret-0123456789', tenant: 'po' };
+    const node = new NerveNode({
+      port: 0,
+      host: '127.0.0.1',
+      logLevel: 'silent',
+      demo: false,
+      pusherApps: [METERED, OTHER],
+      tenantQuotas: new Map([['pq', { connections: 2 }]]),
+      limits: { maxConnectionsPerIp: 3 },
+    });
+    const port = (await node.start()).port;
+    const url = (app: { key: string }) => `ws://127.0.0.1:${port}/app/${app.key}?protocol=7`;
+    const open: RawClient[] = [];
+    try {
+      const connect = async (app: { key: string }) => {
+        const raw = await RawClient.open(url(app));
+        open.push(raw);
+        const established = await raw.waitFor((frame) => frame.event === 'pusher:connection_established');
+        return { raw, socketId: String(JSON.parse(String(established.data)).socket_id) };
+      };
+      const first = await connect(METERED);
+      const second = await connect(METERED);
+      // The tenant's third connection: over its quota of 2, refused as Pusher says for an app over its connection quota.
+      const third = await RawClient.open(url(METERED));
+      open.push(third);
+      const refused = await third.waitFor((frame) => frame.event === 'pusher:error');
+      assert.equal((refused.data as { code: number }).code, 4004);
+      assert.equal(await third.waitClose(), 4004);
+      const metricsText = async () => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      assert.match(await metricsText(), /^nerve_quota_refusals_total\{(?=[^}]*quota="connections")(?=[^}]*tenant="pq")[^}]*\} 1$/m);
+
+      // Usage: client events and the HTTP API are the tenant's messages, each socket written to a delivery.
+      const sign = (socketId: string, channel: string) => `${METERED.key}:${createHmac('sha256', METERED.secret).update(`${socketId}:${channel}`).digest('hex')}`;
+      for (const { raw, socketId } of [first, second]) {
+        raw.send({ event: 'pusher:subscribe', data: { channel: 'private-m', auth: sign(socketId, 'private-m') } });
+        await raw.waitFor((frame) => frame.event === 'pusher_internal:subscription_succeeded');
+      }
+      first.raw.send({ event: 'client-hi', channel: 'private-m', data: { n: 1 } });
+      await second.raw.waitFor((frame) => frame.event === 'client-hi');
+      const api = new PusherServer({ appId: METERED.id, key: METERED.key, secret: METERED.secret, host: '127.0.0.1', port: String(port), useTLS: false });
+      await api.trigger('private-m', 'from-api', { n: 2 });
+      await Promise.all([first.raw, second.raw].map((raw) => raw.waitFor((frame) => frame.event === 'from-api')));
+      const usage = await waitFor(() => {
+        const row = node.tenancy.meter.snapshot().tenants.find((tenant) => tenant.tenant === 'pq');
+        return row && row.deliveries === 3 && row.connectionMs > 0 ? row : undefined;
+      }, { what: 'pq usage' });
+      assert.equal(usage.connections, 2);
+      assert.equal(usage.messages, 2);
+
+      // Per address: 2 Pusher connections + 1 nerve /ws = the cap of 3; a Pusher upgrade of another app is refused with 429.
+      const nerve = await RawClient.open(`ws://127.0.0.1:${port}/ws`);
+      open.push(nerve);
+      await assert.rejects(RawClient.open(url(OTHER)), /HTTP 429/);
+      assert.match(await metricsText(), /^nerve_upgrades_rejected_total\{[^}]*reason="too_many_connections"[^}]*\} 1$/m);
+      // A closed Pusher connection frees its slot in both the address cap and the tenant quota.
+      first.raw.close();
+      const again = await waitFor(async () => RawClient.open(url(METERED)).catch(() => undefined), { what: 'a freed slot' });
+      open.push(again);
+      await again.waitFor((frame) => frame.event === 'pusher:connection_established');
+      assert.equal(node.tenancy.meter.snapshot().tenants.find((tenant) => tenant.tenant === 'pq')?.connections, 2);
+    } finally {
+      for (const raw of open) raw.close();
+      await node.stop();
+    }
+  });
+
   it('refuses a bad app list at start-up with a ConfigError naming the entry', async () => {
     const { normalizeOptions, ConfigError } = await import('../../src/options.js');
     assert.throws(() => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }), (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message));
