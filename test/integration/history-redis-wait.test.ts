@@ -195,7 +195,16 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
         what: 'two replicas online',
       });
       await Promise.all([all.start(), one.start()]);
-      await all.append(allRoom, draft(1, { room: allRoom.room }), allTarget);
+      // A replica that has just come online may miss the first 600 ms wait on a busy machine (seen in CI):
+      // the first append is retried with its cmid until both replicas have it.
+      await waitFor(
+        () =>
+          all.append(allRoom, draft(1, { room: allRoom.room, cmid: 'warm' }), allTarget).then(
+            () => true,
+            () => false,
+          ),
+        { timeoutMs: 10_000, intervalMs: 100, what: 'both replicas acking' },
+      );
       // The slow replica stops answering for 2 s: WAIT 1 still passes, WAIT for both cannot.
       const sleeping = slow.cli('debug', 'sleep', '2');
       await new Promise((resolve) => setTimeout(resolve, 100));
