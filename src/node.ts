@@ -164,7 +164,7 @@ export class NerveNode {
     });
     this.pusher =
       this.options.pusherApps.length > 0
-        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, events: this.lanes.events, namer, metrics: this.metrics, log: this.log, tenants: this.tenancy.guard })
+        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, history: this.lanes.history, events: this.lanes.events, namer, metrics: this.metrics, log: this.log, tenants: this.tenancy.guard })
         : undefined;
     const httpDeps: HttpDeps = {
       ...(this.pusher ? { pusher: this.pusher } : {}),

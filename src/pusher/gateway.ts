@@ -14,6 +14,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { BUS_ENVELOPE_VERSION, type Bus, type BusEnvelope } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
 import type { Gateway } from '../gateway/gateway.js';
+import type { History, RecoveryResult } from '../history/history.js';
 import { TextFrame } from '../gateway/text-frame.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
@@ -62,6 +63,8 @@ export interface PusherGatewayDeps {
   gateway: Gateway;
   bus: Bus;
   presence: Presence;
+  /** The chat history: `nerve:resume` (docs/pusher.md, "Extensions") reads the missed `nerve-chat` events from it. */
+  history: History;
   store: PusherStore;
   namer: ChannelNamer;
   metrics: NodeMetrics;
@@ -91,6 +94,10 @@ export const TERMINATE = JSON.stringify({ action: 'pusher.terminate' });
  * swept once) are exactly the cluster-wide occupied / vacated.
  */
 export const OCCUPANCY_PREFIX = '#occupancy:';
+
+/** nerve's extension events (docs/pusher.md, "Extensions"): the client asks for missed chat, the server says it is done. */
+export const RESUME = 'nerve:resume';
+export const RESUMED = 'nerve:resumed';
 
 /** How often connections are checked for silence, ms. */
 const SWEEP_MS = 1000;
@@ -254,6 +261,7 @@ export class PusherGateway {
     if (event === 'pusher:subscribe') step = () => this.subscribe(socket, payload);
     else if (event === 'pusher:unsubscribe') step = () => this.unsubscribe(socket, payload.channel);
     else if (event === 'pusher:signin') step = () => this.signin(socket, payload);
+    else if (event === RESUME) step = () => this.resume(socket, payload);
     else if (event.startsWith('client-')) step = () => this.clientEvent(socket, event, message.channel, message.data);
     if (!step) return this.invalid(socket, `unknown event ${event.slice(0, 64)}`);
     const run = step;
@@ -420,6 +428,34 @@ export class PusherGateway {
     if (!sockets?.delete(socket) || sockets.size > 0) return;
     this.users.delete(channel);
     await this.deps.bus.release(channel).catch(() => {});
+  }
+
+  /**
+   * `nerve:resume` (docs/pusher.md, "Extensions"): the `nerve-chat` events
+   * of a subscribed channel after `{epoch, offset}`, from the history, then
+   * `nerve:resumed` with whether they are exactly the missed ones. Live
+   * events keep flowing meanwhile, so the client drops offsets it has.
+   */
+  private async resume(socket: PusherSocket, data: Record<string, unknown>): Promise<void> {
+    const { channel, epoch, offset } = data;
+    if (typeof channel !== 'string') return this.invalid(socket, 'nerve:resume needs a channel');
+    const sub = socket.subscriptions.get(channel);
+    if (!sub || sub.held) return this.invalid(socket, `nerve:resume on ${channel.slice(0, 64)} before its subscription succeeded`);
+    if (typeof epoch !== 'string' || epoch.length < 1 || epoch.length > 64) return this.invalid(socket, 'nerve:resume epoch must be a string of 1-64 characters');
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) return this.invalid(socket, 'nerve:resume offset must be an integer from 0 to 2^53-1');
+    let read: RecoveryResult;
+    try {
+      read = await this.deps.history.since({ tenant: socket.app.tenant, room: channel }, { epoch, offset }, this.deps.options.limits.recoveryLimit);
+    } catch (error) {
+      socket.log.warn({ err: (error as Error).message, channel }, 'history unavailable for nerve:resume');
+      return this.invalid(socket, 'history unavailable: nerve:resume not answered; retry');
+    }
+    for (const message of read.messages) {
+      const text = pusherFrameOf(channel, sub.kind, 'chat', encodeFrame(message));
+      if (text !== undefined) socket.send(text);
+    }
+    if (read.messages.length > 0) this.deps.tenants?.delivered(socket.app.tenant, read.messages.length);
+    socket.event(RESUMED, JSON.stringify({ recovered: read.recovered, count: read.messages.length, position: read.position }), channel);
   }
 
   private async clientEvent(socket: PusherSocket, event: string, channel: unknown, data: unknown): Promise<void> {

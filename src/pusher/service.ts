@@ -10,7 +10,7 @@ import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
 import type { EventLog } from '../events/event-log.js';
 import type { Gateway } from '../gateway/gateway.js';
-import type { RoomRef } from '../history/history.js';
+import type { History, RoomRef } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import { redisSentinelSettings, type NodeOptions } from '../options.js';
@@ -27,6 +27,8 @@ export interface PusherServiceDeps {
   gateway: Gateway;
   bus: Bus;
   presence: Presence;
+  /** The chat history (`nerve:resume`). */
+  history: History;
   /** The cold lane: `pusher.webhook` events for apps with webhooks go there. */
   events: EventLog;
   namer: ChannelNamer;
@@ -63,6 +65,7 @@ export class PusherService {
       gateway: deps.gateway,
       bus: deps.bus,
       presence: deps.presence,
+      history: deps.history,
       store: this.store,
       namer: deps.namer,
       metrics: deps.metrics,

@@ -532,6 +532,53 @@ describe('Pusher on one in-process node (memory lanes)', () => {
     }
   });
 
+  it('nerve:resume: a pusher-js client that reconnects gets the nerve-chat events it missed, then nerve:resumed', async () => {
+    const CHAT = { id: '4005', key: 'chat-key', secret: 'chat-secret-0123456789', tenant: 'pc' };
+    const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [CHAT] });
+    const port = (await node.start()).port;
+    const pusher = new PusherClient(CHAT.key, { cluster: 'nerve', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'], disableStats: true });
+    try {
+      type Chat = { offset: number; epoch: string; data: { n: number } };
+      const seen: Chat[] = [];
+      const channel = pusher.subscribe('chat-room');
+      channel.bind('nerve-chat', (data: string | Chat) => seen.push(typeof data === 'string' ? (JSON.parse(data) as Chat) : data));
+      await next(channel, 'pusher:subscription_succeeded');
+      const chat = (n: number) => node.gateway.serverPublish({ tenant: CHAT.tenant, room: 'chat-room', class: 'chat', data: { n }, from: 'server', except: undefined });
+      await chat(1);
+      await chat(2);
+      await waitFor(() => seen.length === 2 || undefined, { what: 'two live nerve-chat events' });
+      const last = seen[1]!;
+
+      pusher.disconnect();
+      await waitFor(() => node.pusher!.gateway.connectionCount() === 0 || undefined, { what: 'the disconnect' });
+      for (const n of [3, 4, 5]) await chat(n);
+      const resubscribed = next(channel, 'pusher:subscription_succeeded');
+      pusher.connect();
+      await resubscribed;
+      // pusher-js hands over event data parsed when it is JSON text.
+      const parsed = <T,>(data: unknown) => (typeof data === 'string' ? JSON.parse(data) : data) as T;
+      const resumed = next(channel, 'nerve:resumed');
+      assert.equal(pusher.send_event('nerve:resume', { channel: 'chat-room', epoch: last.epoch, offset: last.offset }), true);
+      const answer = parsed<{ recovered: boolean; count: number; position: { offset: number; epoch: string } }>((await resumed)[0]);
+      assert.deepEqual(answer, { recovered: true, count: 3, position: { offset: last.offset + 3, epoch: last.epoch } });
+      assert.deepEqual(seen.map((message) => message.data.n), [1, 2, 3, 4, 5]);
+      assert.deepEqual(seen.slice(2).map((message) => message.offset), [last.offset + 1, last.offset + 2, last.offset + 3]);
+
+      // Another epoch (the log was reset): recovered false, and the newest messages for a client that reloads.
+      const stale = next(channel, 'nerve:resumed');
+      pusher.send_event('nerve:resume', { channel: 'chat-room', epoch: 'not-this-epoch', offset: 1 });
+      assert.equal(parsed<{ recovered: boolean }>((await stale)[0]).recovered, false);
+      // Malformed or unsubscribed: pusher:error 4302, the connection stays.
+      const refused = next<{ data: { code: number } }>(pusher.connection, 'error');
+      pusher.send_event('nerve:resume', { channel: 'not-subscribed', epoch: last.epoch, offset: 0 });
+      assert.equal((await refused)[0].data.code, 4302);
+      assert.equal(pusher.connection.state, 'connected');
+    } finally {
+      pusher.disconnect();
+      await node.stop();
+    }
+  });
+
   it('refuses a bad app list at start-up with a ConfigError naming the entry', async () => {
     const { normalizeOptions, ConfigError } = await import('../../src/options.js');
     assert.throws(() => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }), (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message));
