@@ -160,6 +160,9 @@ describe('resuming join on Redis', { skip }, () => {
       const joined = await resumer.request({ op: 'join', room, since: position });
       assert.equal(joined.op, 'joined', JSON.stringify(joined));
     }
+    // Live chat after the last resume too, so the walk below has enough to check however fast the resumes went.
+    const target = Math.min(20_000, published + 300);
+    await waitFor(() => published >= target, { timeoutMs: 10_000, what: 'more chat after the last resume' });
     stop = true;
     await publishing;
     // Let the last live frames arrive: the anchor sees the final message, and so does the resumer, which is in the room.
