@@ -74,3 +74,14 @@ export async function listExchanges(prefix: string): Promise<string[] | undefine
   const rows = await rabbitmqctl(['list_exchanges', 'name']);
   return rows?.map(([name = '']) => name).filter((name) => name.startsWith(prefix));
 }
+
+/**
+ * Delete every queue and exchange whose name starts with `prefix` (a test's
+ * namespace followed by a dot), retry and dead-letter queues included, so a
+ * run leaves nothing on the shared broker. Needs rabbitmqctl; without it,
+ * only `fallback` names are deleted.
+ */
+export async function deleteTopology(admin: Connection, prefix: string, fallback: { queues?: string[]; exchanges?: string[] } = {}): Promise<void> {
+  for (const queue of (await listQueues(prefix)) ?? fallback.queues ?? []) await admin.queueDelete({ queue }).catch(() => undefined);
+  for (const exchange of (await listExchanges(prefix)) ?? fallback.exchanges ?? []) await admin.exchangeDelete({ exchange }).catch(() => undefined);
+}

@@ -24,6 +24,7 @@ import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
+import { deleteTopology } from '../helpers/rabbitmq.js';
 
 const skip = await serviceSkip('RabbitMQ', 5672);
 
@@ -86,10 +87,8 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     const admin = new Connection({ url: AMQP_URL, retryLow: 50 });
     admin.on('error', () => undefined);
     const queue = `${ns}.nerve.${pusherWebhookQueue(normalizePusherApps([app])[0]!, normalizePusherApps([app])[0]!.webhooks[0]!.url)}`;
-    for (const name of [queue, `${queue}.dlq`, ...[20, 40, 80, 160, 320].map((delay) => `${queue}.retry.${delay}`)]) {
-      await admin.queueDelete({ queue: name }).catch(() => undefined);
-    }
-    await admin.exchangeDelete({ exchange: `${ns}.nerve.events` }).catch(() => undefined);
+    const retries = [20, 40, 80, 160, 320].map((delay) => `${queue}.retry.${delay}`);
+    await deleteTopology(admin, `${ns}.`, { queues: [queue, `${queue}.dlq`, ...retries], exchanges: [`${ns}.nerve.events`] });
     await admin.close();
   });
 

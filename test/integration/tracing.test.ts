@@ -19,6 +19,7 @@ import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 import { killWorker, spawnWorker, type WorkerProcess } from '../helpers/worker-process.js';
+import { deleteTopology } from '../helpers/rabbitmq.js';
 
 const skip = (await serviceSkip('RabbitMQ', 5672)) ?? (await redisSkipReason());
 const SECRET = 'whsec_tracing_0123456789';
@@ -135,8 +136,7 @@ describe('tracing across nodes, the cold lane and a worker', { skip }, () => {
       killWorker(worker);
     }
     const queue = `${ns}.nerve.${webhookQueue(hookUrl)}`;
-    for (const name of [queue, `${queue}.dlq`]) await admin.queueDelete({ queue: name }).catch(() => undefined);
-    await admin.exchangeDelete({ exchange: `${ns}.nerve.events` }).catch(() => undefined);
+    await deleteTopology(admin, `${ns}.`, { queues: [queue, `${queue}.dlq`], exchanges: [`${ns}.nerve.events`] });
     await admin.close();
     await deleteNamespace(SHARED_REDIS_URL, ns).catch(() => 0);
     await new Promise<void>((resolve) => otlp.close(() => resolve()));

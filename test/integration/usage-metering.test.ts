@@ -24,6 +24,7 @@ import { RawClient } from '../helpers/raw-client.js';
 import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
+import { deleteTopology } from '../helpers/rabbitmq.js';
 
 const skip = (await redisSkipReason(SHARED_REDIS_URL)) ?? (await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip()) ?? false;
 
@@ -95,8 +96,7 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     await Promise.all([nodeA?.stop(), nodeB?.stop()]);
     await worker?.close();
     await workerLog?.close();
-    for (const queue of ['usage', 'usage.dlq']) await admin.queueDelete({ queue: `${ns}.nerve.${queue}` }).catch(() => undefined);
-    await admin.exchangeDelete({ exchange: `${ns}.nerve.events` }).catch(() => undefined);
+    await deleteTopology(admin, `${ns}.`, { queues: [`${ns}.nerve.usage`, `${ns}.nerve.usage.dlq`], exchanges: [`${ns}.nerve.events`] });
     await admin?.close();
     await deleteNamespaceKeys(SHARED_REDIS_URL, ns);
     await db?.drop();
