@@ -159,7 +159,8 @@ describe('cold lane through the nodes', { skip }, () => {
     const page = await waitFor(
       async () => {
         const body = (await (await api('/api/rooms/archive/messages?limit=3')).json()) as { messages: Array<{ data: { n: number }; offset: number; from: string }>; next: string | null };
-        return body.messages.length === 3 && body.next ? body : undefined;
+        // The worker stores asynchronously: wait for the newest (n = 5), not for any three.
+        return body.messages.length === 3 && body.next && body.messages[2]?.data.n === 5 ? body : undefined;
       },
       { timeoutMs: 10_000, what: 'stored messages' },
     );
