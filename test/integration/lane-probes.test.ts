@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import { Connection } from 'rabbitmq-client';
 import { RabbitBus } from '../../src/bus/rabbitmq.js';
 import { ChannelNamer } from '../../src/bus/channels.js';
 import { RabbitEventLog } from '../../src/events/rabbitmq.js';
@@ -21,13 +22,21 @@ import { PostgresProbe } from '../../src/postgres/probe.js';
 import { sampleEvent } from '../conformance/event-log.js';
 import { serviceSkip, startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
+import { deleteTopology } from '../helpers/rabbitmq.js';
 
 const pgSkip = (await serviceSkip('PostgreSQL', 5432)) ?? false;
 const amqpSkip = (await serviceSkip('RabbitMQ', 5672)) ?? false;
 
 const proxies: TcpProxy[] = [];
+/** The RabbitMQ tests' namespaces: their exchanges are deleted at the end, so nothing stays on the shared broker. */
+const namespaces: string[] = [];
 after(async () => {
   await Promise.allSettled(proxies.map((proxy) => proxy.close()));
+  if (namespaces.length === 0) return;
+  const admin = new Connection({ url: 'amqp://guest:guest@127.0.0.1:5672', retryLow: 50 });
+  admin.on('error', () => undefined);
+  for (const env of namespaces) await deleteTopology(admin, `${env}.`, { exchanges: [`${env}.nerve.events`, `${env}.nerve.hot`] });
+  await admin.close();
 });
 
 async function proxy(port: number): Promise<TcpProxy> {
@@ -69,9 +78,11 @@ describe('PostgreSQL pool probe', { skip: pgSkip, timeout: 30_000 }, () => {
 describe('RabbitMQ lanes behind held bytes', { skip: amqpSkip, timeout: 40_000 }, () => {
   it('the cold lane reports an event the broker has not confirmed in time, then recovers', async () => {
     const front = await proxy(5672);
+    const env = testNamespace('probe');
+    namespaces.push(env);
     const log = new RabbitEventLog({
       url: `amqp://guest:guest@127.0.0.1:${front.port}`,
-      env: testNamespace('probe'),
+      env,
       confirmOverdueMs: 300,
       reconnectLowMs: 50,
       reconnectHighMs: 500,
@@ -96,6 +107,7 @@ describe('RabbitMQ lanes behind held bytes', { skip: amqpSkip, timeout: 40_000 }
   it('the bus answers a publish without confirm as an unknown outcome and reports it until one is confirmed', async () => {
     const front = await proxy(5672);
     const env = testNamespace('probe');
+    namespaces.push(env);
     const bus = new RabbitBus({
       url: `amqp://guest:guest@127.0.0.1:${front.port}`,
       env,
