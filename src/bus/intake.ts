@@ -6,7 +6,8 @@
 import type { BusMessageHandler } from './bus.js';
 import type { Canary } from './canary.js';
 import { EnvelopeError, decodeEnvelope } from './envelope.js';
-import { errorText, type BusLogger, type RedisBusStats } from './redis-core.js';
+import { errorText } from '../errors.js';
+import type { BusLogger, RedisBusStats } from './redis-core.js';
 
 export interface BusIntake {
   counters: Pick<RedisBusStats, 'decodeErrors' | 'received'>;

@@ -16,6 +16,8 @@ import { takeWireMessage, type BusIntake } from './intake.js';
 import type { ChannelNamer } from './channels.js';
 import { encodeEnvelope } from './envelope.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
+import { fullJitter } from '../backoff.js';
+import { errorText } from '../errors.js';
 import { DEFAULT_PROBE_INTERVAL_MS, RedisLink, type LinkStats } from '../redis/link.js';
 
 /** The part of a pino logger the bus uses; a pino `Logger` fits. */
@@ -161,11 +163,6 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
  * thousands of channels in the same millisecond, again and again
  * (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
  */
-export function fullJitter(attempt: number, baseMs: number, maxMs: number): number {
-  const window = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(Math.random() * window);
-}
-
 export function unavailable(message: string, cause?: unknown): NerveError {
   return new NerveError(ErrorCode.BusUnavailable, message, cause === undefined ? undefined : { cause });
 }
@@ -183,10 +180,6 @@ export function encodeOutgoing(counters: RedisBusStats, envelope: BusEnvelope): 
 /** A canary probe from node `origin` (every networked bus sends them to itself). */
 export function canaryBytes(origin: string, id: string): Buffer {
   return encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin, class: 'ephemeral', payload: '' });
-}
-
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**

@@ -23,7 +23,9 @@
  * count is still the number of subscribed nodes.
  */
 import { Cluster, Redis } from 'ioredis';
-import { RedisBusCore, connectionOptions, errorText, fullJitter, unavailable, type RedisBusOptions } from './redis-core.js';
+import { fullJitter } from '../backoff.js';
+import { errorText } from '../errors.js';
+import { RedisBusCore, connectionOptions, unavailable, type RedisBusOptions } from './redis-core.js';
 
 export const CLUSTER_SLOTS = 16_384;
 

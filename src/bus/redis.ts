@@ -35,7 +35,8 @@ import { Redis } from 'ioredis';
 import { TickBatch } from '../tick-batch.js';
 import { WriteBatch } from '../write-batch.js';
 import type { Bus } from './bus.js';
-import { RedisBusCore, connectionOptions, errorText, type RedisBusOptions } from './redis-core.js';
+import { errorText } from '../errors.js';
+import { RedisBusCore, connectionOptions, type RedisBusOptions } from './redis-core.js';
 import { ShardedRedisBus } from './redis-sharded.js';
 
 export type { BusLogger, RedisBusOptions, RedisBusStats } from './redis-core.js';

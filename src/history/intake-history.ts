@@ -18,7 +18,8 @@
  *   `bus_unavailable`, `internal`) and the request is in the dead-letter queue.
  */
 import { Connection } from 'rabbitmq-client';
-import { errorText, type BusLogger } from '../bus/redis-core.js';
+import { errorText } from '../errors.js';
+import type { BusLogger } from '../bus/redis-core.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../options.js';

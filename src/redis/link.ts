@@ -17,6 +17,7 @@
  */
 import { Cluster, Redis, ReplyError } from 'ioredis';
 import { OutcomeUnknownError } from '../lane-errors.js';
+import { errorText } from '../errors.js';
 
 /** Default probe interval, ms (`probeIntervalMs`, `--probe-interval-ms`). */
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
@@ -59,10 +60,6 @@ const links = new WeakMap<Redis | Cluster, RedisLink>();
 /** ioredis rejects a command whose `commandTimeout` ran out with this message and no code; there is nothing else to test. */
 function isCommandTimeout(error: unknown): boolean {
   return error instanceof Error && error.message === 'Command timed out';
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 export class RedisLink {
