@@ -1,55 +1,20 @@
 /**
- * History on PostgreSQL, for `--bus rabbitmq` deployments (project issue 6):
- * a chat message is stored (in `chat_messages`, the chat-store table) before
- * any node delivers it, offsets are assigned in the same transaction, and
- * replay reads come from PostgreSQL.
- *
- * One order for every node: appends to one room are serialized by a
- * PostgreSQL session advisory lock on the room, held from before the offset
- * is read until the bus has *confirmed* the publishes; under it, one read
- * (room log, cmid window) and one atomic write statement (messages, newest
- * offset, cmid entries). A RabbitMQ publisher confirm for a non-persistent
- * message means it sits in every bound queue, so message n is in every
- * node's queue before message n+1 of the room can even get its offset:
- * delivery order is offset order on every node, though different nodes
- * publish.
- *
- * Group commit: within a node, appends to one room wait in-process (so they
- * do not each hold a pool connection), and all that waited while the lock was
- * held elsewhere go as one batch of up to 256: one read, one write (one WAL
- * flush), their publishes issued back to back in offset order on the bus's one
- * publishing channel, and one wait for all the confirms. A room's throughput
- * then grows with its load instead of being one message per lock round.
- *
- * Failure cases, none silent:
- * - the bus is down: the append fails before storing (`bus_unavailable`);
- * - the publish fails after the commit: the message is stored but not
- *   delivered; the append rejects (`bus_unavailable`, "stored but not
- *   published"), the client retries with the same `cmid` and gets the
- *   original ack, and receivers see the offset gap at the next message and
- *   refill from this history (Gateway chat-gap recovery);
- * - the node dies holding the lock: PostgreSQL ends the session and frees it.
- *
- * Rows are never deleted here: `chat_messages` is the archive the server API
- * pages through. `maxMessages` bounds what replay may return (the "kept"
- * window of the recovery rule, src/history/recovery.ts), not what is stored.
- * Idempotency entries live in `chat_idempotency` and expire after
- * `idempotencyWindowMs` (expired ones of a room are swept on its appends).
- * The same message appended again (same server-made id: the chat-store
- * worker's redelivered request, src/workers/chat-intake.ts) is answered with
- * the stored one, `duplicate: true`, whatever its `cmid`.
- * Limit: `data` also goes to the `body` jsonb column, so a string containing
- * U+0000 (which jsonb cannot hold) fails the append with `internal` (that
- * message only: the rest of its batch is stored one by one).
+ * History on PostgreSQL, for `--bus rabbitmq` (docs/architecture.md, "Chat:
+ * stored in PostgreSQL, then delivered"): a room's appends are serialized by
+ * a session advisory lock held until the bus confirmed their publishes, so
+ * delivery order is offset order on every node. Appends waiting meanwhile go
+ * as one batch (group commit). The SQL is src/postgres/chat-tables.ts.
  */
 import type pg from 'pg';
 import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
+import { errorText } from '../errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
-import { applyMigrations, quoteIdent } from '../workers/db.js';
+import { ChatTables, type LogRow } from '../postgres/chat-tables.js';
+import { applyMigrations } from '../postgres/migrations.js';
 import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
 import { canRecover, clampLimit, newEpoch, type LogState } from './recovery.js';
 
@@ -97,11 +62,6 @@ interface Fresh {
   envelope: BusEnvelope;
 }
 
-interface LogRow {
-  epoch: string;
-  last_offset: string;
-}
-
 function nonNegative(setting: string, value: number, min = 0): number {
   if (!Number.isInteger(value) || value < min) throw new ConfigError(setting, `an integer ≥ ${min}`, value);
   return value;
@@ -117,9 +77,7 @@ export class PostgresHistory implements History {
   private readonly recoveryLimit: number;
   private readonly migrate: boolean;
   private readonly now: () => number;
-  private readonly t: { logs: string; messages: string; idem: string };
-  /** SQL `created, log` CTEs: the room log row of ($1 tenant, $2 room), created with epoch $3 on first use. */
-  private readonly logCte: string;
+  private readonly tables: ChatTables;
   /** Appends waiting per room on this node (see the module comment). */
   private readonly roomQueues = new Map<string, RoomQueue>();
   private state: 'idle' | 'running' | 'closed' = 'idle';
@@ -132,13 +90,7 @@ export class PostgresHistory implements History {
     this.pool = options.pool;
     this.bus = options.bus;
     this.schema = options.schema ?? 'nerve';
-    const ident = quoteIdent(this.schema);
-    this.t = { logs: `${ident}.room_logs`, messages: `${ident}.chat_messages`, idem: `${ident}.chat_idempotency` };
-    this.logCte = `created AS (
-         INSERT INTO ${this.t.logs} (tenant, room, epoch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING epoch, last_offset
-       ), log AS (
-         SELECT epoch, last_offset FROM created UNION ALL SELECT epoch, last_offset FROM ${this.t.logs} WHERE tenant = $1 AND room = $2
-       )`;
+    this.tables = new ChatTables(this.schema);
     this.maxMessages = nonNegative('maxMessages', options.maxMessages ?? 1000);
     this.idempotencyWindowMs = nonNegative('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000);
     this.recoveryLimit = nonNegative('recoveryLimit', options.recoveryLimit ?? 1000, 1);
@@ -151,7 +103,7 @@ export class PostgresHistory implements History {
     try {
       if (this.migrate) await applyMigrations(this.pool, this.schema);
     } catch (error) {
-      throw new NerveError(ErrorCode.Unavailable, `postgres history could not migrate schema ${this.schema}: ${text(error)}`, { cause: error });
+      throw new NerveError(ErrorCode.Unavailable, `postgres history could not migrate schema ${this.schema}: ${errorText(error)}`, { cause: error });
     }
     this.state = 'running';
   }
@@ -256,29 +208,8 @@ export class PostgresHistory implements History {
    */
   private async storeAndPublish(client: pg.PoolClient, room: RoomRef, batch: PendingAppend[]): Promise<void> {
     const now = this.now();
-    const read = await client.query<LogRow & { found: Array<[number, string | null, string | null]> }>(
-      `WITH ${this.logCte}
-       SELECT log.epoch, log.last_offset,
-         (SELECT coalesce(json_agg(json_build_array(d.i, o.message_json, r.message_json)), '[]'::json)
-          FROM unnest($4::text[], $5::text[], $6::text[]) WITH ORDINALITY AS d(id, sender, cmid, i)
-          LEFT JOIN LATERAL (
-            SELECT m.message_json FROM ${this.t.idem} i JOIN ${this.t.messages} m ON m.tenant = i.tenant AND m.id = i.message_id
-            WHERE d.cmid IS NOT NULL AND i.tenant = $1 AND i.room = $2 AND i.sender = d.sender AND i.cmid = d.cmid AND i.expires_at > $7
-          ) o ON true
-          LEFT JOIN LATERAL (SELECT m.message_json FROM ${this.t.messages} m WHERE m.tenant = $1 AND m.id = d.id AND m.room = $2) r ON true
-          WHERE o.message_json IS NOT NULL OR r.message_json IS NOT NULL) AS found
-       FROM log LIMIT 1`,
-      [
-        room.tenant,
-        room.room,
-        newEpoch(),
-        batch.map((item) => item.draft.id),
-        batch.map((item) => item.draft.from),
-        batch.map((item) => (this.windowed(item.draft) ? item.draft.cmid! : null)),
-        now,
-      ],
-    );
-    const log = read.rows[0];
+    const keys = batch.map((item) => ({ id: item.draft.id, from: item.draft.from, cmid: this.windowed(item.draft) ? item.draft.cmid! : null }));
+    const log = await this.tables.readBatch(client, room.tenant, room.room, newEpoch(), keys, now);
     if (!log) throw new NerveError(ErrorCode.Internal, 'room log row vanished');
     // 1-based position in the batch → the earlier copy (a `cmid` match wins over a redelivery).
     const earlier = new Map(log.found.map(([i, original, redelivered]) => [i, (original ?? redelivered)!]));
@@ -325,7 +256,8 @@ export class PostgresHistory implements History {
     if (fresh.length === 0) return;
 
     // Throws with nothing settled but what the read answered: appendBatch may retry the rest one by one.
-    await this.write(client, room, log.epoch, fresh, now);
+    const rows = fresh.map((entry) => ({ message: entry.message, cmid: this.windowed(entry.message) ? entry.message.cmid! : null }));
+    await this.tables.writeBatch(client, room.tenant, room.room, log.epoch, rows, now, now + this.idempotencyWindowMs);
 
     // Issued in offset order on one channel: every node's queue gets them in that order.
     const confirms = await Promise.allSettled(fresh.map((entry) => this.bus.publish(entry.item.target.channel, entry.envelope)));
@@ -336,48 +268,6 @@ export class PostgresHistory implements History {
     }
     // Stored either way: a repeat gets the original, as a retry would.
     for (const { item, of } of twins) item.resolve({ message: of.message, duplicate: true });
-  }
-
-  /** The batch's messages, the room's newest offset and the `cmid` entries, in one statement. */
-  private async write(client: pg.PoolClient, room: RoomRef, epoch: string, fresh: Fresh[], now: number): Promise<void> {
-    const remembered = (entry: Fresh): string | null => (this.windowed(entry.message) ? entry.message.cmid! : null);
-    const remember = fresh.some((entry) => remembered(entry) !== null);
-    await client.query(
-      `WITH d AS (
-         SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-           AS d(id, sender, sent_at, room_offset, body, cmid, message_json)
-       ), stored AS (
-         INSERT INTO ${this.t.messages} (tenant, id, room, sender, sent_at, room_offset, epoch, body, cmid, event_id, message_json)
-         SELECT $1, d.id, $2, d.sender, d.sent_at, d.room_offset, $10, d.body::jsonb, d.cmid, d.id, d.message_json FROM d
-         RETURNING id
-       ), advanced AS (
-         UPDATE ${this.t.logs} SET last_offset = $11 WHERE tenant = $1 AND room = $2 RETURNING last_offset
-       ), swept AS (
-         DELETE FROM ${this.t.idem} x WHERE $12::boolean AND x.tenant = $1 AND x.room = $2 AND x.expires_at <= $13
-           AND NOT EXISTS (SELECT 1 FROM d WHERE d.cmid IS NOT NULL AND d.sender = x.sender AND d.cmid = x.cmid)
-       ), remembered AS (
-         INSERT INTO ${this.t.idem} (tenant, room, sender, cmid, message_id, expires_at)
-         SELECT $1, $2, d.sender, d.cmid, d.id, $14 FROM d WHERE $12::boolean AND d.cmid IS NOT NULL
-         ON CONFLICT (tenant, room, sender, cmid) DO UPDATE SET message_id = EXCLUDED.message_id, expires_at = EXCLUDED.expires_at
-       )
-       SELECT (SELECT count(*) FROM stored) + (SELECT count(*) FROM advanced) AS written`,
-      [
-        room.tenant,
-        room.room,
-        fresh.map((entry) => entry.message.id),
-        fresh.map((entry) => entry.message.from),
-        fresh.map((entry) => entry.message.ts),
-        fresh.map((entry) => entry.message.offset),
-        fresh.map((entry) => JSON.stringify(entry.message.data ?? null)),
-        fresh.map(remembered),
-        fresh.map((entry) => JSON.stringify(entry.message)),
-        epoch,
-        fresh[fresh.length - 1]!.message.offset,
-        remember,
-        now,
-        now + this.idempotencyWindowMs,
-      ],
-    );
   }
 
   /** Whether `draft`'s cmid is remembered: it has one, and the idempotency window is on. */
@@ -392,17 +282,13 @@ export class PostgresHistory implements History {
     // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
     if (code === '23505') return new NerveError(ErrorCode.Internal, `message id ${draft?.id ?? '?'} is already stored for tenant ${room.tenant}`, { cause: error });
     // SQLSTATE class 22, data exception: a retry fails the same way, so not `unavailable`.
-    if (code.startsWith('22')) return new NerveError(ErrorCode.Internal, `message cannot be stored: ${text(error)}`, { cause: error });
+    if (code.startsWith('22')) return new NerveError(ErrorCode.Internal, `message cannot be stored: ${errorText(error)}`, { cause: error });
     return this.failure('append', error);
   }
 
   /** The room's log row, created (with a fresh epoch) on first use. */
   private async logRow(room: RoomRef): Promise<LogRow> {
-    const result = await this.pool.query<LogRow>(
-      `WITH ${this.logCte} SELECT epoch, last_offset FROM log LIMIT 1`,
-      [room.tenant, room.room, newEpoch()],
-    );
-    const row = result.rows[0];
+    const row = await this.tables.logRow(this.pool, room.tenant, room.room, newEpoch());
     if (!row) throw new NerveError(ErrorCode.Internal, 'room log row vanished');
     return row;
   }
@@ -443,12 +329,7 @@ export class PostgresHistory implements History {
   }
 
   private async range(room: RoomRef, epoch: string, from: number, to: number): Promise<ChatMessage[]> {
-    if (to < from) return [];
-    const result = await this.pool.query<{ message_json: string | null }>(
-      `SELECT message_json FROM ${this.t.messages} WHERE tenant = $1 AND room = $2 AND epoch = $3 AND room_offset BETWEEN $4 AND $5 ORDER BY room_offset`,
-      [room.tenant, room.room, epoch, from, to],
-    );
-    return result.rows.flatMap((row) => (row.message_json ? [JSON.parse(row.message_json) as ChatMessage] : []));
+    return to < from ? [] : this.tables.range(this.pool, room.tenant, room.room, epoch, from, to);
   }
 
   health(): LaneHealth {
@@ -474,7 +355,7 @@ export class PostgresHistory implements History {
   }
 
   private failure(what: string, error: unknown): NerveError {
-    this.lastError = `${what}: ${text(error)}`;
+    this.lastError = `${what}: ${errorText(error)}`;
     return new NerveError(ErrorCode.Unavailable, `postgres history ${what} failed`, { cause: error });
   }
 
@@ -491,8 +372,4 @@ function sqlState(error: unknown): string {
 function isDataError(error: unknown): boolean {
   const code = sqlState(error);
   return code.startsWith('22') || code === '23505';
-}
-
-function text(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -27,11 +27,11 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { History } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
-import type { NodeOptions } from '../options.js';
+import type { NodeOptions } from '../config/options.js';
 import type { Presence } from '../presence/presence.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
-import { InvalidCursorError, readStoredMessages } from '../workers/chat-store.js';
+import { InvalidCursorError, readStoredMessages } from '../postgres/stored-messages.js';
 import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
 import { ApiError, apiErrorOf, endRoomBody, joinTokenBody, publishBody, readJson, retryAfterHeaders, signalBody, turnBody, validate } from './api-body.js';
 

@@ -5,7 +5,7 @@
  */
 import type { LifecycleEvent } from '../events/event-log.js';
 import { eventData } from '../events/events.js';
-import { claimEvent, quoteIdent, withTransaction } from './db.js';
+import { claimEvent, quoteIdent, withTransaction } from '../postgres/db.js';
 import { requirePool, type WorkerDefinition } from './worker.js';
 
 function update(event: LifecycleEvent): { set: string; params: unknown[] } {

@@ -4,7 +4,7 @@
  * usage row commit in one transaction, and the event is acked only after.
  */
 import { eventData } from '../events/events.js';
-import { claimEvent, quoteIdent, withTransaction } from './db.js';
+import { claimEvent, quoteIdent, withTransaction } from '../postgres/db.js';
 import { requirePool, type WorkerDefinition } from './worker.js';
 
 export const billing: WorkerDefinition = {

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import { eventData } from '../events/events.js';
-import { claimEvent, quoteIdent, withTransaction } from './db.js';
+import { claimEvent, quoteIdent, withTransaction } from '../postgres/db.js';
 import { requirePool, type WorkerDefinition } from './worker.js';
 
 export const usage: WorkerDefinition = {

@@ -14,7 +14,7 @@ import { RabbitBus } from '../../src/bus/rabbitmq.js';
 import { hotExchangeName } from '../../src/bus/rabbitmq-routing.js';
 import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
 import { PostgresHistory } from '../../src/history/postgres.js';
-import { applyMigrations } from '../../src/workers/db.js';
+import { applyMigrations } from '../../src/postgres/migrations.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { historyConformance } from '../conformance/history.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';

@@ -1,5 +1,5 @@
 /**
- * withTransaction (src/workers/db.ts) when the PostgreSQL connection is
+ * withTransaction (src/postgres/db.ts) when the PostgreSQL connection is
  * reset in the middle of a transaction, between two queries: found by the
  * chaos soak, where the chat-store worker died of an unhandled `error`
  * event on the checked-out client. The transaction must fail with an error,
@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
 import pg from 'pg';
 import { startFaultProxy, type FaultProxy } from '../../bench/lib/soak-proxy.js';
-import { withTransaction } from '../../src/workers/db.js';
+import { withTransaction } from '../../src/postgres/db.js';
 import { POSTGRES_URL, postgresSkip } from '../helpers/postgres.js';
 
 const skip = (await postgresSkip()) ?? false;

@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 
 const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 
