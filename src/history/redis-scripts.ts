@@ -13,7 +13,7 @@
  * offset n" is one XRANGE from `0-(n+1)`, and the oldest kept offset is the
  * first entry's id.
  */
-import { LuaScript } from './lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 
 /** Shared by both scripts: load the epoch, creating a new log when there is none. */
 const ENSURE_LOG = `

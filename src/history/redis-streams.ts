@@ -28,9 +28,9 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis';
 import type { BusEnvelope } from '../bus/bus.js';
 import { escapeComponent, hashTag } from '../bus/channels.js';
 import { encodeEnvelope } from '../bus/envelope.js';
-import { keySlot } from '../bus/redis-sharded.js';
+import { keySlot } from '../redis/key-slot.js';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
@@ -44,11 +44,11 @@ import type {
   RoomRef,
 } from './history.js';
 import { clampLimit, newEpoch } from './recovery.js';
-import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from './lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from '../redis/script-connection.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
-import { FailoverWatch } from '../redis-failover-watch.js';
-import type { RedisSentinelSettings } from '../redis-connection.js';
+import { FailoverWatch } from '../redis/failover-watch.js';
+import type { RedisSentinelSettings } from '../redis/connection.js';
 import { PUBLISH_COMMANDS, appendScripts, publishScript, readScript, storeOnlyAppendScript, type PublishCommand } from './redis-scripts.js';
 
 /**
@@ -145,7 +145,7 @@ export interface RedisStreamsHistoryOptions {
   waitAllReplicas?: boolean;
   /**
    * With `waitReplicas`: the sentinels to watch for a failover's start
-   * (src/redis-failover-watch.ts). From `+selected-slave` until this
+   * (src/redis/failover-watch.ts). From `+selected-slave` until this
    * connection is on the new master, appends are refused (`unavailable`)
    * and those in flight answer `OutcomeUnknownError`: the old master's other
    * replicas would still pass WAIT for writes the failover then drops.

@@ -18,12 +18,13 @@
  */
 import { Cluster, type Redis, type RedisOptions } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
-import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ClusterSeed } from '../history/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from '../redis/script-connection.js';
 import type { LaneHealth } from '../lanes.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 import { TickBatch } from '../tick-batch.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import {

@@ -22,7 +22,7 @@
  *   {prefix}:presence:node:{<id>}:rooms     SET   JSON [tenant, room] the instance has entries in
  *   {prefix}:presence:node:{<id>}:sweep     STRING the survivor sweeping that instance, PX lock
  */
-import { LuaScript } from '../history/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 
 const EXPIRE_DEAD = `
 local conns, users, counts = KEYS[1], KEYS[2], KEYS[3]

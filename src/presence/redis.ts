@@ -48,7 +48,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import { escapeComponent, hashTag } from '../bus/channels.js';
 import type { RoomRef } from '../history/history.js';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { Member } from '../../packages/protocol/src/frames.js';
@@ -65,7 +65,8 @@ import {
   sweepScript,
   unlockScript,
 } from './redis-scripts.js';
-import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed, type LuaArg, type LuaScript } from '../history/lua-script.js';
+import type { LuaArg, LuaScript } from '../redis/lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from '../redis/script-connection.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
 

@@ -12,7 +12,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
-import { closeScriptConnection, scriptConnection, type ScriptConnectionOptions } from '../history/lua-script.js';
+import { closeScriptConnection, scriptConnection, type ScriptConnectionOptions } from '../redis/script-connection.js';
 import { CACHE_TTL_MS } from './protocol.js';
 
 export interface PusherStore {

@@ -5,7 +5,7 @@
  * batches; a backend only answers the batched questions.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { LuaScript } from '../history/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
 
 export type RateQuota = 'publishes' | 'signals';
 

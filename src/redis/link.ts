@@ -54,7 +54,7 @@ export interface LinkStats {
   reconnects: number;
 }
 
-/** Links by client, so a script call (src/history/lua-script.ts) finds the link of the connection it runs on. */
+/** Links by client, so a script call (src/redis/lua-script.ts) finds the link of the connection it runs on. */
 const links = new WeakMap<Redis | Cluster, RedisLink>();
 
 /** ioredis rejects a command whose `commandTimeout` ran out with this message and no code; there is nothing else to test. */

@@ -12,9 +12,10 @@
  * leaves nothing behind.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { closeScriptConnection, LuaScript, scriptConnection, watchScriptConnection, type ScriptConnectionOptions } from '../history/lua-script.js';
+import { LuaScript } from '../redis/lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection, type ScriptConnectionOptions } from '../redis/script-connection.js';
 import type { LinkStats, RedisLink } from '../redis/link.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import type { NodeEntry, NodeRecord, NodeRegistry } from './registry.js';
 
 export interface RedisNodeRegistryOptions extends ScriptConnectionOptions {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { keySlot } from '../../src/bus/redis-sharded.js';
+import { keySlot } from '../../src/redis/key-slot.js';
 import { RedisMailbox, type RedisMailboxOptions } from '../../src/mailbox/redis.js';
 import { mailboxConformance } from '../conformance/mailbox.js';
 import { redisServerSkipReason, redisSkipReason, SHARED_REDIS_URL, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
@@ -109,7 +109,7 @@ describe('RedisMailbox', { skip }, () => {
   });
 
   it('close waits for a script call in flight: a NOSCRIPT retry is not cut off by QUIT', async () => {
-    const { LuaScript } = await import('../../src/history/lua-script.js');
+    const { LuaScript } = await import('../../src/redis/lua-script.js');
     // A script this Redis has never seen, so the call is EVALSHA → NOSCRIPT → EVAL.
     const fresh = new LuaScript('test.fresh', `return '${namespace}-${Math.random()}'`);
     const mailbox = new RedisMailbox({ url: SHARED_REDIS_URL, prefix: `${namespace}:q` });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ChannelNamer } from '../../src/bus/channels.js';
-import { keySlot } from '../../src/bus/redis-sharded.js';
+import { keySlot } from '../../src/redis/key-slot.js';
 import type { RoomRef } from '../../src/history/history.js';
 import { RedisPresence, type PresenceExpiry, type PresenceRejoin, type RedisPresenceOptions } from '../../src/presence/redis.js';
 import { presenceConformance } from '../conformance/presence.js';

@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ChannelNamer } from '../../src/bus/channels.js';
-import { keySlot } from '../../src/bus/redis-sharded.js';
+import { keySlot } from '../../src/redis/key-slot.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
 import { redisServerSkipReason, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { ChannelNamer } from '../../src/bus/channels.js';
-import { keySlot } from '../../src/bus/redis-sharded.js';
+import { keySlot } from '../../src/redis/key-slot.js';
 import { RedisRoomSessions, type RedisRoomSessionsOptions } from '../../src/sessions/redis.js';
 import { sessionsConformance } from '../conformance/sessions.js';
 import { redisServerSkipReason, redisSkipReason, SHARED_REDIS_URL, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';

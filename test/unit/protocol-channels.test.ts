@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ChannelNamer, escapeComponent, hashTag } from '../../src/bus/channels.js';
-import { keySlot } from '../../src/bus/redis-sharded.js';
+import { keySlot } from '../../src/redis/key-slot.js';
 
 const anyText = fc.string({ unit: 'binary', maxLength: 40 });
 const FORBIDDEN = /[:*?[\]\\{}\s%]/;

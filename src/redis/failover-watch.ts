@@ -16,7 +16,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';
-import type { RedisSentinelSettings } from './redis-connection.js';
+import { fullJitter } from '../backoff.js';
+import type { RedisSentinelSettings } from './connection.js';
 
 /** What the watcher tells: a failover of the watched master began, or ended (switched or aborted). */
 export interface FailoverWatchEvents {
@@ -56,7 +57,7 @@ export class FailoverWatch extends EventEmitter<FailoverWatchEvents> {
           enableOfflineQueue: true,
           maxRetriesPerRequest: null,
           // Subscriptions are restored by ioredis after a reconnect (autoResubscribe).
-          retryStrategy: (attempt: number) => Math.min(100 * 2 ** Math.min(attempt, 5), 2000),
+          retryStrategy: (attempt: number) => fullJitter(attempt, 100, 2000),
         }),
     );
     for (const client of this.clients) {
