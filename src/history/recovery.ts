@@ -22,6 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';
+import { offsetStep } from '../../packages/protocol/src/positions.js';
 
 export interface LogState {
   epoch: string;
@@ -32,10 +33,10 @@ export interface LogState {
 }
 
 export function canRecover(log: LogState, position: StreamPosition, limit: number): boolean {
-  if (position.offset === 0) return log.oldest <= 1 && log.last <= limit;
-  if (position.epoch !== log.epoch) return false;
-  if (position.offset > log.last) return false;
-  if (position.offset + 1 < log.oldest) return false;
+  const sameEpoch = position.epoch === log.epoch;
+  if (sameEpoch && position.offset > log.last) return false;
+  // The oldest kept message must be one the client saw or the next one: else the first it missed was trimmed away.
+  if (offsetStep(position.offset, sameEpoch, log.oldest) === 'gap') return false;
   return log.last - position.offset <= limit;
 }
 

@@ -36,6 +36,7 @@ import {
   type StreamPosition,
   type WelcomeFrame,
 } from '../../protocol/src/frames.js';
+import { offsetStep, positionStep } from '../../protocol/src/positions.js';
 import { Backoff, backoffDelay, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.js';
 import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
@@ -216,20 +217,14 @@ interface RoomEntry {
   refill?: boolean;
 }
 
-/** Whether chat `offset`/`epoch` arriving after `seen` skips messages (offsets grow by one within an epoch). */
-function skipsAhead(seen: StreamPosition, offset: number, epoch: string): boolean {
-  if (seen.epoch === epoch) return offset > seen.offset + 1;
-  // Another epoch: the log was reset. Only a client that had seen nothing, getting the first message, misses nothing.
-  return !(seen.offset === 0 && offset === 1);
-}
-
 /** Whether `history`, read from `since` on, skips a message anywhere (the server could not read part of it). */
 function hasHole(since: StreamPosition | undefined, history: readonly MessageFrame[]): boolean {
   let seen = since;
   for (const message of history) {
     if (message.class !== 'chat') continue;
-    if (seen && seen.epoch === message.epoch && message.offset <= seen.offset) continue;
-    if (seen && skipsAhead(seen, message.offset, message.epoch)) return true;
+    const step = seen ? positionStep(seen, message.offset, message.epoch) : 'next';
+    if (step === 'seen') continue;
+    if (step === 'gap') return true;
     seen = { offset: message.offset, epoch: message.epoch };
   }
   return false;
@@ -694,10 +689,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         return;
       }
       if (entry) {
-        const seen = entry.position;
-        // A message at or below the last offset of the same epoch was already delivered (resume overlap).
-        if (seen && seen.epoch === frame.epoch && frame.offset <= seen.offset) return;
-        if (seen && entry.joined && !acceptGap && skipsAhead(seen, frame.offset, frame.epoch)) {
+        const step = entry.position ? positionStep(entry.position, frame.offset, frame.epoch) : 'next';
+        // Already delivered (resume overlap).
+        if (step === 'seen') return;
+        if (step === 'gap' && entry.joined && !acceptGap) {
           // Messages between the last one seen and this one are missing: fetch them first; this one waits.
           this.#fill(frame.room, entry);
           entry.held?.push(frame);
@@ -764,7 +759,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const first = held[0];
     // The answer must reach the held messages (they were stored before it was read), and must itself have no hole;
     // one that fails either is treated as unrecoverable rather than asked again forever.
-    const short = first !== undefined && joined.position.epoch === first.epoch && joined.position.offset < first.offset - 1;
+    const short = first !== undefined && joined.position.epoch === first.epoch && offsetStep(joined.position.offset, true, first.offset) === 'gap';
     if (joined.recovered === false || short || hasHole(entry.position, joined.history)) {
       entry.position = { ...joined.position };
       this.emit('recovery_failed', { room, joined });

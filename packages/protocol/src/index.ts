@@ -12,3 +12,4 @@ export {
 } from './ids.js';
 export { decodeClientFrame, encodeFrame, type DecodeResult } from './codec.js';
 export { MAX_FRAME_DEPTH } from './nesting.js';
+export { offsetStep, positionStep, type OffsetStep } from './positions.js';
