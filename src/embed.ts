@@ -12,7 +12,8 @@ import type { AppServer } from './http/attach.js';
 import type { LaneOverrides } from './lanes-factory.js';
 import type { Logger } from './logger.js';
 import { NerveNode } from './node.js';
-import { ConfigError, type NodeOptionsInput } from './options.js';
+import { ConfigError } from './config/errors.js';
+import type { NodeOptionsInput } from './config/options.js';
 
 export type { AppServer };
 

@@ -27,13 +27,14 @@ import type { Logger } from './logger.js';
 import type { Mailbox } from './mailbox/mailbox.js';
 import { MemoryMailbox } from './mailbox/memory.js';
 import { RedisMailbox } from './mailbox/redis.js';
-import { redisSentinelSettings, type NodeOptions } from './options.js';
+import type { NodeOptions } from './config/options.js';
+import { redisSentinelSettings } from './config/normalize.js';
 import type { Presence } from './presence/presence.js';
 import { MemoryPresence } from './presence/memory.js';
 import { RedisPresence, type PresenceExpiry, type PresenceRejoin } from './presence/redis.js';
 import { MemoryRoomSessions } from './sessions/memory.js';
 import { RedisRoomSessions } from './sessions/redis.js';
-import { redisStoreConnection, sentinelRedisOptions } from './redis-connection.js';
+import { redisStoreConnection, sentinelRedisOptions } from './redis/connection.js';
 import type { RoomSessions } from './sessions/sessions.js';
 
 export interface Lanes {
@@ -61,8 +62,8 @@ export interface LaneContext {
   onPresenceRestored: (room: RoomRef, rejoin: PresenceRejoin) => void;
 }
 
-/** Where history, presence, the mailbox, sessions and the registry connect: src/redis-connection.ts. */
-export { redisStoreConnection } from './redis-connection.js';
+/** Where history, presence, the mailbox, sessions and the registry connect: src/redis/connection.ts. */
+export { redisStoreConnection } from './redis/connection.js';
 
 /** The chat history of `bus: 'rabbitmq'`: stored by the node, or by the chat-store worker with reads from PostgreSQL. */
 function postgresHistory(options: NodeOptions, context: LaneContext, bus: Bus): History {

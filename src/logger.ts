@@ -12,7 +12,7 @@
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
-import type { LogFormat, LogLevel } from './options.js';
+import type { LogFormat, LogLevel } from './config/options.js';
 
 export type { Logger };
 

@@ -50,7 +50,7 @@ import { randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Connection, type AsyncMessage, type Channel, type ConnectionOptions, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { RefCountedBus } from './base.js';
 import type { BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { NerveNode } from '../node.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { PACKAGE_ROOT } from '../paths.js';
 import { onPrimaryDrain, serveMulti } from './multi.js';
 import { parseServeCommand, serveHelp } from './settings.js';

@@ -20,7 +20,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from '../logger.js';
 import { createLogger } from '../logger.js';
-import { ConfigError, defaultNodeId, normalizeOptions, type NodeOptionsInput } from '../options.js';
+import { ConfigError } from '../config/errors.js';
+import type { NodeOptionsInput } from '../config/options.js';
+import { defaultNodeId, normalizeOptions } from '../config/normalize.js';
 
 /** The IPC message the primary sends a worker to start its graceful stop. */
 const DRAIN_MESSAGE = 'nerve:drain';

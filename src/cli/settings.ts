@@ -3,7 +3,8 @@
  * table is the single source for parsing, `--help`, and the README's
  * configuration table (`nerve serve --help`).
  */
-import { BUS_DRIVERS, CHAT_PATHS, ConfigError, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../options.js';
+import { ConfigError } from '../config/errors.js';
+import { BUS_DRIVERS, CHAT_PATHS, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../config/options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';

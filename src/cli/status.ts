@@ -6,8 +6,10 @@
  */
 import { parseArgs } from 'node:util';
 import { ChannelNamer } from '../bus/channels.js';
-import { ConfigError, REDIS_MODES, normalizeOptions, redisSentinelSettings, type RedisMode } from '../options.js';
-import { redisStoreConnection, type RedisSentinelSettings } from '../redis-connection.js';
+import { ConfigError } from '../config/errors.js';
+import { REDIS_MODES, type RedisMode } from '../config/options.js';
+import { normalizeOptions, redisSentinelSettings } from '../config/normalize.js';
+import { redisStoreConnection, type RedisSentinelSettings } from '../redis/connection.js';
 import { RedisNodeRegistry } from '../registry/redis.js';
 import type { NodeRecord } from '../registry/registry.js';
 

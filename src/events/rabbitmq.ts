@@ -34,7 +34,7 @@ import {
   type Publisher,
 } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type {

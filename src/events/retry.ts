@@ -3,7 +3,7 @@
  * RabbitMQ logs retry on exactly the same schedule.
  */
 import type { ConsumerSpec } from './event-log.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { isValidPattern } from './topic.js';
 
 export interface NormalizedConsumerSpec {

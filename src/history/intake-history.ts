@@ -22,7 +22,7 @@ import { errorText } from '../errors.js';
 import type { BusLogger } from '../bus/redis-core.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';

@@ -12,7 +12,7 @@
 import type { Bus } from '../bus/bus.js';
 import { escapeComponent } from '../bus/channels.js';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';

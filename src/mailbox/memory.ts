@@ -3,7 +3,7 @@
  * entries are pruned lazily (on every call for the user) and by a bounded
  * sweep of the whole map when it grows, so memory follows the recent users.
  */
-import { ConfigError } from '../options.js';
+import { ConfigError } from '../config/errors.js';
 import type { LaneHealth } from '../lanes.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';

@@ -7,7 +7,8 @@
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../logger.js';
-import { ConfigError, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../options.js';
+import { ConfigError } from '../config/errors.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../config/options.js';
 import { startTracingSdk } from '../tracing/sdk.js';
 import { runWorker, type WorkerHandle, type WorkerOptions } from './runner.js';
 import { WORKER_NAMES } from './worker.js';

@@ -26,7 +26,7 @@ import { Ajv } from 'ajv';
 import ts from 'typescript';
 import { parse, parseAllDocuments } from 'yaml';
 import { parseServeCommand, SETTINGS } from '../../src/cli/settings.js';
-import { normalizeOptions } from '../../src/options.js';
+import { normalizeOptions } from '../../src/config/normalize.js';
 import { parseWorkerCommand, WORKER_SETTINGS } from '../../src/workers/cli.js';
 import { checkWorkerOptions } from '../../src/workers/runner.js';
 import { WORKER_NAMES } from '../../src/workers/worker.js';

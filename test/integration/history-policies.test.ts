@@ -8,8 +8,8 @@ import { Redis } from 'ioredis';
 import { MemoryBus } from '../../src/bus/memory.js';
 import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
 import type { RoomRef } from '../../src/history/history.js';
-import { normalizeOptions } from '../../src/options.js';
-import { ConfigError } from '../../src/options.js';
+import { normalizeOptions } from '../../src/config/normalize.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 import { testNamespace } from '../helpers/wait.js';
 

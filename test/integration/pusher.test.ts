@@ -580,7 +580,8 @@ describe('Pusher on one in-process node (memory lanes)', () => {
   });
 
   it('refuses a bad app list at start-up with a ConfigError naming the entry', async () => {
-    const { normalizeOptions, ConfigError } = await import('../../src/options.js');
+    const { normalizeOptions } = await import('../../src/config/normalize.js');
+    const { ConfigError } = await import('../../src/config/errors.js');
     assert.throws(() => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }), (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message));
     assert.throws(() => normalizeOptions({ pusherApps: [APP, { ...QUIET, key: APP.key }] }), ConfigError);
     assert.throws(() => normalizeOptions({ pusherApps: '/no/such/file.json' }), ConfigError);

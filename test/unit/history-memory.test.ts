@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
 import type { AppendTarget, ChatDraft, RoomRef } from '../../src/history/history.js';
 import { MemoryHistory, type MemoryHistoryOptions } from '../../src/history/memory.js';
-import { ConfigError } from '../../src/options.js';
+import { ConfigError } from '../../src/config/errors.js';
 import { historyConformance } from '../conformance/history.js';
 
 historyConformance('memory', (bus, options) => new MemoryHistory({ bus, ...options }));

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, normalizeOptions, redisSentinelSettings } from '../../src/options.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { normalizeOptions, redisSentinelSettings } from '../../src/config/normalize.js';
 import { parseSentinelAddress, redisStoreConnection, sentinelRedisOptions } from '../../src/redis-connection.js';
 
 const SENTINELS = ['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381'];

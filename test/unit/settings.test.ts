@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseServeArgs, serveHelp, SETTINGS } from '../../src/cli/settings.js';
-import { ConfigError, normalizeOptions } from '../../src/options.js';
+import { ConfigError } from '../../src/config/errors.js';
+import { normalizeOptions } from '../../src/config/normalize.js';
 
 describe('serve settings', () => {
   it('reads flags, --flag=value, env vars, and lets flags win', () => {
