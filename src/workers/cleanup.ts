@@ -3,7 +3,7 @@
  * releases media resources: SFU rooms, recordings, TURN allocations). Retried
  * with backoff by the lane; dead-lettered after the last attempt.
  */
-import { postEvent } from './http.js';
+import { postEvent, webhookSigner } from './http.js';
 import type { WorkerDefinition } from './worker.js';
 
 export const cleanup: WorkerDefinition = {
@@ -13,6 +13,7 @@ export const cleanup: WorkerDefinition = {
   consumers(context) {
     const url = context.cleanupHookUrl;
     if (!url) throw new Error('cleanup needs cleanupHookUrl');
+    const signer = context.webhookSecret ? webhookSigner(context.webhookSecret) : undefined;
     return [
       {
         spec: { queue: 'cleanup', bindings: ['room.ended'] },
@@ -20,7 +21,7 @@ export const cleanup: WorkerDefinition = {
           const result = await postEvent(url, event, {
             timeoutMs: context.httpTimeoutMs,
             attempt: info.attempt,
-            ...(context.webhookSecret ? { secret: context.webhookSecret } : {}),
+            signer,
           });
           if (result.outcome !== 'ack') context.logger.warn({ event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'cleanup hook failed');
           return result.outcome;

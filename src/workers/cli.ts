@@ -43,7 +43,7 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('idempotency-window-ms', 'int', '120000', 'chat intake: how long a repeated cmid is recognised (match the nodes)'),
   setting('cleanup-hook-url', 'string', 'required by cleanup', 'URL POSTed for each room.ended'),
   setting('webhook-url', 'list', 'required by webhooks', 'URL to POST every event to (repeatable; env: comma-separated)', 'NERVE_WEBHOOK_URLS'),
-  setting('webhook-secret', 'string', 'required by webhooks', 'HMAC-SHA256 key of the Nerve-Signature header (>= 16 chars)'),
+  setting('webhook-secret', 'string', 'required by webhooks', 'Standard Webhooks signing secret, whsec_<base64> (>= 16 chars)'),
   setting('pusher-apps', 'string', 'none', 'webhooks: Pusher apps (as the nodes\' --pusher-apps) whose webhooks get Pusher-format POSTs; then --webhook-url is optional'),
   setting('http-timeout-ms', 'int', '10000', 'timeout of one outgoing HTTP call'),
   setting('metrics-port', 'int', '0 = off', 'serve /metrics (Prometheus) and /healthz on this port'),

@@ -1,44 +1,24 @@
 /**
- * Outgoing HTTP for the cleanup and webhooks workers: JSON POSTs signed with
- * HMAC-SHA256 over `${timestamp}.${body}` (the scheme Stripe popularised:
- * the timestamp in the signed text stops replays of old bodies).
- *
- *   Nerve-Signature: t=1718000000,v1=5257a869e7ec...
- *
- * Receivers verify with `verifySignature` (or the same few lines in any
- * language, see docs/events.md).
+ * Outgoing HTTP for the cleanup and webhooks workers: JSON POSTs signed to the
+ * Standard Webhooks specification (https://www.standardwebhooks.com), so a
+ * receiver verifies with that project's library in its language
+ * (`webhook-id`, `webhook-timestamp`, `webhook-signature`; docs/events.md).
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
 import type { HandlerOutcome, LifecycleEvent } from '../events/event-log.js';
+import { errorText } from '../errors.js';
 
-export const SIGNATURE_HEADER = 'Nerve-Signature';
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-export function sign(secret: string, timestamp: number, body: string): string {
-  return createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex');
-}
-
-export function signatureHeader(secret: string, body: string, now = Date.now()): string {
-  const t = Math.floor(now / 1000);
-  return `t=${t},v1=${sign(secret, t, body)}`;
-}
-
-/** Check a `Nerve-Signature` header: right HMAC, timestamp within `toleranceSeconds` (default 300) of `now`. */
-export function verifySignature(secret: string, header: string, body: string, options: { toleranceSeconds?: number; now?: number } = {}): boolean {
-  let t: number | undefined;
-  const signatures: string[] = [];
-  for (const part of header.split(',')) {
-    const [key, value] = part.trim().split('=', 2);
-    if (key === 't' && value !== undefined && /^\d+$/.test(value)) t = Number(value);
-    if (key === 'v1' && value !== undefined) signatures.push(value);
-  }
-  if (t === undefined || signatures.length === 0) return false;
-  const now = Math.floor((options.now ?? Date.now()) / 1000);
-  if (Math.abs(now - t) > (options.toleranceSeconds ?? 300)) return false;
-  const expected = Buffer.from(sign(secret, t, body), 'hex');
-  return signatures.some((s) => {
-    const given = Buffer.from(s, 'hex');
-    return given.length === expected.length && timingSafeEqual(given, expected);
-  });
+/**
+ * The signer of `--webhook-secret`: `whsec_` + base64 is the specification's
+ * form (the key is the decoded bytes); any other text is its own key, as UTF-8
+ * bytes, which a receiver's library takes as `whsec_` + its base64.
+ */
+export function webhookSigner(secret: string): Webhook {
+  const encoded = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : undefined;
+  if (encoded && BASE64.test(encoded)) return new Webhook(Buffer.from(encoded, 'base64'), { format: 'raw' });
+  return new Webhook(Buffer.from(secret, 'utf8'), { format: 'raw' });
 }
 
 export interface PostResult {
@@ -55,7 +35,7 @@ export interface PostResult {
 export async function postEvent(
   url: string,
   event: LifecycleEvent,
-  options: { secret?: string; timeoutMs: number; attempt: number; fetch?: typeof fetch; traceparent?: string | undefined },
+  options: { signer?: Webhook | undefined; timeoutMs: number; attempt: number; fetch?: typeof fetch; traceparent?: string | undefined },
 ): Promise<PostResult> {
   const body = JSON.stringify(event);
   const headers: Record<string, string> = {
@@ -67,7 +47,13 @@ export async function postEvent(
   };
   // W3C trace context (src/tracing/): the endpoint's own spans can join the message's trace.
   if (options.traceparent !== undefined) headers.traceparent = options.traceparent;
-  if (options.secret) headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(options.secret, body);
+  if (options.signer) {
+    // The event id is the message id: the same on every retry, as the specification asks.
+    const at = new Date();
+    headers['webhook-id'] = event.id;
+    headers['webhook-timestamp'] = String(Math.floor(at.getTime() / 1000));
+    headers['webhook-signature'] = options.signer.sign(event.id, at, body);
+  }
   try {
     const response = await (options.fetch ?? fetch)(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(options.timeoutMs), redirect: 'manual' });
     // Drain the body so the connection can be reused.
@@ -75,6 +61,6 @@ export async function postEvent(
     if (response.status >= 200 && response.status < 300) return { outcome: 'ack', status: response.status };
     return { outcome: response.status === 410 ? 'dead_letter' : 'retry', status: response.status };
   } catch (error) {
-    return { outcome: 'retry', error: error instanceof Error ? error.message : String(error) };
+    return { outcome: 'retry', error: errorText(error) };
   }
 }

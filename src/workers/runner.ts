@@ -71,7 +71,7 @@ export interface WorkerOptions {
    * With them, `webhookUrls` and `webhookSecret` become optional. Default none.
    */
   pusherApps?: unknown;
-  /** HMAC-SHA256 key for `Nerve-Signature`. Required by webhooks; signs cleanup calls when set. */
+  /** Standard Webhooks secret, `whsec_<base64>` (other text is the key's UTF-8 bytes). Required by webhooks; signs cleanup calls when set. */
   webhookSecret?: string;
   /** Timeout of one outgoing HTTP call, ms. Default 10000. */
   httpTimeoutMs?: number;

@@ -1,12 +1,12 @@
 /**
- * webhooks: POST every event to each configured URL, signed (see http.ts).
+ * webhooks: POST every event to each configured URL, signed (Standard Webhooks, see http.ts).
  * One queue per URL (`webhooks.<hash of the URL>`), so a failing endpoint
  * retries and dead-letters on its own without re-sending to the healthy ones.
  * Receivers deduplicate by the `Nerve-Event-Id` header (delivery is at least once).
  */
 import { createHash } from 'node:crypto';
 import { SpanKind } from '../tracing/tracing.js';
-import { postEvent, type PostResult } from './http.js';
+import { postEvent, webhookSigner, type PostResult } from './http.js';
 import type { WorkerConsumer, WorkerDefinition } from './worker.js';
 import { pusherWebhookConsumers } from '../pusher/webhooks.js';
 
@@ -26,11 +26,12 @@ export const webhooks: WorkerDefinition = {
     const secret = context.webhookSecret;
     if (!secret) throw new Error('webhooks needs webhookSecret');
     if (context.webhookUrls.length === 0) throw new Error('webhooks needs at least one webhook URL');
+    const signer = webhookSigner(secret);
     return [...pusher, ...context.webhookUrls.map((url): WorkerConsumer => ({
       spec: { queue: webhookQueue(url), bindings: ['#'] },
       async handler(event, info) {
         const post = (traceparent: string | undefined): Promise<PostResult> =>
-          postEvent(url, event, { secret, timeoutMs: context.httpTimeoutMs, attempt: info.attempt, traceparent });
+          postEvent(url, event, { signer, timeoutMs: context.httpTimeoutMs, attempt: info.attempt, traceparent });
         let result: PostResult;
         if (context.tracing) {
           const hop = context.tracing.start('nerve.webhook POST', SpanKind.CLIENT, info.traceparent, { tenant: event.tenant, room: event.room, class: 'lifecycle', event: event.type });

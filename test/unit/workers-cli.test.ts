@@ -5,7 +5,8 @@ import { pino } from 'pino';
 import { MemoryEventLog } from '../../src/events/memory.js';
 import { createEvent, isValidEvent, parseEvent, roomEnded } from '../../src/events/events.js';
 import { parseWorkerCommand } from '../../src/workers/cli.js';
-import { signatureHeader, verifySignature } from '../../src/workers/http.js';
+import { Webhook } from 'standardwebhooks';
+import { postEvent, webhookSigner } from '../../src/workers/http.js';
 import { checkWorkerOptions, runWorker } from '../../src/workers/runner.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -73,16 +74,37 @@ describe('worker command line', () => {
 });
 
 describe('webhook signatures', () => {
-  it('verifies its own signature and refuses tampering, other secrets and stale timestamps', () => {
-    const body = '{"a":1}';
-    const now = 1_700_000_000_000;
-    const header = signatureHeader('secret-secret-123', body, now);
-    assert.match(header, /^t=1700000000,v1=[0-9a-f]{64}$/);
-    assert.ok(verifySignature('secret-secret-123', header, body, { now }));
-    assert.ok(!verifySignature('secret-secret-123', header, '{"a":2}', { now }));
-    assert.ok(!verifySignature('other-secret-1234', header, body, { now }));
-    assert.ok(!verifySignature('secret-secret-123', header, body, { now: now + 301_000 }));
-    assert.ok(!verifySignature('secret-secret-123', 'garbage', body, { now }));
+  /** The headers and body of one signed POST, captured by a fake fetch. */
+  async function signedPost(secret: string): Promise<{ body: string; headers: Record<string, string> }> {
+    let sent: { body: string; headers: Record<string, string> } | undefined;
+    const fetch = (async (_url: string, init: RequestInit) => {
+      sent = { body: String(init.body), headers: init.headers as Record<string, string> };
+      return new Response(null, { status: 204 });
+    }) as typeof globalThis.fetch;
+    const event = roomEnded({ tenant: 'acme', room: 'lobby', session: 's1', node: 'n1' }, { startedAt: 1, durationMs: 2, participants: [] });
+    assert.equal((await postEvent('http://hook.test/', event, { signer: webhookSigner(secret), timeoutMs: 1000, attempt: 1, fetch })).outcome, 'ack');
+    assert.ok(sent);
+    assert.equal(sent.headers['webhook-id'], event.id);
+    assert.match(sent.headers['webhook-timestamp'] ?? '', /^\d+$/);
+    assert.match(sent.headers['webhook-signature'] ?? '', /^v1,[A-Za-z0-9+/]{43}=$/);
+    return sent;
+  }
+
+  it('signs to Standard Webhooks: the reference library verifies, and refuses tampering, other secrets and stale timestamps', async () => {
+    const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+    const { body, headers } = await signedPost(secret);
+    assert.deepEqual(new Webhook(secret).verify(body, headers), JSON.parse(body));
+    assert.throws(() => new Webhook(secret).verify(body.replace('lobby', 'other'), headers));
+    assert.throws(() => new Webhook('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').verify(body, headers));
+    assert.throws(() => new Webhook(secret).verify(body, { ...headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 301) }));
+    assert.throws(() => new Webhook(secret).verify(body, { ...headers, 'webhook-signature': 'garbage' }));
+  });
+
+  it('uses any other secret as its UTF-8 bytes: the receiver passes whsec_ and its base64', async () => {
+    for (const secret of ['a-plain-secret-of-20', 'whsec_not_base64_text']) {
+      const { body, headers } = await signedPost(secret);
+      assert.ok(new Webhook(`whsec_${Buffer.from(secret).toString('base64')}`).verify(body, headers));
+    }
   });
 });
 
