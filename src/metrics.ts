@@ -4,7 +4,7 @@
  * docs/operations.md; a name, once published, keeps its meaning.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type IncreaseDataWithExemplar, type LabelValues } from 'prom-client';
-import type { RedisBusStats } from './bus/redis-core.js';
+import type { RedisBusStats } from './bus/wire.js';
 import type { LinkStats } from './redis/link.js';
 import { RecentErrors } from './registry/recent-errors.js';
 

@@ -30,7 +30,7 @@ import { RedisNodeRegistry } from './registry/redis.js';
 import type { NodeRegistry } from './registry/registry.js';
 import { NodeSnapshot } from './registry/snapshot.js';
 import { NERVE_VERSION } from './version.js';
-import type { RedisBusStats } from './bus/redis-core.js';
+import type { RedisBusStats } from './bus/wire.js';
 import type { LinkStats } from './redis/link.js';
 import { PostgresProbe } from './postgres/probe.js';
 import { PusherService } from './pusher/service.js';

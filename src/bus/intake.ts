@@ -7,12 +7,13 @@ import type { BusMessageHandler } from './bus.js';
 import type { Canary } from './canary.js';
 import { EnvelopeError, decodeEnvelope } from './envelope.js';
 import { errorText } from '../errors.js';
-import type { BusLogger, RedisBusStats } from './redis-core.js';
+import type { LaneLogger } from '../log-types.js';
+import type { RedisBusStats } from './wire.js';
 
 export interface BusIntake {
   counters: Pick<RedisBusStats, 'decodeErrors' | 'received'>;
   canary: Canary;
-  log: BusLogger;
+  log: LaneLogger;
 }
 
 export function takeWireMessage(intake: BusIntake, handler: BusMessageHandler, channel: string, bytes: unknown): void {

@@ -1,214 +1,29 @@
 /**
  * What the two Redis hot-lane drivers share (redis.ts: classic Pub/Sub on
  * one server; redis-sharded.ts: sharded Pub/Sub on Redis Cluster): the
- * lifecycle, the binary envelope on the wire, counters, health, the canary,
- * and the ioredis settings that make publish fail fast instead of hang.
- * Drivers implement connection handling and the raw commands.
+ * lifecycle, publish and receive, counters, health, the canary and the
+ * connections' watchdogs. Drivers implement connection handling and the raw
+ * commands (the hooks below); their options are in redis-options.ts.
  */
-import type { Cluster, Redis, RedisOptions } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { LaneHealth } from '../lanes.js';
-import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import { RefCountedBus } from './base.js';
-import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
+import type { BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
-import type { ChannelNamer } from './channels.js';
-import { encodeEnvelope } from './envelope.js';
+import { canaryBytes, encodeOutgoing, unavailable, type RedisBusStats } from './wire.js';
+import { normalizeRedisBusOptions, type NormalizedRedisBusOptions, type RedisBusOptions } from './redis-options.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-import { fullJitter } from '../backoff.js';
 import { errorText } from '../errors.js';
-import { DEFAULT_PROBE_INTERVAL_MS, RedisLink, type LinkStats } from '../redis/link.js';
-
-/** The part of a pino logger the bus uses; a pino `Logger` fits. */
-export interface BusLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface RedisBusOptions {
-  /**
-   * Redis URL (`redis://[:password@]host:port[/db]`, `rediss://` for TLS).
-   * Pub/Sub mode: the server. Sharded mode: a seed node, used when `nodes`
-   * is not given. One of `url` / `nodes` is required.
-   */
-  url?: string;
-  /** Sharded mode: cluster seed nodes. Default: the host and port of `url`. */
-  nodes?: Array<{ host: string; port: number }>;
-  /** Use Redis Cluster sharded Pub/Sub (SPUBLISH / SSUBSCRIBE, Redis 7+). Default false (PUBLISH / SUBSCRIBE). */
-  sharded?: boolean;
-  /** This node's id: names its canary channel and its connections (`CLIENT LIST`). Required. */
-  nodeId: string;
-  /** Channel namer of the node; the canary channel is derived from `namer.node(nodeId)`. Required. */
-  namer: ChannelNamer;
-  /** pino-compatible logger. Default: silent. */
-  logger?: BusLogger;
-  /** Milliseconds between canary rounds; 0 disables the canary. Default 5000. */
-  canaryIntervalMs?: number;
-  /** Milliseconds a canary may take to come back before the subscriber is declared deaf. Default 2000. */
-  canaryTimeoutMs?: number;
-  /**
-   * Milliseconds between PINGs on every connection (src/redis/link.ts); a
-   * connection silent for a probe interval is replaced. 0 disables. Default 1000.
-   */
-  probeIntervalMs?: number;
-  /** Milliseconds before a command (PUBLISH, SUBSCRIBE) without a reply is rejected. Default 1000. */
-  commandTimeoutMs?: number;
-  /** Milliseconds a TCP connect may take. Default 2000. */
-  connectTimeoutMs?: number;
-  /** Milliseconds `start` waits for the first connection before rejecting with `bus_unavailable`. Default 10000. */
-  startTimeoutMs?: number;
-  /** Reconnect backoff: base delay, ms (the window doubles per attempt). Default 50. */
-  reconnectBaseMs?: number;
-  /** Reconnect backoff: largest window, ms. Default 2000. */
-  reconnectMaxMs?: number;
-  /** Extra ioredis options for every connection (TLS, username, password...). Default none. */
-  redisOptions?: RedisOptions;
-}
-
-/** Counters for the node's metrics; monotonic since `start`. */
-export interface RedisBusStats {
-  /** Envelopes published (PUBLISH / SPUBLISH answered). */
-  published: number;
-  /** Envelopes received and handed to the node (canaries excluded). */
-  received: number;
-  /** Publishes rejected (bus down, timeout, encode error). */
-  publishFailures: number;
-  /** Messages on a subscribed channel that were not a valid envelope; dropped. */
-  decodeErrors: number;
-  /** Subscriber or publisher connections re-established after a loss. */
-  reconnects: number;
-  /** Canary probes that did not come back. */
-  canaryFailures: number;
-}
-
-export interface NormalizedRedisBusOptions {
-  url: string | undefined;
-  nodes: Array<{ host: string; port: number }>;
-  sharded: boolean;
-  nodeId: string;
-  namer: ChannelNamer;
-  logger: BusLogger;
-  canaryIntervalMs: number;
-  canaryTimeoutMs: number;
-  probeIntervalMs: number;
-  commandTimeoutMs: number;
-  connectTimeoutMs: number;
-  startTimeoutMs: number;
-  reconnectBaseMs: number;
-  reconnectMaxMs: number;
-  redisOptions: RedisOptions;
-}
-
-function nonNegativeInt(name: string, value: number, max = 3_600_000): number {
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new TypeError(`RedisBus option ${name}: expected an integer from 0 to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
-
-/** Validate options at construction, with a message naming the option. */
-export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRedisBusOptions {
-  if (!options.nodeId) throw new TypeError('RedisBus option nodeId is required');
-  if (!options.namer) throw new TypeError('RedisBus option namer is required');
-  let nodes = options.nodes ?? [];
-  if (options.url !== undefined) {
-    let parsed: URL;
-    try {
-      parsed = new URL(options.url);
-    } catch {
-      throw new TypeError(`RedisBus option url: expected a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`);
-    }
-    if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
-      throw new TypeError(`RedisBus option url: expected a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`);
-    }
-    if (nodes.length === 0) nodes = [{ host: parsed.hostname, port: Number(parsed.port || 6379) }];
-  } else if (!options.sharded) {
-    throw new TypeError('RedisBus option url is required in Pub/Sub mode');
-  } else if (nodes.length === 0) {
-    throw new TypeError('RedisBus in sharded mode needs option nodes (or url)');
-  }
-  const normalized: NormalizedRedisBusOptions = {
-    url: options.url,
-    nodes,
-    sharded: options.sharded ?? false,
-    nodeId: options.nodeId,
-    namer: options.namer,
-    logger: options.logger ?? silentLogger,
-    canaryIntervalMs: nonNegativeInt('canaryIntervalMs', options.canaryIntervalMs ?? 5000),
-    canaryTimeoutMs: nonNegativeInt('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000),
-    probeIntervalMs: nonNegativeInt('probeIntervalMs', options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS),
-    commandTimeoutMs: nonNegativeInt('commandTimeoutMs', options.commandTimeoutMs ?? 1000),
-    connectTimeoutMs: nonNegativeInt('connectTimeoutMs', options.connectTimeoutMs ?? 2000),
-    startTimeoutMs: nonNegativeInt('startTimeoutMs', options.startTimeoutMs ?? 10_000),
-    reconnectBaseMs: nonNegativeInt('reconnectBaseMs', options.reconnectBaseMs ?? 50),
-    reconnectMaxMs: nonNegativeInt('reconnectMaxMs', options.reconnectMaxMs ?? 2000),
-    redisOptions: options.redisOptions ?? {},
-  };
-  if (normalized.commandTimeoutMs === 0) throw new TypeError('RedisBus option commandTimeoutMs must be positive: a publish must never hang');
-  if (normalized.reconnectMaxMs < normalized.reconnectBaseMs) {
-    throw new TypeError('RedisBus option reconnectMaxMs must be at least reconnectBaseMs');
-  }
-  return normalized;
-}
-
-/**
- * Full-jitter exponential backoff: a uniform delay in [0, min(max, base·2^n)].
- * Why full jitter: when Redis restarts, every node loses its connections at
- * the same instant; without jitter they would all reconnect and resubscribe
- * thousands of channels in the same millisecond, again and again
- * (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
- */
-export function unavailable(message: string, cause?: unknown): NerveError {
-  return new NerveError(ErrorCode.BusUnavailable, message, cause === undefined ? undefined : { cause });
-}
-
-/** An outgoing envelope's bytes (every networked bus): one that cannot be encoded counts as a failed publish. */
-export function encodeOutgoing(counters: RedisBusStats, envelope: BusEnvelope): Buffer {
-  try {
-    return encodeEnvelope(envelope);
-  } catch (error) {
-    counters.publishFailures += 1;
-    throw error;
-  }
-}
-
-/** A canary probe from node `origin` (every networked bus sends them to itself). */
-export function canaryBytes(origin: string, id: string): Buffer {
-  return encodeEnvelope({ v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin, class: 'ephemeral', payload: '' });
-}
-
-/**
- * ioredis settings shared by every connection. The important ones:
- * `enableOfflineQueue: false` makes a command on a disconnected client reject
- * at once instead of waiting for a reconnect that may never come;
- * `commandTimeout` bounds a command on a connection that is up but silent;
- * `autoResubscribe: false` because the bus resubscribes itself, from its own
- * reference counts, after every reconnect.
- */
-export function connectionOptions(options: NormalizedRedisBusOptions, role: string): RedisOptions {
-  return {
-    connectionName: `nerve-bus-${role}-${options.nodeId}`,
-    connectTimeout: options.connectTimeoutMs,
-    commandTimeout: options.commandTimeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResubscribe: false,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt: number) => fullJitter(attempt, options.reconnectBaseMs, options.reconnectMaxMs),
-    ...options.redisOptions,
-  };
-}
+import type { LaneLogger } from '../log-types.js';
+import { RedisLink, type LinkStats } from '../redis/link.js';
 
 type State = 'idle' | 'starting' | 'running' | 'closed';
 
 export abstract class RedisBusCore extends RefCountedBus {
   protected readonly options: NormalizedRedisBusOptions;
-  protected readonly log: BusLogger;
+  protected readonly log: LaneLogger;
   protected state: State = 'idle';
   protected readonly counters: RedisBusStats = {
     published: 0,

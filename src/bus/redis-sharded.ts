@@ -26,7 +26,9 @@ import { Cluster, Redis } from 'ioredis';
 import { fullJitter } from '../backoff.js';
 import { errorText } from '../errors.js';
 import { CLUSTER_SLOTS, keySlot } from '../redis/key-slot.js';
-import { RedisBusCore, connectionOptions, unavailable, type RedisBusOptions } from './redis-core.js';
+import { RedisBusCore } from './redis-core.js';
+import { connectionOptions, type RedisBusOptions } from './redis-options.js';
+import { unavailable } from './wire.js';
 
 interface Shard {
   /** `host:port` of the master, as in `Cluster.slots`. */

@@ -36,11 +36,9 @@ import { TickBatch } from '../tick-batch.js';
 import { WriteBatch } from '../write-batch.js';
 import type { Bus } from './bus.js';
 import { errorText } from '../errors.js';
-import { RedisBusCore, connectionOptions, type RedisBusOptions } from './redis-core.js';
+import { RedisBusCore } from './redis-core.js';
+import { connectionOptions, type RedisBusOptions } from './redis-options.js';
 import { ShardedRedisBus } from './redis-sharded.js';
-
-export type { BusLogger, RedisBusOptions, RedisBusStats } from './redis-core.js';
-export { ShardedRedisBus } from './redis-sharded.js';
 
 /** Corks the publisher's socket for the rest of the tick (see the header). */
 const publishWrites = new WriteBatch();

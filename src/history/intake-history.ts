@@ -19,7 +19,7 @@
  */
 import { Connection } from 'rabbitmq-client';
 import { errorText } from '../errors.js';
-import type { BusLogger } from '../bus/redis-core.js';
+import type { LaneLogger as BusLogger } from '../log-types.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';

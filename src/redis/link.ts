@@ -18,15 +18,13 @@
 import { Cluster, Redis, ReplyError } from 'ioredis';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import { errorText } from '../errors.js';
+import type { LaneLogger } from '../log-types.js';
 
 /** Default probe interval, ms (`probeIntervalMs`, `--probe-interval-ms`). */
 export const DEFAULT_PROBE_INTERVAL_MS = 1000;
 
 /** The part of a pino logger the link uses. */
-export interface LinkLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-}
+export type LinkLogger = Pick<LaneLogger, 'info' | 'warn'>;
 
 export interface RedisLinkOptions {
   client: Redis | Cluster;
