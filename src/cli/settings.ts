@@ -1,10 +1,11 @@
 /**
  * Every `nerve serve` setting, as a flag and an environment variable. This
- * table is the single source for parsing, `--help`, and the README's
- * configuration table (`nerve serve --help`).
+ * table is the single source for parsing, `--help` and the README's
+ * configuration table; fixed defaults are read from src/config/options.ts.
  */
+import { API_SCOPES } from '../auth/api-keys.js';
 import { ConfigError } from '../config/errors.js';
-import { BUS_DRIVERS, CHAT_PATHS, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../config/options.js';
+import { BUS_DRIVERS, CHAT_PATHS, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, NODE_DEFAULTS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../config/options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
@@ -32,6 +33,8 @@ const top = (flag: string, key: string, kind: Kind, defaultText: string, help: s
   help,
   ...(values ? { values } : {}),
 });
+/** The `--help` and README text of a default read from `NODE_DEFAULTS`. */
+const fixed = (key: keyof typeof NODE_DEFAULTS): string => String(NODE_DEFAULTS[key]);
 const limit = (flag: string, key: keyof LimitOptions, help: string): Setting => ({
   ...top(flag, key, 'int', String(DEFAULT_LIMITS[key]), help),
   limit: true,
@@ -47,15 +50,16 @@ export interface ServeCliSettings {
 
 /** Most node processes `--nodes` may start. */
 export const MAX_NODES = 256;
+const DEFAULT_NODES = 1;
 
 export const SETTINGS: readonly Setting[] = [
-  top('port', 'port', 'int', '8080', 'TCP port for HTTP and WebSocket (0 = any free port)'),
-  top('host', 'host', 'string', '0.0.0.0', 'interface to listen on'),
+  top('port', 'port', 'int', fixed('port'), 'TCP port for HTTP and WebSocket (0 = any free port)'),
+  top('host', 'host', 'string', fixed('host'), 'interface to listen on'),
   top('node-id', 'nodeId', 'string', '{hostname}-{random}', 'this node\'s id, unique in the cluster'),
-  top('env', 'env', 'string', 'dev', 'environment name, first component of channel and key names'),
-  top('service', 'service', 'string', 'nerve', 'service name, second component of channel and key names'),
-  top('default-tenant', 'defaultTenant', 'string', 'default', 'tenant for credentials that name none'),
-  top('log-level', 'logLevel', 'enum', 'info', 'log level', LOG_LEVELS),
+  top('env', 'env', 'string', fixed('env'), 'environment name, first component of channel and key names'),
+  top('service', 'service', 'string', fixed('service'), 'service name, second component of channel and key names'),
+  top('default-tenant', 'defaultTenant', 'string', fixed('defaultTenant'), 'tenant for credentials that name none'),
+  top('log-level', 'logLevel', 'enum', fixed('logLevel'), 'log level', LOG_LEVELS),
   top('log-format', 'logFormat', 'enum', 'pretty on a terminal, else json', 'log lines: pretty (coloured, for people) or json (one object a line, for log pipelines)', LOG_FORMATS),
   top('auth-secret', 'authSecret', 'string', 'none (dev auth)', 'HMAC JWT secret (>= 32 bytes), also signs minted join tokens; disables dev auth'),
   top('auth-public-key', 'authPublicKey', 'string', 'none', 'PEM public key (RSA/EC/Ed25519) for JWTs, as PEM text or a file path; disables dev auth'),
@@ -63,50 +67,50 @@ export const SETTINGS: readonly Setting[] = [
   top('auth-algorithms', 'authAlgorithms', 'list', 'by key (HS256 | key\'s alg | RS256,ES256,EdDSA)', 'accepted JWT alg values, comma-separated'),
   top('auth-audience', 'authAudience', 'string', 'none (not checked)', 'required JWT aud'),
   top('auth-issuer', 'authIssuer', 'string', 'none (not checked)', 'required JWT iss'),
-  top('auth-grants-required', 'authGrantsRequired', 'bool', 'false', 'tokens without a rooms claim get no room rights (join tokens grant them)'),
-  top('join-token-ttl-s', 'joinTokenTtlSeconds', 'int', '300', 'lifetime of join tokens minted by the server API, seconds'),
+  top('auth-grants-required', 'authGrantsRequired', 'bool', fixed('authGrantsRequired'), 'tokens without a rooms claim get no room rights (join tokens grant them)'),
+  top('join-token-ttl-s', 'joinTokenTtlSeconds', 'int', fixed('joinTokenTtlSeconds'), 'lifetime of join tokens minted by the server API, seconds'),
   top('allowed-origins', 'allowedOrigins', 'list', 'none (any origin)', 'browser origins allowed to upgrade, comma-separated; others get 403'),
   top('trusted-proxies', 'trustedProxies', 'list', 'none', 'load balancer addresses / CIDRs whose X-Forwarded-For names the client (per-IP caps, logs), comma-separated'),
-  top('allow-missing-origin', 'allowMissingOrigin', 'bool', 'false', 'with --allowed-origins, also accept upgrades without an Origin header'),
-  top('per-message-deflate', 'perMessageDeflate', 'bool', 'false', 'offer permessage-deflate (bounded; max-frame-bytes applies inflated)'),
+  top('allow-missing-origin', 'allowMissingOrigin', 'bool', fixed('allowMissingOrigin'), 'with --allowed-origins, also accept upgrades without an Origin header'),
+  top('per-message-deflate', 'perMessageDeflate', 'bool', fixed('perMessageDeflate'), 'offer permessage-deflate (bounded; max-frame-bytes applies inflated)'),
   top('turn-secret', 'turnSecret', 'string', 'none', 'coturn static-auth-secret: welcome carries TURN REST credentials'),
   top('turn-urls', 'turnUrls', 'list', 'none', 'turn:/turns: URLs for the TURN credentials, comma-separated'),
-  top('turn-ttl-s', 'turnTtlSeconds', 'int', '86400', 'lifetime of TURN credentials, seconds'),
-  top('bus', 'bus', 'enum', 'auto', 'hot-lane bus: auto = redis with --redis-url, else memory; rabbitmq needs --amqp-url and --postgres-url', BUS_DRIVERS),
-  top('chat-path', 'chatPath', 'enum', 'node', 'with --bus rabbitmq: who stores chat, the node or the chat-store worker (nerve worker chat-store --chat-intake)', CHAT_PATHS),
-  top('chat-intake-timeout-ms', 'chatIntakeTimeoutMs', 'int', '5000', 'with --chat-path worker: how long a chat publish waits for the worker'),
+  top('turn-ttl-s', 'turnTtlSeconds', 'int', fixed('turnTtlSeconds'), 'lifetime of TURN credentials, seconds'),
+  top('bus', 'bus', 'enum', fixed('bus'), 'hot-lane bus: auto = redis with --redis-url, else memory; rabbitmq needs --amqp-url and --postgres-url', BUS_DRIVERS),
+  top('chat-path', 'chatPath', 'enum', fixed('chatPath'), 'with --bus rabbitmq: who stores chat, the node or the chat-store worker (nerve worker chat-store --chat-intake)', CHAT_PATHS),
+  top('chat-intake-timeout-ms', 'chatIntakeTimeoutMs', 'int', fixed('chatIntakeTimeoutMs'), 'with --chat-path worker: how long a chat publish waits for the worker'),
   top('redis-url', 'redisUrl', 'string', 'none (memory)', 'Redis URL for the hot lane, replay and presence'),
-  top('redis-mode', 'redisMode', 'enum', 'pubsub', 'Redis Pub/Sub, or sharded Pub/Sub on Redis Cluster', REDIS_MODES),
+  top('redis-mode', 'redisMode', 'enum', fixed('redisMode'), 'Redis Pub/Sub, or sharded Pub/Sub on Redis Cluster', REDIS_MODES),
   top('redis-sentinels', 'redisSentinels', 'list', 'none', 'Redis Sentinel host:port list, comma-separated: every Redis connection follows the master (not with --redis-mode sharded)'),
   top('redis-sentinel-name', 'redisSentinelName', 'string', 'none', 'master name the sentinels monitor (required with --redis-sentinels)'),
   top('redis-sentinel-password', 'redisSentinelPassword', 'string', 'none', 'password of the sentinels (the data nodes\' is in --redis-url)'),
   top('redis-sentinel-username', 'redisSentinelUsername', 'string', 'none', 'ACL user of the sentinels'),
-  top('redis-sentinel-tls', 'redisSentinelTls', 'bool', 'false', 'TLS to the sentinels (data nodes: a rediss:// --redis-url)'),
+  top('redis-sentinel-tls', 'redisSentinelTls', 'bool', fixed('redisSentinelTls'), 'TLS to the sentinels (data nodes: a rediss:// --redis-url)'),
   top('redis-wait-replicas', 'redisWaitReplicas', 'int', '1 with --redis-sentinels, else 0', 'replicas that must have a chat message (WAIT) before it is published and acked'),
   top('redis-wait-all-replicas', 'redisWaitAllReplicas', 'bool', 'true with --redis-sentinels, else false', 'with --redis-wait-replicas: wait for every replica online too (a crashed master loses no acked chat)'),
-  top('redis-wait-timeout-ms', 'redisWaitTimeoutMs', 'int', '500', 'longest wait for --redis-wait-replicas; past it the sender gets outcome_unknown'),
-  top('presence-ttl-ms', 'presenceTtlMs', 'int', '10000', 'a crashed node\'s members leave after this long'),
-  top('mailbox-ttl-ms', 'mailboxTtlMs', 'int', '30000', 'signals to a user gone for less than this wait for a reconnect (0 = off)'),
+  top('redis-wait-timeout-ms', 'redisWaitTimeoutMs', 'int', fixed('redisWaitTimeoutMs'), 'longest wait for --redis-wait-replicas; past it the sender gets outcome_unknown'),
+  top('presence-ttl-ms', 'presenceTtlMs', 'int', fixed('presenceTtlMs'), 'a crashed node\'s members leave after this long'),
+  top('mailbox-ttl-ms', 'mailboxTtlMs', 'int', fixed('mailboxTtlMs'), 'signals to a user gone for less than this wait for a reconnect (0 = off)'),
   top('amqp-url', 'amqpUrl', 'string', 'none (memory)', 'AMQP URL for the cold lane (and the hot lane with --bus rabbitmq)'),
   top('postgres-url', 'postgresUrl', 'string', 'none', 'PostgreSQL URL (workers, stored history API)'),
-  top('history-ttl-ms', 'historyTtlMs', 'int', '86400000', 'idle time before a room\'s Redis history expires'),
+  top('history-ttl-ms', 'historyTtlMs', 'int', fixed('historyTtlMs'), 'idle time before a room\'s Redis history expires'),
   top('history-policies', 'historyPolicies', 'json', '[]', 'Redis history bounds per room prefix: [{prefix, maxMessages?, ttlMs?}]'),
-  top('postgres-schema', 'postgresSchema', 'string', 'nerve', 'PostgreSQL schema the chat-store worker writes'),
+  top('postgres-schema', 'postgresSchema', 'string', fixed('postgresSchema'), 'PostgreSQL schema the chat-store worker writes'),
   top('api-key', 'apiKey', 'string', 'none (API off)', 'bearer key for the server HTTP API with every scope (>= 24 characters)'),
   top('pusher-apps', 'pusherApps', 'string', 'none', 'Pusher-protocol apps (docs/pusher.md): JSON [{id, key, secret, tenant?, enableClientMessages?, ...}] or the path of a JSON file'),
-  top('api-keys', 'apiKeys', 'json', '[]', 'scoped API keys: [{key, scopes: [publish|signal|rooms:end|presence:read|history:read|tokens:mint|turn:mint|usage:read], name?, tenants?}]'),
+  top('api-keys', 'apiKeys', 'json', '[]', `scoped API keys: [{key, scopes: [${API_SCOPES.join('|')}], name?, tenants?}]`),
   top('ice-servers', 'iceServers', 'json', '[]', 'ICE servers for the welcome frame, JSON array'),
-  top('demo', 'demo', 'bool', 'true', 'serve the demo page at /'),
-  { ...top('nodes', 'nodes', 'int', '1', `node processes on this machine, sharing the port (1-${MAX_NODES}; > 1 needs --redis-url)`), cli: true },
+  top('demo', 'demo', 'bool', fixed('demo'), 'serve the demo page at /'),
+  { ...top('nodes', 'nodes', 'int', String(DEFAULT_NODES), `node processes on this machine, sharing the port (1-${MAX_NODES}; > 1 needs --redis-url)`), cli: true },
   { ...top('otel-endpoint', 'otelEndpoint', 'string', 'none (or OTEL_EXPORTER_OTLP_ENDPOINT)', 'OTLP/HTTP base URL: record OpenTelemetry spans for each hop of a message (tracing)'), cli: true },
-  top('shutdown-timeout-ms', 'shutdownTimeoutMs', 'int', '10000', 'longest graceful shutdown before sockets are cut'),
-  top('drain-window-ms', 'drainWindowMs', 'int', '10000', 'on SIGTERM, close connections in batches spread over this window (capped by shutdown-timeout-ms; 0 = at once)'),
+  top('shutdown-timeout-ms', 'shutdownTimeoutMs', 'int', fixed('shutdownTimeoutMs'), 'longest graceful shutdown before sockets are cut'),
+  top('drain-window-ms', 'drainWindowMs', 'int', fixed('drainWindowMs'), 'on SIGTERM, close connections in batches spread over this window (capped by shutdown-timeout-ms; 0 = at once)'),
   top('advertise-url', 'advertiseUrl', 'string', 'http://{host}:{port}', 'address of this node shown in the node registry (nerve status, /admin)'),
-  top('registry-interval-ms', 'registryIntervalMs', 'int', '2000', 'node registry heartbeat; an entry expires after 3 missed heartbeats'),
+  top('registry-interval-ms', 'registryIntervalMs', 'int', fixed('registryIntervalMs'), 'node registry heartbeat; an entry expires after 3 missed heartbeats'),
   top('tenant-quotas', 'tenantQuotasFile', 'string', 'none (no quotas)', 'JSON file of cluster-wide quotas per tenant: {"tenant": {connections?, publishesPerSecond?, signalsPerSecond?, rooms?, storedBytes?}, "*": {...}}; PUT /api/tenants/{tenant}/quotas wins over it'),
-  top('quota-refresh-ms', 'quotaRefreshMs', 'int', '1000', 'each node reads quotas set through the API again this often (the time a change takes to reach every node)'),
-  top('usage-interval-ms', 'usageIntervalMs', 'int', '60000', 'usage metering interval: one usage.reported event per tenant, node and interval'),
-  top('probe-interval-ms', 'probeIntervalMs', 'int', '1000', 'PING every Redis connection this often; one silent for an interval is replaced (0 = off)'),
+  top('quota-refresh-ms', 'quotaRefreshMs', 'int', fixed('quotaRefreshMs'), 'each node reads quotas set through the API again this often (the time a change takes to reach every node)'),
+  top('usage-interval-ms', 'usageIntervalMs', 'int', fixed('usageIntervalMs'), 'usage metering interval: one usage.reported event per tenant, node and interval'),
+  top('probe-interval-ms', 'probeIntervalMs', 'int', fixed('probeIntervalMs'), 'PING every Redis connection this often; one silent for an interval is replaced (0 = off)'),
   limit('max-frame-bytes', 'maxFrameBytes', 'largest WebSocket frame accepted'),
   limit('max-rooms', 'maxRoomsPerConnection', 'rooms one connection may be in'),
   limit('max-room-id-length', 'maxRoomIdLength', 'longest room id'),
@@ -207,7 +211,7 @@ export function parseServeCommand(argv: readonly string[], env: NodeJS.ProcessEn
     }
     assign(setting, parseValue(setting, value, `--${name}`));
   }
-  const nodes = cliInput.nodes ?? 1;
+  const nodes = cliInput.nodes ?? DEFAULT_NODES;
   if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
     throw new ConfigError('nodes', `an integer from 1 to ${MAX_NODES}`, nodes);
   }
@@ -225,4 +229,13 @@ export function serveHelp(): string {
     lines.push(`    ${''.padEnd(width)}env ${setting.env}, default ${setting.defaultText}`);
   }
   return lines.join('\n');
+}
+
+/** The README's configuration table, row for row (test/unit/settings.test.ts holds the README to it). */
+export function settingsMarkdown(): string {
+  const rows = SETTINGS.map((setting) => {
+    const values = setting.values ? ` (${setting.values.join(', ')})` : '';
+    return `| \`--${setting.flag}\` | \`${setting.env}\` | ${setting.defaultText} | ${setting.help}${values} |`;
+  });
+  return ['| flag | environment | default | meaning |', '|---|---|---|---|', ...rows].join('\n');
 }

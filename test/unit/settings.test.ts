@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseServeArgs, serveHelp, SETTINGS } from '../../src/cli/settings.js';
+import { parseServeArgs, serveHelp, settingsMarkdown, SETTINGS } from '../../src/cli/settings.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { normalizeOptions } from '../../src/config/normalize.js';
 
@@ -57,10 +57,11 @@ describe('serve settings', () => {
     assert.deepEqual(options.apiKeys[0]?.tenants, ['acme']);
   });
 
-  it('lists every setting in the README configuration table', async () => {
+  it('has the README configuration table the settings write, every flag, variable and default', async () => {
     const { readFile } = await import('node:fs/promises');
     const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
     for (const setting of SETTINGS) assert.ok(readme.includes(`| \`--${setting.flag}\` | \`${setting.env}\` |`), `README row for --${setting.flag}`);
+    assert.ok(readme.includes(settingsMarkdown()), 'README table = settingsMarkdown() (paste its output over the table)');
   });
 
   const bad: Array<[string, string[], NodeJS.ProcessEnv, RegExp]> = [
