@@ -7,7 +7,7 @@ import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { API_SCOPES, type ApiKeyOption, type ApiScope } from '../auth/api-keys.js';
 import { JWT_ALGORITHMS } from '../auth/jwt.js';
-import { parseProxyEntry } from '../http/client-address.js';
+import { parseProxyEntry } from '../net/client-address.js';
 import type { IceServer } from '../../packages/protocol/src/frames.js';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
 import { InvalidQuotaError, parseQuotaFile, parseTenantQuota, type TenantQuota } from '../quotas/quotas.js';

@@ -104,7 +104,7 @@ export interface NodeOptions {
   /**
    * Addresses and CIDR ranges of the proxies in front of the node (load
    * balancers): from a peer in the list, `X-Forwarded-For` names the client
-   * for per-address caps and logs (src/http/client-address.ts). Default none:
+   * for per-address caps and logs (src/net/client-address.ts). Default none:
    * the TCP peer is the client.
    */
   trustedProxies: string[];

@@ -63,7 +63,7 @@ import { LocalRooms, type ChannelTarget } from './local-rooms.js';
 import { connectionSocketClass, type ConnectionSocket } from './socket-events.js';
 import { KeyCounter, TokenBucket } from './rate-limit.js';
 import { TextFrame } from './text-frame.js';
-import { clientAddress, TrustedProxies } from '../http/client-address.js';
+import { clientAddress, TrustedProxies } from '../net/client-address.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import { WriteBatch } from '../write-batch.js';
 import { storedSize, type TenantGuard } from '../quotas/guard.js';

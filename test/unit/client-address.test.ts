@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { clientAddress, parseProxyEntry, TrustedProxies } from '../../src/http/client-address.js';
+import { clientAddress, parseProxyEntry, TrustedProxies } from '../../src/net/client-address.js';
 
 const proxies = new TrustedProxies(['10.0.0.0/8', '192.0.2.1', 'fd00::/8']);
 
