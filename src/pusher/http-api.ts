@@ -11,14 +11,14 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 import type { Presence } from '../presence/presence.js';
 import type { PusherApp } from './apps.js';
-import type { PusherGateway } from './gateway.js';
+import type { PusherEvents } from './events.js';
 import { MAX_EVENT_NAME, channelKind, isValidChannelName } from './protocol.js';
 import { verifyRequest } from './signature.js';
 import type { PusherStore } from './store.js';
 
 export interface PusherHttpDeps {
   apps: readonly PusherApp[];
-  pusher: PusherGateway;
+  pusher: Pick<PusherEvents, 'publish' | 'terminate'>;
   presence: Presence;
   store: PusherStore;
   /** Counts each refusal (`nerve_errors_total{code="pusher_http_<status>"}`). */

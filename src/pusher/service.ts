@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { ChannelNamer } from '../bus/channels.js';
 import type { EventLog } from '../events/event-log.js';
-import type { Gateway } from '../gateway/gateway.js';
+import { errorText } from '../errors.js';
 import type { History, RoomRef } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
@@ -17,15 +17,17 @@ import type { NodeOptions } from '../config/options.js';
 import { redisSentinelSettings } from '../config/normalize.js';
 import type { Presence } from '../presence/presence.js';
 import type { TenantGuard } from '../quotas/guard.js';
-import { redisStoreConnection } from '../redis-connection.js';
-import { PusherGateway, type PusherFact } from './gateway.js';
+import { redisStoreConnection } from '../redis/connection.js';
+import type { NerveGatewayPort, PusherFact } from './context.js';
+import type { PusherEvents } from './events.js';
+import { PusherGateway } from './gateway.js';
 import { handlePusherHttp } from './http-api.js';
 import { MemoryPusherStore, RedisPusherStore, type PusherStore } from './store.js';
 import { webhookEvent } from './webhooks.js';
 
 export interface PusherServiceDeps {
   options: NodeOptions;
-  gateway: Gateway;
+  gateway: NerveGatewayPort;
   bus: Bus;
   presence: Presence;
   /** The chat history (`nerve:resume`). */
@@ -44,6 +46,7 @@ export interface PusherServiceDeps {
 
 export class PusherService {
   readonly gateway: PusherGateway;
+  private readonly events: PusherEvents;
   readonly store: PusherStore;
   private closing: Promise<void> | undefined;
 
@@ -74,6 +77,7 @@ export class PusherService {
       tenants: deps.tenants,
       onFact: (fact) => this.onFact(fact),
     });
+    this.events = this.gateway.events;
   }
 
   /** Hand a fact to the listener, and to the cold lane when its app has a webhook for it. */
@@ -81,7 +85,7 @@ export class PusherService {
     this.deps.onFact?.(fact);
     const event = webhookEvent(fact, this.deps.options.nodeId);
     if (!event) return;
-    this.deps.events.publish(event).catch((error: unknown) => this.deps.log.warn({ err: (error as Error).message, app: fact.app.id }, 'pusher webhook event not queued'));
+    this.deps.events.publish(event).catch((error: unknown) => this.deps.log.warn({ err: errorText(error), app: fact.app.id }, 'pusher webhook event not queued'));
   }
 
   /**
@@ -91,12 +95,12 @@ export class PusherService {
    * are not the nerve gateway's business.
    */
   onPresenceExpired(ref: RoomRef, expiry: { users: string[]; roomEmpty: boolean }): 'pusher' | undefined {
-    return this.gateway.onPresenceExpired(ref, expiry.users, expiry.roomEmpty);
+    return this.gateway.channels.onPresenceExpired(ref, expiry.users, expiry.roomEmpty);
   }
 
   /** This node's expired entries were added back; `pusher` for occupancy entries, as above. */
   onPresenceRestored(ref: RoomRef, rejoin: { roomStarted: boolean }): 'pusher' | undefined {
-    return this.gateway.onPresenceRestored(ref, rejoin.roomStarted);
+    return this.gateway.channels.onPresenceRestored(ref, rejoin.roomStarted);
   }
 
   async start(): Promise<void> {
@@ -112,7 +116,7 @@ export class PusherService {
     return handlePusherHttp(
       {
         apps: this.deps.options.pusherApps,
-        pusher: this.gateway,
+        pusher: this.events,
         presence: this.deps.presence,
         store: this.store,
         onError: (code) => this.deps.metrics.errors.inc({ code }),
@@ -124,7 +128,7 @@ export class PusherService {
   }
 
   onBusMessage(channel: string, envelope: BusEnvelope): boolean {
-    return this.gateway.onBusMessage(channel, envelope);
+    return this.events.onBusMessage(channel, envelope);
   }
 
   /** Close every Pusher connection (4200: reconnect at once); resolves once their channels are left. */

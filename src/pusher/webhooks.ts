@@ -15,11 +15,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { errorText } from '../errors.js';
 import { EVENT_VERSION, type HandlerOutcome, type LifecycleEvent } from '../events/event-log.js';
 import { eventData, parseEvent, type EventDataMap } from '../events/events.js';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
 import type { PusherApp, PusherWebhookTarget } from './apps.js';
-import type { PusherFact } from './gateway.js';
+import type { PusherFact } from './context.js';
 import { hmacHex } from './signature.js';
 
 type WebhookData = EventDataMap['pusher.webhook'];
@@ -129,7 +130,7 @@ class WebhookBatcher {
       this.options.logger.warn({ app: this.app.id, url: this.target.url, status: response.status, events: events.length }, 'pusher webhook refused');
       return response.status === 410 ? 'dead_letter' : 'retry';
     } catch (error) {
-      this.options.logger.warn({ app: this.app.id, url: this.target.url, err: (error as Error).message, events: events.length }, 'pusher webhook failed');
+      this.options.logger.warn({ app: this.app.id, url: this.target.url, err: errorText(error), events: events.length }, 'pusher webhook failed');
       return 'retry';
     }
   }

@@ -12,7 +12,6 @@ import PusherServer from 'pusher';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import { normalizePusherApps, type PusherApp } from '../../src/pusher/apps.js';
-import type { PusherGateway } from '../../src/pusher/gateway.js';
 import { handlePusherHttp, type PusherHttpDeps } from '../../src/pusher/http-api.js';
 import { channelKind, isCacheChannel, isValidChannelName } from '../../src/pusher/protocol.js';
 import { channelAuthValid, signinValid, verifyRequest } from '../../src/pusher/signature.js';
@@ -145,7 +144,7 @@ describe('Pusher HTTP API fan-out', () => {
         if (publishing.size === channels.length) published.open();
         await within(published.opened, 2000, 'publishes');
       },
-    } as unknown as PusherGateway;
+    } as unknown as PusherHttpDeps['pusher'];
     const presence = {
       members: async ({ room }: { room: string }) => {
         asking.add(room);
@@ -180,7 +179,7 @@ describe('Pusher HTTP API fan-out', () => {
           throw new NerveError(ErrorCode.RateLimited, 'too many');
         }
       },
-    } as unknown as PusherGateway;
+    } as unknown as PusherHttpDeps['pusher'];
     await withApi({ pusher, presence: {} as PusherHttpDeps['presence'], store: {} as PusherHttpDeps['store'] }, async (api, errors) => {
       await assert.rejects(api.trigger(['a', 'b', 'c'], 'e', 'd'), (error: { status: number; body: string }) => error.status === 429 && /Too many messages/.test(error.body));
       assert.deepEqual(tried.sort(), ['a', 'b', 'c']);
