@@ -2,9 +2,9 @@
 //   dist/index.js      one ES module, the protocol parts the SDK uses bundled in
 //                      (the package has no runtime dependency), not minified so
 //                      stack traces and app bundlers' own minifiers stay useful;
-//   dist/*.d.ts        declarations from tsc, with the protocol's (codes,
-//                      frames) copied under dist/protocol/ and the imports
-//                      rewritten to point there.
+//   dist/*.d.ts        the declarations index.d.ts reaches, from tsc, with the
+//                      protocol's (codes, frames) copied under dist/protocol/
+//                      and the imports rewritten to point there.
 // Fails if anything server-side (zod, ws, node built-ins, the protocol's
 // schemas) slips into the bundle, or if a declaration names the DOM lib or an
 // outside module: the types must work in a project with `lib: ["ES2022"]`.
@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -52,6 +52,22 @@ for (const name of await readdir(join(typesTmp, 'client', 'src'))) {
   await writeFile(join(dist, name), text.replaceAll("'../../protocol/src/", "'./protocol/"));
 }
 await rm(typesTmp, { recursive: true, force: true });
+
+// Ship only the declarations index.d.ts reaches: the SDK's inner parts (connection, requests, rooms) are not API.
+const reached = new Set();
+const pending = ['index.d.ts'];
+while (pending.length > 0) {
+  const name = pending.pop();
+  if (reached.has(name)) continue;
+  reached.add(name);
+  const text = await readFile(join(dist, name), 'utf8');
+  for (const [, specifier] of text.matchAll(/(?:from |import\()['"](\.\/[^'"]+)\.js['"]/g)) {
+    pending.push(posix.join(posix.dirname(name), `${specifier}.d.ts`));
+  }
+}
+for (const name of [...(await readdir(dist)), ...(await readdir(join(dist, 'protocol'))).map((file) => `protocol/${file}`)]) {
+  if (name.endsWith('.d.ts') && !reached.has(name)) await rm(join(dist, name));
+}
 
 const declarations = [
   ...(await readdir(dist)).filter((name) => name.endsWith('.d.ts')),

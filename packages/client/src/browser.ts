@@ -3,7 +3,8 @@
  * scripts/bundle-client.mjs): everything lands on the global `Nerve`.
  * Only browser-safe modules are imported here — no `ws`, no zod, no node:*.
  */
-export { NerveClient, ClientState } from './client.js';
+export { NerveClient } from './client.js';
+export { ClientState } from './types.js';
 export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
 export { PeerCall, isPolite } from './webrtc.js';
 export { Backoff } from './backoff.js';

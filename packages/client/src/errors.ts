@@ -5,6 +5,7 @@
  * Branch on `code`, never on `message`.
  */
 import type { ErrorCode } from '../../protocol/src/codes.js';
+import type { ErrorFrame } from '../../protocol/src/frames.js';
 
 /** Failures detected by the SDK itself. */
 export const ClientErrorCode = {
@@ -48,4 +49,13 @@ export class NerveClientError extends Error {
 
 export function isNerveClientError(value: unknown): value is NerveClientError {
   return value instanceof NerveClientError;
+}
+
+/** The error a server `error` frame stands for. */
+export function errorFromFrame(frame: ErrorFrame, room?: string): NerveClientError {
+  const options: { retryAfterMs?: number; room?: string; quota?: string } = {};
+  if (frame.retryAfterMs !== undefined) options.retryAfterMs = frame.retryAfterMs;
+  if (frame.quota !== undefined) options.quota = frame.quota;
+  if (room !== undefined) options.room = room;
+  return new NerveClientError(frame.code, frame.message, options);
 }

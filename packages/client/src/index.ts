@@ -3,8 +3,8 @@
  * `ws` passed in on 20), web workers and React Native. A small curated API; the
  * protocol's frame types are re-exported so apps can type their handlers.
  */
+export { NerveClient } from './client.js';
 export {
-  NerveClient,
   ClientState,
   type NerveClientOptions,
   type NerveClientEvents,
@@ -15,7 +15,7 @@ export {
   type StateChange,
   type DisconnectInfo,
   type RecoveryFailed,
-} from './client.js';
+} from './types.js';
 export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
 export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
 export { TypedEmitter, type Listener } from './emitter.js';
