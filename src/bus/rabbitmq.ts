@@ -1,56 +1,15 @@
 /**
- * The hot lane on RabbitMQ, for deployments without Redis (project issue 6).
- * Bindings are the source of truth for where a user or room is present: no
- * user→node table is kept anywhere.
- *
- * Topology, for env `prod`, service `nerve`, node `n1`:
- *
- *   prod.nerve.hot                       direct exchange, durable (every node declares it)
- *   prod.nerve.hot.node.n1.<incarnation> this node's queue: exclusive, auto-delete,
- *                                        x-max-length with drop-head; a fresh random
- *                                        incarnation per (re)connection
- *   binding  prod.nerve.hot → queue      routing key = the channel name (rabbitmq-routing.ts;
- *                                        names over 255 bytes are hashed)
- *
- * - `acquire`/`release` (reference counted by RefCountedBus) bind and unbind the
- *   channel's routing key on the node's queue: a user channel is bound while
- *   the user has a local connection, a room channel while the room has a local
- *   member. `queue.bind-ok` comes back once the binding routes, so a publish
- *   issued after `acquire` resolved is delivered.
- * - The queue is exclusive to the node's consuming connection, so it and its
- *   bindings disappear with that connection: nothing stays bound to a node that
- *   died or lost the broker. After a reconnect (or a consumer channel that
- *   closed, or a canary that did not come back) the node declares a new queue,
- *   binds every held channel again, then reports them through `onResubscribed`
- *   (envelopes published meanwhile were missed; the gateway refills chat).
- * - `publish` sends with `mandatory` and publisher confirms. The broker returns
- *   an unroutable message before confirming it, so a confirmed publish that
- *   was not returned reached at least one queue. It therefore resolves with
- *   **0 when no node is bound, 1 when at least one is**: AMQP has no way to
- *   learn how many queues a message reached. The gateway only tells 0 from
- *   "some" (`peer_offline`), which this answers exactly.
- * - Envelopes travel non-persistent, as the binary envelope (envelope.ts), with
- *   a per-message TTL (`messageTtlMs`): a node whose consumer stalls longer than
- *   that drops hot-lane traffic instead of replaying stale signals and typing
- *   indicators. The queue length bound does the same for bursts.
- * - Broker down: `publish` and `acquire` reject at once with `bus_unavailable`
- *   (checked before sending, and a send is bounded by `publishTimeoutMs`), and
- *   health says why; rabbitmq-client reconnects with backoff.
- * - Ordering: one publisher channel per node, so envelopes of one node on one
- *   channel reach every queue in publish order. Envelopes of *different* nodes
- *   on one channel may interleave differently in different queues (RabbitMQ
- *   orders per channel→queue pair only). docs/architecture.md says what that
- *   means for each message class.
- *
- * Publishing and consuming use separate connections, as the cold lane does:
- * a broker that blocks publishers (memory alarm) must not stop bindings and
- * deliveries on the consuming side.
+ * The hot lane on RabbitMQ, for deployments without Redis (project issue 6):
+ * one exclusive queue per node on a direct exchange, and a binding per held
+ * channel, so bindings are where a user or room is present (no user→node
+ * table). After a reconnect, a closed consumer channel or a deaf canary the
+ * node declares a new queue, binds everything held, and reports it through
+ * `onResubscribed`. Topology, ordering and failure answers:
+ * docs/architecture.md, "Cross-node: RabbitMQ routing".
  */
 import { randomBytes } from 'node:crypto';
-import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Connection, type AsyncMessage, type Channel, type ConnectionOptions, type Publisher, type ReturnedMessage } from 'rabbitmq-client';
+import { Connection, type AsyncMessage, type Channel, type ConnectionOptions } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
-import { ConfigError } from '../config/errors.js';
 import { RefCountedBus } from './base.js';
 import type { BusEnvelope } from './bus.js';
 import { Canary } from './canary.js';
@@ -59,69 +18,18 @@ import { errorText } from '../errors.js';
 import { canaryBytes, encodeOutgoing, unavailable, type RedisBusStats } from './wire.js';
 import type { LaneLogger as BusLogger } from '../log-types.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
+import { normalizeRabbitBusOptions, type NormalizedOptions, type RabbitBusOptions } from './rabbitmq-options.js';
+import { ConfirmedPublisher, ConfirmTimeout } from './rabbitmq-publisher.js';
 import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
 import { closeWithin } from '../close-within.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
-
-export interface RabbitBusOptions {
-  /** AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672`. Required. */
-  url: string;
-  /** Environment name, first part of the exchange and queue names. Default `dev`. */
-  env?: string;
-  /** Service name, second part of the exchange and queue names. Default `nerve`. */
-  service?: string;
-  /** This node's id: names its queue and its connections. Required. */
-  nodeId: string;
-  /** pino-compatible logger. Default: silent. */
-  logger?: BusLogger;
-  /** Per-message TTL (AMQP `expiration`): an envelope not consumed within it is dropped, ms. Default 10000. */
-  messageTtlMs?: number;
-  /** Most envelopes waiting in the node's queue; beyond, the oldest are dropped (`drop-head`). Default 100000. */
-  maxQueueLength?: number;
-  /** A publish not confirmed within this long rejects with `bus_unavailable`, ms. Default 2000. */
-  publishTimeoutMs?: number;
-  /** How long `start` waits for the broker before rejecting with `bus_unavailable`, ms. Default 10000. */
-  startTimeoutMs?: number;
-  /** Reconnect backoff, lowest and highest delay, ms (rabbitmq-client retryLow / retryHigh). Defaults 50 and 2000. */
-  reconnectLowMs?: number;
-  reconnectHighMs?: number;
-  /** AMQP heartbeat, seconds: a silent broker is detected after about twice this. Default 10. */
-  heartbeatSeconds?: number;
-  /** Milliseconds between canary rounds; 0 disables the canary. Default 5000. */
-  canaryIntervalMs?: number;
-  /** Milliseconds a canary may take to come back before the consumer is declared deaf. Default 2000. */
-  canaryTimeoutMs?: number;
-  /**
-   * Publish only: no consuming connection, no node queue, no canary;
-   * `acquire` is refused. For processes that deliver into the hot lane but
-   * never receive from it (the chat-store worker's chat intake). Default false.
-   */
-  publishOnly?: boolean;
-}
 
 interface Links {
   /** Publishes (with confirms); never consumes, so a blocked publisher cannot stall deliveries. */
   pub: Connection;
   /** Owns the node's exclusive queue, its bindings and its consumer; absent when publish-only. */
   sub: Connection | undefined;
-  publisher: Publisher;
-}
-
-interface NormalizedOptions {
-  url: string;
-  env: string;
-  service: string;
-  nodeId: string;
-  messageTtlMs: number;
-  maxQueueLength: number;
-  publishTimeoutMs: number;
-  startTimeoutMs: number;
-  reconnectLowMs: number;
-  reconnectHighMs: number;
-  heartbeatSeconds: number;
-  canaryIntervalMs: number;
-  canaryTimeoutMs: number;
-  publishOnly: boolean;
+  publisher: ConfirmedPublisher;
 }
 
 /** What the node's queue currently is: the consuming channel, the queue, and what is bound on it. */
@@ -133,49 +41,6 @@ interface LiveQueue {
 }
 
 const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
-const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
-
-function bounded(setting: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
-  return value;
-}
-
-function nameOption(setting: string, value: string): string {
-  if (!NAME.test(value)) throw new ConfigError(setting, '1-64 characters of A-Z a-z 0-9 . _ ~ -', value);
-  return value;
-}
-
-export function normalizeRabbitBusOptions(options: RabbitBusOptions): NormalizedOptions {
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(options.url);
-  } catch {
-    parsed = undefined;
-  }
-  if (parsed === undefined || (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:')) {
-    throw new ConfigError('amqpUrl', 'an amqp:// or amqps:// URL', options.url);
-  }
-  const normalized: NormalizedOptions = {
-    url: options.url,
-    env: nameOption('env', options.env ?? 'dev'),
-    service: nameOption('service', options.service ?? 'nerve'),
-    nodeId: nameOption('nodeId', options.nodeId),
-    messageTtlMs: bounded('messageTtlMs', options.messageTtlMs ?? 10_000, 1, 86_400_000),
-    maxQueueLength: bounded('maxQueueLength', options.maxQueueLength ?? 100_000, 1, 100_000_000),
-    publishTimeoutMs: bounded('publishTimeoutMs', options.publishTimeoutMs ?? 2000, 1, 600_000),
-    startTimeoutMs: bounded('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000),
-    reconnectLowMs: bounded('reconnectLowMs', options.reconnectLowMs ?? 50, 1, 600_000),
-    reconnectHighMs: bounded('reconnectHighMs', options.reconnectHighMs ?? 2000, 1, 600_000),
-    heartbeatSeconds: bounded('heartbeatSeconds', options.heartbeatSeconds ?? 10, 0, 3600),
-    canaryIntervalMs: bounded('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, 3_600_000),
-    canaryTimeoutMs: bounded('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 1, 3_600_000),
-    publishOnly: options.publishOnly ?? false,
-  };
-  if (normalized.reconnectHighMs < normalized.reconnectLowMs) {
-    throw new ConfigError('reconnectHighMs', `at least reconnectLowMs (${normalized.reconnectLowMs})`, normalized.reconnectHighMs);
-  }
-  return normalized;
-}
 
 type State = 'idle' | 'starting' | 'running' | 'closed';
 
@@ -198,10 +63,6 @@ export class RabbitBus extends RefCountedBus {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Whether a queue was ever live: a later setup is a resubscribe, reported to the node. */
   private everLive = false;
-  private publishSeq = 0;
-  /** Publishes awaiting their confirm, and those among them the broker returned as unroutable. */
-  private readonly inFlight = new Set<string>();
-  private readonly returned = new Set<string>();
   private readonly canary: Canary;
   private readonly canaryChannel: string;
   private deaf = false;
@@ -238,16 +99,7 @@ export class RabbitBus extends RefCountedBus {
   private openLinks(): Links {
     const pub = this.connect('pub');
     const sub = this.options.publishOnly ? undefined : this.connect('sub');
-    const publisher = pub.createPublisher({
-      confirm: true,
-      // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
-      exchanges: [this.exchangeDeclaration()],
-    });
-    // (rabbitmq-client 5 forwards returns as this event; its `onReturn` prop is not wired.)
-    publisher.on('basic.return', (message: ReturnedMessage) => {
-      const id = message.messageId;
-      if (id !== undefined && this.inFlight.has(id)) this.returned.add(id);
-    });
+    const publisher = new ConfirmedPublisher(pub, this.exchangeDeclaration(), this.options);
     sub?.on('connection', () => {
       if (this.state === 'running') {
         this.counters.reconnects += 1;
@@ -461,10 +313,7 @@ export class RabbitBus extends RefCountedBus {
 
   // ------------------------------------------------------------ publish
 
-  /** Why the last publish got no confirm in time, until a later one is confirmed (health shows it). */
-  private confirmOverdue: string | undefined;
-
-  /** Resolves with 0 when no node is bound to `channel`, 1 when at least one is (see the module comment). */
+  /** Resolves with 0 when no node is bound to `channel`, 1 when at least one is (rabbitmq-publisher.ts). */
   async publish(channel: string, envelope: BusEnvelope): Promise<number> {
     return this.publishBytes(channel, encodeOutgoing(this.counters, envelope));
   }
@@ -475,45 +324,15 @@ export class RabbitBus extends RefCountedBus {
       this.counters.publishFailures += 1;
       throw unavailable(`rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`);
     }
-    const id = `${++this.publishSeq}`;
-    this.inFlight.add(id);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const sent = links.publisher.send(
-        {
-          exchange: this.exchange,
-          routingKey: routingKeyFor(channel),
-          mandatory: true,
-          messageId: id,
-          durable: false,
-          expiration: String(this.options.messageTtlMs),
-        },
-        bytes,
-      );
-      // A send that loses the race against the timeout still settles later: keep that quiet.
-      sent.catch(() => {});
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ConfirmTimeout(`no confirm within ${this.options.publishTimeoutMs} ms`)), this.options.publishTimeoutMs);
-      });
-      await Promise.race([sent, timeout]);
-      this.confirmOverdue = undefined;
-      // rabbitmq-client emits `basic.return` on a later turn (setImmediate) than it
-      // resolves the confirm, though the broker sent the return first: wait one turn.
-      await nextTurn();
+      const reached = await links.publisher.send(this.exchange, routingKeyFor(channel), bytes);
       this.counters.published += 1;
-      return this.returned.has(id) ? 0 : 1;
+      return reached;
     } catch (error) {
       this.counters.publishFailures += 1;
-      if (error instanceof ConfirmTimeout) {
-        // Published, never confirmed: the broker may have routed it. Shown by health until a publish is confirmed again.
-        this.confirmOverdue = error.message;
-        throw new OutcomeUnknownError(`rabbitmq publish sent, ${error.message}; it may have been delivered`, { cause: error });
-      }
+      // Published, never confirmed: the broker may have routed it. Shown by health until a publish is confirmed again.
+      if (error instanceof ConfirmTimeout) throw new OutcomeUnknownError(`rabbitmq publish sent, ${error.message}; it may have been delivered`, { cause: error });
       throw unavailable(`rabbitmq publish failed: ${errorText(error)}`, error);
-    } finally {
-      clearTimeout(timer);
-      this.inFlight.delete(id);
-      this.returned.delete(id);
     }
   }
 
@@ -523,7 +342,7 @@ export class RabbitBus extends RefCountedBus {
     if (this.state !== 'running') return `rabbitmq bus is ${this.state}`;
     const problems: string[] = [];
     if (!this.links?.pub.ready) problems.push('publishing connection down');
-    else if (this.confirmOverdue !== undefined) problems.push(`publisher: ${this.confirmOverdue}`);
+    else if (this.links.publisher.confirmOverdue !== undefined) problems.push(`publisher: ${this.links.publisher.confirmOverdue}`);
     if (this.options.publishOnly) {
       // No consuming side to check.
     } else if (!this.links?.sub?.ready) problems.push('consuming connection down');
@@ -552,10 +371,4 @@ export class RabbitBus extends RefCountedBus {
   probeNow(): Promise<string[]> {
     return this.canary.round();
   }
-}
-
-/** A publish the broker did not confirm within `publishTimeoutMs`: sent, outcome unknown. */
-class ConfirmTimeout extends Error {
-  readonly code = 'confirm_timeout';
-  override readonly name = 'ConfirmTimeout';
 }
