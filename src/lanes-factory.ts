@@ -31,7 +31,8 @@ import type { NodeOptions } from './config/options.js';
 import { redisSentinelSettings } from './config/normalize.js';
 import type { Presence } from './presence/presence.js';
 import { MemoryPresence } from './presence/memory.js';
-import { RedisPresence, type PresenceExpiry, type PresenceRejoin } from './presence/redis.js';
+import { RedisPresence } from './presence/redis.js';
+import type { PresenceExpiry, PresenceRejoin } from './presence/redis-options.js';
 import { MemoryRoomSessions } from './sessions/memory.js';
 import { RedisRoomSessions } from './sessions/redis.js';
 import { redisStoreConnection, sentinelRedisOptions } from './redis/connection.js';
@@ -61,9 +62,6 @@ export interface LaneContext {
   /** Told when this node's presence entries that had expired (it was cut off or stalled) were added back (Redis presence). */
   onPresenceRestored: (room: RoomRef, rejoin: PresenceRejoin) => void;
 }
-
-/** Where history, presence, the mailbox, sessions and the registry connect: src/redis/connection.ts. */
-export { redisStoreConnection } from './redis/connection.js';
 
 /** The chat history of `bus: 'rabbitmq'`: stored by the node, or by the chat-store worker with reads from PostgreSQL. */
 function postgresHistory(options: NodeOptions, context: LaneContext, bus: Bus): History {

@@ -1,13 +1,8 @@
 /**
- * Logs through pino. One root logger per node, child loggers per
- * connection. pino escapes every string value, so a user-controlled string
- * cannot break or forge a log line; we also truncate long ones.
- *
- * Two formats (`--log-format`): `json`, one object a line for log
- * pipelines, and `pretty`, pino-pretty's coloured one-line form for a
- * developer's terminal. Pretty lines are formatted on the main thread
- * (`sync`), which costs more per line than JSON: it is for development,
- * where the default picks it only when stdout is a terminal.
+ * pino loggers: one root per node, children per connection. pino escapes
+ * every string value, so user input cannot forge a log line; `clip` also
+ * shortens long ones. `pretty` lines are formatted on the main thread
+ * (`sync`), dearer than JSON: the default picks them only on a terminal.
  */
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';

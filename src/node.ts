@@ -34,7 +34,7 @@ import type { RedisBusStats } from './bus/wire.js';
 import type { LinkStats } from './redis/link.js';
 import { PostgresProbe } from './postgres/probe.js';
 import { PusherService } from './pusher/service.js';
-import { redisStoreConnection } from './lanes-factory.js';
+import { redisStoreConnection } from './redis/connection.js';
 import { Tenancy } from './quotas/tenancy.js';
 
 /** The connection probe counters of a lane that keeps them (src/redis/link.ts); none for the others. */

@@ -1,24 +1,17 @@
 /**
- * `nerve dev-cluster` (`npm run cluster`): a whole cluster on this machine
- * against the local services, for development and demos:
- *
- *   3 nodes (`nerve serve`) on ports 8081-8083 sharing Redis (hot lane,
- *   replay, presence, registry) and RabbitMQ (cold lane), plus the
- *   chat-store, billing and analytics workers on RabbitMQ and PostgreSQL.
- *
- * Says what it starts as it starts it (each node with its URL, each
- * worker), then each node as it answers /readyz, then every URL (and the
- * admin page with its generated API key). Ctrl-C
- * (or SIGTERM) drains every process and exits once all have exited; a
- * second Ctrl-C kills them. The children run in their own process group so
- * the terminal's Ctrl-C reaches them once, through this supervisor.
+ * `nerve dev-cluster` (`npm run cluster`): 3 nodes on ports 8081-8083 and the
+ * chat-store, billing and analytics workers on the local Redis, RabbitMQ and
+ * PostgreSQL, for development and demos. Ctrl-C drains them all; a second
+ * one kills them. The children run in their own process group so the
+ * terminal's Ctrl-C reaches them once, through this supervisor.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { errorText } from '../errors.js';
 
-export const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
+const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
 
   --nodes N            nodes to start (default 3)
   --base-port P        first node's port; the others follow (default 8081)
@@ -58,7 +51,7 @@ export async function devClusterMain(argv: string[]): Promise<number> {
       strict: true,
     }));
   } catch (error) {
-    process.stderr.write(`nerve dev-cluster: ${(error as Error).message}\n${DEV_CLUSTER_HELP}\n`);
+    process.stderr.write(`nerve dev-cluster: ${errorText(error)}\n${DEV_CLUSTER_HELP}\n`);
     return 2;
   }
   if (values.help) {

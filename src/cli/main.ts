@@ -3,14 +3,12 @@
  * `nerve` command line. The only place that reads flags and environment
  * variables; everything else takes options.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NerveNode } from '../node.js';
 import { ConfigError } from '../config/errors.js';
-import { PACKAGE_ROOT } from '../paths.js';
 import { onPrimaryDrain, serveMulti } from './multi.js';
 import { parseServeCommand, serveHelp } from './settings.js';
 import { startTracingSdk, tracingRequested, type TracingSdk } from '../tracing/sdk.js';
+import { NERVE_VERSION } from '../version.js';
 
 const USAGE = `Usage: nerve <command> [flags]
 
@@ -21,11 +19,6 @@ Commands:
   dev-cluster      3 nodes and the workers on the local services (nerve dev-cluster --help)
   version          print the version
 `;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 async function serve(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
@@ -114,7 +107,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'version':
     case '--version':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${NERVE_VERSION}\n`);
       return 0;
     case undefined:
     case 'help':

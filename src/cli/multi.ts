@@ -1,23 +1,12 @@
 /**
- * `nerve serve --nodes N`: N full nodes on one machine, so one box uses all
- * its cores.
- *
- * Why node:cluster and one port (rather than N ports): a load balancer in
- * front expects one address per machine, and the kernel / the primary
- * spread new connections over the workers. Each worker is a complete node
- * (its own gateway, lanes and metrics) with node id `{nodeId}-{i}`; they
- * become one system through Redis exactly as nodes on different machines
- * do, which is why `--redis-url` is required for N > 1: in-memory lanes
- * cannot span processes.
- *
- * The primary only supervises: it forks the workers, tells them to drain on
- * SIGTERM / SIGINT (a second signal kills them), restarts a worker that
- * crashed with exponential backoff, and exits when every worker has exited.
- * Each worker still answers its own /healthz, /readyz and /metrics, and
- * behind the shared port a request reaches whichever worker accepts it:
- * where every node's metrics matter, run one plain `nerve serve` per port.
+ * `nerve serve --nodes N`: N full nodes on one machine sharing one port
+ * (node:cluster), so one box uses all its cores behind one balancer address.
+ * The primary only supervises: fork, drain on a signal, restart a crashed
+ * worker with backoff, exit when all have exited (docs/architecture.md,
+ * "Several nodes on one machine").
  */
 import cluster, { type Worker } from 'node:cluster';
+import { fullJitter } from '../backoff.js';
 import type { Logger } from '../logger.js';
 import { createLogger } from '../logger.js';
 import { ConfigError } from '../config/errors.js';
@@ -26,7 +15,7 @@ import { defaultNodeId, normalizeOptions } from '../config/normalize.js';
 
 /** The IPC message the primary sends a worker to start its graceful stop. */
 const DRAIN_MESSAGE = 'nerve:drain';
-/** First restart delay after a crash; doubles per consecutive crash. */
+/** Restart delay window after a first crash; doubles per consecutive crash. */
 const RESTART_BASE_MS = 250;
 /** Longest restart delay. */
 const RESTART_MAX_MS = 10_000;
@@ -35,7 +24,7 @@ const STABLE_AFTER_MS = 30_000;
 /** Consecutive failures of one worker to reach `listening` before the primary gives up (start cannot succeed). */
 const MAX_START_FAILURES = 5;
 
-export interface MultiServeOptions {
+interface MultiServeOptions {
   /** Number of worker processes (N > 1). */
   nodes: number;
   /** The node options parsed from flags and environment (validated here, once, before any fork). */
@@ -48,7 +37,7 @@ export interface MultiServeOptions {
  * Validate a multi-process start: throws `ConfigError` when N > 1 without
  * Redis, or when the derived node ids are invalid. Returns the base node id.
  */
-export function checkMultiOptions(nodes: number, options: NodeOptionsInput): string {
+function checkMultiOptions(nodes: number, options: NodeOptionsInput): string {
   if (nodes > 1 && (options.redisUrl === undefined || options.redisUrl === '')) {
     throw new ConfigError('redisUrl', `a Redis URL when nodes is ${nodes} (in-memory lanes cannot span processes)`, options.redisUrl);
   }
@@ -58,7 +47,7 @@ export function checkMultiOptions(nodes: number, options: NodeOptionsInput): str
   return base;
 }
 
-export function workerNodeId(base: string, index: number): string {
+function workerNodeId(base: string, index: number): string {
   return `${base}-${index}`;
 }
 
@@ -163,7 +152,7 @@ export async function serveMulti(input: MultiServeOptions): Promise<number> {
       return;
     }
     if (Date.now() - slot.startedAt > STABLE_AFTER_MS) slot.crashes = 0;
-    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** slot.crashes);
+    const delay = fullJitter(slot.crashes, RESTART_BASE_MS, RESTART_MAX_MS);
     slot.crashes += 1;
     log.error({ worker: slot.nodeId, code, signal, restartInMs: delay }, 'worker exited unexpectedly; restarting');
     slot.timer = setTimeout(() => fork(slot), delay);

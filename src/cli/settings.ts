@@ -5,12 +5,13 @@
  */
 import { API_SCOPES } from '../auth/api-keys.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { BUS_DRIVERS, CHAT_PATHS, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, NODE_DEFAULTS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../config/options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
 
-export interface Setting {
+interface Setting {
   flag: string;
   env: string;
   /** Option key; limits are nested under `limits`. */
@@ -41,7 +42,7 @@ const limit = (flag: string, key: keyof LimitOptions, help: string): Setting => 
 });
 
 /** Settings of `nerve serve` itself, as opposed to options of one node. */
-export interface ServeCliSettings {
+interface ServeCliSettings {
   /** Node processes on this machine, sharing the port (src/cli/multi.ts). Default 1. */
   nodes: number;
   /** OTLP/HTTP base URL for spans (src/tracing/sdk.ts; the `OTEL_*` variables are read there too). Default none. */
@@ -49,7 +50,7 @@ export interface ServeCliSettings {
 }
 
 /** Most node processes `--nodes` may start. */
-export const MAX_NODES = 256;
+const MAX_NODES = 256;
 const DEFAULT_NODES = 1;
 
 export const SETTINGS: readonly Setting[] = [
@@ -211,10 +212,7 @@ export function parseServeCommand(argv: readonly string[], env: NodeJS.ProcessEn
     }
     assign(setting, parseValue(setting, value, `--${name}`));
   }
-  const nodes = cliInput.nodes ?? DEFAULT_NODES;
-  if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NODES) {
-    throw new ConfigError('nodes', `an integer from 1 to ${MAX_NODES}`, nodes);
-  }
+  const nodes = integer('nodes', (cliInput.nodes ?? DEFAULT_NODES) as number, 1, MAX_NODES);
   const otelEndpoint = typeof cliInput.otelEndpoint === 'string' && cliInput.otelEndpoint !== '' ? cliInput.otelEndpoint : undefined;
   const cli: ServeCliSettings = { nodes, otelEndpoint };
   return { options: { ...(input as NodeOptionsInput), limits: limits as Partial<LimitOptions> }, cli };

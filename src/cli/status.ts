@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ChannelNamer } from '../bus/channels.js';
+import { errorText } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
 import { REDIS_MODES, type RedisMode } from '../config/options.js';
 import { normalizeOptions, redisSentinelSettings } from '../config/normalize.js';
@@ -13,7 +14,7 @@ import { redisStoreConnection, type RedisSentinelSettings } from '../redis/conne
 import { RedisNodeRegistry } from '../registry/redis.js';
 import type { NodeRecord } from '../registry/registry.js';
 
-export const STATUS_HELP = `Usage: nerve status --redis-url URL [--env dev] [--service nerve] [--redis-mode pubsub|sharded] [--json]
+const STATUS_HELP = `Usage: nerve status --redis-url URL [--env dev] [--service nerve] [--redis-mode pubsub|sharded] [--json]
        nerve status --redis-sentinels HOST:PORT,... --redis-sentinel-name NAME [--redis-url URL] [--redis-sentinel-password P] [--redis-sentinel-username U] [--redis-sentinel-tls] ...
 
 Prints the nodes registered in Redis under {env}:{service} (each node
@@ -34,8 +35,8 @@ function age(ms: number): string {
   return `${(s / 3600).toFixed(1)}h`;
 }
 
-/** The table `nerve status` prints (exported for tests). */
-export function formatStatusTable(nodes: NodeRecord[], now = Date.now()): string {
+/** The table `nerve status` prints. */
+function formatStatusTable(nodes: NodeRecord[], now = Date.now()): string {
   const header = ['NODE', 'ADDRESS', 'STATE', 'VERSION', 'UP', 'CONNS', 'ROOMS', 'MSGS IN', 'LANES', 'HEARTBEAT'];
   const rows = nodes.map((node) => [
     node.id,
@@ -76,7 +77,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
       strict: true,
     }));
   } catch (error) {
-    process.stderr.write(`nerve status: ${(error as Error).message}\n${STATUS_HELP}\n`);
+    process.stderr.write(`nerve status: ${errorText(error)}\n${STATUS_HELP}\n`);
     return 2;
   }
   if (values.help) {
@@ -105,7 +106,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     if (!redisUrl || !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('redisUrl', 'a redis:// URL (--redis-url)', redisUrl);
     if (!REDIS_MODES.includes(mode)) throw new ConfigError('redisMode', REDIS_MODES.join(' | '), mode);
   } catch (error) {
-    process.stderr.write(`nerve status: ${(error as Error).message}\n`);
+    process.stderr.write(`nerve status: ${errorText(error)}\n`);
     return 2;
   }
   const namer = new ChannelNamer({ env: values.env ?? env.NERVE_ENV ?? 'dev', service: values.service ?? env.NERVE_SERVICE ?? 'nerve', hashTags: mode === 'sharded' });
@@ -115,7 +116,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     process.stdout.write(values.json ? `${JSON.stringify({ nodes }, null, 2)}\n` : `${formatStatusTable(nodes)}\n`);
     return nodes.length > 0 ? 0 : 1;
   } catch (error) {
-    process.stderr.write(`nerve status: cannot read the registry: ${(error as Error).message}\n`);
+    process.stderr.write(`nerve status: cannot read the registry: ${errorText(error)}\n`);
     return 3;
   } finally {
     await registry.close();
