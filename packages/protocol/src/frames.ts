@@ -3,7 +3,7 @@
  * discriminated by `op`. Client frames are validated by `schema.ts`; server
  * frames are typed here. Documented with examples in docs/protocol.md.
  *
- * This file has no runtime code, so the browser SDK can import it freely.
+ * No dependencies and only constants at run time, so the browser SDK can import it freely.
  */
 import type { ErrorCode } from './codes.js';
 
@@ -17,8 +17,9 @@ export type PublishClass = 'chat' | 'ephemeral';
 /** Every message class the server routes (see src/routing.ts). */
 export type MessageClass = 'signal' | 'ephemeral' | 'chat' | 'presence' | 'lifecycle';
 
-/** Kinds of direct signal. Payloads are opaque to the server. */
-export type SignalKind = 'offer' | 'answer' | 'candidate' | 'bye' | 'renegotiate' | 'custom';
+/** Kinds of direct signal, the one list the schemas check. Payloads are opaque to the server. */
+export const SIGNAL_KINDS = ['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom'] as const;
+export type SignalKind = (typeof SIGNAL_KINDS)[number];
 
 /** A client's position in a room's chat log, used to resume. */
 export interface StreamPosition {

@@ -4,7 +4,7 @@
  * ignored when a client sends them, and older servers tolerate newer clients.
  */
 import { z } from 'zod';
-import type { ClientFrame } from './frames.js';
+import { SIGNAL_KINDS, type ClientFrame } from './frames.js';
 import { MAX_ID_LENGTH, ROOM_ID_PATTERN, USER_ID_PATTERN } from './ids.js';
 
 /**
@@ -16,7 +16,7 @@ export const FRAME_BOUNDS = {
   maxToken: 64,
   /** Type and length cap of a room or user id field; the syntax is checked in the gateway (`invalid_room` / `invalid_user`). */
   maxIdField: 4 * MAX_ID_LENGTH,
-  signalKinds: ['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom'] as const,
+  signalKinds: SIGNAL_KINDS,
   /** W3C Trace Context `traceparent`, version 00: version-traceid-parentid-flags in lower-case hex. */
   traceparent: /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/,
 } as const;
