@@ -7,9 +7,12 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Connection, Publisher, ReturnedMessage } from 'rabbitmq-client';
+import { errorText } from '../errors.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
+import { unavailable, type RedisBusStats } from './wire.js';
 
 /** A publish the broker did not confirm within the timeout: sent, outcome unknown. */
-export class ConfirmTimeout extends Error {
+class ConfirmTimeout extends Error {
   readonly code = 'confirm_timeout';
   override readonly name = 'ConfirmTimeout';
 }
@@ -27,6 +30,7 @@ export class ConfirmedPublisher {
     connection: Connection,
     exchange: { exchange: string; type: 'direct'; durable: true },
     private readonly options: { messageTtlMs: number; publishTimeoutMs: number },
+    private readonly counters: RedisBusStats,
   ) {
     // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
     this.publisher = connection.createPublisher({ confirm: true, exchanges: [exchange] });
@@ -37,7 +41,11 @@ export class ConfirmedPublisher {
     });
   }
 
-  /** Resolves with 0 when no queue is bound to `routingKey`, 1 when one is; rejects with `ConfirmTimeout` or the send's error. */
+  /**
+   * Resolves with 0 when no queue is bound to `routingKey`, 1 when one is.
+   * Rejects with `OutcomeUnknownError` when unconfirmed in time (the broker may
+   * have routed it), `bus_unavailable` when the send failed.
+   */
   async send(exchange: string, routingKey: string, bytes: Buffer): Promise<number> {
     const id = `${++this.publishSeq}`;
     this.inFlight.add(id);
@@ -52,17 +60,21 @@ export class ConfirmedPublisher {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new ConfirmTimeout(`no confirm within ${this.options.publishTimeoutMs} ms`)), this.options.publishTimeoutMs);
       });
-      try {
-        await Promise.race([sent, timeout]);
-      } catch (error) {
-        if (error instanceof ConfirmTimeout) this.confirmOverdue = error.message;
-        throw error;
-      }
+      await Promise.race([sent, timeout]);
       this.confirmOverdue = undefined;
       // rabbitmq-client emits `basic.return` on a later turn (setImmediate) than it
       // resolves the confirm, though the broker sent the return first: wait one turn.
       await nextTurn();
+      this.counters.published += 1;
       return this.returned.has(id) ? 0 : 1;
+    } catch (error) {
+      this.counters.publishFailures += 1;
+      if (error instanceof ConfirmTimeout) {
+        // Shown by health until a publish is confirmed again.
+        this.confirmOverdue = error.message;
+        throw new OutcomeUnknownError(`rabbitmq publish sent, ${error.message}; it may have been delivered`, { cause: error });
+      }
+      throw unavailable(`rabbitmq publish failed: ${errorText(error)}`, error);
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(id);

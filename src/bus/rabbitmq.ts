@@ -19,10 +19,9 @@ import { canaryBytes, encodeOutgoing, unavailable, type RedisBusStats } from './
 import type { LaneLogger as BusLogger } from '../log-types.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
 import { normalizeRabbitBusOptions, type NormalizedOptions, type RabbitBusOptions } from './rabbitmq-options.js';
-import { ConfirmedPublisher, ConfirmTimeout } from './rabbitmq-publisher.js';
+import { ConfirmedPublisher } from './rabbitmq-publisher.js';
 import { hotExchangeName, nodeQueuePrefix, routingKeyFor } from './rabbitmq-routing.js';
 import { closeWithin } from '../close-within.js';
-import { OutcomeUnknownError } from '../lane-errors.js';
 
 interface Links {
   /** Publishes (with confirms); never consumes, so a blocked publisher cannot stall deliveries. */
@@ -99,7 +98,7 @@ export class RabbitBus extends RefCountedBus {
   private openLinks(): Links {
     const pub = this.connect('pub');
     const sub = this.options.publishOnly ? undefined : this.connect('sub');
-    const publisher = new ConfirmedPublisher(pub, this.exchangeDeclaration(), this.options);
+    const publisher = new ConfirmedPublisher(pub, this.exchangeDeclaration(), this.options, this.counters);
     sub?.on('connection', () => {
       if (this.state === 'running') {
         this.counters.reconnects += 1;
@@ -318,22 +317,13 @@ export class RabbitBus extends RefCountedBus {
     return this.publishBytes(channel, encodeOutgoing(this.counters, envelope));
   }
 
-  private async publishBytes(channel: string, bytes: Buffer): Promise<number> {
+  private publishBytes(channel: string, bytes: Buffer): Promise<number> {
     const links = this.links;
     if (this.state !== 'running' || !links?.pub.ready) {
       this.counters.publishFailures += 1;
-      throw unavailable(`rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`);
+      return Promise.reject(unavailable(`rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`));
     }
-    try {
-      const reached = await links.publisher.send(this.exchange, routingKeyFor(channel), bytes);
-      this.counters.published += 1;
-      return reached;
-    } catch (error) {
-      this.counters.publishFailures += 1;
-      // Published, never confirmed: the broker may have routed it. Shown by health until a publish is confirmed again.
-      if (error instanceof ConfirmTimeout) throw new OutcomeUnknownError(`rabbitmq publish sent, ${error.message}; it may have been delivered`, { cause: error });
-      throw unavailable(`rabbitmq publish failed: ${errorText(error)}`, error);
-    }
+    return links.publisher.send(this.exchange, routingKeyFor(channel), bytes);
   }
 
   // ------------------------------------------------------------ status
