@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { AMQPChannelError, AMQPConnectionError, Connection, type ConnectionOptions, type Publisher } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ConsumerHandle, ConsumerSpec, EventHandler, EventLog, LifecycleEvent, PublishOptions } from './event-log.js';
@@ -55,12 +56,6 @@ export interface RabbitEventLogOptions {
 
 const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
 
-function nonNegativeInt(setting: string, value: number | undefined, fallback: number, max: number): number {
-  const v = value ?? fallback;
-  if (!Number.isInteger(v) || v < 0 || v > max) throw new ConfigError(setting, `an integer from 0 to ${max}`, v);
-  return v;
-}
-
 type State = 'idle' | 'running' | 'closing' | 'closed';
 
 export class RabbitEventLog implements EventLog, ConsumerTopology {
@@ -96,15 +91,15 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
       url: options.url,
       env,
       service,
-      outboxLimit: nonNegativeInt('outboxLimit', options.outboxLimit, 10_000, 10_000_000),
-      maxInFlight: nonNegativeInt('maxInFlight', options.maxInFlight, 256, 65_535) || 1,
-      closeTimeoutMs: nonNegativeInt('closeTimeoutMs', options.closeTimeoutMs, 5000, 600_000),
-      startTimeoutMs: nonNegativeInt('startTimeoutMs', options.startTimeoutMs, 10_000, 600_000),
+      outboxLimit: integer('outboxLimit', options.outboxLimit ?? 10_000, 0, 10_000_000),
+      maxInFlight: integer('maxInFlight', options.maxInFlight ?? 256, 0, 65_535) || 1,
+      closeTimeoutMs: integer('closeTimeoutMs', options.closeTimeoutMs ?? 5000, 0, 600_000),
+      startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 10_000, 0, 600_000),
       quorumQueues: options.quorumQueues ?? false,
-      reconnectLowMs: nonNegativeInt('reconnectLowMs', options.reconnectLowMs, 1000, 600_000),
-      reconnectHighMs: nonNegativeInt('reconnectHighMs', options.reconnectHighMs, 30_000, 600_000),
-      heartbeatSeconds: nonNegativeInt('heartbeatSeconds', options.heartbeatSeconds, 30, 3600),
-      confirmOverdueMs: nonNegativeInt('confirmOverdueMs', options.confirmOverdueMs, 5000, 600_000),
+      reconnectLowMs: integer('reconnectLowMs', options.reconnectLowMs ?? 1000, 0, 600_000),
+      reconnectHighMs: integer('reconnectHighMs', options.reconnectHighMs ?? 30_000, 0, 600_000),
+      heartbeatSeconds: integer('heartbeatSeconds', options.heartbeatSeconds ?? 30, 0, 3600),
+      confirmOverdueMs: integer('confirmOverdueMs', options.confirmOverdueMs ?? 5000, 0, 600_000),
     };
     if (this.options.outboxLimit < 1) throw new ConfigError('outboxLimit', 'an integer from 1 to 10000000', 0);
     this.logger = options.logger?.child({ lane: 'events', driver: 'rabbitmq' });

@@ -4,6 +4,7 @@
  */
 import type { ConsumerSpec } from './event-log.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { isValidPattern } from './topic.js';
 
 export interface NormalizedConsumerSpec {
@@ -24,25 +25,19 @@ export function normalizeConsumerSpec(spec: ConsumerSpec): NormalizedConsumerSpe
   for (const pattern of spec.bindings) {
     if (!isValidPattern(pattern)) throw new ConfigError('bindings', 'topic patterns of words, `*` and `#` joined by `.`', pattern);
   }
-  const int = (setting: string, value: number, min: number, max: number): number => {
-    if (!Number.isInteger(value) || value < min || value > max) {
-      throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
-    }
-    return value;
-  };
   const retryBackoff = spec.retryBackoff ?? 'fixed';
   if (retryBackoff !== 'fixed' && retryBackoff !== 'exponential') {
     throw new ConfigError('retryBackoff', 'fixed | exponential', retryBackoff);
   }
-  const retryDelayMs = int('retryDelayMs', spec.retryDelayMs ?? 1000, 1, 86_400_000);
+  const retryDelayMs = integer('retryDelayMs', spec.retryDelayMs ?? 1000, 1, 86_400_000);
   return {
     queue: spec.queue,
     bindings: [...new Set(spec.bindings)],
-    prefetch: int('prefetch', spec.prefetch ?? 16, 1, 65_535),
-    maxAttempts: int('maxAttempts', spec.maxAttempts ?? 5, 1, 1000),
+    prefetch: integer('prefetch', spec.prefetch ?? 16, 1, 65_535),
+    maxAttempts: integer('maxAttempts', spec.maxAttempts ?? 5, 1, 1000),
     retryDelayMs,
     retryBackoff,
-    maxRetryDelayMs: int('maxRetryDelayMs', spec.maxRetryDelayMs ?? Math.max(retryDelayMs, 3_600_000), retryDelayMs, 86_400_000),
+    maxRetryDelayMs: integer('maxRetryDelayMs', spec.maxRetryDelayMs ?? Math.max(retryDelayMs, 3_600_000), retryDelayMs, 86_400_000),
   };
 }
 

@@ -23,6 +23,7 @@ import type { LaneLogger as BusLogger } from '../log-types.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';
@@ -52,11 +53,6 @@ export interface IntakeHistoryOptions {
 
 const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function bounded(setting: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
-  return value;
-}
-
 export class IntakeHistory implements History {
   readonly driver = 'postgres-via-worker';
   private readonly names: ChatIntakeNames;
@@ -80,9 +76,9 @@ export class IntakeHistory implements History {
     this.names = chatIntakeNames(options.env ?? 'dev', options.service ?? 'nerve');
     this.reads = options.reads;
     this.nodeId = options.nodeId;
-    this.timeoutMs = bounded('chatIntakeTimeoutMs', options.timeoutMs ?? 5000, 1, 600_000);
-    this.startTimeoutMs = bounded('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000);
-    this.consumerPollMs = bounded('consumerPollMs', options.consumerPollMs ?? 5000, 0, 3_600_000);
+    this.timeoutMs = integer('chatIntakeTimeoutMs', options.timeoutMs ?? 5000, 1, 600_000);
+    this.startTimeoutMs = integer('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000);
+    this.consumerPollMs = integer('consumerPollMs', options.consumerPollMs ?? 5000, 0, 3_600_000);
     this.log = options.logger ?? silentLogger;
     this.connection = new Connection({
       url: options.url,

@@ -13,6 +13,7 @@ import type { Bus } from '../bus/bus.js';
 import { escapeComponent } from '../bus/channels.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
@@ -60,11 +61,6 @@ interface RoomLog {
   idempotency: Map<string, IdempotencyEntry>;
 }
 
-function positiveInt(setting: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(setting, `an integer ≥ ${min}`, value);
-  return value;
-}
-
 export class MemoryHistory implements History {
   readonly driver = 'memory';
   private readonly bus: Bus;
@@ -84,11 +80,11 @@ export class MemoryHistory implements History {
       throw new ConfigError('bus', 'a Bus instance', options?.bus);
     }
     this.bus = options.bus;
-    this.maxMessages = positiveInt('maxMessages', options.maxMessages ?? 1000, 0);
-    this.idempotencyWindowMs = positiveInt('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
-    this.recoveryLimit = positiveInt('recoveryLimit', options.recoveryLimit ?? 1000, 1);
-    this.roomIdleMs = positiveInt('roomIdleMs', options.roomIdleMs ?? 86_400_000, 1);
-    this.maxRooms = positiveInt('maxRooms', options.maxRooms ?? 10_000, 1);
+    this.maxMessages = integerAtLeast('maxMessages', options.maxMessages ?? 1000, 0);
+    this.idempotencyWindowMs = integerAtLeast('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
+    this.recoveryLimit = integerAtLeast('recoveryLimit', options.recoveryLimit ?? 1000, 1);
+    this.roomIdleMs = integerAtLeast('roomIdleMs', options.roomIdleMs ?? 86_400_000, 1);
+    this.maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? 10_000, 1);
     this.now = options.now ?? Date.now;
   }
 

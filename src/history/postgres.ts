@@ -9,6 +9,7 @@ import type pg from 'pg';
 import type { Bus, BusEnvelope } from '../bus/bus.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import { errorText } from '../errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
@@ -62,11 +63,6 @@ interface Fresh {
   envelope: BusEnvelope;
 }
 
-function nonNegative(setting: string, value: number, min = 0): number {
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(setting, `an integer ≥ ${min}`, value);
-  return value;
-}
-
 export class PostgresHistory implements History {
   readonly driver = 'postgres';
   private readonly pool: pg.Pool;
@@ -91,9 +87,9 @@ export class PostgresHistory implements History {
     this.bus = options.bus;
     this.schema = options.schema ?? 'nerve';
     this.tables = new ChatTables(this.schema);
-    this.maxMessages = nonNegative('maxMessages', options.maxMessages ?? 1000);
-    this.idempotencyWindowMs = nonNegative('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000);
-    this.recoveryLimit = nonNegative('recoveryLimit', options.recoveryLimit ?? 1000, 1);
+    this.maxMessages = integerAtLeast('maxMessages', options.maxMessages ?? 1000, 0);
+    this.idempotencyWindowMs = integerAtLeast('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
+    this.recoveryLimit = integerAtLeast('recoveryLimit', options.recoveryLimit ?? 1000, 1);
     this.migrate = options.migrate ?? true;
     this.now = options.now ?? Date.now;
   }

@@ -31,6 +31,7 @@ import { encodeEnvelope } from '../bus/envelope.js';
 import { keySlot } from '../redis/key-slot.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
@@ -158,11 +159,6 @@ export interface RedisStreamsHistoryOptions {
   logger?: LinkLogger;
 }
 
-function integer(setting: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) throw new ConfigError(setting, `an integer ≥ ${min}`, value);
-  return value;
-}
-
 export class RedisStreamsHistory implements History {
   readonly driver = 'redis-streams';
   private readonly client: Redis | Cluster;
@@ -211,21 +207,21 @@ export class RedisStreamsHistory implements History {
     }
     this.prefix = options.prefix ?? 'dev:nerve';
     if (/[{}]/.test(this.prefix) || this.prefix.length === 0) throw new ConfigError('prefix', 'a non-empty key prefix without { or }', this.prefix);
-    this.maxMessages = integer('maxMessages', options.maxMessages ?? 1000, 0);
+    this.maxMessages = integerAtLeast('maxMessages', options.maxMessages ?? 1000, 0);
     this.trim = options.approximateTrim === false ? '=' : '~';
-    this.idempotencyWindowMs = integer('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
-    this.recoveryLimit = integer('recoveryLimit', options.recoveryLimit ?? 1000, 1);
-    this.ttlMs = integer('ttlMs', options.ttlMs ?? 86_400_000, 1);
+    this.idempotencyWindowMs = integerAtLeast('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
+    this.recoveryLimit = integerAtLeast('recoveryLimit', options.recoveryLimit ?? 1000, 1);
+    this.ttlMs = integerAtLeast('ttlMs', options.ttlMs ?? 86_400_000, 1);
     // Longest prefix first, so the first match is the most specific.
     this.policies = [...(options.policies ?? [])].sort((a, b) => b.prefix.length - a.prefix.length);
     for (const policy of this.policies) {
-      if (policy.maxMessages !== undefined) integer('policies.maxMessages', policy.maxMessages, 0);
-      if (policy.ttlMs !== undefined) integer('policies.ttlMs', policy.ttlMs, 1);
+      if (policy.maxMessages !== undefined) integerAtLeast('policies.maxMessages', policy.maxMessages, 0);
+      if (policy.ttlMs !== undefined) integerAtLeast('policies.ttlMs', policy.ttlMs, 1);
     }
     this.encode = options.encode ?? encodeEnvelope;
     this.now = options.now ?? Date.now;
-    this.waitReplicas = integer('waitReplicas', options.waitReplicas ?? 0, 0);
-    this.waitTimeoutMs = integer('waitTimeoutMs', options.waitTimeoutMs ?? 500, 1);
+    this.waitReplicas = integerAtLeast('waitReplicas', options.waitReplicas ?? 0, 0);
+    this.waitTimeoutMs = integerAtLeast('waitTimeoutMs', options.waitTimeoutMs ?? 500, 1);
     this.waitAllReplicas = this.waitReplicas > 0 && options.waitAllReplicas === true;
     if (this.waitTimeoutMs >= 5000) throw new ConfigError('waitTimeoutMs', 'below the 5000 ms command timeout', this.waitTimeoutMs);
     if (this.waitReplicas > 0 && (options.nodes !== undefined || this.publishCommand === 'SPUBLISH')) {
