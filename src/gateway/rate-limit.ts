@@ -95,3 +95,31 @@ export class KeyCounter {
     else this.counts.delete(key);
   }
 }
+
+/** Room buckets kept before idle ones (rooms with no local member) are pruned. */
+const ROOM_BUCKETS_PRUNE_AT = 10_000;
+
+/** The publish token bucket of each room channel on this node (`roomRatePerSecond`), beside each connection's own. */
+export class RoomBuckets {
+  readonly #buckets = new Map<string, TokenBucket>();
+
+  constructor(
+    private readonly ratePerSecond: number,
+    private readonly burst: number,
+    /** Whether the channel still has a local listener: only those buckets survive a prune. */
+    private readonly listened: (channel: string) => boolean,
+  ) {}
+
+  /** 0 when the room may take one more message now, else ms to wait. */
+  take(channel: string): number {
+    let bucket = this.#buckets.get(channel);
+    if (!bucket) {
+      if (this.#buckets.size >= ROOM_BUCKETS_PRUNE_AT) {
+        for (const known of this.#buckets.keys()) if (!this.listened(known)) this.#buckets.delete(known);
+      }
+      bucket = new TokenBucket(this.ratePerSecond, this.burst);
+      this.#buckets.set(channel, bucket);
+    }
+    return bucket.take();
+  }
+}

@@ -37,7 +37,7 @@ export function connectionSocketClass(events: SocketEvents): typeof ConnectionSo
           break;
         case 'pong':
           // Heartbeat: the sweep clears `alive` and pings; the pong sets it again.
-          conn.alive = true;
+          conn.pong();
           break;
         case 'error':
           events.error(conn, args[0] as Error & { code?: string });
