@@ -1,7 +1,7 @@
 /**
  * The hot lane seam. A Bus carries envelopes between nodes on named
- * channels, at most once. Implementations: memory.ts (one process), and the
- * Redis / RabbitMQ drivers of later issues.
+ * channels, at most once. Implementations: memory.ts (one process),
+ * redis.ts, redis-sharded.ts and rabbitmq.ts.
  *
  * Contract every driver meets (test/conformance/bus.ts checks it):
  * - The bus owns its connections: `start` opens them, `close` closes them; `close` is idempotent.
@@ -20,7 +20,7 @@
  *   subscribe a held channel again (its connection was lost, its canary found
  *   it deaf, a shard moved) calls `onResubscribed` with those channels once
  *   they are live again; envelopes published on them meanwhile may have been
- *   missed. The node re-reads chat history for them (Gateway.onBusResubscribed).
+ *   missed. The node re-reads chat history for them (src/gateway/chat-recovery.ts).
  *   A driver that never loses subscriptions (memory) never calls it.
  */
 import type { LaneHealth } from '../lanes.js';
@@ -34,7 +34,8 @@ export interface BusEnvelope {
   /**
    * `deliver`: hand `payload` (an encoded client frame) to every local
    * recipient of the channel. `control`: a JSON command for the nodes
-   * (see ControlCommand). `canary`: a health probe a node sends to itself.
+   * (`ControlCommand`, envelope.ts, where every envelope is built).
+   * `canary`: a health probe a node sends to itself.
    */
   type: 'deliver' | 'control' | 'canary';
   /** Event id, unique per message. */
@@ -50,11 +51,6 @@ export interface BusEnvelope {
   /** The encoded client frame (deliver), or JSON (control, canary). */
   payload: string;
 }
-
-/** Commands nodes send each other on room and user channels. */
-export type ControlCommand =
-  | { action: 'room.end'; room: string; reason: string }
-  | { action: 'user.disconnect'; user: string; reason: string; /** One connection of the user; absent: all of them. */ conn?: string };
 
 export type BusMessageHandler = (channel: string, envelope: BusEnvelope) => void;
 

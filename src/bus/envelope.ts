@@ -1,31 +1,96 @@
 /**
- * Wire codec for BusEnvelope: what the Redis drivers put on a channel.
- *
- * Binary rather than JSON because the payload is already an encoded client
- * frame: wrapping it in JSON would escape it a second time, and the receiving
- * node would have to re-encode it before handing the same bytes to every
- * local socket. Layout of version 1 (all integers big-endian):
- *
- *   u8  version        = 1 (BUS_ENVELOPE_VERSION)
- *   u8  type           0 deliver | 1 control | 2 canary
- *   u8  class          0 signal | 1 ephemeral | 2 chat | 3 lifecycle
- *   u8  flags          bit 0: trace present, bit 1: except present; other bits must be 0
- *   u16 + bytes        id (UTF-8)
- *   u16 + bytes        origin (UTF-8)
- *   [u16 + bytes]      trace, when flag bit 0
- *   [u16 + bytes]      except, when flag bit 1
- *   bytes              payload (UTF-8), to the end of the message
- *
- * Every string must be well-formed UTF-16 (no lone surrogates): UTF-8 cannot
- * carry a lone surrogate, so encoding one would silently replace it with
- * U+FFFD. `encode` refuses it instead; `decode` refuses malformed UTF-8.
- *
- * A future version 2 gets a new version byte; a node that does not know it
- * counts a decode error and drops the message (at-most-once lane), which is
- * why a rolling upgrade must deploy readers before writers.
+ * Every BusEnvelope is built here (deliver, control, canary), control
+ * commands are typed and parsed here, and this is the binary wire codec the
+ * networked drivers put on a channel. Binary, not JSON: the payload is an
+ * already encoded client frame, sent to every socket as it is. The layout
+ * of version 1 is in docs/architecture.md ("The bus envelope").
  */
-import type { MessageClass } from '../../packages/protocol/src/frames.js';
+import { randomUUID } from 'node:crypto';
+import { encodeFrame } from '../../packages/protocol/src/codec.js';
+import type { ChatMessage, MessageClass } from '../../packages/protocol/src/frames.js';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from './bus.js';
+
+/** Commands nodes send each other in `control` envelopes, on room and user channels. */
+export type ControlCommand =
+  /** The server API ended the room: every node's local members leave it (`room_ended`). */
+  | { action: 'room.end'; room: string; reason: string }
+  /** The admin API disconnects the user on every node; `conn` names one connection, absent: all of them. */
+  | { action: 'user.disconnect'; user: string; reason: string; conn?: string }
+  /** A signal was queued for the user: the node holding them takes the mailbox now. */
+  | { action: 'mailbox.pending' }
+  /** The Pusher HTTP API terminates the user's Pusher connections (src/pusher). */
+  | { action: 'pusher.terminate' };
+
+/** The class byte each command has always travelled with (a wire value; nothing reads it on receipt). */
+const COMMAND_CLASS: Readonly<Record<ControlCommand['action'], MessageClass>> = {
+  'room.end': 'lifecycle',
+  'user.disconnect': 'lifecycle',
+  'mailbox.pending': 'signal',
+  'pusher.terminate': 'lifecycle',
+};
+
+// Commands without fields: one object and one payload each, so neither sending nor receiving them allocates.
+const MAILBOX_PENDING_COMMAND: ControlCommand = { action: 'mailbox.pending' };
+const PUSHER_TERMINATE_COMMAND: ControlCommand = { action: 'pusher.terminate' };
+const MAILBOX_PENDING = JSON.stringify(MAILBOX_PENDING_COMMAND);
+const PUSHER_TERMINATE = JSON.stringify(PUSHER_TERMINATE_COMMAND);
+
+/** A `deliver` envelope: `payload`, an encoded client frame, for every local recipient of the channel but `except`. */
+export function deliverEnvelope(origin: string, messageClass: MessageClass, id: string, payload: string, except?: string, trace?: string): BusEnvelope {
+  const envelope: BusEnvelope = { v: BUS_ENVELOPE_VERSION, type: 'deliver', id, origin, class: messageClass, payload };
+  // Optional fields are absent rather than `undefined`, as decodeEnvelope makes them.
+  if (trace !== undefined) envelope.trace = trace;
+  if (except !== undefined) envelope.except = except;
+  return envelope;
+}
+
+/**
+ * The envelope a stored chat message travels in, whoever stored it (a node
+ * or the chat-store worker), so receivers cannot tell the paths apart;
+ * `trace`: the context of the history write.
+ */
+export function chatEnvelope(message: ChatMessage, origin: string, trace?: string): BusEnvelope {
+  return deliverEnvelope(origin, 'chat', message.id, encodeFrame(message), undefined, trace);
+}
+
+/** A `control` envelope carrying `command` as JSON. */
+export function controlEnvelope(origin: string, command: ControlCommand): BusEnvelope {
+  const payload =
+    command.action === 'mailbox.pending' ? MAILBOX_PENDING : command.action === 'pusher.terminate' ? PUSHER_TERMINATE : JSON.stringify(command);
+  return { v: BUS_ENVELOPE_VERSION, type: 'control', id: randomUUID(), origin, class: COMMAND_CLASS[command.action], payload };
+}
+
+/** A canary probe: an empty envelope a node publishes to itself (src/bus/canary.ts). */
+export function canaryEnvelope(origin: string, id: string): BusEnvelope {
+  return { v: BUS_ENVELOPE_VERSION, type: 'canary', id, origin, class: 'ephemeral', payload: '' };
+}
+
+/** The command a control payload carries, or undefined for anything malformed or unknown (ignored: the lane is at most once). */
+export function parseControl(payload: string): ControlCommand | undefined {
+  if (payload === MAILBOX_PENDING) return MAILBOX_PENDING_COMMAND;
+  if (payload === PUSHER_TERMINATE) return PUSHER_TERMINATE_COMMAND;
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const fields = value as Record<string, unknown>;
+  const { action, reason } = fields;
+  if (action === 'room.end') {
+    const room = fields['room'];
+    return typeof room === 'string' && typeof reason === 'string' ? { action, room, reason } : undefined;
+  }
+  if (action === 'user.disconnect') {
+    const { user, conn } = fields;
+    if (typeof user !== 'string' || typeof reason !== 'string') return undefined;
+    return typeof conn === 'string' ? { action, user, reason, conn } : { action, user, reason };
+  }
+  if (action === 'mailbox.pending') return MAILBOX_PENDING_COMMAND;
+  if (action === 'pusher.terminate') return PUSHER_TERMINATE_COMMAND;
+  return undefined;
+}
 
 /** Machine reasons for a refused envelope; stable, for metrics labels. */
 export type EnvelopeErrorReason =

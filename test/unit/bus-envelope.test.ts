@@ -2,7 +2,18 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { BusEnvelope } from '../../src/bus/bus.js';
-import { EnvelopeError, decodeEnvelope, encodeEnvelope } from '../../src/bus/envelope.js';
+import {
+  EnvelopeError,
+  canaryEnvelope,
+  chatEnvelope,
+  controlEnvelope,
+  decodeEnvelope,
+  deliverEnvelope,
+  encodeEnvelope,
+  parseControl,
+  type ControlCommand,
+} from '../../src/bus/envelope.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 const base: BusEnvelope = { v: 1, type: 'deliver', id: 'e1', origin: 'node-a', class: 'chat', payload: '{"op":"message"}' };
 
@@ -103,5 +114,56 @@ describe('bus envelope codec', () => {
       }),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('bus envelope builders and control commands', () => {
+  it('builds deliver envelopes with optional fields absent, as decoded', () => {
+    const plain = deliverEnvelope('n1', 'ephemeral', 'id-1', '{"op":"message"}');
+    assert.deepEqual(plain, { v: 1, type: 'deliver', id: 'id-1', origin: 'n1', class: 'ephemeral', payload: '{"op":"message"}' });
+    assert.deepEqual(decodeEnvelope(encodeEnvelope(plain)), plain);
+    const full = deliverEnvelope('n1', 'signal', 'id-2', 'p', 'conn-1', '00-trace');
+    assert.equal(full.except, 'conn-1');
+    assert.equal(full.trace, '00-trace');
+    assert.deepEqual(decodeEnvelope(encodeEnvelope(full)), full);
+  });
+
+  it('puts a stored chat message in a deliver envelope under its own id', () => {
+    const message: ChatMessage = { op: 'message', class: 'chat', room: 'r', id: 'm1', from: 'u', ts: 1, data: 'hi', offset: 3, epoch: 'e' };
+    const envelope = chatEnvelope(message, 'n2', 'tp');
+    assert.equal(envelope.id, 'm1');
+    assert.equal(envelope.class, 'chat');
+    assert.equal(envelope.trace, 'tp');
+    assert.deepEqual(JSON.parse(envelope.payload), message);
+    assert.equal('trace' in chatEnvelope(message, 'n2'), false);
+  });
+
+  it('keeps the wire of every control command: payload JSON and class byte', () => {
+    const cases: Array<[ControlCommand, string, string]> = [
+      [{ action: 'room.end', room: 'r1', reason: 'done' }, '{"action":"room.end","room":"r1","reason":"done"}', 'lifecycle'],
+      [{ action: 'user.disconnect', user: 'u1', reason: 'bye', conn: 'c1' }, '{"action":"user.disconnect","user":"u1","reason":"bye","conn":"c1"}', 'lifecycle'],
+      [{ action: 'mailbox.pending' }, '{"action":"mailbox.pending"}', 'signal'],
+      [{ action: 'pusher.terminate' }, '{"action":"pusher.terminate"}', 'lifecycle'],
+    ];
+    for (const [command, payload, klass] of cases) {
+      const envelope = controlEnvelope('n1', command);
+      assert.equal(envelope.type, 'control');
+      assert.equal(envelope.payload, payload);
+      assert.equal(envelope.class, klass);
+      assert.deepEqual(parseControl(envelope.payload), command);
+    }
+    assert.notEqual(controlEnvelope('n1', { action: 'mailbox.pending' }).id, controlEnvelope('n1', { action: 'mailbox.pending' }).id);
+  });
+
+  it('parses malformed or unknown commands as nothing', () => {
+    for (const payload of ['', 'null', '5', '"room.end"', '{', '{"action":"room.end","room":1,"reason":"x"}', '{"action":"user.disconnect","user":"u"}', '{"action":"toString"}', '{"action":"__proto__"}', '{"action":"other"}']) {
+      assert.equal(parseControl(payload), undefined, payload);
+    }
+    assert.deepEqual(parseControl('{"action":"user.disconnect","user":"u","reason":"r","conn":7}'), { action: 'user.disconnect', user: 'u', reason: 'r' });
+  });
+
+  it('builds canary probes', () => {
+    const canary = canaryEnvelope('n1', 'probe-1');
+    assert.deepEqual(decodeEnvelope(encodeEnvelope(canary)), { v: 1, type: 'canary', id: 'probe-1', origin: 'n1', class: 'ephemeral', payload: '' });
   });
 });
