@@ -1,28 +1,11 @@
 /**
  * Channel (and key) names: `{env}:{service}:{tenant}:room:{id}` and
- * `{env}:{service}:{tenant}:user:{id}`.
- *
- * Escaping rule: every component is percent-encoded, keeping only
- * `A-Z a-z 0-9 . _ ~ -` as they are (RFC 3986 unreserved characters). `:` and
- * `%` are therefore never literal inside a component, so names are injective
- * (no two (env, service, tenant, kind, id) tuples share a name), and glob
- * characters (`* ? [ ] \`) never appear, so no id can act as a pattern.
- * Ids are already restricted by packages/protocol/src/ids.ts; escaping is the second
- * guard, for names built from configuration or server API input.
- *
- * Hash tags (`hashTags: true`, used with Redis Cluster sharded Pub/Sub,
- * project issue 3): room and user names end in a cluster hash tag instead
- * of the bare id,
- *   `{env}:{service}:{tenant}:room:{<tenant>:<room>}`
- *   `{env}:{service}:{tenant}:user:{<tenant>:<user>}`
- * where the tag text (`hashTag`) is exactly the one the Redis history and
- * presence keys of that room carry. A room's channel therefore lives in the
- * slot of its history keys, which lets the history script SPUBLISH on it in
- * the same atomic step as its XADD (a script may only touch one slot). Rooms
- * and users still spread over every slot, one tag each. Escaped components
- * never contain `{`, `}` or `:`, so the first `{…}` is always the whole tag
- * and names stay injective. Without the option (Pub/Sub mode) names carry
- * no tag, as before.
+ * `…:user:{id}`. Every component is percent-encoded except RFC 3986's
+ * unreserved characters, so `:` and `%` never appear inside a component:
+ * names are injective and hold no glob character, whatever the ids
+ * (docs/architecture.md, "Cross-node: Redis"). With `hashTags` (Redis
+ * Cluster) room and user names end in the `{tenant:id}` tag their history
+ * and presence keys carry, so a room's channel and keys share one slot.
  */
 
 /** Components made only of unreserved characters (every valid room and user id but `@`) are their own escape. */

@@ -58,21 +58,27 @@ export class MemoryBus extends RefCountedBus {
     this.hub = options.hub ?? new MemoryBusHub();
   }
 
-  protected async open(): Promise<void> {
+  // Nothing here waits: the hooks answer with settled promises (a throw becomes a rejection, as the seam promises).
+
+  protected open(): Promise<void> {
     this.state = 'running';
+    return Promise.resolve();
   }
 
-  protected async subscribeChannel(channel: string): Promise<void> {
+  protected subscribeChannel(channel: string): Promise<void> {
     this.hub.subscribe(channel, this);
+    return Promise.resolve();
   }
 
-  protected async unsubscribeChannel(channel: string): Promise<void> {
+  protected unsubscribeChannel(channel: string): Promise<void> {
     this.hub.unsubscribe(channel, this);
+    return Promise.resolve();
   }
 
-  async publish(channel: string, envelope: BusEnvelope): Promise<number> {
-    if (this.state !== 'running') throw new NerveError(ErrorCode.BusUnavailable, `memory bus is ${this.state}`);
-    return this.hub.publish(channel, envelope);
+  publish(channel: string, envelope: BusEnvelope): Promise<number> {
+    if (this.state !== 'running') return Promise.reject(new NerveError(ErrorCode.BusUnavailable, `memory bus is ${this.state}`));
+    // Delivery is synchronous: a receiving handler that throws rejects this publish.
+    return new Promise((resolve) => resolve(this.hub.publish(channel, envelope)));
   }
 
   /** Called by the hub. */
@@ -84,8 +90,9 @@ export class MemoryBus extends RefCountedBus {
     return { lane: 'bus', driver: this.driver, ok: this.state === 'running' };
   }
 
-  protected async shutdown(): Promise<void> {
+  protected shutdown(): Promise<void> {
     for (const channel of this.channels()) this.hub.unsubscribe(channel, this);
     this.state = 'closed';
+    return Promise.resolve();
   }
 }
