@@ -1,30 +1,19 @@
 /**
- * Mailbox on Redis, shared by every node. Per user, under one hash tag:
+ * Mailbox on Redis, shared by every node. Per user, under one hash tag (one
+ * cluster slot; components escaped as in src/bus/channels.ts):
  *   {prefix}:{tenant}:user:{{tenant}:{user}}:mailbox:seen   string `<seen until ms>`, PX ttl
  *   {prefix}:{tenant}:user:{{tenant}:{user}}:mailbox:box    list of `<expires at ms>|<payload>`, PX ttl
- * (components escaped as in src/bus/channels.ts). `offer` checks the mark
- * and appends in one script; `take` reads and deletes the list in one
- * script, so each entry goes to exactly one node (on standalone Redis the
- * takes of one tick share one script call, which empties each list the same
- * way). Expiry times come from the
- * calling node's clock (as in RedisPresence); the key TTLs only collect
- * garbage, so an entry may also vanish with its list without being counted
- * as expired.
- *
- * Runs on standalone Redis (`url`) or Redis Cluster (`nodes`, or a `Cluster`
- * as `client`), through the same `scriptConnection` as history and presence:
- * a user's two keys share the `{tenant:user}` hash tag, so every script
- * touches one slot.
+ * `offer` checks the mark and appends in one script; `take` reads and
+ * deletes the list in one script, so each entry goes to exactly one node.
+ * Expiry times come from the calling node's clock; key TTLs only collect garbage.
  */
-import { Cluster, type Redis, type RedisOptions } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
-import { LuaScript } from '../redis/lua-script.js';
-import { closeScriptConnection, scriptConnection, watchScriptConnection, type ClusterSeed } from '../redis/script-connection.js';
-import type { LaneHealth } from '../lanes.js';
-import { OutcomeUnknownError } from '../lane-errors.js';
-import type { LinkLogger, LinkStats, RedisLink } from '../redis/link.js';
-import { TickBatch } from '../tick-batch.js';
 import { ConfigError } from '../config/errors.js';
+import { LuaScript } from '../redis/lua-script.js';
+import type { ScriptConnectionOptions } from '../redis/script-connection.js';
+import { keyPrefix, RedisScriptLane } from '../redis/script-lane.js';
+import { TickBatch } from '../tick-batch.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import {
@@ -37,21 +26,9 @@ import {
   type UserRef,
 } from './mailbox.js';
 
-export interface RedisMailboxOptions extends MailboxOptions {
-  /** Standalone Redis URL; the mailbox opens and closes its own connection. Exactly one of `url`, `nodes` and `client` is required. */
-  url?: string;
-  /** Redis Cluster seed nodes; the mailbox opens and closes its own `Cluster` connection. */
-  nodes?: ClusterSeed[];
-  /** A connection owned by the caller (not closed by `close`): a `Redis` or a `Cluster`. */
-  client?: Redis | Cluster;
-  /** Extra ioredis options for an owned connection (every cluster node with `nodes`): password, TLS... Default none. */
-  redisOptions?: RedisOptions;
+export interface RedisMailboxOptions extends MailboxOptions, ScriptConnectionOptions {
   /** Key prefix, normally `ChannelNamer.prefix` (`{env}:{service}`). Must not contain `{` or `}`. Default `dev:nerve`. */
   prefix?: string;
-  /** Milliseconds between PINGs on the connection; a silent one is replaced (src/redis/link.ts). 0 disables. Default 1000. */
-  probeIntervalMs?: number;
-  /** Where the connection's probe failures and replacements are logged (a pino logger fits). Default: not logged. */
-  logger?: LinkLogger;
 }
 
 /** KEYS: 1 seen. ARGV: 1 seen until, 2 ttl ms. */
@@ -116,65 +93,45 @@ if #entries > 0 then redis.call('DEL', KEYS[1]) end
 return entries`,
 );
 
-export class RedisMailbox implements Mailbox {
+export class RedisMailbox extends RedisScriptLane implements Mailbox {
   readonly driver = 'redis';
-  private readonly client: Redis | Cluster;
-  private readonly ownsClient: boolean;
-  private readonly link: RedisLink;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly maxEntries: number;
   private readonly now: () => number;
-  private state: 'idle' | 'running' | 'closed' = 'idle';
-  private lastError: string | undefined;
-  private closing: Promise<void> | undefined;
-  private readonly onError = (error: Error): void => {
-    this.lastError = error.message;
-  };
 
   constructor(options: RedisMailboxOptions) {
-    this.prefix = options.prefix ?? 'dev:nerve';
-    if (/[{}]/.test(this.prefix) || this.prefix.length === 0) throw new ConfigError('prefix', 'a non-empty key prefix without { or }', this.prefix);
-    this.ttlMs = options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS;
-    if (!Number.isInteger(this.ttlMs) || this.ttlMs < 1) throw new ConfigError('ttlMs', 'an integer ≥ 1', this.ttlMs);
-    this.maxEntries = options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new ConfigError('maxEntries', 'an integer ≥ 1', this.maxEntries);
+    const prefix = keyPrefix(options.prefix);
+    const ttlMs = options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS;
+    if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new ConfigError('ttlMs', 'an integer ≥ 1', ttlMs);
+    const maxEntries = options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES;
+    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new ConfigError('maxEntries', 'an integer ≥ 1', maxEntries);
+    super(options, { lane: 'mailbox', subject: 'mailbox is', connectFor: 'the mailbox', store: 'mailbox store' });
+    this.prefix = prefix;
+    this.ttlMs = ttlMs;
+    this.maxEntries = maxEntries;
     this.now = options.now ?? Date.now;
-    // Last: nothing above may throw after a connection object exists. Throws unless exactly one of url, nodes, client.
-    const { client, owned } = scriptConnection(options);
-    this.client = client;
-    this.ownsClient = owned;
-    this.client.on('error', this.onError);
-    this.link = watchScriptConnection({ client, owned, lane: 'mailbox', probeIntervalMs: options.probeIntervalMs, log: options.logger });
   }
 
-  async start(): Promise<void> {
-    if (this.state === 'closed') throw new NerveError(ErrorCode.Unavailable, 'mailbox is closed');
-    if (this.ownsClient && this.client.status === 'wait') {
-      try {
-        await this.client.connect();
-      } catch (error) {
-        throw new NerveError(ErrorCode.Unavailable, 'cannot connect to Redis for the mailbox', { cause: error });
-      }
-    }
-    this.state = 'running';
+  start(): Promise<void> {
+    return this.startLane();
   }
 
   async markSeen(user: UserRef): Promise<void> {
-    await this.run(markScript, [this.key(user, 'seen')], [this.now() + this.ttlMs, this.ttlMs]);
+    await this.runScript(markScript, [this.key(user, 'seen')], [this.now() + this.ttlMs, this.ttlMs]);
   }
 
   async offer(user: UserRef, payload: string): Promise<OfferResult> {
     const now = this.now();
     const reply = Number(
-      await this.run(offerScript, [this.key(user, 'seen'), this.key(user, 'box')], [now, now + this.ttlMs, this.ttlMs, this.maxEntries, payload]),
+      await this.runScript(offerScript, [this.key(user, 'seen'), this.key(user, 'box')], [now, now + this.ttlMs, this.ttlMs, this.maxEntries, payload]),
     );
     return reply < 0 ? { queued: false, dropped: 0 } : { queued: true, dropped: reply };
   }
 
   async take(user: UserRef): Promise<TakeResult> {
     const key = this.key(user, 'box');
-    const reply = this.client instanceof Cluster ? await this.run(takeScript, [key], []) : await this.takes.add(key);
+    const reply = this.client instanceof Cluster ? await this.runScript(takeScript, [key], []) : await this.takes.add(key);
     if (!Array.isArray(reply)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take script');
     const now = this.now();
     const payloads: string[] = [];
@@ -198,51 +155,17 @@ export class RedisMailbox implements Mailbox {
     max: TAKE_BATCH,
     schedule: process.nextTick,
     flush: async (keys) => {
-      if (keys.length === 1) return [await this.run(takeScript, keys, [])];
-      const replies = await this.run(takeManyScript, keys, []);
+      if (keys.length === 1) return [await this.runScript(takeScript, keys, [])];
+      const replies = await this.runScript(takeManyScript, keys, []);
       if (!Array.isArray(replies)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
       // A box that could not be read comes back as its error text, for its own take only.
       return replies.map((reply: unknown) => (Array.isArray(reply) ? reply : new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) })));
     },
   });
 
-  /** Probe failures and replacements of the connection (src/redis/link.ts), for metrics. */
-  linkStats(): LinkStats[] {
-    return [{ ...this.link.stats }];
-  }
-
-  health(): LaneHealth {
-    const base = { lane: 'mailbox', driver: this.driver };
-    if (this.state !== 'running') return { ...base, ok: false, detail: `mailbox is ${this.state}` };
-    const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
-    return { ...base, ok: true };
-  }
-
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.state = 'closed';
-      this.link.stop();
-      if (this.ownsClient) await closeScriptConnection(this.client);
-      this.client.off('error', this.onError);
-    })();
-    return this.closing;
-  }
-
   /** The user's key for `suffix`; tests use it to delete what they created. */
   key(user: UserRef, suffix: 'seen' | 'box'): string {
     const tenant = escapeComponent(user.tenant);
     return `${this.prefix}:${tenant}:user:{${tenant}:${escapeComponent(user.user)}}:mailbox:${suffix}`;
-  }
-
-  private async run(script: LuaScript, keys: string[], args: Array<string | number>): Promise<unknown> {
-    if (this.state !== 'running') throw new NerveError(ErrorCode.Unavailable, `mailbox is ${this.state}`);
-    try {
-      return await script.run(this.client, keys, args);
-    } catch (error) {
-      // Sent, not answered: it may have run (a mailbox emptied, a signal queued). Not `unavailable`, which means nothing happened.
-      if (error instanceof OutcomeUnknownError) throw error;
-      throw new NerveError(ErrorCode.Unavailable, 'mailbox store unavailable', { cause: error });
-    }
   }
 }
