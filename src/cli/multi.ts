@@ -78,8 +78,9 @@ interface Slot {
 /** Run the primary; resolves with the process exit code once every worker exited. */
 export async function serveMulti(input: MultiServeOptions): Promise<number> {
   const base = checkMultiOptions(input.nodes, input.options);
-  // The same format as its workers' lines, which share its stdout: normalized the same way (a terminal gets pretty).
-  const log: Logger = createLogger(input.options.logLevel ?? 'info', { node: base, role: 'primary' }, normalizeOptions(input.options).logFormat);
+  // The level and format of its workers' lines, which share its stdout.
+  const { logLevel, logFormat } = normalizeOptions(input.options);
+  const log: Logger = createLogger(logLevel, { node: base, role: 'primary' }, logFormat);
   const slots: Slot[] = Array.from({ length: input.nodes }, (_, index) => ({
     index,
     nodeId: workerNodeId(base, index),

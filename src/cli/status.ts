@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { ChannelNamer } from '../bus/channels.js';
 import { errorText } from '../errors.js';
 import { ConfigError } from '../config/errors.js';
-import { REDIS_MODES, type RedisMode } from '../config/options.js';
+import { NODE_DEFAULTS, REDIS_MODES, type RedisMode } from '../config/options.js';
 import { normalizeOptions, redisSentinelSettings } from '../config/normalize.js';
 import { redisStoreConnection, type RedisSentinelSettings } from '../redis/connection.js';
 import { RedisNodeRegistry } from '../registry/redis.js';
@@ -85,7 +85,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     return 0;
   }
   let redisUrl = values['redis-url'] ?? env.NERVE_REDIS_URL;
-  const mode = (values['redis-mode'] ?? env.NERVE_REDIS_MODE ?? 'pubsub') as RedisMode;
+  const mode = (values['redis-mode'] ?? env.NERVE_REDIS_MODE ?? NODE_DEFAULTS.redisMode) as RedisMode;
   let sentinel: RedisSentinelSettings | undefined;
   try {
     const sentinels = (values['redis-sentinels'] ?? env.NERVE_REDIS_SENTINELS ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
@@ -109,7 +109,7 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     process.stderr.write(`nerve status: ${errorText(error)}\n`);
     return 2;
   }
-  const namer = new ChannelNamer({ env: values.env ?? env.NERVE_ENV ?? 'dev', service: values.service ?? env.NERVE_SERVICE ?? 'nerve', hashTags: mode === 'sharded' });
+  const namer = new ChannelNamer({ env: values.env ?? env.NERVE_ENV ?? NODE_DEFAULTS.env, service: values.service ?? env.NERVE_SERVICE ?? NODE_DEFAULTS.service, hashTags: mode === 'sharded' });
   const registry = new RedisNodeRegistry({ ...redisStoreConnection(redisUrl, mode === 'sharded', sentinel), prefix: namer.prefix });
   try {
     const nodes = await registry.list();
