@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 
 export interface PusherApp {
   /** The app id of the HTTP API paths (`/apps/{id}/events`). Required; 1-64 characters of A-Z a-z 0-9 . _ -. */
@@ -114,13 +115,9 @@ function app(item: unknown, index: number): PusherApp {
     if (typeof value !== 'boolean') throw new ConfigError(`${setting}.${name}`, 'true | false', value);
     return value;
   };
-  const integer = (name: keyof typeof INTEGERS): number => {
+  const bounded = (name: keyof typeof INTEGERS): number => {
     const [min, max, fallback] = INTEGERS[name];
-    const value = raw[name] ?? fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-      throw new ConfigError(`${setting}.${name}`, `an integer from ${min} to ${max}`, value);
-    }
-    return value;
+    return integer(`${setting}.${name}`, (raw[name] ?? fallback) as number, min, max);
   };
   const known = new Set(['id', 'key', 'secret', 'tenant', 'enabled', 'enableClientMessages', 'webhooks', ...Object.keys(INTEGERS)]);
   for (const name of Object.keys(raw)) {
@@ -133,12 +130,12 @@ function app(item: unknown, index: number): PusherApp {
     tenant,
     enabled: flag('enabled', true),
     enableClientMessages: flag('enableClientMessages', false),
-    maxClientEventsPerSecond: integer('maxClientEventsPerSecond'),
-    maxConnections: integer('maxConnections'),
-    activityTimeoutS: integer('activityTimeoutS'),
-    maxEventBytes: integer('maxEventBytes'),
-    maxPresenceMembers: integer('maxPresenceMembers'),
-    maxPresenceInfoBytes: integer('maxPresenceInfoBytes'),
+    maxClientEventsPerSecond: bounded('maxClientEventsPerSecond'),
+    maxConnections: bounded('maxConnections'),
+    activityTimeoutS: bounded('activityTimeoutS'),
+    maxEventBytes: bounded('maxEventBytes'),
+    maxPresenceMembers: bounded('maxPresenceMembers'),
+    maxPresenceInfoBytes: bounded('maxPresenceInfoBytes'),
     webhooks: webhookTargets(raw.webhooks ?? [], `${setting}.webhooks`),
   };
 }

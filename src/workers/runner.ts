@@ -12,6 +12,7 @@ import pg from 'pg';
 import type { ConsumerHandle, EventLog } from '../events/event-log.js';
 import { RabbitEventLog } from '../events/rabbitmq.js';
 import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { normalizePusherApps } from '../pusher/apps.js';
 import { analytics } from './analytics.js';
 import { billing } from './billing.js';
@@ -132,12 +133,6 @@ function httpUrl(setting: string, value: string): string {
   return value;
 }
 
-function int(setting: string, value: number | undefined, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
-  return value;
-}
-
 /** Validate everything before opening anything, so bad configuration fails with one clear ConfigError. */
 export function checkWorkerOptions(name: string, options: WorkerOptions): WorkerDefinition {
   if (!isWorkerName(name)) throw new ConfigError('worker', WORKER_NAMES.join(' | '), name);
@@ -150,14 +145,17 @@ export function checkWorkerOptions(name: string, options: WorkerOptions): Worker
     throw new ConfigError('postgresUrl', 'a postgres:// URL', options.postgresUrl);
   }
   checkSchema(options.schema ?? 'nerve');
-  int('prefetch', options.prefetch, 1, 65_535);
-  int('maxAttempts', options.maxAttempts, 1, 1000);
-  int('retryDelayMs', options.retryDelayMs, 1, 86_400_000);
-  int('maxRetryDelayMs', options.maxRetryDelayMs, 1, 86_400_000);
-  int('httpTimeoutMs', options.httpTimeoutMs, 1, 600_000);
-  int('metricsPort', options.metricsPort, 0, 65_535);
-  int('metricsPollMs', options.metricsPollMs, 10, 3_600_000);
-  int('idempotencyWindowMs', options.idempotencyWindowMs, 0, 86_400_000);
+  const bounds = [
+    ['prefetch', options.prefetch, 1, 65_535],
+    ['maxAttempts', options.maxAttempts, 1, 1000],
+    ['retryDelayMs', options.retryDelayMs, 1, 86_400_000],
+    ['maxRetryDelayMs', options.maxRetryDelayMs, 1, 86_400_000],
+    ['httpTimeoutMs', options.httpTimeoutMs, 1, 600_000],
+    ['metricsPort', options.metricsPort, 0, 65_535],
+    ['metricsPollMs', options.metricsPollMs, 10, 3_600_000],
+    ['idempotencyWindowMs', options.idempotencyWindowMs, 0, 86_400_000],
+  ] as const;
+  for (const [setting, value, min, max] of bounds) if (value !== undefined) integer(setting, value, min, max);
   if (options.chatIntake) {
     if (name !== 'chat-store') throw new ConfigError('chatIntake', 'only with worker chat-store', name);
     if (!options.amqpUrl) throw new ConfigError('amqpUrl', 'an amqp:// URL (the chat intake publishes on the hot lane)', options.amqpUrl);
