@@ -7,120 +7,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NerveClient, NerveClientError, type NerveClientOptions, type WebSocketLike } from '../../packages/client/src/index.js';
-import type { ChatMessage, JoinedFrame, ServerFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
-
-type Sent = Record<string, unknown> & { op: string; rid: string | number };
-
-class FakeSocket implements WebSocketLike {
-  readyState = 0;
-  readonly sent: Sent[] = [];
-  onopen: ((event: never) => void) | null = null;
-  onmessage: ((event: never) => void) | null = null;
-  onclose: ((event: never) => void) | null = null;
-  onerror: ((event: never) => void) | null = null;
-
-  constructor(readonly url: string) {}
-
-  send(data: string): void {
-    if (this.readyState !== 1) throw new Error('not open');
-    this.sent.push(JSON.parse(data) as Sent);
-  }
-
-  close(code?: number, reason?: string): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    queueMicrotask(() => this.#fire('onclose', { code: code ?? 1005, reason: reason ?? '' }));
-  }
-
-  open(): void {
-    this.readyState = 1;
-    this.#fire('onopen', {});
-  }
-
-  receive(frame: ServerFrame | Record<string, unknown>): void {
-    this.#fire('onmessage', { data: JSON.stringify(frame) });
-  }
-
-  drop(code = 1006, reason = ''): void {
-    this.readyState = 3;
-    this.#fire('onclose', { code, reason });
-  }
-
-  ops(op: string): Sent[] {
-    return this.sent.filter((frame) => frame.op === op);
-  }
-
-  #fire(name: 'onopen' | 'onmessage' | 'onclose', event: unknown): void {
-    const handler = this[name] as ((event: unknown) => void) | null;
-    handler?.(event);
-  }
-}
-
-const EPOCH = 'e1';
-
-function chat(offset: number, epoch = EPOCH, room = 'lobby'): ChatMessage {
-  return { op: 'message', class: 'chat', room, id: `m${epoch}-${offset}`, from: 'bob', ts: 1, offset, epoch, data: offset };
-}
-
-function joined(rid: string | number, position: { offset: number; epoch: string }, history: ChatMessage[] = [], recovered?: boolean): JoinedFrame {
-  return { op: 'joined', rid, room: 'lobby', members: [], history, position, ...(recovered === undefined ? {} : { recovered }) };
-}
-
-async function setup(options: Partial<NerveClientOptions> = {}, start = 2) {
-  const sockets: FakeSocket[] = [];
-  class TestSocket extends FakeSocket {
-    constructor(url: string) {
-      super(url);
-      sockets.push(this);
-    }
-  }
-  const client = new NerveClient({
-    url: 'ws://127.0.0.1:1/ws',
-    user: 'alice',
-    WebSocket: TestSocket,
-    requestTimeoutMs: 2000,
-    reconnect: { minDelayMs: 1, maxDelayMs: 2 },
-    ...options,
-  });
-  const accept = async (index: number): Promise<FakeSocket> => {
-    const socket = await waitFor(() => sockets[index], { what: `socket #${index}` });
-    socket.open();
-    const connect = await waitFor(() => socket.ops('connect')[0], { what: 'connect frame' });
-    socket.receive({
-      op: 'welcome',
-      rid: connect.rid,
-      v: 1,
-      connId: `c-${index}`,
-      nodeId: 'n1',
-      user: 'alice',
-      tenant: 'default',
-      limits: { maxFrameBytes: 65536, maxRoomsPerConnection: 32, maxRoomIdLength: 128, ratePerSecond: 50, rateBurst: 100, heartbeatMs: 25000 },
-      iceServers: [],
-    });
-    return socket;
-  };
-  /** The n-th `join` sent on `socket`. */
-  const join = (socket: FakeSocket, nth: number) => waitFor(() => socket.ops('join')[nth], { what: `join #${nth}` });
-  void client.connect();
-  const socket = await accept(0);
-  const joining = client.join('lobby');
-  socket.receive(joined((await join(socket, 0)).rid, { offset: start, epoch: EPOCH }));
-  await joining;
-  const offsets: string[] = [];
-  client.on('message', (message) => {
-    if (message.class === 'chat') offsets.push(message.epoch === EPOCH ? String(message.offset) : `${message.epoch}:${message.offset}`);
-  });
-  const failures: JoinedFrame[] = [];
-  client.on('recovery_failed', ({ joined: answer }) => failures.push(answer));
-  const errors: NerveClientError[] = [];
-  client.on('error', (error) => errors.push(error));
-  return { client, socket, sockets, accept, join, offsets, failures, errors };
-}
+import { chat, EPOCH, joined, joinedLobby } from '../helpers/fake-server.js';
 
 test('an offset jump is filled: rejoin with since, missed messages first, live ones held meanwhile, no duplicate', async () => {
-  const { client, socket, join, offsets } = await setup();
+  const { client, socket, join, offsets } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(6)); // 4 and 5 were lost on the way
   const fill = await join(socket, 1);
@@ -140,7 +31,7 @@ test('an offset jump is filled: rejoin with since, missed messages first, live o
 });
 
 test('a fill answered recovered:false emits recovery_failed, adopts the answer position, then delivers what follows it', async () => {
-  const { client, socket, join, offsets, failures } = await setup();
+  const { client, socket, join, offsets, failures } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(2000)); // more than the recovery limit missed
   const fill = await join(socket, 1);
@@ -155,7 +46,7 @@ test('a fill answered recovered:false emits recovery_failed, adopts the answer p
 });
 
 test('a message of another epoch is a gap: rejoin with the old position, recovery_failed, then the new epoch', async () => {
-  const { client, socket, join, offsets, failures } = await setup();
+  const { client, socket, join, offsets, failures } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(1, 'e2'));
   const fill = await join(socket, 1);
@@ -170,7 +61,7 @@ test('a message of another epoch is a gap: rejoin with the old position, recover
 });
 
 test('a resync frame makes the client rejoin with since and deliver the missed messages', async () => {
-  const { client, socket, join, offsets } = await setup();
+  const { client, socket, join, offsets } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive({ op: 'resync', room: 'lobby', reason: 'history_unavailable' });
   const fill = await join(socket, 1);
@@ -183,7 +74,7 @@ test('a resync frame makes the client rejoin with since and deliver the missed m
 });
 
 test('a resync for a room not joined, or during a fill, does not send a second join at once', async () => {
-  const { client, socket, join, offsets } = await setup();
+  const { client, socket, join, offsets } = await joinedLobby();
   socket.receive({ op: 'resync', room: 'elsewhere', reason: 'unrecoverable' });
   socket.receive(chat(5));
   const fill = await join(socket, 1);
@@ -200,7 +91,7 @@ test('a resync for a room not joined, or during a fill, does not send a second j
 });
 
 test('a failed fill keeps the position and the held messages, reports an error and retries', async () => {
-  const { client, socket, join, offsets, errors } = await setup();
+  const { client, socket, join, offsets, errors } = await joinedLobby();
   socket.receive(chat(5));
   const fill = await join(socket, 1);
   socket.receive({ op: 'error', rid: fill.rid, code: 'unavailable', message: 'history unavailable' });
@@ -218,7 +109,7 @@ test('a failed fill keeps the position and the held messages, reports an error a
 });
 
 test('a fill cut by a disconnect is taken over by the reconnect\'s rejoin: every message once, in order', async () => {
-  const { client, socket, accept, join, offsets } = await setup();
+  const { client, socket, accept, join, offsets } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(6));
   await join(socket, 1);
@@ -234,7 +125,7 @@ test('a fill cut by a disconnect is taken over by the reconnect\'s rejoin: every
 });
 
 test('contiguous chat and a first message after an empty position need no fill', async () => {
-  const { client, socket, offsets } = await setup({}, 0);
+  const { client, socket, offsets } = await joinedLobby({}, 0);
   for (let offset = 1; offset <= 5; offset += 1) socket.receive(chat(offset));
   assert.deepEqual(offsets, ['1', '2', '3', '4', '5']);
   assert.equal(socket.ops('join').length, 1);
@@ -242,7 +133,7 @@ test('contiguous chat and a first message after an empty position need no fill',
 });
 
 test('a reconnect rejoin whose replay has a hole does not adopt its position past the hole', async () => {
-  const { client, socket, accept, join, offsets } = await setup();
+  const { client, socket, accept, join, offsets } = await joinedLobby();
   socket.receive(chat(3));
   socket.drop();
   const second = await accept(1);
@@ -261,7 +152,7 @@ test('a reconnect rejoin whose replay has a hole does not adopt its position pas
 });
 
 test('a fill whose answer has a hole of its own ends in recovery_failed, not in a loop of fills', async () => {
-  const { client, socket, join, offsets, failures } = await setup();
+  const { client, socket, join, offsets, failures } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(6)); // 4 and 5 missing
   const fill = await join(socket, 1);

@@ -13,118 +13,15 @@ import {
   ErrorCode,
   NerveClient,
   NerveClientError,
-  type NerveClientOptions,
-  type StateChange,
-  type WebSocketLike,
 } from '../../packages/client/src/index.js';
-import type { ChatMessage, MessageFrame, ServerFrame } from '../../packages/protocol/src/frames.js';
+import type { ChatMessage, MessageFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
-
-type Sent = Record<string, unknown> & { op: string; rid: string | number };
-
-class FakeSocket implements WebSocketLike {
-  readyState = 0;
-  readonly sent: Sent[] = [];
-  closedWith: number | undefined;
-  onopen: ((event: never) => void) | null = null;
-  onmessage: ((event: never) => void) | null = null;
-  onclose: ((event: never) => void) | null = null;
-  onerror: ((event: never) => void) | null = null;
-
-  constructor(readonly url: string) {}
-
-  send(data: string): void {
-    if (this.readyState !== 1) throw new Error('not open');
-    this.sent.push(JSON.parse(data) as Sent);
-  }
-
-  close(code?: number, reason?: string): void {
-    if (this.readyState === 3) return;
-    this.readyState = 3;
-    this.closedWith = code;
-    queueMicrotask(() => this.#fire('onclose', { code: code ?? 1005, reason: reason ?? '' }));
-  }
-
-  // ---- test controls
-  open(): void {
-    this.readyState = 1;
-    this.#fire('onopen', {});
-  }
-
-  receive(frame: ServerFrame | Record<string, unknown>): void {
-    this.#fire('onmessage', { data: JSON.stringify(frame) });
-  }
-
-  /** The server side drops the connection. */
-  drop(code = 1006, reason = ''): void {
-    this.readyState = 3;
-    this.#fire('onclose', { code, reason });
-  }
-
-  last(op: string): Sent | undefined {
-    return this.sent.filter((frame) => frame.op === op).at(-1);
-  }
-
-  #fire(name: 'onopen' | 'onmessage' | 'onclose', event: unknown): void {
-    const handler = this[name] as ((event: unknown) => void) | null;
-    handler?.(event);
-  }
-}
-
-const EPOCH = 'e1';
-
-function welcome(rid: string | number, user = 'alice', connId = 'c-1'): ServerFrame {
-  return {
-    op: 'welcome',
-    rid,
-    v: 1,
-    connId,
-    nodeId: 'n1',
-    user,
-    tenant: 'default',
-    limits: { maxFrameBytes: 65536, maxRoomsPerConnection: 32, maxRoomIdLength: 128, ratePerSecond: 50, rateBurst: 100, heartbeatMs: 25000 },
-    iceServers: [],
-  };
-}
+import { EPOCH, FakeSocket, harness } from '../helpers/fake-server.js';
 
 function chat(room: string, offset: number, data: unknown = offset, cmid?: string): ChatMessage {
   const message: ChatMessage = { op: 'message', class: 'chat', room, id: `m${offset}`, from: 'bob', ts: 1, offset, epoch: EPOCH, data };
   if (cmid !== undefined) message.cmid = cmid;
   return message;
-}
-
-/** A client wired to fake sockets; `sockets` lists every socket it created, newest last. */
-function harness(options: Partial<NerveClientOptions> = {}) {
-  const sockets: FakeSocket[] = [];
-  class TestSocket extends FakeSocket {
-    constructor(url: string) {
-      super(url);
-      sockets.push(this);
-    }
-  }
-  const client = new NerveClient({
-    url: 'ws://127.0.0.1:1/ws',
-    user: 'alice',
-    WebSocket: TestSocket,
-    requestTimeoutMs: 2000,
-    reconnect: { minDelayMs: 1, maxDelayMs: 2 },
-    ...options,
-  });
-  const states: StateChange[] = [];
-  client.on('state', (change) => states.push(change));
-  const socketAt = (index: number) => waitFor(() => sockets[index], { what: `socket #${index}` });
-  /** Open socket #index and answer its connect frame with a welcome. */
-  const accept = async (index: number, connId = `c-${index}`) => {
-    const socket = await socketAt(index);
-    socket.open();
-    const connect = await waitFor(() => socket.last('connect'), { what: 'connect frame' });
-    socket.receive(welcome(connect.rid, 'alice', connId));
-    return socket;
-  };
-  /** Wait for a request `op` on `socket` (the n-th of that op, default the first) and return it. */
-  const request = (socket: FakeSocket, op: string, nth = 0) =>
-    waitFor(() => socket.sent.filter((frame) => frame.op === op)[nth], { what: `${op} #${nth}` });
-  return { client, sockets, states, accept, request };
 }
 
 test('connect: closed → connecting → connected, resolves with the welcome; close is idempotent', async () => {
