@@ -3,7 +3,7 @@
  * entries are pruned lazily (on every call for the user) and by a bounded
  * sweep of the whole map when it grows, so memory follows the recent users.
  */
-import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import type { LaneHealth } from '../lanes.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
@@ -33,10 +33,8 @@ export class MemoryMailbox implements Mailbox {
   private sweepAt = 1024;
 
   constructor(options: MailboxOptions = {}) {
-    this.ttlMs = options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS;
-    if (!Number.isInteger(this.ttlMs) || this.ttlMs < 1) throw new ConfigError('ttlMs', 'an integer ≥ 1', this.ttlMs);
-    this.maxEntries = options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 1) throw new ConfigError('maxEntries', 'an integer ≥ 1', this.maxEntries);
+    this.ttlMs = integerAtLeast('ttlMs', options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS, 1);
+    this.maxEntries = integerAtLeast('maxEntries', options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES, 1);
     this.now = options.now ?? Date.now;
   }
 

@@ -9,7 +9,7 @@
  */
 import { Cluster } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';
-import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import { LuaScript } from '../redis/lua-script.js';
 import type { ScriptConnectionOptions } from '../redis/script-connection.js';
 import { keyPrefix, RedisScriptLane } from '../redis/script-lane.js';
@@ -102,10 +102,8 @@ export class RedisMailbox extends RedisScriptLane implements Mailbox {
 
   constructor(options: RedisMailboxOptions) {
     const prefix = keyPrefix(options.prefix);
-    const ttlMs = options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS;
-    if (!Number.isInteger(ttlMs) || ttlMs < 1) throw new ConfigError('ttlMs', 'an integer ≥ 1', ttlMs);
-    const maxEntries = options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES;
-    if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new ConfigError('maxEntries', 'an integer ≥ 1', maxEntries);
+    const ttlMs = integerAtLeast('ttlMs', options.ttlMs ?? DEFAULT_MAILBOX_TTL_MS, 1);
+    const maxEntries = integerAtLeast('maxEntries', options.maxEntries ?? DEFAULT_MAILBOX_MAX_ENTRIES, 1);
     super(options, { lane: 'mailbox', subject: 'mailbox is', connectFor: 'the mailbox', store: 'mailbox store' });
     this.prefix = prefix;
     this.ttlMs = ttlMs;

@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { escapeComponent, hashTag } from '../bus/channels.js';
-import { ConfigError } from '../config/errors.js';
+import { integerAtLeast } from '../config/validate.js';
 import type { ParticipantTime } from '../events/events.js';
 import type { RoomRef } from '../history/history.js';
 import type { LuaArg, LuaScript } from '../redis/lua-script.js';
@@ -36,8 +36,7 @@ export class RedisRoomSessions extends RedisScriptLane implements RoomSessions {
 
   constructor(options: RedisRoomSessionsOptions) {
     const prefix = keyPrefix(options.prefix);
-    const ttlMs = options.ttlMs ?? DEFAULT_SESSION_TTL_MS;
-    if (!Number.isInteger(ttlMs) || ttlMs < 1000) throw new ConfigError('ttlMs', 'an integer ≥ 1000', ttlMs);
+    const ttlMs = integerAtLeast('ttlMs', options.ttlMs ?? DEFAULT_SESSION_TTL_MS, 1000);
     super(options, { lane: 'sessions', subject: 'room sessions are', connectFor: 'room sessions', store: 'room session store' });
     this.prefix = prefix;
     this.ttlMs = ttlMs;
