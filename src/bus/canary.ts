@@ -1,14 +1,10 @@
 /**
- * Canary probes for a pub/sub subscriber.
- *
- * A subscriber connection can be "connected but deaf": the TCP session is up
- * (no error, no close, ioredis says `ready`) yet no message reaches it — a
- * half-open connection behind a NAT or load balancer, or a subscription the
- * server dropped (slot migration, a `CLIENT KILL` that lost a race). Nothing
- * in the client notices, and every room on the node goes silent. So every
- * `intervalMs` the bus publishes a `canary` envelope to a private channel of
- * its own and expects it back within `timeoutMs`; when it does not come, the
- * subscriber is reconnected (which resubscribes everything).
+ * Canary probes for a pub/sub subscriber that is connected but deaf (a
+ * half-open connection behind a NAT, a subscription the server dropped):
+ * nothing in the client notices, and every room on the node goes silent. So
+ * every `intervalMs` the bus publishes a `canary` envelope to a private
+ * channel of its own and expects it back within `timeoutMs`; if it does not
+ * come, the subscriber is reconnected (which resubscribes everything).
  */
 import { randomUUID } from 'node:crypto';
 

@@ -1,26 +1,12 @@
 /**
  * Redis Cluster hot lane with sharded Pub/Sub (Redis 7+: SPUBLISH /
- * SSUBSCRIBE). Classic PUBLISH on a cluster is broadcast to every shard over
- * the cluster bus, so its cost grows with the cluster; a sharded channel
- * lives on the shard that owns its hash slot, so adding shards adds capacity.
- *
- * Connections, all owned by the bus:
- * - one ioredis `Cluster` for SPUBLISH (it follows MOVED and refreshes the
- *   slot map); publishes are auto-pipelined per node;
- * - one plain subscriber connection per master. We manage these ourselves
- *   instead of ioredis' `shardedSubscribers` so that the bus decides, from
- *   its own reference counts, what each shard must hold after a reconnect, a
- *   failover or a slot migration (`rebalance`), and so the canary can probe
- *   every shard separately.
- *
- * Slot spreading: Redis hashes only the `{...}` hash tag of a name when it
- * has one. In sharded mode ChannelNamer gives every room and user channel a
- * tag of its own (`{tenant:room}`, `{tenant:user}`, src/bus/channels.ts),
- * the same tag as that room's history keys, so the history script can
- * SPUBLISH in its slot; one tag per room still spreads rooms over all slots.
- *
- * Each node holds one subscriber connection per shard, so SPUBLISH's receiver
- * count is still the number of subscribed nodes.
+ * SSUBSCRIBE): a sharded channel lives on the shard that owns its slot, so
+ * adding shards adds capacity. One `Cluster` connection publishes
+ * (auto-pipelined per node); one subscriber connection per master, managed
+ * here rather than by ioredis, so that the bus decides from its reference
+ * counts what each shard holds after a reconnect, failover or slot migration
+ * (`rebalance`), and the canary probes each shard. Receiver counts are still
+ * the number of subscribed nodes.
  */
 import { Cluster, Redis } from 'ioredis';
 import { fullJitter } from '../backoff.js';
@@ -115,18 +101,12 @@ export class ShardedRedisBus extends RedisBusCore {
   }
 
   /**
-   * SSUBSCRIBE everything the shard must hold, after moving away channels
-   * whose slot it no longer owns. SSUBSCRIBE takes channels of one slot per
-   * command, so one command per channel, sent in the same tick. The channels
-   * subscribed again are reported (`onResubscribed`): while the connection
-   * was down they may have missed messages.
-   *
-   * A `MOVED` answer means our slot map is stale (a failover or migration we
-   * have not seen yet): reconnecting the shard would only retry the same
-   * stale map until ioredis refreshes it on its own, seconds later, deaf all
-   * along. So the slot map is refreshed at once and the channels rebalanced
-   * to their new owners (`hold` subscribes them there); any other failure
-   * reconnects the shard and starts over.
+   * SSUBSCRIBE (one command per channel: one slot each) everything the shard
+   * must hold, and report them (`onResubscribed`: they may have missed
+   * messages). `MOVED` means our slot map is stale: reconnecting would retry
+   * it, deaf, until ioredis refreshes it seconds later, so the map is
+   * refreshed at once and the channels moved to their owners; any other
+   * failure reconnects the shard and starts over.
    */
   private async resubscribeShard(shard: Shard): Promise<void> {
     if (this.state === 'closed' || shard.client.status !== 'ready') return;

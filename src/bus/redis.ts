@@ -1,35 +1,12 @@
 /**
  * Redis Pub/Sub hot lane: one publisher and one subscriber connection per
- * process, both owned by the bus (opened in `start`, closed in `close`).
- *
- * - Channels are subscribed while referenced (RefCountedBus counts; the
- *   first acquire SUBSCRIBEs, the last release UNSUBSCRIBEs). SUBSCRIBE
- *   resolves after the server's confirmation, so a publish issued after
- *   `acquire` resolved is delivered.
- * - Publishes issued in the same tick leave in one write: the publisher's
- *   socket is corked until the end of the tick (WriteBatch), as the script
- *   connections' are. ioredis' auto-pipelining did the same batching with a
- *   Pipeline object per tick, which for the usual pipeline of one command
- *   (a signal) was about a tenth of a node's busy time; measured warmed up,
- *   corking cost about a fifth less server CPU per signal round trip and the
- *   same per fan-out delivery (bench/README.md). PUBLISH answers
- *   how many subscriber connections got the message; each node has exactly
- *   one, so that is the number of nodes.
- * - SUBSCRIBEs (and UNSUBSCRIBEs) asked for in one turn of the event loop
- *   (every connect of a burst subscribes its user channel) go out as one
- *   command with every channel, sent from `setImmediate`; each `acquire`
- *   still resolves only once the server confirmed the whole command.
- * - Envelopes travel as binary (envelope.ts) through `messageBuffer`, never
- *   converted to a JS string on the way.
- * - Redis down: publish rejects at once with `bus_unavailable` (no offline
- *   queue; a silent connection is cut off by `commandTimeoutMs`), health
- *   says why, connections come back with full-jitter backoff and the
- *   subscriber resubscribes every wanted channel from the reference counts,
- *   then reports them through `onResubscribed` (they may have missed messages).
- * - A canary on the private channel `{namer.node(nodeId)}:canary` catches a
- *   subscriber that is connected but deaf, and reconnects it.
- *
- * `createRedisBus(options)` picks this driver or the sharded one.
+ * process, owned by the bus. A channel is subscribed while referenced (the
+ * SUBSCRIBEs of one turn as one command, each acquire resolved once
+ * confirmed); the publisher's socket is corked for the rest of the tick
+ * (docs/architecture.md, "Writing to sockets"). PUBLISH answers how many
+ * nodes got the message. After a reconnect the subscriber resubscribes from
+ * the reference counts and reports the channels (`onResubscribed`); a canary
+ * catches a deaf one. `createRedisBus(options)` picks this driver or the sharded one.
  */
 import { Redis } from 'ioredis';
 import { TickBatch } from '../tick-batch.js';

@@ -1,17 +1,10 @@
 /**
- * Lua for the Redis Streams history. Keys of one room share the hash tag
- * `{tenant:room}`, so each script touches one cluster slot; the sharded
- * append script SPUBLISHes on the room channel, which carries the same tag
- * when the ChannelNamer has `hashTags` (project issue 3).
- *
- * Keys: KEYS[1] meta hash { epoch, last }, KEYS[2] the stream (entry id
- * `0-<offset>`, field `m` = the stored ChatMessage JSON), KEYS[3] (append
- * only, when the draft has a cmid) the idempotency key, whose value is
- * `<expiresAt ms>|<message JSON>`.
- *
- * Offsets are the stream entry ids' sequence part, so "the messages after
- * offset n" is one XRANGE from `0-(n+1)`, and the oldest kept offset is the
- * first entry's id.
+ * Lua for the Redis Streams history. A room's keys share the hash tag
+ * `{tenant:room}` (one cluster slot; the sharded append SPUBLISHes on the
+ * room channel, which carries the same tag with `hashTags`): KEYS[1] meta
+ * hash { epoch, last }, KEYS[2] the stream (entry `0-<offset>`, field `m` the
+ * message JSON), the idempotency key `<expiresAt ms>|<message JSON>`. Offsets
+ * are the entry ids' sequence part: "after offset n" is one XRANGE from `0-(n+1)`.
  */
 import { LuaScript } from '../redis/lua-script.js';
 
@@ -40,18 +33,11 @@ export const PUBLISH_COMMANDS: readonly PublishCommand[] = ['PUBLISH', 'SPUBLISH
 /**
  * ARGV: 1 new epoch candidate, 2 ttl ms, 3 offset token, 4 epoch token,
  * 5 message template, 6 channel, 7 envelope template, 8 max messages,
- * 9 trim mode (`~` or `=`), 10 now ms, 11 idempotency window ms.
- *
- * The templates are the message and the encoded envelope built in JS with
- * placeholders: the offset as the JSON string `"<offset token>"` and the
- * epoch as `<epoch token>` inside its string. The script replaces the
- * quoted offset token — with however many backslashes escape its quotes, so
- * a payload nested inside a JSON envelope works as well as the binary one —
- * by the bare number, and the epoch token by the epoch. Tokens are random
- * per append, so no user data can contain them.
- *
- * Returns { 1, original message JSON } for a duplicate, { 0, message JSON }
- * once stored and published.
+ * 9 trim mode (`~` or `=`), 10 now ms, 11 idempotency window ms. The script
+ * swaps the quoted offset token (however many backslashes escape its quotes,
+ * so a JSON-nested payload works too) for the bare number, and the epoch
+ * token for the epoch; no user data can contain the tokens. Returns
+ * { 1, original message JSON } for a duplicate, { 0, message JSON } once stored.
  */
 function appendSource(publish: PublishCommand | undefined): string {
   return `
@@ -123,33 +109,21 @@ export const appendScripts: Readonly<Record<PublishCommand, LuaScript>> = {
   SPUBLISH: new LuaScript('history.append.sharded', appendSource('SPUBLISH')),
 };
 
-/** The classic Pub/Sub append script. */
-export const appendScript = appendScripts.PUBLISH;
-
 /**
- * The append script for `waitReplicas` (same ARGV; ARGV 6 unused): it
- * stores the message and puts its filled envelope in the room's pending
- * hash instead of publishing it; `publishScript` publishes it once a WAIT
- * covered it, so no node delivers a message a failover then loses.
- * Keys: KEYS[1] meta, KEYS[2] stream, KEYS[3] pending hash (offset →
- * envelope), KEYS[4] the idempotency key (optional).
- *
- * A duplicate does one harmless write (its key's own expiry), so that a
- * WAIT after it also covers the original.
+ * The append script for `waitReplicas` (same ARGV; ARGV 6 unused): stores
+ * the message and puts its filled envelope in the room's pending hash
+ * (KEYS[3], offset → envelope; KEYS[4] the idempotency key) for
+ * `publishScript` once a WAIT covered it. A duplicate does one harmless
+ * write (its key's own expiry), so that a WAIT after it covers the original.
  */
 export const storeOnlyAppendScript = new LuaScript('history.append.store', appendSource(undefined));
 
 /**
- * Publishes, in offset order, every pending envelope of a room up to offset
- * ARGV[1] on channel ARGV[2], once; KEYS[1] meta (field `pub`: the last
- * offset published), KEYS[2] the pending hash. Called after a WAIT covered
- * the append at ARGV[1]: replication is one ordered stream, so the replicas
- * that acknowledged it also have every earlier offset of the room, whoever
- * stored them. So messages reach the bus in offset order whichever node's
- * WAIT returns first, and one stored by a node that died before its WAIT
- * returned (or whose WAIT fell short) goes out with the next one. A log
- * without `pub` (stored by the publishing script) starts at ARGV[1].
- * Returns how many envelopes it published.
+ * Publishes, in offset order and once, every pending envelope of a room up
+ * to offset ARGV[1] on channel ARGV[2]; KEYS[1] meta (`pub`: the last offset
+ * published; a log without it starts at ARGV[1]), KEYS[2] the pending hash.
+ * Run after a WAIT covered ARGV[1], which covers every earlier offset too
+ * (docs/architecture.md). Returns how many envelopes it published.
  */
 export const publishScript = new LuaScript(
   'history.publish',

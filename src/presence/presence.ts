@@ -1,14 +1,10 @@
 /**
- * The presence seam: who is in which room, across the cluster.
- * Implementations: memory.ts; redis.ts (heartbeat + TTL; a survivor sweeps
- * a dead node's rooms and reports their leaves).
- *
- * Contract (test/conformance/presence.ts runs it against every driver):
- * - Presence is kept per connection but reported per user: a user with
- *   several connections in a room is one member, who joins with the first
- *   connection and leaves with the last.
- * - `add`/`remove` are idempotent per connection.
- * - `members` lists each user once, ordered by `since`.
+ * The presence seam: who is in which room, across the cluster
+ * (implementations: memory.ts, redis.ts; test/conformance/presence.ts runs
+ * against both). Presence is kept per connection but reported per user: a
+ * user with several connections is one member, who joins with the first
+ * connection and leaves with the last. `add`/`remove` are idempotent per
+ * connection; `members` lists each user once, ordered by `since`.
  */
 import type { LaneHealth } from '../lanes.js';
 import type { Member } from '../../packages/protocol/src/frames.js';

@@ -1,26 +1,12 @@
 /**
- * Lua for the Redis presence. One room's keys share the hash tag
- * `{tenant:room}`:
- *   KEYS[1] conns  ZSET  member = JSON [user, conn], score = expiry time (ms)
- *   KEYS[2] users  ZSET  member = user, score = since
- *   KEYS[3] counts HASH  user → number of live connections
- *
- * Every script first removes expired connections (their node stopped
- * heartbeating) and reports the users that thereby left, so exactly one
- * caller — the one whose script removed them — fires their leave events.
- *
- * Every reply is { r1, r2, roomEmptiedByExpiry (0/1), n, user_1..user_n, rest... }.
- *
- * The room keys live several TTLs (the key ttl argument), longer than any
- * entry, so that a room whose members were all on a dead node is still there
- * when a survivor sweeps it (`sweepScript`, found through the node index).
- *
- * The node index has its own keys, outside every room's slot, so it is
- * updated by the single-key scripts at the end of this file, never from a
- * room script:
- *   {prefix}:presence:nodes                 ZSET  instance id → registration expiry (ms)
- *   {prefix}:presence:node:{<id>}:rooms     SET   JSON [tenant, room] the instance has entries in
- *   {prefix}:presence:node:{<id>}:sweep     STRING the survivor sweeping that instance, PX lock
+ * Lua for the Redis presence. A room's keys share the hash tag `{tenant:room}`:
+ *   KEYS[1] conns ZSET member = JSON [user, conn], score = expiry (ms); KEYS[2] users ZSET
+ *   user → since; KEYS[3] counts HASH user → live connections.
+ * Every room script first removes expired connections and reports the users
+ * that thereby left, so exactly one caller fires each leave. Every reply is
+ * { r1, r2, roomEmptiedByExpiry (0/1), n, user_1..user_n, rest... }. The node
+ * index ({prefix}:presence:nodes ZSET, …:node:{<id>}:rooms SET, …:sweep lock)
+ * is outside every room's slot: only the single-key scripts at the end touch it.
  */
 import { LuaScript } from '../redis/lua-script.js';
 

@@ -1,18 +1,10 @@
 /**
- * Where every Redis connection of a node goes, built in one place: the bus
- * publisher and subscriber, the script connections (history, presence,
- * mailbox, sessions) and the node registry all take their ioredis options
- * from here, so standalone, Sentinel and Cluster are decided once.
- *
- * - Standalone: the URL itself.
- * - Sentinel: the URL gives the data nodes' credentials, database and TLS
- *   (`rediss:`); its host and port are not used. ioredis asks the sentinels
- *   for the master of `name`, checks the role of every server it connects
- *   to, and with `failoverDetector` drops its connection as soon as a
- *   sentinel announces `+switch-master`, instead of writing to a demoted
- *   master until it is reconfigured (docs/operations.md, "Redis Sentinel").
- * - Cluster (`sharded`): the URL's host and port as the seed, with its
- *   credentials and TLS applied to every cluster node.
+ * Where every Redis connection of a node goes (bus, script lanes, registry),
+ * decided once: standalone (the URL); Sentinel (the URL gives the data nodes'
+ * credentials, database and TLS, ioredis asks the sentinels for the master
+ * and drops its connection at `+switch-master`: docs/operations.md, "Redis
+ * Sentinel"); Cluster (`sharded`: the URL's host and port as the seed, its
+ * credentials and TLS on every cluster node).
  */
 import type { RedisOptions } from 'ioredis';
 

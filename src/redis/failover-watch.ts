@@ -1,18 +1,9 @@
 /**
- * Hears a Sentinel failover begin, before any server changes role, so chat
- * acks can stop trusting the old master at once.
- *
- * Why: with `WAIT 1` and two replicas, the old master keeps accepting writes
- * after Sentinel promoted replica A, and the other replica B still
- * acknowledges them until Sentinel points B at A (up to a second or two,
- * Sentinel's INFO period). Those writes pass WAIT and are then lost when B
- * resyncs from A. The failover leader announces `+selected-slave` on its
- * Pub/Sub about a timer tick (100 ms) before it sends `REPLICAOF NO ONE` to
- * A, so a node subscribed to every sentinel fences its appends first
- * (src/history/redis-streams.ts): from then until its connection is on the
- * new master, no chat is acked. `+switch-master` ends the failover (ioredis'
- * `failoverDetector` reconnects every connection then); `-failover-abort-*`
- * or the bound below end a failover that never switched.
+ * Hears a Sentinel failover begin (`+selected-slave`, about 100 ms before the
+ * leader promotes the replica), so the history fences its appends before
+ * any server changes role: the old master's other replicas would still pass
+ * WAIT for writes the failover then drops (docs/operations.md, "Redis
+ * Sentinel"). `+switch-master`, `-failover-abort-*` or a time bound end it.
  */
 import { EventEmitter } from 'node:events';
 import { Redis } from 'ioredis';

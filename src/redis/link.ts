@@ -1,19 +1,11 @@
 /**
- * The watchdog of one Redis connection, shared by every Redis lane (bus
- * publisher and subscribers, history, presence, mailbox, room sessions, node
- * registry). Design and bounds: docs/operations.md, "Connection probes".
- *
- * A TCP connection can stop answering without closing (bytes held by a
- * partition, dropped by a middlebox, a stalled server) and ioredis notices
- * nothing. Worse, once bytes were lost, replies no longer line up with
- * commands: ioredis matches replies to commands in order, so every later
- * command gets another's reply or none, for as long as the connection lives.
- * So the link PINGs every `intervalMs` (PING is valid in subscriber mode too)
- * and wants the answer within `intervalMs`: a stall is noticed within
- * 2 × `intervalMs`. When a probe fails, or a command sent on the connection
- * timed out, the socket is destroyed, never reused, and ioredis connects a
- * fresh one with an empty reply queue; once it is ready the owner is told
- * (`onRestored`) so it resubscribes, refills or re-registers.
+ * The watchdog of one Redis connection, shared by every Redis lane. A TCP
+ * connection can stop answering without closing, and once bytes were lost
+ * ioredis matches every later reply to the wrong command. So the link PINGs
+ * every `intervalMs` (valid in subscriber mode too) and wants the answer
+ * within it; when a probe fails or a command times out, the socket is
+ * destroyed, never reused, and the owner is told once a fresh one is ready
+ * (`onRestored`). Bounds: docs/operations.md, "Connection probes".
  */
 import { Cluster, Redis, ReplyError } from 'ioredis';
 import { OutcomeUnknownError } from '../lane-errors.js';

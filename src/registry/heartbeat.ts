@@ -5,6 +5,7 @@
  * beat; it never affects the node's traffic. The entry lives 3 intervals, so
  * a node that misses three beats (crashed, partitioned) drops out.
  */
+import { errorText } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { NodeEntry, NodeRegistry, RegisteredState } from './registry.js';
 
@@ -55,7 +56,7 @@ export class RegistryHeartbeat {
     await this.inFlight;
     if (this.lastId === undefined) return;
     await this.options.registry.remove(this.lastId).catch((error: unknown) => {
-      this.options.log.warn({ err: (error as Error).message }, 'node registry: remove failed; the entry expires by itself');
+      this.options.log.warn({ err: errorText(error) }, 'node registry: remove failed; the entry expires by itself');
     });
   }
 
@@ -70,7 +71,7 @@ export class RegistryHeartbeat {
         if (this.failing) this.options.log.info('node registry: heartbeat written again');
         this.failing = false;
       } catch (error) {
-        if (!this.failing) this.options.log.warn({ err: (error as Error).message }, 'node registry: heartbeat failed; retrying every interval');
+        if (!this.failing) this.options.log.warn({ err: errorText(error) }, 'node registry: heartbeat failed; retrying every interval');
         this.failing = true;
       }
     });

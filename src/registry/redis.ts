@@ -1,21 +1,18 @@
 /**
  * The node registry on Redis: two keys per `{env}:{service}` namespace, under
  * one hash tag so they share a slot on a Redis Cluster:
- *
  *   {prefix}:{_registry}:nodes    hash    node id → entry (JSON)
  *   {prefix}:{_registry}:expiry   zset    node id → expiry (ms, Redis clock)
- *
- * A heartbeat is one script (HSET + ZADD with `TIME` + ttl); a read is one
- * script that first deletes the expired ids and returns the rest with the
- * server time, so ages are measured on one clock whatever the nodes' clocks
- * say. Both keys also get a PEXPIRE, so a namespace whose nodes all died
- * leaves nothing behind.
+ * A heartbeat is one script (HSET + ZADD with `TIME` + ttl); a read deletes
+ * the expired ids and returns the rest with the server time, so ages are
+ * measured on one clock. Both keys get a PEXPIRE, so a namespace whose nodes
+ * all died leaves nothing behind.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { LuaScript } from '../redis/lua-script.js';
 import { closeScriptConnection, scriptConnection, watchScriptConnection, type ScriptConnectionOptions } from '../redis/script-connection.js';
 import type { LinkStats, RedisLink } from '../redis/link.js';
-import { ConfigError } from '../config/errors.js';
+import { keyPrefix } from '../redis/script-lane.js';
 import type { NodeEntry, NodeRecord, NodeRegistry } from './registry.js';
 
 export interface RedisNodeRegistryOptions extends ScriptConnectionOptions {
@@ -81,8 +78,7 @@ export class RedisNodeRegistry implements NodeRegistry {
   lastError: string | undefined;
 
   constructor(options: RedisNodeRegistryOptions) {
-    const prefix = options.prefix ?? 'dev:nerve';
-    if (/[{}]/.test(prefix) || prefix.length === 0) throw new ConfigError('prefix', 'a non-empty key prefix without { or }', prefix);
+    const prefix = keyPrefix(options.prefix);
     this.keys = [`${prefix}:{_registry}:nodes`, `${prefix}:{_registry}:expiry`];
     const { client, owned } = scriptConnection(options);
     this.client = client;

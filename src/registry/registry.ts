@@ -1,13 +1,9 @@
 /**
- * The node registry (project issue 8): which nodes make up the cluster right
- * now, where they listen, and a small snapshot of each one's load and health,
- * for `nerve status` and the admin page.
- *
- * Every node writes its own entry on a heartbeat (`RegistryHeartbeat`,
- * heartbeat.ts); an entry that is not refreshed within `ttlMs` disappears, so
- * a crashed node leaves the registry by itself. Implementations: memory.ts
- * (one process), redis.ts (shared by every node on one Redis or Redis
- * Cluster).
+ * The node registry (project issue 8): which nodes make up the cluster now,
+ * where they listen, and a small snapshot of each one's load and health, for
+ * `nerve status` and the admin page. Every node rewrites its entry on a
+ * heartbeat (heartbeat.ts); one not refreshed within `ttlMs` disappears.
+ * Implementations: memory.ts (one process), redis.ts (Redis or Redis Cluster).
  */
 import type { LaneHealth } from '../lanes.js';
 

@@ -1,33 +1,12 @@
 /**
  * The room session seam: one life of a room, from its first member to its
- * last, with each participant's time in it. The gateway uses it to give
- * every lifecycle event of a room its `session` id and to fill `room.ended`
- * (docs/events.md). Implementations: memory.ts (one process), redis.ts (a
- * cluster: every node reads and writes the same session).
- *
- * Presence decides cluster-wide, exactly once, when a room starts, when a
- * user joins or leaves and when the room empties, so each of those calls
- * is made by exactly one node; the store only has to make each call atomic.
- *
- * Contract (test/conformance/sessions.ts runs it against every driver):
- * - `start(room, now)` begins the room's session and returns its id. A
- *   session created less than `START_SKEW_MS` before `now` is kept (a join
- *   on another node that got there before this start opened it; its start
- *   time becomes the earlier of the two). An older one is a leftover whose
- *   `end` never ran (a node crashed in between): it is replaced.
- * - `current(room)` returns the id of the room's session, creating one
- *   (starting now) when there is none.
- * - `joined(room, user, now)` starts a stay of `user` (creating the session
- *   if needed) and returns the session id. A user already present is not
- *   counted twice. `peakParticipants` is the most users present at once.
- * - `left(room, user, now)` ends the user's stay and returns their total
- *   time in the session, ms; `undefined` when the session or the user is
- *   unknown. Leaving twice does not add time.
- * - `end(room, now)` atomically closes and forgets the session and returns
- *   its summary; open stays count up to `now`. With no session, a new empty
- *   one is ended (duration 0, no participants).
- * - Times are the callers' `now` (node clocks, which must agree to well
- *   within a second, as for presence).
+ * last, with each participant's time in it; the gateway gives every
+ * lifecycle event of a room its `session` id and fills `room.ended`
+ * (docs/events.md). Presence decides once, cluster-wide, when a room starts,
+ * a user joins or leaves and the room empties, so each call is made by one
+ * node; a store only makes each call atomic. Times are the callers' `now`
+ * (node clocks, which must agree to well within a second). Implementations:
+ * memory.ts, redis.ts; test/conformance/sessions.ts runs against both.
  */
 import type { ParticipantTime } from '../events/events.js';
 import type { RoomRef } from '../history/history.js';
@@ -49,10 +28,20 @@ export interface RoomSessions {
   readonly driver: string;
   /** Connect (Redis); idempotent. Calls before `open` fail with `unavailable`. */
   open(): Promise<void>;
+  /**
+   * Begin the room's session and return its id. One created less than
+   * `START_SKEW_MS` before `now` is kept (a join on another node got there
+   * first; the start time becomes the earlier); an older one is a leftover
+   * whose `end` never ran, and is replaced.
+   */
   start(room: RoomRef, now: number): Promise<string>;
+  /** The id of the room's session, creating one (starting now) when there is none. */
   current(room: RoomRef): Promise<string>;
+  /** Start a stay of `user` (creating the session if needed); a user already present is not counted twice. */
   joined(room: RoomRef, user: string, now: number): Promise<string>;
+  /** End the user's stay: their total time in the session, ms; undefined when the session or user is unknown. Leaving twice adds no time. */
   left(room: RoomRef, user: string, now: number): Promise<number | undefined>;
+  /** Close and forget the session atomically; open stays count up to `now`. With none, an empty one is ended. */
   end(room: RoomRef, now: number): Promise<EndedSession>;
   health(): LaneHealth;
   /** Idempotent. */
