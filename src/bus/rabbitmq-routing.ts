@@ -1,20 +1,9 @@
 /**
- * Names the RabbitMQ bus uses on the broker (project issue 6).
- *
- * Routing keys: an AMQP routing key is a short string, at most 255 bytes
- * (AMQP 0-9-1 `shortstr`). A bus channel name (`{env}:{service}:{tenant}:room:{id}`,
- * src/bus/channels.ts) can be longer: ids of up to 128 characters are
- * percent-encoded, so one multi-byte id triples in size. The mapping:
- *
- * - a channel of at most 255 UTF-8 bytes that does not start with `#h:` is its
- *   own routing key (readable in `rabbitmqctl list_bindings`);
- * - any other channel maps to `#h:` + the hex SHA-256 of its UTF-8 bytes
- *   (67 bytes).
- *
- * The mapping is injective except for SHA-256 collisions: a name kept as is
- * never starts with `#h:`, and hashed keys always do. ChannelNamer names never
- * contain `#` (it is percent-encoded), so the marker cannot be reached by an
- * id; the second clause guards names built some other way.
+ * Names the RabbitMQ bus uses on the broker. An AMQP routing key holds at most
+ * 255 bytes, and a percent-encoded channel name can be longer: a name of at
+ * most 255 UTF-8 bytes not starting with `#h:` is its own key (readable in
+ * `rabbitmqctl list_bindings`); any other maps to `#h:` + its hex SHA-256.
+ * Injective but for SHA-256 collisions: ChannelNamer names never contain `#`.
  */
 import { createHash } from 'node:crypto';
 

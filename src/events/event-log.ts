@@ -1,36 +1,33 @@
 /**
- * The cold lane seam: durable lifecycle events (docs/events.md).
- * Implementations: memory.ts (one process, same ack / retry / dead-letter
- * behaviour), RabbitMQ in a later issue.
- *
- * Contract (test/conformance/event-log.ts, run by test/unit/event-log-memory.test.ts and test/integration/events-rabbitmq.test.ts):
- * - `publish` resolves only once the event is durably accepted (a publisher
- *   confirm, for RabbitMQ); while the lane is down events wait in a bounded
- *   outbox, and when that is full `publish` rejects with `unavailable`.
- * - Each consumer has its own queue, bound to topic patterns (`room.*`, `#`).
- * - A handler answers `ack`, `retry` (redelivered after `retryDelayMs`, up to
- *   `maxAttempts` in all) or `dead_letter`; a throwing handler counts as `retry`.
- *   After the last attempt the event goes to the consumer's dead-letter queue.
- * - At most `prefetch` events are in a consumer's handler at once.
- * - Delivery is at least once: handlers must be idempotent by `event.id`.
+ * The cold lane seam: durable lifecycle events (docs/events.md), in memory.ts
+ * and rabbitmq.ts. Contract (test/conformance/event-log.ts): `publish`
+ * resolves once the event is durably accepted, and rejects with `unavailable`
+ * when the bounded outbox is full; each consumer has its own queue bound to
+ * topic patterns; a handler answers `ack`, `retry` or `dead_letter` (a throw
+ * is `retry`), at most `prefetch` at once, dead-lettered after `maxAttempts`.
+ * Delivery is at least once: handlers are idempotent by `event.id`.
  */
 import type { LaneHealth } from '../lanes.js';
 
 export const EVENT_VERSION = 1;
 
-export type EventType =
-  | 'room.created'
-  | 'room.ended'
-  | 'participant.joined'
-  | 'participant.left'
-  | 'message.created'
-  | 'recording.requested'
-  | 'usage.reported'
-  | 'pusher.webhook'
-  | AdminEventType;
+/** Audit events of the admin API (docs/events.md, "admin.*"): one per action, before it is taken. */
+const ADMIN_EVENT_TYPES = ['admin.disconnect', 'admin.end_room', 'admin.publish', 'admin.set_quotas'] as const;
+export type AdminEventType = (typeof ADMIN_EVENT_TYPES)[number];
 
-/** Audit events of the admin API (docs/events.md, "Admin audit events"): one per action, before it is taken. */
-export type AdminEventType = 'admin.disconnect' | 'admin.end_room' | 'admin.publish' | 'admin.set_quotas';
+/** Every event type, the one list the type and the validator are made from. */
+export const EVENT_TYPES = [
+  'room.created',
+  'room.ended',
+  'participant.joined',
+  'participant.left',
+  'message.created',
+  'recording.requested',
+  'usage.reported',
+  'pusher.webhook',
+  ...ADMIN_EVENT_TYPES,
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface LifecycleEvent<T extends EventType = EventType> {
   v: number;

@@ -1,20 +1,13 @@
 /**
- * A bounded, ordered outbox in front of a lane that can go away.
- *
- * `enqueue` resolves when `send` succeeded for that item (a publisher confirm)
- * and rejects with `unavailable` at once when the outbox is full, so the
- * caller can refuse work instead of acknowledging and losing it (issue 5).
- * While the lane is not ready (disconnected, or flow-controlled by
- * `connection.blocked`) items wait here in order; when it is back they are
- * sent oldest first, up to `maxInFlight` at once. A send that fails while in
- * flight goes back to its place in the line, so order is kept (an item the
- * broker took but did not confirm before the cut is sent again: at least
- * once, consumers deduplicate by event id).
- *
- * Nothing is dropped silently: an item leaves the outbox only when its send
- * succeeded or its promise was rejected.
+ * A bounded, ordered outbox in front of a lane that can go away (docs/events.md,
+ * "Outbox"). `enqueue` resolves once `send` succeeded for the item, and rejects
+ * at once with `unavailable` when full, so the caller refuses work rather than
+ * acknowledging and losing it. A send that fails in flight goes back to its
+ * place: order is kept, delivery is at least once. Nothing leaves the outbox
+ * but by a successful send or a rejected promise.
  */
 import type { Logger } from 'pino';
+import { fullJitter } from '../backoff.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 
@@ -34,7 +27,7 @@ export interface OutboxOptions<T> {
   isTransient?: (error: unknown) => boolean;
   /** Non-transient failures of one item before its `enqueue` rejects. Default 5. */
   maxSendFailures?: number;
-  /** First wait after a failed send before trying again, doubled up to 2 s. Default 50 ms. */
+  /** Backoff base after a failed send: full jitter, the window doubling up to 2 s. Default 50 ms. */
   retryBaseMs?: number;
   logger?: Logger;
 }
@@ -58,7 +51,8 @@ export class Outbox<T> {
   private inFlight = 0;
   private nextSeq = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryWaitMs: number;
+  /** Failed rounds since the last successful send: the backoff's exponent. */
+  private retryAttempt = 0;
   private drainWaiters: Array<() => void> = [];
   private stopped = false;
 
@@ -68,7 +62,6 @@ export class Outbox<T> {
     this.maxInFlight = options.maxInFlight ?? 256;
     this.maxSendFailures = options.maxSendFailures ?? 5;
     this.retryBaseMs = options.retryBaseMs ?? 50;
-    this.retryWaitMs = this.retryBaseMs;
   }
 
   /** Items accepted and not yet sent successfully (waiting plus in flight). */
@@ -103,7 +96,7 @@ export class Outbox<T> {
   private settled(entry: Entry<T>, error: unknown): void {
     this.inFlight--;
     if (error === undefined) {
-      this.retryWaitMs = this.retryBaseMs;
+      this.retryAttempt = 0;
       entry.resolve();
     } else if (this.stopped) {
       entry.reject(new NerveError(ErrorCode.Unavailable, 'event outbox closed before the broker confirmed', { cause: error }));
@@ -131,8 +124,8 @@ export class Outbox<T> {
 
   private scheduleRetry(): void {
     if (this.retryTimer) return;
-    const wait = this.retryWaitMs;
-    this.retryWaitMs = Math.min(this.retryWaitMs * 2, 2000);
+    // Jittered, so the nodes' outboxes do not all retry a recovering broker at once.
+    const wait = fullJitter(this.retryAttempt++, this.retryBaseMs, 2000);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       this.pump();

@@ -1,21 +1,9 @@
 /**
- * The chat intake of `--bus rabbitmq --chat-path worker` (project issue 6):
- * what a node and the chat-store worker agree on.
- *
- *   node ──request──▶ {env}.{service}.chat.incoming   direct exchange, durable
- *                      └▶ {env}.{service}.chat.incoming queue: durable, single active consumer,
- *                                                        dead-letters to {env}.{service}.chat.dlx
- *   chat-store worker: store (PostgreSQL) → publish on the room channel of the
- *                      hot exchange, confirmed → reply to the node → ack
- *   failed, invalid or expired requests ──▶ {env}.{service}.chat.dlx → {env}.{service}.chat.incoming.dlq
- *
- * A request is an RPC (RabbitMQ direct reply-to): the node learns the
- * offset from the reply and only then acks the sender. Requests carry an
- * `expiration` equal to the node's reply timeout, so a request nobody took in
- * time is dead-lettered instead of being delivered long after its sender was
- * told `unavailable`. The queue has a single active consumer: requests are
- * stored in the order nodes sent them (a connection's pipelined publishes
- * keep their order), and a standby worker takes over when the active one dies.
+ * The chat intake of `--bus rabbitmq --chat-path worker`: what a node and the
+ * chat-store worker agree on (names, arguments, the request and reply bodies).
+ * Topology and guarantees: docs/architecture.md, "The chat intake". Requests
+ * carry an `expiration` equal to the node's reply timeout, so one nobody took
+ * in time is dead-lettered instead of stored long after its sender was told.
  */
 import { z } from 'zod';
 import { BUS_ENVELOPE_VERSION, type BusEnvelope } from '../bus/bus.js';
@@ -24,7 +12,7 @@ import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import type { AppendResult, ChatDraft, RoomRef } from './history.js';
 
-export const CHAT_INTAKE_VERSION = 1;
+const CHAT_INTAKE_VERSION = 1;
 /** Routing key of requests on the incoming exchange. */
 export const CHAT_INTAKE_ROUTING_KEY = 'chat.append';
 

@@ -1,21 +1,10 @@
 /**
- * History for `--bus rabbitmq --chat-path worker` (project issue 6): a node
- * does not store chat itself. `append` sends the message to the chat intake
- * (chat-intake.ts) and waits for the chat-store worker's reply; the worker
- * stores it in PostgreSQL, publishes it on the room channel with a confirm,
- * and only then answers, so the sender's ack and every delivery come after
- * the message is stored. Reads (`recent`, `since`) go to PostgreSQL directly,
- * through the history given as `reads` (a PostgresHistory on the same schema).
- *
- * Failure cases, none silent:
- * - the broker connection is down: `unavailable` at once, nothing sent;
- * - no reply within `timeoutMs` (no worker running, worker stalled, reply
- *   lost): `OutcomeUnknownError` (`outcome_unknown` to the client). The
- *   request expires in the queue at the same time and is dead-lettered, but
- *   a worker that took it just before may still store it; the client's retry
- *   with the same `cmid` returns the original;
- * - the worker could not store or publish: the worker's code (`unavailable`,
- *   `bus_unavailable`, `internal`) and the request is in the dead-letter queue.
+ * History for `--bus rabbitmq --chat-path worker`: `append` sends the message
+ * to the chat intake and waits for the chat-store worker's reply (stored,
+ * published, then answered); `recent` and `since` read PostgreSQL through
+ * `reads`. Broker down: `unavailable`, nothing sent; no reply in time:
+ * `OutcomeUnknownError` (a retry with the same `cmid` gets the original); a
+ * worker failure: its code. docs/architecture.md, "The chat intake".
  */
 import { Connection } from 'rabbitmq-client';
 import { errorText } from '../errors.js';

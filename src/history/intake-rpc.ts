@@ -1,15 +1,10 @@
 /**
- * Request/reply over RabbitMQ direct reply-to, for the chat intake
- * (intake-history.ts). rabbitmq-client's RPCClient is not used, for two
- * races it has (5.0.x): a request sent while its channel is being set up
- * (acquired, topology not yet declared, reply consumer not yet started) is
- * published at once, and the broker closes the channel for a reply-to with
- * no consumer; and with confirms on, a request is registered only after its
- * confirm, so a fast reply is dropped. Here every request waits for the one
- * setup of its channel, and is registered before it is published.
- *
- * Requests go out in call order on one channel: a connection's pipelined
- * chat publishes keep their order into the intake queue.
+ * Request/reply over RabbitMQ direct reply-to, for the chat intake. Not
+ * rabbitmq-client's RPCClient (5.0.x), which publishes a request before its
+ * reply consumer exists and registers it only after the confirm, dropping a
+ * fast reply (docs/architecture.md, "The chat intake"). Here every request
+ * waits for its channel's one setup and is registered before it is published;
+ * requests go out in call order on one channel.
  */
 import type { AsyncMessage, Channel, Connection, Envelope } from 'rabbitmq-client';
 

@@ -194,12 +194,9 @@ export class PostgresHistory implements History {
   }
 
   /**
-   * Under the room lock, so no other append of the room runs meanwhile: one
-   * read (the log row, created on first use, and the earlier copies of the
-   * batch's messages: a `cmid` within the window, or the same id), then one
-   * write statement (the messages, the newest offset, the `cmid` entries),
-   * atomic on its own, then every publish of the batch at once, in offset
-   * order on one channel, and the wait for their confirms. Settles each item;
+   * Under the room lock: one read (the log row and the batch's earlier
+   * copies), one atomic write, then every publish of the batch in offset
+   * order on one channel and one wait for their confirms. Settles each item;
    * throws only when nothing of the batch could be stored.
    */
   private async storeAndPublish(client: pg.PoolClient, room: RoomRef, batch: PendingAppend[]): Promise<void> {

@@ -19,13 +19,10 @@ export function quoteIdent(name: string): string {
 
 /**
  * Run `fn` in a transaction; commit if it resolves, roll back if it throws.
- *
- * While a client is checked out the pool no longer listens to it, so a
- * connection lost between two queries (a PostgreSQL restart, a reset from
- * the network) emits `error` on the client with no listener, which crashes
- * the process (seen in the chaos soak). The listener here keeps the error:
- * the next query fails instead, the transaction rolls back and throws, and
- * the broken client is destroyed rather than returned to the pool.
+ * A checked-out client has no pool listener, so a connection lost between
+ * two queries would emit an unheard `error` and crash the process (seen in
+ * the chaos soak): the listener here keeps it, the next query fails, and the
+ * broken client is destroyed rather than returned to the pool.
  */
 export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();

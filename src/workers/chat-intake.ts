@@ -1,23 +1,11 @@
 /**
  * The chat-store worker's side of the chat intake (`nerve worker chat-store
- * --chat-intake`, for nodes run with `--bus rabbitmq --chat-path worker`;
- * topology and wire format in src/history/chat-intake.ts).
- *
- * For each request: store it with PostgresHistory (room advisory lock, offset
- * assigned, message and `cmid` entry written in one statement), publish it on
- * the room channel of the hot exchange and wait for the confirm (still under
- * the room lock, so every node receives a room's chat in offset order), reply
- * to the node, ack. A request that is invalid or fails is answered with an
- * error code and nacked without requeue: it goes to the dead-letter queue,
- * where an operator can see what failed, and it never blocks the requests
- * behind it.
- *
- * Order: the queue has a single active consumer; requests are handed to
- * PostgresHistory.append synchronously in delivery order, which queues the
- * appends of one room in that order. Appends of different rooms run
- * concurrently, up to `prefetch`. A request redelivered after a crash
- * (stored, not acked) is recognised by its message id and answered with the
- * stored message: one copy.
+ * --chat-intake`; wire format in src/history/chat-intake.ts, design in
+ * docs/architecture.md, "The chat intake"). Each request is stored with
+ * PostgresHistory, published on the hot lane, answered, then acked; a failed
+ * or invalid one is answered with its code and dead-lettered, never requeued,
+ * so it cannot block the queue. Requests are handed to `append` in delivery
+ * order, which keeps a room's order; a redelivered one is found by its id.
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';

@@ -57,9 +57,9 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
  * the worker SIGKILL itself right after its first database commit, before the
  * ack (test/integration/workers-crash.test.ts). Never set it in production.
  */
-export const TEST_CRASH_ENV = 'NERVE_TEST_CRASH_AFTER_COMMIT';
+const TEST_CRASH_ENV = 'NERVE_TEST_CRASH_AFTER_COMMIT';
 
-export function workerHelp(): string {
+function workerHelp(): string {
   const rows = WORKER_SETTINGS.map((s) => `  --${s.flag.padEnd(18)} ${s.env.padEnd(24)} ${s.help} (default: ${s.defaultText})`);
   return [
     'Usage: nerve worker <name> [flags]',

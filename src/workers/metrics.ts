@@ -1,14 +1,9 @@
 /**
- * Prometheus metrics of one worker process (`nerve worker <name>
- * --metrics-port <port>`), on a registry of its own (so several workers in
- * one test process never share counters). Names are documented in
- * docs/operations.md (the rows marked *worker*); a name, once published,
- * keeps its meaning.
- *
- * The runner wraps each consumer's handler (`instrumentHandler`): the lane
- * implementations are untouched, and the outcome counted is the one the lane
- * acts on: a throwing handler (or an unknown answer) counts as `retry`, and a
- * `retry` on the last attempt as `dead_letter`.
+ * Prometheus metrics of one worker process (`--metrics-port`), on a registry
+ * of its own so workers in one test process never share counters. Names are
+ * in docs/operations.md (rows marked *worker*). `instrumentHandler` wraps each
+ * handler, counting the outcome the lane acts on: a throw (or an unknown
+ * answer) is `retry`, and a `retry` on the last attempt `dead_letter`.
  */
 import { createServer, type Server } from 'node:http';
 import { hostname } from 'node:os';

@@ -28,7 +28,7 @@ import { traceHandler } from '../tracing/handler.js';
 import { Tracing } from '../tracing/tracing.js';
 import { WORKER_NAMES, type TestHooks, type WorkerContext, type WorkerDefinition, type WorkerName } from './worker.js';
 
-export const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
+const WORKERS: Readonly<Record<WorkerName, WorkerDefinition>> = {
   'chat-store': chatStore,
   billing,
   cleanup,
