@@ -203,7 +203,7 @@ function redisSentinel(input: NodeOptionsInput): { sentinels: string[]; name: st
   return { sentinels: [...new Set(sentinels.map((entry) => entry.trim()))], name, password, username, tls: input.redisSentinelTls ?? NODE_DEFAULTS.redisSentinelTls };
 }
 
-/** The Sentinel settings of normalized options, for src/redis-connection.ts; undefined without sentinels. */
+/** The Sentinel settings of normalized options, for src/redis/connection.ts; undefined without sentinels. */
 export function redisSentinelSettings(options: NodeOptions): RedisSentinelSettings | undefined {
   if (options.redisSentinels.length === 0 || options.redisSentinelName === undefined) return undefined;
   return {

@@ -152,7 +152,7 @@ export interface NodeOptions {
    * Redis Sentinel addresses (`host:port`, IPv6 as `[::1]:26379`): every
    * Redis connection (bus, history, presence, mailbox, sessions, registry)
    * asks them for the master of `redisSentinelName` and follows failovers
-   * (src/redis-connection.ts). `redisUrl` then only gives the data nodes'
+   * (src/redis/connection.ts). `redisUrl` then only gives the data nodes'
    * credentials, database and TLS (`rediss:`), and defaults to
    * `redis://{redisSentinelName}`. Not with `redisMode: 'sharded'`.
    * Default none (no Sentinel).
