@@ -7,10 +7,10 @@
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from './free-port.js';
 import { startRedis, type RedisServer } from './redis-server.js';
 import { waitFor } from './wait.js';
 
@@ -37,18 +37,6 @@ export interface SentinelDeployment {
   cli(port: number, ...args: string[]): Promise<string>;
   /** Kill everything and remove the directory. Idempotent. */
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function killChild(child: ChildProcess): Promise<void> {

@@ -20,6 +20,7 @@ import { after, before, describe, it } from 'node:test';
 import { Connection } from 'rabbitmq-client';
 import pg from 'pg';
 import { WORKER_NAMES } from '../../src/workers/worker.js';
+import { freePort } from '../helpers/free-port.js';
 import { POSTGRES_URL } from '../helpers/postgres.js';
 import { listExchanges, listQueues } from '../helpers/rabbitmq.js';
 import { deleteNamespace } from '../helpers/redis-keys.js';
@@ -256,15 +257,6 @@ async function buildLayout(stages: Stage[]): Promise<Layout> {
 }
 
 // ---------------------------------------------------------------- processes
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  assert.ok(address !== null && typeof address !== 'string');
-  return address.port;
-}
 
 /** The official node images' "node" user; a numeric USER as written. */
 function userIds(user: string): { uid: number; gid: number } {

@@ -20,6 +20,7 @@ import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { runWorker } from '../../src/workers/runner.js';
 import { webhookQueue } from '../../src/workers/webhooks.js';
 import { sampleEvent } from '../conformance/event-log.js';
+import { freePort } from '../helpers/free-port.js';
 import { documentedMetrics } from '../helpers/metrics-docs.js';
 import { AMQP_URL, serviceSkip } from '../helpers/tcp-proxy.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
@@ -27,15 +28,6 @@ import { testNamespace, waitFor } from '../helpers/wait.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const skip = await serviceSkip('RabbitMQ', 5672);
 const SECRET = 'whsec_0123456789abcdef';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  return address.port;
-}
 
 /** Sum of the samples of `name` whose labels include every one of `labels`; undefined when there is none. */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
