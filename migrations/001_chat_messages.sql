@@ -1,5 +1,5 @@
 -- chat-store: every chat message, idempotent by (tenant, message id).
--- Runs with search_path set to the worker's schema (src/workers/migrations.ts).
+-- Runs with search_path set to the worker's schema (src/postgres/migrations.ts).
 CREATE TABLE chat_messages (
   tenant      text        NOT NULL,
   id          text        NOT NULL,           -- server-assigned message id

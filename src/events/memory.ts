@@ -24,6 +24,7 @@ import type {
 } from './event-log.js';
 import { normalizeConsumerSpec, retryDelay, type NormalizedConsumerSpec } from './retry.js';
 import { topicMatches } from './topic.js';
+import { errorText } from '../errors.js';
 
 export interface DeadLetter {
   event: LifecycleEvent;
@@ -103,7 +104,7 @@ class MemoryConsumer implements ConsumerHandle {
       if (outcome !== 'ack' && outcome !== 'retry' && outcome !== 'dead_letter') outcome = 'retry';
     } catch (err) {
       outcome = 'retry';
-      error = err instanceof Error ? err.message : String(err);
+      error = errorText(err);
       this.logger?.warn({ err, queue: q.spec.queue, event: pending.event.id, attempt: pending.attempt }, 'event handler failed');
     }
     if (outcome === 'retry' && pending.attempt < q.spec.maxAttempts) {

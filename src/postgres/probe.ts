@@ -8,6 +8,7 @@
  * `probeFailures`, and `reconnects` when a probe passes again.
  */
 import type pg from 'pg';
+import { errorText } from '../errors.js';
 import type { LaneHealth } from '../lanes.js';
 import type { LinkStats } from '../redis/link.js';
 
@@ -46,7 +47,7 @@ export class PostgresProbe {
     } catch (error) {
       if (!this.running) return false;
       this.stats.probeFailures += 1;
-      this.failure = `SELECT 1 failed: ${error instanceof Error ? error.message : String(error)}`;
+      this.failure = `SELECT 1 failed: ${errorText(error)}`;
       return false;
     }
   }

@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { createLogger } from '../logger.js';
 import { ConfigError } from '../config/errors.js';
+import { errorText } from '../errors.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../config/options.js';
 import { startTracingSdk } from '../tracing/sdk.js';
 import { runWorker, type WorkerHandle, type WorkerOptions } from './runner.js';
@@ -111,7 +112,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   try {
     parsed = parseArgs({ args: argv, options: optionsSpec, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new ConfigError('flags', `known flags (nerve worker --help)`, error instanceof Error ? error.message : String(error));
+    throw new ConfigError('flags', `known flags (nerve worker --help)`, errorText(error));
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   const help = values.help === true;
