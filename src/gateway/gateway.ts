@@ -6,18 +6,17 @@
  * and a bus envelope travel through them. Nothing imports this module but
  * the composition root (src/node.ts) and type-only users of its API.
  */
-import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsServer } from 'ws';
 import type { BusEnvelope } from '../bus/bus.js';
 import type { ControlCommand } from '../bus/envelope.js';
 import { errorText } from '../errors.js';
-import type { RoomRef } from '../history/history.js';
 import { clip } from '../logger.js';
+import type { RoomRef } from '../history/history.js';
 import { CloseCode, ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import { clientAddress, TrustedProxies } from '../net/client-address.js';
+import { Admission, connectionId } from './admission.js';
 import { ChatRecovery } from './chat-recovery.js';
 import { Connection } from './connection.js';
 import { Delivery } from './delivery.js';
@@ -27,32 +26,11 @@ import { Handshake } from './handshake.js';
 import type { LocalRooms } from './local-rooms.js';
 import { Messages } from './messages.js';
 import { Publisher, type ServerPublish, type ServerSignal } from './publish.js';
-import { KeyCounter } from './rate-limit.js';
 import { Requests } from './requests.js';
 import { RoomLifecycle } from './room-lifecycle.js';
 import { Rooms } from './rooms.js';
 import { GatewayShared, type GatewayDeps, type GatewayState } from './shared.js';
 import { connectionSocketClass, type ConnectionSocket } from './socket-events.js';
-
-export type { GatewayDeps, GatewayState } from './shared.js';
-
-/** HTTP status lines for upgrade refusals. */
-const STATUS_TEXT: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests', 503: 'Service Unavailable' };
-
-/** Random bytes for connection ids, drawn 256 ids at a time: one CSPRNG call per 256 connects instead of one each. */
-const ID_BYTES = 9;
-let idPool = Buffer.alloc(0);
-let idAt = 0;
-
-/** A fresh connection id: 9 random bytes, 12 base64url characters (docs/protocol.md, `welcome.connId`). */
-function connectionId(): string {
-  if (idAt + ID_BYTES > idPool.length) {
-    idPool = randomBytes(ID_BYTES * 256);
-    idAt = 0;
-  }
-  idAt += ID_BYTES;
-  return idPool.toString('base64url', idAt - ID_BYTES, idAt);
-}
 
 export class Gateway {
   get state(): GatewayState {
@@ -67,10 +45,8 @@ export class Gateway {
   private readonly connections: Set<Connection>;
   private readonly local: LocalRooms;
   private heartbeat: NodeJS.Timeout | undefined;
-  /** Open WebSockets per remote address (`maxConnectionsPerIp`). */
-  private readonly perIp = new KeyCounter();
-  private readonly allowedOrigins: ReadonlySet<string>;
-  private readonly trustedProxies: TrustedProxies | undefined;
+  /** Path, state, origin and per-address checks of each upgrade. */
+  private readonly admission: Admission;
   /** To the bus (publish.ts), from the bus to the sockets (delivery.ts), and chat gap refills (chat-recovery.ts). */
   private readonly publisher: Publisher;
   private readonly delivery: Delivery;
@@ -149,8 +125,7 @@ export class Gateway {
     this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle: this.lifecycle, recovery: this.recovery });
     const messages = new Messages({ maxRoomIdLength: limits.maxRoomIdLength, presence: deps.presence, tenants: deps.tenants, publisher });
     const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages });
-    this.allowedOrigins = new Set(deps.options.allowedOrigins);
-    this.trustedProxies = deps.options.trustedProxies.length > 0 ? new TrustedProxies(deps.options.trustedProxies) : undefined;
+    this.admission = new Admission(deps.options, deps.metrics, deps.log);
     this.wss = new WebSocketServer({
       noServer: true,
       // With compression on, ws applies maxPayload to the inflated size and
@@ -217,71 +192,23 @@ export class Gateway {
 
   /** Called by the HTTP server for `Upgrade: websocket` requests. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const path = (request.url ?? '/').split('?')[0];
-    if (path !== '/ws') {
-      this.rejectUpgrade(socket, 404, 'not_found', 'WebSocket endpoint is /ws');
-      return;
-    }
-    if (this.state !== 'running') {
-      this.rejectUpgrade(socket, 503, 'draining', 'node is shutting down; reconnect to another node');
-      return;
-    }
-    if (!this.originAllowed(request.headers.origin)) {
-      this.rejectUpgrade(socket, 403, 'origin_not_allowed', 'this origin may not open a WebSocket here', { origin: clip(request.headers.origin ?? '(none)') });
-      return;
-    }
-    const maxPerIp = this.deps.options.limits.maxConnectionsPerIp;
-    const address = this.clientAddress(request);
-    if (maxPerIp > 0 && this.perIp.get(address) >= maxPerIp) {
-      this.rejectUpgrade(socket, 429, ErrorCode.TooManyConnections, `at most ${maxPerIp} connections per address`, { remoteAddress: address });
-      return;
-    }
+    const address = this.admission.admit(request, socket, this.state === 'running');
+    if (address === undefined) return;
     this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, address, request.socket));
   }
 
   /**
    * The per-address cap (`maxConnectionsPerIp`) for the Pusher endpoint
-   * (src/pusher), counted together with /ws so a client cannot double its
-   * share by mixing the two: the address to count the upgrade under, or
-   * undefined when that address is at the cap.
+   * (src/pusher), counted together with /ws: the address to count the
+   * upgrade under, or undefined when that address is at the cap.
    */
-  admitAddress(request: IncomingMessage): { address: string; max: number } | { address: undefined; max: number } {
-    const max = this.deps.options.limits.maxConnectionsPerIp;
-    const address = this.clientAddress(request);
-    return max > 0 && this.perIp.get(address) >= max ? { address: undefined, max } : { address, max };
+  admitAddress(request: IncomingMessage): ReturnType<Admission['admitAddress']> {
+    return this.admission.admitAddress(request);
   }
 
   /** A connection of another endpoint (Pusher) opened (`open`) or closed under `address`, counted only under a cap as /ws's are. */
   countAddress(address: string, open: boolean): void {
-    if (this.deps.options.limits.maxConnectionsPerIp <= 0) return;
-    if (open) this.perIp.increment(address);
-    else this.perIp.decrement(address);
-  }
-
-  /** Where an upgrade comes from: the TCP peer, or the client a trusted proxy names (client-address.ts). */
-  private clientAddress(request: IncomingMessage): string {
-    return clientAddress(request.socket.remoteAddress, request.headers['x-forwarded-for'], this.trustedProxies);
-  }
-
-  /** No allowlist: every origin. With one: listed origins, and no Origin header only if `allowMissingOrigin`. */
-  private originAllowed(origin: string | undefined): boolean {
-    if (this.allowedOrigins.size === 0) return true;
-    if (origin === undefined || origin === '') return this.deps.options.allowMissingOrigin;
-    try {
-      return this.allowedOrigins.has(new URL(origin).origin);
-    } catch {
-      return false;
-    }
-  }
-
-  private rejectUpgrade(socket: Duplex, status: number, reason: string, message: string, context: Record<string, unknown> = {}): void {
-    this.deps.metrics.upgradesRejected.inc({ reason });
-    this.deps.log.info({ status, code: reason, ...context }, 'upgrade refused');
-    const body = JSON.stringify({ code: reason, message });
-    const statusText = STATUS_TEXT[status] ?? 'Error';
-    socket.end(
-      `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    this.admission.count(address, open);
   }
 
   /** `remoteAddress`: the client address the upgrade was admitted under (and counted against, on close too). */
@@ -290,8 +217,7 @@ export class Gateway {
     // From here on the socket's events reach this gateway with `conn` (socket-events.ts).
     ws.connection = conn;
     this.connections.add(conn);
-    // Counted only under a limit, like connections per user (handshake.ts).
-    if (this.deps.options.limits.maxConnectionsPerIp > 0) this.perIp.increment(remoteAddress);
+    this.admission.count(remoteAddress, true);
     this.deps.metrics.connections.set(this.connections.size);
     this.deps.metrics.connectionsTotal.inc();
     conn.debug({ remoteAddress }, 'connection opened');
@@ -363,7 +289,7 @@ export class Gateway {
     if (!conn.closed()) return;
     this.connections.delete(conn);
     this.deps.metrics.connections.set(this.connections.size);
-    if (this.deps.options.limits.maxConnectionsPerIp > 0) this.perIp.decrement(conn.remoteAddress);
+    this.admission.count(conn.remoteAddress, false);
     this.handshake.uncount(conn);
     conn.debug({ code }, 'connection closed');
     // Wait for the requests in flight (pipelined publishes included), then leave every room.
