@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { defaultLogFormat, LOG_FORMATS } from '../config/options.js';
 import { errorText } from '../errors.js';
 
 const DEV_CLUSTER_HELP = `Usage: nerve dev-cluster [flags]
@@ -64,8 +65,8 @@ export async function devClusterMain(argv: string[]): Promise<number> {
     process.stderr.write('nerve dev-cluster: --nodes is 1-16 and --base-port a port that leaves room for them\n');
     return 2;
   }
-  const logFormat = values['log-format'] ?? (process.stdout.isTTY ? 'pretty' : 'json');
-  if (logFormat !== 'pretty' && logFormat !== 'json') {
+  const logFormat = values['log-format'] ?? defaultLogFormat();
+  if (!(LOG_FORMATS as readonly string[]).includes(logFormat)) {
     process.stderr.write('nerve dev-cluster: --log-format is pretty or json\n');
     return 2;
   }

@@ -13,6 +13,7 @@ import {
   BUS_DRIVERS,
   CHAT_PATHS,
   DEFAULT_LIMITS,
+  defaultLogFormat,
   LOG_FORMATS,
   LOG_LEVELS,
   NODE_DEFAULTS,
@@ -55,8 +56,7 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
 
   const logLevel = input.logLevel ?? NODE_DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('logLevel', LOG_LEVELS.join(' | '), logLevel);
-  // A terminal is a person reading; anything else (a pipe, a file, a log shipper) gets JSON.
-  const logFormat = input.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+  const logFormat = input.logFormat ?? defaultLogFormat();
   if (!LOG_FORMATS.includes(logFormat)) throw new ConfigError('logFormat', LOG_FORMATS.join(' | '), logFormat);
   const host = input.host ?? NODE_DEFAULTS.host;
   if (host.length === 0) throw new ConfigError('host', 'an interface address or host name', host);

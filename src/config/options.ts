@@ -310,6 +310,11 @@ export const NODE_DEFAULTS = {
   usageIntervalMs: 60_000,
 } satisfies NodeOptionsInput;
 
+/** A terminal is a person reading; anything else (a pipe, a file, a log shipper) gets JSON. */
+export function defaultLogFormat(): LogFormat {
+  return process.stdout.isTTY ? 'pretty' : 'json';
+}
+
 /** The limits a client is told about in `welcome`. */
 export function publicLimits(limits: LimitOptions): Limits {
   return {

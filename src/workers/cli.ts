@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { createLogger } from '../logger.js';
 import { ConfigError } from '../config/errors.js';
 import { errorText } from '../errors.js';
-import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../config/options.js';
+import { defaultLogFormat, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../config/options.js';
 import { startTracingSdk } from '../tracing/sdk.js';
 import { runWorker, type WorkerHandle, type WorkerOptions } from './runner.js';
 import { WORKER_NAMES } from './worker.js';
@@ -135,7 +135,7 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
   const logLevel = (text('log-level') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', LOG_LEVELS.join(' | '), logLevel);
   // As for nodes: a terminal is a person reading, anything else gets JSON.
-  const logFormat = (text('log-format') ?? (process.stdout.isTTY ? 'pretty' : 'json')) as LogFormat;
+  const logFormat = (text('log-format') ?? defaultLogFormat()) as LogFormat;
   if (!LOG_FORMATS.includes(logFormat)) throw new ConfigError('log-format', LOG_FORMATS.join(' | '), logFormat);
 
   const options: WorkerOptions = {};
