@@ -9,7 +9,7 @@ import { keyPrefix } from '../redis/script-lane.js';
 import { PUBLISH_COMMANDS, type PublishCommand } from './redis-scripts.js';
 
 /** Bounds of the rooms whose id starts with `prefix`. */
-export interface HistoryPolicy {
+interface HistoryPolicy {
   prefix: string;
   /** Messages kept (MAXLEN); default: the history's `maxMessages`. */
   maxMessages?: number;

@@ -97,7 +97,7 @@ export class MemoryPresence implements Presence {
 }
 
 /** Members by `since`, ties by user id (code unit order, as Redis sorts equal scores). */
-export function compareMembers(a: Member, b: Member): number {
+function compareMembers(a: Member, b: Member): number {
   if (a.since !== b.since) return a.since - b.since;
   return a.user < b.user ? -1 : a.user > b.user ? 1 : 0;
 }

@@ -11,7 +11,7 @@ import { DEFAULT_PROBE_INTERVAL_MS, RedisLink, type LinkLogger } from './link.js
 import { scriptCallsSettled } from './lua-script.js';
 
 /** A Redis Cluster seed node. */
-export interface ClusterSeed {
+interface ClusterSeed {
   host: string;
   port: number;
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../logger.js';
 import type { NodeEntry, NodeRegistry, RegisteredState } from './registry.js';
 
 /** Missed heartbeats after which an entry expires. */
-export const REGISTRY_TTL_BEATS = 3;
+const REGISTRY_TTL_BEATS = 3;
 
 export interface RegistryHeartbeatOptions {
   registry: NodeRegistry;
