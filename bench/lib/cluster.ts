@@ -205,7 +205,7 @@ export async function startCluster(system: System, options: ClusterOptions = {})
       (stopping ??= (async () => {
         liveClusters.delete(cluster);
         // Sessions first: a Node process with a debugger attached may wait for it to leave before exiting.
-        await Promise.all(servers.map((server) => server.inspector?.close()));
+        await Promise.all(servers.map(async (server) => server.inspector?.close()));
         await Promise.all(servers.map((server) => stopChild(server.child)));
         if (system === 'nerve') await deleteKeys(`${namespace}:`);
       })()),

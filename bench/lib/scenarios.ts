@@ -184,7 +184,7 @@ export function fanout(cls: MessageClass) {
       const delivered = sum(collected.map((result) => result.received));
       const expected = sizes.fanoutMessages * sizes.fanoutReceivers;
       const lastMs = Math.max(...collected.map((result) => result.lastMs));
-      const seconds = (lastMs - (published as PublishResult).startMs) / 1000;
+      const seconds = (lastMs - published.startMs) / 1000;
       await errorsSeen(workers, progress);
       return {
         'deliveries/s': { value: delivered / seconds, unit: 'msg/s', better: 'higher' },

@@ -148,7 +148,7 @@ export class SoakChecker {
     const segment = this.open.get(key) ?? { recipient, room, start: undefined, startAt: Date.now(), received: [] };
     segment.start = { ...start };
     segment.received = segment.received.filter((m) => m.resync || m.epoch !== start.epoch || m.offset > start.offset);
-    this.segments.push(segment as Segment & { start: StreamPosition });
+    this.segments.push(segment);
     this.open.set(key, segment);
   }
 
@@ -341,14 +341,14 @@ export class SoakChecker {
         ephemeral.delivered += 1;
         if (seq < 0 || seq > sentUpTo) {
           ephemeral.unexpected += 1;
-          add({ cls: 'ephemeral', what: 'unexpected', detail: `${key.replace(/\u0000/g, '/')} #${seq}`, at: Date.now() });
+          add({ cls: 'ephemeral', what: 'unexpected', detail: `${key.replaceAll('\u0000', '/')} #${seq}`, at: Date.now() });
         }
         if (seen.has(seq)) {
           ephemeral.duplicated += 1;
-          add({ cls: 'ephemeral', what: 'duplicated', detail: `${key.replace(/\u0000/g, '/')} #${seq}`, at: Date.now() });
+          add({ cls: 'ephemeral', what: 'duplicated', detail: `${key.replaceAll('\u0000', '/')} #${seq}`, at: Date.now() });
         } else if (seq < last) {
           ephemeral.outOfOrder += 1;
-          add({ cls: 'ephemeral', what: 'out_of_order', detail: `${key.replace(/\u0000/g, '/')} #${seq} after #${last}`, at: Date.now() });
+          add({ cls: 'ephemeral', what: 'out_of_order', detail: `${key.replaceAll('\u0000', '/')} #${seq} after #${last}`, at: Date.now() });
         }
         seen.add(seq);
         last = Math.max(last, seq);

@@ -206,7 +206,7 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       stoppingAll = true;
-      await Promise.all(slots.map((s) => s.process?.stop(8000)));
+      await Promise.all(slots.map(async (s) => s.process?.stop(8000)));
       const current = worker;
       if (current && current.child.exitCode === null && current.child.signalCode === null) {
         current.child.kill('SIGTERM');

@@ -15,7 +15,7 @@ import { waitFor } from '../helpers/wait.js';
 export interface EventLogFixture {
   log: EventLog;
   /** Ids of the events consumer queue `queue` dead-lettered so far (safe to poll). */
-  deadLetterIds(queue: string): Promise<string[]>;
+  deadLetterIds: (queue: string) => Promise<string[]>;
   /** Remove everything the test created (queues, exchanges). */
   cleanup(): Promise<void>;
 }

@@ -18,7 +18,7 @@ export interface MailboxConformanceOptions {
 interface Fixture {
   /** A started mailbox; `second()` gives another instance sharing its store (a second node). */
   mailbox: Mailbox;
-  second(): Promise<Mailbox>;
+  second: () => Promise<Mailbox>;
   clock: { t: number };
   user: UserRef;
 }

@@ -26,7 +26,7 @@ export interface PresenceConformanceOptions {
 interface Fixture {
   presence: Presence;
   room: RoomRef;
-  entry(user: string, conn: string, ts: number, node?: string): PresenceEntry;
+  entry: (user: string, conn: string, ts: number, node?: string) => PresenceEntry;
 }
 
 export function presenceConformance(

@@ -20,7 +20,7 @@ export interface SessionsConformanceOptions {
 interface Fixture {
   /** An open store; `second()` gives another instance sharing its store (a second node). */
   sessions: RoomSessions;
-  second(): Promise<RoomSessions>;
+  second: () => Promise<RoomSessions>;
   clock: { t: number };
   room: RoomRef;
 }

@@ -64,7 +64,7 @@ export async function balancerSkipReason(kind: BalancerKind): Promise<string | u
     await execFileAsync(kind, ['-v']);
     return undefined;
   } catch (error) {
-    if (process.env.CI === 'true') throw new Error(`${kind} is required in CI (.ci/run installs it from Debian): ${String(error)}`);
+    if (process.env.CI === 'true') throw new Error(`${kind} is required in CI (.ci/run installs it from Debian): ${String(error)}`, { cause: error });
     return `${kind} not installed (apt-get install ${kind})`;
   }
 }

@@ -109,7 +109,7 @@ function deleteNamespace(ns: string): void {
 
 /** Delete the namespaces of runs whose process is gone (a run killed before it could clean up), and what ran in them. */
 function sweepStale(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .split('\n')
@@ -138,7 +138,7 @@ export async function netnsSkipReason(): Promise<string | undefined> {
     return undefined;
   } catch (error) {
     await ip('netns', 'del', probe).catch(() => undefined);
-    if (process.env.CI === 'true') throw new Error(`network namespaces are required in CI (root, iproute2): ${String(error)}`);
+    if (process.env.CI === 'true') throw new Error(`network namespaces are required in CI (root, iproute2): ${String(error)}`, { cause: error });
     return `cannot create network namespaces here: ${String(error)}`;
   }
 }

@@ -55,7 +55,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodePro
     ...(options.args ?? []),
   ];
   const [command, ...prefix] = [...(options.launcher ?? []), process.execPath];
-  const child = spawn(command!, [...prefix, ...args], {
+  const child = spawn(command, [...prefix, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -73,7 +73,7 @@ export async function startNode(options: StartNodeOptions = {}): Promise<NodePro
       child.kill('SIGKILL');
       reject(new Error(`node ${nodeId} did not start within ${options.timeoutMs ?? 15000} ms; stderr: ${stderr}`));
     }, options.timeoutMs ?? 15000);
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       let entry: Record<string, unknown>;
       try {

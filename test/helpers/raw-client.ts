@@ -67,7 +67,7 @@ export class RawClient {
   async request(frame: Record<string, unknown>, timeoutMs = 5000): Promise<Frame> {
     const rid = frame.rid ?? this.rid();
     this.send({ ...frame, rid });
-    return this.waitFor((f) => f.rid === rid && f.op !== 'message', timeoutMs, `answer to rid ${String(rid)}`);
+    return this.waitFor((f) => f.rid === rid && f.op !== 'message', timeoutMs, `answer to rid ${JSON.stringify(rid)}`);
   }
 
   /** Wait for a frame matching `predicate` (frames already received count). Removes and returns it. */

@@ -48,7 +48,7 @@ export async function redisServerSkipReason(): Promise<string | undefined> {
     await execFileAsync('redis-cli', ['--version']);
     return undefined;
   } catch (error) {
-    if (process.env.CI === 'true') throw new Error(`redis-server is required in CI: ${String(error)}`);
+    if (process.env.CI === 'true') throw new Error(`redis-server is required in CI: ${String(error)}`, { cause: error });
     return 'redis-server / redis-cli not installed';
   }
 }

@@ -138,7 +138,7 @@ describe('JWT auth on a node', () => {
     let calls = 0;
     const client = new NerveClient({
       url: wsUrl,
-      WebSocket: WebSocket as never,
+      WebSocket: WebSocket,
       getToken: async () => {
         calls += 1;
         return token({ sub: 'sdk-user' }, calls === 1 ? 3 : 3600);

@@ -79,7 +79,7 @@ describe('chat across a gap in a node\'s bus subscription', { skip, timeout: 120
     raws.push(alice, bob);
     assert.equal((await alice.request({ op: 'join', room })).op, 'joined');
     assert.equal((await bob.request({ op: 'join', room })).op, 'joined');
-    const carol = new NerveClient({ url: nodeA.wsUrl, user: `carol-${room}`, WebSocket: WebSocket as never, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
+    const carol = new NerveClient({ url: nodeA.wsUrl, user: `carol-${room}`, WebSocket: WebSocket, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
     sdks.push(carol);
     const carolGot: ChatMessage[] = [];
     const carolFailures: string[] = [];

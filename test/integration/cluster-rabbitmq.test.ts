@@ -194,7 +194,7 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     proxy.setRefusing(false);
     await waitFor(() => lastQueue(node(1)) !== before, { timeoutMs: 15_000, what: 'node 1 to declare a new queue' });
     await waitFor(async () => (await fetch(`${node(1).url}/readyz`)).status === 200, { timeoutMs: 15_000, what: 'node 1 ready again' });
-    await waitFor(async () => !(await queueExists(admin, before!)), { timeoutMs: 10_000, what: 'the old queue gone' });
+    await waitFor(async () => !(await queueExists(admin, before)), { timeoutMs: 10_000, what: 'the old queue gone' });
 
     const signalAck = await elsewhere.request({ op: 'signal', to: user, kind: 'offer', data: 'after-cut' });
     assert.equal(signalAck.op, 'ack', JSON.stringify(signalAck));

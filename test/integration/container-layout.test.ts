@@ -58,7 +58,7 @@ interface Stage {
 function execForm(text: string, what: string): string[] {
   const parsed = JSON.parse(text) as unknown;
   assert.ok(Array.isArray(parsed) && parsed.every((x) => typeof x === 'string'), `${what} must use the exec form ["..."], got ${text}`);
-  return parsed as string[];
+  return parsed;
 }
 
 /** ENV a=b c="d e" (the `ENV a b` legacy form is refused). */
@@ -287,8 +287,8 @@ function startInImage(layout: Layout, name: string, argv: string[], env: Record<
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-6000);
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { name, child, output: () => output, exited };
 }

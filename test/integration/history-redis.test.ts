@@ -28,7 +28,7 @@ async function redisAvailable(): Promise<string | false> {
     return false;
   } catch (error) {
     const reason = `Redis not reachable at ${REDIS_URL}: ${error instanceof Error ? error.message : String(error)}`;
-    if (process.env.CI === 'true') throw new Error(reason);
+    if (process.env.CI === 'true') throw new Error(reason, { cause: error });
     return reason;
   } finally {
     probe.disconnect();

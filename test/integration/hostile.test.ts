@@ -331,7 +331,7 @@ describe('hostile input (JWT node with a JWKS)', () => {
     new SignJWT({ exp: Math.floor(Date.now() / 1000) + expiresIn, ...claims }).setProtectedHeader({ alg: 'RS256', kid }).sign(key);
 
   before(async () => {
-    key = (await importPKCS8(String(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' })), 'RS256')) as CryptoKey;
+    key = (await importPKCS8(String(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' })), 'RS256'));
     const jwk = { ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256' };
     jwks = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));

@@ -120,7 +120,7 @@ describe('resuming join on Redis', { skip }, () => {
 
     // Every frame the resumer gets, in arrival order (RawClient's own list is spliced by its waits).
     const seen: Frame[] = [];
-    (resumer.socket as WebSocket).on('message', (data: WebSocket.RawData) => seen.push(JSON.parse(data.toString()) as Frame));
+    (resumer.socket).on('message', (data: WebSocket.RawData) => seen.push(JSON.parse(data.toString()) as Frame));
 
     // The publisher keeps up to 8 chat publishes in flight until told to stop (bounded: 20,000 messages).
     let stop = false;

@@ -318,10 +318,10 @@ describe('several hosts on the RabbitMQ hot lane (--bus rabbitmq): the broker an
       forward(broker, { host: amqp.hostname, port: Number(amqp.port || 5672) }),
       forward(broker, { host: postgres.hostname, port: Number(postgres.port || 5432) }),
     ]);
-    forwards.push(amqpForward!, postgresForward!);
+    forwards.push(amqpForward, postgresForward);
     amqp.hostname = postgres.hostname = broker;
-    amqp.port = String(amqpForward!.port);
-    postgres.port = String(postgresForward!.port);
+    amqp.port = String(amqpForward.port);
+    postgres.port = String(postgresForward.port);
     nodes.push(
       ...(await Promise.all(
         (['n1', 'n2'] as const).map((name) =>

@@ -330,7 +330,7 @@ test('the installed client talks to a node started from the installed server', a
       clearTimeout(timer);
       reject(new Error(`installed node exited with ${code}; stderr: ${stderr}`));
     });
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; port?: number };
         if (entry.msg === 'listening' && typeof entry.port === 'number') {

@@ -76,7 +76,7 @@ describe('SDK chat through a stalled Redis', { skip, timeout: 60_000 }, () => {
 
     proxy.hold();
     const acks: AckFrame[] = [];
-    const settled: Array<'ack' | string> = [];
+    const settled: string[] = [];
     const publishes = Array.from({ length: 5 }, (_, i) =>
       sender.publish(room, { n: i + 1 }, { cmid: `stalled-${i + 1}` }).then(
         (ack) => {

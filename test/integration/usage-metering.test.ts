@@ -240,7 +240,7 @@ describe('live usage summed over 2 nodes', { skip, timeout: 60_000 }, () => {
     assert.deepEqual(live.nodes, [`${ns}-c`, `${ns}-d`]);
     assert.equal(live.partial, false);
     assert.equal(live.connections, 2);
-    assert.ok((live.deliveries as number) >= 11, `deliveries ${live.deliveries}`);
+    assert.ok((live.deliveries as number) >= 11, `deliveries ${String(live.deliveries)}`);
     const admin = await waitFor(
       async () => {
         const answer = (await get(httpD, `/api/admin/tenants/${TENANT}/usage`)).live as Record<string, unknown>;

@@ -37,8 +37,8 @@ test('scanChatTail falls back to JSON for other shapes, and refuses what has no 
   const reordered = JSON.stringify({ offset: 3, epoch: 'e', op: 'message', class: 'chat', data: 1 });
   const tail = scanChatTail(reordered);
   assert.equal(tail?.offset, 3);
-  assert.equal(tailEpoch(reordered, tail!), 'e');
-  assert.equal(tailHasEpoch(reordered, tail!, 'e'), true);
+  assert.equal(tailEpoch(reordered, tail), 'e');
+  assert.equal(tailHasEpoch(reordered, tail, 'e'), true);
   assert.equal(scanChatTail('{"op":"message","class":"ephemeral","data":1}'), undefined);
   assert.equal(scanChatTail('not json'), undefined);
   assert.equal(scanChatTail('{"offset":"7","epoch":"e"}'), undefined);

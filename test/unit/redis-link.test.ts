@@ -53,6 +53,7 @@ describe('RedisLink', () => {
   it('a reply error is an answer: passed through, the connection kept', async () => {
     const { client, link: l } = link();
     const reply = new ReplyError('ERR something');
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- ioredis rejects with its ReplyError, which is what this test feeds in
     await assert.rejects(l.run('append', () => Promise.reject(reply)), (error: unknown) => error === reply);
     assert.equal(client.destroyed, 0);
     assert.equal(l.problem(), undefined);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { nextTick } from 'node:process';
 import { TickBatch } from '../../src/tick-batch.js';
 
 describe('TickBatch', () => {
@@ -7,7 +8,7 @@ describe('TickBatch', () => {
     const flushes: number[][] = [];
     const batch = new TickBatch<number, string>({
       max: 10,
-      schedule: process.nextTick,
+      schedule: nextTick,
       flush: async (items) => {
         flushes.push(items);
         return items.map((n) => `#${n}`);
@@ -23,7 +24,7 @@ describe('TickBatch', () => {
 
   it('opens a new batch when one is full', async () => {
     const flushes: number[][] = [];
-    const batch = new TickBatch<number, number>({ max: 2, schedule: process.nextTick, flush: async (items) => (flushes.push(items), items) });
+    const batch = new TickBatch<number, number>({ max: 2, schedule: nextTick, flush: async (items) => (flushes.push(items), items) });
     assert.deepEqual(await Promise.all([1, 2, 3, 4, 5].map((n) => batch.add(n))), [1, 2, 3, 4, 5]);
     assert.deepEqual(flushes, [[1, 2], [3, 4], [5]]);
   });
@@ -32,7 +33,7 @@ describe('TickBatch', () => {
     let mode: 'per-item' | 'throw' | 'short' = 'per-item';
     const batch = new TickBatch<number, number>({
       max: 10,
-      schedule: process.nextTick,
+      schedule: nextTick,
       flush: async (items) => {
         if (mode === 'throw') throw new Error('store down');
         if (mode === 'short') return items.slice(1);

@@ -31,7 +31,7 @@ describe('traceparent', () => {
   it('parses version 00 and formats it back', () => {
     const parsed = parseTraceparent(`00-${TRACE}-${SPAN}-01`);
     assert.deepEqual(parsed, { traceId: TRACE, spanId: SPAN, traceFlags: 1, isRemote: true });
-    assert.equal(formatTraceparent(parsed!), `00-${TRACE}-${SPAN}-01`);
+    assert.equal(formatTraceparent(parsed), `00-${TRACE}-${SPAN}-01`);
     assert.equal(parseTraceparent(`00-${TRACE}-${SPAN}-00`)?.traceFlags, 0);
   });
 

@@ -78,7 +78,7 @@ describe('webhook signatures', () => {
   async function signedPost(secret: string): Promise<{ body: string; headers: Record<string, string> }> {
     let sent: { body: string; headers: Record<string, string> } | undefined;
     const fetch = (async (_url: string, init: RequestInit) => {
-      sent = { body: String(init.body), headers: init.headers as Record<string, string> };
+      sent = { body: init.body as string, headers: init.headers as Record<string, string> };
       return new Response(null, { status: 204 });
     }) as typeof globalThis.fetch;
     const event = roomEnded({ tenant: 'acme', room: 'lobby', session: 's1', node: 'n1' }, { startedAt: 1, durationMs: 2, participants: [] });
