@@ -1,13 +1,13 @@
 /**
  * The Sentinel settings: parsed and refused at start-up (normalizeOptions),
  * and turned into the ioredis options every Redis lane uses
- * (src/redis-connection.ts).
+ * (src/redis/connection.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/errors.js';
 import { normalizeOptions, redisSentinelSettings } from '../../src/config/normalize.js';
-import { parseSentinelAddress, redisStoreConnection, sentinelRedisOptions } from '../../src/redis-connection.js';
+import { parseSentinelAddress, redisStoreConnection, sentinelRedisOptions } from '../../src/redis/connection.js';
 
 const SENTINELS = ['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381'];
 
