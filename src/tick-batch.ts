@@ -2,14 +2,10 @@
  * Requests made in one turn of the event loop, handed over together: a burst
  * of connects each subscribes its user channel and takes its mailbox, and
  * those become one SUBSCRIBE and one script call (src/bus/redis.ts,
- * src/mailbox/redis.ts). Each caller still gets its own answer.
- *
- * The first request of a batch schedules its flush (`schedule`: e.g.
- * `process.nextTick`, or `setImmediate` to also gather what the rest of the
- * event loop's I/O phase asks for); a batch holds at most `max` requests,
- * and the next one opens a new batch. `flush` answers each request by
- * position, with a value or an Error for that request alone; if it throws,
- * every request of the batch fails with that error.
+ * src/mailbox/redis.ts). The first request of a batch schedules its flush;
+ * a batch holds at most `max` requests. `flush` answers each request by
+ * position, with a value or an Error for that one; if it throws, every
+ * request of the batch fails with that error.
  */
 interface Waiting<Item, Result> {
   item: Item;

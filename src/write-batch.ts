@@ -1,20 +1,10 @@
 /**
- * Coalesces socket writes made in one turn of the event loop. Used for the
- * WebSockets (the gateway) and for the Redis script connections.
- *
- * One read from the bus often carries dozens of envelopes (Redis answers a
- * burst of publishes in one TCP chunk, and the client parses them all in one
- * callback), and each is written to every local member of its room. Without
- * help, every `ws.send` is its own `write` syscall (two buffers, header and
- * body, corked together by `ws`) and, on loopback, its own trip through the
- * receiving TCP stack — most of a node's CPU per delivery. A socket that is
- * written to is corked on its first write of the turn and uncorked once, on
- * `process.nextTick`, so everything it got in that turn leaves in one
- * `writev`. Latency does not change: the tick runs before the event loop
- * goes back to I/O.
- *
- * Corked bytes still count in the socket's `writableLength`, so `ws`'s
- * `bufferedAmount` (and the slow-consumer policy built on it) sees them.
+ * Coalesces socket writes made in one turn of the event loop, for the
+ * WebSockets (the gateway) and the Redis script connections: a socket
+ * written to is corked on its first write of the turn and uncorked on
+ * `process.nextTick`, so all it got leaves in one `writev`, with no added
+ * latency. Corked bytes still count in `bufferedAmount`, so the
+ * slow-consumer policy sees them (docs/architecture.md, "Writing to sockets").
  */
 import type { Writable } from 'node:stream';
 

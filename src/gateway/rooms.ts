@@ -19,6 +19,7 @@ import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { JoinFrame, LeaveFrame, PresenceFrame, RoomEndedFrame } from '../../packages/protocol/src/frames.js';
+import { offsetStep } from '../../packages/protocol/src/positions.js';
 import { scanChatTail, tailHasEpoch } from './chat-gap.js';
 import type { ChatRecovery } from './chat-recovery.js';
 import type { Connection } from './connection.js';
@@ -130,7 +131,7 @@ export class Rooms {
     const held = conn.endJoin(room);
     for (const payload of held) {
       const tail = payload.startsWith(CHAT_FRAME_PREFIX) ? scanChatTail(payload) : undefined;
-      if (tail && tail.offset <= offset && tailHasEpoch(payload, tail, epoch)) continue;
+      if (tail && offsetStep(offset, tailHasEpoch(payload, tail, epoch), tail.offset) === 'seen') continue;
       conn.afterSend(conn.deliver(payload, false), 'message');
     }
     const cursor = this.deps.local.get(channel)?.chat;

@@ -1,14 +1,10 @@
 /**
  * How a connection's socket events reach the gateway without per-socket
- * listeners. ws raises a socket's events through its `emit`; the gateway's
- * WebSocketServer makes sockets of a class (its `WebSocket` option) whose
+ * listeners: the gateway's WebSocketServer makes sockets of a class whose
  * `emit` hands `message`, `pong`, `error` and `close` straight to the
- * gateway, with the Connection the socket carries. Four listeners per socket
- * cost, on each of tens of thousands of idle connections, four closures,
- * their context and the growth of EventEmitter's listener table (a
- * dictionary-mode object): about 360 bytes of heap per socket (heap
- * snapshots, 2,000 idle connections), near a tenth of what an idle
- * connection weighs. Listeners added with `on` still run.
+ * gateway, with the Connection the socket carries. Four listeners per
+ * socket cost about a tenth of what an idle connection weighs (closures and
+ * EventEmitter's listener table). Listeners added with `on` still run.
  */
 import { WebSocket, type RawData } from 'ws';
 import type { Connection } from './connection.js';
