@@ -1,13 +1,10 @@
-// Build @nerve-rt/client into dist/:
-//   dist/index.js      one ES module, the protocol parts the SDK uses bundled in
-//                      (the package has no runtime dependency), not minified so
-//                      stack traces and app bundlers' own minifiers stay useful;
-//   dist/*.d.ts        the declarations index.d.ts reaches, from tsc, with the
-//                      protocol's (codes, frames) copied under dist/protocol/
-//                      and the imports rewritten to point there.
-// Fails if anything server-side (zod, ws, node built-ins, the protocol's
-// schemas) slips into the bundle, or if a declaration names the DOM lib or an
-// outside module: the types must work in a project with `lib: ["ES2022"]`.
+// Build @nerve-rt/client into dist/: index.js, one ES module with the
+// protocol parts the SDK uses bundled in (no runtime dependency), not minified
+// so stack traces stay readable; and the .d.ts files index.d.ts reaches, the
+// protocol's under dist/protocol/. Fails if anything server-side (zod, ws,
+// node built-ins, the protocol's schemas) slips into the bundle, or if a
+// declaration names the DOM lib or an outside module: the types must work in
+// a project with `lib: ["ES2022"]`.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';

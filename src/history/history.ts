@@ -1,21 +1,9 @@
 /**
- * The replay seam: a per-room chat log with monotonic offsets and an epoch.
- * Implementations: memory.ts; Redis Streams in a later issue.
- *
- * Contract (test/unit/history-conformance.ts):
- * - `append` stores the message and publishes it on the room channel as one
- *   atomic step, so offsets follow the order in which every node delivers.
- *   (The memory log does both synchronously; a Redis log does XADD and
- *   PUBLISH in one script.)
- * - Offsets start at 1 and grow by one per stored message within an epoch.
- *   The epoch changes whenever the log is lost or reset.
- * - A `cmid` seen again for the same room and sender within the idempotency
- *   window returns the original message with `duplicate: true`; nothing is
- *   stored or published. (With `waitReplicas`, the Redis history publishes
- *   a room's stored messages in order once a WAIT covers them, so an
- *   original whose own WAIT fell short goes out with the next covered
- *   append of the room, a duplicate's included.)
- * - Reads are bounded by `limit`; nothing reads an unbounded range.
+ * The replay seam: a per-room chat log with offsets and an epoch. Offsets
+ * start at 1 and grow by one per stored message within an epoch; the epoch
+ * changes whenever the log is lost or reset. Reads are bounded by `limit`.
+ * Implementations: memory.ts, redis-streams.ts, postgres.ts and
+ * intake-history.ts, each run through test/conformance/history.ts.
  */
 import type { BusEnvelope } from '../bus/bus.js';
 import type { LaneHealth } from '../lanes.js';
@@ -60,6 +48,13 @@ export interface AppendTarget {
 export interface History {
   readonly driver: string;
   start(): Promise<void>;
+  /**
+   * Store the message and publish it on the room channel as one atomic step
+   * (memory: synchronously; Redis: one script), so offsets follow the order
+   * in which every node delivers. A `cmid` seen again for the room and sender
+   * within the idempotency window answers the original with `duplicate: true`
+   * and stores and publishes nothing.
+   */
   append(room: RoomRef, draft: ChatDraft, target: AppendTarget): Promise<AppendResult>;
   /** The newest `limit` messages. */
   recent(room: RoomRef, limit: number): Promise<RecentResult>;

@@ -2,12 +2,9 @@
  * In-process History: one bounded ring per room, for a single node and for
  * unit tests. Storing and publishing are one synchronous step (no `await`
  * between them), so in one process every subscriber sees offsets in order.
- *
- * Memory is bounded three ways: each ring keeps `maxMessages`; a room log with
- * no append for `roomIdleMs` is evicted (its next use starts a new epoch, so a
- * resuming client is told to resync rather than given a wrong answer); and at
- * most `maxRooms` logs are kept, the least recently appended evicted first.
- * Idempotency entries expire after `idempotencyWindowMs`.
+ * Memory is bounded by the options below: per ring, per idle room (an evicted
+ * log's next use starts a new epoch, so a resuming client is told to resync
+ * rather than given a wrong answer) and in number of rooms.
  */
 import type { Bus } from '../bus/bus.js';
 import { escapeComponent } from '../bus/channels.js';

@@ -1,24 +1,10 @@
 /**
  * The recovery rule, written once: given a room log's state and a client's
- * position, may the client be given exactly the messages it missed?
- *
- * | client position                                   | recovered |
- * |---------------------------------------------------|-----------|
- * | offset 0 (any epoch), nothing trimmed, ≤ limit     | true      |
- * | offset 0, the log has been trimmed or > limit      | false     |
- * | epoch differs from the log's                       | false     |
- * | offset > last offset (in the future)               | false     |
- * | offset + 1 < oldest kept offset (trimmed away)     | false     |
- * | more than `limit` messages missed                  | false     |
- * | otherwise                                          | true      |
- *
- * Offset 0 means "I have seen nothing", so whatever the current log holds is
- * exactly what the client missed, whichever epoch it last saw: a brand-new
- * client and a client that joined an empty room both resume cleanly. Any
- * other position is only meaningful within its own epoch.
- *
- * The Redis Streams driver runs the same rule inside its read script
- * (src/history/redis-scripts.ts); the conformance suite checks both agree.
+ * position, may the client be given exactly the messages it missed? The
+ * cases are tabled in docs/protocol.md (Resume and idempotency). Offset 0
+ * means "seen nothing", so the whole log is what was missed, whichever epoch.
+ * The Redis Streams history runs the same rule in its read script
+ * (redis-scripts.ts); the conformance suite checks that they agree.
  */
 import { randomBytes } from 'node:crypto';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';

@@ -1,13 +1,9 @@
 /**
- * Reconnect delays: exponential growth with full jitter.
- *
- * Why jitter: when a node drains (close code 1001) or crashes, all of its
- * clients lose their socket at the same instant. Without jitter they would
- * all come back at the same instants too (250 ms, 500 ms, 1 s, ...) and hit
- * the remaining nodes as synchronized waves — a thundering herd. Drawing each
- * delay uniformly from the whole window spreads them out
- * (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
- * The floor of `minDelayMs` keeps a client from ever retrying in a tight loop.
+ * Reconnect delays: exponential growth with full jitter. When a node drains
+ * or crashes, all its clients lose their socket at once; without jitter they
+ * would come back in synchronized waves. Each delay is drawn from the whole
+ * window (https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/);
+ * the floor of `minDelayMs` keeps a client out of a tight loop.
  */
 
 export interface BackoffOptions {

@@ -2,10 +2,8 @@
  * NerveClient: one logical connection to a nerve cluster, surviving socket
  * losses. It composes the connection (states, socket, reconnect), the
  * requests (ids, timeouts, re-sends) and the rooms (positions, rejoins, gap
- * fills), and routes each server frame to the part it concerns.
- *
- * Browser-safe: imports only the runtime-free parts of the protocol module
- * (codes and frame types), never the zod schemas.
+ * fills), and routes each server frame to the part it concerns. Browser-safe:
+ * of the protocol it imports only codes, frame types and the position rule.
  */
 import type {
   AckFrame,
@@ -253,12 +251,11 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
 
   /**
    * Publish into a joined room. Chat (the default) resolves with the `ack`
-   * once stored; if the connection drops first, it is re-sent after the
-   * reconnect with the same `cmid`, and so it is, after a backoff, when the
-   * server answers `outcome_unknown`: one ack per message, `duplicate: true`
-   * when the first try was stored. Rejects with `timeout` when no ack came
-   * within `requestTimeoutMs`. Ephemeral resolves at once: at-most-once,
-   * dropped while disconnected, errors arrive as `error` events.
+   * once stored; re-sent with the same `cmid` after a reconnect or an
+   * `outcome_unknown` answer (one ack per message, `duplicate: true` when the
+   * first try was stored); rejects with `timeout` after `requestTimeoutMs`.
+   * Ephemeral resolves at once: at most once, dropped while disconnected,
+   * errors arrive as `error` events.
    */
   publish(room: string, data: unknown, options?: ChatPublishOptions): Promise<AckFrame>;
   publish(room: string, data: unknown, options: EphemeralPublishOptions): Promise<void>;

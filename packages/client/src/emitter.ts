@@ -6,7 +6,7 @@
 
 export type Listener<T> = (value: T) => void;
 
-// eslint-style note: the map is an interface of event name → payload type.
+/** `Events` is an interface of event name → payload type. */
 export class TypedEmitter<Events extends object> {
   readonly #listeners = new Map<keyof Events, Set<Listener<never>>>();
 

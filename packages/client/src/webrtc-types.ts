@@ -1,15 +1,10 @@
 /**
- * The WebRTC types PeerCall's signatures name, written so the SDK's
- * declarations need no DOM lib. Where the app's TypeScript has the WebRTC
- * globals (the DOM lib, or a library that declares them), each type below
- * resolves to the real one, so `video.srcObject = call.remoteStream` and
- * `call.pc.getStats()` type-check as before. Without them (a Node, worker
- * or React Native project with `lib: ["ES2022"]`), each resolves to the small
- * structural shape here instead of failing with "Cannot find name".
- *
- * The lookup goes through `typeof globalThis`: a global `var` (such as the
- * DOM's `var MediaStream: { prototype: MediaStream; new(): MediaStream }`) is a
- * property of it when declared, and absent otherwise.
+ * The WebRTC types PeerCall's signatures name, so the SDK's declarations
+ * need no DOM lib. Where the app declares the WebRTC globals (the DOM lib),
+ * each type resolves to the real one; without them (`lib: ["ES2022"]` in
+ * Node, workers, React Native) to the small structural shape here. The
+ * lookup goes through `typeof globalThis`, of which a declared global `var`
+ * (the DOM's `var MediaStream: {...}`) is a property.
  */
 
 type Globals = typeof globalThis;

@@ -1,19 +1,12 @@
 /**
- * PeerCall: one RTCPeerConnection wired to the direct signals exchanged with
- * one peer user, following the W3C/MDN "perfect negotiation" pattern
- * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example,
- * https://developer.mozilla.org/en-US/docs/Web/API/WebRTC_API/Perfect_negotiation):
- * both sides run the same code, either may start (even both at once), and an
- * offer collision is settled by roles — the impolite side ignores the
- * incoming offer, the polite side rolls its own back and answers.
- *
- * Wire mapping: `offer`/`answer` signals carry `{ description }`, `candidate`
- * carries `{ candidate }`, `bye` hangs up. Every payload may carry `toConn`:
- * once a call has heard from one connection of the peer user, it addresses
- * that connection, so the peer's other tabs ignore the call.
- *
- * No DOM dependency beyond the WebRTC globals, and the public types need no
- * DOM lib (webrtc-types.ts).
+ * PeerCall: one RTCPeerConnection wired to the signals exchanged with one
+ * peer user, with the "perfect negotiation" pattern
+ * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example): either
+ * side may start; on an offer collision the impolite side ignores the
+ * incoming offer and the polite side rolls its own back. `offer`/`answer`
+ * carry `{ description }`, `candidate` `{ candidate }`, `bye` hangs up;
+ * `toConn` addresses the peer's connection once it is known, so the peer's
+ * other tabs ignore the call.
  */
 import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { SIGNAL_KINDS, type ClientFrame } from './frames.js';
-import { MAX_ID_LENGTH, ROOM_ID_PATTERN, USER_ID_PATTERN } from './ids.js';
+import { MAX_ID_LENGTH } from './ids.js';
 
 /**
  * The bounds the schemas below check, exported for the hand-written checks
@@ -106,4 +106,4 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
 };
 void schemasMatchTypes;
 
-export { requestId as requestIdSchema, ROOM_ID_PATTERN, USER_ID_PATTERN };
+export { requestId as requestIdSchema };
