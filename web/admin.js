@@ -1,17 +1,18 @@
-// nerve cluster admin page (project issue 8). Plain browser JS, no dependency:
-// polls GET /api/admin/cluster every second with the API key as a bearer
-// token, derives per-second rates from the nodes' monotonic counters, and
-// draws them as an SVG line chart.
+// nerve cluster admin page (project issue 8): polls GET /api/admin/cluster
+// every second with the API key as a bearer token, derives per-second rates
+// from the nodes' monotonic counters, and draws them with uPlot (the global
+// `uPlot`, served at /uPlot.iife.min.js from the uplot package).
+/* global uPlot */
 'use strict';
 
 const POLL_MS = 1000;
 const HISTORY = 120; // samples kept for the chart (two minutes)
 const KEY_STORAGE = 'nerve-admin-key';
 const SERIES = [
-  { id: 'signal', label: 'signal (hot)', color: 'var(--signal)', pick: (c) => c.messagesIn.signal ?? 0 },
-  { id: 'ephemeral', label: 'ephemeral (hot)', color: 'var(--ephemeral)', pick: (c) => c.messagesIn.ephemeral ?? 0 },
-  { id: 'chat', label: 'chat (hot + history)', color: 'var(--chat)', pick: (c) => c.messagesIn.chat ?? 0 },
-  { id: 'cold', label: 'events (cold lane)', color: 'var(--cold)', pick: (c) => c.eventsPublished ?? 0 },
+  { id: 'signal', label: 'signal (hot)', color: '--signal', pick: (c) => c.messagesIn.signal ?? 0 },
+  { id: 'ephemeral', label: 'ephemeral (hot)', color: '--ephemeral', pick: (c) => c.messagesIn.ephemeral ?? 0 },
+  { id: 'chat', label: 'chat (hot + history)', color: '--chat', pick: (c) => c.messagesIn.chat ?? 0 },
+  { id: 'cold', label: 'events (cold lane)', color: '--cold', pick: (c) => c.eventsPublished ?? 0, dash: [6, 4] },
 ];
 
 const $ = (id) => document.getElementById(id);
@@ -205,42 +206,42 @@ function renderErrors(nodes) {
   );
 }
 
+/** The uPlot instance, made at the first sample: the dashboard must be visible for its width. */
+let chart;
+
+function makeChart(box) {
+  // A canvas cannot read CSS variables: the page's colours are resolved once.
+  const css = getComputedStyle(document.documentElement);
+  const color = (name) => css.getPropertyValue(name).trim();
+  const axis = { stroke: color('--muted'), grid: { stroke: '#e9ebf2' }, ticks: { stroke: '#e9ebf2' } };
+  return new uPlot(
+    {
+      width: box.clientWidth,
+      height: 220,
+      legend: { show: false },
+      cursor: { y: false },
+      scales: {
+        // Two minutes ending at the newest sample, as the page keeps them.
+        x: { time: true, range: (u, min, max) => [(max ?? Date.now() / 1000) - (HISTORY * POLL_MS) / 1000, max ?? Date.now() / 1000] },
+        y: { range: (u, min, max) => uPlot.rangeNum(0, Math.max(1, max), 0.1, true) },
+      },
+      axes: [axis, { ...axis, size: 56, values: (u, ticks) => ticks.map((v) => fmt.format(v)) }],
+      series: [{}, ...SERIES.map((s) => ({ label: s.label, stroke: color(s.color), fill: `${color(s.color)}12`, width: 2, dash: s.dash, points: { show: false } }))],
+    },
+    [[], ...SERIES.map(() => [])],
+    box,
+  );
+}
+
 function renderChart() {
-  const svg = $('chart');
-  const W = 720;
-  const H = 220;
-  const pad = 8;
-  const max = Math.max(1, ...samples.flatMap((s) => Object.values(s.values)));
-  const decade = Math.pow(10, Math.floor(Math.log10(max)));
-  const niceMax = [1, 2, 5, 10].map((m) => m * decade).find((v) => v >= max) ?? 10 * decade;
-  const x = (i) => W - ((samples.length - 1 - i) / (HISTORY - 1)) * W;
-  const y = (v) => H - pad - (v / niceMax) * (H - 2 * pad);
-  const ns = 'http://www.w3.org/2000/svg';
-  const parts = [];
-  for (let g = 1; g <= 3; g++) {
-    const line = document.createElementNS(ns, 'line');
-    const gy = y((niceMax * g) / 4);
-    Object.entries({ x1: 0, x2: W, y1: gy, y2: gy, stroke: '#e9ebf2', 'stroke-width': 1 }).forEach(([k, v]) => line.setAttribute(k, v));
-    parts.push(line);
-  }
-  for (const s of SERIES) {
-    if (samples.length < 2) break;
-    const points = samples.map((sample, i) => `${x(i).toFixed(1)},${y(sample.values[s.id]).toFixed(1)}`).join(' ');
-    const area = document.createElementNS(ns, 'polygon');
-    area.setAttribute('points', `${x(0).toFixed(1)},${H - pad} ${points} ${W},${H - pad}`);
-    area.setAttribute('style', `fill: ${s.color}; opacity: .07`);
-    const line = document.createElementNS(ns, 'polyline');
-    line.setAttribute('points', points);
-    const dash = s.id === 'cold' ? '; stroke-dasharray: 6 4' : '';
-    line.setAttribute('style', `fill: none; stroke: ${s.color}; stroke-width: 2; stroke-linejoin: round; vector-effect: non-scaling-stroke${dash}`);
-    line.dataset.series = s.id;
-    parts.push(area, line);
-  }
-  svg.replaceChildren(...parts);
-  $('chart-max').textContent = `scale: ${fmt.format(niceMax)} msg/s`;
+  const box = $('chart');
+  chart ??= makeChart(box);
+  if (chart.width !== box.clientWidth && box.clientWidth > 0) chart.setSize({ width: box.clientWidth, height: 220 });
+  chart.setData([samples.map((sample) => sample.at / 1000), ...SERIES.map((s) => samples.map((sample) => sample.values[s.id]))]);
+  box.dataset.samples = String(samples.length);
   const last = samples[samples.length - 1]?.values ?? {};
   $('legend').replaceChildren(
-    ...SERIES.map((s) => el('span', {}, Object.assign(el('i'), { style: `background: ${s.color}` }), `${s.label} ${fmt.format(last[s.id] ?? 0)}/s`)),
+    ...SERIES.map((s) => el('span', {}, Object.assign(el('i'), { style: `background: var(${s.color})` }), `${s.label} ${fmt.format(last[s.id] ?? 0)}/s`)),
   );
 }
 

@@ -4,6 +4,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -16,6 +17,9 @@ import { handleAdmin, type AdminDeps } from './admin.js';
 
 /** The admin page's static files (web/), served whether or not the demo is on; its data needs the API key. */
 const ADMIN_FILES: Record<string, string> = { '/admin': 'admin.html', '/admin/': 'admin.html', '/admin.js': 'admin.js', '/admin.css': 'admin.css' };
+/** uPlot, the admin page's chart, served as its package ships it (README, "Runtime dependencies"). */
+const VENDOR_FILES: Record<string, string> = { '/uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js', '/uPlot.min.css': 'uplot/dist/uPlot.min.css' };
+const packageFiles = createRequire(import.meta.url);
 
 export interface HttpDeps {
   gateway: Gateway;
@@ -201,6 +205,11 @@ async function handle(deps: HttpDeps, request: IncomingMessage, response: Server
     await sendFile(response, join(WEB_ROOT, adminFile));
     return;
   }
+  const vendorFile = VENDOR_FILES[path];
+  if (vendorFile) {
+    await sendFile(response, resolvePackageFile(vendorFile));
+    return;
+  }
   if (path === '/nerve-client.js' || path === '/nerve-client.js.map') {
     await sendFile(response, path.endsWith('.map') ? `${CLIENT_BUNDLE}.map` : CLIENT_BUNDLE);
     return;
@@ -215,6 +224,15 @@ async function handle(deps: HttpDeps, request: IncomingMessage, response: Server
     }
   }
   json(response, 404, { code: 'not_found', message: 'no such path' });
+}
+
+/** A file of an installed package, or '' (answered 404) when the package is missing. */
+function resolvePackageFile(specifier: string): string {
+  try {
+    return packageFiles.resolve(specifier);
+  } catch {
+    return '';
+  }
 }
 
 async function sendFile(response: ServerResponse, file: string): Promise<void> {
