@@ -1,5 +1,6 @@
 /** The RabbitMQ bus's options, their defaults, and the one check of them at construction. */
 import { ConfigError } from '../config/errors.js';
+import { integer, nameComponent } from '../config/validate.js';
 import type { LaneLogger as BusLogger } from '../log-types.js';
 
 export interface RabbitBusOptions {
@@ -55,17 +56,6 @@ export interface NormalizedOptions {
   publishOnly: boolean;
 }
 
-const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
-
-function bounded(setting: string, value: number, min: number, max: number): number {
-  if (!Number.isInteger(value) || value < min || value > max) throw new ConfigError(setting, `an integer from ${min} to ${max}`, value);
-  return value;
-}
-
-function nameOption(setting: string, value: string): string {
-  if (!NAME.test(value)) throw new ConfigError(setting, '1-64 characters of A-Z a-z 0-9 . _ ~ -', value);
-  return value;
-}
 
 export function normalizeRabbitBusOptions(options: RabbitBusOptions): NormalizedOptions {
   let parsed: URL | undefined;
@@ -79,18 +69,18 @@ export function normalizeRabbitBusOptions(options: RabbitBusOptions): Normalized
   }
   const normalized: NormalizedOptions = {
     url: options.url,
-    env: nameOption('env', options.env ?? 'dev'),
-    service: nameOption('service', options.service ?? 'nerve'),
-    nodeId: nameOption('nodeId', options.nodeId),
-    messageTtlMs: bounded('messageTtlMs', options.messageTtlMs ?? 10_000, 1, 86_400_000),
-    maxQueueLength: bounded('maxQueueLength', options.maxQueueLength ?? 100_000, 1, 100_000_000),
-    publishTimeoutMs: bounded('publishTimeoutMs', options.publishTimeoutMs ?? 2000, 1, 600_000),
-    startTimeoutMs: bounded('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000),
-    reconnectLowMs: bounded('reconnectLowMs', options.reconnectLowMs ?? 50, 1, 600_000),
-    reconnectHighMs: bounded('reconnectHighMs', options.reconnectHighMs ?? 2000, 1, 600_000),
-    heartbeatSeconds: bounded('heartbeatSeconds', options.heartbeatSeconds ?? 10, 0, 3600),
-    canaryIntervalMs: bounded('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, 3_600_000),
-    canaryTimeoutMs: bounded('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 1, 3_600_000),
+    env: nameComponent('env', options.env ?? 'dev'),
+    service: nameComponent('service', options.service ?? 'nerve'),
+    nodeId: nameComponent('nodeId', options.nodeId),
+    messageTtlMs: integer('messageTtlMs', options.messageTtlMs ?? 10_000, 1, 86_400_000),
+    maxQueueLength: integer('maxQueueLength', options.maxQueueLength ?? 100_000, 1, 100_000_000),
+    publishTimeoutMs: integer('publishTimeoutMs', options.publishTimeoutMs ?? 2000, 1, 600_000),
+    startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 10_000, 1, 600_000),
+    reconnectLowMs: integer('reconnectLowMs', options.reconnectLowMs ?? 50, 1, 600_000),
+    reconnectHighMs: integer('reconnectHighMs', options.reconnectHighMs ?? 2000, 1, 600_000),
+    heartbeatSeconds: integer('heartbeatSeconds', options.heartbeatSeconds ?? 10, 0, 3600),
+    canaryIntervalMs: integer('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, 3_600_000),
+    canaryTimeoutMs: integer('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 1, 3_600_000),
     publishOnly: options.publishOnly ?? false,
   };
   if (normalized.reconnectHighMs < normalized.reconnectLowMs) {

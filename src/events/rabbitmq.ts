@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { AMQPChannelError, AMQPConnectionError, Connection, type ConnectionOptions, type Publisher } from 'rabbitmq-client';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
-import { integer } from '../config/validate.js';
+import { integer, nameComponent } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ConsumerHandle, ConsumerSpec, EventHandler, EventLog, LifecycleEvent, PublishOptions } from './event-log.js';
@@ -54,8 +54,6 @@ export interface RabbitEventLogOptions {
   logger?: Logger;
 }
 
-const NAME = /^[A-Za-z0-9._~-]{1,64}$/;
-
 type State = 'idle' | 'running' | 'closing' | 'closed';
 
 export class RabbitEventLog implements EventLog, ConsumerTopology {
@@ -85,8 +83,8 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
     if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') throw new ConfigError('amqpUrl', 'an amqp:// or amqps:// URL', options.url);
     const env = options.env ?? 'dev';
     const service = options.service ?? 'nerve';
-    if (!NAME.test(env)) throw new ConfigError('env', '1-64 characters of A-Z a-z 0-9 . _ ~ -', env);
-    if (!NAME.test(service)) throw new ConfigError('service', '1-64 characters of A-Z a-z 0-9 . _ ~ -', service);
+    nameComponent('env', env);
+    nameComponent('service', service);
     this.options = {
       url: options.url,
       env,
