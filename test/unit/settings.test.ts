@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { parseServeArgs, serveHelp, settingsMarkdown, SETTINGS } from '../../src/cli/settings.js';
 import { ConfigError } from '../../src/config/errors.js';
 import { normalizeOptions } from '../../src/config/normalize.js';
+import { DEFAULT_LIMITS, NODE_DEFAULTS } from '../../src/config/options.js';
 
 describe('serve settings', () => {
   it('reads flags, --flag=value, env vars, and lets flags win', () => {
@@ -38,6 +39,15 @@ describe('serve settings', () => {
       assert.ok(help.includes(`--${setting.flag}`));
       assert.ok(help.includes(setting.env));
     }
+  });
+
+  it('applies NODE_DEFAULTS and DEFAULT_LIMITS, the defaults --help and the README show', () => {
+    const options = normalizeOptions({});
+    for (const [key, value] of Object.entries(NODE_DEFAULTS)) {
+      if (key === 'bus') continue; // normalized to the driver that runs
+      assert.deepEqual(options[key as keyof typeof options], value, key);
+    }
+    assert.deepEqual(options.limits, DEFAULT_LIMITS);
   });
 
   it('resolves --bus: auto follows --redis-url; rabbitmq from the flag or NERVE_BUS', () => {
