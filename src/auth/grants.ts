@@ -1,16 +1,11 @@
 /**
- * Room grants: what a token allows in which rooms (project issue 7).
- *
- * A connection token may carry a `rooms` claim, a list of grants
- *   `{ room?: string, prefix?: string, rights: ['join','publish','signal','presence'] }`
- * (`room` names one room, `prefix` every room whose id starts with it, `""`
- * every room), and a `signal: true` claim that allows direct signals to any
- * user of the tenant. Without a `rooms` claim the token allows everything,
- * unless the node runs with `--auth-grants-required`, in which case it allows
- * nothing in rooms (join tokens then carry the rights, see `join`).
- *
- * The `signal` right of a room grant allows direct signals to users who are
- * members of that room (checked against presence at send time).
+ * Room grants: what a token allows in which rooms (project issue 7). A
+ * `rooms` claim lists `{ room?, prefix?, rights }` grants (`prefix: ""` is
+ * every room) and `signal: true` allows direct signals to any user of the
+ * tenant; without `rooms` a token allows everything unless the node runs
+ * with `--auth-grants-required`. A grant's `signal` right reaches members
+ * of that room only (checked against presence at send time).
+ * docs/protocol.md has the rules.
  */
 import { z } from 'zod';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';

@@ -1,16 +1,11 @@
 /**
- * JWT authenticator (project issue 7). Keys: an HMAC secret (HS256/384/512),
- * a PEM public key (RSA, EC or Ed25519), and/or a JWKS URL (fetched by
- * jose's `createRemoteJWKSet`: cached, refetched when a token names an
- * unknown `kid`, at most once per cooldown). The accepted algorithms are
- * pinned by configuration, and the key is chosen by the algorithm's family,
- * so `alg: none` and key-confusion tokens (HS256 signed with the RSA public
- * key) fail: an HS* token is only ever checked against the secret.
- *
- * Claims: `sub` is the user id; `exp`, `nbf` (with a small tolerance), and
- * when configured `aud` and `iss` are checked; optional `tenant`, `rooms`
- * (grants, src/auth/grants.ts) and `signal`. A token carrying a `room` claim
- * is a join token: it is refused at `connect` and accepted only by `join`.
+ * JWT authenticator (project issue 7; docs/protocol.md has the claims):
+ * an HMAC secret, a PEM public key and/or a JWKS URL (jose's
+ * `createRemoteJWKSet`, refetched at most once per cooldown). Accepted
+ * algorithms are pinned and the key is chosen by the algorithm's family, so
+ * `alg: none` and key-confusion tokens (HS256 signed with the RSA public
+ * key) fail. A token with a `room` claim is a join token: refused at
+ * `connect`, accepted only by `join`.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';

@@ -1,22 +1,16 @@
 /**
- * The admin API's actions (docs/api.md, "Admin API"), behind the /admin page:
- *
- *   POST /api/admin/tenants/:tenant/users/:user/disconnect   close a user's connections, or one ({conn})
- *   POST /api/admin/tenants/:tenant/rooms/:room/end          end a room on every node
- *   POST /api/admin/tenants/:tenant/rooms/:room/messages     publish into a room
- *   GET  /api/admin/tenants/:tenant/quotas                   a tenant's quotas
- *   PUT  /api/admin/tenants/:tenant/quotas                   change them (every node within its refresh)
- *   GET  /api/admin/tenants/:tenant/usage                    live usage: every node's current interval, and the last hour metered
- *
- * Operator keys only (admin.ts checks the key first). Every action that
- * changes something is first written to the cold lane as an `admin.*` audit
- * event (docs/events.md): an action whose audit event the lane refuses is not
- * taken (503), so no action goes unrecorded. Reads are not audited.
+ * The admin API's actions under `/api/admin/tenants/:tenant/` (docs/api.md,
+ * "Admin API"): disconnect a user, end a room, publish, read and change
+ * quotas, read usage. Operator keys only (admin.ts checks the key first).
+ * Every action that changes something is first written to the cold lane as
+ * an `admin.*` audit event: an action whose event the lane refuses is not
+ * taken (503), so none goes unrecorded. Reads are not audited.
  */
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
 import { z } from 'zod';
 import type { ApiKey } from '../auth/api-keys.js';
+import { errorText } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import { adminEvent } from '../events/events.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -104,7 +98,7 @@ export async function handleAdminAction(deps: AdminActionDeps, key: ApiKey, requ
     if (error instanceof ApiError) refuse(error);
     else if (isNerveError(error)) refuse(apiErrorOf(error));
     else {
-      deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'admin action failed');
+      deps.log.error({ err: errorText(error), path: clip(url.pathname) }, 'admin action failed');
       refuse(new ApiError(500, 'internal', 'internal error'));
     }
   }
@@ -116,7 +110,7 @@ async function audit(call: ActionCall, event: Parameters<EventLog['publish']>[0]
   try {
     await call.deps.events.publish(event);
   } catch (error) {
-    call.deps.log.warn({ err: (error as Error).message, type: event.type }, 'admin audit event refused; action not taken');
+    call.deps.log.warn({ err: errorText(error), type: event.type }, 'admin audit event refused; action not taken');
     throw new ApiError(503, 'audit_unavailable', 'the audit event could not be written (cold lane unavailable): the action was not taken');
   }
   call.deps.log.info({ type: event.type, tenant: event.tenant, room: event.room, actor: call.key.name }, 'admin action');

@@ -1,15 +1,10 @@
 /**
- * The admin JSON API behind the admin page (web/admin.html, project issue 8):
- *
- *   GET /api/admin/cluster   every node of the registry with its load, lanes
- *                            and recent errors; this node's entry is fresh
- *   /api/admin/tenants/...   actions (disconnect, end a room, publish,
- *                            quotas, usage): admin-actions.ts, each audited
- *
- * Bearer-authenticated like the server API, with an operator key: every
- * scope and no tenant limit (`--api-key`, or an `--api-keys` entry without
- * `tenants`; compared in constant time by ApiKeyring); answers 404 while no
- * key is configured, as the server API does.
+ * The admin JSON API behind the admin page (web/admin.html, docs/api.md,
+ * "Admin API"): `GET /api/admin/cluster` (every node of the registry with
+ * its load, lanes and recent errors) and the actions of admin-actions.ts.
+ * Operator keys only (every scope, no tenant limit; compared in constant
+ * time by ApiKeyring); answers 404 while no key is configured, as the
+ * server API does.
  */
 import type { IncomingMessage } from 'node:http';
 import { isOperatorKey, type ApiKeyring } from '../auth/api-keys.js';

@@ -1,22 +1,9 @@
 /**
- * The server HTTP API for backends (`/api/...`, docs/api.md), authenticated
- * by scoped bearer API keys (src/auth/api-keys.ts). Every answer is JSON;
- * every refusal is a status with `{code, message}`, counted
- * (`nerve_errors_total{code="http_<code>"}`) and logged as one line.
- *
- *   POST /api/rooms/:room/messages   publish        publish into a room
- *   GET  /api/rooms/:room/messages   history:read   stored chat (PostgreSQL)
- *   GET  /api/rooms/:room/history    history:read   recent chat (History lane)
- *   GET  /api/rooms/:room/presence   presence:read  members
- *   POST /api/rooms/:room/end        rooms:end      end a room on every node
- *   POST /api/users/:user/signal     signal         direct signal to a user
- *   POST /api/tokens/join            tokens:mint    mint a join token
- *   POST /api/turn                   turn:mint      mint TURN credentials
- *   GET  /api/tenants/:tenant/quotas (operator)     a tenant's quotas
- *   PUT  /api/tenants/:tenant/quotas (operator)     set them (DELETE: back to the file's)
- *   GET  /api/quotas                 (operator)     every tenant with quotas
- *   GET  /api/usage                  usage:read     metered usage of a tenant over a period (PostgreSQL)
- *   GET  /api/usage/live             usage:read     this node's usage in the current interval
+ * The server HTTP API for backends (`/api/...`; docs/api.md lists every
+ * route and its scope), authenticated by scoped bearer API keys
+ * (src/auth/api-keys.ts). Every answer is JSON; every refusal is a status
+ * with `{code, message}`, counted (`nerve_errors_total{code="http_<code>"}`)
+ * and logged as one line. The tenant routes are in api-tenants.ts.
  */
 import type { IncomingMessage } from 'node:http';
 import type pg from 'pg';
@@ -24,6 +11,7 @@ import { API_SCOPES, ApiKeyring, isOperatorKey, type ApiKey, type ApiScope } fro
 import { mintJoinToken } from '../auth/jwt.js';
 import { turnCredential } from '../auth/turn.js';
 import type { Gateway } from '../gateway/gateway.js';
+import { errorText } from '../errors.js';
 import type { History } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
@@ -142,7 +130,7 @@ export async function handleApi(deps: ApiDeps, request: IncomingMessage, url: UR
     if (error instanceof ApiError) fail(error);
     else if (isNerveError(error)) fail(apiErrorOf(error));
     else {
-      deps.log.error({ err: (error as Error).message, path: clip(url.pathname) }, 'api request failed');
+      deps.log.error({ err: errorText(error), path: clip(url.pathname) }, 'api request failed');
       fail(new ApiError(500, 'internal', 'internal error'));
     }
   }

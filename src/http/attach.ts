@@ -1,16 +1,10 @@
 /**
- * A node mounted on an application's own HTTP server (`attach`, src/embed.ts)
- * instead of a server of its own: nerve takes its WebSocket path and,
- * optionally, its HTTP routes under a prefix; every other request and
- * upgrade is the application's.
- *
- * nerve's paths are taken at `server.emit`, before any listener sees the
- * event, rather than by one more listener among the application's: an
- * application's `ws` server built with `{ server, path: '/other' }` answers
- * 400 to every upgrade that is not on its path (and would so kill nerve's),
- * and a framework's request listener (Express, Fastify) answers 404 to a
- * path it does not know. Taking the event first is what lets nerve share a
- * server with both without the application routing anything by hand.
+ * A node mounted on an application's own HTTP server (`attach`,
+ * src/embed.ts, docs/embedding.md): nerve takes its WebSocket path and,
+ * optionally, its HTTP routes under a prefix, at `server.emit`, before any
+ * listener sees the event. One more listener would not do: a `ws` server
+ * built with `{ server, path }` answers 400 to upgrades off its path, and
+ * Express or Fastify answer 404 to paths they do not know.
  */
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';

@@ -1,14 +1,10 @@
 /**
- * What the Pusher side keeps beyond nerve's lanes, cluster-wide:
- * - how many Pusher subscriptions each node holds per channel (the HTTP
- *   API's `occupied` and `subscription_count`): each node writes its own
- *   counts, which expire with the node, so a crashed node stops counting;
- * - the `user_info` of presence members (nerve's presence lane keeps user
- *   ids; Pusher's `subscription_succeeded` also needs their infos);
- * - the last event of each cache channel, for 30 minutes.
- * `MemoryPusherStore` serves one node; `RedisPusherStore` a cluster, on the
- * node's Redis. Every key of a tenant carries the hash tag `{pusher:tenant}`
- * so the store works on Redis Cluster too.
+ * What the Pusher side keeps beyond nerve's lanes, cluster-wide: each
+ * node's Pusher subscription counts per channel (expiring with the node),
+ * presence members' `user_info`, and each cache channel's last event for
+ * 30 minutes. `MemoryPusherStore` serves one node, `RedisPusherStore` a
+ * cluster; a tenant's keys share the hash tag `{pusher:tenant}`, so it
+ * works on Redis Cluster too.
  */
 import type { Cluster, Redis } from 'ioredis';
 import { escapeComponent } from '../bus/channels.js';

@@ -1,19 +1,9 @@
 /**
  * How Pusher events and nerve room messages meet on a room channel
- * (docs/pusher.md, "How channels map onto rooms"). The bus carries nerve
- * frames only, so a nerve node that knows nothing of Pusher delivers them
- * as usual; the Pusher side translates what it receives:
- *
- * | on the bus (nerve frame)                               | a Pusher subscriber gets                      |
- * |--------------------------------------------------------|-----------------------------------------------|
- * | ephemeral `message`, `data: {event: string, data}`     | that event with that data (`user_id` = `from` on presence channels for `client-` events) |
- * | ephemeral `message` of any other data                  | event `nerve-message`, data `{from, id, ts, data, key?}` |
- * | chat `message`                                         | event `nerve-chat`, data `{from, id, ts, offset, epoch, data}` |
- * | `member_joined` / `member_left` (presence channels)    | `pusher_internal:member_added` / `member_removed` |
- *
- * A Pusher event sent by the HTTP API or a client is published as the
- * ephemeral message of the first row, so nerve SDK members of the room see
- * `{event, data}` from `from`.
+ * (docs/pusher.md, "How channels map onto rooms", has the table). The bus
+ * carries nerve frames only, so a node that knows nothing of Pusher
+ * delivers them as usual; the Pusher side translates what it receives, and
+ * publishes a Pusher event as an ephemeral message `{event, data}`.
  */
 import type { ChatMessage, EphemeralMessage, MemberJoinedFrame, MemberLeftFrame } from '../../packages/protocol/src/frames.js';
 import type { MessageClass } from '../../packages/protocol/src/frames.js';

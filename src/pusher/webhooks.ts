@@ -1,17 +1,10 @@
 /**
- * Pusher-format webhooks (https://pusher.com/docs/channels/server_api/webhooks/),
- * in two halves that meet on the cold lane:
- * - the node turns each PusherFact an app has a webhook for into a
- *   `pusher.webhook` event (`webhookEvent`), published like every lifecycle
- *   event (outbox, confirms);
- * - the `webhooks` worker, given `--pusher-apps`, runs one consumer per app
- *   and URL (`pusherWebhookConsumers`): it gathers the events that arrive
- *   within BATCH_MS into one POST `{time_ms, events: [...]}`, signed with
- *   `X-Pusher-Key` and `X-Pusher-Signature` (HMAC-SHA256 of the body with the
- *   app secret), and answers every event of the batch with the POST's
- *   outcome: 2xx ack, 410 dead-letter, anything else retry (the lane's
- *   backoff and dead-letter queue). Delivery is at least once: a batch
- *   retried after a lost answer is sent again.
+ * Pusher-format webhooks (docs/pusher.md, "Webhooks"), in two halves that
+ * meet on the cold lane: the node turns each PusherFact an app has a
+ * webhook for into a `pusher.webhook` event (`webhookEvent`); the webhooks
+ * worker runs one consumer per app and URL (`pusherWebhookConsumers`) that
+ * batches the events of BATCH_MS into one signed POST and answers each with
+ * its outcome: 2xx ack, 410 dead-letter, anything else retry.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';

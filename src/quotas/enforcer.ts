@@ -1,15 +1,11 @@
 /**
- * Applies the tenant quotas (quotas.ts) on this node, through a backend
- * every node shares (backend.ts). The hot path stays local: per-second
- * quotas are taken from tokens this node leased from the backend in
- * batches (a tenth of the limit, at most 1000), so a publish costs a map
- * lookup and a decrement, and a Redis round trip once a batch is used up.
- * The cluster still gives out at most the limit per second: the backend
- * grants a window's tokens once. What a lease costs and saves is measured
- * in bench/README.md ("Tenant quotas").
- *
- * The backend unreachable: quotas fail open (requests are admitted, the
- * failure counted and logged), so a quota store outage never stops traffic.
+ * Applies the tenant quotas (quotas.ts) on this node through a backend
+ * every node shares (backend.ts). Per-second quotas are taken from tokens
+ * leased in batches (a tenth of the limit, at most 1000), so a publish
+ * costs a map lookup and a decrement, and a backend round trip once a batch
+ * is used up; the backend grants a window's tokens once, so the cluster
+ * still gives out at most the limit. An unreachable backend fails open.
+ * docs/operations.md, "Tenant quotas"; bench/README.md has the figures.
  */
 import { quotaExceeded, type QuotaName, type TenantQuota } from './quotas.js';
 import type { QuotaBackend, RateQuota } from './backend.js';
@@ -34,7 +30,7 @@ export interface QuotaEnforcerOptions {
   /** A request refused by a quota. */
   onRefused: (tenant: string, quota: QuotaName) => void;
   /** The backend failed (the request was admitted). */
-  onBackendError: (error: Error) => void;
+  onBackendError: (error: unknown) => void;
 }
 
 const RATE_NAMES: Record<RateQuota, QuotaName> = { publishes: 'publishes', signals: 'signals' };
@@ -94,7 +90,7 @@ export class QuotaEnforcer {
       }
       if (rooms.size > 0) await backend.touchRooms(rooms);
     } catch (error) {
-      this.options.onBackendError(error as Error);
+      this.options.onBackendError(error);
     }
   }
 
@@ -119,7 +115,7 @@ export class QuotaEnforcer {
         this.connections.set(tenant, (this.connections.get(tenant) ?? 1) - 1);
         throw this.refused(tenant, 'connections', limit);
       },
-      (error: unknown) => this.options.onBackendError(error as Error),
+      (error: unknown) => this.options.onBackendError(error),
     );
   }
 
@@ -129,7 +125,7 @@ export class QuotaEnforcer {
     this.connections.set(tenant, count);
     // Written now, not at the next refresh: a tenant at its cap may connect again on another node at once.
     if (this.quota(tenant).connections !== undefined) {
-      this.options.backend.syncConnections(new Map([[tenant, count]])).catch((error: unknown) => this.options.onBackendError(error as Error));
+      this.options.backend.syncConnections(new Map([[tenant, count]])).catch((error: unknown) => this.options.onBackendError(error));
     }
   }
 
@@ -148,7 +144,7 @@ export class QuotaEnforcer {
     if (this.quota(tenant).storedBytes === undefined) return;
     this.options.backend.addStoredBytes(tenant, bytes, this.options.storedTtlMs).then(
       (total) => this.storedTotals.set(tenant, total),
-      (error: unknown) => this.options.onBackendError(error as Error),
+      (error: unknown) => this.options.onBackendError(error),
     );
   }
 
@@ -166,7 +162,7 @@ export class QuotaEnforcer {
       (admitted) => {
         if (!admitted) throw this.refused(tenant, 'rooms', limit);
       },
-      (error: unknown) => this.options.onBackendError(error as Error),
+      (error: unknown) => this.options.onBackendError(error),
     );
   }
 
@@ -216,7 +212,7 @@ export class QuotaEnforcer {
       }
     } catch (error) {
       // Fail open for a second: the quota store being down must not stop the tenant's traffic.
-      this.options.onBackendError(error as Error);
+      this.options.onBackendError(error);
       state.tokens = want;
       state.validUntil = Date.now() + 1000;
     }

@@ -6,13 +6,14 @@
  * every connection's minutes) and before the cold lane closes.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { errorText } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
-import { closeScriptConnection, scriptConnection, watchScriptConnection } from '../history/lua-script.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection } from '../redis/script-connection.js';
 import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeOptions } from '../config/options.js';
 import { redisSentinelSettings } from '../config/normalize.js';
-import { redisStoreConnection } from '../redis-connection.js';
+import { redisStoreConnection } from '../redis/connection.js';
 import type { RedisLink } from '../redis/link.js';
 import { LiveUsage } from '../usage/live.js';
 import { UsageMeter } from '../usage/meter.js';
@@ -37,12 +38,12 @@ export class Tenancy {
     // A node's counts outlive it by three refreshes: a crashed node's connections stop counting then.
     const ttlMs = options.quotaRefreshMs * 3;
     let lastWarning = 0;
-    const onBackendError = (error: Error): void => {
+    const onBackendError = (error: unknown): void => {
       deps.metrics.quotaStoreErrors.inc();
       // One line a second at most: every request of a busy tenant may hit the same outage.
       if (Date.now() - lastWarning > 1000) {
         lastWarning = Date.now();
-        log.warn({ err: error.message }, 'quota store failed; admitting requests meanwhile');
+        log.warn({ err: errorText(error) }, 'quota store failed; admitting requests meanwhile');
       }
     };
     if (options.redisUrl) {
@@ -69,7 +70,7 @@ export class Tenancy {
       intervalMs: options.usageIntervalMs,
       onError: (error) => {
         deps.metrics.usageReportFailures.inc({ outcome: 'failed' });
-        log.warn({ err: error.message }, 'usage report not accepted by the cold lane; sent again at the next interval');
+        log.warn({ err: errorText(error) }, 'usage report not accepted by the cold lane; sent again at the next interval');
       },
       onDropped: (count) => deps.metrics.usageReportFailures.inc({ outcome: 'dropped' }, count),
     });
@@ -82,7 +83,7 @@ export class Tenancy {
         // Live usage is best effort (the answer says `partial`); one line a second at most.
         if (Date.now() - lastWarning > 1000) {
           lastWarning = Date.now();
-          log.warn({ err: error.message }, 'live usage not written or read');
+          log.warn({ err: errorText(error) }, 'live usage not written or read');
         }
       },
     });

@@ -1,15 +1,11 @@
 /**
  * The OpenTelemetry SDK as the CLI wires it (nodes and workers): a tracer
- * provider with a batching OTLP/HTTP (JSON) exporter, registered globally,
- * so `new Tracing()` records through it. Only the CLI calls this (it reads
- * the environment); an embedder registers an SDK of its own and passes
- * `tracing: true`.
- *
- * On when `--otel-endpoint` is given, or when the standard variables name an
- * OTLP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT` or
- * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), unless `OTEL_SDK_DISABLED=true` or
- * `OTEL_TRACES_EXPORTER=none`. The exporter reads the other `OTEL_EXPORTER_OTLP_*`
- * variables (headers, timeout) itself.
+ * provider with a batching OTLP/HTTP (JSON) exporter, registered globally.
+ * Only the CLI calls this (it reads the environment); an embedder registers
+ * its own SDK and passes `tracing: true`. On with `--otel-endpoint` or an
+ * `OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT`, unless `OTEL_SDK_DISABLED=true`
+ * or `OTEL_TRACES_EXPORTER=none`; the exporter reads the other
+ * `OTEL_EXPORTER_OTLP_*` variables itself.
  */
 import { trace } from '@opentelemetry/api';
 

@@ -1,17 +1,10 @@
 /**
  * Spans for the hops of a message (docs/operations.md, "Tracing"), on the
- * OpenTelemetry API only: which SDK and exporter record them is the
- * embedder's or the CLI's choice (src/tracing/sdk.ts).
- *
- * Context travels explicitly, as a W3C `traceparent` string: in a client
- * frame, an API request header, the bus envelope's `trace` field, the cold
- * lane's message headers and the webhook request. Explicit rather than an
- * async-hooks context manager because every hop already carries a value of
- * its own (an envelope, an event), and a context manager costs on every
- * await of the hot path even when no span is recorded.
- *
- * Off (no `Tracing` object, the default) the hot path pays one `undefined`
- * check per hop; bench/README.md, "Tracing", has the measured A/B.
+ * OpenTelemetry API only. Context travels explicitly as a W3C `traceparent`
+ * string, not through an async-hooks context manager: every hop already
+ * carries a value of its own, and a context manager costs on every await of
+ * the hot path even when nothing is recorded. Off (the default) a hop pays
+ * one `undefined` check; bench/README.md, "Tracing", has the A/B.
  */
 import { SpanKind, SpanStatusCode, TraceFlags, context, isSpanContextValid, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 

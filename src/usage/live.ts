@@ -1,17 +1,11 @@
 /**
- * Cluster-wide live usage: every node writes its meter's current-interval
- * counts per tenant to Redis every `publishMs`, and a reader sums the
- * entries of the current interval that are fresh (written within
- * `3 × publishMs`) with its own counts of now. Without Redis (memory
- * lanes) there is no other node: the answer is this node's.
- *
- * Key per tenant, `{prefix}:usage-live:{tenant}`, a hash: field = node id,
- * value = JSON `{from, at, connections, connectionMs, messages, deliveries,
- * signals, storedBytes}`. The key expires `intervalMs + 3 × publishMs`
- * after the last write, so a tenant nobody uses leaves nothing behind; the
- * entry of a node that died is ignored once stale and removed by the next
- * reader. A node that stops deletes its entries (its counts went into its
- * `usage.reported` events).
+ * Cluster-wide live usage (docs/operations.md, "Usage metering"): every node
+ * writes its meter's current-interval counts per tenant to the Redis hash
+ * `{prefix}:usage-live:{tenant}` (field = node id) every `publishMs`; a
+ * reader sums the entries of the same interval written within
+ * `3 × publishMs` with its own counts of now. The key expires after the
+ * interval, stale entries are removed by the next reader, and a node that
+ * stops deletes its own. Without Redis the answer is this node's.
  */
 import type { Cluster, Redis } from 'ioredis';
 import type { TenantUsage, UsageMeter, UsageSnapshot } from './meter.js';
@@ -64,7 +58,7 @@ export interface LiveUsageOptions {
   /** Write period, ms. Default `livePublishMs(intervalMs)`. */
   publishMs?: number;
   now?: () => number;
-  onError?: (error: Error) => void;
+  onError?: (error: unknown) => void;
 }
 
 function parseEntry(text: string): Entry | undefined {
@@ -113,7 +107,7 @@ export class LiveUsage {
     const client = this.options.client;
     if (!client || client.status !== 'ready') return;
     await Promise.all([...this.written].map((tenant) => client.hdel(this.key(tenant), this.options.nodeId))).catch((error: unknown) =>
-      this.options.onError?.(error as Error),
+      this.options.onError?.(error),
     );
     this.written.clear();
   }
@@ -134,7 +128,7 @@ export class LiveUsage {
         }),
       );
     } catch (error) {
-      this.options.onError?.(error as Error);
+      this.options.onError?.(error);
     }
   }
 
@@ -164,7 +158,7 @@ export class LiveUsage {
     try {
       entries = await client.hgetall(this.key(tenant));
     } catch (error) {
-      this.options.onError?.(error as Error);
+      this.options.onError?.(error);
       answer.partial = true;
       return answer;
     }

@@ -1,14 +1,10 @@
 /**
- * Usage metering: what each tenant used on this node, in intervals aligned
- * to the wall clock (`usageIntervalMs`, one minute by default), emitted as
- * one `usage.reported` event per tenant and interval on the cold lane
- * (docs/events.md). Each process is one incarnation of its node (a random
- * id drawn at start) and its report's event id is derived from the node id,
- * the incarnation, the tenant and the interval start: a process that stops
- * reports its part of the interval, its successor under the same node id
- * reports its own part under another id, and the usage worker adds both
- * into the (tenant, node, interval) row. A re-delivered report has the same
- * id and is applied once (processed_events).
+ * Usage metering: what each tenant used on this node, in wall-clock
+ * intervals (`usageIntervalMs`), emitted as one `usage.reported` event per
+ * tenant and interval on the cold lane (docs/events.md). The event id is
+ * derived from the node id, this process's random incarnation, the tenant
+ * and the interval start, so a restarted node's processes report their
+ * parts under their own ids and a re-delivered report is applied once.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { EventLog } from '../events/event-log.js';
@@ -53,7 +49,7 @@ export interface UsageMeterOptions {
   /** Interval length, ms. Default 60000. */
   intervalMs: number;
   now?: () => number;
-  onError?: (error: Error) => void;
+  onError?: (error: unknown) => void;
   /** Reports dropped because the cold lane was unavailable for too long. */
   onDropped?: (count: number) => void;
 }
@@ -206,7 +202,7 @@ export class UsageMeter {
       try {
         await this.options.events.publish(event);
       } catch (error) {
-        this.options.onError?.(error as Error);
+        this.options.onError?.(error);
         return;
       }
       this.unsent.shift();

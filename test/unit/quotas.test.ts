@@ -15,7 +15,7 @@ const FIXED = () => 1_000_001;
 
 function enforcer(quotas: Map<string, TenantQuota>, backend: QuotaBackend = new MemoryQuotaBackend(3000, FIXED)) {
   const refused: string[] = [];
-  const errors: Error[] = [];
+  const errors: unknown[] = [];
   const store = new MemoryTenantQuotas(quotas);
   const e = new QuotaEnforcer({
     quotas: store,
@@ -209,7 +209,7 @@ describe('LiveUsage', () => {
 
   it('says partial when Redis cannot be read', async () => {
     const { meter: m, client } = setup(new Error('down'));
-    const errors: Error[] = [];
+    const errors: unknown[] = [];
     const answer = await new LiveUsage({ meter: m, nodeId: 'n1', prefix: 'p', client, publishMs: 2000, onError: (e) => errors.push(e) }).read('acme');
     assert.equal(answer.partial, true);
     assert.deepEqual(answer.nodes, ['n1']);
