@@ -1,13 +1,9 @@
 /**
- * Builds the lanes a node runs on from its options: in-memory everything by
- * default; Redis (hot lane, replay, presence) when `redisUrl` is set;
- * RabbitMQ (cold lane) when `amqpUrl` is set. With `bus: 'rabbitmq'` the hot
- * lane runs on RabbitMQ bindings (src/bus/rabbitmq.ts), chat history on
- * PostgreSQL (src/history/postgres.ts), and presence, room sessions and the
- * mailbox stay on Redis when `redisUrl` is set, else they are per node
- * (RabbitMQ has no implementation of them). The signal mailbox follows Redis
- * (shared) or memory, and is absent when `mailboxTtlMs` is 0. Room sessions
- * follow Redis (one session per room across the cluster) or memory.
+ * Builds the lanes a node runs on from its options: memory by default, Redis
+ * with `redisUrl`, RabbitMQ for the cold lane with `amqpUrl`. With
+ * `bus: 'rabbitmq'` chat history is in PostgreSQL, and presence, sessions and
+ * the mailbox stay on Redis if set, else per node (RabbitMQ has none of
+ * them). No mailbox when `mailboxTtlMs` is 0.
  */
 import type pg from 'pg';
 import type { Bus } from './bus/bus.js';

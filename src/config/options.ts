@@ -128,11 +128,9 @@ export interface NodeOptions {
   /**
    * Hot-lane Bus. `auto`: Redis when `redisUrl` is set, else memory. `memory`:
    * one process only (refused with `redisUrl`). `redis`: needs `redisUrl`.
-   * `rabbitmq`: needs `amqpUrl` and `postgresUrl` (its chat history,
-   * src/history/postgres.ts); presence, room sessions and the mailbox stay on
-   * Redis when `redisUrl` is set, else they are per node
-   * (docs/architecture.md). Normalized to the driver that runs, never
-   * `auto`.
+   * `rabbitmq`: needs `amqpUrl` and `postgresUrl` (its chat history); the
+   * other lanes stay on Redis if set, else per node (docs/architecture.md).
+   * Normalized to the driver that runs, never `auto`.
    */
   bus: Exclude<BusDriver, 'auto'>;
   /**
@@ -155,7 +153,6 @@ export interface NodeOptions {
    * (src/redis/connection.ts). `redisUrl` then only gives the data nodes'
    * credentials, database and TLS (`rediss:`), and defaults to
    * `redis://{redisSentinelName}`. Not with `redisMode: 'sharded'`.
-   * Default none (no Sentinel).
    */
   redisSentinels: string[];
   /** Master group name the sentinels monitor; required with `redisSentinels`. Default none. */

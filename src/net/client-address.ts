@@ -1,13 +1,9 @@
 /**
- * The address a connection comes from, for per-address caps and logs.
- *
- * Behind a load balancer every TCP peer is the balancer, so a cap per peer
- * address would put every user in one bucket. When the peer is a proxy the
- * operator listed (`--trusted-proxies`), `X-Forwarded-For` is read from the
- * right, the end each proxy appends to: every address that is itself a
- * trusted proxy is skipped, and the first one that is not is the client.
- * Entries to the left of it were written by the client and are never
- * believed; a peer that is not listed is the client, whatever it sends.
+ * The address a connection comes from, for per-address caps and logs. Behind
+ * a balancer every TCP peer is the balancer, so from a listed proxy
+ * (`--trusted-proxies`) `X-Forwarded-For` is read from the right, the end
+ * proxies append to: trusted hops are skipped, the first other address is the
+ * client. Entries further left were written by the client and never believed.
  */
 import { BlockList, isIP, SocketAddress } from 'node:net';
 
