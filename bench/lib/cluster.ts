@@ -103,7 +103,7 @@ async function stopChild(child: ChildProcess, timeoutMs = 10_000): Promise<void>
 }
 
 /** Delete every Redis key under `prefix` (SCAN, never FLUSH: the Redis is shared). */
-export async function deleteKeys(prefix: string): Promise<number> {
+async function deleteKeys(prefix: string): Promise<number> {
   const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
   redis.on('error', () => {});
   let deleted = 0;
@@ -134,7 +134,7 @@ export interface ClusterOptions {
 }
 
 /** Clusters not yet stopped, so an interrupted run can still stop its servers and delete its keys. */
-export const liveClusters = new Set<Cluster>();
+const liveClusters = new Set<Cluster>();
 
 export async function startCluster(system: System, options: ClusterOptions = {}): Promise<Cluster> {
   const namespace = `bench-${randomBytes(4).toString('hex')}`;

@@ -27,7 +27,7 @@ function fmt(value: number): string {
 }
 
 /** nerve ÷ Socket.IO, and a word saying which one is better. */
-export function ratio(row: Row): { text: string; winner: string } {
+function ratio(row: Row): { text: string; winner: string } {
   const n = median(row.nerve);
   const s = median(row.socketio);
   if (row.socketio.length === 0 || !Number.isFinite(n) || !Number.isFinite(s)) return { text: '—', winner: '' };

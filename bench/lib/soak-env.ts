@@ -14,11 +14,11 @@ import { canConnect } from '../../test/helpers/tcp-proxy.js';
 import { spawnWorker, type WorkerProcess } from '../../test/helpers/worker-process.js';
 import { startFaultProxy, type FaultProxy } from './soak-proxy.js';
 
-export const SOAK_AMQP_PORT = 5672;
-export const SOAK_POSTGRES_URL = process.env.NERVE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const SOAK_AMQP_PORT = 5672;
+const SOAK_POSTGRES_URL = process.env.NERVE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** Limits the soak runs the nodes with (documented in bench/README.md). */
-export const SOAK_NODE_LIMITS = {
+const SOAK_NODE_LIMITS = {
   presenceTtlMs: 4000,
   /** Small send buffers, so a client that stops reading is found within seconds. */
   sendBufferSoftBytes: 64 * 1024,
