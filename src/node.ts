@@ -12,6 +12,7 @@ import type { Authenticator } from './auth/authenticator.js';
 import { DevAuthenticator } from './auth/dev.js';
 import { JwtAuthenticator } from './auth/jwt.js';
 import { ChannelNamer } from './bus/channels.js';
+import { errorText } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createHttpServer, requestListener, upgradeToGateway, type HttpDeps } from './http/http-server.js';
 import { HttpMount, refuseUpgrade, type AppServer, type MountOptions } from './http/attach.js';
@@ -342,13 +343,13 @@ export class NerveNode {
     await this.heartbeat.stop();
     await this.registry.close().catch(() => {});
     // The last usage report, with every drained connection's minutes, goes before the cold lane closes.
-    await this.tenancy.stop().catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'tenant quotas close failed'));
+    await this.tenancy.stop().catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'tenant quotas close failed'));
     // 3. close lanes: the event log flushes its outbox first.
     const { bus, history, presence, events, mailbox, sessions } = this.lanes;
     const results = await Promise.allSettled([events.close(), history.close(), presence.close(), mailbox?.close(), sessions.close()]);
-    await bus.close().catch((error: unknown) => this.log.warn({ err: (error as Error).message }, 'bus close failed'));
+    await bus.close().catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'bus close failed'));
     for (const result of results) {
-      if (result.status === 'rejected') this.log.warn({ err: (result.reason as Error).message }, 'lane close failed');
+      if (result.status === 'rejected') this.log.warn({ err: errorText(result.reason) }, 'lane close failed');
     }
     this.pgProbe?.stop();
     await this.pool?.end().catch(() => {});

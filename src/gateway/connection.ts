@@ -28,9 +28,9 @@ export const ConnectionState = {
 } as const;
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
 
-export type SendOutcome = 'sent' | 'dropped' | 'conflated' | 'slow' | 'closed';
+type SendOutcome = 'sent' | 'dropped' | 'conflated' | 'slow' | 'closed';
 
-export interface ConnectionLimits {
+interface ConnectionLimits {
   ratePerSecond: number;
   rateBurst: number;
   sendBufferSoftBytes: number;
@@ -211,7 +211,8 @@ export class Connection {
   #setState(next: ConnectionState): void {
     const previous = this.#state;
     this.#state = next;
-    this.debug({ from: previous, to: next }, 'connection state');
+    // Checked first: no log object per connect when debug is off.
+    if (this.context.log.isLevelEnabled('debug')) this.log.debug({ from: previous, to: next }, 'connection state');
   }
 
   /** Close with 4002 unless a `connect` opens the connection within `timeoutMs`. */

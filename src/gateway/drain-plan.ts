@@ -7,11 +7,11 @@
  */
 
 /** Time left after the last batch for close handshakes and room leaves, before the shutdown timeout cuts sockets, ms. */
-export const DRAIN_CLOSE_GRACE_MS = 1000;
+const DRAIN_CLOSE_GRACE_MS = 1000;
 /** Closer batches than this are pointless (timer granularity, one event-loop turn of work each), ms. */
-export const DRAIN_MIN_SPACING_MS = 100;
+const DRAIN_MIN_SPACING_MS = 100;
 
-export interface DrainBatch {
+interface DrainBatch {
   /** Offset from the start of the drain, ms. */
   atMs: number;
   /** Connections to close in this batch. */

@@ -31,7 +31,7 @@ const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
 ]);
 
 /** A failed request, logged and counted; `send` answers it (and closes a connection over its error limit). */
-export interface Failure {
+interface Failure {
   closes: boolean;
   send: () => void;
 }

@@ -22,7 +22,7 @@ import type { Failures } from './failures.js';
 import type { LocalRooms } from './local-rooms.js';
 import { KeyCounter } from './rate-limit.js';
 
-export interface HandshakeDeps {
+interface HandshakeDeps {
   options: NodeOptions;
   authenticator: Authenticator;
   namer: ChannelNamer;

@@ -15,7 +15,7 @@ import type { Connection } from './connection.js';
 import { checkRoom, requireRight } from './failures.js';
 import type { Publisher } from './publish.js';
 
-export interface MessagesDeps {
+interface MessagesDeps {
   maxRoomIdLength: number;
   presence: Presence;
   tenants?: TenantGuard | undefined;

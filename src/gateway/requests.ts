@@ -20,7 +20,7 @@ import { errorText } from '../errors.js';
 /** Most requests a connection may have queued before further ones are refused. */
 const MAX_PENDING_REQUESTS = 256;
 
-export interface RequestsDeps {
+interface RequestsDeps {
   metrics: NodeMetrics;
   failures: Failures;
   handshake: Pick<Handshake, 'connect' | 'refresh'>;

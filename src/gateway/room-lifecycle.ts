@@ -18,7 +18,7 @@ import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MemberJoinedFrame, MemberLeftFrame } from '../../packages/protocol/src/frames.js';
 import type { LocalRooms } from './local-rooms.js';
 
-export interface RoomLifecycleDeps {
+interface RoomLifecycleDeps {
   sessions: RoomSessions;
   events: EventLog;
   namer: ChannelNamer;

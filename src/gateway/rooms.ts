@@ -30,7 +30,7 @@ import type { RoomLifecycle } from './room-lifecycle.js';
 /** Every encoded chat message starts so (the frame is built with `op` and `class` first, in memory and Redis history alike). */
 const CHAT_FRAME_PREFIX = '{"op":"message","class":"chat",';
 
-export interface RoomsDeps {
+interface RoomsDeps {
   options: NodeOptions;
   authenticator: Authenticator;
   namer: ChannelNamer;

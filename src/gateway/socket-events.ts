@@ -10,7 +10,7 @@ import { WebSocket, type RawData } from 'ws';
 import type { Connection } from './connection.js';
 
 /** What the gateway does with a connection's socket events. */
-export interface SocketEvents {
+interface SocketEvents {
   frame(conn: Connection, data: RawData, isBinary: boolean): void;
   error(conn: Connection, error: Error & { code?: string }): void;
   closed(conn: Connection, code: number): void;
