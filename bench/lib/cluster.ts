@@ -141,6 +141,8 @@ export async function startCluster(system: System, options: ClusterOptions = {})
   const count = options.nodes ?? 3;
   const starts = Array.from({ length: count }, (_, i) => {
     const nodeId = `${namespace}-${system}-${i + 1}`;
+    // Flags and their values in pairs.
+    // prettier-ignore
     const args =
       system === 'nerve'
         ? [

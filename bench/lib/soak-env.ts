@@ -106,6 +106,8 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
   const db = new pg.Pool({ connectionString: SOAK_POSTGRES_URL, max: 4 });
   db.on('error', () => undefined);
 
+  // Flags and their values in pairs.
+  // prettier-ignore
   const nodeArgs = [
     '--redis-url', redisUrl,
     '--amqp-url', amqpUrl,

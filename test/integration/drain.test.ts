@@ -38,6 +38,8 @@ before(async () => {
   cluster = await startCluster({
     count: 3,
     redisUrl: SHARED_REDIS_URL,
+    // Flags and their values in pairs.
+    // prettier-ignore
     args: [
       '--drain-window-ms', String(DRAIN_WINDOW_MS),
       '--shutdown-timeout-ms', String(SHUTDOWN_TIMEOUT_MS),

@@ -64,6 +64,8 @@ describe('hostile input (dev auth node, deflate on)', () => {
   let sent = 0;
   before(async () => {
     node = await startNode({
+      // Flags and their values in pairs.
+      // prettier-ignore
       args: [
         '--per-message-deflate', '--headers-timeout-ms', '1000', '--max-connections-per-user', '2',
         '--send-buffer-soft-bytes', '16384', '--send-buffer-hard-bytes', '65536',

@@ -73,6 +73,8 @@ for (const kind of ['nginx', 'haproxy'] as const satisfies readonly BalancerKind
       cluster = await startCluster({
         count: 3,
         redisUrl: SHARED_REDIS_URL,
+        // Flags and their values in pairs.
+        // prettier-ignore
         args: [
           '--trusted-proxies', '127.0.0.1',
           '--max-connections-per-ip', String(PER_IP),

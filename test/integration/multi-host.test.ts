@@ -329,6 +329,8 @@ describe('several hosts on the RabbitMQ hot lane (--bus rabbitmq): the broker an
             nodeId: `${env}-${name}`,
             host: network.host(name).lanIp!,
             launcher: ['ip', 'netns', 'exec', network.host(name).ns!],
+            // Flags and their values in pairs.
+            // prettier-ignore
             args: [
               '--bus', 'rabbitmq', '--amqp-url', amqp.href, '--postgres-url', postgres.href, '--postgres-schema', env, '--env', env,
               '--mailbox-ttl-ms', '0', '--rate-per-second', '1000', '--rate-burst', '1000', '--room-rate-per-second', '100000', '--room-rate-burst', '100000',
