@@ -14,15 +14,7 @@ import { integerAtLeast } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
-import type {
-  AppendResult,
-  AppendTarget,
-  ChatDraft,
-  History,
-  RecentResult,
-  RecoveryResult,
-  RoomRef,
-} from './history.js';
+import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
 import { canRecover, clampLimit, newEpoch } from './recovery.js';
 
 export interface MemoryHistoryOptions {
@@ -150,9 +142,7 @@ export class MemoryHistory implements History {
 
   health(): LaneHealth {
     const ok = this.state === 'running';
-    return ok
-      ? { lane: 'history', driver: this.driver, ok }
-      : { lane: 'history', driver: this.driver, ok, detail: `history is ${this.state}` };
+    return ok ? { lane: 'history', driver: this.driver, ok } : { lane: 'history', driver: this.driver, ok, detail: `history is ${this.state}` };
   }
 
   /** Sizes, for tests and the admin page: proof that memory stays bounded. */

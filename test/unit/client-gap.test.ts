@@ -40,7 +40,7 @@ test('a fill answered recovered:false emits recovery_failed, adopts the answer p
   await waitFor(() => failures.length === 1, { what: 'recovery_failed' });
   assert.deepEqual(failures[0]!.position, { offset: 2000, epoch: EPOCH });
   await waitFor(() => offsets.length === 2, { what: 'the message after the answer' });
-  assert.deepEqual(offsets, ['3', '2001'], 'history is the app\'s to resync from; held messages at or below the position are dropped');
+  assert.deepEqual(offsets, ['3', '2001'], "history is the app's to resync from; held messages at or below the position are dropped");
   assert.deepEqual(client.position('lobby'), { offset: 2001, epoch: EPOCH });
   await client.close();
 });
@@ -108,7 +108,7 @@ test('a failed fill keeps the position and the held messages, reports an error a
   await client.close();
 });
 
-test('a fill cut by a disconnect is taken over by the reconnect\'s rejoin: every message once, in order', async () => {
+test("a fill cut by a disconnect is taken over by the reconnect's rejoin: every message once, in order", async () => {
   const { client, socket, accept, join, offsets } = await joinedLobby();
   socket.receive(chat(3));
   socket.receive(chat(6));

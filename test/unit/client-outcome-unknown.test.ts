@@ -49,7 +49,11 @@ test('a chat publish answered outcome_unknown is re-sent with the same cmid unti
   socket.receive({ op: 'ack', rid: first.rid, id: 'm1', ts: 1, offset: 1, epoch: EPOCH });
   assert.equal(settled, 1, 'settled once');
   assert.equal(socket.sent.filter((frame) => frame.op === 'publish').length, 3, 'no further re-send after the ack');
-  assert.deepEqual(errors.map((error) => error.code), [], 'outcome_unknown on a chat publish is not surfaced: it is retried');
+  assert.deepEqual(
+    errors.map((error) => error.code),
+    [],
+    'outcome_unknown on a chat publish is not surfaced: it is retried',
+  );
   await h.client.close();
 });
 
@@ -134,6 +138,9 @@ test('a tenant quota: a per-second refusal of a re-send is retried, a first refu
   const refused = h.client.publish('lobby', 'y');
   const publish = await h.request(socket, 'publish', 3);
   socket.receive({ op: 'error', rid: publish.rid, code: 'quota_exceeded', message: 'tenant quota exceeded: stored_bytes', quota: 'stored_bytes' });
-  await assert.rejects(refused, (error: unknown) => error instanceof NerveClientError && error.code === ErrorCode.QuotaExceeded && error.quota === 'stored_bytes');
+  await assert.rejects(
+    refused,
+    (error: unknown) => error instanceof NerveClientError && error.code === ErrorCode.QuotaExceeded && error.quota === 'stored_bytes',
+  );
   await h.client.close();
 });

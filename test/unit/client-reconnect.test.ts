@@ -6,14 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ClientErrorCode,
-  ClientState,
-  CloseCode,
-  ErrorCode,
-  NerveClient,
-  NerveClientError,
-} from '../../packages/client/src/index.js';
+import { ClientErrorCode, ClientState, CloseCode, ErrorCode, NerveClient, NerveClientError } from '../../packages/client/src/index.js';
 import type { ChatMessage, MessageFrame } from '../../packages/protocol/src/frames.js';
 import { waitFor } from '../helpers/wait.js';
 import { EPOCH, FakeSocket, harness } from '../helpers/fake-server.js';

@@ -20,7 +20,11 @@ test('a rejoin answered unavailable is retried from the same position: nothing i
   assert.deepEqual(rejoin.since, { offset: 3, epoch: EPOCH });
   second.receive({ op: 'error', rid: rejoin.rid, code: 'unavailable', message: 'history store unavailable' });
   await waitFor(() => errors.some((error) => error.room === 'lobby' && error.code === 'unavailable'), { what: 'the error event' });
-  assert.deepEqual(client.rooms().map((entry) => entry.room), ['lobby'], 'the room is kept');
+  assert.deepEqual(
+    client.rooms().map((entry) => entry.room),
+    ['lobby'],
+    'the room is kept',
+  );
   const retry = await join(second, 1);
   assert.deepEqual(retry.since, { offset: 3, epoch: EPOCH }, 'the retry resumes from the same position');
   second.receive(joined(retry.rid, { offset: 5, epoch: EPOCH }, [chat(4), chat(5)], true));

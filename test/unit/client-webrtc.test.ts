@@ -30,7 +30,10 @@ class FakePeerConnection {
   #ops: Promise<unknown> = Promise.resolve();
   #count = 0;
 
-  constructor(readonly config: RTCConfiguration, readonly name = `pc${FakePeerConnection.created.length}`) {
+  constructor(
+    readonly config: RTCConfiguration,
+    readonly name = `pc${FakePeerConnection.created.length}`,
+  ) {
     FakePeerConnection.created.push(this);
   }
 

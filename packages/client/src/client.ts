@@ -178,16 +178,22 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const remaining = expiresAt - Date.now();
     const lead = this.#options.refreshLeadMs ?? Math.min(60_000, Math.max(1_000, Math.floor(remaining / 5)));
     const generation = this.#connection.generation;
-    this.#refreshTimer = setTimeout(() => {
-      this.#refreshTimer = undefined;
-      if (generation !== this.#connection.generation) return;
-      this.refreshToken().catch((error: unknown) => {
-        // The server closes the connection at expiry (4010); the reconnect fetches a new token.
-        if (generation === this.#connection.generation) {
-          this.emit('error', error instanceof NerveClientError ? error : new NerveClientError(ClientErrorCode.TokenFailed, 'token refresh failed', { cause: error }));
-        }
-      });
-    }, Math.min(Math.max(0, remaining - lead), 2 ** 31 - 1));
+    this.#refreshTimer = setTimeout(
+      () => {
+        this.#refreshTimer = undefined;
+        if (generation !== this.#connection.generation) return;
+        this.refreshToken().catch((error: unknown) => {
+          // The server closes the connection at expiry (4010); the reconnect fetches a new token.
+          if (generation === this.#connection.generation) {
+            this.emit(
+              'error',
+              error instanceof NerveClientError ? error : new NerveClientError(ClientErrorCode.TokenFailed, 'token refresh failed', { cause: error }),
+            );
+          }
+        });
+      },
+      Math.min(Math.max(0, remaining - lead), 2 ** 31 - 1),
+    );
   }
 
   /**

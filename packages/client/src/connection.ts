@@ -69,7 +69,7 @@ export class Connection {
       this.url = urls[0]!;
       this.#nextUrl = () => urls[next++ % urls.length]!;
     } else if (typeof url === 'function') {
-      const pick = url as () => string;
+      const pick = url;
       this.url = '';
       this.#nextUrl = () => checkUrl(pick());
     } else {
@@ -221,14 +221,14 @@ export class Connection {
       if (this.#options.user !== undefined) frame.user = this.#options.user;
       this.write(frame);
     };
-    socket.onmessage = ((event: SocketMessageEvent) => {
+    socket.onmessage = (event: SocketMessageEvent) => {
       if (socket === this.#socket) this.#onData(event.data);
-    }) as (event: never) => void;
-    socket.onclose = ((event: SocketCloseEvent) => {
+    };
+    socket.onclose = (event: SocketCloseEvent) => {
       if (socket !== this.#socket) return;
       this.#socket = undefined;
       this.#lost(event.code, event.reason);
-    }) as (event: never) => void;
+    };
     // Errors are always followed by a close event, which does the work.
     socket.onerror = () => {};
     this.#handshakeTimer = setTimeout(() => {
@@ -258,7 +258,7 @@ export class Connection {
     }
     this.#hooks.reconnecting();
     this.#setState(this.#everConnected ? ClientState.Reconnecting : ClientState.Connecting);
-    const delay = this.#backoff!.next();
+    const delay = this.#backoff.next();
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       void this.#open();

@@ -17,14 +17,14 @@ export class TypedEmitter<Events extends object> {
       set = new Set();
       this.#listeners.set(name, set);
     }
-    set.add(listener as Listener<never>);
+    set.add(listener);
     return () => this.off(name, listener);
   }
 
   off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): void {
     const set = this.#listeners.get(name);
     if (set === undefined) return;
-    set.delete(listener as Listener<never>);
+    set.delete(listener);
     if (set.size === 0) this.#listeners.delete(name);
   }
 

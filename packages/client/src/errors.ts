@@ -34,11 +34,7 @@ export class NerveClientError extends Error {
   /** The room the failed operation concerned, when there is one (for example a failed rejoin). */
   readonly room: string | undefined;
 
-  constructor(
-    code: ErrorCode | ClientErrorCode,
-    message: string,
-    options?: { cause?: unknown; retryAfterMs?: number; room?: string; quota?: string },
-  ) {
+  constructor(code: ErrorCode | ClientErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number; room?: string; quota?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.retryAfterMs = options?.retryAfterMs;

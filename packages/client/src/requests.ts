@@ -230,7 +230,7 @@ export class Requests {
     const rid = this.#nextRid++;
     pending.rid = rid;
     this.#inFlight.set(rid, pending);
-    this.#hooks.write({ ...pending.build(), rid } as ClientFrame);
+    this.#hooks.write({ ...pending.build(), rid });
   }
 }
 

@@ -202,10 +202,12 @@ export class Rooms {
     entry.fill = token;
     const generation = this.#hooks.generation();
     // Its position is adopted by #filled, after the replay.
-    this.#requests.rejoin(room, () => ({ op: 'join', room, since: { ...since } })).then(
-      (joined) => this.#filled(room, entry, token, joined),
-      (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
-    );
+    this.#requests
+      .rejoin(room, () => ({ op: 'join', room, since: { ...since } }))
+      .then(
+        (joined) => this.#filled(room, entry, token, joined),
+        (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
+      );
   }
 
   #filled(room: string, entry: RoomEntry, token: number, joined: JoinedFrame): void {

@@ -110,7 +110,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.#client = options.client;
     this.peer = options.peer;
     this.#forcedPolite = options.polite;
-    const iceServers = options.iceServers ?? (options.client.welcome?.iceServers as IceServerInit[] | undefined) ?? [];
+    const iceServers = options.iceServers ?? options.client.welcome?.iceServers ?? [];
     this.pc = new Impl({ iceServers });
 
     this.pc.onnegotiationneeded = async () => {

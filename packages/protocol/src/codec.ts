@@ -10,9 +10,7 @@ import type { ClientFrame, RequestId, ServerFrame } from './frames.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from './nesting.js';
 import { clientFrameSchemas, requestIdSchema } from './schema.js';
 
-export type DecodeResult =
-  | { ok: true; frame: ClientFrame }
-  | { ok: false; error: NerveError; rid?: RequestId };
+export type DecodeResult = { ok: true; frame: ClientFrame } | { ok: false; error: NerveError; rid?: RequestId };
 
 const MAX_PATH_LENGTH = 80;
 

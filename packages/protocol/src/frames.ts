@@ -109,15 +109,7 @@ export interface RefreshFrame {
   token: string;
 }
 
-export type ClientFrame =
-  | ConnectFrame
-  | JoinFrame
-  | LeaveFrame
-  | PublishFrame
-  | SignalFrame
-  | PresenceFrame
-  | PingFrame
-  | RefreshFrame;
+export type ClientFrame = ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame;
 
 export type ClientOp = ClientFrame['op'];
 

@@ -23,10 +23,7 @@ export const FRAME_BOUNDS = {
 
 const traceparent = z.string().regex(FRAME_BOUNDS.traceparent);
 
-const requestId = z.union([
-  z.string().min(1).max(FRAME_BOUNDS.maxToken),
-  z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-]);
+const requestId = z.union([z.string().min(1).max(FRAME_BOUNDS.maxToken), z.number().int().min(0).max(Number.MAX_SAFE_INTEGER)]);
 // Room ids are checked here only for type and length cap; the syntax check
 // happens in the gateway so it can answer `invalid_room` rather than `invalid_frame`.
 const roomId = z.string().max(FRAME_BOUNDS.maxIdField);
