@@ -13,7 +13,6 @@ import type { ApiKey } from '../auth/api-keys.js';
 import { errorText } from '../errors.js';
 import type { EventLog } from '../events/event-log.js';
 import { adminEvent } from '../events/events.js';
-import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
@@ -21,11 +20,12 @@ import type { Tenancy } from '../quotas/tenancy.js';
 import { readUsage } from '../workers/usage.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
+import type { ServerOperations } from './gateway-port.js';
 import { ApiError, apiErrorOf, readJson, validate } from './api-body.js';
 
 export interface AdminActionDeps {
   nodeId: string;
-  gateway: Pick<Gateway, 'serverPublish' | 'endRoom' | 'disconnectUser'>;
+  gateway: Pick<ServerOperations, 'serverPublish' | 'endRoom' | 'disconnectUser'>;
   /** Audit events go here (the node's cold lane). */
   events: Pick<EventLog, 'publish'>;
   /** Tenant quotas and live usage; the quota and usage routes answer 501 without. */

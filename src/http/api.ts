@@ -10,7 +10,6 @@ import type pg from 'pg';
 import { API_SCOPES, ApiKeyring, isOperatorKey, type ApiKey, type ApiScope } from '../auth/api-keys.js';
 import { mintJoinToken } from '../auth/jwt.js';
 import { turnCredential } from '../auth/turn.js';
-import type { Gateway } from '../gateway/gateway.js';
 import { errorText } from '../errors.js';
 import type { History } from '../history/history.js';
 import type { Logger } from '../logger.js';
@@ -21,6 +20,7 @@ import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { InvalidCursorError, readStoredMessages } from '../postgres/stored-messages.js';
 import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
+import type { ServerOperations } from './gateway-port.js';
 import { ApiError, apiErrorOf, endRoomBody, joinTokenBody, publishBody, readJson, retryAfterHeaders, signalBody, turnBody, validate } from './api-body.js';
 
 export interface ApiDeps {
@@ -30,7 +30,7 @@ export interface ApiDeps {
   schema: string;
   defaultTenant: string;
   /** Server actions (publish, signal, end a room); late-bound in tests. */
-  gateway: Pick<Gateway, 'serverPublish' | 'serverSignal' | 'endRoom'>;
+  gateway: Pick<ServerOperations, 'serverPublish' | 'serverSignal' | 'endRoom'>;
   history: Pick<History, 'recent'>;
   presence: Pick<Presence, 'members'>;
   /** Tenant quotas and usage (src/quotas/tenancy.ts); the quota and usage routes answer 501 without. */

@@ -8,12 +8,12 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { Gateway } from '../gateway/gateway.js';
 import type { LaneHealth } from '../lanes.js';
 import type { NodeMetrics } from '../metrics.js';
 import { CLIENT_BUNDLE, WEB_ROOT } from '../paths.js';
 import { handleApi, type ApiDeps } from './api.js';
 import { handleAdmin, type AdminDeps } from './admin.js';
+import type { UpgradeTarget } from './gateway-port.js';
 
 /** The admin page's static files (web/), served whether or not the demo is on; its data needs the API key. */
 const ADMIN_FILES: Record<string, string> = { '/admin': 'admin.html', '/admin/': 'admin.html', '/admin.js': 'admin.js', '/admin.css': 'admin.css' };
@@ -22,7 +22,7 @@ const VENDOR_FILES: Record<string, string> = { '/uPlot.iife.min.js': 'uplot/dist
 const packageFiles = createRequire(import.meta.url);
 
 export interface HttpDeps {
-  gateway: Gateway;
+  gateway: UpgradeTarget;
   metrics: NodeMetrics;
   nodeId: string;
   lanes: () => LaneHealth[];
@@ -101,7 +101,7 @@ export function requestListener(deps: HttpDeps): (request: IncomingMessage, resp
 }
 
 /** Hand an `Upgrade: websocket` request to the gateway. */
-export function upgradeToGateway(gateway: Gateway, request: IncomingMessage, socket: Duplex, head: Buffer): void {
+export function upgradeToGateway(gateway: UpgradeTarget, request: IncomingMessage, socket: Duplex, head: Buffer): void {
   // Node drops its own error listener from an upgraded socket; until ws
   // owns it (or while a refusal is written) an error must not go unhandled.
   socket.on('error', destroyOnError);
