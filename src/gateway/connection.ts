@@ -343,14 +343,9 @@ export class Connection {
     });
   }
 
-  /** Send one answer frame (not droppable). */
-  send(frame: ServerFrame): SendOutcome {
-    return this.deliver(encodeFrame(frame), false);
-  }
-
-  /** Send one answer frame, counted, closing the connection if its buffer is over the hard limit. */
+  /** Send one answer frame (not droppable), counted, closing the connection if its buffer is over the hard limit. */
   answer(frame: ServerFrame): void {
-    this.afterSend(this.send(frame), frame.op);
+    this.afterSend(this.deliver(encodeFrame(frame), false), frame.op);
   }
 
   /** Count a frame sent as `op`; a slow consumer is closed. */
