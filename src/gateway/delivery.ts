@@ -45,6 +45,7 @@ export interface DeliveryDeps {
 export class Delivery {
   private readonly local: LocalRooms;
   private readonly metrics: NodeMetrics;
+  private readonly chat: Pick<ChatRecovery, 'admit'>;
   /**
    * Signals arriving live for a connection whose mailbox is being taken:
    * held, then sent after the mailbox's older signals, to keep the order
@@ -55,6 +56,7 @@ export class Delivery {
   constructor(private readonly deps: DeliveryDeps) {
     this.local = deps.local;
     this.metrics = deps.metrics;
+    this.chat = deps.chat;
   }
 
   /** Deliver an envelope from the bus to the local connections listening on `channel`. */
@@ -70,7 +72,7 @@ export class Delivery {
       return;
     }
     // A class kept in the room log carries its offset: checked against the room's last delivered one.
-    if (target.kind === 'room' && ROUTES[envelope.class].keep === 'history' && !this.deps.chat.admit(channel, target, envelope.payload)) return;
+    if (target.kind === 'room' && ROUTES[envelope.class].keep === 'history' && !this.chat.admit(channel, target, envelope.payload)) return;
     const tracing = this.deps.tracing;
     if (envelope.trace === undefined || !tracing) {
       this.fanOut(target, envelope.payload, envelope.class, envelope.except);

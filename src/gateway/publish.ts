@@ -199,12 +199,23 @@ export class Publisher {
     const payload = encodeFrame(delivery);
     const except = route.echoToSender ? undefined : sender?.conn;
     const tracing = this.deps.tracing;
-    const receivers =
-      tracing && sender
-        ? await tracing.around('nerve.signal', SpanKind.PRODUCER, sender.traceparent, { tenant, class: 'signal' }, (traceparent) =>
-            this.busPublish(channel, 'signal', payload, except, delivery.id, traceparent),
-          )
-        : await this.busPublish(channel, 'signal', payload, except, delivery.id);
+    // Untraced, the bus publish is awaited right here (not through busPublish): one await per signal, as before the split.
+    let receivers: number;
+    if (tracing && sender) {
+      receivers = await tracing.around('nerve.signal', SpanKind.PRODUCER, sender.traceparent, { tenant, class: 'signal' }, (traceparent) =>
+        this.busPublish(channel, 'signal', payload, except, delivery.id, traceparent),
+      );
+    } else {
+      const started = performance.now();
+      const envelope = deliverEnvelope(this.nodeId, 'signal', delivery.id, payload, except);
+      try {
+        receivers = await this.deps.bus.publish(channel, envelope);
+      } catch (error) {
+        throw this.busFailed(error, channel, envelope);
+      } finally {
+        this.deps.metrics.busPublishSeconds.observe((performance.now() - started) / 1000);
+      }
+    }
     if (receivers > 0) return 'delivered';
     if (await this.queueSignal(tenant, to, channel, payload)) return 'queued';
     this.deps.metrics.drops.inc({ reason: 'peer_offline' });
@@ -284,17 +295,20 @@ export class Publisher {
     try {
       return await this.deps.bus.publish(channel, envelope);
     } catch (error) {
-      // The publish may have reached the broker, and then this node's own
-      // subscription hands it back: no local copy (it would be a second one),
-      // and no drop counted (it may not be one; the answer is counted by code).
-      if (error instanceof OutcomeUnknownError) throw outcomeUnknown(error, 'the cross-node bus');
-      this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
-      const local = this.deps.deliverLocally(channel, envelope);
-      throw new NerveError(ErrorCode.BusUnavailable, local ? 'cross-node bus unavailable: delivered on this node only' : 'cross-node bus unavailable', {
-        cause: error,
-      });
+      throw this.busFailed(error, channel, envelope);
     } finally {
       this.deps.metrics.busPublishSeconds.observe((performance.now() - started) / 1000);
     }
+  }
+
+  /** The error a failed bus publish is answered with, after the local copy when one is due. */
+  private busFailed(error: unknown, channel: string, envelope: BusEnvelope): NerveError {
+    // The publish may have reached the broker, and then this node's own
+    // subscription hands it back: no local copy (it would be a second one),
+    // and no drop counted (it may not be one; the answer is counted by code).
+    if (error instanceof OutcomeUnknownError) return outcomeUnknown(error, 'the cross-node bus');
+    this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
+    const local = this.deps.deliverLocally(channel, envelope);
+    return new NerveError(ErrorCode.BusUnavailable, local ? 'cross-node bus unavailable: delivered on this node only' : 'cross-node bus unavailable', { cause: error });
   }
 }
