@@ -278,9 +278,9 @@ export abstract class RedisBusCore extends RefCountedBus {
     const problem =
       this.state !== 'running'
         ? `${this.driver} bus is ${this.state}`
-        : (this.linkProblems().join(', ') ||
+        : this.linkProblems().join(', ') ||
           this.connectionProblem() ||
-          (this.deafChannels.size > 0 ? `canary on ${[...this.deafChannels].join(', ')} did not come back; subscriber reconnecting` : undefined));
+          (this.deafChannels.size > 0 ? `canary on ${[...this.deafChannels].join(', ')} did not come back; subscriber reconnecting` : undefined);
     return problem === undefined ? { lane: 'bus', driver: this.driver, ok: true } : { lane: 'bus', driver: this.driver, ok: false, detail: problem };
   }
 

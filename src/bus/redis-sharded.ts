@@ -281,19 +281,24 @@ export class ShardedRedisBus extends RedisBusCore {
     // The node-level commandTimeout does not cover redirections and cluster
     // retries; this bounds the whole publish.
     // Through the cluster's link: a publish sent and not answered is an unknown outcome (the probes find the silent node).
-    return this.viaLink(cluster, 'SPUBLISH', () => new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`SPUBLISH timed out after ${this.options.commandTimeoutMs} ms`)), this.options.commandTimeoutMs);
-      cluster.spublish(channel, bytes).then(
-        (count) => {
-          clearTimeout(timer);
-          resolve(Number(count));
-        },
-        (error: unknown) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
-    }));
+    return this.viaLink(
+      cluster,
+      'SPUBLISH',
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`SPUBLISH timed out after ${this.options.commandTimeoutMs} ms`)), this.options.commandTimeoutMs);
+          cluster.spublish(channel, bytes).then(
+            (count) => {
+              clearTimeout(timer);
+              resolve(Number(count));
+            },
+            (error: unknown) => {
+              clearTimeout(timer);
+              reject(error instanceof Error ? error : new Error(String(error)));
+            },
+          );
+        }),
+    );
   }
 
   protected publisherProblem(): string | undefined {

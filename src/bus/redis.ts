@@ -97,7 +97,7 @@ export class RedisBus extends RedisBusCore {
         // A timed-out SUBSCRIBE may still have reached the server: undo it so it cannot leak.
         // Sent before any later SUBSCRIBE of these channels: the bus serializes the operations on a channel.
         subscriber.unsubscribe(...channels).catch(() => {});
-        throw error ?? new Error('redis subscribe failed');
+        throw error instanceof Error ? error : new Error('redis subscribe failed', { cause: error });
       }
       return channels.map(() => undefined);
     },

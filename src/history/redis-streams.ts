@@ -172,14 +172,11 @@ export class RedisStreamsHistory extends RedisScriptLane implements History {
   private async read(room: RoomRef, mode: 'recent' | 'since', limit: number, position: StreamPosition): Promise<RecoveryResult> {
     this.assertRunning();
     const reply = await this.call('read', () =>
-      readScript.run(this.client, [this.key(room, 'meta'), this.key(room, 'stream')], [
-        newEpoch(),
-        this.policyFor(room).ttlMs,
-        mode,
-        limit,
-        position.offset,
-        position.epoch,
-      ]),
+      readScript.run(
+        this.client,
+        [this.key(room, 'meta'), this.key(room, 'stream')],
+        [newEpoch(), this.policyFor(room).ttlMs, mode, limit, position.offset, position.epoch],
+      ),
     );
     if (!Array.isArray(reply) || reply.length < 3 || typeof reply[1] !== 'string' || typeof reply[2] !== 'number') {
       throw new NerveError(ErrorCode.Internal, 'unexpected reply from the history read script');

@@ -97,19 +97,21 @@ export class ReplicaWait {
    */
   private unfence(detail: string): void {
     if (this.fenced === undefined) return;
-    const generation = this.generation;
     const client = this.client;
-    let timer: NodeJS.Timeout | undefined;
+    if (!detail.startsWith('+switch-master') || !(client instanceof Redis) || !this.options.running()) {
+      this.fenced = undefined;
+      return;
+    }
+    const generation = this.generation;
     const lift = (): void => {
       clearTimeout(timer);
       client.off('ready', lift);
       if (this.generation === generation) this.fenced = undefined;
     };
-    if (!detail.startsWith('+switch-master') || !(client instanceof Redis) || !this.options.running()) return lift();
     client.once('ready', lift);
     // Never refuse chat for good: should no `ready` come (the connection
     // replaced meanwhile), WAIT still stands between the old master and an ack.
-    timer = setTimeout(lift, UNFENCE_FALLBACK_MS);
+    const timer = setTimeout(lift, UNFENCE_FALLBACK_MS);
     timer.unref();
     client.disconnect(true);
   }
@@ -137,7 +139,7 @@ export class ReplicaWait {
       run = () => {
         publishScript.run(this.client, entry.keys, [entry.upto, entry.channel]).then(resolve, (error: unknown) => {
           this.options.report(`publishing pending chat failed: ${errorText(error)}`);
-          reject(error);
+          reject(error instanceof Error ? error : new Error(errorText(error)));
         });
       };
     });

@@ -151,13 +151,15 @@ export class RedisMailbox extends RedisScriptLane implements Mailbox {
    */
   private readonly takes = new TickBatch<string, unknown>({
     max: TAKE_BATCH,
-    schedule: process.nextTick,
+    schedule: (run) => process.nextTick(run),
     flush: async (keys) => {
       if (keys.length === 1) return [await this.runScript(takeScript, keys, [])];
       const replies = await this.runScript(takeManyScript, keys, []);
       if (!Array.isArray(replies)) throw new NerveError(ErrorCode.Internal, 'unexpected reply from the mailbox take-many script');
       // A box that could not be read comes back as its error text, for its own take only.
-      return replies.map((reply: unknown) => (Array.isArray(reply) ? reply : new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) })));
+      return replies.map((reply: unknown) =>
+        Array.isArray(reply) ? reply : new NerveError(ErrorCode.Internal, 'mailbox unreadable', { cause: new Error(String(reply)) }),
+      );
     },
   });
 

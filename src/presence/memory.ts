@@ -66,16 +66,12 @@ export class MemoryPresence implements Presence {
     this.assertRunning();
     const users = this.rooms.get(roomKey(room));
     if (!users) return [];
-    return [...users.entries()]
-      .map(([user, presence]) => ({ user, since: presence.since }))
-      .sort(compareMembers);
+    return [...users.entries()].map(([user, presence]) => ({ user, since: presence.since })).sort(compareMembers);
   }
 
   health(): LaneHealth {
     const ok = this.state === 'running';
-    return ok
-      ? { lane: 'presence', driver: this.driver, ok }
-      : { lane: 'presence', driver: this.driver, ok, detail: `presence is ${this.state}` };
+    return ok ? { lane: 'presence', driver: this.driver, ok } : { lane: 'presence', driver: this.driver, ok, detail: `presence is ${this.state}` };
   }
 
   /** Number of rooms with at least one member, for tests and the admin page. */

@@ -24,7 +24,7 @@ export interface SweepAccess {
   command<T>(call: () => Promise<T>): Promise<T>;
   /** Run the room script that removes expired entries (and reports their leaves). */
   sweepRoom(room: RoomRef, now: number): Promise<unknown>;
-  recordFailure(error: unknown): void;
+  recordFailure: (error: unknown) => void;
 }
 
 /** Sweep the instances whose registration expired by `now`. */
@@ -53,7 +53,7 @@ async function sweepNode(access: SweepAccess, id: string, now: number): Promise<
       await Promise.all(
         members.map((member) => {
           const room = parseRoomMember(member);
-          return room ? access.sweepRoom(room, now) : undefined;
+          return room ? access.sweepRoom(room, now) : Promise.resolve();
         }),
       );
       // SSCAN still returns every member present for the whole scan after earlier ones are removed.

@@ -18,16 +18,7 @@ import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { Member } from '../../packages/protocol/src/frames.js';
 import type { AddResult, Presence, PresenceEntry, RemoveResult } from './presence.js';
 import { presenceSettings, type PresenceExpiry, type PresenceRejoin, type RedisPresenceOptions } from './redis-options.js';
-import {
-  addScript,
-  heartbeatScript,
-  indexRoomsScript,
-  membersScript,
-  registerScript,
-  removeScript,
-  restoreScript,
-  sweepScript,
-} from './redis-scripts.js';
+import { addScript, heartbeatScript, indexRoomsScript, membersScript, registerScript, removeScript, restoreScript, sweepScript } from './redis-scripts.js';
 import { roomMember, sweepDeadNodes, SWEEP_BATCH, type SweepAccess } from './redis-sweep.js';
 
 interface LocalEntry {
@@ -214,7 +205,10 @@ export class RedisPresence extends RedisScriptLane implements Presence {
     const now = this.now();
     try {
       // Registration first: it must never expire before an entry it covers.
-      await this.index(now, [...this.local.values()].map((local) => local.room));
+      await this.index(
+        now,
+        [...this.local.values()].map((local) => local.room),
+      );
       await Promise.all([...this.local].map(([base, local]) => this.beat(base, local, now)));
       await this.sweepDeadNodes(now);
       this.heartbeatFailure = undefined;
@@ -243,10 +237,9 @@ export class RedisPresence extends RedisScriptLane implements Presence {
     await this.sweeping?.catch(() => {});
     if (this.local.size === 0 && this.client.status === 'ready') {
       // Nothing of ours is left: leave the registry now. With entries left (a close that behaves like a crash) a survivor sweeps them.
-      await Promise.all([
-        this.client.zrem(this.registryKey(), this.instanceId),
-        this.client.unlink(this.nodeKey(this.instanceId, 'rooms')),
-      ]).catch(this.recordFailure);
+      await Promise.all([this.client.zrem(this.registryKey(), this.instanceId), this.client.unlink(this.nodeKey(this.instanceId, 'rooms'))]).catch(
+        this.recordFailure,
+      );
     }
     this.local.clear();
   }

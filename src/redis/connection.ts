@@ -29,9 +29,7 @@ export interface RedisSentinelSettings {
 }
 
 /** Where a script connection (history, presence, mailbox, sessions, registry) connects. */
-export type RedisStoreConnection =
-  | { url: string; redisOptions: RedisOptions }
-  | { nodes: Array<{ host: string; port: number }>; redisOptions: RedisOptions };
+export type RedisStoreConnection = { url: string; redisOptions: RedisOptions } | { nodes: Array<{ host: string; port: number }>; redisOptions: RedisOptions };
 
 /** `host:port` (IPv6 as `[::1]:26379`) to an address; undefined when it is not one. */
 export function parseSentinelAddress(text: string): SentinelAddress | undefined {

@@ -77,7 +77,10 @@ export class FailoverWatch extends EventEmitter<FailoverWatchEvents> {
     });
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no sentinel of ${this.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(', ')} answered within ${startTimeoutMs} ms`)), startTimeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`no sentinel of ${this.sentinel.sentinels.map((a) => `${a.host}:${a.port}`).join(', ')} answered within ${startTimeoutMs} ms`)),
+        startTimeoutMs,
+      );
     });
     try {
       await Promise.race([Promise.any(subscribed), timeout]);

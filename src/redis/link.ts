@@ -81,7 +81,8 @@ export class RedisLink {
     this.log = options.log;
     this.onRestored = options.onRestored ?? (() => {});
     this.stats = { lane: this.lane, probeFailures: 0, replacements: 0, reconnects: 0 };
-    if (!Number.isInteger(this.intervalMs) || this.intervalMs < 0) throw new TypeError(`probe interval: expected an integer ≥ 0, got ${String(this.intervalMs)}`);
+    if (!Number.isInteger(this.intervalMs) || this.intervalMs < 0)
+      throw new TypeError(`probe interval: expected an integer ≥ 0, got ${String(this.intervalMs)}`);
     links.set(this.client, this);
     this.client.on('close', this.onClose);
     this.client.on('ready', this.onReady);

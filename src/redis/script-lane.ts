@@ -121,7 +121,8 @@ export abstract class RedisScriptLane {
     const base = { lane: this.names.lane, driver: this.driver };
     if (this.state !== 'running') return { ...base, ok: false, detail: `${this.names.subject} ${this.state}` };
     const problem = this.link.problem();
-    if (problem !== undefined) return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
+    if (problem !== undefined)
+      return { ...base, ok: false, detail: `redis ${problem}${this.client.status !== 'ready' && this.lastError ? `: ${this.lastError}` : ''}` };
     const own = this.healthProblem();
     if (own !== undefined) return { ...base, ok: false, detail: own };
     return { ...base, ok: true };

@@ -42,7 +42,7 @@ export class RegistryHeartbeat {
     return this.beat();
   }
 
-    /** Announce `draining` now (nerve status and /admin show it during the drain window). */
+  /** Announce `draining` now (nerve status and /admin show it during the drain window). */
   draining(): Promise<void> {
     this.state = 'draining';
     return this.beat();

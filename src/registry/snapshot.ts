@@ -20,10 +20,14 @@ export interface SnapshotSource {
   eventsPublished: () => number;
 }
 
-async function byLabel(metric: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> }, label: string): Promise<Record<string, number>> {
+async function byLabel(
+  metric: { get(): Promise<{ values: Array<{ labels: Record<string, unknown>; value: number }> }> },
+  label: string,
+): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const { labels, value } of (await metric.get()).values) {
-    const key = String(labels[label] ?? '');
+    const raw = labels[label];
+    const key = typeof raw === 'string' || typeof raw === 'number' ? String(raw) : '';
     out[key] = (out[key] ?? 0) + value;
   }
   return out;
