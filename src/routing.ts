@@ -31,6 +31,8 @@ export interface Route {
   op: 'signal' | 'message' | 'member' | 'resync';
 }
 
+// One row per class, so the table reads as the one in docs/architecture.md.
+// prettier-ignore
 export const ROUTES: Readonly<Record<MessageClass, Readonly<Route>>> = {
   signal: { lane: 'hot', channel: 'user', keep: 'none', ack: true, echoToSender: false, droppable: false, coldEvent: null, recipientRight: null, op: 'signal' },
   ephemeral: { lane: 'hot', channel: 'room', keep: 'none', ack: false, echoToSender: false, droppable: true, coldEvent: null, recipientRight: null, op: 'message' },

@@ -55,8 +55,7 @@ export function chatEnvelope(message: ChatMessage, origin: string, trace?: strin
 
 /** A `control` envelope carrying `command` as JSON. */
 export function controlEnvelope(origin: string, command: ControlCommand): BusEnvelope {
-  const payload =
-    command.action === 'mailbox.pending' ? MAILBOX_PENDING : command.action === 'pusher.terminate' ? PUSHER_TERMINATE : JSON.stringify(command);
+  const payload = command.action === 'mailbox.pending' ? MAILBOX_PENDING : command.action === 'pusher.terminate' ? PUSHER_TERMINATE : JSON.stringify(command);
   return { v: BUS_ENVELOPE_VERSION, type: 'control', id: randomUUID(), origin, class: COMMAND_CLASS[command.action], payload };
 }
 
@@ -93,14 +92,7 @@ export function parseControl(payload: string): ControlCommand | undefined {
 }
 
 /** Machine reasons for a refused envelope; stable, for metrics labels. */
-export type EnvelopeErrorReason =
-  | 'truncated'
-  | 'unknown_version'
-  | 'unknown_type'
-  | 'unknown_class'
-  | 'bad_flags'
-  | 'bad_utf8'
-  | 'field_too_long';
+export type EnvelopeErrorReason = 'truncated' | 'unknown_version' | 'unknown_type' | 'unknown_class' | 'bad_flags' | 'bad_utf8' | 'field_too_long';
 
 /** Thrown by `encodeEnvelope` / `decodeEnvelope`. Callers count it and drop the message; it never crashes a node. */
 export class EnvelopeError extends Error {

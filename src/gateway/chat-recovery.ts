@@ -150,7 +150,10 @@ export class ChatRecovery {
           }
         } else {
           this.deps.metrics.chatGapRecoveries.inc({ outcome: 'unrecoverable' });
-          this.deps.log.warn({ tenant: target.tenant, room: clip(target.id), from, position: read.position }, 'chat gap not recoverable; members told to resync');
+          this.deps.log.warn(
+            { tenant: target.tenant, room: clip(target.id), from, position: read.position },
+            'chat gap not recoverable; members told to resync',
+          );
           resync = 'unrecoverable';
           cursor.set(read.position.epoch, read.position.offset);
         }

@@ -289,7 +289,14 @@ export class Publisher {
    * `outcome_unknown`, without the local copy. A class kept in history never
    * comes here: `History.append` publishes it.
    */
-  private async busPublish(channel: string, messageClass: MessageClass, payload: string, except: string | undefined, id: string, trace?: string): Promise<number> {
+  private async busPublish(
+    channel: string,
+    messageClass: MessageClass,
+    payload: string,
+    except: string | undefined,
+    id: string,
+    trace?: string,
+  ): Promise<number> {
     const started = performance.now();
     const envelope = deliverEnvelope(this.nodeId, messageClass, id, payload, except, trace);
     try {
@@ -309,6 +316,8 @@ export class Publisher {
     if (error instanceof OutcomeUnknownError) return outcomeUnknown(error, 'the cross-node bus');
     this.deps.metrics.drops.inc({ reason: 'bus_unavailable' });
     const local = this.deps.deliverLocally(channel, envelope);
-    return new NerveError(ErrorCode.BusUnavailable, local ? 'cross-node bus unavailable: delivered on this node only' : 'cross-node bus unavailable', { cause: error });
+    return new NerveError(ErrorCode.BusUnavailable, local ? 'cross-node bus unavailable: delivered on this node only' : 'cross-node bus unavailable', {
+      cause: error,
+    });
   }
 }

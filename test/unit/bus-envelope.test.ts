@@ -53,29 +53,68 @@ describe('bus envelope codec', () => {
   });
 
   it('refuses what cannot round-trip', () => {
-    assert.equal(reason(() => encodeEnvelope({ ...base, payload: 'a\uD800b' })), 'bad_utf8');
-    assert.equal(reason(() => encodeEnvelope({ ...base, id: '\uDC00' })), 'bad_utf8');
-    assert.equal(reason(() => encodeEnvelope({ ...base, v: 2 })), 'unknown_version');
-    assert.equal(reason(() => encodeEnvelope({ ...base, origin: 'x'.repeat(70_000) })), 'field_too_long');
+    assert.equal(
+      reason(() => encodeEnvelope({ ...base, payload: 'a\uD800b' })),
+      'bad_utf8',
+    );
+    assert.equal(
+      reason(() => encodeEnvelope({ ...base, id: '\uDC00' })),
+      'bad_utf8',
+    );
+    assert.equal(
+      reason(() => encodeEnvelope({ ...base, v: 2 })),
+      'unknown_version',
+    );
+    assert.equal(
+      reason(() => encodeEnvelope({ ...base, origin: 'x'.repeat(70_000) })),
+      'field_too_long',
+    );
   });
 
   it('rejects garbage with a typed reason', () => {
     const good = encodeEnvelope({ ...base, trace: 't' });
-    assert.equal(reason(() => decodeEnvelope(Buffer.alloc(0))), 'truncated');
-    assert.equal(reason(() => decodeEnvelope(Buffer.from('{"json":true}'))), 'unknown_version');
+    assert.equal(
+      reason(() => decodeEnvelope(Buffer.alloc(0))),
+      'truncated',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(Buffer.from('{"json":true}'))),
+      'unknown_version',
+    );
     const patch = (index: number, value: number): Buffer => {
       const copy = Buffer.from(good);
       copy[index] = value;
       return copy;
     };
-    assert.equal(reason(() => decodeEnvelope(patch(0, 9))), 'unknown_version');
-    assert.equal(reason(() => decodeEnvelope(patch(1, 7))), 'unknown_type');
-    assert.equal(reason(() => decodeEnvelope(patch(2, 5))), 'unknown_class');
-    assert.equal(reason(() => decodeEnvelope(patch(3, 0x80))), 'bad_flags');
-    assert.equal(reason(() => decodeEnvelope(patch(4, 0xff))), 'truncated');
-    assert.equal(reason(() => decodeEnvelope(good.subarray(0, 5))), 'truncated');
+    assert.equal(
+      reason(() => decodeEnvelope(patch(0, 9))),
+      'unknown_version',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(patch(1, 7))),
+      'unknown_type',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(patch(2, 5))),
+      'unknown_class',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(patch(3, 0x80))),
+      'bad_flags',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(patch(4, 0xff))),
+      'truncated',
+    );
+    assert.equal(
+      reason(() => decodeEnvelope(good.subarray(0, 5))),
+      'truncated',
+    );
     // 0xC3 0x28 is an invalid two-byte UTF-8 sequence.
-    assert.equal(reason(() => decodeEnvelope(Buffer.concat([encodeEnvelope({ ...base, payload: '' }), Buffer.from([0xc3, 0x28])]))), 'bad_utf8');
+    assert.equal(
+      reason(() => decodeEnvelope(Buffer.concat([encodeEnvelope({ ...base, payload: '' }), Buffer.from([0xc3, 0x28])]))),
+      'bad_utf8',
+    );
   });
 
   it('property: encode then decode is the identity', () => {
@@ -141,7 +180,11 @@ describe('bus envelope builders and control commands', () => {
   it('keeps the wire of every control command: payload JSON and class byte', () => {
     const cases: Array<[ControlCommand, string, string]> = [
       [{ action: 'room.end', room: 'r1', reason: 'done' }, '{"action":"room.end","room":"r1","reason":"done"}', 'lifecycle'],
-      [{ action: 'user.disconnect', user: 'u1', reason: 'bye', conn: 'c1' }, '{"action":"user.disconnect","user":"u1","reason":"bye","conn":"c1"}', 'lifecycle'],
+      [
+        { action: 'user.disconnect', user: 'u1', reason: 'bye', conn: 'c1' },
+        '{"action":"user.disconnect","user":"u1","reason":"bye","conn":"c1"}',
+        'lifecycle',
+      ],
       [{ action: 'mailbox.pending' }, '{"action":"mailbox.pending"}', 'signal'],
       [{ action: 'pusher.terminate' }, '{"action":"pusher.terminate"}', 'lifecycle'],
     ];
@@ -156,7 +199,18 @@ describe('bus envelope builders and control commands', () => {
   });
 
   it('parses malformed or unknown commands as nothing', () => {
-    for (const payload of ['', 'null', '5', '"room.end"', '{', '{"action":"room.end","room":1,"reason":"x"}', '{"action":"user.disconnect","user":"u"}', '{"action":"toString"}', '{"action":"__proto__"}', '{"action":"other"}']) {
+    for (const payload of [
+      '',
+      'null',
+      '5',
+      '"room.end"',
+      '{',
+      '{"action":"room.end","room":1,"reason":"x"}',
+      '{"action":"user.disconnect","user":"u"}',
+      '{"action":"toString"}',
+      '{"action":"__proto__"}',
+      '{"action":"other"}',
+    ]) {
       assert.equal(parseControl(payload), undefined, payload);
     }
     assert.deepEqual(parseControl('{"action":"user.disconnect","user":"u","reason":"r","conn":7}'), { action: 'user.disconnect', user: 'u', reason: 'r' });

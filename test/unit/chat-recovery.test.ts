@@ -26,7 +26,11 @@ function setup(stored: ChatMessage[]) {
     history: {
       since: async (_ref, from) => {
         setImmediate(() => done());
-        return { messages: stored.filter((m) => m.epoch === from.epoch && m.offset > from.offset), position: { offset: stored.length, epoch: 'e1' }, recovered: true };
+        return {
+          messages: stored.filter((m) => m.epoch === from.epoch && m.offset > from.offset),
+          position: { offset: stored.length, epoch: 'e1' },
+          recovered: true,
+        };
       },
     },
     metrics,
