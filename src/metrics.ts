@@ -33,7 +33,7 @@ class ErrorCounter extends Counter<'code'> {
     this.inc = ((labels?: LabelValues<'code'> | number | IncreaseDataWithExemplar<'code'>, value?: number): void => {
       if (typeof labels === 'object' && typeof (labels as LabelValues<'code'>).code === 'string') recent.add(String((labels as LabelValues<'code'>).code));
       base(labels, value);
-    }) as Counter<'code'>['inc'];
+    });
   }
 }
 

@@ -65,7 +65,7 @@ export interface ApiCall {
    * `?tenant=`, else the key's only tenant, else the node's default; 403 for
    * a tenant the key may not act for (`tenantOf`).
    */
-  actingTenant(named?: string): string;
+  actingTenant: (named?: string) => string;
 }
 
 interface Route {

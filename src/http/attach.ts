@@ -63,12 +63,16 @@ export class HttpMount {
     if (this.installed) return;
     this.installed = true;
     this.hadOwnEmit = Object.prototype.hasOwnProperty.call(this.server, 'emit');
+    // Kept unbound and called with the server as `this`, as Node calls it.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
     const original = this.server.emit as Emit;
     this.originalEmit = original;
-    const mount = this;
+    const takes = (event: string | symbol, args: unknown[]): boolean =>
+      this.installed &&
+      ((event === 'upgrade' && this.takeUpgrade(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer)) ||
+        (event === 'request' && this.takeRequest(args[0] as IncomingMessage, args[1] as ServerResponse)));
     const ownEmit: Emit = function (this: AppServer, event, ...args) {
-      if (mount.installed && event === 'upgrade' && mount.takeUpgrade(args[0] as IncomingMessage, args[1] as Duplex, args[2] as Buffer)) return true;
-      if (mount.installed && event === 'request' && mount.takeRequest(args[0] as IncomingMessage, args[1] as ServerResponse)) return true;
+      if (takes(event, args)) return true;
       return original.call(this, event, ...args);
     };
     this.ownEmit = ownEmit;

@@ -37,7 +37,7 @@ export class MemoryPusherStore implements PusherStore {
 
   setLocalCount(tenant: string, channel: string, count: number): void {
     let counts = this.local.get(tenant);
-    if (!counts) this.local.set(tenant, (counts = new Map()));
+    if (!counts) this.local.set(tenant, (counts = new Map<string, number>()));
     if (count > 0) counts.set(channel, count);
     else counts.delete(channel);
   }
@@ -49,7 +49,7 @@ export class MemoryPusherStore implements PusherStore {
   async setMemberInfo(tenant: string, channel: string, user: string, info: string): Promise<void> {
     const key = `${tenant}\u0000${channel}`;
     let infos = this.infos.get(key);
-    if (!infos) this.infos.set(key, (infos = new Map()));
+    if (!infos) this.infos.set(key, (infos = new Map<string, string>()));
     infos.set(user, info);
   }
 
@@ -132,7 +132,7 @@ export class RedisPusherStore implements PusherStore {
 
   setLocalCount(tenant: string, channel: string, count: number): void {
     let counts = this.local.get(tenant);
-    if (!counts) this.local.set(tenant, (counts = new Map()));
+    if (!counts) this.local.set(tenant, (counts = new Map<string, number>()));
     if (count > 0) counts.set(channel, count);
     else counts.delete(channel);
     const hash = this.key(tenant, 'occ', escapeComponent(this.nodeId));

@@ -71,7 +71,7 @@ export class MemoryQuotaBackend implements QuotaBackend {
   async admitRoom(tenant: string, room: string, limit: number): Promise<boolean> {
     const now = this.now();
     let live = this.rooms.get(tenant);
-    if (!live) this.rooms.set(tenant, (live = new Map()));
+    if (!live) this.rooms.set(tenant, (live = new Map<string, number>()));
     for (const [id, expiresAt] of live) if (expiresAt <= now) live.delete(id);
     if (!live.has(room) && live.size >= limit) return false;
     live.set(room, now + this.ttlMs);
@@ -82,7 +82,7 @@ export class MemoryQuotaBackend implements QuotaBackend {
     const now = this.now();
     for (const [tenant, ids] of rooms) {
       let live = this.rooms.get(tenant);
-      if (!live) this.rooms.set(tenant, (live = new Map()));
+      if (!live) this.rooms.set(tenant, (live = new Map<string, number>()));
       for (const id of ids) live.set(id, now + this.ttlMs);
     }
   }

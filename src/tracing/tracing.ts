@@ -7,6 +7,7 @@
  * one `undefined` check; bench/README.md, "Tracing", has the A/B.
  */
 import { SpanKind, SpanStatusCode, TraceFlags, context, isSpanContextValid, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { errorText } from '../errors.js';
 
 export { SpanKind };
 
@@ -78,7 +79,7 @@ export class Tracing {
         if (ended) return;
         ended = true;
         if (error !== undefined) {
-          span.recordException(error instanceof Error ? error : String(error));
+          span.recordException(error instanceof Error ? error : errorText(error));
           span.setStatus({ code: SpanStatusCode.ERROR, ...(error instanceof Error ? { message: error.message } : {}) });
         }
         span.end();
