@@ -89,33 +89,35 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     throw new TypeError('redisMode sharded needs a ChannelNamer built with hashTags: true');
   }
   // Every Redis lane PINGs its connection every probeIntervalMs and replaces a silent one (src/redis/link.ts).
-  const store = redisUrl ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs, logger: context.log } : undefined;
+  const store = redisUrl
+    ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs, logger: context.log }
+    : undefined;
   const bus = overrides.bus ?? createBus(options, context);
   const history =
     overrides.history ??
     (options.bus === 'rabbitmq'
       ? postgresHistory(options, context, bus)
       : store && options.bus === 'redis'
-      ? new RedisStreamsHistory({
-          ...store,
-          publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
-          prefix: context.namer.prefix,
-          maxMessages: options.limits.historySize,
-          ttlMs: options.historyTtlMs,
-          policies: options.historyPolicies,
-          idempotencyWindowMs: options.limits.idempotencyWindowMs,
-          recoveryLimit: options.limits.recoveryLimit,
-          waitReplicas: options.redisWaitReplicas,
-          waitTimeoutMs: options.redisWaitTimeoutMs,
-          waitAllReplicas: options.redisWaitAllReplicas,
-          failoverWatch: redisSentinelSettings(options),
-        })
-      : new MemoryHistory({
-          bus,
-          maxMessages: options.limits.historySize,
-          idempotencyWindowMs: options.limits.idempotencyWindowMs,
-          recoveryLimit: options.limits.recoveryLimit,
-        }));
+        ? new RedisStreamsHistory({
+            ...store,
+            publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
+            prefix: context.namer.prefix,
+            maxMessages: options.limits.historySize,
+            ttlMs: options.historyTtlMs,
+            policies: options.historyPolicies,
+            idempotencyWindowMs: options.limits.idempotencyWindowMs,
+            recoveryLimit: options.limits.recoveryLimit,
+            waitReplicas: options.redisWaitReplicas,
+            waitTimeoutMs: options.redisWaitTimeoutMs,
+            waitAllReplicas: options.redisWaitAllReplicas,
+            failoverWatch: redisSentinelSettings(options),
+          })
+        : new MemoryHistory({
+            bus,
+            maxMessages: options.limits.historySize,
+            idempotencyWindowMs: options.limits.idempotencyWindowMs,
+            recoveryLimit: options.limits.recoveryLimit,
+          }));
   const presence =
     overrides.presence ??
     (store
@@ -145,8 +147,7 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
         : store
           ? new RedisMailbox({ ...store, prefix: context.namer.prefix, ttlMs: options.mailboxTtlMs })
           : new MemoryMailbox({ ttlMs: options.mailboxTtlMs });
-  const sessions =
-    overrides.sessions ?? (store ? new RedisRoomSessions({ ...store, prefix: context.namer.prefix }) : new MemoryRoomSessions());
+  const sessions = overrides.sessions ?? (store ? new RedisRoomSessions({ ...store, prefix: context.namer.prefix }) : new MemoryRoomSessions());
   return { bus, history, presence, events, mailbox, sessions };
 }
 

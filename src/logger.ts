@@ -48,6 +48,6 @@ export function createLogger(level: LogLevel, bindings: Record<string, unknown> 
 
 /** Shorten a user-controlled string before it goes into a log line. */
 export function clip(value: unknown, max = 120): string {
-  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value);
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
   return text.length > max ? `${text.slice(0, max)}…(${text.length})` : text;
 }

@@ -72,7 +72,12 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   }
   const apiKey = values['api-key'] ?? `dev-${randomBytes(16).toString('hex')}`;
   const amqpUrl = values['amqp-url'];
-  const workers = amqpUrl ? values.workers.split(',').map((w) => w.trim()).filter(Boolean) : [];
+  const workers = amqpUrl
+    ? values.workers
+        .split(',')
+        .map((w) => w.trim())
+        .filter(Boolean)
+    : [];
   const shared = ['--env', values.env, '--log-level', values['log-level']];
 
   // Re-run this same CLI (dist or tsx) with the same Node flags.
@@ -106,13 +111,17 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   process.on('exit', killAll);
 
   const say = (line: string) => process.stdout.write(`nerve dev-cluster: ${line}\n`);
-  say(`starting ${nodes} node(s)${workers.length ? ` and ${workers.length} worker(s)` : ''} on Redis ${hostOf(values['redis-url'])}${amqpUrl ? ` and RabbitMQ ${hostOf(amqpUrl)}` : ''} (env ${values.env})`);
+  say(
+    `starting ${nodes} node(s)${workers.length ? ` and ${workers.length} worker(s)` : ''} on Redis ${hostOf(values['redis-url'])}${amqpUrl ? ` and RabbitMQ ${hostOf(amqpUrl)}` : ''} (env ${values.env})`,
+  );
   const urls: string[] = [];
   const nodeProcs: Proc[] = [];
   for (let i = 0; i < nodes; i++) {
     const port = basePort + i;
     urls.push(`http://localhost:${port}`);
     say(`starting n${i + 1} on ${urls[i]}/`);
+    // Flag and value on one line each.
+    // prettier-ignore
     const node = run(`n${i + 1}`, [
       'serve',
       '--port', String(port),
@@ -130,7 +139,20 @@ export async function devClusterMain(argv: string[]): Promise<number> {
   }
   for (const worker of workers) {
     say(`starting the ${worker} worker`);
-    run(worker, ['worker', worker, '--amqp-url', amqpUrl, '--postgres-url', values['postgres-url'], '--env', values.env, '--log-level', values['log-level'], '--log-format', logFormat]);
+    run(worker, [
+      'worker',
+      worker,
+      '--amqp-url',
+      amqpUrl,
+      '--postgres-url',
+      values['postgres-url'],
+      '--env',
+      values.env,
+      '--log-level',
+      values['log-level'],
+      '--log-format',
+      logFormat,
+    ]);
   }
 
   // Ctrl-C works from here on, during the wait for readiness too.
@@ -154,7 +176,8 @@ export async function devClusterMain(argv: string[]): Promise<number> {
     urls.map(async (url, i) => {
       const proc = nodeProcs[i];
       const up = await waitReady(url, READY_WAIT_MS, () => stopping || proc?.child.exitCode !== null);
-      if (!stopping && proc?.child.exitCode === null) say(up ? `n${i + 1} ready on ${url}/` : `n${i + 1} not ready after ${READY_WAIT_MS / 1000} s (see its log lines above)`);
+      if (!stopping && proc?.child.exitCode === null)
+        say(up ? `n${i + 1} ready on ${url}/` : `n${i + 1} not ready after ${READY_WAIT_MS / 1000} s (see its log lines above)`);
       return up;
     }),
   );

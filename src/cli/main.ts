@@ -43,6 +43,8 @@ async function serve(argv: string[]): Promise<number> {
     throw error;
   }
   let signals = 0;
+  // Assigned once the SDK starts; a signal may drain before that.
+  // eslint-disable-next-line prefer-const
   let sdk: TracingSdk | undefined;
   let draining = false;
   const drain = (reason: string) => {

@@ -6,7 +6,17 @@
 import { API_SCOPES } from '../auth/api-keys.js';
 import { ConfigError } from '../config/errors.js';
 import { integer } from '../config/validate.js';
-import { BUS_DRIVERS, CHAT_PATHS, DEFAULT_LIMITS, LOG_FORMATS, LOG_LEVELS, NODE_DEFAULTS, REDIS_MODES, type LimitOptions, type NodeOptionsInput } from '../config/options.js';
+import {
+  BUS_DRIVERS,
+  CHAT_PATHS,
+  DEFAULT_LIMITS,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  NODE_DEFAULTS,
+  REDIS_MODES,
+  type LimitOptions,
+  type NodeOptionsInput,
+} from '../config/options.js';
 
 /** `list`: comma-separated strings (empty items dropped). */
 type Kind = 'int' | 'string' | 'bool' | 'json' | 'enum' | 'list';
@@ -53,6 +63,8 @@ interface ServeCliSettings {
 const MAX_NODES = 256;
 const DEFAULT_NODES = 1;
 
+// One row per setting, as the README shows them: kept one line each.
+// prettier-ignore
 export const SETTINGS: readonly Setting[] = [
   top('port', 'port', 'int', fixed('port'), 'TCP port for HTTP and WebSocket (0 = any free port)'),
   top('host', 'host', 'string', fixed('host'), 'interface to listen on'),
@@ -159,7 +171,10 @@ function parseValue(setting: Setting, raw: string, source: string): unknown {
     case 'string':
       return raw;
     case 'list':
-      return raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+      return raw
+        .split(',')
+        .map((item) => item.trim())
+        .filter((item) => item !== '');
   }
 }
 
@@ -215,7 +230,7 @@ export function parseServeCommand(argv: readonly string[], env: NodeJS.ProcessEn
   const nodes = integer('nodes', (cliInput.nodes ?? DEFAULT_NODES) as number, 1, MAX_NODES);
   const otelEndpoint = typeof cliInput.otelEndpoint === 'string' && cliInput.otelEndpoint !== '' ? cliInput.otelEndpoint : undefined;
   const cli: ServeCliSettings = { nodes, otelEndpoint };
-  return { options: { ...(input as NodeOptionsInput), limits: limits as Partial<LimitOptions> }, cli };
+  return { options: { ...(input as NodeOptionsInput), limits }, cli };
 }
 
 export function serveHelp(): string {

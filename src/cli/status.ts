@@ -47,11 +47,20 @@ function formatStatusTable(nodes: NodeRecord[], now = Date.now()): string {
     String(node.connections),
     String(node.rooms),
     String(sumValues(node.counters.messagesIn)),
-    node.lanes.every((lane) => lane.ok) ? 'ok' : `down: ${node.lanes.filter((lane) => !lane.ok).map((lane) => lane.lane).join(',')}`,
+    node.lanes.every((lane) => lane.ok)
+      ? 'ok'
+      : `down: ${node.lanes
+          .filter((lane) => !lane.ok)
+          .map((lane) => lane.lane)
+          .join(',')}`,
     `${(node.heartbeatAgeMs / 1000).toFixed(1)}s ago`,
   ]);
   const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   const total = nodes.reduce((acc, node) => acc + node.connections, 0);
   return [line(header), ...rows.map(line), '', `${nodes.length} node(s), ${total} connection(s)`].join('\n');
 }
@@ -88,7 +97,10 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
   const mode = (values['redis-mode'] ?? env.NERVE_REDIS_MODE ?? NODE_DEFAULTS.redisMode) as RedisMode;
   let sentinel: RedisSentinelSettings | undefined;
   try {
-    const sentinels = (values['redis-sentinels'] ?? env.NERVE_REDIS_SENTINELS ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const sentinels = (values['redis-sentinels'] ?? env.NERVE_REDIS_SENTINELS ?? '')
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
     if (sentinels.length > 0) {
       // The node's own rules (and errors) for the Sentinel settings.
       const options = normalizeOptions({
@@ -109,7 +121,11 @@ export async function statusMain(argv: string[], env: NodeJS.ProcessEnv): Promis
     process.stderr.write(`nerve status: ${errorText(error)}\n`);
     return 2;
   }
-  const namer = new ChannelNamer({ env: values.env ?? env.NERVE_ENV ?? NODE_DEFAULTS.env, service: values.service ?? env.NERVE_SERVICE ?? NODE_DEFAULTS.service, hashTags: mode === 'sharded' });
+  const namer = new ChannelNamer({
+    env: values.env ?? env.NERVE_ENV ?? NODE_DEFAULTS.env,
+    service: values.service ?? env.NERVE_SERVICE ?? NODE_DEFAULTS.service,
+    hashTags: mode === 'sharded',
+  });
   const registry = new RedisNodeRegistry({ ...redisStoreConnection(redisUrl, mode === 'sharded', sentinel), prefix: namer.prefix });
   try {
     const nodes = await registry.list();

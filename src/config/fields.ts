@@ -28,7 +28,11 @@ export function historyPolicies(value: unknown): HistoryPolicyOption[] {
       (policy.maxMessages === undefined || (Number.isInteger(policy.maxMessages) && policy.maxMessages >= 0 && policy.maxMessages <= 1_000_000)) &&
       (policy.ttlMs === undefined || (Number.isInteger(policy.ttlMs) && policy.ttlMs >= 1000));
     if (!ok) throw new ConfigError('historyPolicies', accepted, JSON.stringify(item));
-    return { prefix: policy.prefix!, ...(policy.maxMessages === undefined ? {} : { maxMessages: policy.maxMessages }), ...(policy.ttlMs === undefined ? {} : { ttlMs: policy.ttlMs }) };
+    return {
+      prefix: policy.prefix!,
+      ...(policy.maxMessages === undefined ? {} : { maxMessages: policy.maxMessages }),
+      ...(policy.ttlMs === undefined ? {} : { ttlMs: policy.ttlMs }),
+    };
   });
 }
 
@@ -45,7 +49,8 @@ export function apiKeys(value: unknown): ApiKeyOption[] {
       Array.isArray(entry.scopes) &&
       entry.scopes.every((scope) => (API_SCOPES as readonly string[]).includes(scope)) &&
       (entry.name === undefined || (typeof entry.name === 'string' && NAME_COMPONENT.test(entry.name))) &&
-      (entry.tenants === undefined || (Array.isArray(entry.tenants) && entry.tenants.length > 0 && entry.tenants.every((tenant) => typeof tenant === 'string' && isValidTenantId(tenant))));
+      (entry.tenants === undefined ||
+        (Array.isArray(entry.tenants) && entry.tenants.length > 0 && entry.tenants.every((tenant) => typeof tenant === 'string' && isValidTenantId(tenant))));
     // Never echo a key into an error message.
     if (!ok) throw new ConfigError(`apiKeys[${index}]`, accepted, '<hidden>');
     return {
@@ -125,7 +130,11 @@ export function algorithms(value: string[] | undefined, keys: { secret: boolean;
     const known = JWT_ALGORITHMS.includes(alg);
     const keyed = alg.startsWith('HS') ? keys.secret : keys.asymmetric;
     if (!known || !keyed) {
-      throw new ConfigError('authAlgorithms', `algorithms of the configured keys (${JWT_ALGORITHMS.join(', ')}; HS* need --auth-secret, the others --auth-public-key or --auth-jwks-url)`, alg);
+      throw new ConfigError(
+        'authAlgorithms',
+        `algorithms of the configured keys (${JWT_ALGORITHMS.join(', ')}; HS* need --auth-secret, the others --auth-public-key or --auth-jwks-url)`,
+        alg,
+      );
     }
   }
   return [...new Set(value)];

@@ -82,7 +82,8 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
   const redisUrl = url('redisUrl', input.redisUrl, ['redis:', 'rediss:']) ?? (sentinel ? `redis://${sentinel.name}` : undefined);
   const redisMode = oneOf('redisMode', input.redisMode ?? NODE_DEFAULTS.redisMode, REDIS_MODES);
   // Sentinel watches one master; a Redis Cluster fails over by itself.
-  if (sentinel && redisMode === 'sharded') throw new ConfigError('redisSentinels', 'no sentinels with --redis-mode sharded (Redis Cluster fails over by itself)', input.redisSentinels?.join(','));
+  if (sentinel && redisMode === 'sharded')
+    throw new ConfigError('redisSentinels', 'no sentinels with --redis-mode sharded (Redis Cluster fails over by itself)', input.redisSentinels?.join(','));
   const redisWaitReplicas = integer('redisWaitReplicas', input.redisWaitReplicas ?? (sentinel ? 1 : 0), 0, 16);
   if (redisWaitReplicas > 0 && redisMode === 'sharded') throw new ConfigError('redisWaitReplicas', '0 with --redis-mode sharded', redisWaitReplicas);
   const bus = busDriver(input.bus ?? NODE_DEFAULTS.bus, redisUrl, amqpUrl, postgresUrl);
@@ -102,7 +103,10 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     authSecret,
     authPublicKey,
     authJwksUrl,
-    authAlgorithms: algorithms(input.authAlgorithms, { secret: authSecret !== undefined, asymmetric: authPublicKey !== undefined || authJwksUrl !== undefined }),
+    authAlgorithms: algorithms(input.authAlgorithms, {
+      secret: authSecret !== undefined,
+      asymmetric: authPublicKey !== undefined || authJwksUrl !== undefined,
+    }),
     authAudience: optionalText('authAudience', input.authAudience),
     authIssuer: optionalText('authIssuer', input.authIssuer),
     authGrantsRequired: input.authGrantsRequired ?? NODE_DEFAULTS.authGrantsRequired,
@@ -183,7 +187,9 @@ function chatPath(value: ChatPath, bus: Exclude<BusDriver, 'auto'>): ChatPath {
 }
 
 /** The Sentinel settings, validated; undefined without sentinels (the other sentinel settings are then refused). */
-function redisSentinel(input: NodeOptionsInput): { sentinels: string[]; name: string; password: string | undefined; username: string | undefined; tls: boolean } | undefined {
+function redisSentinel(
+  input: NodeOptionsInput,
+): { sentinels: string[]; name: string; password: string | undefined; username: string | undefined; tls: boolean } | undefined {
   const sentinels = input.redisSentinels ?? [];
   if (!Array.isArray(sentinels) || sentinels.some((entry) => typeof entry !== 'string' || parseSentinelAddress(entry) === undefined)) {
     throw new ConfigError('redisSentinels', 'a list of host:port ([v6]:port)', JSON.stringify(sentinels));
@@ -200,7 +206,13 @@ function redisSentinel(input: NodeOptionsInput): { sentinels: string[]; name: st
   if (name === undefined || !/^[A-Za-z0-9._-]{1,128}$/.test(name)) {
     throw new ConfigError('redisSentinelName', 'the master name the sentinels monitor (A-Z a-z 0-9 . _ -, required with --redis-sentinels)', name);
   }
-  return { sentinels: [...new Set(sentinels.map((entry) => entry.trim()))], name, password, username, tls: input.redisSentinelTls ?? NODE_DEFAULTS.redisSentinelTls };
+  return {
+    sentinels: [...new Set(sentinels.map((entry) => entry.trim()))],
+    name,
+    password,
+    username,
+    tls: input.redisSentinelTls ?? NODE_DEFAULTS.redisSentinelTls,
+  };
 }
 
 /** The Sentinel settings of normalized options, for src/redis/connection.ts; undefined without sentinels. */
@@ -216,7 +228,9 @@ export function redisSentinelSettings(options: NodeOptions): RedisSentinelSettin
 }
 
 export function defaultNodeId(): string {
-  return `${hostname().replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`;
+  return `${hostname()
+    .replace(/[^A-Za-z0-9._~-]/g, '-')
+    .slice(0, 40)}-${randomBytes(3).toString('hex')}`;
 }
 
 /** 0 (off) or 100 to 60000 ms: a shorter probe would fail on a busy but healthy Redis. */

@@ -250,7 +250,11 @@ export interface NodeOptions {
   limits: LimitOptions;
 }
 
-export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'bus' | 'pusherApps'>> & { bus?: BusDriver; limits?: Partial<LimitOptions>; pusherApps?: unknown };
+export type NodeOptionsInput = Partial<Omit<NodeOptions, 'limits' | 'bus' | 'pusherApps'>> & {
+  bus?: BusDriver;
+  limits?: Partial<LimitOptions>;
+  pusherApps?: unknown;
+};
 
 export const DEFAULT_LIMITS: LimitOptions = {
   maxFrameBytes: 64 * 1024,

@@ -61,7 +61,10 @@ describe('serve settings', () => {
 
   it('reads trusted proxies and tenant-limited API keys', () => {
     const options = normalizeOptions(
-      parseServeArgs(['--trusted-proxies', '10.0.0.0/8, ::1', '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":["publish"],"tenants":["acme","acme"]}]`], {}),
+      parseServeArgs(
+        ['--trusted-proxies', '10.0.0.0/8, ::1', '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":["publish"],"tenants":["acme","acme"]}]`],
+        {},
+      ),
     );
     assert.deepEqual(options.trustedProxies, ['10.0.0.0/8', '::1']);
     assert.deepEqual(options.apiKeys[0]?.tenants, ['acme']);
@@ -93,11 +96,26 @@ describe('serve settings', () => {
     ['bus memory with a Redis URL', ['--bus', 'memory', '--redis-url', 'redis://x'], {}, /bus: expected memory only without --redis-url/],
     ['chat path worker without bus rabbitmq', ['--chat-path', 'worker', '--redis-url', 'redis://x'], {}, /chatPath: expected worker only with --bus rabbitmq/],
     ['unknown chat path', ['--chat-path', 'queue'], {}, /chatPath \(--chat-path\): expected node \| worker/],
-    ['a trusted proxy that is not an address', ['--trusted-proxies', '10.0.0.0/8,lb.internal'], {}, /trustedProxies: expected IPv4 \/ IPv6 addresses or CIDR ranges/],
+    [
+      'a trusted proxy that is not an address',
+      ['--trusted-proxies', '10.0.0.0/8,lb.internal'],
+      {},
+      /trustedProxies: expected IPv4 \/ IPv6 addresses or CIDR ranges/,
+    ],
     ['a trusted proxy range too wide for its family', ['--trusted-proxies', '10.0.0.0/40'], {}, /trustedProxies/],
-    ['an API key limited to an invalid tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["no spaces"]}]`], {}, /apiKeys\[0\]: expected .*tenants\?/],
+    [
+      'an API key limited to an invalid tenant',
+      ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["no spaces"]}]`],
+      {},
+      /apiKeys\[0\]: expected .*tenants\?/,
+    ],
     ['a trusted proxy range of every address', ['--trusted-proxies', '0.0.0.0/0'], {}, /trustedProxies: expected .*not every address/],
-    ['two API keys with one secret', ['--api-key', 'k'.repeat(24), '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["acme"]}]`], {}, /apiKeys: expected each key secret once/],
+    [
+      'two API keys with one secret',
+      ['--api-key', 'k'.repeat(24), '--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":["acme"]}]`],
+      {},
+      /apiKeys: expected each key secret once/,
+    ],
     ['an API key limited to no tenant', ['--api-keys', `[{"key":"${'k'.repeat(24)}","scopes":[],"tenants":[]}]`], {}, /apiKeys\[0\]/],
   ];
   for (const [name, argv, env, message] of bad) {
