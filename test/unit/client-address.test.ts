@@ -10,7 +10,7 @@ describe('clientAddress', () => {
     ['an untrusted peer is the client, whatever it sends', '198.51.100.1', '203.0.113.9', '198.51.100.1'],
     ['a trusted peer names the client', '10.1.2.3', '203.0.113.9', '203.0.113.9'],
     ['trusted hops on the right are skipped', '10.1.2.3', '203.0.113.9, 10.9.9.9, 192.0.2.1', '203.0.113.9'],
-    ['entries left of the first untrusted one are the client\'s own words', '10.1.2.3', '1.1.1.1, 203.0.113.9', '203.0.113.9'],
+    ["entries left of the first untrusted one are the client's own words", '10.1.2.3', '1.1.1.1, 203.0.113.9', '203.0.113.9'],
     ['repeated headers read as one list', '10.1.2.3', ['1.1.1.1', '203.0.113.9, 10.0.0.7'], '203.0.113.9'],
     ['IPv4-mapped peer and hops', '::ffff:10.1.2.3', '::ffff:203.0.113.9', '203.0.113.9'],
     ['IPv4-mapped in hex, and IPv6 in any spelling, come out in one form', '::FFFF:a01:203', '2001:DB8:0:0::7', '2001:db8::7'],
