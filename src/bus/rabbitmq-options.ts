@@ -56,7 +56,6 @@ export interface NormalizedOptions {
   publishOnly: boolean;
 }
 
-
 export function normalizeRabbitBusOptions(options: RabbitBusOptions): NormalizedOptions {
   let parsed: URL | undefined;
   try {

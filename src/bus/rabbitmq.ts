@@ -178,7 +178,15 @@ export class RabbitBus extends RefCountedBus {
     await closeWithin(() => links.publisher.close(), 2000);
     if (live) await closeWithin(() => live.channel.close(), 2000);
     const connections = links.sub ? [links.pub, links.sub] : [links.pub];
-    await Promise.all(connections.map((connection) => closeWithin(() => connection.close(), 2000, () => connection.unsafeDestroy())));
+    await Promise.all(
+      connections.map((connection) =>
+        closeWithin(
+          () => connection.close(),
+          2000,
+          () => connection.unsafeDestroy(),
+        ),
+      ),
+    );
   }
 
   // ------------------------------------------------------------ the node's queue
@@ -321,7 +329,11 @@ export class RabbitBus extends RefCountedBus {
     const links = this.links;
     if (this.state !== 'running' || !links?.pub.ready) {
       this.counters.publishFailures += 1;
-      return Promise.reject(unavailable(`rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`));
+      return Promise.reject(
+        unavailable(
+          `rabbitmq bus cannot publish: ${this.state !== 'running' ? `bus is ${this.state}` : `publishing connection is down${this.lastError ? ` (${this.lastError})` : ''}`}`,
+        ),
+      );
     }
     return links.publisher.send(this.exchange, routingKeyFor(channel), bytes);
   }

@@ -138,7 +138,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     sentAt: count,
     body: z.unknown(),
     cmid: id.optional(),
-  }) as z.ZodType<EventDataMap['message.created']>,
+  }),
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
   'pusher.webhook': z.object({
@@ -169,7 +169,9 @@ const envelopeSchema = z.object({
 });
 
 /** Events that concern a room must name it and its session. */
-const ROOM_EVENTS: ReadonlySet<EventType> = new Set(EVENT_TYPES.filter((type) => type !== 'usage.reported' && type !== 'pusher.webhook' && !type.startsWith('admin.')));
+const ROOM_EVENTS: ReadonlySet<EventType> = new Set(
+  EVENT_TYPES.filter((type) => type !== 'usage.reported' && type !== 'pusher.webhook' && !type.startsWith('admin.')),
+);
 
 function firstIssue(error: z.ZodError): string {
   const issue = error.issues[0];
@@ -188,7 +190,7 @@ export function parseEvent(value: unknown): LifecycleEvent {
   }
   const data = dataSchemas[event.type].safeParse(event.data);
   if (!data.success) throw new InvalidEventError(`data.${firstIssue(data.error)}`);
-  return event as LifecycleEvent;
+  return event;
 }
 
 export function isValidEvent(value: unknown): value is LifecycleEvent {
@@ -241,20 +243,32 @@ export function createEvent<T extends EventType>(type: T, source: EventSource, d
 
 export const roomCreated = (source: EventSource, data: EventDataMap['room.created'] = {}) => createEvent('room.created', source, data);
 export const roomEnded = (source: EventSource, data: EventDataMap['room.ended']) => createEvent('room.ended', source, data);
-export const participantJoined = (source: EventSource, data: EventDataMap['participant.joined']) =>
-  createEvent('participant.joined', source, data);
-export const participantLeft = (source: EventSource, data: EventDataMap['participant.left']) =>
-  createEvent('participant.left', source, data);
-export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) =>
-  createEvent('message.created', source, data);
+export const participantJoined = (source: EventSource, data: EventDataMap['participant.joined']) => createEvent('participant.joined', source, data);
+export const participantLeft = (source: EventSource, data: EventDataMap['participant.left']) => createEvent('participant.left', source, data);
+export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) => createEvent('message.created', source, data);
 /** A node's usage by one tenant over one interval (no room: usage is per tenant). */
-export function usageReported(source: { tenant: string; node: string; id: string; ts?: number }, data: EventDataMap['usage.reported']): LifecycleEvent<'usage.reported'> {
-  const event = { v: EVENT_VERSION, id: source.id, type: 'usage.reported' as const, ts: source.ts ?? Date.now(), tenant: source.tenant, node: source.node, data: data as unknown as Record<string, unknown> };
+export function usageReported(
+  source: { tenant: string; node: string; id: string; ts?: number },
+  data: EventDataMap['usage.reported'],
+): LifecycleEvent<'usage.reported'> {
+  const event = {
+    v: EVENT_VERSION,
+    id: source.id,
+    type: 'usage.reported' as const,
+    ts: source.ts ?? Date.now(),
+    tenant: source.tenant,
+    node: source.node,
+    data: data as unknown as Record<string, unknown>,
+  };
   parseEvent(event);
   return event;
 }
 /** An admin audit event: the tenant acted on, the room when the action concerns one (no session: it is not a room's life). */
-export function adminEvent<T extends AdminEventType>(type: T, source: { tenant: string; room?: string; node: string }, data: EventDataMap[T]): LifecycleEvent<T> {
+export function adminEvent<T extends AdminEventType>(
+  type: T,
+  source: { tenant: string; room?: string; node: string },
+  data: EventDataMap[T],
+): LifecycleEvent<T> {
   const event = {
     v: EVENT_VERSION,
     id: randomUUID(),

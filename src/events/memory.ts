@@ -12,16 +12,7 @@ import type { Logger } from 'pino';
 import type { LaneHealth } from '../lanes.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import type {
-  ConsumerHandle,
-  ConsumerSpec,
-  DeadLetterReason,
-  EventHandler,
-  EventLog,
-  HandlerOutcome,
-  LifecycleEvent,
-  PublishOptions,
-} from './event-log.js';
+import type { ConsumerHandle, ConsumerSpec, DeadLetterReason, EventHandler, EventLog, HandlerOutcome, LifecycleEvent, PublishOptions } from './event-log.js';
 import { normalizeConsumerSpec, retryDelay, type NormalizedConsumerSpec } from './retry.js';
 import { topicMatches } from './topic.js';
 import { errorText } from '../errors.js';
@@ -100,7 +91,11 @@ class MemoryConsumer implements ConsumerHandle {
     let error: string | undefined;
     try {
       // A copy: a handler that mutates its event must not change what a retry delivers.
-      outcome = await this.handler(structuredClone(pending.event), { attempt: pending.attempt, queue: q.spec.queue, ...(pending.traceparent === undefined ? {} : { traceparent: pending.traceparent }) });
+      outcome = await this.handler(structuredClone(pending.event), {
+        attempt: pending.attempt,
+        queue: q.spec.queue,
+        ...(pending.traceparent === undefined ? {} : { traceparent: pending.traceparent }),
+      });
       if (outcome !== 'ack' && outcome !== 'retry' && outcome !== 'dead_letter') outcome = 'retry';
     } catch (err) {
       outcome = 'retry';
@@ -108,15 +103,20 @@ class MemoryConsumer implements ConsumerHandle {
       this.logger?.warn({ err, queue: q.spec.queue, event: pending.event.id, attempt: pending.attempt }, 'event handler failed');
     }
     if (outcome === 'retry' && pending.attempt < q.spec.maxAttempts) {
-      const timer = setTimeout(() => {
-        q.timers.delete(timer);
-        q.ready.push({ event: pending.event, attempt: pending.attempt + 1, traceparent: pending.traceparent });
-        q.consumer?.schedule();
-      }, retryDelay(q.spec, pending.attempt));
+      const timer = setTimeout(
+        () => {
+          q.timers.delete(timer);
+          q.ready.push({ event: pending.event, attempt: pending.attempt + 1, traceparent: pending.traceparent });
+          q.consumer?.schedule();
+        },
+        retryDelay(q.spec, pending.attempt),
+      );
       q.timers.add(timer);
     } else if (outcome !== 'ack') {
       const reason: DeadLetterReason = outcome === 'dead_letter' ? 'dead_letter' : 'max_attempts';
-      q.deadLetters.push(error === undefined ? { event: pending.event, attempts: pending.attempt, reason } : { event: pending.event, attempts: pending.attempt, reason, error });
+      q.deadLetters.push(
+        error === undefined ? { event: pending.event, attempts: pending.attempt, reason } : { event: pending.event, attempts: pending.attempt, reason, error },
+      );
     }
     this.inFlight--;
     if (this.closing) {
@@ -187,9 +187,7 @@ export class MemoryEventLog implements EventLog {
   }
 
   health(): LaneHealth {
-    return this.state === 'closed'
-      ? { lane: 'events', driver: this.driver, ok: false, detail: 'closed' }
-      : { lane: 'events', driver: this.driver, ok: true };
+    return this.state === 'closed' ? { lane: 'events', driver: this.driver, ok: false, detail: 'closed' } : { lane: 'events', driver: this.driver, ok: true };
   }
 
   /** Events a consumer's queue dead-lettered, oldest first (for tests and the admin page). */

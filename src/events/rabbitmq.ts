@@ -129,22 +129,23 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
       limit: this.options.outboxLimit,
       maxInFlight: this.options.maxInFlight,
       isReady: () => connection.ready,
-      isTransient: (error) =>
-        error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
-      send: ({ event, traceparent }) => this.confirming(() =>
-        this.publisher.send(
-          {
-            exchange: this.exchange,
-            routingKey: event.type,
-            durable: true, // deliveryMode 2: persisted by the broker
-            contentType: 'application/json',
-            messageId: event.id,
-            type: event.type,
-            timestamp: Math.floor(event.ts / 1000),
-            ...(traceparent === undefined ? {} : { headers: { [TRACEPARENT_HEADER]: traceparent } }),
-          },
-          Buffer.from(JSON.stringify(event)),
-        )),
+      isTransient: (error) => error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
+      send: ({ event, traceparent }) =>
+        this.confirming(() =>
+          this.publisher.send(
+            {
+              exchange: this.exchange,
+              routingKey: event.type,
+              durable: true, // deliveryMode 2: persisted by the broker
+              contentType: 'application/json',
+              messageId: event.id,
+              type: event.type,
+              timestamp: Math.floor(event.ts / 1000),
+              ...(traceparent === undefined ? {} : { headers: { [TRACEPARENT_HEADER]: traceparent } }),
+            },
+            Buffer.from(JSON.stringify(event)),
+          ),
+        ),
       ...(this.logger ? { logger: this.logger } : {}),
     });
   }
@@ -302,10 +303,18 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
     }
     this.outbox.stop();
     await closeWithin(() => this.publisher.close(), 2000);
-    await closeWithin(() => this.publishConnection.close(), 2000, () => this.publishConnection.unsafeDestroy());
+    await closeWithin(
+      () => this.publishConnection.close(),
+      2000,
+      () => this.publishConnection.unsafeDestroy(),
+    );
     if (this.consumeConnection) {
       const connection = this.consumeConnection;
-      await closeWithin(() => connection.close(), 2000, () => connection.unsafeDestroy());
+      await closeWithin(
+        () => connection.close(),
+        2000,
+        () => connection.unsafeDestroy(),
+      );
     }
     this.state = 'closed';
   }

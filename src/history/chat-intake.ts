@@ -114,9 +114,7 @@ export function parseIntakeRequest(body: unknown): { ok: true; request: ChatInta
   return { ok: false, reason: issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'not a chat intake request' };
 }
 
-export type ChatIntakeReply =
-  | { v: 1; ok: true; message: ChatMessage; duplicate: boolean }
-  | { v: 1; ok: false; code: ErrorCode; message: string };
+export type ChatIntakeReply = { v: 1; ok: true; message: ChatMessage; duplicate: boolean } | { v: 1; ok: false; code: ErrorCode; message: string };
 
 const replySchema = z.union([
   z.object({
@@ -135,7 +133,7 @@ const replySchema = z.union([
 
 export function parseIntakeReply(body: unknown): ChatIntakeReply | undefined {
   const parsed = replySchema.safeParse(body);
-  return parsed.success ? (parsed.data as ChatIntakeReply) : undefined;
+  return parsed.success ? parsed.data : undefined;
 }
 
 export function storedReply(result: AppendResult): ChatIntakeReply {

@@ -168,7 +168,11 @@ export class IntakeHistory implements History {
       if (this.pollTimer) clearInterval(this.pollTimer);
       const rpc = this.rpc;
       if (rpc) await closeWithin(() => rpc.close(), 2000);
-      await closeWithin(() => this.connection.close(), 2000, () => this.connection.unsafeDestroy());
+      await closeWithin(
+        () => this.connection.close(),
+        2000,
+        () => this.connection.unsafeDestroy(),
+      );
       await this.reads.close();
     })();
     return this.closing;

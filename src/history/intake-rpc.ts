@@ -55,7 +55,9 @@ export class IntakeRpc {
       }, this.timeoutMs);
       // Registered before publishing: a reply can come back before the publish call settles.
       this.waiting.set(id, { resolve, reject, timer });
-      channel.basicPublish({ ...envelope, replyTo: REPLY_TO, correlationId: id, expiration: String(this.timeoutMs) }, body).catch((error: unknown) => this.settle(id, error));
+      channel
+        .basicPublish({ ...envelope, replyTo: REPLY_TO, correlationId: id, expiration: String(this.timeoutMs) }, body)
+        .catch((error: unknown) => this.settle(id, error));
     });
   }
 

@@ -118,7 +118,7 @@ export class PostgresHistory implements History {
         },
         reject(error) {
           item.settled = true;
-          reject(error);
+          reject(error instanceof Error ? error : new Error(String(error)));
         },
       };
       const queue = this.roomQueues.get(key);
@@ -273,7 +273,8 @@ export class PostgresHistory implements History {
     if (error instanceof NerveError) return error;
     const code = sqlState(error);
     // Message ids are server-generated and unique: a second message with the same id is a bug, not a retry.
-    if (code === '23505') return new NerveError(ErrorCode.Internal, `message id ${draft?.id ?? '?'} is already stored for tenant ${room.tenant}`, { cause: error });
+    if (code === '23505')
+      return new NerveError(ErrorCode.Internal, `message id ${draft?.id ?? '?'} is already stored for tenant ${room.tenant}`, { cause: error });
     // SQLSTATE class 22, data exception: a retry fails the same way, so not `unavailable`.
     if (code.startsWith('22')) return new NerveError(ErrorCode.Internal, `message cannot be stored: ${errorText(error)}`, { cause: error });
     return this.failure('append', error);
@@ -291,7 +292,10 @@ export class PostgresHistory implements History {
     try {
       const state = await this.state_(room);
       const count = clampLimit(limit, this.maxMessages);
-      return { messages: await this.range(room, state.epoch, Math.max(state.oldest, state.last - count + 1), state.last), position: { offset: state.last, epoch: state.epoch } };
+      return {
+        messages: await this.range(room, state.epoch, Math.max(state.oldest, state.last - count + 1), state.last),
+        position: { offset: state.last, epoch: state.epoch },
+      };
     } catch (error) {
       throw error instanceof NerveError ? error : this.failure('read', error);
     }
@@ -358,7 +362,8 @@ export class PostgresHistory implements History {
 }
 
 function sqlState(error: unknown): string {
-  return String((error as { code?: unknown } | undefined)?.code ?? '');
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : '';
 }
 
 /** An error the message itself causes (SQLSTATE class 22, or a duplicate id): the session is fine, the message is not. */

@@ -50,9 +50,9 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClie
  * False means it was already processed: skip the effect, commit, ack.
  */
 export async function claimEvent(client: pg.PoolClient, schema: string, consumer: string, eventId: string): Promise<boolean> {
-  const result = await client.query(
-    `INSERT INTO ${quoteIdent(schema)}.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-    [consumer, eventId],
-  );
+  const result = await client.query(`INSERT INTO ${quoteIdent(schema)}.processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [
+    consumer,
+    eventId,
+  ]);
   return result.rowCount === 1;
 }

@@ -73,7 +73,16 @@ export async function readStoredMessages(
     params.push(c.ts, c.offset, c.id);
     where += ' AND (sent_at, room_offset, id) < ($4, $5, $6)';
   }
-  const result = await pool.query<{ id: string; room: string; sender: string; sent_at: string; room_offset: string; epoch: string; body: unknown; cmid: string | null }>(
+  const result = await pool.query<{
+    id: string;
+    room: string;
+    sender: string;
+    sent_at: string;
+    room_offset: string;
+    epoch: string;
+    body: unknown;
+    cmid: string | null;
+  }>(
     `SELECT id, room, sender, sent_at, room_offset, epoch, body, cmid FROM ${quoteIdent(schema)}.chat_messages
      WHERE ${where} ORDER BY sent_at DESC, room_offset DESC, id DESC LIMIT $3`,
     params,

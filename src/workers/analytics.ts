@@ -15,7 +15,10 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
     case 'message.created':
       return { set: 'messages = s.messages + 1', params: [] };
     case 'participant.joined':
-      return { set: 'current_participants = s.current_participants + 1, peak_participants = GREATEST(s.peak_participants, s.current_participants + 1)', params: [] };
+      return {
+        set: 'current_participants = s.current_participants + 1, peak_participants = GREATEST(s.peak_participants, s.current_participants + 1)',
+        params: [],
+      };
     case 'participant.left':
       // Out-of-order delivery may bring a leave before its join: never below zero.
       return { set: 'current_participants = GREATEST(s.current_participants - 1, 0)', params: [] };
@@ -54,7 +57,11 @@ export const analytics: WorkerDefinition = {
           await withTransaction(pool, async (client) => {
             if (!(await claimEvent(client, schema, 'analytics', event.id))) return;
             await client.query(`INSERT INTO ${table} AS s (tenant, room) VALUES ($1, $2) ON CONFLICT (tenant, room) DO NOTHING`, [event.tenant, event.room]);
-            await client.query(`UPDATE ${table} AS s SET ${set}, updated_at = now() WHERE s.tenant = $1 AND s.room = $2`, [event.tenant, event.room, ...params]);
+            await client.query(`UPDATE ${table} AS s SET ${set}, updated_at = now() WHERE s.tenant = $1 AND s.room = $2`, [
+              event.tenant,
+              event.room,
+              ...params,
+            ]);
           });
           context.hooks.afterCommit?.(event.id);
           return 'ack';

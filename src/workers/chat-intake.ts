@@ -12,7 +12,17 @@ import type { Logger } from 'pino';
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer } from 'rabbitmq-client';
 import { RabbitBus } from '../bus/rabbitmq.js';
 import { closeWithin } from '../close-within.js';
-import { chatEnvelope, chatIntakeNames, deadLetterQueueDeclaration, intakeQueueDeclaration, failedReply, intakeTopology, parseIntakeRequest, storedReply, type ChatIntakeReply } from '../history/chat-intake.js';
+import {
+  chatEnvelope,
+  chatIntakeNames,
+  deadLetterQueueDeclaration,
+  intakeQueueDeclaration,
+  failedReply,
+  intakeTopology,
+  parseIntakeRequest,
+  storedReply,
+  type ChatIntakeReply,
+} from '../history/chat-intake.js';
 import { PostgresHistory } from '../history/postgres.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
@@ -45,12 +55,25 @@ export interface ChatIntakeHandle {
 export async function startChatIntake(options: ChatIntakeOptions): Promise<ChatIntakeHandle> {
   const names = chatIntakeNames(options.env, options.service);
   const log = options.logger.child({ intake: names.queue });
-  const bus = new RabbitBus({ url: options.url, env: options.env, service: options.service, nodeId: `chat-store-${options.processId}`.replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 64), publishOnly: true, logger: log });
+  const bus = new RabbitBus({
+    url: options.url,
+    env: options.env,
+    service: options.service,
+    nodeId: `chat-store-${options.processId}`.replace(/[^A-Za-z0-9._~-]/g, '-').slice(0, 64),
+    publishOnly: true,
+    logger: log,
+  });
   await bus.start(() => {});
   const history = new PostgresHistory({ pool: options.pool, schema: options.schema, bus, idempotencyWindowMs: options.idempotencyWindowMs, migrate: false });
   await history.start();
 
-  const connection = new Connection({ url: options.url, connectionName: `nerve-chat-intake-${options.processId}`, retryLow: 50, retryHigh: 2000, heartbeat: 10 });
+  const connection = new Connection({
+    url: options.url,
+    connectionName: `nerve-chat-intake-${options.processId}`,
+    retryLow: 50,
+    retryHigh: 2000,
+    heartbeat: 10,
+  });
   connection.on('error', (err) => log.warn({ err }, 'chat intake connection error'));
   const topology = intakeTopology(names);
   // The dead-letter queue is not the consumer's own queue: declared here (and by every node).
@@ -134,7 +157,11 @@ export async function startChatIntake(options: ChatIntakeOptions): Promise<ChatI
         await closeWithin(() => consumer.close(), 10_000);
         await history.close();
         await bus.close();
-        await closeWithin(() => connection.close(), 2000, () => connection.unsafeDestroy());
+        await closeWithin(
+          () => connection.close(),
+          2000,
+          () => connection.unsafeDestroy(),
+        );
       })();
       return closing;
     },

@@ -23,7 +23,8 @@ export const cleanup: WorkerDefinition = {
             attempt: info.attempt,
             signer,
           });
-          if (result.outcome !== 'ack') context.logger.warn({ event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'cleanup hook failed');
+          if (result.outcome !== 'ack')
+            context.logger.warn({ event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'cleanup hook failed');
           return result.outcome;
         },
       },

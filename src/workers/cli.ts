@@ -45,7 +45,12 @@ export const WORKER_SETTINGS: readonly WorkerSetting[] = [
   setting('cleanup-hook-url', 'string', 'required by cleanup', 'URL POSTed for each room.ended'),
   setting('webhook-url', 'list', 'required by webhooks', 'URL to POST every event to (repeatable; env: comma-separated)', 'NERVE_WEBHOOK_URLS'),
   setting('webhook-secret', 'string', 'required by webhooks', 'Standard Webhooks signing secret, whsec_<base64> (>= 16 chars)'),
-  setting('pusher-apps', 'string', 'none', 'webhooks: Pusher apps (as the nodes\' --pusher-apps) whose webhooks get Pusher-format POSTs; then --webhook-url is optional'),
+  setting(
+    'pusher-apps',
+    'string',
+    'none',
+    "webhooks: Pusher apps (as the nodes' --pusher-apps) whose webhooks get Pusher-format POSTs; then --webhook-url is optional",
+  ),
   setting('http-timeout-ms', 'int', '10000', 'timeout of one outgoing HTTP call'),
   setting('metrics-port', 'int', '0 = off', 'serve /metrics (Prometheus) and /healthz on this port'),
   setting('log-level', 'string', 'info', LOG_LEVELS.join(' | ')),
@@ -107,7 +112,8 @@ export interface ParsedWorkerCommand {
 /** Parse argv (after `worker`) and the environment. Throws ConfigError. */
 export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): ParsedWorkerCommand {
   const optionsSpec: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { help: { type: 'boolean' } };
-  for (const s of WORKER_SETTINGS) optionsSpec[s.flag] = s.kind === 'bool' ? { type: 'boolean' } : s.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
+  for (const s of WORKER_SETTINGS)
+    optionsSpec[s.flag] = s.kind === 'bool' ? { type: 'boolean' } : s.kind === 'list' ? { type: 'string', multiple: true } : { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options: optionsSpec, allowPositionals: true, strict: true });
@@ -129,9 +135,13 @@ export function parseWorkerCommand(argv: string[], env: NodeJS.ProcessEnv): Pars
     return fromEnv === '' ? undefined : fromEnv;
   };
   const listFlag = values['webhook-url'];
-  const webhookUrls = Array.isArray(listFlag) && listFlag.length > 0
-    ? listFlag
-    : (env.NERVE_WEBHOOK_URLS ?? '').split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const webhookUrls =
+    Array.isArray(listFlag) && listFlag.length > 0
+      ? listFlag
+      : (env.NERVE_WEBHOOK_URLS ?? '')
+          .split(',')
+          .map((u) => u.trim())
+          .filter((u) => u !== '');
   const logLevel = (text('log-level') ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', LOG_LEVELS.join(' | '), logLevel);
   // As for nodes: a terminal is a person reading, anything else gets JSON.

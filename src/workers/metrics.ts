@@ -105,13 +105,7 @@ function hasQueueDepth(log: EventLog): log is EventLog & QueueDepthSource {
  * `nerve_worker_queue_depth`. A lane without `queueDepth` is not polled.
  * `stop()` clears the timer and waits for a poll in progress.
  */
-export function pollQueueDepth(
-  metrics: WorkerMetrics,
-  log: EventLog,
-  queues: string[],
-  intervalMs: number,
-  logger: Logger,
-): { stop(): Promise<void> } {
+export function pollQueueDepth(metrics: WorkerMetrics, log: EventLog, queues: string[], intervalMs: number, logger: Logger): { stop(): Promise<void> } {
   if (!hasQueueDepth(log)) return { stop: async () => undefined };
   let running: Promise<void> | undefined;
   let warned = false;
@@ -169,7 +163,9 @@ export async function serveWorkerMetrics(
     }
     if (path === '/healthz') {
       const h = health();
-      res.writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: h.ok, worker: metrics.worker, ...(h.detail ? { detail: h.detail } : {}) }));
+      res
+        .writeHead(h.ok ? 200 : 503, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ ok: h.ok, worker: metrics.worker, ...(h.detail ? { detail: h.detail } : {}) }));
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

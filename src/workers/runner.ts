@@ -168,7 +168,11 @@ export function checkWorkerOptions(name: string, options: WorkerOptions): Worker
   if (name === 'webhooks' && !(pusherHooks && (options.webhookUrls ?? []).length === 0)) {
     if ((options.webhookUrls ?? []).length === 0) throw new ConfigError('webhookUrls', 'at least one http(s) URL (required by worker webhooks)', undefined);
     if (!options.webhookSecret || options.webhookSecret.length < 16) {
-      throw new ConfigError('webhookSecret', 'a secret of at least 16 characters (required by worker webhooks)', options.webhookSecret ? '<hidden>' : undefined);
+      throw new ConfigError(
+        'webhookSecret',
+        'a secret of at least 16 characters (required by worker webhooks)',
+        options.webhookSecret ? '<hidden>' : undefined,
+      );
     }
   }
   return definition;

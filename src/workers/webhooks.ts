@@ -27,27 +27,35 @@ export const webhooks: WorkerDefinition = {
     if (!secret) throw new Error('webhooks needs webhookSecret');
     if (context.webhookUrls.length === 0) throw new Error('webhooks needs at least one webhook URL');
     const signer = webhookSigner(secret);
-    return [...pusher, ...context.webhookUrls.map((url): WorkerConsumer => ({
-      spec: { queue: webhookQueue(url), bindings: ['#'] },
-      async handler(event, info) {
-        const post = (traceparent: string | undefined): Promise<PostResult> =>
-          postEvent(url, event, { signer, timeoutMs: context.httpTimeoutMs, attempt: info.attempt, traceparent });
-        let result: PostResult;
-        if (context.tracing) {
-          const hop = context.tracing.start('nerve.webhook POST', SpanKind.CLIENT, info.traceparent, { tenant: event.tenant, room: event.room, class: 'lifecycle', event: event.type });
-          hop.span.setAttribute('url.full', url);
-          result = await post(hop.traceparent);
-          if (result.status !== undefined) hop.span.setAttribute('http.response.status_code', result.status);
-          hop.end(result.outcome === 'ack' ? undefined : new Error(result.error ?? `status ${result.status}`));
-        } else {
-          // Tracing off here: the context the node sent still reaches the endpoint.
-          result = await post(info.traceparent);
-        }
-        if (result.outcome !== 'ack') {
-          context.logger.warn({ url, event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'webhook delivery failed');
-        }
-        return result.outcome;
-      },
-    }))];
+    return [
+      ...pusher,
+      ...context.webhookUrls.map((url): WorkerConsumer => ({
+        spec: { queue: webhookQueue(url), bindings: ['#'] },
+        async handler(event, info) {
+          const post = (traceparent: string | undefined): Promise<PostResult> =>
+            postEvent(url, event, { signer, timeoutMs: context.httpTimeoutMs, attempt: info.attempt, traceparent });
+          let result: PostResult;
+          if (context.tracing) {
+            const hop = context.tracing.start('nerve.webhook POST', SpanKind.CLIENT, info.traceparent, {
+              tenant: event.tenant,
+              room: event.room,
+              class: 'lifecycle',
+              event: event.type,
+            });
+            hop.span.setAttribute('url.full', url);
+            result = await post(hop.traceparent);
+            if (result.status !== undefined) hop.span.setAttribute('http.response.status_code', result.status);
+            hop.end(result.outcome === 'ack' ? undefined : new Error(result.error ?? `status ${result.status}`));
+          } else {
+            // Tracing off here: the context the node sent still reaches the endpoint.
+            result = await post(info.traceparent);
+          }
+          if (result.outcome !== 'ack') {
+            context.logger.warn({ url, event: event.id, attempt: info.attempt, status: result.status, error: result.error }, 'webhook delivery failed');
+          }
+          return result.outcome;
+        },
+      })),
+    ];
   },
 };

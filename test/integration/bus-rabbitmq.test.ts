@@ -109,7 +109,10 @@ describe('RabbitBus on the shared broker', { skip }, () => {
     assert.equal(await a.bus.publish(long, sent), 1);
     assert.equal(await a.bus.publish(other, envelope('a')), 0, 'a different long name is another key');
     await waitFor(() => b.has(long, sent.id), { what: 'delivery on the long channel' });
-    assert.deepEqual(b.got.map((r) => r.channel), [long]);
+    assert.deepEqual(
+      b.got.map((r) => r.channel),
+      [long],
+    );
   });
 
   it('declares an exclusive queue per node and removes it with its bindings on close', async () => {
@@ -121,7 +124,11 @@ describe('RabbitBus on the shared broker', { skip }, () => {
     await a.bus.acquire(ch);
     assert.equal(await queueExists(inspector, queue!), true);
     const bindings = await listBindings(`${env}.nerve.hot`);
-    if (bindings) assert.ok(bindings.some((b) => b.destination === queue && b.routingKey === routingKeyFor(ch)), JSON.stringify(bindings));
+    if (bindings)
+      assert.ok(
+        bindings.some((b) => b.destination === queue && b.routingKey === routingKeyFor(ch)),
+        JSON.stringify(bindings),
+      );
     await a.bus.close();
     assert.equal(await queueExists(inspector, queue!), false, 'queue gone with the connection');
     const left = await listBindings(`${env}.nerve.hot.node.`);
@@ -220,13 +227,22 @@ describe('RabbitBus on the shared broker', { skip }, () => {
     const ok = envelope('a');
     await a.bus.publish(ch, ok);
     await waitFor(() => a.has(ch, ok.id), { what: 'the valid envelope' });
-    assert.deepEqual(a.got.map((r) => r.envelope.id), [ok.id]);
+    assert.deepEqual(
+      a.got.map((r) => r.envelope.id),
+      [ok.id],
+    );
     assert.equal(a.bus.stats().decodeErrors, 2);
   });
 
   it('start rejects with bus_unavailable when the broker is unreachable', async () => {
     const b = new RabbitBus({ url: 'amqp://guest:guest@127.0.0.1:1', nodeId: 'a', env: testNamespace('none'), startTimeoutMs: 300 });
-    await assert.rejects(settlesWithin(b.start(() => {}), 3000), isBusUnavailable);
+    await assert.rejects(
+      settlesWithin(
+        b.start(() => {}),
+        3000,
+      ),
+      isBusUnavailable,
+    );
     await b.close();
     assert.equal(b.health().ok, false);
   });
@@ -235,12 +251,20 @@ describe('RabbitBus on the shared broker', { skip }, () => {
     assert.throws(() => new RabbitBus({ url: 'redis://x', nodeId: 'a' }), { name: 'ConfigError', setting: 'amqpUrl' });
     assert.throws(() => new RabbitBus({ url: AMQP_URL, nodeId: 'a b' }), { name: 'ConfigError', setting: 'nodeId' });
     assert.throws(() => new RabbitBus({ url: AMQP_URL, nodeId: 'a', messageTtlMs: 0 }), { name: 'ConfigError', setting: 'messageTtlMs' });
-    assert.throws(() => new RabbitBus({ url: AMQP_URL, nodeId: 'a', reconnectLowMs: 500, reconnectHighMs: 100 }), { name: 'ConfigError', setting: 'reconnectHighMs' });
+    assert.throws(() => new RabbitBus({ url: AMQP_URL, nodeId: 'a', reconnectLowMs: 500, reconnectHighMs: 100 }), {
+      name: 'ConfigError',
+      setting: 'reconnectHighMs',
+    });
   });
 
   it('leaves nothing of its env on the broker once every bus is closed', async () => {
     await Promise.allSettled(open.map((b) => b.close()));
     const queues = await listQueues('');
-    if (queues) assert.deepEqual(queues.filter((queue) => [...envs].some((env) => queue.startsWith(`${env}.`))), [], 'no queue of any env of this run');
+    if (queues)
+      assert.deepEqual(
+        queues.filter((queue) => [...envs].some((env) => queue.startsWith(`${env}.`))),
+        [],
+        'no queue of any env of this run',
+      );
   });
 });

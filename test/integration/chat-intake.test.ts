@@ -48,7 +48,16 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
   let db: TestDatabase;
 
   const startWorker = async (id: string): Promise<WorkerHandle> => {
-    const worker = await runWorker('chat-store', { amqpUrl: AMQP_URL, postgresUrl: POSTGRES_URL, schema: env, env, service: 'nerve', chatIntake: true, processId: id, logger: silent });
+    const worker = await runWorker('chat-store', {
+      amqpUrl: AMQP_URL,
+      postgresUrl: POSTGRES_URL,
+      schema: env,
+      env,
+      service: 'nerve',
+      chatIntake: true,
+      processId: id,
+      logger: silent,
+    });
     workers.push(worker);
     return worker;
   };
@@ -114,26 +123,40 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     }
   });
 
-  it('acks with offsets after storing, keeps each connection\'s pipelined order, and delivers one order on both nodes', async () => {
+  it("acks with offsets after storing, keeps each connection's pipelined order, and delivers one order on both nodes", async () => {
     const room = testNamespace('chat');
     const members = await Promise.all(Array.from({ length: 6 }, (_, i) => connect(i % 2, `${room}-m${i}`)));
     for (const member of members) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
     const publishers = members.slice(0, 4);
     // Pipelined: every publish is sent before any answer comes back.
     const acks = await Promise.all(
-      publishers.map((publisher, p) => Promise.all(Array.from({ length: 15 }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000)))),
+      publishers.map((publisher, p) =>
+        Promise.all(Array.from({ length: 15 }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000))),
+      ),
     );
     for (const [p, list] of acks.entries()) {
       for (const ack of list) assert.equal(ack.op, 'ack', JSON.stringify(ack));
       const offsets = list.map((ack) => Number(ack.offset));
-      assert.deepEqual(offsets, [...offsets].sort((a, b) => a - b), `publisher ${p}: offsets follow its send order`);
+      assert.deepEqual(
+        offsets,
+        [...offsets].sort((a, b) => a - b),
+        `publisher ${p}: offsets follow its send order`,
+      );
     }
     const all = acks.flat();
-    assert.deepEqual(all.map((a) => Number(a.offset)).sort((a, b) => a - b), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual(
+      all.map((a) => Number(a.offset)).sort((a, b) => a - b),
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
     assert.equal(new Set(all.map((a) => a.epoch)).size, 1, 'one epoch');
-    for (const member of members) await waitFor(() => member.frames.filter(isChat(room)).length >= 60, { timeoutMs: 15_000, what: '60 chat messages on every member' });
+    for (const member of members)
+      await waitFor(() => member.frames.filter(isChat(room)).length >= 60, { timeoutMs: 15_000, what: '60 chat messages on every member' });
     for (const member of members) {
-      assert.deepEqual(member.frames.filter(isChat(room)).map((f) => f.offset), Array.from({ length: 60 }, (_, i) => i + 1), 'offset order on every member, each once');
+      assert.deepEqual(
+        member.frames.filter(isChat(room)).map((f) => f.offset),
+        Array.from({ length: 60 }, (_, i) => i + 1),
+        'offset order on every member, each once',
+      );
     }
     const stored = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${env}".chat_messages WHERE room = $1`, [room]);
     assert.equal(Number(stored.rows[0]?.n), 60, 'stored once each');
@@ -150,7 +173,11 @@ describe('chat through the chat-store worker (--chat-path worker)', { skip, time
     assert.deepEqual([again.op, again.id, again.offset, again.duplicate], ['ack', first.id, first.offset, true]);
     const replay = await connect(1, `${room}-late`);
     const joined = await replay.request({ op: 'join', room, history: 10 });
-    assert.deepEqual((joined.history as Array<{ id: string }>).map((m) => m.id), [first.id], 'stored once');
+    assert.deepEqual(
+      (joined.history as Array<{ id: string }>).map((m) => m.id),
+      [first.id],
+      'stored once',
+    );
   });
 
   it('answers a message the worker cannot store with its error, dead-letters it, and stores the next one', async () => {
@@ -213,10 +240,13 @@ describe('IntakeRpc', { skip }, () => {
     const seen: number[] = [];
     for (const exchange of topology.exchanges) await connection.exchangeDeclare(exchange);
     await connection.queueDeclare(deadLetterQueueDeclaration(names));
-    const echo = connection.createConsumer({ queue: names.queue, queueOptions: intakeQueueDeclaration(names), exchanges: topology.exchanges, queueBindings: topology.queueBindings }, async (message, reply) => {
-      seen.push((message.body as { n: number }).n);
-      await reply({ n: (message.body as { n: number }).n });
-    });
+    const echo = connection.createConsumer(
+      { queue: names.queue, queueOptions: intakeQueueDeclaration(names), exchanges: topology.exchanges, queueBindings: topology.queueBindings },
+      async (message, reply) => {
+        seen.push((message.body as { n: number }).n);
+        await reply({ n: (message.body as { n: number }).n });
+      },
+    );
     try {
       await new Promise<void>((resolve) => echo.once('ready', () => resolve()));
       const rpc = new IntakeRpc(connection, topology, 5000);
@@ -226,8 +256,15 @@ describe('IntakeRpc', { skip }, () => {
         replies.push(rpc.send({ exchange: names.exchange, routingKey: 'chat.append' }, { n }).then((reply) => (reply.body as { n: number }).n));
         await new Promise((resolve) => setImmediate(resolve));
       }
-      assert.deepEqual(await Promise.all(replies), Array.from({ length: 20 }, (_, n) => n));
-      assert.deepEqual(seen, Array.from({ length: 20 }, (_, n) => n), 'received in send order');
+      assert.deepEqual(
+        await Promise.all(replies),
+        Array.from({ length: 20 }, (_, n) => n),
+      );
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 20 }, (_, n) => n),
+        'received in send order',
+      );
       await rpc.close();
     } finally {
       await echo.close();

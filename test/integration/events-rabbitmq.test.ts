@@ -110,7 +110,10 @@ describe('RabbitEventLog', { skip }, () => {
         const msg = await waitFor(() => admin.basicGet({ queue: probe, noAck: true }), { what: `message ${i}` });
         rooms.push((msg.body as LifecycleEvent).room ?? '');
       }
-      assert.deepEqual(rooms, events.map((e) => e.room));
+      assert.deepEqual(
+        rooms,
+        events.map((e) => e.room),
+      );
       await admin.queueDelete({ queue: probe });
     } finally {
       await log.close();

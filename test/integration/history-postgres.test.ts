@@ -28,12 +28,7 @@ const schema = testNamespace('ph').toLowerCase();
 const db: TestDatabase | undefined = skip ? undefined : await createTestDatabase(schema);
 if (db) await applyMigrations(db.pool, schema);
 
-historyConformance(
-  'postgres',
-  (bus, options) => new PostgresHistory({ pool: db!.pool, schema, bus, migrate: false, ...options }),
-  undefined,
-  { skip },
-);
+historyConformance('postgres', (bus, options) => new PostgresHistory({ pool: db!.pool, schema, bus, migrate: false, ...options }), undefined, { skip });
 
 describe('PostgresHistory group commit', { skip }, () => {
   it('stores a burst to one room in call order; a repeat within the burst gets the first; messages PostgreSQL refuses fail alone', async () => {
@@ -45,7 +40,10 @@ describe('PostgresHistory group commit', { skip }, () => {
     await bus.acquire(channel);
     const history = new PostgresHistory({ pool: db!.pool, schema, bus, migrate: false });
     await history.start();
-    const target: AppendTarget = { channel, envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'x', class: 'chat', payload: JSON.stringify(message) }) };
+    const target: AppendTarget = {
+      channel,
+      envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'x', class: 'chat', payload: JSON.stringify(message) }),
+    };
     const draft = (n: number): ChatDraft => ({
       op: 'message',
       class: 'chat',
@@ -62,14 +60,22 @@ describe('PostgresHistory group commit', { skip }, () => {
     for (const n of [10, 40]) {
       const poison = settled[n]!;
       assert.equal(poison.status, 'rejected', `append ${n}`);
-      assert.equal((poison).reason.code, 'internal', `append ${n}`);
+      assert.equal(poison.reason.code, 'internal', `append ${n}`);
     }
     const results = settled.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
     const repeat = results[30]!;
     assert.deepEqual([repeat.duplicate, repeat.message.id], [true, `${room.room}-20`], 'the repeat is answered with the first');
     const fresh = results.filter((result, n) => result && n !== 30);
-    assert.deepEqual(fresh.map((result) => result!.message.offset), Array.from({ length: 47 }, (_, i) => i + 1), 'offsets follow call order, without the refused ones');
-    assert.deepEqual(delivered, Array.from({ length: 47 }, (_, i) => i + 1), 'published once each, in offset order');
+    assert.deepEqual(
+      fresh.map((result) => result!.message.offset),
+      Array.from({ length: 47 }, (_, i) => i + 1),
+      'offsets follow call order, without the refused ones',
+    );
+    assert.deepEqual(
+      delivered,
+      Array.from({ length: 47 }, (_, i) => i + 1),
+      'published once each, in offset order',
+    );
     const replay = await history.recent(room, 100);
     assert.equal(replay.messages.length, 47);
     await history.close();
@@ -111,19 +117,35 @@ describe('PostgresHistory across two nodes on RabbitMQ', { skip: rabbitSkip }, (
       channel,
       envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'x', class: 'chat', payload: JSON.stringify(message) }),
     };
-    const draft = (n: number, from: string): ChatDraft => ({ op: 'message', class: 'chat', room: room.room, id: `${from}-${n}-${testNamespace('')}`, from, ts: Date.now(), data: { n } });
-    const results = await Promise.all(
-      histories.flatMap((history, h) => Array.from({ length: 40 }, (_, n) => history.append(room, draft(n, `u${h}`), target))),
+    const draft = (n: number, from: string): ChatDraft => ({
+      op: 'message',
+      class: 'chat',
+      room: room.room,
+      id: `${from}-${n}-${testNamespace('')}`,
+      from,
+      ts: Date.now(),
+      data: { n },
+    });
+    const results = await Promise.all(histories.flatMap((history, h) => Array.from({ length: 40 }, (_, n) => history.append(room, draft(n, `u${h}`), target))));
+    assert.deepEqual(
+      results.map((r) => r.message.offset).sort((a, b) => a - b),
+      Array.from({ length: 80 }, (_, i) => i + 1),
     );
-    assert.deepEqual(results.map((r) => r.message.offset).sort((a, b) => a - b), Array.from({ length: 80 }, (_, i) => i + 1));
     await waitFor(() => received.every((list) => list.length === 80), { timeoutMs: 10_000, what: '80 envelopes on every node' });
     for (const list of received) {
       const offsets = list.map((e) => (JSON.parse(e.payload) as ChatMessage).offset);
-      assert.deepEqual(offsets, Array.from({ length: 80 }, (_, i) => i + 1), 'delivery order is offset order');
+      assert.deepEqual(
+        offsets,
+        Array.from({ length: 80 }, (_, i) => i + 1),
+        'delivery order is offset order',
+      );
     }
     const replay = await histories[1]!.since(room, { offset: 70, epoch: results[0]!.message.epoch }, 100);
     assert.equal(replay.recovered, true);
-    assert.deepEqual(replay.messages.map((m) => m.offset), [71, 72, 73, 74, 75, 76, 77, 78, 79, 80]);
+    assert.deepEqual(
+      replay.messages.map((m) => m.offset),
+      [71, 72, 73, 74, 75, 76, 77, 78, 79, 80],
+    );
     for (const history of histories) await history.close();
   });
 });

@@ -43,7 +43,15 @@ describe('PostgreSQL workers', { skip }, () => {
     const worker = await runWorker('chat-store', { eventLog: log, pool: db.pool, schema: ns, logger: silent });
     try {
       const message = (i: number, id?: string) =>
-        messageCreated(source('lobby', id ? { id } : {}), { messageId: `m${i}`, from: 'alice', offset: i, epoch: 'e1', sentAt: 1000 + i, body: { text: `hello ${i}` }, ...(i === 1 ? { cmid: 'c1' } : {}) });
+        messageCreated(source('lobby', id ? { id } : {}), {
+          messageId: `m${i}`,
+          from: 'alice',
+          offset: i,
+          epoch: 'e1',
+          sentAt: 1000 + i,
+          body: { text: `hello ${i}` },
+          ...(i === 1 ? { cmid: 'c1' } : {}),
+        });
       for (let i = 1; i <= 5; i++) await log.publish(message(i));
       await log.publish(message(3)); // re-emitted with a new event id
       const dup = message(4, 'same-event');
@@ -61,14 +69,23 @@ describe('PostgreSQL workers', { skip }, () => {
       assert.equal(await count(), 5);
       assert.deepEqual(log.deadLetters('chat-store'), []);
       const page1 = await readStoredMessages(db.pool, ns, 'acme', 'lobby', { limit: 2 });
-      assert.deepEqual(page1.messages.map((m) => m.id), ['m4', 'm5']);
+      assert.deepEqual(
+        page1.messages.map((m) => m.id),
+        ['m4', 'm5'],
+      );
       assert.deepEqual(page1.messages[1]?.data, { text: 'hello 5' });
       assert.equal(page1.messages[0]?.from, 'alice');
       assert.ok(page1.next);
       const page2 = await readStoredMessages(db.pool, ns, 'acme', 'lobby', { limit: 2, before: page1.next });
-      assert.deepEqual(page2.messages.map((m) => m.id), ['m2', 'm3']);
+      assert.deepEqual(
+        page2.messages.map((m) => m.id),
+        ['m2', 'm3'],
+      );
       const page3 = await readStoredMessages(db.pool, ns, 'acme', 'lobby', { limit: 2, before: page2.next! });
-      assert.deepEqual(page3.messages.map((m) => m.id), ['m1']);
+      assert.deepEqual(
+        page3.messages.map((m) => m.id),
+        ['m1'],
+      );
       assert.equal(page3.messages[0]?.cmid, 'c1');
       assert.equal(page3.next, null);
       assert.deepEqual((await readStoredMessages(db.pool, ns, 'acme', 'other', {})).messages, []);
@@ -93,7 +110,12 @@ describe('PostgreSQL workers', { skip }, () => {
       await log.publish(messageCreated(source(room), { messageId: 'x1', from: 'a', offset: 1, epoch: 'e', sentAt: 1, body: 'hi' }));
       await log.publish(roomEnded(source(room), { startedAt: 0, durationMs: 90_000, participants: [{ user: 'a', ms: 1 }] }));
       const row = await waitFor(
-        async () => (await db.pool.query<Record<string, string | number | null>>(`SELECT * FROM "${ns}".room_stats WHERE room = $1 AND last_ended_at IS NOT NULL`, [room])).rows[0],
+        async () =>
+          (
+            await db.pool.query<Record<string, string | number | null>>(`SELECT * FROM "${ns}".room_stats WHERE room = $1 AND last_ended_at IS NOT NULL`, [
+              room,
+            ])
+          ).rows[0],
         { what: 'room stats' },
       );
       assert.equal(row.sessions, 1);

@@ -101,8 +101,14 @@ describe('webhooks worker', { skip }, () => {
 
       const flakyDeliveries = () => received.filter((r) => r.id === flaky.id);
       await waitFor(() => flakyDeliveries().length === 3, { timeoutMs: 10_000, what: 'third attempt' });
-      assert.deepEqual(flakyDeliveries().map((r) => r.attempt), ['1', '2', '3']);
-      assert.ok(flakyDeliveries().every((r) => r.valid), 'every attempt carries a valid signature');
+      assert.deepEqual(
+        flakyDeliveries().map((r) => r.attempt),
+        ['1', '2', '3'],
+      );
+      assert.ok(
+        flakyDeliveries().every((r) => r.valid),
+        'every attempt carries a valid signature',
+      );
       await waitFor(() => others.every((e) => received.some((r) => r.id === e.id)), { timeoutMs: 10_000, what: 'others delivered' });
 
       const dlq = `${ns}.nerve.${webhookQueue(url)}.dlq`;

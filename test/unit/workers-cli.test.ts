@@ -53,7 +53,10 @@ describe('worker command line', () => {
   });
 
   it('reads --chat-intake / NERVE_CHAT_INTAKE, only for chat-store and only with an AMQP URL', () => {
-    assert.deepEqual(parseWorkerCommand(['chat-store', '--chat-intake', '--idempotency-window-ms', '60000'], {}).options, { chatIntake: true, idempotencyWindowMs: 60_000 });
+    assert.deepEqual(parseWorkerCommand(['chat-store', '--chat-intake', '--idempotency-window-ms', '60000'], {}).options, {
+      chatIntake: true,
+      idempotencyWindowMs: 60_000,
+    });
     assert.equal(parseWorkerCommand(['chat-store'], { NERVE_CHAT_INTAKE: 'true' }).options.chatIntake, true);
     assert.equal(parseWorkerCommand(['chat-store'], {}).options.chatIntake, undefined);
     const pg = { postgresUrl: 'postgres://x' };
@@ -114,7 +117,10 @@ describe('events', () => {
     assert.equal(event.v, 1);
     assert.equal(event.type, 'room.ended');
     assert.ok(isValidEvent(JSON.parse(JSON.stringify(event))));
-    assert.throws(() => parseEvent({ ...event, data: { startedAt: 0, durationMs: -1, participants: [] } }), { name: 'InvalidEventError', code: 'invalid_event' });
+    assert.throws(() => parseEvent({ ...event, data: { startedAt: 0, durationMs: -1, participants: [] } }), {
+      name: 'InvalidEventError',
+      code: 'invalid_event',
+    });
     assert.throws(() => parseEvent({ ...event, room: undefined }), /needs room and session/);
     assert.throws(() => createEvent('participant.left', { tenant: 'acme', room: 'r', session: 's', node: 'n' }, { user: 'u', reason: 'vanished' as 'left' }), {
       name: 'InvalidEventError',
@@ -136,7 +142,12 @@ describe('cleanup worker', () => {
     const address = server.address();
     assert.ok(address && typeof address !== 'string');
     const log = new MemoryEventLog();
-    const worker = await runWorker('cleanup', { eventLog: log, cleanupHookUrl: `http://127.0.0.1:${address.port}/release`, retryDelayMs: 5, logger: pino({ level: 'silent' }) });
+    const worker = await runWorker('cleanup', {
+      eventLog: log,
+      cleanupHookUrl: `http://127.0.0.1:${address.port}/release`,
+      retryDelayMs: 5,
+      logger: pino({ level: 'silent' }),
+    });
     try {
       await log.publish(roomEnded({ tenant: 'acme', room: 'r1', session: 's1', node: 'n1' }, { startedAt: 0, durationMs: 5, participants: [] }));
       await waitFor(() => calls.length === 2, { what: 'second call' });
