@@ -62,7 +62,7 @@ export class InstrumentedEventLog implements EventLog {
 }
 
 /** One delivered chat or ephemeral envelope in this many is timed. */
-export const DELIVERY_SAMPLE_EVERY = 8;
+const DELIVERY_SAMPLE_EVERY = 8;
 
 /**
  * Samples the end-to-end latency of room messages as they are delivered

@@ -24,7 +24,7 @@ export interface RoomGrant {
 }
 
 /** Rights of a join token without a `rights` claim. */
-export const DEFAULT_JOIN_RIGHTS: readonly RoomRight[] = ['join', 'publish', 'presence'];
+const DEFAULT_JOIN_RIGHTS: readonly RoomRight[] = ['join', 'publish', 'presence'];
 
 const rights = z.array(z.enum(ROOM_RIGHTS)).max(ROOM_RIGHTS.length * 2);
 const grantSchema = z
@@ -66,4 +66,4 @@ export function rightsIn(grants: readonly RoomGrant[] | undefined, room: string)
   return found;
 }
 
-export const ALL_RIGHTS: ReadonlySet<RoomRight> = new Set(ROOM_RIGHTS);
+const ALL_RIGHTS: ReadonlySet<RoomRight> = new Set(ROOM_RIGHTS);

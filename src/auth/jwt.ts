@@ -15,8 +15,8 @@ import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/pr
 import type { AuthRequest, Authenticator, Identity, JoinGrant } from './authenticator.js';
 import { parseGrants, parseRights, type RoomRight } from './grants.js';
 
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 export const JWT_ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
 
 export interface JwtAuthenticatorOptions {
@@ -43,7 +43,7 @@ export interface JwtAuthenticatorOptions {
 }
 
 /** Algorithms accepted when none are configured: HS256 for a secret; the key's own algorithm for a PEM key; RS256, ES256, EdDSA for a JWKS. */
-export function defaultAlgorithms(options: Pick<JwtAuthenticatorOptions, 'secret' | 'publicKey' | 'jwksUrl'>): string[] {
+function defaultAlgorithms(options: Pick<JwtAuthenticatorOptions, 'secret' | 'publicKey' | 'jwksUrl'>): string[] {
   const algorithms = new Set<string>();
   if (options.secret) algorithms.add('HS256');
   if (options.publicKey) for (const alg of algorithmsOfKey(createPublicKey(options.publicKey))) algorithms.add(alg);

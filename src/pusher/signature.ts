@@ -16,7 +16,7 @@ export function hmacHex(secret: string, text: string): string {
 }
 
 /** Constant-time comparison of two ASCII strings (lengths leak; they are public: 64 hex digits). */
-export function sameText(a: string, b: string): boolean {
+function sameText(a: string, b: string): boolean {
   const left = Buffer.from(a);
   const right = Buffer.from(b);
   return left.length === right.length && timingSafeEqual(left, right);
@@ -49,7 +49,7 @@ export interface RequestRefusal {
 }
 
 /** How far `auth_timestamp` may be from the server's clock, seconds (Pusher: 600). */
-export const TIMESTAMP_WINDOW_S = 600;
+const TIMESTAMP_WINDOW_S = 600;
 
 /**
  * Check a signed HTTP API request. `query` is the decoded query string;

@@ -26,7 +26,7 @@ export interface Subscription {
 }
 
 /** Pusher socket ids are two integers (`1234.5678`); the official server library refuses any other shape. */
-export function newSocketId(): string {
+function newSocketId(): string {
   return `${randomInt(1, 2 ** 47)}.${randomInt(1, 2 ** 47)}`;
 }
 

@@ -20,7 +20,7 @@ export interface PusherMemberJoined extends MemberJoinedFrame {
   info?: string;
 }
 
-export function isPusherEventData(data: unknown): data is PusherEventData {
+function isPusherEventData(data: unknown): data is PusherEventData {
   return typeof data === 'object' && data !== null && !Array.isArray(data) && typeof (data as { event?: unknown }).event === 'string';
 }
 

@@ -57,9 +57,9 @@ export function pusherWebhookQueue(app: PusherApp, url: string): string {
 }
 
 /** How long the first event of a batch waits for others, ms. */
-export const BATCH_MS = 100;
+const BATCH_MS = 100;
 /** Most events in one POST. */
-export const MAX_BATCH = 100;
+const MAX_BATCH = 100;
 
 export interface WebhookConsumer {
   spec: ConsumerSpec;

@@ -24,8 +24,6 @@ export interface TenantQuota {
 
 /** Which quota refused a request: the `quota` field of a `quota_exceeded` error. */
 export type QuotaName = 'connections' | 'publishes' | 'signals' | 'rooms' | 'stored_bytes';
-export const QUOTA_NAMES: readonly QuotaName[] = ['connections', 'publishes', 'signals', 'rooms', 'stored_bytes'];
-
 const FIELDS = ['connections', 'publishesPerSecond', 'signalsPerSecond', 'rooms', 'storedBytes'] as const;
 const MAX_QUOTA = Number.MAX_SAFE_INTEGER;
 

@@ -11,9 +11,6 @@ import { errorText } from '../errors.js';
 
 export { SpanKind };
 
-/** The header (HTTP, AMQP) and frame field that carries the context. */
-export const TRACEPARENT = 'traceparent';
-
 /** Version 00 of W3C Trace Context: version, trace id, parent span id, flags. */
 const TRACEPARENT_SHAPE = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 

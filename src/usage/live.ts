@@ -44,7 +44,7 @@ interface Entry {
 const COUNTS = ['connections', 'connectionMs', 'messages', 'deliveries', 'signals', 'storedBytes'] as const;
 
 /** Every node's snapshot is written this often. Default 2000 ms, or a quarter of the interval when that is shorter. */
-export function livePublishMs(intervalMs: number): number {
+function livePublishMs(intervalMs: number): number {
   return Math.max(100, Math.min(2000, Math.floor(intervalMs / 4)));
 }
 
