@@ -1,9 +1,15 @@
 // dependency-cruiser: no import cycles, and imports point down the layers of
-// docs/architecture.md only: shared parts (protocol, config, redis, postgres,
-// errors, backoff) know no lane; lanes know no gateway, node or HTTP edge.
-const SHARED = '^(packages/protocol/src|src/(config|redis|postgres|net)/|src/(errors|backoff|log-types)\\.ts$)';
+// docs/architecture.md only. Bottom: the shared parts (protocol, errors,
+// backoff, net, redis, postgres, ConfigError and the validators). Above them
+// the lanes, and the options table (src/config) that parses their settings.
+// Top: the edges (gateway, HTTP, the Pusher socket side, node, CLI). The
+// Pusher app table, signatures and webhook format are shared with the workers,
+// so they count as lane-level, not edge.
+const SHARED = '^(packages/protocol/src/|src/(redis|postgres|net)/|src/config/(errors|validate)\\.ts$|src/(errors|backoff|log-types)\\.ts$)';
+const CONFIG = '^src/config/';
 const LANES = '^src/(auth|bus|history|presence|mailbox|sessions|events|registry|quotas|usage|tracing|workers)/';
-const UPPER = '^src/(gateway/|http/|pusher/|cli/|node\\.ts$|embed\\.ts$|index\\.ts$)';
+const PUSHER_SHARED = '^src/pusher/(apps|signature|webhooks)\\.ts$';
+const EDGE = '^src/(gateway/|http/|pusher/|cli/|node\\.ts$|embed\\.ts$|index\\.ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 export default {
@@ -16,18 +22,25 @@ export default {
       to: { circular: true },
     },
     {
-      name: 'shared-imports-no-lane-or-edge',
+      name: 'shared-imports-nothing-above',
       severity: 'error',
-      comment: 'Shared parts sit below every lane and edge; an import upward draws a cycle of rooms.',
+      comment: 'Shared parts sit below every lane, the options table and the edges; an import upward ties the rooms together.',
       from: { path: SHARED },
-      to: { path: `${LANES}|${UPPER}` },
+      to: { path: `${LANES}|${CONFIG}|${EDGE}`, pathNot: SHARED },
+    },
+    {
+      name: 'config-imports-no-edge',
+      severity: 'error',
+      comment: 'The options table parses the lanes\' settings; the node and the edges read it, not the other way round.',
+      from: { path: CONFIG },
+      to: { path: EDGE, pathNot: PUSHER_SHARED },
     },
     {
       name: 'lane-imports-no-edge',
       severity: 'error',
       comment: 'Lanes are driven by the node and the gateway, never the other way round.',
       from: { path: LANES },
-      to: { path: UPPER },
+      to: { path: EDGE, pathNot: PUSHER_SHARED },
     },
     {
       name: 'protocol-is-standalone',
