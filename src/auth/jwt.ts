@@ -9,6 +9,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errorText } from '../errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
@@ -143,7 +144,7 @@ export class JwtAuthenticator implements Authenticator {
     try {
       payload = await this.verify(token);
     } catch (error) {
-      throw new NerveError(ErrorCode.Forbidden, `join token ${(error as NerveError).message}`, { cause: error });
+      throw new NerveError(ErrorCode.Forbidden, `join token ${errorText(error)}`, { cause: error });
     }
     if (typeof payload.room !== 'string') throw new NerveError(ErrorCode.Forbidden, 'not a join token: no `room` claim');
     const { user, tenant } = this.subject(payload, ErrorCode.Forbidden);

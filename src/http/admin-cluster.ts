@@ -4,6 +4,7 @@
  * never a heartbeat behind), or this node alone when the registry cannot be
  * read (the answer says why).
  */
+import { errorText } from '../errors.js';
 import type { NodeEntry, NodeRecord, NodeRegistry } from '../registry/registry.js';
 import type { ClusterView } from './admin.js';
 
@@ -19,7 +20,7 @@ export async function handleAdminCluster(
   try {
     nodes = await registry.list();
   } catch (error) {
-    registryError = error instanceof Error ? error.message : String(error);
+    registryError = errorText(error);
   }
   const known = nodes.find((node) => node.id === selfId);
   const self: NodeRecord = { ...fresh, state: draining() ? 'draining' : 'running', ttlMs: known?.ttlMs ?? 0, heartbeatAgeMs: known?.heartbeatAgeMs ?? 0 };

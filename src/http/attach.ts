@@ -31,7 +31,7 @@ export interface MountHandlers {
 
 type Emit = (this: AppServer, event: string | symbol, ...args: unknown[]) => boolean;
 
-/** The WebSocket path the gateway answers (src/gateway/gateway.ts). */
+/** The WebSocket path the gateway answers (src/gateway/admission.ts). */
 const GATEWAY_PATH = '/ws';
 
 export class HttpMount {

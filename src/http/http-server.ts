@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { extname, join, normalize, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
+import { errorText } from '../errors.js';
 import type { LaneHealth } from '../lanes.js';
 import type { NodeMetrics } from '../metrics.js';
 import { CLIENT_BUNDLE, WEB_ROOT } from '../paths.js';
@@ -95,7 +96,7 @@ export function requestListener(deps: HttpDeps): (request: IncomingMessage, resp
   return (request, response) => {
     handle(deps, request, response).catch((error: unknown) => {
       if (!response.headersSent) json(response, 500, { code: 'internal', message: 'internal error' });
-      else response.destroy(error as Error);
+      else response.destroy(error instanceof Error ? error : new Error(errorText(error)));
     });
   };
 }

@@ -1,7 +1,7 @@
 /**
  * One Pusher client connection: its app, socket id, subscriptions, signed-in
- * user, activity clock and client-event bucket. The gateway (gateway.ts)
- * drives it; this module only holds state and writes frames.
+ * user, activity clock and client-event bucket. gateway.ts, channels.ts
+ * and events.ts drive it; this module only holds state and writes frames.
  */
 import { randomInt } from 'node:crypto';
 import type { Duplex } from 'node:stream';
