@@ -3,14 +3,25 @@
  * tenant's quotas (keys that may act for every tenant only: a tenant must
  * not raise its own), and read its metered usage.
  */
+import type { IncomingMessage } from 'node:http';
+import type pg from 'pg';
 import { ApiError, readJson } from './api-body.js';
-import type { ApiCall } from './api.js';
+import type { NodeOptions } from '../config/options.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
 import type { Tenancy } from '../quotas/tenancy.js';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
 import { readUsage } from '../workers/usage.js';
 
 export type TenancyApi = Pick<Tenancy, 'quotas' | 'meter' | 'enforcer' | 'live'>;
+
+/** What the tenant routes read of a server API call (api.ts's ApiCall), named here so this module need not import api.ts back. */
+interface ApiCall {
+  deps: { pool: pg.Pool | undefined; schema: string; tenancy?: TenancyApi | undefined; options: Pick<NodeOptions, 'quotaRefreshMs'> };
+  request: IncomingMessage;
+  url: URL;
+  params: string[];
+  actingTenant: (named?: string) => string;
+}
 
 function tenancyOf(call: ApiCall): TenancyApi {
   if (!call.deps.tenancy) throw new ApiError(501, 'not_configured', 'tenant quotas are not available on this server');
