@@ -1,12 +1,14 @@
 /**
  * `npm run bench`: nerve vs Socket.IO 4 + @socket.io/redis-adapter, each as a
- * 3-server cluster on the same Redis, scenario by scenario (bench/README.md).
+ * 3-server cluster on the same Redis, beside two limits (bench/limit-server.ts:
+ * one bare corked process, and 3 relaying through one Redis channel), scenario
+ * by scenario (bench/README.md).
  *
- *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold,pusher]
+ *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]
  *
  * Every figure is the median of N runs (default 3); each run starts a fresh
- * cluster, and the two systems alternate run by run so drifting background
- * load hits both. Prints a table and writes bench/results/<stamp>.{json,svg}
+ * cluster, and the systems alternate run by run so drifting background
+ * load hits all. Prints a table and writes bench/results/<stamp>.{json,svg}
  * (and latest.{json,svg}).
  */
 import { spawn } from 'node:child_process';
@@ -14,13 +16,14 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { System } from './lib/clients.js';
 import { ROOT, stopClustersOnSignal } from './lib/cluster.js';
-import { svg, table, type Row } from './lib/report.js';
+import { LABEL, svg, table, type Row } from './lib/report.js';
 import { connections, fanout, FULL, latency, pusherEndpoint, QUICK, setRedisPid, signaling, type Figures, type Progress, type Sizes } from './lib/scenarios.js';
 import { cpuSeconds, describeMachine, machineInfo, median, nowMs } from './lib/stats.js';
 import type { ColdLaneResult } from './lib/cold-lane-child.js';
 
 interface Args {
-  latencyRate: number | undefined;
+  latencyRates: number[] | undefined;
+  systems: Set<System>;
   quick: boolean;
   warmup: boolean;
   runs: number;
@@ -28,21 +31,31 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, warmup: true, runs: 3, only: undefined, latencyRate: undefined };
+  const args: Args = { quick: false, warmup: true, runs: 3, only: undefined, latencyRates: undefined, systems: new Set(ALL_SYSTEMS) };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') args.quick = true;
     else if (arg === '--no-warmup') args.warmup = false;
     else if (arg === '--runs') args.runs = Number(argv[++i]);
-    else if (arg === '--latency-rate') args.latencyRate = Number(argv[++i]);
+    else if (arg === '--latency-rate') args.latencyRates = (argv[++i] ?? '').split(',').map(Number);
+    else if (arg === '--systems') args.systems = new Set((argv[++i] ?? '').split(',').map(systemOf));
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s] [--only fanout,latency,memory,signal,cold,pusher]\n');
+      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
   if (!Number.isInteger(args.runs) || args.runs < 1 || args.runs > 20) throw new Error('--runs takes an integer from 1 to 20');
+  if (args.latencyRates?.some((rate) => !Number.isInteger(rate) || rate < 1 || rate > 100_000)) throw new Error('--latency-rate takes integers from 1 to 100000');
   return args;
+}
+
+const ALL_SYSTEMS: System[] = ['nerve', 'socketio', 'limit3', 'limit1'];
+function systemOf(name: string): System {
+  const names: Record<string, System> = { nerve: 'nerve', sio: 'socketio', socketio: 'socketio', limit1: 'limit1', limit3: 'limit3' };
+  const system = names[name];
+  if (!system) throw new Error(`--systems takes nerve, sio, limit1, limit3; not ${name}`);
+  return system;
 }
 
 /** The PID of a process by its command name (Redis, RabbitMQ), to read its CPU time; undefined if not visible. */
@@ -66,13 +79,15 @@ interface Plan {
   systems: System[];
 }
 
+/** Scenario 6; as `limit1`, the broker's limit: a bare `rabbitmq-client` publisher with confirms (bench/lib/cold-limit-child.ts). */
 function coldLane(sizes: Sizes): Scenario {
-  return async (_system, _sizes, progress) => {
+  return async (system, _sizes, progress) => {
     const rabbit = pidOf('beam.smp');
     progress(`publishing ${sizes.coldEvents} events with confirms`);
     const cpu0 = rabbit === undefined ? Number.NaN : cpuSeconds(rabbit);
+    const script = system === 'limit1' ? 'bench/lib/cold-limit-child.ts' : 'bench/lib/cold-lane-child.ts';
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/lib/cold-lane-child.ts', '--events', String(sizes.coldEvents), '--size', String(sizes.payloadBytes)], {
+      const child = spawn(process.execPath, ['--import', 'tsx', script, '--events', String(sizes.coldEvents), '--size', String(sizes.payloadBytes)], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'inherit'],
       });
@@ -100,27 +115,30 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const sizes: Sizes = {
     ...(args.quick ? QUICK : FULL),
-    ...(args.latencyRate ? { latencyRate: args.latencyRate } : {}),
+    ...(args.latencyRates ? { latencyRates: args.latencyRates } : {}),
     ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0 }),
   };
   stopClustersOnSignal();
   const machine = machineInfo();
   const redisPid = pidOf('redis-server');
   setRedisPid(redisPid);
-  const both: System[] = ['nerve', 'socketio'];
+  const chosen = (systems: System[]) => systems.filter((system) => args.systems.has(system));
+  const all4 = chosen(ALL_SYSTEMS);
+  const rate = (n: number) => `${n.toLocaleString('en-US')} msg/s`;
   const plans: Plan[] = [
-    { key: 'fanout', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: both },
-    { key: 'fanout', name: '1b. fan-out (chat)', run: fanout('chat'), systems: both },
-    { key: 'latency', name: '2. latency (ephemeral)', run: latency('ephemeral'), systems: both },
-    { key: 'latency', name: '2b. latency (chat)', run: latency('chat'), systems: both },
-    ...sizes.memoryConnections.map((n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: both }) satisfies Plan),
-    { key: 'signal', name: '5. signaling offer→answer', run: signaling, systems: both },
-    { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: ['nerve'] as System[] },
+    { key: 'fanout', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: all4 },
+    { key: 'fanout', name: '1b. fan-out (chat)', run: fanout('chat'), systems: all4 },
+    ...sizes.latencyRates.map((n) => ({ key: 'latency', name: `2. latency (ephemeral) @${rate(n)}`, run: latency('ephemeral', n), systems: all4 }) satisfies Plan),
+    ...sizes.latencyRates.map((n) => ({ key: 'latency', name: `2b. latency (chat) @${rate(n)}`, run: latency('chat', n), systems: all4 }) satisfies Plan),
+    ...sizes.memoryConnections.map((n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: all4 }) satisfies Plan),
+    { key: 'signal', name: '5. signaling offer→answer', run: signaling, systems: all4 },
+    // The broker's limit runs as `limit1`: a bare rabbitmq-client publisher with confirms and one consumer.
+    { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: chosen(['nerve', 'limit1']) },
     // nerve alone: pusher-js through the Pusher endpoint against native clients, on one cluster per run.
-    { key: 'pusher', name: '7. Pusher endpoint vs native', run: pusherEndpoint, systems: ['nerve'] as System[] },
-  ].filter((plan) => !args.only || args.only.has(plan.key));
+    { key: 'pusher', name: '7. Pusher endpoint vs native', run: pusherEndpoint, systems: chosen(['nerve']) },
+  ].filter((plan) => (!args.only || args.only.has(plan.key)) && plan.systems.length > 0);
 
-  const header = `nerve vs Socket.IO — ${args.quick ? 'quick' : 'full'} size, ${args.warmup ? 'warmed up' : 'from cold (--no-warmup)'}, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
+  const header = `${[...args.systems].map((system) => LABEL[system]).join(' vs ')} — ${args.quick ? 'quick' : 'full'} size, ${args.warmup ? 'warmed up' : 'from cold (--no-warmup)'}, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
   process.stdout.write(`${header}\n`);
   const total = plans.reduce((n, plan) => n + plan.systems.length * args.runs, 0);
   let step = 0;
@@ -133,7 +151,7 @@ async function main(): Promise<void> {
     for (let run = 1; run <= args.runs; run++) {
       for (const system of plan.systems) {
         step += 1;
-        const label = `[${step}/${total}] ${plan.name} · ${system === 'nerve' ? 'nerve' : 'Socket.IO'} · run ${run}/${args.runs}`;
+        const label = `[${step}/${total}] ${plan.name} · ${LABEL[system]} · run ${run}/${args.runs}`;
         const progress: Progress = (phase) => {
           const line = `${((nowMs() - started) / 1000).toFixed(1).padStart(6)}s ${label}: ${phase}`;
           process.stderr.write(tty ? `\r\x1b[K${line}` : `${line}\n`);
@@ -150,7 +168,7 @@ async function main(): Promise<void> {
         }
         for (const [metric, figure] of Object.entries(figures)) {
           const key = `${plan.name}|${metric}`;
-          const row = rows.get(key) ?? { scenario: plan.name, metric, unit: figure.unit, better: figure.better, nerve: [], socketio: [] };
+          const row = rows.get(key) ?? { scenario: plan.name, metric, unit: figure.unit, better: figure.better, nerve: [], socketio: [], limit1: [], limit3: [] };
           row[system].push(figure.value);
           rows.set(key, row);
         }
@@ -161,7 +179,7 @@ async function main(): Promise<void> {
 
   const all = [...rows.values()];
   const text = table(all);
-  process.stdout.write(`\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO is the ratio of the medians)\n`);
+  process.stdout.write(`\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO, nerve/L3, nerve/L1: ratios of the medians to Socket.IO, limit-3, limit-1; in scenario 6, limit-1 is the bare rabbitmq-client publisher)\n`);
   const pusherRows = all.filter((row) => row.scenario.startsWith('7.'));
   if (pusherRows.length > 0) {
     // Both sides of scenario 7 are nerve: its spread, and pusher-js ÷ native, are printed here rather than in the SIO columns.
@@ -183,7 +201,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const json = JSON.stringify({ date: new Date().toISOString(), machine, quick: args.quick, warmup: args.warmup, runs: args.runs, sizes, rows: all, raw }, null, 2);
-  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter (3 nodes each, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${args.warmup ? 'warmed up' : 'from cold'} · ${describeMachine(machine)} · ${new Date().toISOString()}`);
+  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter and the limits (3 nodes each but limit-1, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${args.warmup ? 'warmed up' : 'from cold'} · ${describeMachine(machine)} · ${new Date().toISOString()}`);
   for (const name of [stamp, 'latest']) {
     writeFileSync(join(dir, `${name}.json`), `${json}\n`);
     writeFileSync(join(dir, `${name}.svg`), `${chart}\n`);

@@ -10,7 +10,8 @@ import { io, type Socket } from 'socket.io-client';
 import * as pusherJs from 'pusher-js';
 import type { Channel, ChannelAuthorizationCallback } from 'pusher-js';
 
-export type System = 'nerve' | 'socketio';
+/** The systems a run compares; `limit1` and `limit3` are bench/limit-server.ts and speak nerve's protocol. */
+export type System = 'nerve' | 'socketio' | 'limit1' | 'limit3';
 /** What a load worker can open: a system's own client, or pusher-js against nerve's Pusher endpoint (docs/pusher.md). */
 export type ConnKind = System | 'pusher';
 
@@ -396,5 +397,5 @@ class PusherConn implements BenchConn {
 
 export function openConn(kind: ConnKind, url: string, user: string, timeoutMs = 30_000): Promise<BenchConn> {
   if (kind === 'pusher') return PusherConn.open(url, user, timeoutMs);
-  return kind === 'nerve' ? NerveConn.open(url, user, timeoutMs) : SocketIoConn.open(url, user, timeoutMs);
+  return kind === 'socketio' ? SocketIoConn.open(url, user, timeoutMs) : NerveConn.open(url, user, timeoutMs);
 }

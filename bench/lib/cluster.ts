@@ -29,7 +29,7 @@ export interface ServerProc {
 
 export interface Cluster {
   system: System;
-  /** The Redis namespace of this cluster (nerve `--env`, Socket.IO adapter `key`). */
+  /** The Redis namespace of this cluster (nerve `--env`, Socket.IO adapter `key`, limit-3's channel: no keys). */
   namespace: string;
   servers: ServerProc[];
   cpuSeconds(): number;
@@ -138,7 +138,9 @@ const liveClusters = new Set<Cluster>();
 
 export async function startCluster(system: System, options: ClusterOptions = {}): Promise<Cluster> {
   const namespace = `bench-${randomBytes(4).toString('hex')}`;
-  const count = options.nodes ?? 3;
+  const limit = system === 'limit1' || system === 'limit3';
+  // limit-1 is one process by definition; every other system is a cluster.
+  const count = system === 'limit1' ? 1 : (options.nodes ?? 3);
   const starts = Array.from({ length: count }, (_, i) => {
     const nodeId = `${namespace}-${system}-${i + 1}`;
     // Flags and their values in pairs.
@@ -155,7 +157,10 @@ export async function startCluster(system: System, options: ClusterOptions = {})
             '--max-rooms', '10000',
             ...(options.nerveArgs ?? []),
           ]
-        : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];
+        : limit
+          ? ['--import', 'tsx', 'bench/limit-server.ts', '--port', '0', '--host', '127.0.0.1', '--node-id', nodeId,
+             ...(system === 'limit3' ? ['--redis-url', REDIS_URL, '--channel', namespace] : [])]
+          : ['--import', 'tsx', 'bench/sio-server.ts', '--port', '0', '--host', '127.0.0.1', '--redis-url', REDIS_URL, '--key', namespace, '--node-id', nodeId];
     // BENCH_CPU_PROF=<dir>: every server writes a V8 CPU profile there when it stops (open in Chrome DevTools).
     const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
     // BENCH_SERVER_FLAGS="--perf-basic-prof …": extra node flags for every server (e.g. to read JS frames in `perf report`).
@@ -170,7 +175,7 @@ export async function startCluster(system: System, options: ClusterOptions = {})
     const server = waitListening(child, nodeId, 30_000).then((port): ServerProc => ({
       pid: child.pid as number,
       port,
-      url: system === 'nerve' ? `ws://127.0.0.1:${port}/ws` : `http://127.0.0.1:${port}`,
+      url: system === 'socketio' ? `http://127.0.0.1:${port}` : `ws://127.0.0.1:${port}/ws`,
       child,
     }));
     if (!options.inspect) return server;

@@ -19,7 +19,8 @@ export interface Sizes {
   /** Messages published before the measured fan-out burst, the same way (0: measure from cold). */
   fanoutWarmup: number;
   latencyReceivers: number;
-  latencyRate: number;
+  /** The fixed rates of scenario 2, one row each: inside every system's capacity, and at 1,000 msg/s. */
+  latencyRates: number[];
   latencySeconds: number;
   memoryConnections: number[];
   signalPairs: number;
@@ -43,7 +44,7 @@ export const FULL: Sizes = {
   fanoutMessages: 2000,
   fanoutWarmup: 2000,
   latencyReceivers: 100,
-  latencyRate: 1000,
+  latencyRates: [300, 1000],
   latencySeconds: 10,
   memoryConnections: [5000, 20000],
   signalPairs: 30,
@@ -63,8 +64,8 @@ export const QUICK: Sizes = {
   fanoutMessages: 500,
   fanoutWarmup: 500,
   latencyReceivers: 100,
-  // 100 msg/s × 100 receivers: the 2-core box tops out near 17k deliveries/s (fan-out), clients included.
-  latencyRate: 100,
+  // A tenth of the full rates: the 2-core box tops out near 17k deliveries/s (fan-out), clients included.
+  latencyRates: [30, 100],
   latencySeconds: 5,
   memoryConnections: [2000, 5000],
   signalPairs: 20,
@@ -196,26 +197,27 @@ export function fanout(cls: MessageClass) {
 }
 
 /** 2. Latency at a fixed rate; publisher on node 1, receivers on nodes 2 and 3. */
-export function latency(cls: MessageClass) {
+export function latency(cls: MessageClass, rate: number) {
   return (system: System, sizes: Sizes, progress: Progress): Promise<Figures> =>
     withCluster(system, sizes.workers, progress, async (cluster, workers) => {
       const urls = cluster.servers.map((server) => server.url);
       const specs: ConnSpec[] = Array.from({ length: sizes.latencyReceivers + 1 }, (_, i) => ({
-        url: (i === 0 ? urls[0] : urls[1 + (i % (urls.length - 1))]) as string,
+        // A one-process system (limit-1) has every connection on its one node.
+        url: (i === 0 || urls.length === 1 ? urls[0] : urls[1 + (i % (urls.length - 1))]) as string,
         user: user('l', i),
       }));
       progress(`opening ${specs.length} connections`);
       await openAll(workers, system, distribute(specs, workers.length));
       await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'latency', concurrency: 32 }, 120_000)));
-      const count = sizes.latencyRate * sizes.latencySeconds;
-      const tag = `lat-${cls}`;
+      const count = rate * sizes.latencySeconds;
+      const tag = `lat-${cls}-${rate}`;
       await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'latency', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
-      progress(`${sizes.latencyRate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
+      progress(`${rate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
       const cpu0 = cluster.cpuSeconds();
       const [, ...collected] = await Promise.all([
         (workers[0] as Worker).run<PublishResult>({
-          cmd: 'publish', index: 0, room: 'latency', cls, tag, count, ratePerSecond: sizes.latencyRate, window: 0,
-          size: sizes.payloadBytes, timeoutMs: sizes.latencySeconds * 1000 + 30_000, warmup: Math.floor(sizes.latencyRate / 2),
+          cmd: 'publish', index: 0, room: 'latency', cls, tag, count, ratePerSecond: rate, window: 0,
+          size: sizes.payloadBytes, timeoutMs: sizes.latencySeconds * 1000 + 30_000, warmup: Math.floor(rate / 2),
         }, sizes.latencySeconds * 1000 + 60_000),
         ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: sizes.latencySeconds * 1000 + 30_000 }, sizes.latencySeconds * 1000 + 60_000)),
       ]);
