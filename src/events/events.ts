@@ -11,7 +11,7 @@ import { EVENT_TYPES, EVENT_VERSION, type AdminEventType, type EventType, type L
 import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 /** Thrown by `parseEvent` / `eventData`; `issue` is the first failing field path. */
-export class InvalidEventError extends Error {
+class InvalidEventError extends Error {
   override readonly name = 'InvalidEventError';
   readonly code = 'invalid_event';
   constructor(

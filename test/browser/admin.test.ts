@@ -86,7 +86,7 @@ test('the admin page shows the 3 nodes and counts that move under traffic', { sk
 
   // Chat in bursts, one per poll of the page (it polls every second), until
   // the page shows message and delivery rates and the chart has 20 samples.
-  const points = () => page.evaluate(() => Number((document.querySelector('#chart') as HTMLElement | null)?.dataset.samples ?? 0));
+  const points = () => page.evaluate(() => Number(document.querySelector<HTMLElement>('#chart')?.dataset.samples ?? 0));
   let sawRate = false;
   for (let round = 0; round < 40 && !(sawRate && (await points()) >= 20); round++) {
     const before = await points();
@@ -94,7 +94,7 @@ test('the admin page shows the 3 nodes and counts that move under traffic', { sk
       for (const [k, client] of clients.entries()) if (k % 3 === 0) client.send({ op: 'publish', rid: client.rid(), room: `${room}-${k % 2}`, class: 'ephemeral', key: 'typing', data: round });
       await Promise.all(clients.map((client, k) => client.request({ op: 'publish', room: `${room}-${k % 2}`, class: 'chat', data: `m${round}.${m}` })));
     }
-    await page.waitForFunction((n) => Number((document.querySelector('#chart') as HTMLElement | null)?.dataset.samples ?? 0) !== n || n >= 120, before, { timeout: 5000 }).catch(() => undefined);
+    await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#chart')?.dataset.samples ?? 0) !== n || n >= 120, before, { timeout: 5000 }).catch(() => undefined);
     sawRate ||= (await number(page, 'total-in')) > 0 && (await number(page, 'total-out')) > 0;
   }
   assert.ok(sawRate, 'the page showed message and delivery rates');

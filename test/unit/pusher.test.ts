@@ -20,7 +20,7 @@ import { pusherFrameOf } from '../../src/pusher/translate.js';
 const require = createRequire(import.meta.url);
 // The library's own request signing, as its HTTP client uses it (no typings for its internals).
 const { createSignedQueryString } = require('pusher/lib/requests') as {
-  createSignedQueryString(token: unknown, request: { method: string; path: string; params?: Record<string, string>; body?: string }): string;
+  createSignedQueryString: (token: unknown, request: { method: string; path: string; params?: Record<string, string>; body?: string }) => string;
 };
 const Token = require('pusher/lib/token') as new (key: string, secret: string) => unknown;
 
