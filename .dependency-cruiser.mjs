@@ -31,7 +31,7 @@ export default {
     {
       name: 'config-imports-no-edge',
       severity: 'error',
-      comment: 'The options table parses the lanes\' settings; the node and the edges read it, not the other way round.',
+      comment: "The options table parses the lanes' settings; the node and the edges read it, not the other way round.",
       from: { path: CONFIG },
       to: { path: EDGE, pathNot: PUSHER_SHARED },
     },

@@ -166,7 +166,23 @@ interface Result {
 
 async function runDriver(driver: Driver): Promise<Result> {
   const env = `benchbus${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-  const common = ['--env', env, '--no-demo', '--rate-per-second', '1000000', '--rate-burst', '1000000', '--mailbox-ttl-ms', '0', '--max-rooms', '10000', '--room-rate-per-second', '1000000', '--room-rate-burst', '1000000'];
+  const common = [
+    '--env',
+    env,
+    '--no-demo',
+    '--rate-per-second',
+    '1000000',
+    '--rate-burst',
+    '1000000',
+    '--mailbox-ttl-ms',
+    '0',
+    '--max-rooms',
+    '10000',
+    '--room-rate-per-second',
+    '1000000',
+    '--room-rate-burst',
+    '1000000',
+  ];
   const rabbit = ['--bus', 'rabbitmq', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, ...common];
   const args = driver === 'redis' ? ['--redis-url', REDIS_URL, ...common] : driver === 'rabbitmq' ? rabbit : [...rabbit, '--chat-path', 'worker'];
   const nodes: NodeProcess[] = [];
@@ -174,8 +190,22 @@ async function runDriver(driver: Driver): Promise<Result> {
   let worker: WorkerProcess | undefined;
   try {
     if (driver === 'rabbitmq-worker') {
-      worker = spawnWorker(['chat-store', '--chat-intake', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--prefetch', '64']);
-      if (!(await until(() => worker!.logs.some((entry) => entry.msg === 'chat intake consuming'), PHASE_TIMEOUT_MS))) throw new Error('the chat-store worker did not start');
+      worker = spawnWorker([
+        'chat-store',
+        '--chat-intake',
+        '--amqp-url',
+        AMQP_URL,
+        '--postgres-url',
+        POSTGRES_URL,
+        '--postgres-schema',
+        env,
+        '--env',
+        env,
+        '--prefetch',
+        '64',
+      ]);
+      if (!(await until(() => worker!.logs.some((entry) => entry.msg === 'chat intake consuming'), PHASE_TIMEOUT_MS)))
+        throw new Error('the chat-store worker did not start');
     }
     nodes.push(...(await Promise.all([0, 1, 2].map((i) => startNode({ nodeId: `${env}-n${i}`, args })))));
     const open = async (node: number, user: string) => {
@@ -237,7 +267,13 @@ async function runDriver(driver: Driver): Promise<Result> {
     }
     await until(() => delivered >= total * sizes.receivers, PHASE_TIMEOUT_MS);
     const sortedB = [...latencies].sort((a, b) => a - b);
-    const fixedRate = { rate: sizes.rate, deliveries: delivered, expected: total * sizes.receivers, p50: percentile(sortedB, 50), p99: percentile(sortedB, 99) };
+    const fixedRate = {
+      rate: sizes.rate,
+      deliveries: delivered,
+      expected: total * sizes.receivers,
+      p50: percentile(sortedB, 50),
+      p99: percentile(sortedB, 99),
+    };
 
     // C. signal round trips node 0 → node 1 → node 0.
     const rtts: number[] = [];
@@ -281,7 +317,9 @@ async function runDriver(driver: Driver): Promise<Result> {
           while (next < sizes.chat) {
             const n = next++;
             const sentAt = performance.now();
-            const ack = await chatter.request({ op: 'publish', room: chatRoom, class: 'chat', data: { c, n, pad }, cmid: `c${c}-${n}` }, 10_000).catch(() => undefined);
+            const ack = await chatter
+              .request({ op: 'publish', room: chatRoom, class: 'chat', data: { c, n, pad }, cmid: `c${c}-${n}` }, 10_000)
+              .catch(() => undefined);
             if (ack?.op === 'ack') ackLatencies.push(performance.now() - sentAt);
           }
         };
@@ -290,7 +328,13 @@ async function runDriver(driver: Driver): Promise<Result> {
     );
     const chatSeconds = (performance.now() - chatStart) / 1000;
     const sortedD = [...ackLatencies].sort((a, b) => a - b);
-    const chat = { acked: ackLatencies.length, expected: 3 * sizes.chat, perSecond: Math.round(ackLatencies.length / chatSeconds), p50: percentile(sortedD, 50), p99: percentile(sortedD, 99) };
+    const chat = {
+      acked: ackLatencies.length,
+      expected: 3 * sizes.chat,
+      perSecond: Math.round(ackLatencies.length / chatSeconds),
+      p50: percentile(sortedD, 50),
+      p99: percentile(sortedD, 99),
+    };
     return { driver, throughput, fixedRate, signal, chat };
   } finally {
     for (const client of clients) client.close();
@@ -305,9 +349,12 @@ async function runDriver(driver: Driver): Promise<Result> {
       const admin = new Connection({ url: AMQP_URL, retryLow: 50 });
       admin.on('error', () => undefined);
       const names = chatIntakeNames(env, 'nerve');
-      for (const queue of [names.queue, names.deadLetterQueue, `${env}.nerve.chat-store`, `${env}.nerve.chat-store.dlq`]) await admin.queueDelete({ queue }).catch(() => undefined);
-      for (let delay = 1000; delay <= 4_096_000; delay *= 2) await admin.queueDelete({ queue: `${env}.nerve.chat-store.retry.${delay}` }).catch(() => undefined);
-      for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`, names.exchange, names.deadLetterExchange]) await admin.exchangeDelete({ exchange }).catch(() => undefined);
+      for (const queue of [names.queue, names.deadLetterQueue, `${env}.nerve.chat-store`, `${env}.nerve.chat-store.dlq`])
+        await admin.queueDelete({ queue }).catch(() => undefined);
+      for (let delay = 1000; delay <= 4_096_000; delay *= 2)
+        await admin.queueDelete({ queue: `${env}.nerve.chat-store.retry.${delay}` }).catch(() => undefined);
+      for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`, names.exchange, names.deadLetterExchange])
+        await admin.exchangeDelete({ exchange }).catch(() => undefined);
       await admin.close();
       const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
       await pool.query(`DROP SCHEMA IF EXISTS "${env}" CASCADE`).catch(() => undefined);
@@ -338,4 +385,7 @@ const lines = [
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 await mkdir(new URL('./results/', import.meta.url), { recursive: true });
-await writeFile(new URL(`./results/bus-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url), JSON.stringify({ sizes, results }, null, 2));
+await writeFile(
+  new URL(`./results/bus-compare-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, import.meta.url),
+  JSON.stringify({ sizes, results }, null, 2),
+);

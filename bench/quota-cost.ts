@@ -92,7 +92,8 @@ async function run(mode: Mode): Promise<Figures> {
     const cpu = process.cpuUsage();
     const started = performance.now();
     for (let sent = 0; sent < MESSAGES; sent += BURST) {
-      for (let i = sent; i < Math.min(MESSAGES, sent + BURST); i += 1) sender.send(`{"op":"publish","rid":${i + 10},"room":"bench","class":"ephemeral","data":{"n":${i}}}`);
+      for (let i = sent; i < Math.min(MESSAGES, sent + BURST); i += 1)
+        sender.send(`{"op":"publish","rid":${i + 10},"room":"bench","class":"ephemeral","data":{"n":${i}}}`);
       // Bounded in flight: the next burst once this one arrived.
       const target = Math.min(MESSAGES, sent + BURST);
       await waitFor(() => received >= target, { timeoutMs: 30_000, intervalMs: 1, what: `${target} deliveries` });

@@ -41,12 +41,15 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--systems') args.systems = new Set((argv[++i] ?? '').split(',').map(systemOf));
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]\n');
+      process.stdout.write(
+        'Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]\n',
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
   if (!Number.isInteger(args.runs) || args.runs < 1 || args.runs > 20) throw new Error('--runs takes an integer from 1 to 20');
-  if (args.latencyRates?.some((rate) => !Number.isInteger(rate) || rate < 1 || rate > 100_000)) throw new Error('--latency-rate takes integers from 1 to 100000');
+  if (args.latencyRates?.some((rate) => !Number.isInteger(rate) || rate < 1 || rate > 100_000))
+    throw new Error('--latency-rate takes integers from 1 to 100000');
   return args;
 }
 
@@ -128,9 +131,13 @@ async function main(): Promise<void> {
   const plans: Plan[] = [
     { key: 'fanout', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: all4 },
     { key: 'fanout', name: '1b. fan-out (chat)', run: fanout('chat'), systems: all4 },
-    ...sizes.latencyRates.map((n) => ({ key: 'latency', name: `2. latency (ephemeral) @${rate(n)}`, run: latency('ephemeral', n), systems: all4 }) satisfies Plan),
+    ...sizes.latencyRates.map(
+      (n) => ({ key: 'latency', name: `2. latency (ephemeral) @${rate(n)}`, run: latency('ephemeral', n), systems: all4 }) satisfies Plan,
+    ),
     ...sizes.latencyRates.map((n) => ({ key: 'latency', name: `2b. latency (chat) @${rate(n)}`, run: latency('chat', n), systems: all4 }) satisfies Plan),
-    ...sizes.memoryConnections.map((n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: all4 }) satisfies Plan),
+    ...sizes.memoryConnections.map(
+      (n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: all4 }) satisfies Plan,
+    ),
     { key: 'signal', name: '5. signaling offer→answer', run: signaling, systems: all4 },
     // The broker's limit runs as `limit1`: a bare rabbitmq-client publisher with confirms and one consumer.
     { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: chosen(['nerve', 'limit1']) },
@@ -168,7 +175,16 @@ async function main(): Promise<void> {
         }
         for (const [metric, figure] of Object.entries(figures)) {
           const key = `${plan.name}|${metric}`;
-          const row = rows.get(key) ?? { scenario: plan.name, metric, unit: figure.unit, better: figure.better, nerve: [], socketio: [], limit1: [], limit3: [] };
+          const row = rows.get(key) ?? {
+            scenario: plan.name,
+            metric,
+            unit: figure.unit,
+            better: figure.better,
+            nerve: [],
+            socketio: [],
+            limit1: [],
+            limit3: [],
+          };
           row[system].push(figure.value);
           rows.set(key, row);
         }
@@ -179,29 +195,45 @@ async function main(): Promise<void> {
 
   const all = [...rows.values()];
   const text = table(all);
-  process.stdout.write(`\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO, nerve/L3, nerve/L1: ratios of the medians to Socket.IO, limit-3, limit-1; in scenario 6, limit-1 is the bare rabbitmq-client publisher)\n`);
+  process.stdout.write(
+    `\n${text}\n\n(↑ higher is better, ↓ lower is better; nerve/SIO, nerve/L3, nerve/L1: ratios of the medians to Socket.IO, limit-3, limit-1; in scenario 6, limit-1 is the bare rabbitmq-client publisher)\n`,
+  );
   const pusherRows = all.filter((row) => row.scenario.startsWith('7.'));
   if (pusherRows.length > 0) {
     // Both sides of scenario 7 are nerve: its spread, and pusher-js ÷ native, are printed here rather than in the SIO columns.
     const fmt = (value: number) => (Math.abs(value) >= 100 ? Math.round(value).toLocaleString('en-US') : value.toFixed(2));
-    const lines = pusherRows.map((row) => `  ${row.metric}: median ${fmt(median(row.nerve))} ${row.unit} (runs: ${row.nerve.map(fmt).join(', ')}; spread ${fmt(Math.min(...row.nerve))}–${fmt(Math.max(...row.nerve))})`);
+    const lines = pusherRows.map(
+      (row) =>
+        `  ${row.metric}: median ${fmt(median(row.nerve))} ${row.unit} (runs: ${row.nerve.map(fmt).join(', ')}; spread ${fmt(Math.min(...row.nerve))}–${fmt(Math.max(...row.nerve))})`,
+    );
     const ratioOf = (metric: string) => {
       const native = pusherRows.find((row) => row.metric === `${metric.split(':')[0]} native:${metric.split(':')[1]}`);
       const pusher = pusherRows.find((row) => row.metric === `${metric.split(':')[0]} pusher-js:${metric.split(':')[1]}`);
       return native && pusher ? `  pusher-js ÷ native, ${metric.replace(':', '')}: ${(median(pusher.nerve) / median(native.nerve)).toFixed(2)}×` : undefined;
     };
-    const ratios = ['fan-out: deliveries/s', 'fan-out: server CPU / delivery', 'connects: connects/s', 'connects: server CPU / connect'].map(ratioOf).filter((line) => line !== undefined);
+    const ratios = ['fan-out: deliveries/s', 'fan-out: server CPU / delivery', 'connects: connects/s', 'connects: server CPU / connect']
+      .map(ratioOf)
+      .filter((line) => line !== undefined);
     const apiRow = pusherRows.find((row) => row.metric === 'fan-out pusher-js via HTTP API: server CPU / delivery');
     const nativeRow = pusherRows.find((row) => row.metric === 'fan-out native: server CPU / delivery');
-    if (apiRow && nativeRow) ratios.push(`  pusher-js via HTTP API ÷ native, fan-out server CPU / delivery: ${(median(apiRow.nerve) / median(nativeRow.nerve)).toFixed(2)}×`);
+    if (apiRow && nativeRow)
+      ratios.push(`  pusher-js via HTTP API ÷ native, fan-out server CPU / delivery: ${(median(apiRow.nerve) / median(nativeRow.nerve)).toFixed(2)}×`);
     process.stdout.write(`\n7. Pusher endpoint vs native (one cluster per run, median of ${args.runs}):\n${lines.join('\n')}\n${ratios.join('\n')}\n`);
   }
 
   const dir = join(ROOT, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const json = JSON.stringify({ date: new Date().toISOString(), machine, quick: args.quick, warmup: args.warmup, runs: args.runs, sizes, rows: all, raw }, null, 2);
-  const chart = svg(all, `nerve vs Socket.IO 4 + redis-adapter and the limits (3 nodes each but limit-1, one Redis) — median of ${args.runs}`, `${args.quick ? 'quick' : 'full'} size · ${args.warmup ? 'warmed up' : 'from cold'} · ${describeMachine(machine)} · ${new Date().toISOString()}`);
+  const json = JSON.stringify(
+    { date: new Date().toISOString(), machine, quick: args.quick, warmup: args.warmup, runs: args.runs, sizes, rows: all, raw },
+    null,
+    2,
+  );
+  const chart = svg(
+    all,
+    `nerve vs Socket.IO 4 + redis-adapter and the limits (3 nodes each but limit-1, one Redis) — median of ${args.runs}`,
+    `${args.quick ? 'quick' : 'full'} size · ${args.warmup ? 'warmed up' : 'from cold'} · ${describeMachine(machine)} · ${new Date().toISOString()}`,
+  );
   for (const name of [stamp, 'latest']) {
     writeFileSync(join(dir, `${name}.json`), `${json}\n`);
     writeFileSync(join(dir, `${name}.svg`), `${chart}\n`);

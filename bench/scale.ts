@@ -78,7 +78,9 @@ const perUnit = (cost: PhaseCost, units: number, label: string): string[] => [
 
 async function main(): Promise<void> {
   const machine = machineInfo();
-  process.stdout.write(`nerve scale: ${connections.toLocaleString('en-US')} connections on 3 nodes, ${workerCount} load processes, rooms of ${roomSize}\nmachine: ${describeMachine(machine)}\n`);
+  process.stdout.write(
+    `nerve scale: ${connections.toLocaleString('en-US')} connections on 3 nodes, ${workerCount} load processes, rooms of ${roomSize}\nmachine: ${describeMachine(machine)}\n`,
+  );
   log('starting 3 nerve nodes');
   const cluster = await startCluster('nerve', { nerveArgs: ['--handshake-timeout-ms', '60000'] });
   const workers = startWorkers(workerCount);
@@ -103,7 +105,12 @@ async function main(): Promise<void> {
     let opened: OpenResult[];
     try {
       opened = await Promise.all(
-        workers.map((worker, w) => worker.run<OpenResult>({ cmd: 'open', system: 'nerve', conns: (perWorker[w] ?? []).map(({ url, user }) => ({ url, user })), concurrency: 50, timeoutMs: 120_000 }, 900_000)),
+        workers.map((worker, w) =>
+          worker.run<OpenResult>(
+            { cmd: 'open', system: 'nerve', conns: (perWorker[w] ?? []).map(({ url, user }) => ({ url, user })), concurrency: 50, timeoutMs: 120_000 },
+            900_000,
+          ),
+        ),
       );
     } finally {
       clearInterval(progress);
@@ -115,8 +122,19 @@ async function main(): Promise<void> {
     const rss1 = cluster.rssBytes();
     const openCost = phaseCost(openCpu0, cluster.cpuSeconds(), openRedis0, await redisCounters(redis));
     result.openCost = openCost;
-    Object.assign(result, { opened: open, failed, firstError: opened.find((r) => r.firstError)?.firstError, openSeconds, connectsPerSecond: open / openSeconds, rssBeforeBytes: rss0, rssIdleBytes: rss1, idleBytesPerConnection: (rss1 - rss0) / Math.max(1, open) });
-    log(`${open} open, ${failed} failed in ${openSeconds.toFixed(1)} s; RSS ${mib(rss1)} MiB → ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB per idle connection`);
+    Object.assign(result, {
+      opened: open,
+      failed,
+      firstError: opened.find((r) => r.firstError)?.firstError,
+      openSeconds,
+      connectsPerSecond: open / openSeconds,
+      rssBeforeBytes: rss0,
+      rssIdleBytes: rss1,
+      idleBytesPerConnection: (rss1 - rss0) / Math.max(1, open),
+    });
+    log(
+      `${open} open, ${failed} failed in ${openSeconds.toFixed(1)} s; RSS ${mib(rss1)} MiB → ${((rss1 - rss0) / Math.max(1, open) / 1024).toFixed(1)} KiB per idle connection`,
+    );
     if (failed > 0) log(`first failure: ${opened.find((r) => r.firstError)?.firstError}`);
 
     log(`joining ${rooms} rooms of ${roomSize}`);
@@ -162,7 +180,18 @@ async function main(): Promise<void> {
     const broadcastRedis0 = await redisCounters(redis);
     const collecting = Promise.all(workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 120_000 }, 180_000)));
     for (let room = 0; room < rooms; room++) {
-      await publisher.run({ cmd: 'publish', index: 0, room: `r${room}`, cls: 'chat', tag: 'final', count: 1, ratePerSecond: 0, window: 1, size: 64, timeoutMs: 30_000 });
+      await publisher.run({
+        cmd: 'publish',
+        index: 0,
+        room: `r${room}`,
+        cls: 'chat',
+        tag: 'final',
+        count: 1,
+        ratePerSecond: 0,
+        window: 1,
+        size: 64,
+        timeoutMs: 30_000,
+      });
     }
     const collected = await collecting;
     const delivered = sum(collected.map((r) => r.received));
@@ -179,7 +208,12 @@ async function main(): Promise<void> {
     };
     result.broadcastCost = { ...broadcastCost, seconds: broadcastPhaseSeconds, net: broadcastNet };
     const lastMs = Math.max(...collected.map((r) => r.lastMs));
-    Object.assign(result, { rssJoinedBytes: rss2, joinedBytesPerConnection: (rss2 - rss0) / Math.max(1, open), broadcastDelivered: delivered, broadcastSeconds: (lastMs - broadcastStart) / 1000 });
+    Object.assign(result, {
+      rssJoinedBytes: rss2,
+      joinedBytesPerConnection: (rss2 - rss0) / Math.max(1, open),
+      broadcastDelivered: delivered,
+      broadcastSeconds: (lastMs - broadcastStart) / 1000,
+    });
     log(`broadcast reached ${delivered} / ${open} connections in ${((lastMs - broadcastStart) / 1000).toFixed(2)} s`);
 
     process.stdout.write(

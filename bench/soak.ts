@@ -30,7 +30,8 @@ function usage(): string {
 function positive(name: string, text: string | undefined, fallback: number, allowZero = false): number {
   if (text === undefined) return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) throw new Error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${text}`);
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1))
+    throw new Error(`--${name} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got ${text}`);
   return value;
 }
 
@@ -56,9 +57,13 @@ async function main(): Promise<void> {
   }
   let faults: readonly FaultKind[] = DEFAULT_SOAK.faults;
   if (values.faults !== undefined) {
-    const names = values.faults.split(',').map((name) => name.trim()).filter(Boolean);
+    const names = values.faults
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean);
     const bad = names.filter((name) => !isFaultKind(name));
-    if (bad.length > 0 || names.length === 0) throw new Error(`--faults: unknown kind(s) ${bad.join(', ') || '(none given)'}; known: ${FAULT_KINDS.join(', ')}`);
+    if (bad.length > 0 || names.length === 0)
+      throw new Error(`--faults: unknown kind(s) ${bad.join(', ') || '(none given)'}; known: ${FAULT_KINDS.join(', ')}`);
     faults = names.filter(isFaultKind);
   }
   const options: SoakOptions = {

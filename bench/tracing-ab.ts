@@ -130,7 +130,9 @@ async function child(variant: Variant, tree: string): Promise<RunResult> {
     while (acked < target || delivered < deliveredTarget) {
       while (sent < count && sent - (acked - (target - count)) < WINDOW) {
         rid += 1;
-        sender.socket.send(JSON.stringify({ op: 'publish', rid, room: 'ab', class: 'chat', data: { n: rid }, ...(variant === 'on' ? { traceparent: traceparent(rid) } : {}) }));
+        sender.socket.send(
+          JSON.stringify({ op: 'publish', rid, room: 'ab', class: 'chat', data: { n: rid }, ...(variant === 'on' ? { traceparent: traceparent(rid) } : {}) }),
+        );
         sent += 1;
       }
       if (Date.now() > deadline) throw new Error('run took over 60 s');
@@ -151,10 +153,14 @@ async function child(variant: Variant, tree: string): Promise<RunResult> {
 
 function runChild(variant: Variant, tree: string): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', variant, '--tree', tree, '--messages', String(messages)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const proc = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', variant, '--tree', tree, '--messages', String(messages)],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     proc.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     proc.on('exit', (code) => {
@@ -188,7 +194,9 @@ if (values.child) {
       process.stderr.write(`run ${run} ${variant}: ${result.cpuUsPerMessage.toFixed(1)} µs CPU/msg, ${Math.round(result.messagesPerSecond)} msg/s\n`);
     }
   }
-  process.stdout.write(`\n${messages} chat messages per run, median of ${runs} runs\n\n| variant | CPU µs per message | messages/s | runs (CPU µs) |\n|---|---|---|---|\n`);
+  process.stdout.write(
+    `\n${messages} chat messages per run, median of ${runs} runs\n\n| variant | CPU µs per message | messages/s | runs (CPU µs) |\n|---|---|---|---|\n`,
+  );
   for (const [variant] of variants) {
     const mine = results.filter((r) => r.variant === variant);
     process.stdout.write(

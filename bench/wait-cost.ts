@@ -55,7 +55,11 @@ async function load(history: RedisStreamsHistory, prefix: string, inFlight: numb
       while (next < MESSAGES) {
         const n = next++;
         const sent = performance.now();
-        await history.append(room, { op: 'message', id: `${prefix}-${n}`, room: room.room, from: 'bench', class: 'chat', data: { n, text: 'x'.repeat(100) }, ts: Date.now() }, target(room.room));
+        await history.append(
+          room,
+          { op: 'message', id: `${prefix}-${n}`, room: room.room, from: 'bench', class: 'chat', data: { n, text: 'x'.repeat(100) }, ts: Date.now() },
+          target(room.room),
+        );
         latencies.push(performance.now() - sent);
       }
     }),
@@ -68,8 +72,15 @@ async function load(history: RedisStreamsHistory, prefix: string, inFlight: numb
 const master = await startRedis();
 const replica = await startRedis(['--replicaof', '127.0.0.1', String(master.port)]);
 try {
-  await waitFor(async () => (await replica.cli('info', 'replication')).includes('master_link_status:up'), { timeoutMs: 10_000, intervalMs: 50, what: 'replica in sync' });
-  const results: Record<string, Record<string, Figures[]>> = { 'WAIT 1': { 'one at a time': [], '32 in flight': [] }, 'no WAIT': { 'one at a time': [], '32 in flight': [] } };
+  await waitFor(async () => (await replica.cli('info', 'replication')).includes('master_link_status:up'), {
+    timeoutMs: 10_000,
+    intervalMs: 50,
+    what: 'replica in sync',
+  });
+  const results: Record<string, Record<string, Figures[]>> = {
+    'WAIT 1': { 'one at a time': [], '32 in flight': [] },
+    'no WAIT': { 'one at a time': [], '32 in flight': [] },
+  };
   for (let run = 0; run < RUNS; run += 1) {
     for (const mode of run % 2 === 0 ? ['no WAIT', 'WAIT 1'] : ['WAIT 1', 'no WAIT']) {
       const history = new RedisStreamsHistory({ url: master.url, prefix: `bench${run}`, waitReplicas: mode === 'WAIT 1' ? 1 : 0, maxMessages: 1000 });
@@ -85,7 +96,11 @@ try {
   console.log('|---|---|---|---|---|');
   for (const [mode, loads] of Object.entries(results)) {
     for (const [name, runs] of Object.entries(loads)) {
-      const row = [median(runs.map((r) => r.acksPerSecond)).toFixed(0), median(runs.map((r) => r.p50Ms)).toFixed(3), median(runs.map((r) => r.p99Ms)).toFixed(3)];
+      const row = [
+        median(runs.map((r) => r.acksPerSecond)).toFixed(0),
+        median(runs.map((r) => r.p50Ms)).toFixed(3),
+        median(runs.map((r) => r.p99Ms)).toFixed(3),
+      ];
       console.log(`| ${mode} | ${name} | ${row.join(' | ')} |`);
     }
   }

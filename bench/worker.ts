@@ -12,18 +12,52 @@ export type WorkerCommand =
   | { cmd: 'join'; room: string; concurrency: number; from?: number; to?: number; /** Each connection its own room, `<room>-<index>`. */ roomPerConn?: boolean }
   | { cmd: 'arm'; mode: 'count' | 'latency'; tag: string; expected: number; from?: number; to?: number }
   | { cmd: 'collect'; timeoutMs: number }
-  | { cmd: 'publish'; index: number; room: string; cls: MessageClass; tag: string; count: number; ratePerSecond: number; window: number; size: number; timeoutMs: number; warmup?: number }
+  | {
+      cmd: 'publish';
+      index: number;
+      room: string;
+      cls: MessageClass;
+      tag: string;
+      count: number;
+      ratePerSecond: number;
+      window: number;
+      size: number;
+      timeoutMs: number;
+      warmup?: number;
+    }
   | { cmd: 'answer'; from?: number; to?: number }
   | { cmd: 'call'; pairs: Array<{ index: number; to: string }>; rounds: number; size: number; timeoutMs: number }
   | { cmd: 'errors' }
   | { cmd: 'close' };
 
-export interface OpenResult { opened: number; failed: number; firstError?: string; startMs: number; endMs: number }
-export interface CollectResult { received: number; firstMs: number; lastMs: number; complete: boolean; samples: Float64Array }
-export interface PublishResult { sent: number; startMs: number; endMs: number }
-export interface CallResult { samples: Float64Array; timeouts: number }
+export interface OpenResult {
+  opened: number;
+  failed: number;
+  firstError?: string;
+  startMs: number;
+  endMs: number;
+}
+export interface CollectResult {
+  received: number;
+  firstMs: number;
+  lastMs: number;
+  complete: boolean;
+  samples: Float64Array;
+}
+export interface PublishResult {
+  sent: number;
+  startMs: number;
+  endMs: number;
+}
+export interface CallResult {
+  samples: Float64Array;
+  timeouts: number;
+}
 
-interface Request { id: number; command: WorkerCommand }
+interface Request {
+  id: number;
+  command: WorkerCommand;
+}
 
 const conns: BenchConn[] = [];
 
@@ -59,7 +93,16 @@ function arm(command: Extract<WorkerCommand, { cmd: 'arm' }>): number {
   const targets = slice(command.from, command.to);
   let done = () => {};
   const finished = new Promise<void>((resolve) => (done = resolve));
-  const state: Armed = { mode: command.mode, expectedTotal: command.expected * targets.length, received: 0, firstMs: 0, lastMs: 0, samples: [], done, finished };
+  const state: Armed = {
+    mode: command.mode,
+    expectedTotal: command.expected * targets.length,
+    received: 0,
+    firstMs: 0,
+    lastMs: 0,
+    samples: [],
+    done,
+    finished,
+  };
   armed = state;
   if (state.expectedTotal === 0) done();
   for (const conn of targets) {
@@ -199,7 +242,9 @@ async function handle(command: WorkerCommand): Promise<unknown> {
       return result;
     }
     case 'join':
-      await pool(slice(command.from, command.to), command.concurrency, (conn, index) => conn.join(command.roomPerConn ? `${command.room}-${index}` : command.room));
+      await pool(slice(command.from, command.to), command.concurrency, (conn, index) =>
+        conn.join(command.roomPerConn ? `${command.room}-${index}` : command.room),
+      );
       return null;
     case 'arm':
       return arm(command);

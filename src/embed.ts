@@ -66,7 +66,8 @@ export function attach(server: AppServer, options: AttachOptions = {}): Attached
   checkPath('path', path);
   if (httpPrefix !== undefined) {
     checkPath('httpPrefix', httpPrefix);
-    if (httpPrefix === '/' || httpPrefix.endsWith('/')) throw new ConfigError('httpPrefix', 'a path such as /nerve, not / and without a trailing /', httpPrefix);
+    if (httpPrefix === '/' || httpPrefix.endsWith('/'))
+      throw new ConfigError('httpPrefix', 'a path such as /nerve, not / and without a trailing /', httpPrefix);
   }
   const node = new NerveNode(
     { ...nodeOptions, demo: false },
@@ -90,10 +91,11 @@ export function attach(server: AppServer, options: AttachOptions = {}): Attached
     node,
     ready,
     // A close during start waits for it to settle: a half-started node would be stopped twice over.
-    close: () => ready.then(
-      () => node.stop(),
-      () => node.stop(),
-    ),
+    close: () =>
+      ready.then(
+        () => node.stop(),
+        () => node.stop(),
+      ),
   };
 }
 

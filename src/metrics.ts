@@ -30,10 +30,10 @@ class ErrorCounter extends Counter<'code'> {
   constructor(registry: Registry, recent: RecentErrors) {
     super({ name: 'nerve_errors_total', help: 'Error frames sent and HTTP requests refused, by code.', labelNames: ['code'], registers: [registry] });
     const base = this.inc.bind(this) as (labels?: LabelValues<'code'> | number | IncreaseDataWithExemplar<'code'>, value?: number) => void;
-    this.inc = ((labels?: LabelValues<'code'> | number | IncreaseDataWithExemplar<'code'>, value?: number): void => {
+    this.inc = (labels?: LabelValues<'code'> | number | IncreaseDataWithExemplar<'code'>, value?: number): void => {
       if (typeof labels === 'object' && typeof (labels as LabelValues<'code'>).code === 'string') recent.add(String((labels as LabelValues<'code'>).code));
       base(labels, value);
-    });
+    };
   }
 }
 
@@ -41,7 +41,11 @@ export class NodeMetrics {
   readonly registry = new Registry();
 
   readonly connections = new Gauge({ name: 'nerve_connections', help: 'Open WebSocket connections (authenticated or not).', registers: [this.registry] });
-  readonly pusherConnections = new Gauge({ name: 'nerve_pusher_connections', help: 'Open Pusher-protocol connections (/app/{key}, docs/pusher.md); not counted in nerve_connections.', registers: [this.registry] });
+  readonly pusherConnections = new Gauge({
+    name: 'nerve_pusher_connections',
+    help: 'Open Pusher-protocol connections (/app/{key}, docs/pusher.md); not counted in nerve_connections.',
+    registers: [this.registry],
+  });
   readonly rooms = new Gauge({ name: 'nerve_rooms', help: 'Rooms with at least one member on this node.', registers: [this.registry] });
   readonly connectionsTotal = new Counter({ name: 'nerve_connections_total', help: 'WebSocket connections accepted.', registers: [this.registry] });
   readonly upgradesRejected = new Counter({
@@ -50,15 +54,35 @@ export class NodeMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
-  readonly framesIn = new Counter({ name: 'nerve_frames_in_total', help: 'Frames received from clients, by op (`invalid` when undecodable).', labelNames: ['op'], registers: [this.registry] });
+  readonly framesIn = new Counter({
+    name: 'nerve_frames_in_total',
+    help: 'Frames received from clients, by op (`invalid` when undecodable).',
+    labelNames: ['op'],
+    registers: [this.registry],
+  });
   readonly framesOut = new Counter({ name: 'nerve_frames_out_total', help: 'Frames sent to clients, by op.', labelNames: ['op'], registers: [this.registry] });
-  readonly messages = new Counter({ name: 'nerve_messages_total', help: 'Messages accepted from clients, by class.', labelNames: ['class'], registers: [this.registry] });
-  readonly deliveries = new Counter({ name: 'nerve_deliveries_total', help: 'Messages written to local sockets, by class.', labelNames: ['class'], registers: [this.registry] });
+  readonly messages = new Counter({
+    name: 'nerve_messages_total',
+    help: 'Messages accepted from clients, by class.',
+    labelNames: ['class'],
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'nerve_deliveries_total',
+    help: 'Messages written to local sockets, by class.',
+    labelNames: ['class'],
+    registers: [this.registry],
+  });
   readonly joins = new Counter({ name: 'nerve_joins_total', help: 'Room joins accepted.', registers: [this.registry] });
   /** The latest error codes (and lane failures), for the admin page and the node registry. */
   readonly recentErrors = new RecentErrors(20);
   readonly errors = new ErrorCounter(this.registry, this.recentErrors);
-  readonly closes = new Counter({ name: 'nerve_closes_total', help: 'Connections closed by the server, by close code.', labelNames: ['code'], registers: [this.registry] });
+  readonly closes = new Counter({
+    name: 'nerve_closes_total',
+    help: 'Connections closed by the server, by close code.',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
   readonly drops = new Counter({ name: 'nerve_drops_total', help: 'Messages not delivered, by reason.', labelNames: ['reason'], registers: [this.registry] });
   readonly quotaRefusals = new Counter({
     name: 'nerve_quota_refusals_total',
@@ -91,15 +115,19 @@ export class NodeMetrics {
   });
   readonly chatGapMessages = new Counter({
     name: 'nerve_chat_gap_messages_total',
-    help: 'Chat messages missed on the bus and delivered to this node\'s members from the history.',
+    help: "Chat messages missed on the bus and delivered to this node's members from the history.",
     registers: [this.registry],
   });
   readonly mailboxQueued = new Counter({
     name: 'nerve_mailbox_queued_total',
-    help: 'Signals stored in a recently seen user\'s mailbox because no node had the user.',
+    help: "Signals stored in a recently seen user's mailbox because no node had the user.",
     registers: [this.registry],
   });
-  readonly mailboxDelivered = new Counter({ name: 'nerve_mailbox_delivered_total', help: 'Mailbox signals delivered after a reconnect.', registers: [this.registry] });
+  readonly mailboxDelivered = new Counter({
+    name: 'nerve_mailbox_delivered_total',
+    help: 'Mailbox signals delivered after a reconnect.',
+    registers: [this.registry],
+  });
   readonly mailboxExpired = new Counter({
     name: 'nerve_mailbox_expired_total',
     help: 'Mailbox signals discarded: past their TTL when taken (`expired`) or pushed out of a full mailbox (`overflow`).',
@@ -112,7 +140,12 @@ export class NodeMetrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1],
     registers: [this.registry],
   });
-  readonly laneUp = new Gauge({ name: 'nerve_lane_up', help: '1 when a lane is healthy, 0 when not.', labelNames: ['lane', 'driver'], registers: [this.registry] });
+  readonly laneUp = new Gauge({
+    name: 'nerve_lane_up',
+    help: '1 when a lane is healthy, 0 when not.',
+    labelNames: ['lane', 'driver'],
+    registers: [this.registry],
+  });
   readonly sources: MetricSources = {};
   readonly outboxDepth = new Gauge({
     name: 'nerve_event_outbox_depth',
@@ -144,7 +177,12 @@ export class NodeMetrics {
     registers: [this.registry],
   });
   readonly draining = new Gauge({ name: 'nerve_draining', help: '1 while the node drains (SIGTERM), else 0.', registers: [this.registry] });
-  readonly buildInfo = new Gauge({ name: 'nerve_build_info', help: 'Always 1; the labels say which version runs.', labelNames: ['version'], registers: [this.registry] });
+  readonly buildInfo = new Gauge({
+    name: 'nerve_build_info',
+    help: 'Always 1; the labels say which version runs.',
+    labelNames: ['version'],
+    registers: [this.registry],
+  });
 
   constructor(options: { nodeId: string; processMetrics?: boolean; version?: string }) {
     this.registry.setDefaultLabels({ node: options.nodeId });

@@ -166,7 +166,18 @@ export class NerveNode {
     });
     this.pusher =
       this.options.pusherApps.length > 0
-        ? new PusherService({ options: this.options, gateway: this.gateway, bus: this.lanes.bus, presence: this.lanes.presence, history: this.lanes.history, events: this.lanes.events, namer, metrics: this.metrics, log: this.log, tenants: this.tenancy.guard })
+        ? new PusherService({
+            options: this.options,
+            gateway: this.gateway,
+            bus: this.lanes.bus,
+            presence: this.lanes.presence,
+            history: this.lanes.history,
+            events: this.lanes.events,
+            namer,
+            metrics: this.metrics,
+            log: this.log,
+            tenants: this.tenancy.guard,
+          })
         : undefined;
     const httpDeps: HttpDeps = {
       ...(this.pusher ? { pusher: this.pusher } : {}),
@@ -191,7 +202,13 @@ export class NerveNode {
       },
       admin: {
         keyring: apiKeyring(this.options),
-        cluster: () => handleAdminCluster(this.options.nodeId, this.registry, () => this.snapshot.build(), () => this.gateway.state !== 'running'),
+        cluster: () =>
+          handleAdminCluster(
+            this.options.nodeId,
+            this.registry,
+            () => this.snapshot.build(),
+            () => this.gateway.state !== 'running',
+          ),
         onError: (code) => this.metrics.errors.inc({ code: `http_${code}` }),
         actions: {
           nodeId: this.options.nodeId,

@@ -88,7 +88,10 @@ function render(view) {
 
   // Cluster totals and the chart sample.
   const totals = Object.fromEntries(SERIES.map((s) => [s.id, nodes.reduce((acc, n) => acc + s.pick(n.counters), 0)]));
-  const totalIds = nodes.map((n) => n.id).sort().join(',');
+  const totalIds = nodes
+    .map((n) => n.id)
+    .sort()
+    .join(',');
   if (lastTotals && lastTotals.ids === totalIds) {
     const dt = (now - lastTotals.at) / 1000;
     if (dt > 0) {
@@ -128,7 +131,11 @@ function render(view) {
     }
     inRate += rIn;
     outRate += rOut;
-    const lanes = el('div', { class: 'dots' }, ...node.lanes.map((lane) => el('span', { class: lane.ok ? 'dot' : 'dot down', title: lane.detail ?? `${lane.lane}: ${lane.driver}` }, lane.lane)));
+    const lanes = el(
+      'div',
+      { class: 'dots' },
+      ...node.lanes.map((lane) => el('span', { class: lane.ok ? 'dot' : 'dot down', title: lane.detail ?? `${lane.lane}: ${lane.driver}` }, lane.lane)),
+    );
     const stale = node.heartbeatAgeMs > node.ttlMs / 2 && node.id !== view.self;
     rows.push(
       el(
@@ -166,10 +173,11 @@ function render(view) {
 
 function renderLanes(nodes) {
   const byLane = new Map();
-  for (const node of nodes) for (const lane of node.lanes) {
-    if (!byLane.has(lane.lane)) byLane.set(lane.lane, []);
-    byLane.get(lane.lane).push({ node: node.id, ...lane });
-  }
+  for (const node of nodes)
+    for (const lane of node.lanes) {
+      if (!byLane.has(lane.lane)) byLane.set(lane.lane, []);
+      byLane.get(lane.lane).push({ node: node.id, ...lane });
+    }
   $('lanes').replaceChildren(
     ...[...byLane].map(([lane, entries]) => {
       const down = entries.filter((e) => !e.ok);
@@ -187,7 +195,10 @@ function renderLanes(nodes) {
 }
 
 function renderErrors(nodes) {
-  const all = nodes.flatMap((node) => node.errors.map((e) => ({ ...e, node: node.id }))).sort((a, b) => b.ts - a.ts).slice(0, 30);
+  const all = nodes
+    .flatMap((node) => node.errors.map((e) => ({ ...e, node: node.id })))
+    .sort((a, b) => b.ts - a.ts)
+    .slice(0, 30);
   if (all.length === 0) {
     $('errors').replaceChildren(el('li', { class: 'empty' }, 'No errors recorded.'));
     return;
@@ -226,7 +237,10 @@ function makeChart(box) {
         y: { range: (u, min, max) => uPlot.rangeNum(0, Math.max(1, max), 0.1, true) },
       },
       axes: [axis, { ...axis, size: 56, values: (u, ticks) => ticks.map((v) => fmt.format(v)) }],
-      series: [{}, ...SERIES.map((s) => ({ label: s.label, stroke: color(s.color), fill: `${color(s.color)}12`, width: 2, dash: s.dash, points: { show: false } }))],
+      series: [
+        {},
+        ...SERIES.map((s) => ({ label: s.label, stroke: color(s.color), fill: `${color(s.color)}12`, width: 2, dash: s.dash, points: { show: false } })),
+      ],
     },
     [[], ...SERIES.map(() => [])],
     box,
@@ -301,7 +315,8 @@ $('form-disconnect').addEventListener('submit', async (event) => {
   const user = $('act-user').value.trim();
   const body = { conn: optional('act-conn'), reason: optional('act-disconnect-reason') };
   const answer = await act('POST', `${tenantPath()}/users/${encodeURIComponent(user)}/disconnect`, body);
-  if (answer) showResult(true, `disconnect ${answer.conn ? `connection ${answer.conn} of ` : ''}${answer.user}: sent to ${answer.nodes} node(s) holding a connection`);
+  if (answer)
+    showResult(true, `disconnect ${answer.conn ? `connection ${answer.conn} of ` : ''}${answer.user}: sent to ${answer.nodes} node(s) holding a connection`);
 });
 
 $('form-end').addEventListener('submit', async (event) => {
@@ -321,7 +336,11 @@ $('form-publish').addEventListener('submit', async (event) => {
     return;
   }
   const room = $('act-pub-room').value.trim();
-  const answer = await act('POST', `${tenantPath()}/rooms/${encodeURIComponent(room)}/messages`, { data, class: $('act-pub-class').value, from: optional('act-pub-from') });
+  const answer = await act('POST', `${tenantPath()}/rooms/${encodeURIComponent(room)}/messages`, {
+    data,
+    class: $('act-pub-class').value,
+    from: optional('act-pub-from'),
+  });
   if (answer) showResult(true, `published into ${answer.room}: id ${answer.id}${answer.offset === undefined ? '' : `, offset ${answer.offset}`}`);
 });
 
@@ -364,7 +383,9 @@ async function loadUsage() {
   const hour = answer.lastHour
     ? `Last hour, all nodes (metered): ${fmt.format(answer.lastHour.connectionMinutes)} connection-minutes, ${answer.lastHour.messages} messages, ${answer.lastHour.deliveries} deliveries.`
     : `Last hour: ${answer.lastHourError}.`;
-  const summed = live.partial ? `${live.node} only: other nodes unreadable` : `${live.nodes.length} node${live.nodes.length === 1 ? '' : 's'}: ${live.nodes.join(', ')}`;
+  const summed = live.partial
+    ? `${live.node} only: other nodes unreadable`
+    : `${live.nodes.length} node${live.nodes.length === 1 ? '' : 's'}: ${live.nodes.join(', ')}`;
   $('usage-note').textContent = `Current interval, summed over ${summed}. ${hour}`;
   showResult(true, `usage of ${answer.tenant} loaded`);
 }

@@ -24,10 +24,18 @@
   const typing = new Map();
 
   const demo = {
-    get client() { return client; },
-    get call() { return call; },
-    get pc() { return call?.pc; },
-    get room() { return room; },
+    get client() {
+      return client;
+    },
+    get call() {
+      return call;
+    },
+    get pc() {
+      return call?.pc;
+    },
+    get room() {
+      return room;
+    },
   };
   window.nerveDemo = demo;
 
@@ -199,7 +207,10 @@
 
   function showTyping(user) {
     clearTimeout(typing.get(user));
-    typing.set(user, setTimeout(() => hideTyping(user), 3000));
+    typing.set(
+      user,
+      setTimeout(() => hideTyping(user), 3000),
+    );
     renderTyping();
   }
 

@@ -45,7 +45,11 @@ export class Inspector {
 
   /** One CDP call; rejects on a protocol error, a closed socket, or no answer within `timeoutMs`. */
   call<T>(method: string, params: object = {}, timeoutMs = 60_000): Promise<T> {
-    return this.calls.call<T>((id) => this.socket.send(JSON.stringify({ id, method, params })), timeoutMs, `inspector: no answer to ${method} within ${timeoutMs} ms`);
+    return this.calls.call<T>(
+      (id) => this.socket.send(JSON.stringify({ id, method, params })),
+      timeoutMs,
+      `inspector: no answer to ${method} within ${timeoutMs} ms`,
+    );
   }
 
   /**

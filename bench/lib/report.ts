@@ -52,7 +52,19 @@ export function table(rows: readonly Row[]): string {
   const value = (values: number[]) => (values.length ? fmt(median(values)) : 'n/a');
   const body = rows.map((row) => {
     const { text, winner } = ratio(row);
-    return [row.scenario, row.metric, `${row.unit} (${row.better === 'higher' ? '↑' : '↓'})`, value(row.nerve), value(row.socketio), value(row.limit3), value(row.limit1), text, ratio(row, 'limit3').text, ratio(row, 'limit1').text, winner];
+    return [
+      row.scenario,
+      row.metric,
+      `${row.unit} (${row.better === 'higher' ? '↑' : '↓'})`,
+      value(row.nerve),
+      value(row.socketio),
+      value(row.limit3),
+      value(row.limit1),
+      text,
+      ratio(row, 'limit3').text,
+      ratio(row, 'limit1').text,
+      winner,
+    ];
   });
   const numeric = (i: number) => i >= 3 && i <= 9;
   const widths = header.map((title, i) => Math.max(title.length, ...body.map((cells) => (cells[i] ?? '').length)));

@@ -163,7 +163,18 @@ export function fanout(cls: MessageClass) {
       const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
         await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
         return Promise.all([
-          publisher.run<PublishResult>({ cmd: 'publish', index: 0, room: 'fanout', cls, tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+          publisher.run<PublishResult>({
+            cmd: 'publish',
+            index: 0,
+            room: 'fanout',
+            cls,
+            tag,
+            count,
+            ratePerSecond: 0,
+            window: 100,
+            size: sizes.payloadBytes,
+            timeoutMs: 60_000,
+          }),
           ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
         ]);
       };
@@ -189,7 +200,7 @@ export function fanout(cls: MessageClass) {
       await errorsSeen(workers, progress);
       return {
         'deliveries/s': { value: delivered / seconds, unit: 'msg/s', better: 'higher' },
-        'delivered': { value: (100 * delivered) / expected, unit: '%', better: 'higher' },
+        delivered: { value: (100 * delivered) / expected, unit: '%', better: 'higher' },
         'server CPU / delivery': { value: (cpu / delivered) * 1e6, unit: 'µs', better: 'lower' },
         'redis CPU / delivery': { value: (redis / delivered) * 1e6, unit: 'µs', better: 'lower' },
       };
@@ -215,11 +226,25 @@ export function latency(cls: MessageClass, rate: number) {
       progress(`${rate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
       const cpu0 = cluster.cpuSeconds();
       const [, ...collected] = await Promise.all([
-        (workers[0] as Worker).run<PublishResult>({
-          cmd: 'publish', index: 0, room: 'latency', cls, tag, count, ratePerSecond: rate, window: 0,
-          size: sizes.payloadBytes, timeoutMs: sizes.latencySeconds * 1000 + 30_000, warmup: Math.floor(rate / 2),
-        }, sizes.latencySeconds * 1000 + 60_000),
-        ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: sizes.latencySeconds * 1000 + 30_000 }, sizes.latencySeconds * 1000 + 60_000)),
+        (workers[0] as Worker).run<PublishResult>(
+          {
+            cmd: 'publish',
+            index: 0,
+            room: 'latency',
+            cls,
+            tag,
+            count,
+            ratePerSecond: rate,
+            window: 0,
+            size: sizes.payloadBytes,
+            timeoutMs: sizes.latencySeconds * 1000 + 30_000,
+            warmup: Math.floor(rate / 2),
+          },
+          sizes.latencySeconds * 1000 + 60_000,
+        ),
+        ...workers.map((worker) =>
+          worker.run<CollectResult>({ cmd: 'collect', timeoutMs: sizes.latencySeconds * 1000 + 30_000 }, sizes.latencySeconds * 1000 + 60_000),
+        ),
       ]);
       const cpu = cluster.cpuSeconds() - cpu0;
       const delivered = sum(collected.map((result) => result.received));
@@ -348,10 +373,16 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
       (callees[(p + 1) % w] as ConnSpec[]).push(callee);
     }
     progress(`opening ${2 * sizes.signalPairs} connections`);
-    await openAll(workers, system, workers.map((_, i) => [...(callers[i] ?? []), ...(callees[i] ?? [])]));
+    await openAll(
+      workers,
+      system,
+      workers.map((_, i) => [...(callers[i] ?? []), ...(callees[i] ?? [])]),
+    );
     await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'answer', from: callers[i]?.length ?? 0 })));
     const callAll = (rounds: number) =>
-      Promise.all(workers.map((worker, i) => worker.run<CallResult>({ cmd: 'call', pairs: calls[i] ?? [], rounds, size: sizes.sdpBytes, timeoutMs: 5000 }, 300_000)));
+      Promise.all(
+        workers.map((worker, i) => worker.run<CallResult>({ cmd: 'call', pairs: calls[i] ?? [], rounds, size: sizes.sdpBytes, timeoutMs: 5000 }, 300_000)),
+      );
     // Warm-up, not measured, for the reason the fan-out scenario gives.
     if (sizes.signalWarmupRounds > 0) {
       progress(`warm-up: ${sizes.signalPairs} pairs × ${sizes.signalWarmupRounds} round trips`);
@@ -372,7 +403,6 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
     };
   });
 }
-
 
 /** Which protocol goes first in scenario 7; alternates run by run so drifting background load hits both. */
 let pusherRuns = 0;
@@ -415,7 +445,14 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
        * The HTTP API as the publisher (`pusher` from npm, as an app's backend would use it): batches of 10
        * events (`batch_events`, Pusher's largest), 4 requests in flight, all to node 1.
        */
-      const api = new PusherServer({ appId: BENCH_PUSHER_APP.id, key: BENCH_PUSHER_APP.key, secret: BENCH_PUSHER_APP.secret, host: '127.0.0.1', port: String(cluster.servers[0]?.port), useTLS: false });
+      const api = new PusherServer({
+        appId: BENCH_PUSHER_APP.id,
+        key: BENCH_PUSHER_APP.key,
+        secret: BENCH_PUSHER_APP.secret,
+        host: '127.0.0.1',
+        port: String(cluster.servers[0]?.port),
+        useTLS: false,
+      });
       const trigger = async (channel: string, tag: string, count: number): Promise<PublishResult> => {
         const pad = 'x'.repeat(sizes.payloadBytes);
         const deadline = nowMs() + 60_000;
@@ -423,7 +460,11 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
         let sent = 0;
         const lane = async () => {
           while (sent < count && nowMs() < deadline) {
-            const batch = Array.from({ length: Math.min(10, count - sent) }, () => ({ channel, name: PUSHER_API_EVENT, data: { tag, seq: sent++, t: nowMs(), pad } }));
+            const batch = Array.from({ length: Math.min(10, count - sent) }, () => ({
+              channel,
+              name: PUSHER_API_EVENT,
+              data: { tag, seq: sent++, t: nowMs(), pad },
+            }));
             await api.triggerBatch(batch);
           }
         };
@@ -435,7 +476,10 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
         const label = viaApi ? 'pusher-js via HTTP API' : labelOf(kind);
         const urls = urlsOf(kind);
         const room = viaApi ? 'fan-api' : `fan-${kind}`;
-        const specs: ConnSpec[] = Array.from({ length: sizes.pusherReceivers + 1 }, (_, i) => ({ url: urls[i % urls.length] as string, user: user(`p${kind}`, i) }));
+        const specs: ConnSpec[] = Array.from({ length: sizes.pusherReceivers + 1 }, (_, i) => ({
+          url: urls[i % urls.length] as string,
+          user: user(`p${kind}`, i),
+        }));
         progress(`${label}: opening ${specs.length} connections`);
         await openAll(workers, kind, distribute(specs, workers.length));
         await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room, concurrency: 32 }, 120_000)));
@@ -446,7 +490,18 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
             // Via the API, connection 0 only listens (and, armed from 1, is not counted): the same N receivers.
             viaApi
               ? trigger(`private-${room}`, tag, count)
-              : publisher.run<PublishResult>({ cmd: 'publish', index: 0, room, cls: 'ephemeral', tag, count, ratePerSecond: 0, window: 100, size: sizes.payloadBytes, timeoutMs: 60_000 }),
+              : publisher.run<PublishResult>({
+                  cmd: 'publish',
+                  index: 0,
+                  room,
+                  cls: 'ephemeral',
+                  tag,
+                  count,
+                  ratePerSecond: 0,
+                  window: 100,
+                  size: sizes.payloadBytes,
+                  timeoutMs: 60_000,
+                }),
             ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
           ]);
         };

@@ -86,7 +86,15 @@ export class SoakChecker {
   private readonly ephemeralTop = new Map<string, number>();
   private readonly ephemeralSeen = new Map<string, number[]>();
   /** SDK events worth reporting: recovery_failed per room, rejoins, 4009 closes. */
-  readonly events = { recoveryFailed: 0, rejoined: 0, slowConsumerCloses: 0, disconnects: 0, chatErrors: new Map<string, number>(), roomErrors: new Map<string, number>(), givenUp: 0 };
+  readonly events = {
+    recoveryFailed: 0,
+    rejoined: 0,
+    slowConsumerCloses: 0,
+    disconnects: 0,
+    chatErrors: new Map<string, number>(),
+    roomErrors: new Map<string, number>(),
+    givenUp: 0,
+  };
   private windows: FaultWindow[] = [];
 
   setWindows(windows: FaultWindow[]): void {
@@ -260,7 +268,12 @@ export class SoakChecker {
         const sent = this.chat.get(cmid);
         if (!sent) add({ cls: 'chat', what: 'unexpected', detail: `${who}: ${cmid} never sent`, at: message.at });
         else if (sent.ack && (sent.ack.offset !== message.offset || sent.ack.epoch !== message.epoch)) {
-          add({ cls: 'chat', what: 'unexpected', detail: `${who}: ${cmid} seen at ${message.offset}/${message.epoch}, acked at ${sent.ack.offset}/${sent.ack.epoch}`, at: sent.sentAt });
+          add({
+            cls: 'chat',
+            what: 'unexpected',
+            detail: `${who}: ${cmid} seen at ${message.offset}/${message.epoch}, acked at ${sent.ack.offset}/${sent.ack.epoch}`,
+            at: sent.sentAt,
+          });
         }
       }
       for (const [cmid, count] of counts) {
@@ -273,7 +286,13 @@ export class SoakChecker {
         if (segment.end && (segment.end.epoch !== ack.epoch || ack.offset > segment.end.offset)) continue;
         chat.expected += 1;
         if (counts.has(cmid)) chat.delivered += 1;
-        else add({ cls: 'chat', what: 'lost', detail: `${who}: ${cmid} @${ack.offset} (sent by ${entry.sender}, acked ${ack.duplicate ? 'as duplicate ' : ''}after ${entry.attempts} attempt(s))`, at: entry.sentAt });
+        else
+          add({
+            cls: 'chat',
+            what: 'lost',
+            detail: `${who}: ${cmid} @${ack.offset} (sent by ${entry.sender}, acked ${ack.duplicate ? 'as duplicate ' : ''}after ${entry.attempts} attempt(s))`,
+            at: entry.sentAt,
+          });
       }
       let previous: StreamPosition = start;
       for (const message of segment.received) {
@@ -281,9 +300,19 @@ export class SoakChecker {
         if (message.epoch !== previous.epoch) {
           add({ cls: 'chat', what: 'epoch_change', detail: `${who}: ${previous.epoch} → ${message.epoch} at offset ${message.offset}`, at: message.at });
         } else if (message.offset <= previous.offset) {
-          add({ cls: 'chat', what: 'out_of_order', detail: `${who}: ${message.offset} after ${previous.offset}`, at: this.chat.get(message.cmid ?? '')?.sentAt ?? message.at });
+          add({
+            cls: 'chat',
+            what: 'out_of_order',
+            detail: `${who}: ${message.offset} after ${previous.offset}`,
+            at: this.chat.get(message.cmid ?? '')?.sentAt ?? message.at,
+          });
         } else if (message.offset !== previous.offset + 1) {
-          add({ cls: 'chat', what: 'gap', detail: `${who}: ${message.offset} after ${previous.offset}`, at: this.chat.get(message.cmid ?? '')?.sentAt ?? message.at });
+          add({
+            cls: 'chat',
+            what: 'gap',
+            detail: `${who}: ${message.offset} after ${previous.offset}`,
+            at: this.chat.get(message.cmid ?? '')?.sentAt ?? message.at,
+          });
         }
         previous = { offset: message.offset, epoch: message.epoch };
       }
@@ -307,7 +336,12 @@ export class SoakChecker {
           add({ cls: 'signal', what: 'unexpected', detail: id, at: Date.now() });
         } else if (seq < last) {
           signal.outOfOrder += 1;
-          add({ cls: 'signal', what: 'out_of_order', detail: `${id} (answered ${sent.outcome ?? 'nothing'}, sent ${new Date(sent.sentAt).toISOString().slice(11, 23)}) after #${last}`, at: sent.sentAt });
+          add({
+            cls: 'signal',
+            what: 'out_of_order',
+            detail: `${id} (answered ${sent.outcome ?? 'nothing'}, sent ${new Date(sent.sentAt).toISOString().slice(11, 23)}) after #${last}`,
+            at: sent.sentAt,
+          });
         }
         last = Math.max(last, seq);
       }

@@ -173,7 +173,19 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
   };
   const startWorker = async (): Promise<WorkerProcess> => {
     workerGeneration += 1;
-    const started = spawnWorker(['chat-store', '--amqp-url', amqpUrl, '--postgres-url', proxiedPg.toString(), '--postgres-schema', schema, '--env', namespace, '--prefetch', '32']);
+    const started = spawnWorker([
+      'chat-store',
+      '--amqp-url',
+      amqpUrl,
+      '--postgres-url',
+      proxiedPg.toString(),
+      '--postgres-schema',
+      schema,
+      '--env',
+      namespace,
+      '--prefetch',
+      '32',
+    ]);
     const stderr = stderrTail(started.child);
     worker = started;
     void started.exited.then(({ code, signal }) => {
@@ -189,7 +201,8 @@ export async function startSoakEnv(options: SoakEnvOptions): Promise<SoakEnv> {
     });
     const deadline = Date.now() + 60_000;
     while (!started.logs.some((entry) => entry.msg === 'worker ready')) {
-      if (started.child.exitCode !== null || started.child.signalCode !== null) throw new Error(`chat-store worker exited before ready: ${JSON.stringify(started.logs.slice(-3))}`);
+      if (started.child.exitCode !== null || started.child.signalCode !== null)
+        throw new Error(`chat-store worker exited before ready: ${JSON.stringify(started.logs.slice(-3))}`);
       if (Date.now() > deadline) throw new Error('chat-store worker not ready within 60 s');
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

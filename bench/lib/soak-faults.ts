@@ -235,7 +235,13 @@ export async function runFault(ctx: FaultContext, id: number, kind: FaultKind): 
     if (chat && record.chatMs === undefined) record.chatMs = chat.ms;
     if (chat && record.postgresMs === undefined && (await inPostgres(env, chat.ids))) record.postgresMs = Date.now() - record.healAt;
     if (slowBackMs === undefined && load.slowCaughtUp(marks)) slowBackMs = Date.now() - record.healAt;
-    if (record.readyMs !== undefined && record.deliveryMs !== undefined && record.chatMs !== undefined && record.postgresMs !== undefined && slowBackMs !== undefined) {
+    if (
+      record.readyMs !== undefined &&
+      record.deliveryMs !== undefined &&
+      record.chatMs !== undefined &&
+      record.postgresMs !== undefined &&
+      slowBackMs !== undefined
+    ) {
       record.recovered = true;
       break;
     }

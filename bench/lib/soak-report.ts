@@ -53,7 +53,15 @@ export interface SoakReport {
   unreadyWithoutFault: Array<{ at: number; detail: string }>;
   /** Nodes and workers that exited by themselves. */
   crashes: Array<{ at: number; what: string; code: number | null; signal: string | null; detail: string }>;
-  sdk: { recoveryFailed: number; rejoined: number; slowConsumerCloses: number; disconnects: number; chatErrors: Record<string, number>; roomErrors: Record<string, number>; chatGivenUp: number };
+  sdk: {
+    recoveryFailed: number;
+    rejoined: number;
+    slowConsumerCloses: number;
+    disconnects: number;
+    chatErrors: Record<string, number>;
+    roomErrors: Record<string, number>;
+    chatGivenUp: number;
+  };
   /** The first 100 findings of each class and kind. */
   findings: Finding[];
   findingsTotal: number;
@@ -87,29 +95,53 @@ const ms = (value: number): string => (Number.isFinite(value) ? `${(value / 1000
 
 export function summaryText(report: SoakReport): string {
   const lines: string[] = [];
-  lines.push(`chaos soak: seed ${report.seed}, ${Math.round(report.durationMs / 1000)} s of faults, ${report.faults.length} faults, wall ${Math.round(report.wallMs / 1000)} s`);
+  lines.push(
+    `chaos soak: seed ${report.seed}, ${Math.round(report.durationMs / 1000)} s of faults, ${report.faults.length} faults, wall ${Math.round(report.wallMs / 1000)} s`,
+  );
   lines.push('');
   lines.push('| fault | count | recovered | readyz (median / max) | cross-node delivery | chat ack | PostgreSQL row |');
   lines.push('|---|---:|---:|---|---|---|---|');
   for (const [kind, r] of Object.entries(report.recovery)) {
-    lines.push(`| ${kind} | ${r.count} | ${r.recovered} | ${ms(r.readyMs.median)} / ${ms(r.readyMs.max)} | ${ms(r.deliveryMs.median)} / ${ms(r.deliveryMs.max)} | ${ms(r.chatMs.median)} / ${ms(r.chatMs.max)} | ${ms(r.postgresMs.median)} / ${ms(r.postgresMs.max)} |`);
+    lines.push(
+      `| ${kind} | ${r.count} | ${r.recovered} | ${ms(r.readyMs.median)} / ${ms(r.readyMs.max)} | ${ms(r.deliveryMs.median)} / ${ms(r.deliveryMs.max)} | ${ms(r.chatMs.median)} / ${ms(r.chatMs.max)} | ${ms(r.postgresMs.median)} / ${ms(r.postgresMs.max)} |`,
+    );
   }
   lines.push('');
   lines.push('| class | sent | acked | expected deliveries | delivered | lost | duplicated | out of order | gaps | unexpected |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [cls, c] of Object.entries(report.classes)) {
-    lines.push(`| ${cls} | ${c.sent} | ${c.acked} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicated} | ${c.outOfOrder} | ${c.gaps} | ${c.unexpected} |`);
+    lines.push(
+      `| ${cls} | ${c.sent} | ${c.acked} | ${c.expected} | ${c.delivered} | ${c.lost} | ${c.duplicated} | ${c.outOfOrder} | ${c.gaps} | ${c.unexpected} |`,
+    );
   }
   lines.push('');
-  lines.push(`PostgreSQL rows against acks: ${report.postgres.checked} rows; missing ${report.postgres.missing}, duplicated ${report.postgres.duplicated}, mismatched ${report.postgres.mismatched}, unexpected ${report.postgres.unexpected}`);
-  lines.push(`replay (join since offset 0, ${report.replay.rooms} rooms): ${report.replay.checked} messages; missing ${report.replay.missing}, duplicated ${report.replay.duplicated}, mismatched ${report.replay.mismatched}, unexpected ${report.replay.unexpected}${report.replay.notRecovered.length ? `, not recovered: ${report.replay.notRecovered.join(', ')}` : ''}`);
-  const errors = Object.entries(report.sdk.chatErrors).map(([code, n]) => `${code} ${n}`).join(', ') || 'none';
-  lines.push(`SDK: ${report.sdk.disconnects} disconnects, ${report.sdk.rejoined} rejoins, ${report.sdk.recoveryFailed} recovery_failed, ${report.sdk.slowConsumerCloses} closes 4009; chat answers retried: ${errors}; given up: ${report.sdk.chatGivenUp}`);
-  const roomErrors = Object.entries(report.sdk.roomErrors).map(([what, n]) => `${what} ×${n}`).join(', ');
+  lines.push(
+    `PostgreSQL rows against acks: ${report.postgres.checked} rows; missing ${report.postgres.missing}, duplicated ${report.postgres.duplicated}, mismatched ${report.postgres.mismatched}, unexpected ${report.postgres.unexpected}`,
+  );
+  lines.push(
+    `replay (join since offset 0, ${report.replay.rooms} rooms): ${report.replay.checked} messages; missing ${report.replay.missing}, duplicated ${report.replay.duplicated}, mismatched ${report.replay.mismatched}, unexpected ${report.replay.unexpected}${report.replay.notRecovered.length ? `, not recovered: ${report.replay.notRecovered.join(', ')}` : ''}`,
+  );
+  const errors =
+    Object.entries(report.sdk.chatErrors)
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ') || 'none';
+  lines.push(
+    `SDK: ${report.sdk.disconnects} disconnects, ${report.sdk.rejoined} rejoins, ${report.sdk.recoveryFailed} recovery_failed, ${report.sdk.slowConsumerCloses} closes 4009; chat answers retried: ${errors}; given up: ${report.sdk.chatGivenUp}`,
+  );
+  const roomErrors = Object.entries(report.sdk.roomErrors)
+    .map(([what, n]) => `${what} ×${n}`)
+    .join(', ');
   if (roomErrors) lines.push(`SDK room errors (rejoin or refill failed; the app is told only by an error event): ${roomErrors}`);
-  if (report.unreadyWithoutFault.length) lines.push(`not ready with no fault open: ${report.unreadyWithoutFault.length} reading(s), first: ${report.unreadyWithoutFault[0]!.detail}`);
-  for (const crash of report.crashes) lines.push(`CRASH: ${crash.what} exited by itself (${crash.code ?? crash.signal}) at ${new Date(crash.at).toISOString()}: ${crash.detail.slice(0, 400)}`);
-  const faulted = Object.entries(report.byFault).map(([fault, counts]) => `${fault}: ${Object.entries(counts).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+  if (report.unreadyWithoutFault.length)
+    lines.push(`not ready with no fault open: ${report.unreadyWithoutFault.length} reading(s), first: ${report.unreadyWithoutFault[0]!.detail}`);
+  for (const crash of report.crashes)
+    lines.push(`CRASH: ${crash.what} exited by itself (${crash.code ?? crash.signal}) at ${new Date(crash.at).toISOString()}: ${crash.detail.slice(0, 400)}`);
+  const faulted = Object.entries(report.byFault).map(
+    ([fault, counts]) =>
+      `${fault}: ${Object.entries(counts)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ')}`,
+  );
   if (faulted.length) lines.push(`findings by fault window: ${faulted.join(' | ')}`);
   lines.push('');
   lines.push(report.ok ? 'RESULT: ok (0 acked chat lost or duplicated, every fault recovered)' : `RESULT: FAILED\n- ${report.failures.join('\n- ')}`);
@@ -150,7 +182,9 @@ export function soakSvg(report: SoakReport): string {
       const xh = x(fault.healAt);
       const xe = x(fault.endAt);
       parts.push(`<rect x="${xa.toFixed(1)}" y="${y + 3}" width="${Math.max(1.5, xh - xa).toFixed(1)}" height="${rowH - 8}" fill="${colours.fault}"/>`);
-      parts.push(`<rect x="${xh.toFixed(1)}" y="${y + 3}" width="${Math.max(1, xe - xh).toFixed(1)}" height="${rowH - 8}" fill="${colours.healing}" opacity="0.6"/>`);
+      parts.push(
+        `<rect x="${xh.toFixed(1)}" y="${y + 3}" width="${Math.max(1, xe - xh).toFixed(1)}" height="${rowH - 8}" fill="${colours.healing}" opacity="0.6"/>`,
+      );
       if (!fault.recovered) parts.push(`<text x="${xe.toFixed(1)}" y="${y + 13}" fill="${colours.fault}" font-weight="bold">✕</text>`);
     }
   });
@@ -168,9 +202,13 @@ export function soakSvg(report: SoakReport): string {
     ['postgres', 'PostgreSQL row', 'postgresMs'],
   ] as const;
   const maxMs = Math.max(1000, ...kinds.flatMap((k) => measures.map(([, , key]) => report.recovery[k]![key].max).filter(Number.isFinite)));
-  parts.push(`<text x="10" y="${barsTop - 28}" font-weight="bold">${escape(`Time to recover after the heal, per fault kind: median (bar) and max (outline); scale 0 – ${(maxMs / 1000).toFixed(1)} s`)}</text>`);
+  parts.push(
+    `<text x="10" y="${barsTop - 28}" font-weight="bold">${escape(`Time to recover after the heal, per fault kind: median (bar) and max (outline); scale 0 – ${(maxMs / 1000).toFixed(1)} s`)}</text>`,
+  );
   measures.forEach(([colour, label], j) => {
-    parts.push(`<rect x="${left + j * 150}" y="${barsTop - 20}" width="10" height="10" fill="${colours[colour]}"/><text x="${left + j * 150 + 14}" y="${barsTop - 11}">${escape(label)}</text>`);
+    parts.push(
+      `<rect x="${left + j * 150}" y="${barsTop - 20}" width="10" height="10" fill="${colours[colour]}"/><text x="${left + j * 150 + 14}" y="${barsTop - 11}">${escape(label)}</text>`,
+    );
   });
   kinds.forEach((kind, i) => {
     const y = barsTop + i * barRowH;

@@ -100,9 +100,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
   try {
     await load.start();
     const warm = Date.now();
-    const warmed = await waitUntil(() => deliveryBack(load, env.slots.length, warm) !== undefined && chatBack(load, env.slots.length, warm) !== undefined, 30_000);
+    const warmed = await waitUntil(
+      () => deliveryBack(load, env.slots.length, warm) !== undefined && chatBack(load, env.slots.length, warm) !== undefined,
+      30_000,
+    );
     if (!warmed) throw new Error('the cluster never delivered across nodes before any fault (warm-up)');
-    log(`load running (${options.members} members in ${options.rooms} rooms, probes on every node); faults for ${Math.round(options.durationMs / 1000)} s, seed ${options.seed}`);
+    log(
+      `load running (${options.members} members in ${options.rooms} rooms, probes on every node); faults for ${Math.round(options.durationMs / 1000)} s, seed ${options.seed}`,
+    );
 
     // Between faults every node should stay ready: a node that reports itself down with no fault
     // open (a probe that fires on a busy but healthy connection) is a finding of its own.
@@ -158,14 +163,18 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
     if (chat.gaps) failures.push(`${chat.gaps} chat offset gaps or epoch changes seen by an app`);
     if (chat.unexpected) failures.push(`${chat.unexpected} unexpected chat deliveries or disagreeing acks`);
     if (laggards.length) failures.push(`${laggards.length} members never caught up: ${laggards.slice(0, 5).join(', ')}`);
-    if (postgres.missing || postgres.duplicated || postgres.mismatched) failures.push(`PostgreSQL: ${postgres.missing} acked missing, ${postgres.duplicated} duplicated, ${postgres.mismatched} mismatched`);
+    if (postgres.missing || postgres.duplicated || postgres.mismatched)
+      failures.push(`PostgreSQL: ${postgres.missing} acked missing, ${postgres.duplicated} duplicated, ${postgres.mismatched} mismatched`);
     if (replay.missing || replay.duplicated || replay.mismatched || replay.notRecovered.length) {
-      failures.push(`replay: ${replay.missing} acked missing, ${replay.duplicated} duplicated, ${replay.mismatched} mismatched, ${replay.notRecovered.length} rooms not recovered`);
+      failures.push(
+        `replay: ${replay.missing} acked missing, ${replay.duplicated} duplicated, ${replay.mismatched} mismatched, ${replay.notRecovered.length} rooms not recovered`,
+      );
     }
     for (const crash of env.crashes) failures.push(`${crash.what} crashed (exit ${crash.code ?? crash.signal})`);
     for (const f of faults) if (!f.recovered) failures.push(`fault #${f.id} ${f.kind} did not recover: ${f.notes.join('; ')}`);
     if (options.minPerKind > 0) {
-      for (const kind of options.faults) if ((counts[kind] ?? 0) < options.minPerKind) failures.push(`${kind} ran ${counts[kind] ?? 0} times, fewer than ${options.minPerKind}`);
+      for (const kind of options.faults)
+        if ((counts[kind] ?? 0) < options.minPerKind) failures.push(`${kind} ran ${counts[kind] ?? 0} times, fewer than ${options.minPerKind}`);
     }
     const finished = Date.now();
     const report: SoakReport = {
@@ -176,7 +185,15 @@ export async function runSoak(options: SoakOptions): Promise<SoakOutcome> {
       wallMs: finished - started,
       namespace,
       machine: { cpus: cpus().length, loadAverage: loadavg(), node: process.version },
-      load: { members: options.members, rooms: options.rooms, chatPeriodMs: options.chatPeriodMs, signalers: Math.ceil(options.members / 3), churners: 4, slowClients: 2, probes: env.slots.length },
+      load: {
+        members: options.members,
+        rooms: options.rooms,
+        chatPeriodMs: options.chatPeriodMs,
+        signalers: Math.ceil(options.members / 3),
+        churners: 4,
+        slowClients: 2,
+        probes: env.slots.length,
+      },
       faults,
       faultCounts: counts,
       recovery: summarizeRecovery(faults),
@@ -231,15 +248,19 @@ async function checkPostgres(env: SoakEnv, checker: SoakChecker): Promise<StoreC
   for (const [cmid, entry] of checker.chat) if (entry.ack) acked.set(entry.ack.id, { cmid, offset: entry.ack.offset, epoch: entry.ack.epoch });
   type Row = { id: string; cmid: string | null; room_offset: string; epoch: string };
   let rows: Row[] = [];
-  await waitUntil(async () => {
-    try {
-      rows = (await env.db.query<Row>(`SELECT id, cmid, room_offset, epoch FROM "${env.schema}".chat_messages`)).rows;
-    } catch {
-      rows = [];
-    }
-    const ids = new Set(rows.map((r) => r.id));
-    return [...acked.keys()].every((id) => ids.has(id));
-  }, 60_000, 500);
+  await waitUntil(
+    async () => {
+      try {
+        rows = (await env.db.query<Row>(`SELECT id, cmid, room_offset, epoch FROM "${env.schema}".chat_messages`)).rows;
+      } catch {
+        rows = [];
+      }
+      const ids = new Set(rows.map((r) => r.id));
+      return [...acked.keys()].every((id) => ids.has(id));
+    },
+    60_000,
+    500,
+  );
   const check: StoreCheck = { missing: 0, duplicated: 0, mismatched: 0, unexpected: 0, checked: rows.length, detail: [] };
   const ids = new Set(rows.map((r) => r.id));
   for (const [id, ack] of acked) {
@@ -275,7 +296,16 @@ async function checkReplay(env: SoakEnv, load: SoakLoad, checker: SoakChecker): 
   const url = env.slots.flatMap((s) => (s.process ? [s.process.wsUrl] : []));
   const reader = new NerveClient({ url, user: 'replay-reader', WebSocket, requestTimeoutMs: 30_000 });
   const rooms = [...load.rooms, load.probeRoom];
-  const check = { missing: 0, duplicated: 0, mismatched: 0, unexpected: 0, checked: 0, detail: [] as string[], rooms: rooms.length, notRecovered: [] as string[] };
+  const check = {
+    missing: 0,
+    duplicated: 0,
+    mismatched: 0,
+    unexpected: 0,
+    checked: 0,
+    detail: [] as string[],
+    rooms: rooms.length,
+    notRecovered: [] as string[],
+  };
   try {
     await reader.connect();
     for (const room of rooms) {

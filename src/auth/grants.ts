@@ -30,7 +30,11 @@ const rights = z.array(z.enum(ROOM_RIGHTS)).max(ROOM_RIGHTS.length * 2);
 const grantSchema = z
   .object({
     room: z.string().regex(ROOM_ID_PATTERN).optional(),
-    prefix: z.string().max(MAX_ID_LENGTH).regex(/^[A-Za-z0-9._~-]*$/).optional(),
+    prefix: z
+      .string()
+      .max(MAX_ID_LENGTH)
+      .regex(/^[A-Za-z0-9._~-]*$/)
+      .optional(),
     rights,
   })
   .refine((grant) => (grant.room === undefined) !== (grant.prefix === undefined), 'exactly one of room, prefix');

@@ -129,7 +129,8 @@ export class JwtAuthenticator implements Authenticator {
     if (payload.room !== undefined) throw new NerveError(ErrorCode.AuthFailed, 'a join token cannot open a connection');
     const { user, tenant } = this.subject(payload, ErrorCode.AuthFailed);
     const grants = payload.rooms !== undefined ? parseGrants(payload.rooms) : this.options.grantsRequired ? [] : undefined;
-    if (payload.signal !== undefined && typeof payload.signal !== 'boolean') throw new NerveError(ErrorCode.AuthFailed, 'token `signal` claim must be a boolean');
+    if (payload.signal !== undefined && typeof payload.signal !== 'boolean')
+      throw new NerveError(ErrorCode.AuthFailed, 'token `signal` claim must be a boolean');
     return {
       user,
       tenant,

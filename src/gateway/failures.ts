@@ -23,12 +23,7 @@ import type { Connection } from './connection.js';
 const LANE_FAILURES: ReadonlySet<string> = new Set([ErrorCode.BusUnavailable, ErrorCode.Unavailable, ErrorCode.OutcomeUnknown]);
 
 /** Refusals worth an `info` log line (security-relevant); other client faults log at `debug`. */
-const LOGGED_REFUSALS: ReadonlySet<string> = new Set([
-  ErrorCode.AuthFailed,
-  ErrorCode.Forbidden,
-  ErrorCode.RefreshFailed,
-  ErrorCode.TooManyConnections,
-]);
+const LOGGED_REFUSALS: ReadonlySet<string> = new Set([ErrorCode.AuthFailed, ErrorCode.Forbidden, ErrorCode.RefreshFailed, ErrorCode.TooManyConnections]);
 
 /** A failed request, logged and counted; `send` answers it (and closes a connection over its error limit). */
 interface Failure {
@@ -56,7 +51,8 @@ export class Failures {
         ? new NerveError(ErrorCode.Unavailable, 'a lane did not answer in time', { cause: error })
         : new NerveError(ErrorCode.Internal, 'internal error', { cause: error });
     if (nerveError.code === ErrorCode.Internal) conn.log.error({ err: error, rid }, 'request failed');
-    else if (LOGGED_REFUSALS.has(nerveError.code)) conn.log.info({ code: nerveError.code, reason: nerveError.message, rid, user: clip(conn.user) }, 'request refused');
+    else if (LOGGED_REFUSALS.has(nerveError.code))
+      conn.log.info({ code: nerveError.code, reason: nerveError.message, rid, user: clip(conn.user) }, 'request refused');
     else conn.debug({ code: nerveError.code, rid }, 'request refused');
     this.metrics.errors.inc({ code: nerveError.code });
     const closes = !LANE_FAILURES.has(nerveError.code) && conn.errorWindow.hit() > this.maxErrorsPer10s;

@@ -37,7 +37,16 @@ export class Messages {
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'join the room before publishing');
     requireRight(conn, frame.room, 'publish');
     const ack = await this.deps.publisher.publishInto(
-      { tenant: conn.tenant, room: frame.room, class: frame.class, data: frame.data, from: conn.user, cmid: frame.cmid, key: frame.key, traceparent: frame.traceparent },
+      {
+        tenant: conn.tenant,
+        room: frame.room,
+        class: frame.class,
+        data: frame.data,
+        from: conn.user,
+        cmid: frame.cmid,
+        key: frame.key,
+        traceparent: frame.traceparent,
+      },
       conn.id,
     );
     return ROUTES[frame.class].ack ? { op: 'ack', rid: frame.rid, ...ack } : undefined;

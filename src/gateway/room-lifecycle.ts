@@ -108,7 +108,9 @@ export class RoomLifecycle {
     // Queued first, in this tick: a room.ended queued right after must see this leave recorded.
     this.sessionStep(ref, channel, async () => {
       const ms = await this.stored('left', ref, () => this.deps.sessions.left(ref, user, now));
-      this.emitEvent(participantLeft(await this.source(ref, channel), { user, reason, ...(conn === undefined ? {} : { conn }), ...(ms === undefined ? {} : { ms }) }));
+      this.emitEvent(
+        participantLeft(await this.source(ref, channel), { user, reason, ...(conn === undefined ? {} : { conn }), ...(ms === undefined ? {} : { ms }) }),
+      );
     });
     const event: MemberLeftFrame = { op: 'member_left', room: ref.room, user, ts: now };
     await this.deps.announce(channel, encodeFrame(event), conn);

@@ -135,7 +135,8 @@ export class Rooms {
       conn.afterSend(conn.deliver(payload, false), 'message');
     }
     const cursor = this.deps.local.get(channel)?.chat;
-    const caughtUp = cursor !== undefined && cursor.known && !cursor.recovering && cursor.held === undefined && cursor.epoch === epoch && cursor.offset >= offset;
+    const caughtUp =
+      cursor !== undefined && cursor.known && !cursor.recovering && cursor.held === undefined && cursor.epoch === epoch && cursor.offset >= offset;
     if (caughtUp) conn.clearChatFloor(room);
     else conn.setChatFloor(room, epoch, offset);
   }

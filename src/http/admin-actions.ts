@@ -78,7 +78,14 @@ const ROUTES: Route[] = [
 ];
 
 /** Answers an admin action path; false when `pathname` is none of them. The caller has checked the key. */
-export async function handleAdminAction(deps: AdminActionDeps, key: ApiKey, request: IncomingMessage, url: URL, json: Json, refuse: (error: ApiError) => void): Promise<boolean> {
+export async function handleAdminAction(
+  deps: AdminActionDeps,
+  key: ApiKey,
+  request: IncomingMessage,
+  url: URL,
+  json: Json,
+  refuse: (error: ApiError) => void,
+): Promise<boolean> {
   const matching = ROUTES.filter((route) => route.pattern.test(url.pathname));
   if (matching.length === 0) return false;
   try {
@@ -125,7 +132,14 @@ async function disconnect(call: ActionCall): Promise<[number, unknown]> {
   const user = call.target;
   if (!isValidUserId(user)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
   const body = validate(disconnectBody, await readJson(call.request, 4096));
-  await audit(call, adminEvent('admin.disconnect', { tenant: call.tenant, node: call.deps.nodeId }, { actor: call.key.name, user, reason: body.reason, ...(body.conn === undefined ? {} : { conn: body.conn }) }));
+  await audit(
+    call,
+    adminEvent(
+      'admin.disconnect',
+      { tenant: call.tenant, node: call.deps.nodeId },
+      { actor: call.key.name, user, reason: body.reason, ...(body.conn === undefined ? {} : { conn: body.conn }) },
+    ),
+  );
   const nodes = await call.deps.gateway.disconnectUser(call.tenant, user, body.conn, body.reason);
   return [200, { tenant: call.tenant, user, ...(body.conn === undefined ? {} : { conn: body.conn }), nodes }];
 }
@@ -142,8 +156,23 @@ async function publish(call: ActionCall): Promise<[number, unknown]> {
   const target = room(call);
   const body = validate(publishBody, await readJson(call.request, call.deps.maxFrameBytes));
   const bytes = Buffer.byteLength(JSON.stringify(body.data));
-  await audit(call, adminEvent('admin.publish', { tenant: call.tenant, room: target, node: call.deps.nodeId }, { actor: call.key.name, class: body.class, from: body.from, bytes }));
-  const ack = await call.deps.gateway.serverPublish({ tenant: call.tenant, room: target, class: body.class, data: body.data, from: body.from, cmid: body.cmid, key: body.key });
+  await audit(
+    call,
+    adminEvent(
+      'admin.publish',
+      { tenant: call.tenant, room: target, node: call.deps.nodeId },
+      { actor: call.key.name, class: body.class, from: body.from, bytes },
+    ),
+  );
+  const ack = await call.deps.gateway.serverPublish({
+    tenant: call.tenant,
+    room: target,
+    class: body.class,
+    data: body.data,
+    from: body.from,
+    cmid: body.cmid,
+    key: body.key,
+  });
   return [200, { tenant: call.tenant, room: target, ...ack }];
 }
 

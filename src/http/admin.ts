@@ -57,7 +57,12 @@ export async function handleAdmin(deps: AdminDeps, request: IncomingMessage, url
     refuse(403, 'forbidden', 'the admin API needs an operator key: every scope and no tenant limit (--api-key)');
     return true;
   }
-  if (deps.actions && (await handleAdminAction(deps.actions, key, request, url, json, (error) => refuse(error.status, error.code, error.message, retryAfterHeaders(error), error.extra)))) {
+  if (
+    deps.actions &&
+    (await handleAdminAction(deps.actions, key, request, url, json, (error) =>
+      refuse(error.status, error.code, error.message, retryAfterHeaders(error), error.extra),
+    ))
+  ) {
     return true;
   }
   if (request.method !== 'GET' && request.method !== 'HEAD') {

@@ -85,7 +85,10 @@ export function validate<T>(schema: z.ZodType<T>, value: unknown): T {
 }
 
 const userId = z.string().regex(USER_ID_PATTERN);
-const tenant = z.string().regex(/^[A-Za-z0-9._~-]{1,64}$/).optional();
+const tenant = z
+  .string()
+  .regex(/^[A-Za-z0-9._~-]{1,64}$/)
+  .optional();
 const data = z.unknown().refine((value) => value !== undefined, 'data is required');
 
 export const publishBody = z.object({
@@ -114,13 +117,22 @@ export const joinTokenBody = z.object({
   user: userId,
   room: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/),
   rights: z.array(z.enum(ROOM_RIGHTS)).max(ROOM_RIGHTS.length).optional(),
-  ttlSeconds: z.number().int().min(10).max(86_400 * 30).optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(10)
+    .max(86_400 * 30)
+    .optional(),
   tenant,
 });
 
 export const turnBody = z.object({
   user: userId,
-  ttlSeconds: z.number().int().min(60).max(86_400 * 30).optional(),
+  ttlSeconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(86_400 * 30)
+    .optional(),
   tenant: z.string().optional(),
 });
-

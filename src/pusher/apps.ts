@@ -55,10 +55,14 @@ export interface PusherWebhookTarget {
 }
 
 const NAME = /^[A-Za-z0-9._-]{1,64}$/;
-const ACCEPTED = 'a JSON array of {id, key, secret, tenant?, enabled?, enableClientMessages?, maxClientEventsPerSecond?, maxConnections?, activityTimeoutS?, maxEventBytes?, maxPresenceMembers?, maxPresenceInfoBytes?, webhooks?}, or the path of a file holding one';
+const ACCEPTED =
+  'a JSON array of {id, key, secret, tenant?, enabled?, enableClientMessages?, maxClientEventsPerSecond?, maxConnections?, activityTimeoutS?, maxEventBytes?, maxPresenceMembers?, maxPresenceInfoBytes?, webhooks?}, or the path of a file holding one';
 
 type Bounds = readonly [min: number, max: number, fallback: number];
-const INTEGERS: Record<'maxClientEventsPerSecond' | 'maxConnections' | 'activityTimeoutS' | 'maxEventBytes' | 'maxPresenceMembers' | 'maxPresenceInfoBytes', Bounds> = {
+const INTEGERS: Record<
+  'maxClientEventsPerSecond' | 'maxConnections' | 'activityTimeoutS' | 'maxEventBytes' | 'maxPresenceMembers' | 'maxPresenceInfoBytes',
+  Bounds
+> = {
   maxClientEventsPerSecond: [1, 10_000, 10],
   maxConnections: [0, 10_000_000, 0],
   activityTimeoutS: [1, 3600, 120],
@@ -102,7 +106,8 @@ function readAppsFile(path: string): string {
 
 function app(item: unknown, index: number): PusherApp {
   const setting = `pusherApps[${index}]`;
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) throw new ConfigError(setting, 'an object {id, key, secret, ...}', JSON.stringify(item));
+  if (typeof item !== 'object' || item === null || Array.isArray(item))
+    throw new ConfigError(setting, 'an object {id, key, secret, ...}', JSON.stringify(item));
   const raw = item as Record<string, unknown>;
   const id = typeof raw.id === 'number' ? String(raw.id) : raw.id;
   if (typeof id !== 'string' || !NAME.test(id)) throw new ConfigError(`${setting}.id`, '1-64 characters of A-Z a-z 0-9 . _ -', raw.id);

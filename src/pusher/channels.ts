@@ -56,7 +56,8 @@ export class PusherChannels {
     let info: string | undefined;
     if (kind !== 'public') {
       const channelData = kind === 'presence' && typeof data.channel_data === 'string' ? data.channel_data : undefined;
-      if (!channelAuthValid(app, data.auth, socket.id, name, channelData)) return refuse(401, `Invalid signature: expected HMAC SHA256 hex digest of ${socket.id}:${name}${kind === 'presence' ? ':<channel_data>' : ''}`);
+      if (!channelAuthValid(app, data.auth, socket.id, name, channelData))
+        return refuse(401, `Invalid signature: expected HMAC SHA256 hex digest of ${socket.id}:${name}${kind === 'presence' ? ':<channel_data>' : ''}`);
       if (kind === 'presence') {
         const member = parseMember(channelData, app.maxPresenceInfoBytes);
         if (typeof member === 'string') return refuse(400, member);
@@ -180,7 +181,15 @@ export class PusherChannels {
 
   /** A member frame on the room channel, for every node's subscribers; a failure is logged, not the subscriber's. */
   private async publishPresence(channel: string, payload: string, except: string): Promise<void> {
-    const envelope: BusEnvelope = { v: BUS_ENVELOPE_VERSION, type: 'deliver', id: randomUUID(), origin: this.deps.options.nodeId, class: 'presence', payload, except };
+    const envelope: BusEnvelope = {
+      v: BUS_ENVELOPE_VERSION,
+      type: 'deliver',
+      id: randomUUID(),
+      origin: this.deps.options.nodeId,
+      class: 'presence',
+      payload,
+      except,
+    };
     try {
       await this.deps.bus.publish(channel, envelope);
     } catch (error) {
@@ -208,7 +217,8 @@ export class PusherChannels {
     if (!sockets) this.users.set(channel, (sockets = new Set()));
     sockets.add(socket);
     socket.user = id;
-    if (sockets.size === 1) await this.deps.bus.acquire(channel).catch(() => socket.log.warn('user channel not subscribed: terminate_connections may miss this socket'));
+    if (sockets.size === 1)
+      await this.deps.bus.acquire(channel).catch(() => socket.log.warn('user channel not subscribed: terminate_connections may miss this socket'));
     socket.event('pusher:signin_success', { user_data: userData });
   }
 

@@ -93,16 +93,23 @@ export class PusherEvents {
   async publish(app: PusherApp, channel: string, event: string, data: unknown, from: string, except: string | undefined): Promise<void> {
     if (isCacheChannel(channel)) {
       // What a subscriber gets on subscribe: the event as any subscriber received it (no user_id: the sender is long gone).
-      await this.deps.store.setCached(app.tenant, channel, encodePusher({ event, channel, data })).catch((error: unknown) =>
-        this.deps.log.warn({ err: errorText(error), ttlMs: CACHE_TTL_MS }, 'cache channel event not kept'),
-      );
+      await this.deps.store
+        .setCached(app.tenant, channel, encodePusher({ event, channel, data }))
+        .catch((error: unknown) => this.deps.log.warn({ err: errorText(error), ttlMs: CACHE_TTL_MS }, 'cache channel event not kept'));
     }
     await this.deps.gateway.serverPublish({ tenant: app.tenant, room: channel, class: 'ephemeral', data: { event, data }, from, except });
   }
 
   /** Close every Pusher connection of a signed-in user, on every node (HTTP API). Resolves with how many nodes had some. */
   async terminate(app: PusherApp, user: string): Promise<number> {
-    const envelope: BusEnvelope = { v: BUS_ENVELOPE_VERSION, type: 'control', id: randomUUID(), origin: this.deps.options.nodeId, class: 'lifecycle', payload: TERMINATE };
+    const envelope: BusEnvelope = {
+      v: BUS_ENVELOPE_VERSION,
+      type: 'control',
+      id: randomUUID(),
+      origin: this.deps.options.nodeId,
+      class: 'lifecycle',
+      payload: TERMINATE,
+    };
     return this.deps.bus.publish(this.membership.userChannel(app, user), envelope);
   }
 
@@ -114,7 +121,8 @@ export class PusherEvents {
     if (!sub || sub.held) return answerInvalid(this.deps, socket, `client event on ${channel.slice(0, 64)} before its subscription succeeded`);
     if (sub.kind !== 'private' && sub.kind !== 'presence') return answerInvalid(this.deps, socket, 'client events go on private- and presence- channels only');
     if (event.length > MAX_EVENT_NAME) return answerInvalid(this.deps, socket, `event names are at most ${MAX_EVENT_NAME} characters`);
-    if (Buffer.byteLength(JSON.stringify(data ?? null)) > app.maxEventBytes) return answerInvalid(this.deps, socket, `event data is over ${app.maxEventBytes} bytes`);
+    if (Buffer.byteLength(JSON.stringify(data ?? null)) > app.maxEventBytes)
+      return answerInvalid(this.deps, socket, `event data is over ${app.maxEventBytes} bytes`);
     if (socket.clientEvents.take() > 0) {
       this.deps.metrics.drops.inc({ reason: 'pusher_client_event_rate' });
       return answerInvalid(this.deps, socket, `over ${app.maxClientEventsPerSecond} client events per second`, PusherCode.ClientEventRateLimited);
@@ -129,7 +137,15 @@ export class PusherEvents {
       // bus_unavailable, unavailable, outcome_unknown: said as is, the client may send it again.
       return answerInvalid(this.deps, socket, `event not delivered (${code ?? 'internal'})`);
     }
-    reportFact(this.deps, { type: 'client_event', app, channel, event, data, socketId: socket.id, ...(sub.kind === 'presence' && sub.user !== undefined ? { userId: sub.user } : {}) });
+    reportFact(this.deps, {
+      type: 'client_event',
+      app,
+      channel,
+      event,
+      data,
+      socketId: socket.id,
+      ...(sub.kind === 'presence' && sub.user !== undefined ? { userId: sub.user } : {}),
+    });
   }
 
   /**
@@ -143,8 +159,10 @@ export class PusherEvents {
     if (typeof channel !== 'string') return answerInvalid(this.deps, socket, 'nerve:resume needs a channel');
     const sub = socket.subscriptions.get(channel);
     if (!sub || sub.held) return answerInvalid(this.deps, socket, `nerve:resume on ${channel.slice(0, 64)} before its subscription succeeded`);
-    if (typeof epoch !== 'string' || epoch.length < 1 || epoch.length > 64) return answerInvalid(this.deps, socket, 'nerve:resume epoch must be a string of 1-64 characters');
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) return answerInvalid(this.deps, socket, 'nerve:resume offset must be an integer from 0 to 2^53-1');
+    if (typeof epoch !== 'string' || epoch.length < 1 || epoch.length > 64)
+      return answerInvalid(this.deps, socket, 'nerve:resume epoch must be a string of 1-64 characters');
+    if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0)
+      return answerInvalid(this.deps, socket, 'nerve:resume offset must be an integer from 0 to 2^53-1');
     let read: RecoveryResult;
     try {
       read = await this.deps.history.since({ tenant: socket.app.tenant, room: channel }, { epoch, offset }, this.deps.options.limits.recoveryLimit);

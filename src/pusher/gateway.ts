@@ -67,7 +67,9 @@ export class PusherGateway {
     if (this.state !== 'running') {
       this.deps.metrics.upgradesRejected.inc({ reason: 'draining' });
       const body = JSON.stringify({ code: 'draining', message: 'node is shutting down; reconnect to another node' });
-      socket.end(`HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return true;
     }
     if (!this.originAllowed(request.headers.origin)) {
@@ -81,11 +83,15 @@ export class PusherGateway {
     if (address === undefined) {
       this.deps.metrics.upgradesRejected.inc({ reason: ErrorCode.TooManyConnections });
       const body = JSON.stringify({ code: ErrorCode.TooManyConnections, message: `at most ${max} connections per address` });
-      socket.end(`HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+      socket.end(
+        `HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
       return true;
     }
     // Pusher refuses inside the WebSocket (an error frame, then a close code), so clients learn whether to reconnect.
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1)), socket, address));
+    this.wss.handleUpgrade(request, socket, head, (ws) =>
+      this.accept(ws, path, new URLSearchParams(query < 0 ? '' : target.slice(query + 1)), socket, address),
+    );
     // ws put its own listener on the socket as it took it over: ours would stay for the connection's life.
     if (socket.listenerCount('error') > 1) socket.removeListener('error', destroyOnError);
     return true;
@@ -116,7 +122,8 @@ export class PusherGateway {
     const protocol = query.get('protocol');
     if (protocol === null) return this.refuse(ws, PusherCode.NoProtocol, 'no protocol version supplied');
     if (!/^\d+$/.test(protocol)) return this.refuse(ws, PusherCode.InvalidVersion, 'invalid version string format');
-    if (!PUSHER_PROTOCOLS.has(Number(protocol))) return this.refuse(ws, PusherCode.UnsupportedProtocol, `unsupported protocol version ${protocol}; nerve speaks 7`);
+    if (!PUSHER_PROTOCOLS.has(Number(protocol)))
+      return this.refuse(ws, PusherCode.UnsupportedProtocol, `unsupported protocol version ${protocol}; nerve speaks 7`);
     const app = this.byKey.get(decodeURIComponent(key));
     if (!app) return this.refuse(ws, PusherCode.AppNotFound, `app ${key.slice(0, 64)} does not exist`);
     if (!app.enabled) return this.refuse(ws, PusherCode.AppDisabled, 'application disabled');
@@ -134,7 +141,8 @@ export class PusherGateway {
     ws.on('message', (data: RawData, isBinary: boolean) => this.onMessage(socket, data, isBinary));
     ws.on('close', () => void this.onClosed(socket));
     const tenants = this.deps.tenants;
-    const established = (): void => socket.event('pusher:connection_established', JSON.stringify({ socket_id: socket.id, activity_timeout: app.activityTimeoutS }));
+    const established = (): void =>
+      socket.event('pusher:connection_established', JSON.stringify({ socket_id: socket.id, activity_timeout: app.activityTimeoutS }));
     if (!tenants) return established();
     // The tenant's cluster-wide connection quota, as a nerve `connect` (src/gateway): messages wait in the queue for the verdict.
     socket.queue = new Promise<void>((resolve) => resolve(tenants.connect(app.tenant))).then(
@@ -146,7 +154,7 @@ export class PusherGateway {
       () => {
         // Pusher's 4004 (do not reconnect): the quota holds until connections close or an operator raises it. Counted in nerve_quota_refusals_total.
         this.deps.metrics.errors.inc({ code: `pusher_${PusherCode.OverQuota}` });
-        socket.send(errorFrame(PusherCode.OverQuota, 'over the connection quota of this app\'s tenant'));
+        socket.send(errorFrame(PusherCode.OverQuota, "over the connection quota of this app's tenant"));
         socket.close(PusherCode.OverQuota, 'over connection quota');
       },
     );
@@ -171,7 +179,8 @@ export class PusherGateway {
     } catch {
       return answerInvalid(this.deps, socket, 'a message must be a JSON object');
     }
-    if (typeof message !== 'object' || message === null || typeof message.event !== 'string') return answerInvalid(this.deps, socket, 'a message must be a JSON object with an event');
+    if (typeof message !== 'object' || message === null || typeof message.event !== 'string')
+      return answerInvalid(this.deps, socket, 'a message must be a JSON object with an event');
     const event = message.event;
     if (event === 'pusher:ping') return socket.event('pusher:pong', {});
     if (event === 'pusher:pong') return;

@@ -89,7 +89,11 @@ export async function handlePusherHttp(deps: PusherHttpDeps, request: IncomingMe
     const app = deps.apps.find((candidate) => candidate.id === appId);
     if (!app) throw new Refusal(404, `Unknown app ${String(appId).slice(0, 64)}`);
     const route = routeOf(rest);
-    if (!route) throw new Refusal(404, 'Not found: the Pusher HTTP API has events, batch_events, channels, channels/{name}, channels/{name}/users and users/{id}/terminate_connections');
+    if (!route)
+      throw new Refusal(
+        404,
+        'Not found: the Pusher HTTP API has events, batch_events, channels, channels/{name}, channels/{name}/users and users/{id}/terminate_connections',
+      );
     if (request.method !== route.method) {
       response.setHeader('allow', route.method);
       throw new Refusal(405, `Method not allowed: use ${route.method}`);
@@ -113,9 +117,17 @@ export async function handlePusherHttp(deps: PusherHttpDeps, request: IncomingMe
     } else if (isNerveError(error) && error.code === ErrorCode.RateLimited) {
       deps.onError('pusher_http_429');
       text(429, 'Too many messages in this channel; retry later');
-    } else if (isNerveError(error) && (error.code === ErrorCode.BusUnavailable || error.code === ErrorCode.Unavailable || error.code === ErrorCode.OutcomeUnknown)) {
+    } else if (
+      isNerveError(error) &&
+      (error.code === ErrorCode.BusUnavailable || error.code === ErrorCode.Unavailable || error.code === ErrorCode.OutcomeUnknown)
+    ) {
       deps.onError('pusher_http_503');
-      text(503, error.code === ErrorCode.OutcomeUnknown ? 'Outcome unknown: the event may or may not have been delivered' : 'Service unavailable: the cross-node bus is down');
+      text(
+        503,
+        error.code === ErrorCode.OutcomeUnknown
+          ? 'Outcome unknown: the event may or may not have been delivered'
+          : 'Service unavailable: the cross-node bus is down',
+      );
     } else {
       deps.onError('pusher_http_500');
       text(500, 'Internal error');
@@ -155,9 +167,15 @@ function parseBody(body: Buffer): Record<string, unknown> {
 function infoAttributes(value: unknown): Set<string> {
   if (value === undefined || value === null || value === '') return new Set();
   if (typeof value !== 'string') throw new Refusal(400, 'Bad request: info is a comma-separated list');
-  const attributes = new Set(value.split(',').map((item) => item.trim()).filter((item) => item !== ''));
+  const attributes = new Set(
+    value
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== ''),
+  );
   for (const attribute of attributes) {
-    if (!INFO_ATTRIBUTES.has(attribute)) throw new Refusal(400, `Bad request: unknown info attribute ${attribute.slice(0, 64)} (user_count, subscription_count)`);
+    if (!INFO_ATTRIBUTES.has(attribute))
+      throw new Refusal(400, `Bad request: unknown info attribute ${attribute.slice(0, 64)} (user_count, subscription_count)`);
   }
   return attributes;
 }
@@ -173,19 +191,22 @@ interface EventRequest {
 
 function eventRequest(app: PusherApp, raw: Record<string, unknown>, batch: boolean): EventRequest {
   const { name, data } = raw;
-  if (typeof name !== 'string' || name === '' || name.length > MAX_EVENT_NAME) throw new Refusal(400, `Bad request: name must be a string of 1-${MAX_EVENT_NAME} characters`);
+  if (typeof name !== 'string' || name === '' || name.length > MAX_EVENT_NAME)
+    throw new Refusal(400, `Bad request: name must be a string of 1-${MAX_EVENT_NAME} characters`);
   if (typeof data !== 'string') throw new Refusal(400, 'Bad request: data must be a string (JSON-encode it)');
   if (Buffer.byteLength(data) > app.maxEventBytes) throw new Refusal(413, `Payload too large: event data is over ${app.maxEventBytes} bytes`);
   let channels: unknown;
   if (batch) channels = [raw.channel];
   else channels = raw.channels ?? (raw.channel === undefined ? undefined : [raw.channel]);
-  if (!Array.isArray(channels) || channels.length === 0) throw new Refusal(400, batch ? 'Bad request: each batch event needs a channel' : 'Bad request: channels must be a non-empty array');
+  if (!Array.isArray(channels) || channels.length === 0)
+    throw new Refusal(400, batch ? 'Bad request: each batch event needs a channel' : 'Bad request: channels must be a non-empty array');
   if (channels.length > MAX_CHANNELS) throw new Refusal(400, `Bad request: at most ${MAX_CHANNELS} channels per event`);
   for (const channel of channels) {
     if (!isValidChannelName(channel)) throw new Refusal(400, 'Bad request: channel names are 1-164 characters of A-Z a-z 0-9 _ - = @ , . ;');
   }
   const socketId = raw.socket_id;
-  if (socketId !== undefined && (typeof socketId !== 'string' || !SOCKET_ID.test(socketId))) throw new Refusal(400, 'Bad request: socket_id must look like 1234.5678');
+  if (socketId !== undefined && (typeof socketId !== 'string' || !SOCKET_ID.test(socketId)))
+    throw new Refusal(400, 'Bad request: socket_id must look like 1234.5678');
   const info = infoAttributes(raw.info);
   const names = channels as string[];
   if (info.has('user_count') && names.some((channel) => channelKind(channel) !== 'presence')) {
@@ -214,7 +235,9 @@ async function serve(deps: PusherHttpDeps, app: PusherApp, route: Route, query: 
       // channels at once), so a batch's events to one channel arrive in the batch's order.
       for (const event of events) await trigger(deps, app, event);
       if (events.every((event) => event.info.size === 0)) return {};
-      const infos = await Promise.all(events.map(async (event) => (event.info.size === 0 ? {} : (await channelInfos(deps, app, event.channels, event.info))[event.channels[0]!] ?? {})));
+      const infos = await Promise.all(
+        events.map(async (event) => (event.info.size === 0 ? {} : ((await channelInfos(deps, app, event.channels, event.info))[event.channels[0]!] ?? {}))),
+      );
       return { batch: infos };
     }
     case 'channels': {
@@ -247,7 +270,8 @@ async function serve(deps: PusherHttpDeps, app: PusherApp, route: Route, query: 
       };
     }
     case 'users': {
-      if (!isValidChannelName(route.channel) || channelKind(route.channel) !== 'presence') throw new Refusal(400, 'Bad request: users are listed for presence channels only');
+      if (!isValidChannelName(route.channel) || channelKind(route.channel) !== 'presence')
+        throw new Refusal(400, 'Bad request: users are listed for presence channels only');
       const members = await deps.presence.members({ tenant: app.tenant, room: route.channel });
       return { users: members.map((member) => ({ id: member.user })) };
     }
@@ -269,7 +293,9 @@ async function serve(deps: PusherHttpDeps, app: PusherApp, route: Route, query: 
  * the same whichever publish settled first.
  */
 async function trigger(deps: PusherHttpDeps, app: PusherApp, event: EventRequest): Promise<void> {
-  const outcomes = await Promise.allSettled(event.channels.map((channel) => deps.pusher.publish(app, channel, event.name, event.data, 'server', event.socketId)));
+  const outcomes = await Promise.allSettled(
+    event.channels.map((channel) => deps.pusher.publish(app, channel, event.name, event.data, 'server', event.socketId)),
+  );
   const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
   if (failed) throw failed.reason;
 }

@@ -85,7 +85,9 @@ export class PusherService {
     this.deps.onFact?.(fact);
     const event = webhookEvent(fact, this.deps.options.nodeId);
     if (!event) return;
-    this.deps.events.publish(event).catch((error: unknown) => this.deps.log.warn({ err: errorText(error), app: fact.app.id }, 'pusher webhook event not queued'));
+    this.deps.events
+      .publish(event)
+      .catch((error: unknown) => this.deps.log.warn({ err: errorText(error), app: fact.app.id }, 'pusher webhook event not queued'));
   }
 
   /**

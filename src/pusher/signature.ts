@@ -60,7 +60,8 @@ export function verifyRequest(app: PusherApp, method: string, path: string, quer
   const timestamp = query.get('auth_timestamp');
   const version = query.get('auth_version');
   const signature = query.get('auth_signature');
-  if (authKey === null || timestamp === null || signature === null) return { status: 401, message: 'Missing authentication parameters: auth_key, auth_timestamp and auth_signature are required' };
+  if (authKey === null || timestamp === null || signature === null)
+    return { status: 401, message: 'Missing authentication parameters: auth_key, auth_timestamp and auth_signature are required' };
   if (!sameText(authKey, app.key)) return { status: 401, message: 'Unknown auth_key' };
   if (version !== null && version !== '1.0') return { status: 401, message: 'Unsupported auth_version: only 1.0' };
   const seconds = Number(timestamp);

@@ -42,7 +42,11 @@ export function pusherFrameOf(channel: string, kind: ChannelKind, messageClass: 
     if (kind !== 'presence') return undefined;
     if (op === 'member_joined') {
       const joined = frame as PusherMemberJoined;
-      return encodePusher({ event: 'pusher_internal:member_added', channel, data: JSON.stringify({ user_id: joined.user, user_info: parseInfo(joined.info) }) });
+      return encodePusher({
+        event: 'pusher_internal:member_added',
+        channel,
+        data: JSON.stringify({ user_id: joined.user, user_info: parseInfo(joined.info) }),
+      });
     }
     if (op === 'member_left') {
       const left = frame as MemberLeftFrame;

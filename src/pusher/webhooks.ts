@@ -23,7 +23,15 @@ export function webhookEvent(fact: PusherFact, nodeId: string): LifecycleEvent<'
   const app = fact.app;
   if (!app.webhooks.some((target) => target.events.includes(fact.type))) return undefined;
   const data = webhookData(fact);
-  const event = { v: EVENT_VERSION, id: randomUUID(), type: 'pusher.webhook' as const, ts: Date.now(), tenant: app.tenant, node: nodeId, data: data as Record<string, unknown> };
+  const event = {
+    v: EVENT_VERSION,
+    id: randomUUID(),
+    type: 'pusher.webhook' as const,
+    ts: Date.now(),
+    tenant: app.tenant,
+    node: nodeId,
+    data: data as Record<string, unknown>,
+  };
   parseEvent(event);
   return event;
 }
@@ -117,7 +125,12 @@ class WebhookBatcher {
     const body = JSON.stringify({ time_ms: Date.now(), events: events.map(({ app: _app, ...event }) => event) });
     const headers = { 'content-type': 'application/json', 'x-pusher-key': this.app.key, 'x-pusher-signature': hmacHex(this.app.secret, body) };
     try {
-      const response = await (this.options.fetch ?? fetch)(this.target.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.options.timeoutMs) });
+      const response = await (this.options.fetch ?? fetch)(this.target.url, {
+        method: 'POST',
+        headers,
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
       await response.body?.cancel().catch(() => {});
       if (response.ok) return 'ack';
       this.options.logger.warn({ app: this.app.id, url: this.target.url, status: response.status, events: events.length }, 'pusher webhook refused');

@@ -52,7 +52,9 @@ export class Tenancy {
       client.on('error', () => {});
       this.client = client;
       this.link = watchScriptConnection({ client, owned: true, lane: 'quotas', probeIntervalMs: options.probeIntervalMs, log });
-      this.quotas = new RedisTenantQuotas(options.tenantQuotas, client, deps.prefix, (tenant) => log.warn({ tenant }, 'invalid quotas stored for a tenant; using the file\'s'));
+      this.quotas = new RedisTenantQuotas(options.tenantQuotas, client, deps.prefix, (tenant) =>
+        log.warn({ tenant }, "invalid quotas stored for a tenant; using the file's"),
+      );
     } else {
       this.quotas = new MemoryTenantQuotas(options.tenantQuotas);
     }

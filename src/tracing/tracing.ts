@@ -6,7 +6,18 @@
  * the hot path even when nothing is recorded. Off (the default) a hop pays
  * one `undefined` check; bench/README.md, "Tracing", has the A/B.
  */
-import { SpanKind, SpanStatusCode, TraceFlags, context, isSpanContextValid, trace, type Attributes, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import {
+  SpanKind,
+  SpanStatusCode,
+  TraceFlags,
+  context,
+  isSpanContextValid,
+  trace,
+  type Attributes,
+  type Span,
+  type SpanContext,
+  type Tracer,
+} from '@opentelemetry/api';
 import { errorText } from '../errors.js';
 
 export { SpanKind };
@@ -85,7 +96,13 @@ export class Tracing {
   }
 
   /** Run `work` inside a span; the span ends when it settles. */
-  async around<T>(name: string, kind: SpanKind, parent: string | undefined, hop: HopAttributes, work: (traceparent: string, span: Span) => Promise<T>): Promise<T> {
+  async around<T>(
+    name: string,
+    kind: SpanKind,
+    parent: string | undefined,
+    hop: HopAttributes,
+    work: (traceparent: string, span: Span) => Promise<T>,
+  ): Promise<T> {
     const started = this.start(name, kind, parent, hop);
     try {
       const result = await work(started.traceparent, started.span);

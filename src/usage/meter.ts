@@ -158,10 +158,13 @@ export class UsageMeter {
   private schedule(): void {
     // Aligned to the wall clock so every node's intervals are the same periods, whatever their start time.
     const next = this.intervalStart(this.now()) + this.options.intervalMs;
-    this.timer = setTimeout(() => {
-      this.close(next);
-      this.schedule();
-    }, Math.max(1, next - this.now()));
+    this.timer = setTimeout(
+      () => {
+        this.close(next);
+        this.schedule();
+      },
+      Math.max(1, next - this.now()),
+    );
     this.timer.unref();
   }
 

@@ -55,8 +55,17 @@ before(async () => {
     audit.push(event);
     return 'ack';
   });
-  cluster = await startCluster({ count: 2, redisUrl: SHARED_REDIS_URL, env, args: ['--api-key', API_KEY, '--amqp-url', AMQP_URL, '--no-demo', '--quota-refresh-ms', '200'] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'], timeout: 30_000 });
+  cluster = await startCluster({
+    count: 2,
+    redisUrl: SHARED_REDIS_URL,
+    env,
+    args: ['--api-key', API_KEY, '--amqp-url', AMQP_URL, '--no-demo', '--quota-refresh-ms', '200'],
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    timeout: 30_000,
+  });
 });
 
 after(async () => {
@@ -87,10 +96,14 @@ test('the admin page disconnects, publishes, ends a room and sets quotas, each a
   await page.waitForFunction(() => document.querySelectorAll('[data-testid="node-row"]').length === 2, undefined, { timeout: 15_000 });
   const result = page.getByTestId('action-result');
   const ok = async (pattern: RegExp) => {
-    await page.waitForFunction((source) => {
-      const el = document.querySelector('[data-testid="action-result"]');
-      return el?.getAttribute('data-ok') === 'true' && new RegExp(source).test(el.textContent ?? '');
-    }, pattern.source, { timeout: 10_000 });
+    await page.waitForFunction(
+      (source) => {
+        const el = document.querySelector('[data-testid="action-result"]');
+        return el?.getAttribute('data-ok') === 'true' && new RegExp(source).test(el.textContent ?? '');
+      },
+      pattern.source,
+      { timeout: 10_000 },
+    );
   };
 
   // Members on node 1 (the page talks to node 0).
@@ -148,7 +161,9 @@ test('the admin page disconnects, publishes, ends a room and sets quotas, each a
   // A refusal is shown as one.
   await page.getByTestId('act-end-room').fill('bad room');
   await page.getByTestId('act-end').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid="action-result"]')?.getAttribute('data-ok') === 'false', undefined, { timeout: 10_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="action-result"]')?.getAttribute('data-ok') === 'false', undefined, {
+    timeout: 10_000,
+  });
   assert.match((await result.textContent()) ?? '', /refused: 400 invalid_room/);
 
   // Every action, and nothing else, on the cold lane.

@@ -35,7 +35,11 @@ before(async () => {
   if (skip) return;
   if (!haveChromium) throw new Error(`CI=true and no Chromium at ${CHROMIUM}`);
   cluster = await startCluster({ count: 3, redisUrl: SHARED_REDIS_URL, args: ['--api-key', API_KEY, '--registry-interval-ms', '500', '--no-demo'] });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'], timeout: 30_000 });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+    timeout: 30_000,
+  });
 });
 
 after(async () => {
@@ -57,7 +61,10 @@ test('the admin page shows the 3 nodes and counts that move under traffic', { sk
   // A wrong key is refused and the page says so.
   await page.getByTestId('admin-key').fill('wrong-key-wrong-key-wrong-key');
   await page.getByTestId('admin-login').click();
-  await page.getByTestId('login-error').filter({ hasText: /wrong API key/ }).waitFor({ timeout: 10_000 });
+  await page
+    .getByTestId('login-error')
+    .filter({ hasText: /wrong API key/ })
+    .waitFor({ timeout: 10_000 });
 
   await page.getByTestId('admin-key').fill(API_KEY);
   await page.getByTestId('admin-login').click();
@@ -91,10 +98,13 @@ test('the admin page shows the 3 nodes and counts that move under traffic', { sk
   for (let round = 0; round < 40 && !(sawRate && (await points()) >= 20); round++) {
     const before = await points();
     for (let m = 0; m < 1 + (round % 4); m++) {
-      for (const [k, client] of clients.entries()) if (k % 3 === 0) client.send({ op: 'publish', rid: client.rid(), room: `${room}-${k % 2}`, class: 'ephemeral', key: 'typing', data: round });
+      for (const [k, client] of clients.entries())
+        if (k % 3 === 0) client.send({ op: 'publish', rid: client.rid(), room: `${room}-${k % 2}`, class: 'ephemeral', key: 'typing', data: round });
       await Promise.all(clients.map((client, k) => client.request({ op: 'publish', room: `${room}-${k % 2}`, class: 'chat', data: `m${round}.${m}` })));
     }
-    await page.waitForFunction((n) => Number(document.querySelector<HTMLElement>('#chart')?.dataset.samples ?? 0) !== n || n >= 120, before, { timeout: 5000 }).catch(() => undefined);
+    await page
+      .waitForFunction((n) => Number(document.querySelector<HTMLElement>('#chart')?.dataset.samples ?? 0) !== n || n >= 120, before, { timeout: 5000 })
+      .catch(() => undefined);
     sawRate ||= (await number(page, 'total-in')) > 0 && (await number(page, 'total-out')) > 0;
   }
   assert.ok(sawRate, 'the page showed message and delivery rates');

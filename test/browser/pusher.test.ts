@@ -44,11 +44,20 @@ after(async () => {
 
 /** A page running pusher-js against node `node`, subscribed to `channel` as `user`; what it hears is in `window.heard`. */
 async function openPage(node: number, user: string, channel: string): Promise<Page> {
-  const signer = new PusherServer({ appId: APP.id, key: APP.key, secret: APP.secret, host: '127.0.0.1', port: String(cluster!.node(node).port), useTLS: false });
+  const signer = new PusherServer({
+    appId: APP.id,
+    key: APP.key,
+    secret: APP.secret,
+    host: '127.0.0.1',
+    port: String(cluster!.node(node).port),
+    useTLS: false,
+  });
   const page = await browser!.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.exposeFunction('authorize', (socketId: string, name: string) => signer.authorizeChannel(socketId, name, { user_id: user, user_info: { name: user } }));
+  await page.exposeFunction('authorize', (socketId: string, name: string) =>
+    signer.authorizeChannel(socketId, name, { user_id: user, user_info: { name: user } }),
+  );
   await page.setContent('<!doctype html><title>pusher-js</title>');
   await page.addScriptTag({ content: PUSHER_BROWSER_BUILD });
   // Plain JavaScript text, as a page would ship it (a function passed to page.evaluate would carry tsx's helpers).
@@ -80,7 +89,11 @@ async function openPage(node: number, user: string, channel: string): Promise<Pa
 
 function heard(page: Page, event: string): Promise<unknown> {
   return page
-    .waitForFunction(`(window.heard || []).map(function (item) { return item.event === ${JSON.stringify(event)} ? item.data : null; }).filter(Boolean)[0] || null`, undefined, { timeout: 10_000 })
+    .waitForFunction(
+      `(window.heard || []).map(function (item) { return item.event === ${JSON.stringify(event)} ? item.data : null; }).filter(Boolean)[0] || null`,
+      undefined,
+      { timeout: 10_000 },
+    )
     .then((handle) => handle.jsonValue());
 }
 

@@ -62,7 +62,7 @@ export const TEST_NAMES: readonly string[] = [
   'release of an unheld channel is a no-op',
   'a fast acquire/release/acquire sequence ends subscribed',
   'every subscribed node, the publisher included, receives each envelope exactly once',
-  'each publisher\'s envelopes reach every receiver in publish order when two nodes publish concurrently',
+  "each publisher's envelopes reach every receiver in publish order when two nodes publish concurrently",
   'all receivers see one channel in the same order when two nodes publish concurrently',
   'publish resolves with the number of subscribed nodes',
   'envelope fields round-trip exactly',
@@ -137,8 +137,7 @@ export function busConformance(name: string, factory: BusFactory, options: BusCo
       ...extra,
     });
     const has = (node: Node, ch: string, id: string): boolean => node.on(ch).some((e) => e.id === id);
-    const waitAll = (targets: Node[], ch: string, id: string, what: string) =>
-      waitFor(() => targets.every((n) => has(n, ch, id)), { timeoutMs, what });
+    const waitAll = (targets: Node[], ch: string, id: string, what: string) => waitFor(() => targets.every((n) => has(n, ch, id)), { timeoutMs, what });
 
     it('acquire resolves only once the channel is live', async () => {
       const [a, b] = await nodes(2);
@@ -171,7 +170,11 @@ export function busConformance(name: string, factory: BusFactory, options: BusCo
       const f = envelope('a');
       await a!.bus.publish(fence, f);
       await waitAll([b!], fence, f.id, 'fence');
-      assert.deepEqual(b!.on(ch).map((e) => e.id), [first.id], 'nothing delivered after the last release');
+      assert.deepEqual(
+        b!.on(ch).map((e) => e.id),
+        [first.id],
+        'nothing delivered after the last release',
+      );
     });
 
     it('release of an unheld channel is a no-op', async () => {
@@ -212,12 +215,19 @@ export function busConformance(name: string, factory: BusFactory, options: BusCo
       const sent: BusEnvelope[] = [];
       for (let i = 0; i < 50; i += 1) sent.push(envelope('a'));
       const counts = await Promise.all(sent.map((e) => a!.bus.publish(ch, e)));
-      assert.deepEqual(counts, sent.map(() => receivers(3)));
+      assert.deepEqual(
+        counts,
+        sent.map(() => receivers(3)),
+      );
       const fence = envelope('a');
       await a!.bus.publish(ch, fence);
       await waitAll([a!, b!, c!], ch, fence.id, 'fence on every node');
       const expected = [...sent, fence].map((e) => e.id);
-      for (const n of [a!, b!, c!]) assert.deepEqual(n.on(ch).map((e) => e.id), expected);
+      for (const n of [a!, b!, c!])
+        assert.deepEqual(
+          n.on(ch).map((e) => e.id),
+          expected,
+        );
     });
 
     /** Three subscribed nodes; nodes a and b each publish 100 envelopes at once; resolves when all 200 reached every node. */
@@ -227,31 +237,43 @@ export function busConformance(name: string, factory: BusFactory, options: BusCo
       for (const n of [a!, b!, c!]) await n.bus.acquire(ch);
       const fromA = Array.from({ length: 100 }, (_, i) => envelope('a', `a${i}`));
       const fromB = Array.from({ length: 100 }, (_, i) => envelope('b', `b${i}`));
-      await Promise.all([
-        Promise.all(fromA.map((e) => a!.bus.publish(ch, e))),
-        Promise.all(fromB.map((e) => b!.bus.publish(ch, e))),
-      ]);
+      await Promise.all([Promise.all(fromA.map((e) => a!.bus.publish(ch, e))), Promise.all(fromB.map((e) => b!.bus.publish(ch, e)))]);
       await waitFor(() => [a!, b!, c!].every((n) => n.on(ch).length === 200), { timeoutMs, what: '200 envelopes on every node' });
       return { nodes: [a!, b!, c!], ch, fromA, fromB };
     }
 
-    it('each publisher\'s envelopes reach every receiver in publish order when two nodes publish concurrently', async () => {
+    it("each publisher's envelopes reach every receiver in publish order when two nodes publish concurrently", async () => {
       const { nodes: all, ch, fromA, fromB } = await publishFromTwoNodes('fifo');
       const idsA = new Set(fromA.map((e) => e.id));
       for (const n of all) {
         const order = n.on(ch).map((e) => e.id);
         assert.equal(new Set(order).size, 200, 'each envelope once');
-        assert.deepEqual(order.filter((id) => idsA.has(id)), fromA.map((e) => e.id));
-        assert.deepEqual(order.filter((id) => !idsA.has(id)), fromB.map((e) => e.id));
+        assert.deepEqual(
+          order.filter((id) => idsA.has(id)),
+          fromA.map((e) => e.id),
+        );
+        assert.deepEqual(
+          order.filter((id) => !idsA.has(id)),
+          fromB.map((e) => e.id),
+        );
       }
     });
 
     it('all receivers see one channel in the same order when two nodes publish concurrently', async () => {
       // Each publisher's own order is the test above; this one is the single order across publishers.
-      const { nodes: [a, b, c], ch } = await publishFromTwoNodes('order');
+      const {
+        nodes: [a, b, c],
+        ch,
+      } = await publishFromTwoNodes('order');
       const order = a!.on(ch).map((e) => e.id);
-      assert.deepEqual(b!.on(ch).map((e) => e.id), order);
-      assert.deepEqual(c!.on(ch).map((e) => e.id), order);
+      assert.deepEqual(
+        b!.on(ch).map((e) => e.id),
+        order,
+      );
+      assert.deepEqual(
+        c!.on(ch).map((e) => e.id),
+        order,
+      );
     });
 
     it('publish resolves with the number of subscribed nodes', async () => {

@@ -41,9 +41,20 @@ export function sampleEvent(type: LifecycleEvent['type'], room = `r${++counter}`
     case 'recording.requested':
       return createEvent(type, source, { by: 'alice', action: 'start' });
     case 'pusher.webhook':
-      return parseEvent({ v: 1, id: `p-${room}`, type, ts: 1, tenant: 'acme', node: 'n1', data: { app: '1', name: 'member_added', channel: `presence-${room}`, user_id: 'alice' } });
+      return parseEvent({
+        v: 1,
+        id: `p-${room}`,
+        type,
+        ts: 1,
+        tenant: 'acme',
+        node: 'n1',
+        data: { app: '1', name: 'member_added', channel: `presence-${room}`, user_id: 'alice' },
+      });
     case 'usage.reported':
-      return usageReported({ tenant: 'acme', node: 'n1', id: `u-${room}` }, { from: 0, to: 60_000, connectionMs: 60_000, messages: 1, deliveries: 2, signals: 0, storedBytes: 10 });
+      return usageReported(
+        { tenant: 'acme', node: 'n1', id: `u-${room}` },
+        { from: 0, to: 60_000, connectionMs: 60_000, messages: 1, deliveries: 2, signals: 0, storedBytes: 10 },
+      );
     case 'admin.disconnect':
       return adminEvent(type, { tenant: 'acme', node: 'n1' }, { actor: 'ops', user: 'alice', reason: 'test' });
     case 'admin.end_room':
@@ -142,21 +153,18 @@ export function eventLogConformance(name: string, factory: EventLogFactory): voi
         const poisonAttempts: number[] = [];
         let refusedAttempts = 0;
         const good = new Set<string>();
-        await log.consume(
-          { queue: 'dlq-test', bindings: ['room.ended'], retryDelayMs: 20, maxAttempts: 3, prefetch: 4 },
-          async (event, info) => {
-            if (event.id === poison.id) {
-              poisonAttempts.push(info.attempt);
-              throw new Error('poison');
-            }
-            if (event.id === refused.id) {
-              refusedAttempts++;
-              return 'dead_letter';
-            }
-            good.add(event.id);
-            return 'ack';
-          },
-        );
+        await log.consume({ queue: 'dlq-test', bindings: ['room.ended'], retryDelayMs: 20, maxAttempts: 3, prefetch: 4 }, async (event, info) => {
+          if (event.id === poison.id) {
+            poisonAttempts.push(info.attempt);
+            throw new Error('poison');
+          }
+          if (event.id === refused.id) {
+            refusedAttempts++;
+            return 'dead_letter';
+          }
+          good.add(event.id);
+          return 'ack';
+        });
         await log.publish(poison);
         await log.publish(refused);
         const goodEvents = Array.from({ length: 20 }, (_, i) => sampleEvent('room.ended', `good${i}`));

@@ -184,16 +184,23 @@ export function historyConformance(
         }
       });
 
-      test('keeps offsets contiguous and publish order equal to offset order under concurrent appends', async (f) => {
-        const results = await Promise.all(range(1, 40).map((n) => f.history.append(f.room, f.draft(n), f.target)));
-        const stored = results.map((result) => result.message);
-        assert.deepEqual([...offsets(stored)].sort((a, b) => a - b), range(1, 40));
-        const byOffset = [...stored].sort((a, b) => a.offset - b.offset);
-        assert.deepEqual((await f.history.recent(f.room, 40)).messages, byOffset);
-        const published = await f.settledPublished();
-        assert.deepEqual(offsets(published), range(1, 40));
-        assert.deepEqual(published, byOffset);
-      }, { maxMessages: 100 });
+      test(
+        'keeps offsets contiguous and publish order equal to offset order under concurrent appends',
+        async (f) => {
+          const results = await Promise.all(range(1, 40).map((n) => f.history.append(f.room, f.draft(n), f.target)));
+          const stored = results.map((result) => result.message);
+          assert.deepEqual(
+            [...offsets(stored)].sort((a, b) => a - b),
+            range(1, 40),
+          );
+          const byOffset = [...stored].sort((a, b) => a.offset - b.offset);
+          assert.deepEqual((await f.history.recent(f.room, 40)).messages, byOffset);
+          const published = await f.settledPublished();
+          assert.deepEqual(offsets(published), range(1, 40));
+          assert.deepEqual(published, byOffset);
+        },
+        { maxMessages: 100 },
+      );
 
       test('a repeated cmid from the same sender returns the original and stores and publishes nothing', async (f) => {
         const first = await f.history.append(f.room, f.draft(1, { cmid: 'abc' }), f.target);
@@ -361,16 +368,20 @@ export function historyConformance(
         assert.deepEqual(fromZero.messages, stored.slice(1));
       });
 
-      test('more missed than `recoveryLimit`: not recovered, at most `recoveryLimit` messages', async (f) => {
-        const stored = await f.fill(10);
-        const epoch = stored[0]?.epoch ?? '';
-        const over = await f.history.since(f.room, { offset: 5, epoch }, 50);
-        assert.equal(over.recovered, false);
-        assert.deepEqual(over.messages, stored.slice(6));
-        const exact = await f.history.since(f.room, { offset: 6, epoch }, 50);
-        assert.equal(exact.recovered, true);
-        assert.deepEqual(exact.messages, stored.slice(6));
-      }, { recoveryLimit: 4 });
+      test(
+        'more missed than `recoveryLimit`: not recovered, at most `recoveryLimit` messages',
+        async (f) => {
+          const stored = await f.fill(10);
+          const epoch = stored[0]?.epoch ?? '';
+          const over = await f.history.since(f.room, { offset: 5, epoch }, 50);
+          assert.equal(over.recovered, false);
+          assert.deepEqual(over.messages, stored.slice(6));
+          const exact = await f.history.since(f.room, { offset: 6, epoch }, 50);
+          assert.equal(exact.recovered, true);
+          assert.deepEqual(exact.messages, stored.slice(6));
+        },
+        { recoveryLimit: 4 },
+      );
 
       test('`limit` 0 recovers only a client that missed nothing', async (f) => {
         const stored = await f.fill(3);

@@ -99,7 +99,10 @@ export function mailboxConformance(
       let dropped = 0;
       for (let i = 1; i <= MAX + 2; i += 1) dropped += (await mailbox.offer(user, `s${i}`)).dropped;
       assert.equal(dropped, 2);
-      assert.deepEqual((await mailbox.take(user)).payloads, Array.from({ length: MAX }, (_, i) => `s${i + 3}`));
+      assert.deepEqual(
+        (await mailbox.take(user)).payloads,
+        Array.from({ length: MAX }, (_, i) => `s${i + 3}`),
+      );
     });
 
     test('users and tenants are separate', async ({ mailbox, user }) => {
@@ -127,7 +130,10 @@ export function mailboxConformance(
       for (let i = 0; i < MAX; i += 1) await other.offer(user, `s${i}`);
       const takes = await Promise.all([mailbox.take(user), other.take(user), mailbox.take(user), other.take(user)]);
       const all = takes.flatMap((take) => take.payloads);
-      assert.deepEqual(all.sort(), Array.from({ length: MAX }, (_, i) => `s${i}`));
+      assert.deepEqual(
+        all.sort(),
+        Array.from({ length: MAX }, (_, i) => `s${i}`),
+      );
       assert.equal(takes.filter((take) => take.payloads.length > 0).length, 1, 'one taker gets them all');
     });
 

@@ -181,7 +181,10 @@ export function sessionsConformance(
       await Promise.all(users.map((user, i) => (i % 2 ? other : sessions).joined(room, user, T0)));
       await Promise.all(users.map((user, i) => (i % 2 ? sessions : other).joined(room, user, T0 + 1)));
       const times = await Promise.all(users.map((user, i) => (i % 2 ? sessions : other).left(room, user, T0 + 500)));
-      assert.deepEqual(times, users.map(() => 500));
+      assert.deepEqual(
+        times,
+        users.map(() => 500),
+      );
       const ended = await sessions.end(room, T0 + 1000);
       assert.equal(ended.peakParticipants, 20);
       assert.equal(ended.participants.length, 20);

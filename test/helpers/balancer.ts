@@ -130,7 +130,12 @@ export async function startBalancer(kind: BalancerKind, nodes: Array<{ host?: st
   await sweepStale();
   const port = await freePort();
   const statsPort = kind === 'haproxy' ? await freePort() : 0;
-  const config = await renderSample(kind, port, nodes.map((node) => ({ host: node.host ?? '127.0.0.1', port: node.port })), statsPort);
+  const config = await renderSample(
+    kind,
+    port,
+    nodes.map((node) => ({ host: node.host ?? '127.0.0.1', port: node.port })),
+    statsPort,
+  );
   const dir = await mkdtemp(join(tmpdir(), `nerve-${kind}-`));
   // nginx's workers run as `nobody` and create their temp folders in here.
   await chmod(dir, 0o755);

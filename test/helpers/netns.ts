@@ -184,7 +184,8 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
   const rootLink = `nv${run.slice(-3)}${process.pid.toString(36).slice(-4)}`;
   const rootWan = `${rootLink}w`;
   const hosts = new Map<string, Host & { index: number; delayMs: number }>();
-  if (specs.filter((spec) => spec.here).length > 1 || specs.some((spec) => spec.here && spec.lan)) throw new RangeError('at most one `here` host, not on the LAN');
+  if (specs.filter((spec) => spec.here).length > 1 || specs.some((spec) => spec.here && spec.lan))
+    throw new RangeError('at most one `here` host, not on the LAN');
   specs.forEach((spec, i) => {
     hosts.set(spec.name, {
       name: spec.name,
@@ -324,7 +325,9 @@ export async function createNetwork(specs: HostSpec[]): Promise<Network> {
     },
     spawn: (name, command, args) => {
       const ns = get(name).ns;
-      const child = ns ? spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = ns
+        ? spawn('ip', ['netns', 'exec', ns, command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(child);
       child.once('exit', () => children.delete(child));
       return child;
@@ -343,7 +346,20 @@ export interface NetnsRedis {
 export async function startRedisOn(network: Network, host: string): Promise<NetnsRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'nerve-netns-redis-'));
   const { wanIp } = network.host(host);
-  const child = network.spawn(host, 'redis-server', ['--port', '6379', '--bind', wanIp, '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--dir', dir]);
+  const child = network.spawn(host, 'redis-server', [
+    '--port',
+    '6379',
+    '--bind',
+    wanIp,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--protected-mode',
+    'no',
+    '--dir',
+    dir,
+  ]);
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`redis-server on ${host} not ready: ${output.slice(-500)}`)), 10_000);

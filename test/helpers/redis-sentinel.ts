@@ -47,7 +47,13 @@ async function killChild(child: ChildProcess): Promise<void> {
 }
 
 /** Start `redis-server <conf> --sentinel`; resolve once it monitors the master. */
-async function spawnSentinel(dir: string, index: number, name: string, masterPort: number, password: string | undefined): Promise<{ port: number; child: ChildProcess }> {
+async function spawnSentinel(
+  dir: string,
+  index: number,
+  name: string,
+  masterPort: number,
+  password: string | undefined,
+): Promise<{ port: number; child: ChildProcess }> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt += 1) {
     const port = await freePort();

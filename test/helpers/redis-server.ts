@@ -198,8 +198,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     stopped ??= Promise.all(children.map(killChild)).then(() => rm(dir, { recursive: true, force: true }));
     return stopped;
   };
-  const cli = async (port: number, ...args: string[]): Promise<string> =>
-    (await execFileAsync('redis-cli', ['-p', String(port), ...args])).stdout;
+  const cli = async (port: number, ...args: string[]): Promise<string> => (await execFileAsync('redis-cli', ['-p', String(port), ...args])).stdout;
   try {
     for (let i = 0; i < masters; i += 1) {
       const started = await startOn(freeClusterPort, dir, [

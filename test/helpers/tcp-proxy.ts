@@ -64,7 +64,6 @@ class Pipe {
   }
 }
 
-
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
   const pairs = new Set<net.Socket>();
   const pipes = new Set<Pipe>();

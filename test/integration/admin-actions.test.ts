@@ -81,12 +81,16 @@ describe('admin actions', { skip }, () => {
     return client;
   };
   const connId = (client: RawClient): string => connIds.get(client)!;
-  const audited = (type: string, count = 1) => waitFor(() => {
-    const found = audit.filter((event) => event.type === type);
-    return found.length >= count ? found : undefined;
-  }, { what: `${count} ${type}` });
+  const audited = (type: string, count = 1) =>
+    waitFor(
+      () => {
+        const found = audit.filter((event) => event.type === type);
+        return found.length >= count ? found : undefined;
+      },
+      { what: `${count} ${type}` },
+    );
 
-  it('refuses keys that are not an operator\'s, and bad input', async () => {
+  it("refuses keys that are not an operator's, and bad input", async () => {
     assert.equal((await call('POST', '/api/admin/tenants/default/rooms/r/end', {}, TENANT_KEY)).status, 403);
     assert.equal((await call('POST', '/api/admin/tenants/default/rooms/r/end', {}, 'wrong-key-wrong-key-wrong-key')).status, 401);
     const badBody = await call('POST', '/api/admin/tenants/default/users/alice/disconnect', { conn: 5 });
@@ -141,27 +145,33 @@ describe('admin actions', { skip }, () => {
     assert.deepEqual(endAudit!.data, { actor: 'api-key', reason: 'closing time' });
   });
 
-  it('shows and changes a tenant\'s quotas, and its live usage', { timeout: 20_000 }, async () => {
+  it("shows and changes a tenant's quotas, and its live usage", { timeout: 20_000 }, async () => {
     const set = await call('PUT', '/api/admin/tenants/acme/quotas', { connections: 7, publishesPerSecond: 50 });
     assert.equal(set.status, 200, JSON.stringify(set.body));
     const [quotaAudit] = await audited('admin.set_quotas');
     assert.equal(quotaAudit!.tenant, 'acme');
     assert.deepEqual(quotaAudit!.data, { actor: 'api-key', quota: { connections: 7, publishesPerSecond: 50 } });
     // The other node reads it within its refresh.
-    const seen = await waitFor(async () => {
-      const got = await call('GET', '/api/admin/tenants/acme/quotas', undefined, OPERATOR, 1);
-      return (got.body.quota as Record<string, number> | undefined)?.connections === 7 ? got : undefined;
-    }, { timeoutMs: 5000, what: 'the quota on node b' });
+    const seen = await waitFor(
+      async () => {
+        const got = await call('GET', '/api/admin/tenants/acme/quotas', undefined, OPERATOR, 1);
+        return (got.body.quota as Record<string, number> | undefined)?.connections === 7 ? got : undefined;
+      },
+      { timeoutMs: 5000, what: 'the quota on node b' },
+    );
     assert.equal(seen.body.source, 'api');
     const bad = await call('PUT', '/api/admin/tenants/acme/quotas', { connections: -1 });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.code, 'invalid_quota');
 
     await connect(0, 'carol');
-    const usage = await waitFor(async () => {
-      const got = await call('GET', '/api/admin/tenants/default/usage');
-      return ((got.body.live as { connections: number }).connections ?? 0) >= 1 ? got : undefined;
-    }, { what: 'live usage with carol' });
+    const usage = await waitFor(
+      async () => {
+        const got = await call('GET', '/api/admin/tenants/default/usage');
+        return ((got.body.live as { connections: number }).connections ?? 0) >= 1 ? got : undefined;
+      },
+      { what: 'live usage with carol' },
+    );
     const live = usage.body.live as Record<string, unknown>;
     assert.equal(live.node, `${ns}-a`);
     assert.equal(typeof live.messages, 'number');
@@ -179,6 +189,9 @@ describe('admin actions', { skip }, () => {
     const published = await call('POST', '/api/admin/tenants/default/rooms/kept/messages', { data: 'still here' }, OPERATOR, 1);
     assert.equal(published.status, 200);
     await dave.waitFor((frame) => frame.op === 'message' && frame.id === published.body.id);
-    assert.equal(dave.frames.some((frame) => frame.op === 'room_ended'), false);
+    assert.equal(
+      dave.frames.some((frame) => frame.op === 'room_ended'),
+      false,
+    );
   });
 });

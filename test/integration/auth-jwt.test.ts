@@ -60,7 +60,13 @@ describe('JWT auth on a node', () => {
   });
 
   it('enforces room grants with forbidden', async () => {
-    const client = await connect({ sub: 'granted', rooms: [{ prefix: 'team-', rights: ['join', 'presence'] }, { room: 'news', rights: ['join', 'publish'] }] });
+    const client = await connect({
+      sub: 'granted',
+      rooms: [
+        { prefix: 'team-', rights: ['join', 'presence'] },
+        { room: 'news', rights: ['join', 'publish'] },
+      ],
+    });
     assert.equal((await client.request({ op: 'join', room: 'elsewhere' })).code, 'forbidden');
     const joined = await client.request({ op: 'join', room: 'team-a' });
     assert.equal(joined.op, 'joined');
@@ -89,13 +95,19 @@ describe('JWT auth on a node', () => {
     const b = await connect({ sub: 'other-user', tenant: 'tenant-b' });
     await a.request({ op: 'join', room: 'shared' });
     const joinedB = await b.request({ op: 'join', room: 'shared' });
-    assert.deepEqual((joinedB.members as Array<{ user: string }>).map((m) => m.user), ['other-user']);
+    assert.deepEqual(
+      (joinedB.members as Array<{ user: string }>).map((m) => m.user),
+      ['other-user'],
+    );
     await a.request({ op: 'publish', room: 'shared', class: 'chat', data: 'secret of a' });
     // B's own message arrives; A's never does (B sees exactly its own).
     await b.request({ op: 'publish', room: 'shared', class: 'chat', data: 'from b' });
     const seen = await b.waitFor((f) => f.op === 'message');
     assert.equal(seen.data, 'from b');
-    assert.equal(b.frames.some((f) => f.op === 'message' || f.op === 'member_joined'), false);
+    assert.equal(
+      b.frames.some((f) => f.op === 'message' || f.op === 'member_joined'),
+      false,
+    );
     // A signal across tenants reaches nobody.
     const signal = await a.request({ op: 'signal', to: 'other-user', kind: 'offer', data: {} });
     assert.equal(signal.code, 'peer_offline');

@@ -44,7 +44,7 @@ function assertExactlyOnceInOrder(offsets: number[], expected: number[], who: st
   for (let i = 1; i < offsets.length; i += 1) assert.equal(offsets[i], offsets[i - 1]! + 1, `${who}: offsets contiguous`);
 }
 
-describe('chat across a gap in a node\'s bus subscription', { skip, timeout: 120_000 }, () => {
+describe("chat across a gap in a node's bus subscription", { skip, timeout: 120_000 }, () => {
   let redis: RedisServer;
   let proxy: TcpProxy;
   let nodeA: NodeProcess;
@@ -105,7 +105,7 @@ describe('chat across a gap in a node\'s bus subscription', { skip, timeout: 120
     return offsets;
   }
 
-  it('node A cut from Redis while B publishes: A\'s clients get the missed chat from history, once, in order', async () => {
+  it("node A cut from Redis while B publishes: A's clients get the missed chat from history, once, in order", async () => {
     const room = testNamespace('cut');
     const channel = namer.room('default', room);
     const { alice, bob, carolGot, carolFailures } = await members(room);
@@ -143,7 +143,11 @@ describe('chat across a gap in a node\'s bus subscription', { skip, timeout: 120
     await waitFor(() => offsetsOf(bob, room).includes(fence[0]!), { what: 'the fence on node B' });
 
     assertExactlyOnceInOrder(offsetsOf(alice, room), expected, 'raw client on node A');
-    assertExactlyOnceInOrder(carolGot.map((m) => m.offset), expected, 'SDK client on node A');
+    assertExactlyOnceInOrder(
+      carolGot.map((m) => m.offset),
+      expected,
+      'SDK client on node A',
+    );
     assertExactlyOnceInOrder(offsetsOf(bob, room), expected, 'raw client on node B');
     assert.equal(alice.frames.filter((f) => f.op === 'resync').length, 0, 'the node filled the gap itself');
     assert.deepEqual(carolFailures, []);
@@ -169,7 +173,11 @@ describe('chat across a gap in a node\'s bus subscription', { skip, timeout: 120
     await waitFor(() => offsetsOf(bob, room).includes(fence[0]!), { timeoutMs: 20_000, what: 'the fence on node B' });
 
     assertExactlyOnceInOrder(offsetsOf(alice, room), expected, 'raw client on node A');
-    assertExactlyOnceInOrder(carolGot.map((m) => m.offset), expected, 'SDK client on node A');
+    assertExactlyOnceInOrder(
+      carolGot.map((m) => m.offset),
+      expected,
+      'SDK client on node A',
+    );
     assertExactlyOnceInOrder(offsetsOf(bob, room), expected, 'raw client on node B');
     assert.deepEqual(carolFailures, []);
   });

@@ -20,10 +20,7 @@ const envelope = (origin: string): BusEnvelope => ({ v: 1, type: 'deliver', id: 
 
 /** Reject if `promise` has not settled after `ms`: the "never hangs" check. */
 function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms).unref()),
-  ]);
+  return Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms).unref())]);
 }
 
 function isBusUnavailable(error: unknown): boolean {
@@ -96,7 +93,9 @@ describe('RedisBus faults (private redis-server)', { skip }, () => {
     await server.kill();
     try {
       // Each connection notices the kill on its own socket, the subscriber sometimes a moment before the publisher.
-      await waitFor(() => !a.health().ok && !b.health().ok && /publisher/.test(a.health().detail ?? ''), { what: 'health degraded on both nodes, naming the publisher' });
+      await waitFor(() => !a.health().ok && !b.health().ok && /publisher/.test(a.health().detail ?? ''), {
+        what: 'health degraded on both nodes, naming the publisher',
+      });
       for (let i = 0; i < 20; i += 1) {
         await assert.rejects(settlesWithin(a.publish(channel, envelope('a')), 1500), isBusUnavailable);
       }
@@ -200,7 +199,11 @@ describe('RedisBus faults (private redis-server)', { skip }, () => {
       await waitFor(() => b.stats().reconnects >= 1, { what: 'subscriber reconnected after the canary failure' });
       await deliveryWorks(a, gotB, channel, 2000);
       await waitFor(() => b.health().ok, { what: 'health back once the canary returns' });
-      assert.equal((gotB.get(channel) ?? []).some((e) => e.id === lost.id), false, 'at most once: the lost message is not replayed');
+      assert.equal(
+        (gotB.get(channel) ?? []).some((e) => e.id === lost.id),
+        false,
+        'at most once: the lost message is not replayed',
+      );
     } finally {
       await proxy.close();
     }

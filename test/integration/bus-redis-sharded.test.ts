@@ -59,13 +59,21 @@ describe('sharded Redis bus (private 3-master cluster)', { skip }, () => {
       const channels = Array.from({ length: 60 }, (_, i) => namer.room('default', `room-${i}`));
       await Promise.all(channels.map((channel) => b.acquire(channel)));
       const perMaster = await Promise.all(
-        cluster!.nodes.map(async ({ port }) => (await cluster!.cli(port, 'pubsub', 'shardchannels', `${prefix}:*:room:*`)).trim().split('\n').filter(Boolean).length),
+        cluster!.nodes.map(
+          async ({ port }) => (await cluster!.cli(port, 'pubsub', 'shardchannels', `${prefix}:*:room:*`)).trim().split('\n').filter(Boolean).length,
+        ),
       );
-      assert.equal(perMaster.reduce((x, y) => x + y, 0), 60);
+      assert.equal(
+        perMaster.reduce((x, y) => x + y, 0),
+        60,
+      );
       for (const count of perMaster) assert.ok(count > 0, `every master holds some rooms: ${perMaster.join(', ')}`);
       const sent = channels.map((): BusEnvelope => ({ v: 1, type: 'deliver', id: randomUUID(), origin: 'a', class: 'chat', payload: 'x' }));
       const counts = await Promise.all(channels.map((channel, i) => a.publish(channel, sent[i]!)));
-      assert.deepEqual(counts, channels.map(() => 1));
+      assert.deepEqual(
+        counts,
+        channels.map(() => 1),
+      );
       await waitFor(() => got.length === 60, { what: '60 deliveries' });
       for (const { port } of cluster!.nodes) {
         const list = await cluster!.cli(port, 'client', 'list');
@@ -93,7 +101,9 @@ describe('sharded Redis bus (private 3-master cluster)', { skip }, () => {
       await waitFor(
         async () => {
           const ids = channels.map(() => randomUUID());
-          await Promise.all(channels.map((channel, i) => a.publish(channel, { v: 1, type: 'deliver', id: ids[i]!, origin: 'a', class: 'chat', payload: '' }).catch(() => 0)));
+          await Promise.all(
+            channels.map((channel, i) => a.publish(channel, { v: 1, type: 'deliver', id: ids[i]!, origin: 'a', class: 'chat', payload: '' }).catch(() => 0)),
+          );
           await waitFor(() => ids.every((id) => got.has(id)), { timeoutMs: 300, what: 'round' }).catch(() => undefined);
           return ids.every((id) => got.has(id));
         },

@@ -52,7 +52,10 @@ describe('RedisBus on the shared server', { skip }, () => {
         }
         await Promise.all(ops);
       }
-      const expected = [...held.entries()].filter(([, refs]) => refs > 0).map(([channel]) => channel).sort();
+      const expected = [...held.entries()]
+        .filter(([, refs]) => refs > 0)
+        .map(([channel]) => channel)
+        .sort();
       assert.deepEqual(node.channels().sort(), expected);
       const onServer = ((await admin.pubsub('CHANNELS', `${prefix}:default:*`)) as string[]).sort();
       assert.deepEqual(onServer, expected, 'PUBSUB CHANNELS shows exactly the held channels');
@@ -68,16 +71,19 @@ describe('RedisBus on the shared server', { skip }, () => {
       await node.close();
       admin.disconnect();
     }
-    const left = await waitFor(async () => {
-      const probe = new Redis(SHARED_REDIS_URL);
-      probe.on('error', () => {});
-      try {
-        const list = (await probe.pubsub('CHANNELS', `${prefix}*`)) as string[];
-        return list.length === 0 ? 'empty' : false;
-      } finally {
-        probe.disconnect();
-      }
-    }, { what: 'no channel of the prefix after close' });
+    const left = await waitFor(
+      async () => {
+        const probe = new Redis(SHARED_REDIS_URL);
+        probe.on('error', () => {});
+        try {
+          const list = (await probe.pubsub('CHANNELS', `${prefix}*`)) as string[];
+          return list.length === 0 ? 'empty' : false;
+        } finally {
+          probe.disconnect();
+        }
+      },
+      { what: 'no channel of the prefix after close' },
+    );
     assert.equal(left, 'empty');
   });
 
@@ -110,7 +116,11 @@ describe('RedisBus on the shared server', { skip }, () => {
           node.acquire(channel).then(() => other.publish(channel, { v: 1, type: 'deliver', id: `m${i}`, origin: 'publisher', class: 'signal', payload: '{}' })),
         ),
       );
-      assert.deepEqual(receivers, channels.map(() => 1), 'every channel was live when its acquire resolved');
+      assert.deepEqual(
+        receivers,
+        channels.map(() => 1),
+        'every channel was live when its acquire resolved',
+      );
       assert.deepEqual(calls, [{ command: 'subscribe', channels }], 'one SUBSCRIBE for the whole turn');
       await waitFor(() => got.length === channels.length, { what: 'every envelope' });
       assert.deepEqual([...got].sort(), [...channels].sort());
@@ -148,13 +158,27 @@ describe('RedisBus on the shared server', { skip }, () => {
       }
       const counts = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          node.publish(i % 2 === 0 ? heard : `${prefix}:default:room:nobody`, { v: 1, type: 'deliver', id: `m${i}`, origin: 'publisher', class: 'ephemeral', payload: '{}' }),
+          node.publish(i % 2 === 0 ? heard : `${prefix}:default:room:nobody`, {
+            v: 1,
+            type: 'deliver',
+            id: `m${i}`,
+            origin: 'publisher',
+            class: 'ephemeral',
+            payload: '{}',
+          }),
         ),
       );
       assert.equal(writes, 1, 'twenty PUBLISHes, one write to the socket');
-      assert.deepEqual(counts, Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 1 : 0)));
+      assert.deepEqual(
+        counts,
+        Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 1 : 0)),
+      );
       await waitFor(() => got.length === 10, { what: 'the ten heard envelopes' });
-      assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `m${2 * i}`), 'in publish order');
+      assert.deepEqual(
+        got,
+        Array.from({ length: 10 }, (_, i) => `m${2 * i}`),
+        'in publish order',
+      );
     } finally {
       await node.close();
       await listener.close();
@@ -174,7 +198,7 @@ describe('RedisBus on the shared server', { skip }, () => {
       const results = await Promise.allSettled(acquires);
       for (const result of results) {
         assert.equal(result.status, 'rejected');
-        assert.equal((result).reason.code, 'bus_unavailable');
+        assert.equal(result.reason.code, 'bus_unavailable');
       }
       assert.deepEqual(node.channels(), []);
       // Once back, the same channels can be acquired.
@@ -189,7 +213,12 @@ describe('RedisBus on the shared server', { skip }, () => {
   it('counts published and received envelopes and drops garbage as decode errors', async () => {
     const prefix = testNamespace('stats');
     // A pino logger is accepted as is.
-    const a = createRedisBus({ url: SHARED_REDIS_URL, nodeId: 'a', namer: new ChannelNamer({ env: prefix, service: 'nerve' }), logger: pino({ level: 'silent' }) });
+    const a = createRedisBus({
+      url: SHARED_REDIS_URL,
+      nodeId: 'a',
+      namer: new ChannelNamer({ env: prefix, service: 'nerve' }),
+      logger: pino({ level: 'silent' }),
+    });
     const raw = new Redis(SHARED_REDIS_URL);
     raw.on('error', () => {});
     const got: string[] = [];
@@ -223,7 +252,10 @@ describe('RedisBus on the shared server', { skip }, () => {
 
   it('start rejects with bus_unavailable when Redis is unreachable', async () => {
     const node = new RedisBus({ url: 'redis://127.0.0.1:1', nodeId: 'a', namer: new ChannelNamer({ env: 'x', service: 'y' }), startTimeoutMs: 300 });
-    await assert.rejects(node.start(() => {}), { name: 'NerveError', code: 'bus_unavailable' });
+    await assert.rejects(
+      node.start(() => {}),
+      { name: 'NerveError', code: 'bus_unavailable' },
+    );
     await node.close();
     assert.equal(node.health().ok, false);
   });

@@ -75,10 +75,12 @@ it('SIGKILL one of 3 nodes under chat load: 0 lost, 0 duplicated, presence conve
   );
 
   // Users on the victim that will not come back: their presence must expire.
-  await Promise.all(rooms.map(async (room, i) => {
-    const ghost = await RawClient.connect(victim.wsUrl, `ghost-${i}`);
-    await ghost.request({ op: 'join', room });
-  }));
+  await Promise.all(
+    rooms.map(async (room, i) => {
+      const ghost = await RawClient.connect(victim.wsUrl, `ghost-${i}`);
+      await ghost.request({ op: 'join', room });
+    }),
+  );
   const leftSeen = new Set<string>();
   for (const client of clients) {
     client.on('member_left', (event: MemberLeftFrame) => {
@@ -127,7 +129,10 @@ it('SIGKILL one of 3 nodes under chat load: 0 lost, 0 duplicated, presence conve
   const slowest = Math.max(...reconnectedIn.values());
   assert.ok(slowest <= 5000, `clients reconnected within 5 s of the kill (slowest ${slowest} ms)`);
   await waitFor(() => resumedIn.size === onVictim.length, { timeoutMs: 10_000, what: 'every client of the dead node resumed' });
-  assert.ok(onVictim.every((client) => nodeOf.get(client) !== victim.nodeId), 'they moved to a survivor');
+  assert.ok(
+    onVictim.every((client) => nodeOf.get(client) !== victim.nodeId),
+    'they moved to a survivor',
+  );
 
   await waitFor(() => Date.now() - started >= DURATION_MS, { timeoutMs: DURATION_MS + 1000, intervalMs: 50, what: 'end of load' });
   timers.forEach(clearInterval);
@@ -136,10 +141,11 @@ it('SIGKILL one of 3 nodes under chat load: 0 lost, 0 duplicated, presence conve
 
   // Everyone catches up to the last acknowledged offset of their room.
   await waitFor(
-    () => clients.every((client, i) => {
-      const room = rooms[i % ROOMS]!;
-      return (client.position(room)?.offset ?? 0) >= checker.lastAcked(room);
-    }),
+    () =>
+      clients.every((client, i) => {
+        const room = rooms[i % ROOMS]!;
+        return (client.position(room)?.offset ?? 0) >= checker.lastAcked(room);
+      }),
     { timeoutMs: 15_000, what: 'all clients at the last offset' },
   );
   const report = checker.report();

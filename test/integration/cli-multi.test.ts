@@ -35,7 +35,10 @@ describe('the --nodes setting', () => {
 
   for (const bad of ['0', '-1', '1.5', 'many', '100000']) {
     it(`rejects --nodes ${bad} naming the setting`, () => {
-      assert.throws(() => parseServeCommand(['--nodes', bad], {}), (error: unknown) => error instanceof ConfigError && /\bnodes\b/.test(error.message));
+      assert.throws(
+        () => parseServeCommand(['--nodes', bad], {}),
+        (error: unknown) => error instanceof ConfigError && /\bnodes\b/.test(error.message),
+      );
     });
   }
 
@@ -103,7 +106,10 @@ describe('nerve serve --nodes 3', { skip, timeout: 90_000 }, () => {
     const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
     for (const member of members) {
       await waitFor(() => member.frames.filter(isChat).length >= 3, { timeoutMs: 5000, what: 'chat from all 3 nodes' });
-      assert.deepEqual(member.frames.filter(isChat).map((m) => m.data), ['from 0', 'from 1', 'from 2']);
+      assert.deepEqual(
+        member.frames.filter(isChat).map((m) => m.data),
+        ['from 0', 'from 1', 'from 2'],
+      );
     }
   });
 

@@ -136,8 +136,20 @@ describe('cluster through a Redis outage', { skip, timeout: 90_000 }, () => {
       if (!gotSignal) alice.send({ op: 'signal', rid: alice.rid(), to: 'carol', kind: 'candidate', data });
       // Wait for this probe at most 100 ms, then send the next one.
       const waits: Array<Promise<boolean>> = [];
-      if (!gotMessage) waits.push(carol.waitFor(isMessage(data), 100).then(() => (gotMessage = true), () => false));
-      if (!gotSignal) waits.push(carol.waitFor(isSignal(data), 100).then(() => (gotSignal = true), () => false));
+      if (!gotMessage)
+        waits.push(
+          carol.waitFor(isMessage(data), 100).then(
+            () => (gotMessage = true),
+            () => false,
+          ),
+        );
+      if (!gotSignal)
+        waits.push(
+          carol.waitFor(isSignal(data), 100).then(
+            () => (gotSignal = true),
+            () => false,
+          ),
+        );
       await Promise.all(waits);
     }
     t.diagnostic(`cross-node delivery back ${Date.now() - restarted} ms after the restart`);

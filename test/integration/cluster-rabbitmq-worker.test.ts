@@ -35,7 +35,20 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
   let db: TestDatabase;
 
   const startWorker = async (): Promise<WorkerProcess> => {
-    const worker = spawnWorker(['chat-store', '--chat-intake', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--prefetch', '8']);
+    const worker = spawnWorker([
+      'chat-store',
+      '--chat-intake',
+      '--amqp-url',
+      AMQP_URL,
+      '--postgres-url',
+      POSTGRES_URL,
+      '--postgres-schema',
+      env,
+      '--env',
+      env,
+      '--prefetch',
+      '8',
+    ]);
     workers.push(worker);
     await waitFor(() => worker.logs.some((entry) => entry.msg === 'chat intake consuming'), { timeoutMs: 30_000, what: 'the chat intake consuming' });
     return worker;
@@ -53,7 +66,32 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
     // The first worker migrates the schema and becomes the active consumer; the second waits as standby.
     await startWorker();
     await startWorker();
-    const args = ['--bus', 'rabbitmq', '--chat-path', 'worker', '--chat-intake-timeout-ms', '10000', '--amqp-url', AMQP_URL, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--mailbox-ttl-ms', '0', '--drain-window-ms', '0', '--shutdown-timeout-ms', '3000', '--room-rate-per-second', '100000', '--room-rate-burst', '100000'];
+    const args = [
+      '--bus',
+      'rabbitmq',
+      '--chat-path',
+      'worker',
+      '--chat-intake-timeout-ms',
+      '10000',
+      '--amqp-url',
+      AMQP_URL,
+      '--postgres-url',
+      POSTGRES_URL,
+      '--postgres-schema',
+      env,
+      '--env',
+      env,
+      '--mailbox-ttl-ms',
+      '0',
+      '--drain-window-ms',
+      '0',
+      '--shutdown-timeout-ms',
+      '3000',
+      '--room-rate-per-second',
+      '100000',
+      '--room-rate-burst',
+      '100000',
+    ];
     nodes.push(...(await Promise.all([0, 1, 2].map((i) => startNode({ nodeId: `${env}-n${i}`, args })))));
   });
 
@@ -88,7 +126,9 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
     const first = publishers.flatMap((_, p) => Array.from({ length: PER_PUBLISHER }, (__, n) => send(p, n)));
     await waitFor(() => acked >= 3, { timeoutMs: 20_000, what: 'the first acks' }).catch((error: unknown) => {
       // Say what the workers and publishers last saw, for a failure in CI.
-      throw new Error(`${String(error)}; workers: ${JSON.stringify(workers.map((w) => w.logs.slice(-5)))}; publishers: ${JSON.stringify(publishers.map((p) => p.frames.slice(-2)))}`);
+      throw new Error(
+        `${String(error)}; workers: ${JSON.stringify(workers.map((w) => w.logs.slice(-5)))}; publishers: ${JSON.stringify(publishers.map((p) => p.frames.slice(-2)))}`,
+      );
     });
     killWorker(workers[0]!);
     const ackedAtKill = acked;
@@ -105,7 +145,11 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
     const acks = answers.map((answer, i) => (answer.op === 'ack' ? answer : retried[refused.findIndex((r) => r.i === i)]!));
 
     const total = 3 * PER_PUBLISHER;
-    assert.deepEqual(acks.map((a) => Number(a.offset)).sort((a, b) => a - b), Array.from({ length: total }, (_, i) => i + 1), 'one offset per message');
+    assert.deepEqual(
+      acks.map((a) => Number(a.offset)).sort((a, b) => a - b),
+      Array.from({ length: total }, (_, i) => i + 1),
+      'one offset per message',
+    );
     assert.equal(new Set(acks.map((a) => a.id)).size, total, 'one id per message');
     const stored = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${env}".chat_messages WHERE room = $1`, [room]);
     assert.equal(Number(stored.rows[0]?.n), total, 'stored once each');
@@ -114,9 +158,14 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
     const fence = await publishers[0]!.request({ op: 'publish', room, class: 'chat', data: 'fence' }, 15_000);
     assert.deepEqual([fence.op, fence.offset], ['ack', total + 1]);
     const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
-    for (const member of members) await waitFor(() => member.frames.filter(isChat).length >= total + 1, { timeoutMs: 20_000, what: `${total + 1} chat messages on every member` });
+    for (const member of members)
+      await waitFor(() => member.frames.filter(isChat).length >= total + 1, { timeoutMs: 20_000, what: `${total + 1} chat messages on every member` });
     for (const member of members) {
-      assert.deepEqual(member.frames.filter(isChat).map((f) => f.offset), Array.from({ length: total + 1 }, (_, i) => i + 1), 'offset order on every member of every node, each once');
+      assert.deepEqual(
+        member.frames.filter(isChat).map((f) => f.offset),
+        Array.from({ length: total + 1 }, (_, i) => i + 1),
+        'offset order on every member of every node, each once',
+      );
     }
     // The failover really happened: the active worker died by SIGKILL, so the standby stored the rest and the fence.
     assert.equal((await workers[0]!.exited).signal, 'SIGKILL');

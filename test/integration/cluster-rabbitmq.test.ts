@@ -60,7 +60,29 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     proxy = await startTcpProxy(5672);
     const urls = [AMQP_URL, `amqp://guest:guest@127.0.0.1:${proxy.port}`, AMQP_URL];
     const started = await Promise.all(
-      urls.map((url, i) => startNode({ nodeId: `${env}-n${i}`, args: ['--bus', 'rabbitmq', '--amqp-url', url, '--postgres-url', POSTGRES_URL, '--postgres-schema', env, '--env', env, '--mailbox-ttl-ms', '0', '--drain-window-ms', '0', '--shutdown-timeout-ms', '3000'] })),
+      urls.map((url, i) =>
+        startNode({
+          nodeId: `${env}-n${i}`,
+          args: [
+            '--bus',
+            'rabbitmq',
+            '--amqp-url',
+            url,
+            '--postgres-url',
+            POSTGRES_URL,
+            '--postgres-schema',
+            env,
+            '--env',
+            env,
+            '--mailbox-ttl-ms',
+            '0',
+            '--drain-window-ms',
+            '0',
+            '--shutdown-timeout-ms',
+            '3000',
+          ],
+        }),
+      ),
     );
     nodes.push(...started);
   });
@@ -96,7 +118,11 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     for (const [i, member] of members.entries()) {
       if (i === 0) continue;
       await waitFor(() => member.frames.filter(isEphemeral(room)).length >= 10, { timeoutMs: 10_000, what: `10 messages at member ${i}` });
-      assert.deepEqual(member.frames.filter(isEphemeral(room)).map((f) => (f.data as { n: number }).n), Array.from({ length: 10 }, (_, n) => n), `member ${i}: once each, in the sender's order`);
+      assert.deepEqual(
+        member.frames.filter(isEphemeral(room)).map((f) => (f.data as { n: number }).n),
+        Array.from({ length: 10 }, (_, n) => n),
+        `member ${i}: once each, in the sender's order`,
+      );
     }
     assert.equal(sender.frames.filter(isEphemeral(room)).length, 0, 'no echo to the sender');
   });
@@ -107,15 +133,26 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     for (const member of members) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
     const publishers = members.slice(0, 3); // one per node
     const acks = await Promise.all(
-      publishers.flatMap((publisher, p) => Array.from({ length: 10 }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000))),
+      publishers.flatMap((publisher, p) =>
+        Array.from({ length: 10 }, (_, n) => publisher.request({ op: 'publish', room, class: 'chat', data: { p, n } }, 15_000)),
+      ),
     );
     for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
-    assert.deepEqual(acks.map((a) => Number(a.offset)).sort((a, b) => a - b), Array.from({ length: 30 }, (_, i) => i + 1));
+    assert.deepEqual(
+      acks.map((a) => Number(a.offset)).sort((a, b) => a - b),
+      Array.from({ length: 30 }, (_, i) => i + 1),
+    );
     assert.equal(new Set(acks.map((a) => a.epoch)).size, 1, 'one epoch');
     const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
-    for (const member of members) await waitFor(() => member.frames.filter(isChat).length >= 30, { timeoutMs: 15_000, what: '30 chat messages on every member' });
+    for (const member of members)
+      await waitFor(() => member.frames.filter(isChat).length >= 30, { timeoutMs: 15_000, what: '30 chat messages on every member' });
     const orders = members.map((member) => member.frames.filter(isChat).map((f) => f.offset));
-    for (const order of orders) assert.deepEqual(order, Array.from({ length: 30 }, (_, i) => i + 1), 'offset order on every member of every node, each once');
+    for (const order of orders)
+      assert.deepEqual(
+        order,
+        Array.from({ length: 30 }, (_, i) => i + 1),
+        'offset order on every member of every node, each once',
+      );
     const stored = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${env}".chat_messages WHERE room = $1`, [room]);
     assert.equal(Number(stored.rows[0]?.n), 30);
 
@@ -135,7 +172,13 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     const joined = await back.request({ op: 'join', room, since: position });
     assert.equal(joined.op, 'joined', JSON.stringify(joined));
     assert.equal(joined.recovered, true);
-    assert.deepEqual((joined.history as Array<{ offset: number; data: unknown }>).map((m) => [m.offset, m.data]), [[31, 'once'], [32, 'missed']]);
+    assert.deepEqual(
+      (joined.history as Array<{ offset: number; data: unknown }>).map((m) => [m.offset, m.data]),
+      [
+        [31, 'once'],
+        [32, 'missed'],
+      ],
+    );
   });
 
   it('delivers a direct signal to every connection of a user on other nodes, and to nobody else', async () => {
@@ -168,7 +211,10 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     assert.equal((await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} })).op, 'ack');
     leaving.close();
     // Unbound once its last connection is gone on node 2.
-    await waitFor(async () => (await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} })).code === 'peer_offline', { timeoutMs: 5000, what: 'peer_offline after the last connection closed' });
+    await waitFor(async () => (await sender.request({ op: 'signal', to: user, kind: 'offer', data: {} })).code === 'peer_offline', {
+      timeoutMs: 5000,
+      what: 'peer_offline after the last connection closed',
+    });
   });
 
   it('after node 1 loses its broker connection, its users receive direct signals and room messages again', async () => {

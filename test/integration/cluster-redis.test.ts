@@ -91,11 +91,21 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
     assert.equal(new Set(reference.map((m) => m.id)).size, total + 1, 'no id twice');
     assert.deepEqual(new Set(reference.map((m) => m.id)), new Set([...acks.map((a) => a.id), marker.id]), 'the acked messages, no other');
     const order = reference.map((m) => m.id);
-    sequences.forEach((sequence, i) => assert.deepEqual(sequence.map((m) => m.id), order, `member m${i} (node ${i % 3}) saw the same order`));
+    sequences.forEach((sequence, i) =>
+      assert.deepEqual(
+        sequence.map((m) => m.id),
+        order,
+        `member m${i} (node ${i % 3}) saw the same order`,
+      ),
+    );
     // Per publisher, the order it sent in.
     for (let p = 0; p < publishers.length; p += 1) {
       const mine = reference.filter((m) => (m.data as { p?: number }).p === p).map((m) => (m.data as { n: number }).n);
-      assert.deepEqual(mine, Array.from({ length: perPublisher }, (_, n) => n), `publisher ${p} in send order`);
+      assert.deepEqual(
+        mine,
+        Array.from({ length: perPublisher }, (_, n) => n),
+        `publisher ${p} in send order`,
+      );
     }
     for (const member of members) member.frames.length = 0;
   });
@@ -129,7 +139,10 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
     await callee.waitFor((f) => isSignal(f) && f.data === 'barrier', 10_000, 'the barrier after the candidates');
     const candidates = callee.frames.filter(isSignal);
     assert.equal(candidates.length, 20, 'each candidate exactly once');
-    assert.deepEqual(candidates.map((c) => (c.kind === 'candidate' ? (c.data as { seq: number }).seq : -1)), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      candidates.map((c) => (c.kind === 'candidate' ? (c.data as { seq: number }).seq : -1)),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
 
     // Nobody else: a signal sent to each bystander after the burst is the
     // first signal it sees (anything misrouted would have come before).
@@ -163,11 +176,13 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
     await b.waitFor(joinedFrom(names[2]!), 5000, 'member_joined of p2 at node 1');
 
     const presenceEverywhere = async () =>
-      Promise.all([a, b, c].map(async (client) => {
-        const frame = await client.request({ op: 'presence', room });
-        assert.equal(frame.op, 'presence', JSON.stringify(frame));
-        return frame.members as Array<{ user: string; since: number }>;
-      }));
+      Promise.all(
+        [a, b, c].map(async (client) => {
+          const frame = await client.request({ op: 'presence', room });
+          assert.equal(frame.op, 'presence', JSON.stringify(frame));
+          return frame.members as Array<{ user: string; since: number }>;
+        }),
+      );
     const lists = await presenceEverywhere();
     for (const list of lists) assert.deepEqual(list, lists[0], 'the same members (and since) on every node');
     assert.deepEqual(usersOf(lists[0]), [...names].sort());

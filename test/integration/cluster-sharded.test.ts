@@ -87,8 +87,16 @@ describe('three nodes on a 3-master Redis Cluster (--redis-mode sharded)', { ski
     const reference = sequences[0]!.map((m) => m.id);
     assert.equal(new Set(reference).size, total, 'no message twice');
     for (const sequence of sequences) {
-      assert.deepEqual(sequence.map((m) => m.id), reference, 'one order on every node');
-      assert.deepEqual(sequence.map((m) => m.offset), Array.from({ length: total }, (_, i) => i + 1), 'contiguous offsets');
+      assert.deepEqual(
+        sequence.map((m) => m.id),
+        reference,
+        'one order on every node',
+      );
+      assert.deepEqual(
+        sequence.map((m) => m.offset),
+        Array.from({ length: total }, (_, i) => i + 1),
+        'contiguous offsets',
+      );
       assert.equal(new Set(sequence.map((m) => m.epoch)).size, 1);
     }
     // A ping answered after the last message: had any message been delivered twice, it would be queued by now.
@@ -124,8 +132,12 @@ describe('three nodes on a 3-master Redis Cluster (--redis-mode sharded)', { ski
 
     for (let i = 0; i < 20; i += 1) caller.send({ op: 'signal', rid: `ice-${i}`, to: 'callee', kind: 'candidate', data: { i } });
     const candidates: Frame[] = [];
-    while (candidates.length < 20) candidates.push(await callee.waitFor((f) => f.op === 'signal' && f.kind === 'candidate', 5000, `candidate ${candidates.length}`));
-    assert.deepEqual(candidates.map((c) => (c.data as { i: number }).i), Array.from({ length: 20 }, (_, i) => i));
+    while (candidates.length < 20)
+      candidates.push(await callee.waitFor((f) => f.op === 'signal' && f.kind === 'candidate', 5000, `candidate ${candidates.length}`));
+    assert.deepEqual(
+      candidates.map((c) => (c.data as { i: number }).i),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     for (let i = 0; i < 20; i += 1) assert.equal((await caller.waitFor((f) => f.rid === `ice-${i}`, 5000, `ack ice-${i}`)).op, 'ack');
   });
 
@@ -146,7 +158,9 @@ describe('three nodes on a 3-master Redis Cluster (--redis-mode sharded)', { ski
     );
     const namer = new ChannelNamer({ env, service: 'nerve', hashTags: true });
     const perMaster = await Promise.all(
-      cluster!.nodes.map(async ({ port }) => (await cluster!.cli(port, 'pubsub', 'shardchannels', `${env}:*:room:*spread-*`)).trim().split('\n').filter(Boolean)),
+      cluster!.nodes.map(async ({ port }) =>
+        (await cluster!.cli(port, 'pubsub', 'shardchannels', `${env}:*:room:*spread-*`)).trim().split('\n').filter(Boolean),
+      ),
     );
     assert.deepEqual(perMaster.flat().sort(), rooms.map((room) => namer.room('default', room)).sort());
     for (const held of perMaster) assert.ok(held.length > 0, `every master holds some rooms: ${perMaster.map((h) => h.length).join(', ')}`);

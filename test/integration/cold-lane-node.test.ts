@@ -74,9 +74,7 @@ describe('cold lane through the nodes', { skip }, () => {
 
   it('emits exactly one room.ended per room session when members on different nodes all leave', async () => {
     for (let session = 1; session <= 2; session++) {
-      const clients = await Promise.all(
-        cluster.nodes.map((node, i) => RawClient.connect(node.wsUrl, `member-${i}`)),
-      );
+      const clients = await Promise.all(cluster.nodes.map((node, i) => RawClient.connect(node.wsUrl, `member-${i}`)));
       for (const client of clients) assert.equal((await client.request({ op: 'join', room: 'standup' })).op, 'joined');
       for (const client of clients) {
         assert.equal((await client.request({ op: 'leave', room: 'standup' })).op, 'left');
@@ -125,10 +123,16 @@ describe('cold lane through the nodes', { skip }, () => {
     // Each node emits its events after its own store step: wait for all eight, not only for room.ended.
     await waitFor(() => ofRoom().length >= 8 && ofRoom().some((e) => e.type === 'room.ended'), { timeoutMs: 10_000, what: 'the eight events of the session' });
     const all = ofRoom();
-    assert.deepEqual(
-      all.map((e) => e.type).sort(),
-      ['participant.joined', 'participant.joined', 'participant.joined', 'participant.left', 'participant.left', 'participant.left', 'room.created', 'room.ended'],
-    );
+    assert.deepEqual(all.map((e) => e.type).sort(), [
+      'participant.joined',
+      'participant.joined',
+      'participant.joined',
+      'participant.left',
+      'participant.left',
+      'participant.left',
+      'room.created',
+      'room.ended',
+    ]);
     const sessions = new Set(all.map((e) => e.session));
     assert.equal(sessions.size, 1, `one session id, got ${[...sessions].join(', ')}`);
     assert.equal(new Set(all.filter((e) => e.type === 'participant.joined').map((e) => e.node)).size, 3, 'joins emitted by 3 nodes');
@@ -140,7 +144,10 @@ describe('cold lane through the nodes', { skip }, () => {
     assert.ok(data.startedAt <= created.ts && created.ts - data.startedAt < 5000, 'started when the room was created');
     assert.ok(data.durationMs >= 0 && data.durationMs < 60_000);
     const participants = [...data.participants].sort((a, b) => a.user.localeCompare(b.user));
-    assert.deepEqual(participants.map((p) => p.user), users);
+    assert.deepEqual(
+      participants.map((p) => p.user),
+      users,
+    );
     // Each member's time in room.ended is the time their participant.left reported, and fits in the session.
     for (const participant of participants) {
       const left = all.find((e) => e.type === 'participant.left' && (e.data as { user: string }).user === participant.user)!;
@@ -158,20 +165,32 @@ describe('cold lane through the nodes', { skip }, () => {
       fetch(`${cluster.nodes[1]!.url}${path}`, key ? { headers: { authorization: `Bearer ${key}` } } : {});
     const page = await waitFor(
       async () => {
-        const body = (await (await api('/api/rooms/archive/messages?limit=3')).json()) as { messages: Array<{ data: { n: number }; offset: number; from: string }>; next: string | null };
+        const body = (await (await api('/api/rooms/archive/messages?limit=3')).json()) as {
+          messages: Array<{ data: { n: number }; offset: number; from: string }>;
+          next: string | null;
+        };
         // The worker stores asynchronously: wait for the newest (n = 5), not for any three.
         return body.messages.length === 3 && body.next && body.messages[2]?.data.n === 5 ? body : undefined;
       },
       { timeoutMs: 10_000, what: 'stored messages' },
     );
-    assert.deepEqual(page.messages.map((m) => m.data.n), [3, 4, 5]);
-    assert.deepEqual(page.messages.map((m) => m.offset), [3, 4, 5]);
+    assert.deepEqual(
+      page.messages.map((m) => m.data.n),
+      [3, 4, 5],
+    );
+    assert.deepEqual(
+      page.messages.map((m) => m.offset),
+      [3, 4, 5],
+    );
     assert.equal(page.messages[0]!.from, 'alice');
     const older = (await (await api(`/api/rooms/archive/messages?limit=3&before=${encodeURIComponent(page.next!)}`)).json()) as {
       messages: Array<{ data: { n: number } }>;
       next: string | null;
     };
-    assert.deepEqual(older.messages.map((m) => m.data.n), [1, 2]);
+    assert.deepEqual(
+      older.messages.map((m) => m.data.n),
+      [1, 2],
+    );
     assert.equal(older.next, null);
 
     assert.equal((await api('/api/rooms/archive/messages', null)).status, 401);

@@ -29,8 +29,7 @@ import { testNamespace, waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const REDIS_URL = 'redis://127.0.0.1:6379';
-const skip =
-  (await serviceSkip('Redis', 6379)) ?? (await serviceSkip('RabbitMQ', 5672)) ?? (await serviceSkip('PostgreSQL', 5432));
+const skip = (await serviceSkip('Redis', 6379)) ?? (await serviceSkip('RabbitMQ', 5672)) ?? (await serviceSkip('PostgreSQL', 5432));
 
 // ---------------------------------------------------------------- Dockerfile
 
@@ -70,14 +69,28 @@ function envPairs(text: string): Record<string, string> {
 }
 
 function parseDockerfile(text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
   const stages: Stage[] = [];
   for (const line of lines) {
     const [, instruction = '', rest = ''] = /^(\S+)\s*(.*)$/.exec(line) ?? [];
     const op = instruction.toUpperCase();
     if (op === 'FROM') {
       const [, base = '', name] = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(rest) ?? [];
-      stages.push({ name: name ?? String(stages.length), base, workdir: '/', steps: [], env: {}, user: undefined, entrypoint: undefined, cmd: undefined, healthcheck: undefined });
+      stages.push({
+        name: name ?? String(stages.length),
+        base,
+        workdir: '/',
+        steps: [],
+        env: {},
+        user: undefined,
+        entrypoint: undefined,
+        cmd: undefined,
+        healthcheck: undefined,
+      });
       continue;
     }
     const stage = stages.at(-1);
@@ -96,7 +109,10 @@ function parseDockerfile(text: string): Stage[] {
         }
         const dest = words.pop();
         assert.ok(dest !== undefined && words.length > 0, `COPY ${rest}: expected sources and a destination`);
-        assert.ok(words.every((source) => !/[*?[]/.test(source)), `COPY ${rest}: wildcards are not reproduced by this test`);
+        assert.ok(
+          words.every((source) => !/[*?[]/.test(source)),
+          `COPY ${rest}: wildcards are not reproduced by this test`,
+        );
         stage.steps.push({ op: 'COPY', from, sources: words, dest });
         break;
       }
@@ -138,7 +154,10 @@ function parseDockerfile(text: string): Stage[] {
 function dockerIgnore(): (path: string) => boolean {
   const file = join(ROOT, '.dockerignore');
   const patterns = existsSync(file)
-    ? readFileSync(file, 'utf8').split('\n').map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'))
     : [];
   for (const pattern of patterns) assert.match(pattern, /^(\*\*\/)?[\w.-]+(\/[\w.-]+)*$/, `.dockerignore pattern ${pattern} is not understood by this test`);
   return (path) =>
@@ -238,7 +257,12 @@ async function buildLayout(stages: Stage[]): Promise<Layout> {
       } else {
         const from = built.get(step.from);
         assert.ok(from, `COPY --from=${step.from}: no such earlier stage`);
-        await copyInto(await from, step.sources.map((source) => source.replace(/^\//, '')), at(step.dest), () => false);
+        await copyInto(
+          await from,
+          step.sources.map((source) => source.replace(/^\//, '')),
+          at(step.dest),
+          () => false,
+        );
       }
     }
     return stageRoot;
@@ -399,16 +423,29 @@ describe('container image layout (Dockerfile reproduced without Docker)', { skip
     const alive = (): void => {
       for (const proc of started) assert.equal(proc.child.exitCode, null, `exited early: ${describeFailure(proc)}`);
     };
-    await waitFor(async () => (alive(), (await status(`http://127.0.0.1:${nodePort}/readyz`)) === 200), { timeoutMs: 30_000, intervalMs: 100, what: `node /readyz: ${node.output()}` });
+    await waitFor(async () => (alive(), (await status(`http://127.0.0.1:${nodePort}/readyz`)) === 200), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      what: `node /readyz: ${node.output()}`,
+    });
     for (const [name, port] of workerPorts) {
-      await waitFor(async () => (alive(), (await status(`http://127.0.0.1:${port}/healthz`)) === 200), { timeoutMs: 30_000, intervalMs: 100, what: `worker ${name} /healthz` });
+      await waitFor(async () => (alive(), (await status(`http://127.0.0.1:${port}/healthz`)) === 200), {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `worker ${name} /healthz`,
+      });
     }
 
     // The workers with a database applied every migration shipped in the image.
     const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 1 });
     try {
       const { rows } = await pool.query<{ name: string }>(`SELECT name FROM "${ns}".nerve_migrations ORDER BY name`);
-      assert.deepEqual(rows.map((row) => row.name), readdirSync(join(ROOT, 'migrations')).filter((file) => file.endsWith('.sql')).sort());
+      assert.deepEqual(
+        rows.map((row) => row.name),
+        readdirSync(join(ROOT, 'migrations'))
+          .filter((file) => file.endsWith('.sql'))
+          .sort(),
+      );
     } finally {
       await pool.end();
     }
@@ -420,7 +457,11 @@ describe('container image layout (Dockerfile reproduced without Docker)', { skip
     };
     const unused = await freePort();
     assert.equal(await healthcheck({ NERVE_PORT: String(nodePort), NERVE_METRICS_PORT: String(unused) }), 0, 'HEALTHCHECK in the node container');
-    assert.equal(await healthcheck({ NERVE_PORT: String(unused), NERVE_METRICS_PORT: String(workerPorts.get('chat-store')) }), 0, 'HEALTHCHECK in a worker container');
+    assert.equal(
+      await healthcheck({ NERVE_PORT: String(unused), NERVE_METRICS_PORT: String(workerPorts.get('chat-store')) }),
+      0,
+      'HEALTHCHECK in a worker container',
+    );
     assert.equal(await healthcheck({ NERVE_PORT: String(unused), NERVE_METRICS_PORT: String(unused) }), 1, 'HEALTHCHECK with nothing listening');
 
     // SIGTERM, as `docker stop` sends it (STOPSIGNAL): each drains or settles and exits 0.

@@ -47,7 +47,8 @@ const str = (value: unknown): string => (typeof value === 'string' ? value : Str
 /** Milliseconds of a Compose duration ("20s", "1m30s", "500ms"). */
 function durationMs(text: string): number {
   let ms = 0;
-  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) ms += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
+  for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g))
+    ms += Number(amount) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit as 'ms' | 's' | 'm' | 'h'];
   return ms;
 }
 
@@ -140,10 +141,19 @@ describe('deploy/compose.yaml', () => {
       }
     }
     for (const target of targets) assert.ok(services[target.split(':')[0]!], `Prometheus target ${target} is no service`);
-    assert.ok(arr(service('prometheus').volumes).map(str).some((v) => v.startsWith('./prometheus.yml:')), 'prometheus.yml not mounted');
+    assert.ok(
+      arr(service('prometheus').volumes)
+        .map(str)
+        .some((v) => v.startsWith('./prometheus.yml:')),
+      'prometheus.yml not mounted',
+    );
 
     const grafana = service('grafana');
-    const mounts = new Map(arr(grafana.volumes).map(str).map((v) => [v.split(':')[1]!, v.split(':')[0]!] as const));
+    const mounts = new Map(
+      arr(grafana.volumes)
+        .map(str)
+        .map((v) => [v.split(':')[1]!, v.split(':')[0]!] as const),
+    );
     assert.equal(mounts.get('/etc/grafana/provisioning'), './grafana/provisioning');
     const datasources = obj(parse(readFileSync(join(DEPLOY, 'grafana/provisioning/datasources/prometheus.yaml'), 'utf8')), 'datasources');
     const source = obj(arr(datasources.datasources)[0], 'datasource');
@@ -153,7 +163,9 @@ describe('deploy/compose.yaml', () => {
     const path = str(obj(obj(arr(providers.providers)[0], 'provider').options, 'options').path);
     assert.equal(mounts.get(`${path}/nerve.json`), './grafana/nerve.json', 'the dashboard is not mounted where the provider reads');
     const dashboard = JSON.parse(readFileSync(join(DEPLOY, 'grafana/nerve.json'), 'utf8')) as Json;
-    assert.ok(arr(obj(dashboard.templating, 'templating').list).some((v) => obj(v, 'variable').type === 'datasource' && obj(v, 'variable').query === 'prometheus'));
+    assert.ok(
+      arr(obj(dashboard.templating, 'templating').list).some((v) => obj(v, 'variable').type === 'datasource' && obj(v, 'variable').query === 'prometheus'),
+    );
   });
 });
 
@@ -205,8 +217,21 @@ function unknownFields(manifests: Manifest[]): string[] {
   const source = lines.join('\n');
   const host = ts.createCompilerHost({});
   const original = host.getSourceFile.bind(host);
-  host.getSourceFile = (name, version, onError, create) => (name === file ? ts.createSourceFile(name, source, version) : original(name, version, onError, create));
-  const program = ts.createProgram([file], { strict: true, noEmit: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022, skipLibCheck: true, types: [] }, host);
+  host.getSourceFile = (name, version, onError, create) =>
+    name === file ? ts.createSourceFile(name, source, version) : original(name, version, onError, create);
+  const program = ts.createProgram(
+    [file],
+    {
+      strict: true,
+      noEmit: true,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      target: ts.ScriptTarget.ES2022,
+      skipLibCheck: true,
+      types: [],
+    },
+    host,
+  );
   return ts.getPreEmitDiagnostics(program).map((d) => {
     const where = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
     const index = where >= 0 ? Math.floor(where / 2) : -1;
@@ -231,14 +256,22 @@ function pods(manifests: Manifest[]): Pod[] {
     .map((deployment) => {
       const template = obj(deployment.spec?.template, 'template');
       const spec = obj(template.spec, 'pod spec');
-      return { deployment, labels: obj(obj(template.metadata, 'metadata').labels, 'labels') as Record<string, string>, spec, container: obj(arr(spec.containers)[0], 'container') };
+      return {
+        deployment,
+        labels: obj(obj(template.metadata, 'metadata').labels, 'labels') as Record<string, string>,
+        spec,
+        container: obj(arr(spec.containers)[0], 'container'),
+      };
     });
 }
 
 const nervePods = (manifests: Manifest[]): Pod[] => pods(manifests).filter((p) => ['serve', 'worker'].includes(str(arr(p.container.args)[0])));
 
 describe('deploy/k8s (kustomize base and overlays)', async () => {
-  const kubectl = await run('kubectl', ['version', '--client'], { timeout: 10_000 }).then(() => true, () => false);
+  const kubectl = await run('kubectl', ['version', '--client'], { timeout: 10_000 }).then(
+    () => true,
+    () => false,
+  );
   const skip = kubectl ? false : 'kubectl (its built-in kustomize renders the overlays) is not installed';
   if (skip && process.env.CI === 'true') throw new Error(`${skip} (required in CI)`);
   const rendered = skip ? new Map<string, Manifest[]>() : await renderAll();
@@ -264,7 +297,9 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
 
   it('runs every worker, and configures every setting of nerve serve and nerve worker', { skip }, () => {
     const full = rendered.get('production + every component')!;
-    const workers = nervePods(full).filter((p) => arr(p.container.args)[0] === 'worker').map((p) => str(arr(p.container.args)[1]));
+    const workers = nervePods(full)
+      .filter((p) => arr(p.container.args)[0] === 'worker')
+      .map((p) => str(arr(p.container.args)[1]));
     assert.deepEqual(workers.sort(), [...WORKER_NAMES].sort());
 
     const known = new Set([...SETTINGS.map((s) => s.env), ...WORKER_SETTINGS.map((s) => s.env)]);
@@ -283,10 +318,14 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
     const missing = [...known].filter((key) => !configured.has(key));
     assert.deepEqual(missing, [], 'settings missing from deploy/k8s/base/config.yaml or secrets.env.example (add them; empty = the default)');
     const devSecret = rendered.get('dev')!.find((m) => m.kind === 'Secret');
-    assert.deepEqual(Object.keys(devSecret?.data ?? {}).sort(), [...secretKeys].sort(), 'the dev overlay generates the Secret with the keys of secrets.env.example');
+    assert.deepEqual(
+      Object.keys(devSecret?.data ?? {}).sort(),
+      [...secretKeys].sort(),
+      'the dev overlay generates the Secret with the keys of secrets.env.example',
+    );
   });
 
-  it("gives every node and worker a configuration its own validation accepts (ConfigMap + Secret + pod env)", { skip }, () => {
+  it('gives every node and worker a configuration its own validation accepts (ConfigMap + Secret + pod env)', { skip }, () => {
     const exampleSecret = Object.fromEntries(
       readFileSync(join(K8S, 'secrets.env.example'), 'utf8')
         .split('\n')
@@ -310,7 +349,11 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
         for (const [key, value] of Object.entries(operatorValues)) if (!env[key]) env[key] = value;
         for (const entry of arr(pod.container.env).map((e) => obj(e, 'env'))) {
           // fieldRef values as the kubelet fills them; $(VAR) as it expands them.
-          const value = entry.valueFrom ? (str(obj(obj(entry.valueFrom, 'valueFrom').fieldRef, 'fieldRef').fieldPath) === 'status.podIP' ? '10.1.2.3' : 'nerve-node-7d9f-abcde') : str(entry.value);
+          const value = entry.valueFrom
+            ? str(obj(obj(entry.valueFrom, 'valueFrom').fieldRef, 'fieldRef').fieldPath) === 'status.podIP'
+              ? '10.1.2.3'
+              : 'nerve-node-7d9f-abcde'
+            : str(entry.value);
           env[str(entry.name)] = value.replace(/\$\((\w+)\)/g, (_, ref: string) => env[ref] ?? '');
         }
         const args = arr(pod.container.args).map(str);
@@ -334,9 +377,16 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
       const names = (kind: string): string[] => manifests.filter((m) => m.kind === kind).map((m) => m.metadata.name);
       for (const pod of nervePods(manifests)) {
         const refs = arr(pod.container.envFrom).map((e) => obj(e, 'envFrom'));
-        const configMap = refs.map((r) => r.configMapRef).filter(Boolean).map((r) => str(obj(r, 'ref').name));
-        const secret = refs.map((r) => r.secretRef).filter(Boolean).map((r) => str(obj(r, 'ref').name));
-        for (const ref of configMap) assert.ok(names('ConfigMap').includes(ref), `${name}: ${pod.deployment.metadata.name} reads ConfigMap ${ref}, not rendered`);
+        const configMap = refs
+          .map((r) => r.configMapRef)
+          .filter(Boolean)
+          .map((r) => str(obj(r, 'ref').name));
+        const secret = refs
+          .map((r) => r.secretRef)
+          .filter(Boolean)
+          .map((r) => str(obj(r, 'ref').name));
+        for (const ref of configMap)
+          assert.ok(names('ConfigMap').includes(ref), `${name}: ${pod.deployment.metadata.name} reads ConfigMap ${ref}, not rendered`);
         // Production leaves the Secret to the operator (secrets.env.example); dev generates it.
         if (name === 'dev') for (const ref of secret) assert.ok(names('Secret').includes(ref), `${name}: Secret ${ref} not rendered`);
         else assert.deepEqual(secret, ['nerve-secrets']);
@@ -353,29 +403,44 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
         for (const port of arr(service.spec?.ports).map((p) => obj(p, 'port'))) {
           for (const pod of matched) {
             const ports = arr(pod.container.ports).map((p) => obj(p, 'containerPort'));
-            assert.ok(ports.some((p) => p.name === port.targetPort || p.containerPort === (port.targetPort ?? port.port)), `${name}: Service ${service.metadata.name} port ${str(port.targetPort)} not on ${pod.deployment.metadata.name}`);
+            assert.ok(
+              ports.some((p) => p.name === port.targetPort || p.containerPort === (port.targetPort ?? port.port)),
+              `${name}: Service ${service.metadata.name} port ${str(port.targetPort)} not on ${pod.deployment.metadata.name}`,
+            );
           }
         }
       }
       // Every worker pod is behind the workers' Service (so it is scraped).
       const workersService = manifests.find((m) => m.kind === 'Service' && m.metadata.name === 'nerve-workers');
       for (const pod of nervePods(manifests).filter((p) => arr(p.container.args)[0] === 'worker')) {
-        assert.ok(selects(workersService?.spec?.selector as Record<string, string>, pod.labels), `${name}: ${pod.deployment.metadata.name} is not behind Service nerve-workers`);
+        assert.ok(
+          selects(workersService?.spec?.selector as Record<string, string>, pod.labels),
+          `${name}: ${pod.deployment.metadata.name} is not behind Service nerve-workers`,
+        );
       }
       const nodePod = allPods.find((p) => arr(p.container.args)[0] === 'serve');
       assert.ok(nodePod, `${name}: no node Deployment`);
       const pdb = manifests.find((m) => m.kind === 'PodDisruptionBudget');
-      assert.ok(selects(obj(obj(pdb?.spec, 'pdb spec').selector, 'selector').matchLabels as Record<string, string>, nodePod.labels), `${name}: the PDB does not select the node pods`);
+      assert.ok(
+        selects(obj(obj(pdb?.spec, 'pdb spec').selector, 'selector').matchLabels as Record<string, string>, nodePod.labels),
+        `${name}: the PDB does not select the node pods`,
+      );
       assert.ok(selects(obj(nodePod.deployment.spec?.selector, 'selector').matchLabels as Record<string, string>, nodePod.labels));
       const hpa = manifests.find((m) => m.kind === 'HorizontalPodAutoscaler');
       assert.deepEqual(hpa?.spec?.scaleTargetRef, { apiVersion: 'apps/v1', kind: 'Deployment', name: nodePod.deployment.metadata.name });
-      assert.ok(nodePod.container.resources && obj(obj(nodePod.container.resources, 'resources').requests, 'requests').cpu, 'an HPA on CPU needs a CPU request');
+      assert.ok(
+        nodePod.container.resources && obj(obj(nodePod.container.resources, 'resources').requests, 'requests').cpu,
+        'an HPA on CPU needs a CPU request',
+      );
       for (const monitor of manifests.filter((m) => m.kind === 'ServiceMonitor')) {
         const selector = obj(obj(monitor.spec?.selector, 'selector').matchLabels, 'matchLabels') as Record<string, string>;
         const targets = manifests.filter((m) => m.kind === 'Service' && selects(selector, m.metadata.labels));
         assert.ok(targets.length > 0, `${name}: ServiceMonitor ${monitor.metadata.name} selects no Service`);
         for (const endpoint of arr(monitor.spec?.endpoints).map((e) => obj(e, 'endpoint'))) {
-          assert.ok(targets.every((t) => arr(t.spec?.ports).some((p) => obj(p, 'port').name === endpoint.port)), `${name}: ServiceMonitor ${monitor.metadata.name} port ${str(endpoint.port)}`);
+          assert.ok(
+            targets.every((t) => arr(t.spec?.ports).some((p) => obj(p, 'port').name === endpoint.port)),
+            `${name}: ServiceMonitor ${monitor.metadata.name} port ${str(endpoint.port)}`,
+          );
         }
       }
     }
@@ -389,8 +454,15 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
       assert.equal(httpGet('readinessProbe').path, '/readyz');
       assert.equal(httpGet('livenessProbe').path, '/healthz');
       const ports = arr(node.container.ports).map((p) => obj(p, 'port'));
-      const nodePort = Number(arr(node.container.env).map((e) => obj(e, 'env')).find((e) => e.name === 'NERVE_PORT')?.value);
-      assert.ok(ports.some((p) => p.name === httpGet('readinessProbe').port && p.containerPort === nodePort), 'the probes reach NERVE_PORT');
+      const nodePort = Number(
+        arr(node.container.env)
+          .map((e) => obj(e, 'env'))
+          .find((e) => e.name === 'NERVE_PORT')?.value,
+      );
+      assert.ok(
+        ports.some((p) => p.name === httpGet('readinessProbe').port && p.containerPort === nodePort),
+        'the probes reach NERVE_PORT',
+      );
 
       const preStop = arr(obj(obj(obj(node.container.lifecycle, 'lifecycle').preStop, 'preStop').exec, 'exec').command).map(str);
       assert.equal(preStop[0], 'sleep', 'preStop pauses (the image has /bin/sleep)');
@@ -399,7 +471,10 @@ describe('deploy/k8s (kustomize base and overlays)', async () => {
       const drainMs = Number(config.NERVE_DRAIN_WINDOW_MS || 10_000);
       const grace = Number(node.spec.terminationGracePeriodSeconds);
       assert.ok(drainMs <= shutdownMs - 1000, `${name}: the drain window ${drainMs} ms is capped at the shutdown timeout minus 1 s (${shutdownMs - 1000} ms)`);
-      assert.ok(grace * 1000 >= pauseS * 1000 + shutdownMs + 5000, `${name}: terminationGracePeriodSeconds ${grace} < preStop ${pauseS} s + shutdown ${shutdownMs / 1000} s + 5 s`);
+      assert.ok(
+        grace * 1000 >= pauseS * 1000 + shutdownMs + 5000,
+        `${name}: terminationGracePeriodSeconds ${grace} < preStop ${pauseS} s + shutdown ${shutdownMs / 1000} s + 5 s`,
+      );
       const strategy = obj(obj(node.deployment.spec?.strategy, 'strategy').rollingUpdate, 'rollingUpdate');
       assert.equal(strategy.maxUnavailable, 0, 'a rollout drains one node at a time and never lowers capacity');
     }

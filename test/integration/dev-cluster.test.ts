@@ -47,7 +47,22 @@ describe('nerve dev-cluster', { skip, timeout: 60_000 }, () => {
     const base = await twoFreePorts();
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'dev-cluster', '--nodes', '2', '--base-port', String(base), '--env', env, '--amqp-url', '', '--redis-url', SHARED_REDIS_URL],
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'dev-cluster',
+        '--nodes',
+        '2',
+        '--base-port',
+        String(base),
+        '--env',
+        env,
+        '--amqp-url',
+        '',
+        '--redis-url',
+        SHARED_REDIS_URL,
+      ],
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -75,7 +90,10 @@ describe('nerve dev-cluster', { skip, timeout: 60_000 }, () => {
         assert.ok(ready < at('Ctrl-C drains'), 'readiness is told before the summary');
         assert.equal((await fetch(`${url}readyz`)).status, 200, `${url} answers as printed`);
       }
-      assert.ok(at(`starting 2 node(s) on Redis ${new URL(SHARED_REDIS_URL).host} (env ${env})`) === 0, 'the first line says what is starting, on which services');
+      assert.ok(
+        at(`starting 2 node(s) on Redis ${new URL(SHARED_REDIS_URL).host} (env ${env})`) === 0,
+        'the first line says what is starting, on which services',
+      );
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
     } finally {

@@ -116,10 +116,13 @@ test('SIGTERM drains a node in batches; its clients move to the others and no ac
   const exit = drained.stop(SHUTDOWN_TIMEOUT_MS + 5000);
 
   // Not ready while draining, and upgrades get 503.
-  const ready = await waitFor(async () => {
-    const response = await fetch(`${drained.url}/readyz`).catch(() => undefined);
-    return response?.status === 503 ? ((await response.json()) as { status: string }) : undefined;
-  }, { timeoutMs: 2000, what: '/readyz 503' });
+  const ready = await waitFor(
+    async () => {
+      const response = await fetch(`${drained.url}/readyz`).catch(() => undefined);
+      return response?.status === 503 ? ((await response.json()) as { status: string }) : undefined;
+    },
+    { timeoutMs: 2000, what: '/readyz 503' },
+  );
   assert.equal(ready.status, 'draining');
   await assert.rejects(RawClient.open(drained.wsUrl), /HTTP 503/);
 
@@ -149,7 +152,10 @@ test('SIGTERM drains a node in batches; its clients move to the others and no ac
     await waitFor(() => (client.position(room)?.offset ?? 0) >= checker.lastAcked(room), { timeoutMs: 15_000, what: `${client.user} caught up in ${room}` });
   }
   const report = checker.report();
-  assert.deepEqual({ lost: report.lost, duplicated: report.duplicated, unexpected: report.unexpected, gaps: report.gaps }, { lost: [], duplicated: [], unexpected: [], gaps: [] });
+  assert.deepEqual(
+    { lost: report.lost, duplicated: report.duplicated, unexpected: report.unexpected, gaps: report.gaps },
+    { lost: [], duplicated: [], unexpected: [], gaps: [] },
+  );
   assert.equal(report.delivered, report.expected);
   assert.ok(report.expected > 200 * (CLIENTS / ROOMS), `expected ${report.expected} deliveries`);
 });

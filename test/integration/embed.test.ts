@@ -163,7 +163,10 @@ describe('attach', () => {
     // ws with { server, path } answers 400 to every other path on 'upgrade': nerve must take its own first.
     const wss = echo(new WebSocketServer({ server, path: '/other' }));
     const port = await listen(server);
-    cleanups.push(() => closeServer(server), () => new Promise((resolve) => wss.close(resolve)));
+    cleanups.push(
+      () => closeServer(server),
+      () => new Promise((resolve) => wss.close(resolve)),
+    );
     const nerve = attach(server, { logLevel: 'silent', drainWindowMs: 0, shutdownTimeoutMs: 2000, httpPrefix: '/nerve' });
     cleanups.push(() => nerve.close());
     await exercise(nerve, port);
@@ -179,7 +182,10 @@ describe('attach', () => {
     cleanups.push(() => nerve.close());
     const wss = echo(new WebSocketServer({ server, path: '/other' }));
     const port = await listen(server);
-    cleanups.push(() => closeServer(server), () => new Promise((resolve) => wss.close(resolve)));
+    cleanups.push(
+      () => closeServer(server),
+      () => new Promise((resolve) => wss.close(resolve)),
+    );
     await exercise(nerve, port);
   });
 
@@ -193,14 +199,17 @@ describe('attach', () => {
       else socket.destroy();
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
-    cleanups.push(() => app.close(), () => new Promise((resolve) => wss.close(resolve)));
+    cleanups.push(
+      () => app.close(),
+      () => new Promise((resolve) => wss.close(resolve)),
+    );
     const port = (app.server.address() as AddressInfo).port;
     const nerve = attach(app.server, { logLevel: 'silent', drainWindowMs: 0, shutdownTimeoutMs: 2000, httpPrefix: '/nerve', path: '/realtime' });
     cleanups.push(() => nerve.close());
     await exercise(nerve, port, '/realtime');
   });
 
-  it('with no upgrade listener of the application, another path is refused 404 with a JSON body; HTTP routes stay the app\'s', async () => {
+  it("with no upgrade listener of the application, another path is refused 404 with a JSON body; HTTP routes stay the app's", async () => {
     const server = createServer((_request, response) => response.end('app'));
     const port = await listen(server);
     cleanups.push(() => closeServer(server));
@@ -219,7 +228,7 @@ describe('attach', () => {
     await nerve.close();
   });
 
-  it("answers 503 on its path until the lanes are up; a lane that cannot start gives the server back", async () => {
+  it('answers 503 on its path until the lanes are up; a lane that cannot start gives the server back', async () => {
     const server = createServer((_request, response) => response.end('app'));
     const port = await listen(server);
     cleanups.push(() => closeServer(server));

@@ -25,7 +25,12 @@ describe('gateway (single node)', () => {
     assert.equal(welcome.nodeId, node.nodeId);
     assert.equal(typeof welcome.connId, 'string');
     assert.deepEqual(Object.keys(welcome.limits as object).sort(), [
-      'heartbeatMs', 'maxFrameBytes', 'maxRoomIdLength', 'maxRoomsPerConnection', 'rateBurst', 'ratePerSecond',
+      'heartbeatMs',
+      'maxFrameBytes',
+      'maxRoomIdLength',
+      'maxRoomsPerConnection',
+      'rateBurst',
+      'ratePerSecond',
     ]);
     client.close();
   });
@@ -132,8 +137,15 @@ describe('gateway (single node)', () => {
     await bob.request({ op: 'join', room: 'stamps' });
     const before = Date.now();
     const ack = await alice.request({
-      op: 'publish', room: 'stamps', class: 'chat', data: { text: 'hi' },
-      from: 'mallory', id: 'forged', offset: 999, epoch: 'forged', ts: 1,
+      op: 'publish',
+      room: 'stamps',
+      class: 'chat',
+      data: { text: 'hi' },
+      from: 'mallory',
+      id: 'forged',
+      offset: 999,
+      epoch: 'forged',
+      ts: 1,
     });
     assert.equal(ack.op, 'ack');
     const message = await bob.waitFor((f) => f.op === 'message');
@@ -167,8 +179,14 @@ describe('gateway (single node)', () => {
     );
     const reference = sequences[0]!.map((m) => m.id);
     for (const sequence of sequences) {
-      assert.deepEqual(sequence.map((m) => m.id), reference);
-      assert.deepEqual(sequence.map((m) => m.offset), Array.from({ length: total }, (_, i) => i + 1));
+      assert.deepEqual(
+        sequence.map((m) => m.id),
+        reference,
+      );
+      assert.deepEqual(
+        sequence.map((m) => m.offset),
+        Array.from({ length: total }, (_, i) => i + 1),
+      );
     }
     for (const client of clients) client.close();
   });
@@ -194,14 +212,20 @@ describe('gateway (single node)', () => {
     const bob = await RawClient.connect(node.wsUrl, 'pres-bob');
     await alice.request({ op: 'join', room: 'pres' });
     const joined = await bob.request({ op: 'join', room: 'pres' });
-    assert.deepEqual((joined.members as Array<{ user: string }>).map((m) => m.user), ['pres-alice', 'pres-bob']);
+    assert.deepEqual(
+      (joined.members as Array<{ user: string }>).map((m) => m.user),
+      ['pres-alice', 'pres-bob'],
+    );
     const event = await alice.waitFor((f) => f.op === 'member_joined');
     assert.equal(event.user, 'pres-bob');
     bob.close();
     const left = await alice.waitFor((f) => f.op === 'member_left');
     assert.equal(left.user, 'pres-bob');
     const presence = await alice.request({ op: 'presence', room: 'pres' });
-    assert.deepEqual((presence.members as Array<{ user: string }>).map((m) => m.user), ['pres-alice']);
+    assert.deepEqual(
+      (presence.members as Array<{ user: string }>).map((m) => m.user),
+      ['pres-alice'],
+    );
     alice.close();
   });
 
@@ -231,7 +255,10 @@ describe('gateway (single node)', () => {
     for (let i = 0; i < 5; i++) await alice.request({ op: 'publish', room: 'hist', class: 'chat', data: i });
     const bob = await RawClient.connect(node.wsUrl, 'hist-bob');
     const joined = await bob.request({ op: 'join', room: 'hist', history: 3 });
-    assert.deepEqual((joined.history as Frame[]).map((m) => m.data), [2, 3, 4]);
+    assert.deepEqual(
+      (joined.history as Frame[]).map((m) => m.data),
+      [2, 3, 4],
+    );
     assert.equal((joined.position as { offset: number }).offset, 5);
     alice.close();
     bob.close();
@@ -271,7 +298,7 @@ describe('gateway under a flood of malformed frames', () => {
     await node.stop();
   });
 
-  it('keeps another client\'s chat working while one client sends 10,000 random frames', async () => {
+  it("keeps another client's chat working while one client sends 10,000 random frames", async () => {
     let seed = 42;
     const random = () => {
       seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
@@ -316,7 +343,10 @@ describe('gateway under a flood of malformed frames', () => {
     assert.equal(flooder.closeCode, undefined);
     const received: unknown[] = [];
     while (received.length < 50) received.push((await bob.waitFor((f) => f.op === 'message', 10_000)).data);
-    assert.deepEqual(received, Array.from({ length: 50 }, (_, i) => i));
+    assert.deepEqual(
+      received,
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     const health = await fetch(`${node.url}/healthz`);
     assert.equal(health.status, 200);
     // The flooder got typed errors, not silence.

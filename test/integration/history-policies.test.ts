@@ -49,10 +49,14 @@ describe('history policies per room prefix', { skip }, () => {
 
   const fill = async (room: RoomRef, count: number) => {
     for (let i = 0; i < count; i++) {
-      await history.append(room, { op: 'message', class: 'chat', room: room.room, id: `${room.room}-${i}`, from: 'u', ts: i, data: i }, {
-        channel: `${prefix}:chan:${room.room}`,
-        envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'n', class: 'chat', payload: JSON.stringify(message) }),
-      });
+      await history.append(
+        room,
+        { op: 'message', class: 'chat', room: room.room, id: `${room.room}-${i}`, from: 'u', ts: i, data: i },
+        {
+          channel: `${prefix}:chan:${room.room}`,
+          envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'n', class: 'chat', payload: JSON.stringify(message) }),
+        },
+      );
     }
   };
 
@@ -72,7 +76,10 @@ describe('history policies per room prefix', { skip }, () => {
     assert.ok(vipTtl > 60_000 && vipTtl <= 3_600_000, `vip ttl ${vipTtl} (the default, since its policy sets none)`);
     assert.deepEqual(history.policyFor(vip), { maxMessages: 8, ttlMs: 3_600_000 });
     const recent = await history.recent(support, 100);
-    assert.deepEqual(recent.messages.map((m) => m.offset), [8, 9, 10, 11, 12]);
+    assert.deepEqual(
+      recent.messages.map((m) => m.offset),
+      [8, 9, 10, 11, 12],
+    );
   });
 
   it('rejects malformed policies at start-up with one line naming the setting', () => {

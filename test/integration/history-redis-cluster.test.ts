@@ -147,11 +147,14 @@ describe('RedisStreamsHistory on a private 3-master Redis Cluster', { skip }, ()
     const bus = new ShardedRedisBus({ nodes: seeds(), nodeId: 'observer', namer, canaryIntervalMs: 0 });
     const seen = new Map<string, number[]>();
     try {
-      await Promise.all([writer.start(), bus.start((channel, envelope) => {
-        const list = seen.get(channel) ?? [];
-        list.push((JSON.parse(envelope.payload) as ChatMessage).offset);
-        seen.set(channel, list);
-      })]);
+      await Promise.all([
+        writer.start(),
+        bus.start((channel, envelope) => {
+          const list = seen.get(channel) ?? [];
+          list.push((JSON.parse(envelope.payload) as ChatMessage).offset);
+          seen.set(channel, list);
+        }),
+      ]);
       const rooms = Array.from({ length: 30 }, (_, i): RoomRef => ({ tenant: 'acme', room: `room-${i}` }));
       const channels = rooms.map((room) => namer.room(room.tenant, room.room));
       await Promise.all(channels.map((channel) => bus.acquire(channel)));
@@ -163,9 +166,14 @@ describe('RedisStreamsHistory on a private 3-master Redis Cluster', { skip }, ()
       await waitFor(() => channels.every((channel) => seen.get(channel)?.length === 3), { what: '3 messages on each of 30 rooms' });
       for (const channel of channels) assert.deepEqual(seen.get(channel), [1, 2, 3], channel);
       const perMaster = await Promise.all(
-        cluster!.nodes.map(async ({ port }) => (await cluster!.cli(port, 'pubsub', 'shardchannels', `${prefix}:*:room:*`)).trim().split('\n').filter(Boolean).length),
+        cluster!.nodes.map(
+          async ({ port }) => (await cluster!.cli(port, 'pubsub', 'shardchannels', `${prefix}:*:room:*`)).trim().split('\n').filter(Boolean).length,
+        ),
       );
-      assert.equal(perMaster.reduce((x, y) => x + y, 0), 30);
+      assert.equal(
+        perMaster.reduce((x, y) => x + y, 0),
+        30,
+      );
       for (const count of perMaster) assert.ok(count > 0, `every master holds some rooms: ${perMaster.join(', ')}`);
     } finally {
       await Promise.all([writer.close(), bus.close()]);

@@ -82,11 +82,11 @@ after(async () => {
   await master?.stop();
 });
 
-
 historyConformance(
   'redis-streams with WAIT 1',
   // A generous WAIT timeout: these tests are about the contract, and a busy machine can hold a replica's ack for half a second.
-  (_bus, options) => new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:c`, approximateTrim: false, waitReplicas: 1, waitTimeoutMs: 3000, ...options }),
+  (_bus, options) =>
+    new RedisStreamsHistory({ url: masterUrl, prefix: `${namespace}:c`, approximateTrim: false, waitReplicas: 1, waitTimeoutMs: 3000, ...options }),
   undefined,
   { createBus: () => new ObserverBus(), skip },
 );
@@ -137,18 +137,30 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
       assert.ok(Date.now() - started < 3000, 'answered at the WAIT timeout, not the command timeout');
       // Stored on the master all the same (offset 2), but not readable: a failover could still drop it.
       assert.equal((await master!.cli('xlen', history.key(room, 'stream'))).trim(), '2');
-      assert.deepEqual((await history.recent(room, 10)).messages.map((message) => message.offset), [1]);
+      assert.deepEqual(
+        (await history.recent(room, 10)).messages.map((message) => message.offset),
+        [1],
+      );
 
       // Still not published: nothing covered it.
-      assert.deepEqual(heard.map((message) => message.offset), [1]);
+      assert.deepEqual(
+        heard.map((message) => message.offset),
+        [1],
+      );
 
       await replica!.cli('replicaof', '127.0.0.1', String(master!.port));
       await replicaInSync();
       // The next append's WAIT covers offset 2 as well (replication is one ordered stream): both go out, in order.
       const third = await history.append(room, draft(3), target);
       await waitFor(() => heard.some((message) => message.id === third.message.id), { timeoutMs: 2000, what: 'the third message published' });
-      assert.deepEqual(heard.map((message) => message.offset), [1, 2, 3]);
-      assert.deepEqual((await history.recent(room, 10)).messages.map((message) => message.offset), [1, 2, 3]);
+      assert.deepEqual(
+        heard.map((message) => message.offset),
+        [1, 2, 3],
+      );
+      assert.deepEqual(
+        (await history.recent(room, 10)).messages.map((message) => message.offset),
+        [1, 2, 3],
+      );
 
       // The retry is the original, already published: published no more.
       const retry = await history.append(room, draft(2, { cmid: 'b' }), target);
@@ -156,7 +168,10 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
       assert.deepEqual(retry.message, heard[1]);
       const last = await history.append(room, draft(4), target);
       await waitFor(() => heard.some((message) => message.id === last.message.id), { timeoutMs: 2000, what: 'the last message published' });
-      assert.deepEqual(heard.map((message) => message.offset), [1, 2, 3, 4]);
+      assert.deepEqual(
+        heard.map((message) => message.offset),
+        [1, 2, 3, 4],
+      );
     } finally {
       await history.close();
     }
@@ -172,7 +187,11 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
     try {
       await waiting.append(switchRoom, draft(1, { room: switchRoom.room }), switchTarget);
       await plain.append(switchRoom, draft(2, { room: switchRoom.room }), switchTarget);
-      for (const history of [plain, waiting]) assert.deepEqual((await history.recent(switchRoom, 10)).messages.map((message) => message.offset), [1, 2]);
+      for (const history of [plain, waiting])
+        assert.deepEqual(
+          (await history.recent(switchRoom, 10)).messages.map((message) => message.offset),
+          [1, 2],
+        );
       await waiting.append(switchRoom, draft(3, { room: switchRoom.room }), switchTarget);
       for (const history of [plain, waiting]) assert.deepEqual((await history.recent(switchRoom, 10)).position.offset, 3);
     } finally {
@@ -209,7 +228,10 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
       const sleeping = slow.cli('debug', 'sleep', '2');
       await new Promise((resolve) => setTimeout(resolve, 100));
       await one.append(allRoom, draft(2, { room: allRoom.room }), allTarget);
-      await assert.rejects(all.append(allRoom, draft(3, { room: allRoom.room }), allTarget), (error: unknown) => error instanceof OutcomeUnknownError && /of 2 replicas/.test(error.message));
+      await assert.rejects(
+        all.append(allRoom, draft(3, { room: allRoom.room }), allTarget),
+        (error: unknown) => error instanceof OutcomeUnknownError && /of 2 replicas/.test(error.message),
+      );
       await sleeping;
     } finally {
       await Promise.all([all.close(), one.close()]);
@@ -239,7 +261,10 @@ describe('RedisStreamsHistory waiting for a replica', { skip }, () => {
         ),
       );
       await waitFor(() => order.length === 200, { timeoutMs: 5000, what: 'every message published' });
-      assert.deepEqual(order, Array.from({ length: 200 }, (_, i) => i + 1));
+      assert.deepEqual(
+        order,
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
     } finally {
       await Promise.all(nodes.map((node) => node.close()));
       await listener.close();

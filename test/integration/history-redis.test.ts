@@ -145,9 +145,15 @@ describe('RedisStreamsHistory', { skip }, () => {
     const b = new RedisStreamsHistory({ url: REDIS_URL, prefix });
     await Promise.all([a.start(), b.start()]);
     const results = await Promise.all(Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).append(room, draft(i), target(channel))));
-    assert.deepEqual(results.map((r) => r.message.offset).sort((x, y) => x - y), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual(
+      results.map((r) => r.message.offset).sort((x, y) => x - y),
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
     await waitFor(() => seen.length === 60, { what: '60 publishes' });
-    assert.deepEqual(seen, Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
     await Promise.all([a.close(), b.close(), bus.close()]);
   });
 

@@ -333,12 +333,14 @@ describe('hostile input (JWT node with a JWKS)', () => {
     new SignJWT({ exp: Math.floor(Date.now() / 1000) + expiresIn, ...claims }).setProtectedHeader({ alg: 'RS256', kid }).sign(key);
 
   before(async () => {
-    key = (await importPKCS8(String(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' })), 'RS256'));
+    key = await importPKCS8(String(rsa.privateKey.export({ type: 'pkcs8', format: 'pem' })), 'RS256');
     const jwk = { ...(await exportJWK(rsa.publicKey)), kid: 'k1', alg: 'RS256' };
     jwks = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     const jwksUrl = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`;
-    node = await startNode({ args: ['--auth-jwks-url', jwksUrl, '--auth-algorithms', 'RS256', '--auth-audience', 'nerve', '--auth-issuer', 'https://issuer.test'] });
+    node = await startNode({
+      args: ['--auth-jwks-url', jwksUrl, '--auth-algorithms', 'RS256', '--auth-audience', 'nerve', '--auth-issuer', 'https://issuer.test'],
+    });
   });
   after(async () => {
     await node.stop();
@@ -375,20 +377,29 @@ describe('hostile input (JWT node with a JWKS)', () => {
     assert.equal(await client.waitClose(8000), 4010);
   });
 
-  it('never lets a tenant reach another tenant\'s room or user', async () => {
+  it("never lets a tenant reach another tenant's room or user", async () => {
     const a = await RawClient.open(node.wsUrl);
     await a.request({ op: 'connect', v: 1, token: await sign({ ...good, sub: 'ta-user', tenant: 'ta' }) });
     const b = await RawClient.open(node.wsUrl);
     await b.request({ op: 'connect', v: 1, token: await sign({ ...good, sub: 'tb-user', tenant: 'tb' }) });
     await b.request({ op: 'join', room: 'shared' });
     const joined = await a.request({ op: 'join', room: 'shared' });
-    assert.deepEqual((joined.members as Array<{ user: string }>).map((m) => m.user), ['ta-user']);
+    assert.deepEqual(
+      (joined.members as Array<{ user: string }>).map((m) => m.user),
+      ['ta-user'],
+    );
     await a.request({ op: 'publish', room: 'shared', class: 'chat', data: 'a only' });
     assert.equal((await a.request({ op: 'signal', to: 'tb-user', kind: 'offer', data: {} })).code, 'peer_offline');
     assert.equal((await b.request({ op: 'presence', room: 'shared' })).members && true, true);
     const presence = await b.request({ op: 'presence', room: 'shared' });
-    assert.deepEqual((presence.members as Array<{ user: string }>).map((m) => m.user), ['tb-user']);
-    assert.equal(b.frames.some((f) => f.op === 'message' || f.op === 'member_joined' || f.op === 'signal'), false);
+    assert.deepEqual(
+      (presence.members as Array<{ user: string }>).map((m) => m.user),
+      ['tb-user'],
+    );
+    assert.equal(
+      b.frames.some((f) => f.op === 'message' || f.op === 'member_joined' || f.op === 'signal'),
+      false,
+    );
     a.close();
     b.close();
   });

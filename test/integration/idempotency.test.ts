@@ -64,7 +64,11 @@ it('1,000 publishes sent twice with the same cmid: stored once, delivered once',
     first.socket.terminate();
     await first.closed;
     const answers = [half, ...first.frames].filter((frame) => typeof frame.rid === 'number' && rids.has(frame.rid));
-    assert.deepEqual(answers.filter((frame) => frame.op !== 'ack'), [], 'the first sends are only ever acked');
+    assert.deepEqual(
+      answers.filter((frame) => frame.op !== 'ack'),
+      [],
+      'the first sends are only ever acked',
+    );
     // Acks come in rid order (one ordered queue per connection): the half mark means at least BATCH / 2 + 1 of them.
     assert.ok(answers.length > BATCH / 2, `batch ${batch}: ${answers.length} first acks`);
     for (const frame of answers) firstAcks.set(rids.get(frame.rid as number)!, frame);
@@ -95,7 +99,11 @@ it('1,000 publishes sent twice with the same cmid: stored once, delivered once',
   }
   assert.ok(duplicates >= firstAcks.size);
   const offsets = [...secondAcks.values()].map((ack) => ack.offset as number).sort((x, y) => x - y);
-  assert.deepEqual(offsets, Array.from({ length: TOTAL }, (_, i) => i + 1), 'one offset per cmid, no hole');
+  assert.deepEqual(
+    offsets,
+    Array.from({ length: TOTAL }, (_, i) => i + 1),
+    'one offset per cmid, no hole',
+  );
 
   // History holds exactly 1,000, one per cmid.
   const reader = await RawClient.connect(a.wsUrl, 'reader');
@@ -110,6 +118,10 @@ it('1,000 publishes sent twice with the same cmid: stored once, delivered once',
   await waitFor(() => [...deliveries.values()].reduce((sum, n) => sum + n, 0) >= TOTAL, { timeoutMs: 10_000, what: '1,000 deliveries' });
   await member.request({ op: 'ping' });
   assert.equal(deliveries.size, TOTAL);
-  assert.deepEqual([...deliveries.values()].filter((n) => n !== 1), [], 'no duplicate delivery');
+  assert.deepEqual(
+    [...deliveries.values()].filter((n) => n !== 1),
+    [],
+    'no duplicate delivery',
+  );
   member.close();
 });

@@ -120,7 +120,7 @@ describe('resuming join on Redis', { skip }, () => {
 
     // Every frame the resumer gets, in arrival order (RawClient's own list is spliced by its waits).
     const seen: Frame[] = [];
-    (resumer.socket).on('message', (data: WebSocket.RawData) => seen.push(JSON.parse(data.toString()) as Frame));
+    resumer.socket.on('message', (data: WebSocket.RawData) => seen.push(JSON.parse(data.toString()) as Frame));
 
     // The publisher keeps up to 8 chat publishes in flight until told to stop (bounded: 20,000 messages).
     let stop = false;
@@ -155,7 +155,8 @@ describe('resuming join on Redis', { skip }, () => {
     let resumes = 0;
     for (; resumes < 100 && Date.now() < deadline; resumes += 1) {
       // The resumer's position: the last chat it saw.
-      for (const frame of seen) if (frame.op === 'message' && frame.class === 'chat') position = { offset: frame.offset as number, epoch: frame.epoch as string };
+      for (const frame of seen)
+        if (frame.op === 'message' && frame.class === 'chat') position = { offset: frame.offset as number, epoch: frame.epoch as string };
       assert.equal((await resumer.request({ op: 'leave', room })).op, 'left');
       const joined = await resumer.request({ op: 'join', room, since: position });
       assert.equal(joined.op, 'joined', JSON.stringify(joined));

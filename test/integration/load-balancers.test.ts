@@ -252,10 +252,16 @@ for (const kind of ['nginx', 'haproxy'] as const satisfies readonly BalancerKind
         assert.deepEqual(unacked, [], 'every publish was acknowledged within its retries');
         for (const [i, client] of clients.entries()) {
           const room = rooms[i % ROOMS]!;
-          await waitFor(() => (client.position(room)?.offset ?? 0) >= checker.lastAcked(room), { timeoutMs: 10_000, what: `${client.user} caught up in ${room}` });
+          await waitFor(() => (client.position(room)?.offset ?? 0) >= checker.lastAcked(room), {
+            timeoutMs: 10_000,
+            what: `${client.user} caught up in ${room}`,
+          });
         }
         const report = checker.report();
-        assert.deepEqual({ lost: report.lost, duplicated: report.duplicated, unexpected: report.unexpected, gaps: report.gaps }, { lost: [], duplicated: [], unexpected: [], gaps: [] });
+        assert.deepEqual(
+          { lost: report.lost, duplicated: report.duplicated, unexpected: report.unexpected, gaps: report.gaps },
+          { lost: [], duplicated: [], unexpected: [], gaps: [] },
+        );
         assert.equal(report.delivered, report.expected);
         assert.ok(report.expected > 100 * (CLIENTS / ROOMS), `expected ${report.expected} deliveries`);
         assert.deepEqual(refused, [], 'no client saw an upgrade refused');

@@ -82,7 +82,7 @@ describe('RedisMailbox', { skip }, () => {
     const failed = await Promise.allSettled(users.slice(0, 3).map((user) => mailbox.take(user)));
     for (const result of failed) {
       assert.equal(result.status, 'rejected');
-      assert.equal((result).reason.code, 'outcome_unknown');
+      assert.equal(result.reason.code, 'outcome_unknown');
     }
     await mailbox.close();
   });
@@ -207,8 +207,14 @@ describe('signal mailbox end to end (2 nodes)', { skip }, () => {
       back.send({ op: 'connect', rid: 'c', v: 1, user: 'bob' });
       await back.waitFor((f) => f.op === 'welcome');
       const signals = await Promise.all([1, 2, 3].map(() => back.waitFor((f) => f.op === 'signal')));
-      assert.deepEqual(signals.map((s) => (s.data as { n: number }).n), [1, 2, 3]);
-      assert.deepEqual(signals.map((s) => s.from), ['alice', 'alice', 'alice']);
+      assert.deepEqual(
+        signals.map((s) => (s.data as { n: number }).n),
+        [1, 2, 3],
+      );
+      assert.deepEqual(
+        signals.map((s) => s.from),
+        ['alice', 'alice', 'alice'],
+      );
       // A second connection of bob gets nothing: the mailbox was taken once.
       const again = await RawClient.connect(a.wsUrl, 'bob');
       await again.request({ op: 'ping' });

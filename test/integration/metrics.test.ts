@@ -26,9 +26,7 @@ function parse(text: string): { types: Map<string, string>; value: (name: string
     if (sample) samples.push({ name: sample[1]!, labels: sample[2] ?? '', value: Number(sample[3]) });
   }
   const value = (name: string, labels: Record<string, string> = {}): number =>
-    samples
-      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels.includes(`${k}="${v}"`)))
-      .reduce((sum, s) => sum + s.value, 0);
+    samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels.includes(`${k}="${v}"`))).reduce((sum, s) => sum + s.value, 0);
   return { types, value };
 }
 
@@ -70,7 +68,10 @@ test('docs/operations.md documents metrics that exist, and the traffic ones move
 
   const after = await scrape();
   const moved = (name: string, labels?: Record<string, string>) =>
-    assert.ok(after.value(name, labels) > before.value(name, labels), `${name} ${JSON.stringify(labels ?? {})} moved: ${before.value(name, labels)} → ${after.value(name, labels)}`);
+    assert.ok(
+      after.value(name, labels) > before.value(name, labels),
+      `${name} ${JSON.stringify(labels ?? {})} moved: ${before.value(name, labels)} → ${after.value(name, labels)}`,
+    );
   assert.equal(after.value('nerve_connections'), 2);
   assert.equal(after.value('nerve_rooms'), 1);
   moved('nerve_connections_total');

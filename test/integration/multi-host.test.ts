@@ -76,7 +76,14 @@ async function readyz(url: string): Promise<{ status: number; body: { status?: s
  * Afterwards every client's frames are dropped, so later checks see only
  * their own messages.
  */
-async function measureLanes(lanes: { sender: RawClient; receiver: RawClient; far?: RawClient; room: string; tag: string; all: RawClient[] }): Promise<Record<string, number>> {
+async function measureLanes(lanes: {
+  sender: RawClient;
+  receiver: RawClient;
+  far?: RawClient;
+  room: string;
+  tag: string;
+  all: RawClient[];
+}): Promise<Record<string, number>> {
   const { sender, receiver, far, room, tag } = lanes;
   const samples: Record<string, number[]> = { ephemeral: [], signal: [], chatAck: [], chat: [], ...(far ? { chatToN3: [] } : {}) };
   for (let i = 0; i < SAMPLES; i++) {
@@ -132,10 +139,7 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
 
   before(async () => {
     // Built with no delay: the first measurements are the baseline.
-    network = await createNetwork([
-      { name: 'redis', delayMs: 0 },
-      ...NODES.map((name) => ({ name, delayMs: 0, lan: true })),
-    ]);
+    network = await createNetwork([{ name: 'redis', delayMs: 0 }, ...NODES.map((name) => ({ name, delayMs: 0, lan: true }))]);
     redis = await startRedisOn(network, 'redis');
     nodes.push(
       ...(await Promise.all(
@@ -144,7 +148,20 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
             nodeId: `${env}-${name}`,
             host: network.host(name).lanIp!,
             launcher: ['ip', 'netns', 'exec', network.host(name).ns!],
-            args: ['--redis-url', redis.url, '--env', env, '--rate-per-second', '1000', '--rate-burst', '1000', '--room-rate-per-second', '100000', '--room-rate-burst', '100000'],
+            args: [
+              '--redis-url',
+              redis.url,
+              '--env',
+              env,
+              '--rate-per-second',
+              '1000',
+              '--rate-burst',
+              '1000',
+              '--room-rate-per-second',
+              '100000',
+              '--room-rate-burst',
+              '100000',
+            ],
             timeoutMs: 30_000,
           }),
         ),
@@ -196,7 +213,8 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
     );
     for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
     const offsets = acks.map((ack) => ack.offset as number).sort((a, b) => a - b);
-    for (const client of senders) await waitFor(() => chatOf(client, room).length >= acks.length, { timeoutMs: 10_000, what: 'every chat message on every host' });
+    for (const client of senders)
+      await waitFor(() => chatOf(client, room).length >= acks.length, { timeoutMs: 10_000, what: 'every chat message on every host' });
     const orders = senders.map((client) => chatOf(client, room).map((f) => f.offset as number));
     for (const [i, order] of orders.entries()) {
       assert.deepEqual(order, offsets, `member ${i}: every acked message once, in offset order`);
@@ -205,8 +223,13 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
     // Each sender's own messages in the order it sent them, on every host.
     for (const client of senders) {
       for (let s = 0; s < senders.length; s++) {
-        const mine = chatOf(client, room).filter((f) => (f.data as { s: number }).s === s).map((f) => (f.data as { i: number }).i);
-        assert.deepEqual(mine, Array.from({ length: count }, (_, i) => i));
+        const mine = chatOf(client, room)
+          .filter((f) => (f.data as { s: number }).s === s)
+          .map((f) => (f.data as { i: number }).i);
+        assert.deepEqual(
+          mine,
+          Array.from({ length: count }, (_, i) => i),
+        );
       }
     }
 
@@ -217,7 +240,10 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
       const got = (): number[] =>
         client.frames.filter((f) => f.op === 'message' && (f.data as { tag?: string } | undefined)?.tag === tag).map((f) => (f.data as { i: number }).i);
       await waitFor(() => got().length >= count, { timeoutMs: 10_000, what: 'every ephemeral message' });
-      assert.deepEqual(got(), Array.from({ length: count }, (_, i) => i));
+      assert.deepEqual(
+        got(),
+        Array.from({ length: count }, (_, i) => i),
+      );
     }
   });
 
@@ -264,7 +290,10 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
     await waitFor(() => chatOf(carol, room).some((f) => f.offset === back), { timeoutMs: 10_000, what: "carol's own chat back through Redis" });
     const deliveredMs = Date.now() - upAt;
     // Signals both ways between the cut host and another, acknowledged and delivered.
-    for (const [from, to, name] of [[alice, carol, 'carol'], [carol, alice, 'alice']] as const) {
+    for (const [from, to, name] of [
+      [alice, carol, 'carol'],
+      [carol, alice, 'alice'],
+    ] as const) {
       const ack = await from.request({ op: 'signal', to: name, kind: 'custom', data: `after the cut to ${name}` });
       assert.equal(ack.op, 'ack', JSON.stringify(ack));
       await to.waitFor((f) => f.op === 'signal' && f.data === `after the cut to ${name}`, 10_000, `signal to ${name} after the cut`);
@@ -276,7 +305,11 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
     const offsets = chatOf(carol, room).map((f) => f.offset as number);
     for (const offset of during) assert.ok(offsets.includes(offset), `carol got offset ${offset}, published while cut`);
     assertContiguousOnce(chatOf(carol, room), 'carol (the cut host)');
-    assert.deepEqual(chatOf(carol, room).map((f) => f.offset), chatOf(bob, room).map((f) => f.offset), 'the cut host has the same sequence as the others');
+    assert.deepEqual(
+      chatOf(carol, room).map((f) => f.offset),
+      chatOf(bob, room).map((f) => f.offset),
+      'the cut host has the same sequence as the others',
+    );
 
     const report = `n3 cut off: /readyz degraded after ${detectedMs} ms; link back: /readyz 200 after ${readyMs} ms, cross-host chat after ${deliveredMs} ms; ${during.length} messages published during the cut delivered from history`;
     t.diagnostic(report);
@@ -288,103 +321,114 @@ describe('several hosts: nodes and Redis on their own network namespaces, with l
 const RABBIT_DELAY_MS = { broker: 5, n1: 5, n2: 10 } as const;
 const rabbitSkip = skip || ((await serviceSkip('RabbitMQ', 5672)) ?? (await postgresSkip()) ?? false);
 
-describe('several hosts on the RabbitMQ hot lane (--bus rabbitmq): the broker and PostgreSQL on a host of their own', { skip: rabbitSkip, timeout: 90_000 }, () => {
-  let network: Network;
-  const forwards: Forward[] = [];
-  let db: TestDatabase;
-  let admin: Connection;
-  const nodes: NodeProcess[] = [];
-  const clients: RawClient[] = [];
-  const env = testNamespace('mhq');
-  const room = `${env}-room`;
-  let alice: RawClient; // on n1
-  let bob: RawClient; // on n2
+describe(
+  'several hosts on the RabbitMQ hot lane (--bus rabbitmq): the broker and PostgreSQL on a host of their own',
+  { skip: rabbitSkip, timeout: 90_000 },
+  () => {
+    let network: Network;
+    const forwards: Forward[] = [];
+    let db: TestDatabase;
+    let admin: Connection;
+    const nodes: NodeProcess[] = [];
+    const clients: RawClient[] = [];
+    const env = testNamespace('mhq');
+    const room = `${env}-room`;
+    let alice: RawClient; // on n1
+    let bob: RawClient; // on n2
 
-  before(async () => {
-    admin = new Connection({ url: AMQP_URL, retryLow: 50 });
-    admin.on('error', () => undefined);
-    db = await createTestDatabase(env);
-    // The broker host is this test's own namespace: the shared RabbitMQ and PostgreSQL listen on
-    // 127.0.0.1 only, so each gets a forward on this host's WAN address, which the nodes reach over the WAN.
-    network = await createNetwork([
-      { name: 'broker', delayMs: 0, here: true },
-      { name: 'n1', delayMs: 0, lan: true },
-      { name: 'n2', delayMs: 0, lan: true },
-    ]);
-    const broker = network.host('broker').wanIp;
-    const amqp = new URL(AMQP_URL);
-    const postgres = new URL(POSTGRES_URL);
-    const [amqpForward, postgresForward] = await Promise.all([
-      forward(broker, { host: amqp.hostname, port: Number(amqp.port || 5672) }),
-      forward(broker, { host: postgres.hostname, port: Number(postgres.port || 5432) }),
-    ]);
-    forwards.push(amqpForward, postgresForward);
-    amqp.hostname = postgres.hostname = broker;
-    amqp.port = String(amqpForward.port);
-    postgres.port = String(postgresForward.port);
-    nodes.push(
-      ...(await Promise.all(
-        (['n1', 'n2'] as const).map((name) =>
-          startNode({
-            nodeId: `${env}-${name}`,
-            host: network.host(name).lanIp!,
-            launcher: ['ip', 'netns', 'exec', network.host(name).ns!],
-            // Flags and their values in pairs.
-            // prettier-ignore
-            args: [
+    before(async () => {
+      admin = new Connection({ url: AMQP_URL, retryLow: 50 });
+      admin.on('error', () => undefined);
+      db = await createTestDatabase(env);
+      // The broker host is this test's own namespace: the shared RabbitMQ and PostgreSQL listen on
+      // 127.0.0.1 only, so each gets a forward on this host's WAN address, which the nodes reach over the WAN.
+      network = await createNetwork([
+        { name: 'broker', delayMs: 0, here: true },
+        { name: 'n1', delayMs: 0, lan: true },
+        { name: 'n2', delayMs: 0, lan: true },
+      ]);
+      const broker = network.host('broker').wanIp;
+      const amqp = new URL(AMQP_URL);
+      const postgres = new URL(POSTGRES_URL);
+      const [amqpForward, postgresForward] = await Promise.all([
+        forward(broker, { host: amqp.hostname, port: Number(amqp.port || 5672) }),
+        forward(broker, { host: postgres.hostname, port: Number(postgres.port || 5432) }),
+      ]);
+      forwards.push(amqpForward, postgresForward);
+      amqp.hostname = postgres.hostname = broker;
+      amqp.port = String(amqpForward.port);
+      postgres.port = String(postgresForward.port);
+      nodes.push(
+        ...(await Promise.all(
+          (['n1', 'n2'] as const).map((name) =>
+            startNode({
+              nodeId: `${env}-${name}`,
+              host: network.host(name).lanIp!,
+              launcher: ['ip', 'netns', 'exec', network.host(name).ns!],
+              // Flags and their values in pairs.
+              // prettier-ignore
+              args: [
               '--bus', 'rabbitmq', '--amqp-url', amqp.href, '--postgres-url', postgres.href, '--postgres-schema', env, '--env', env,
               '--mailbox-ttl-ms', '0', '--rate-per-second', '1000', '--rate-burst', '1000', '--room-rate-per-second', '100000', '--room-rate-burst', '100000',
             ],
-            timeoutMs: 30_000,
-          }),
+              timeoutMs: 30_000,
+            }),
+          ),
+        )),
+      );
+      const [n1, n2] = nodes as [NodeProcess, NodeProcess];
+      [alice, bob] = await Promise.all([RawClient.connect(n1.wsUrl, 'alice'), RawClient.connect(n2.wsUrl, 'bob')]);
+      clients.push(alice, bob);
+      for (const client of clients) assert.equal((await client.request({ op: 'join', room })).op, 'joined');
+    });
+
+    after(async () => {
+      for (const client of clients) client.close();
+      await Promise.allSettled(nodes.map((node) => node.stop()));
+      for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`]) await admin?.exchangeDelete({ exchange }).catch(() => undefined);
+      await admin?.close();
+      await db?.drop();
+      await Promise.allSettled(forwards.map((f) => f.close()));
+      await network?.destroy();
+    });
+
+    it('measures the latency each lane adds between hosts, and delivers once in order', async (t) => {
+      const base = await measureLanes({ sender: alice, receiver: bob, room, tag: 'base', all: clients });
+      for (const [host, delayMs] of Object.entries(RABBIT_DELAY_MS)) await network.setDelay(host, delayMs);
+      const wan = await measureLanes({ sender: alice, receiver: bob, room, tag: 'wan', all: clients });
+      const path = RABBIT_DELAY_MS.n1 + 2 * RABBIT_DELAY_MS.broker + RABBIT_DELAY_MS.n2; // n1 → broker → n2, one way each
+      const rtt = 2 * (RABBIT_DELAY_MS.n1 + RABBIT_DELAY_MS.broker); // n1 ↔ broker host
+      // Ephemeral and signal: one trip through the broker. Chat (src/history/postgres.ts): the room's advisory
+      // lock, one read and one write in PostgreSQL (three round trips to the broker host), then the publish
+      // (delivered one trip later) and its confirm (the ack, one more round trip).
+      const model: Record<string, number> = { ephemeral: path, signal: path, chatAck: 4 * rtt, chat: 3 * rtt + path };
+      const report = latencyReport(`RabbitMQ hot lane, latency mode ${network.mode}; from a client on n1, medians of ${SAMPLES}`, base, wan, model);
+      t.diagnostic(report);
+      console.log(report);
+      for (const lane of Object.keys(base))
+        assert.ok(wan[lane]! >= model[lane]!, `${lane} took ${wan[lane]!.toFixed(1)} ms, under the path's ${model[lane]} ms`);
+      for (const lane of ['ephemeral', 'signal']) {
+        const added = wan[lane]! - base[lane]!;
+        assert.ok(added <= model[lane]! * 1.5 + 10, `${lane} added ${added.toFixed(1)} ms, more than one trip through the broker (${model[lane]} ms)`);
+      }
+
+      // Chat from both hosts at once: every member gets every message once, in one order.
+      const acks = await Promise.all(
+        [alice, bob].flatMap((client, s) =>
+          Array.from({ length: 10 }, (_, i) => client.request({ op: 'publish', room, class: 'chat', data: { s, i }, cmid: randomUUID() }, 15_000)),
         ),
-      )),
-    );
-    const [n1, n2] = nodes as [NodeProcess, NodeProcess];
-    [alice, bob] = await Promise.all([RawClient.connect(n1.wsUrl, 'alice'), RawClient.connect(n2.wsUrl, 'bob')]);
-    clients.push(alice, bob);
-    for (const client of clients) assert.equal((await client.request({ op: 'join', room })).op, 'joined');
-  });
-
-  after(async () => {
-    for (const client of clients) client.close();
-    await Promise.allSettled(nodes.map((node) => node.stop()));
-    for (const exchange of [`${env}.nerve.hot`, `${env}.nerve.events`]) await admin?.exchangeDelete({ exchange }).catch(() => undefined);
-    await admin?.close();
-    await db?.drop();
-    await Promise.allSettled(forwards.map((f) => f.close()));
-    await network?.destroy();
-  });
-
-  it('measures the latency each lane adds between hosts, and delivers once in order', async (t) => {
-    const base = await measureLanes({ sender: alice, receiver: bob, room, tag: 'base', all: clients });
-    for (const [host, delayMs] of Object.entries(RABBIT_DELAY_MS)) await network.setDelay(host, delayMs);
-    const wan = await measureLanes({ sender: alice, receiver: bob, room, tag: 'wan', all: clients });
-    const path = RABBIT_DELAY_MS.n1 + 2 * RABBIT_DELAY_MS.broker + RABBIT_DELAY_MS.n2; // n1 → broker → n2, one way each
-    const rtt = 2 * (RABBIT_DELAY_MS.n1 + RABBIT_DELAY_MS.broker); // n1 ↔ broker host
-    // Ephemeral and signal: one trip through the broker. Chat (src/history/postgres.ts): the room's advisory
-    // lock, one read and one write in PostgreSQL (three round trips to the broker host), then the publish
-    // (delivered one trip later) and its confirm (the ack, one more round trip).
-    const model: Record<string, number> = { ephemeral: path, signal: path, chatAck: 4 * rtt, chat: 3 * rtt + path };
-    const report = latencyReport(`RabbitMQ hot lane, latency mode ${network.mode}; from a client on n1, medians of ${SAMPLES}`, base, wan, model);
-    t.diagnostic(report);
-    console.log(report);
-    for (const lane of Object.keys(base)) assert.ok(wan[lane]! >= model[lane]!, `${lane} took ${wan[lane]!.toFixed(1)} ms, under the path's ${model[lane]} ms`);
-    for (const lane of ['ephemeral', 'signal']) {
-      const added = wan[lane]! - base[lane]!;
-      assert.ok(added <= model[lane]! * 1.5 + 10, `${lane} added ${added.toFixed(1)} ms, more than one trip through the broker (${model[lane]} ms)`);
-    }
-
-    // Chat from both hosts at once: every member gets every message once, in one order.
-    const acks = await Promise.all(
-      [alice, bob].flatMap((client, s) => Array.from({ length: 10 }, (_, i) => client.request({ op: 'publish', room, class: 'chat', data: { s, i }, cmid: randomUUID() }, 15_000))),
-    );
-    for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
-    const offsets = acks.map((ack) => ack.offset as number).sort((a, b) => a - b);
-    for (const [i, client] of clients.entries()) {
-      await waitFor(() => chatOf(client, room).length >= acks.length, { timeoutMs: 10_000, what: `every chat message at member ${i}` });
-      assert.deepEqual(chatOf(client, room).map((f) => f.offset), offsets, `member ${i}: every acked message once, in offset order`);
-      assertContiguousOnce(chatOf(client, room), `member ${i}`);
-    }
-  });
-});
+      );
+      for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
+      const offsets = acks.map((ack) => ack.offset as number).sort((a, b) => a - b);
+      for (const [i, client] of clients.entries()) {
+        await waitFor(() => chatOf(client, room).length >= acks.length, { timeoutMs: 10_000, what: `every chat message at member ${i}` });
+        assert.deepEqual(
+          chatOf(client, room).map((f) => f.offset),
+          offsets,
+          `member ${i}: every acked message once, in offset order`,
+        );
+        assertContiguousOnce(chatOf(client, room), `member ${i}`);
+      }
+    });
+  },
+);

@@ -81,7 +81,12 @@ function run(command: string, args: string[], cwd: string, timeoutMs: number): P
   return new Promise((resolve, reject) => {
     execFile(command, args, { cwd, env: cleanEnv(), timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
       // error.signal is set when the timeout killed it; say so rather than leave an empty failure.
-      if (error) reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) failed${error.killed ? ` (killed after ${timeoutMs} ms)` : ''}: ${error.message}\n${stdout}\n${stderr}`));
+      if (error)
+        reject(
+          new Error(
+            `${command} ${args.join(' ')} (in ${cwd}) failed${error.killed ? ` (killed after ${timeoutMs} ms)` : ''}: ${error.message}\n${stdout}\n${stderr}`,
+          ),
+        );
       else resolve(stdout);
     });
   });
@@ -112,7 +117,9 @@ before(async () => {
   await mkdir(tarballs);
   // Packed from what `npm run build` made (npm test builds first), not rebuilt here: other test files may be reading dist/.
   const workspaceArgs = WORKSPACE_PACKAGES.flatMap((name) => ['-w', name]);
-  const packed = JSON.parse(await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, ...workspaceArgs], ROOT, 60_000)) as PackResult[];
+  const packed = JSON.parse(
+    await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs, ...workspaceArgs], ROOT, 60_000),
+  ) as PackResult[];
   const server = JSON.parse(await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], ROOT, 60_000)) as PackResult[];
   packs = [...packed, ...server];
 
@@ -169,7 +176,10 @@ test('the server tarball holds the node, the workers and their files, and no tes
   for (const needed of ['dist/src/cli/main.js', 'dist/src/workers/main.js', 'dist/web/nerve-client.js', 'web/index.html', 'LICENSE']) {
     assert.ok(files.includes(needed), `server tarball lacks ${needed}`);
   }
-  assert.ok(files.some((path) => path.startsWith('migrations/')), 'server tarball lacks migrations/');
+  assert.ok(
+    files.some((path) => path.startsWith('migrations/')),
+    'server tarball lacks migrations/',
+  );
   const stray = files.filter((path) => /^(test|bench|src|packages|deploy|docs)\/|\.map$|\.ts$/.test(path) && !path.endsWith('.d.ts'));
   assert.deepEqual(stray, [], 'server tarball carries files no user runs');
 });

@@ -55,10 +55,7 @@ describe('pipelined publishes', () => {
   let url: string;
 
   before(async () => {
-    node = new NerveNode(
-      { port: 0, host: '127.0.0.1', demo: false },
-      { lanes: { bus, history }, logger: createLogger('silent') },
-    );
+    node = new NerveNode({ port: 0, host: '127.0.0.1', demo: false }, { lanes: { bus, history }, logger: createLogger('silent') });
     const address = await node.start();
     url = `ws://127.0.0.1:${address.port}/ws`;
   });
@@ -116,14 +113,11 @@ describe('pipelined publishes', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     assert.deepEqual(answers(client), [], 'nothing answered while the first publish is in the store');
     history.release('a1');
-    assert.deepEqual(
-      await awaitAnswers(client, 3),
-      [
-        ['ack', first, undefined],
-        ['error', invalid, 'invalid_frame'],
-        ['pong', ping, undefined],
-      ],
-    );
+    assert.deepEqual(await awaitAnswers(client, 3), [
+      ['ack', first, undefined],
+      ['error', invalid, 'invalid_frame'],
+      ['pong', ping, undefined],
+    ]);
     client.close();
   });
 
@@ -139,14 +133,11 @@ describe('pipelined publishes', () => {
     await waitFor(() => history.started.includes('m3'), { timeoutMs: 5000, what: 'm3 started' });
     history.release('m3');
     history.release('m1');
-    assert.deepEqual(
-      await awaitAnswers(client, 3),
-      [
-        ['ack', first, undefined],
-        ['error', refused, 'not_joined'],
-        ['ack', last, undefined],
-      ],
-    );
+    assert.deepEqual(await awaitAnswers(client, 3), [
+      ['ack', first, undefined],
+      ['error', refused, 'not_joined'],
+      ['ack', last, undefined],
+    ]);
     client.close();
   });
 });

@@ -46,12 +46,7 @@ after(async () => {
   admin.disconnect();
 });
 
-presenceConformance(
-  'redis',
-  (options) => new RedisPresence({ url: REDIS_URL, prefix: `${namespace}:c`, heartbeatMs: 0, ...options }),
-  undefined,
-  { skip },
-);
+presenceConformance('redis', (options) => new RedisPresence({ url: REDIS_URL, prefix: `${namespace}:c`, heartbeatMs: 0, ...options }), undefined, { skip });
 
 describe('RedisPresence expiry', { skip }, () => {
   const room: RoomRef = { tenant: 'acme', room: 'call' };
@@ -249,11 +244,7 @@ describe('RedisPresence sweeps the rooms of dead instances', { skip }, () => {
       const reporters = [reports[1]!, reports[2]!].filter((seen) => seen.length > 0);
       assert.equal(reporters.length, 1, 'one survivor swept');
       const seen = reporters[0]!;
-      assert.deepEqual(
-        seen.map((report) => report.room.room).sort(),
-        rooms.map((r) => r.room).sort(),
-        'every room reported once',
-      );
+      assert.deepEqual(seen.map((report) => report.room.room).sort(), rooms.map((r) => r.room).sort(), 'every room reported once');
       assert.ok(seen.every((report) => report.expiry.roomEmpty && report.expiry.users.length === 1));
       await Promise.all([b.heartbeat(), c.heartbeat()]);
       assert.equal(reports[1]!.length + reports[2]!.length, rooms.length, 'nothing reported twice');
@@ -336,7 +327,10 @@ describe('RedisPresence heartbeat against remove, and restore after a stall', { 
     const client = new Redis(REDIS_URL);
     type Send = (...args: unknown[]) => Promise<unknown>;
     const patched = client as unknown as { evalsha: Send; eval: Send };
-    for (const [command, script] of [['evalsha', removeScript.sha], ['eval', removeScript.source]] as const) {
+    for (const [command, script] of [
+      ['evalsha', removeScript.sha],
+      ['eval', removeScript.source],
+    ] as const) {
       const send = patched[command].bind(client);
       patched[command] = (...args) => {
         const reply = send(...args);

@@ -65,7 +65,11 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
           rawBody: Buffer.concat(chunks).toString('utf8'),
         });
         const valid = webhook.isValid();
-        deliveries.push({ valid, timeMs: valid ? webhook.getTime().getTime() : 0, events: valid ? (webhook.getEvents() as unknown as Array<Record<string, unknown>>) : [] });
+        deliveries.push({
+          valid,
+          timeMs: valid ? webhook.getTime().getTime() : 0,
+          events: valid ? (webhook.getEvents() as unknown as Array<Record<string, unknown>>) : [],
+        });
         response.statusCode = 200;
         response.end();
       });
@@ -124,7 +128,10 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     await subscribed(alice, name);
     const bobChannel = await subscribed(bob, name);
     bobChannel.trigger('client-hello', { text: 'hi' });
-    await waitFor(() => deliveries.flatMap((d) => d.events).some((event) => event.name === 'client_event'), { timeoutMs: 15_000, what: 'client_event webhook' });
+    await waitFor(() => deliveries.flatMap((d) => d.events).some((event) => event.name === 'client_event'), {
+      timeoutMs: 15_000,
+      what: 'client_event webhook',
+    });
     bob.disconnect();
 
     const seen = await waitFor(
@@ -134,11 +141,17 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
       },
       { timeoutMs: 15_000, what: 'member_removed webhook' },
     );
-    assert.ok(deliveries.every((delivery) => delivery.valid), 'every delivery verified by the pusher library');
+    assert.ok(
+      deliveries.every((delivery) => delivery.valid),
+      'every delivery verified by the pusher library',
+    );
     assert.ok(deliveries.every((delivery) => Math.abs(delivery.timeMs - Date.now()) < 60_000));
     const ofChannel = seen.filter((event) => event.channel === name);
     assert.deepEqual(
-      ofChannel.filter((event) => event.name === 'member_added').map((event) => event.user_id).sort(),
+      ofChannel
+        .filter((event) => event.name === 'member_added')
+        .map((event) => event.user_id)
+        .sort(),
       ['alice', 'bob'],
     );
     const clientEvent = ofChannel.find((event) => event.name === 'client_event');
@@ -146,7 +159,10 @@ describe('Pusher webhooks from the cold lane', { skip, timeout: 60_000 }, () => 
     assert.equal(clientEvent?.data, JSON.stringify({ text: 'hi' }));
     assert.equal(clientEvent?.user_id, 'bob');
     assert.match(String(clientEvent?.socket_id), /^\d+\.\d+$/);
-    assert.deepEqual(ofChannel.filter((event) => event.name === 'member_removed').map((event) => event.user_id), ['bob']);
+    assert.deepEqual(
+      ofChannel.filter((event) => event.name === 'member_removed').map((event) => event.user_id),
+      ['bob'],
+    );
     assert.equal(refuseNext, 0, 'the refused first POST was sent again');
 
     // The last subscriber leaves: the channel is vacated, once; it was occupied once.
@@ -208,7 +224,10 @@ describe('Pusher presence when a node crashes', { skip: crashSkip, timeout: 60_0
     const removed = new Promise<{ id: string }>((resolve) => survivor.bind('pusher:member_removed', resolve));
     // The TTL is 1 s; the sweep runs on the survivor's next heartbeat.
     await cluster!.node(1).kill();
-    const member = await Promise.race([removed, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no member_removed within 10 s')), 10_000))]);
+    const member = await Promise.race([
+      removed,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no member_removed within 10 s')), 10_000)),
+    ]);
     assert.equal(member.id, 'doomed');
   });
 });

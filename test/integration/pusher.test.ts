@@ -61,11 +61,22 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
   const proxies: TcpProxy[] = [];
 
   function server(node = 0, app: { id: string; key: string; secret: string } = APP): PusherServer {
-    return new PusherServer({ appId: app.id, key: app.key, secret: app.secret, host: '127.0.0.1', port: String(cluster.node(node).port), useTLS: false, encryptionMasterKeyBase64: MASTER_KEY });
+    return new PusherServer({
+      appId: app.id,
+      key: app.key,
+      secret: app.secret,
+      host: '127.0.0.1',
+      port: String(cluster.node(node).port),
+      useTLS: false,
+      encryptionMasterKeyBase64: MASTER_KEY,
+    });
   }
 
   /** A pusher-js client on node `node` (or on `port`), authorized by the official server library as `member` on presence channels. */
-  function client(node: number, options: { member?: { user_id: string; user_info?: Record<string, unknown> }; key?: string; port?: number } = {}): PusherClient {
+  function client(
+    node: number,
+    options: { member?: { user_id: string; user_info?: Record<string, unknown> }; key?: string; port?: number } = {},
+  ): PusherClient {
     const signer = server(node);
     const pusher = new PusherClient(options.key ?? APP.key, {
       cluster: 'nerve',
@@ -89,7 +100,8 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
       userAuthentication: {
         endpoint: '/unused',
         transport: 'ajax',
-        customHandler: ({ socketId }: { socketId: string }, callback: UserAuthenticationCallback) => callback(null, signer.authenticateUser(socketId, { id: options.member?.user_id ?? 'anon' })),
+        customHandler: ({ socketId }: { socketId: string }, callback: UserAuthenticationCallback) =>
+          callback(null, signer.authenticateUser(socketId, { id: options.member?.user_id ?? 'anon' })),
       },
     });
     clients.push(pusher);
@@ -161,7 +173,11 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
       forceTLS: false,
       enabledTransports: ['ws'],
       disableStats: true,
-      channelAuthorization: { endpoint: '/unused', transport: 'ajax', customHandler: (_params: unknown, callback: ChannelAuthorizationCallback) => callback(null, { auth: `${APP.key}:${'0'.repeat(64)}` }) },
+      channelAuthorization: {
+        endpoint: '/unused',
+        transport: 'ajax',
+        customHandler: (_params: unknown, callback: ChannelAuthorizationCallback) => callback(null, { auth: `${APP.key}:${'0'.repeat(64)}` }),
+      },
     });
     clients.push(forger);
     const [error] = await next<{ type: string; status: number }>(forger.subscribe(name), 'pusher:subscription_error');
@@ -186,15 +202,25 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
 
     const users = (await (await server(2).get({ path: `/channels/${name}/users` })).json()) as { users: { id: string }[] };
     assert.deepEqual(users.users.map((user) => user.id).sort(), ['alice', 'bob']);
-    const info = (await (await server(2).get({ path: `/channels/${name}`, params: { info: 'user_count,subscription_count' } })).json()) as Record<string, unknown>;
+    const info = (await (await server(2).get({ path: `/channels/${name}`, params: { info: 'user_count,subscription_count' } })).json()) as Record<
+      string,
+      unknown
+    >;
     assert.deepEqual(info, { occupied: true, user_count: 2, subscription_count: 2 });
-    const list = (await (await server(2).get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json()) as { channels: Record<string, unknown> };
+    const list = (await (await server(2).get({ path: '/channels', params: { filter_by_prefix: 'presence-', info: 'user_count' } })).json()) as {
+      channels: Record<string, unknown>;
+    };
     assert.deepEqual(list.channels[name], { user_count: 2 });
 
     const removed = next<{ id: string }>(aliceChannel, 'pusher:member_removed');
     bob.disconnect();
     assert.equal((await removed)[0].id, 'bob');
-    await waitFor(async () => ((await (await server(2).get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json()) as { subscription_count: number }).subscription_count === 1, { what: 'subscription count 1' });
+    await waitFor(
+      async () =>
+        ((await (await server(2).get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json()) as { subscription_count: number })
+          .subscription_count === 1,
+      { what: 'subscription count 1' },
+    );
   });
 
   it('client events: relayed across nodes to the others only, with user_id on presence channels; refused on public channels; rate limited (4301)', async () => {
@@ -258,16 +284,41 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
     assert.equal(answer.batch[0]?.user_count, 1);
     await waitFor(() => seen.length === 10, { what: '10 batch events' });
     assert.deepEqual(seen, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    await assert.rejects(server(1).triggerBatch([...batch, batch[0]!]), (error: { status: number; body: string }) => error.status === 400 && /Batch too large/.test(error.body));
+    await assert.rejects(
+      server(1).triggerBatch([...batch, batch[0]!]),
+      (error: { status: number; body: string }) => error.status === 400 && /Batch too large/.test(error.body),
+    );
   });
 
   it('HTTP API refusals: bad signature, stale timestamp, wrong key, unknown app, disabled app, oversized data', async () => {
     const base = cluster.node(0).url;
-    const wrongSecret = new PusherServer({ appId: APP.id, key: APP.key, secret: 'not-the-secret-at-all', host: '127.0.0.1', port: String(cluster.node(0).port), useTLS: false });
-    await assert.rejects(wrongSecret.trigger('x', 'e', 'd'), (error: { status: number; body: string }) => error.status === 401 && /Invalid signature/.test(error.body));
-    const wrongKey = new PusherServer({ appId: APP.id, key: 'other-key', secret: APP.secret, host: '127.0.0.1', port: String(cluster.node(0).port), useTLS: false });
-    await assert.rejects(wrongKey.trigger('x', 'e', 'd'), (error: { status: number; body: string }) => error.status === 401 && /Unknown auth_key/.test(error.body));
-    const stale = await fetch(`${base}/apps/${APP.id}/channels?auth_key=${APP.key}&auth_timestamp=${Math.floor(Date.now() / 1000) - 700}&auth_version=1.0&auth_signature=00`);
+    const wrongSecret = new PusherServer({
+      appId: APP.id,
+      key: APP.key,
+      secret: 'not-the-secret-at-all',
+      host: '127.0.0.1',
+      port: String(cluster.node(0).port),
+      useTLS: false,
+    });
+    await assert.rejects(
+      wrongSecret.trigger('x', 'e', 'd'),
+      (error: { status: number; body: string }) => error.status === 401 && /Invalid signature/.test(error.body),
+    );
+    const wrongKey = new PusherServer({
+      appId: APP.id,
+      key: 'other-key',
+      secret: APP.secret,
+      host: '127.0.0.1',
+      port: String(cluster.node(0).port),
+      useTLS: false,
+    });
+    await assert.rejects(
+      wrongKey.trigger('x', 'e', 'd'),
+      (error: { status: number; body: string }) => error.status === 401 && /Unknown auth_key/.test(error.body),
+    );
+    const stale = await fetch(
+      `${base}/apps/${APP.id}/channels?auth_key=${APP.key}&auth_timestamp=${Math.floor(Date.now() / 1000) - 700}&auth_version=1.0&auth_signature=00`,
+    );
     assert.equal(stale.status, 401);
     assert.match(await stale.text(), /Timestamp expired/);
     const unknown = await fetch(`${base}/apps/9999/channels`);
@@ -297,7 +348,14 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
   it('apps are tenants: the same channel name in two apps never meets', async () => {
     const name = testNamespace('shared');
     const main = client(0);
-    const quiet = new PusherClient(QUIET.key, { cluster: 'nerve', wsHost: '127.0.0.1', wsPort: cluster.node(0).port, forceTLS: false, enabledTransports: ['ws'], disableStats: true });
+    const quiet = new PusherClient(QUIET.key, {
+      cluster: 'nerve',
+      wsHost: '127.0.0.1',
+      wsPort: cluster.node(0).port,
+      forceTLS: false,
+      enabledTransports: ['ws'],
+      disableStats: true,
+    });
     clients.push(quiet);
     const [mainChannel, quietChannel] = await Promise.all([subscribed(main, name), subscribed(quiet, name)]);
     let crossed = 0;
@@ -346,7 +404,7 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
     assert.equal(message.from, 'server');
   });
 
-  it('terminate_connections closes a signed-in user\'s connections on every node with 4009', async () => {
+  it("terminate_connections closes a signed-in user's connections on every node with 4009", async () => {
     const carol0 = client(0, { member: { user_id: 'carol' } });
     const carol1 = client(1, { member: { user_id: 'carol' } });
     for (const pusher of [carol0, carol1]) {
@@ -442,7 +500,10 @@ describe('Pusher on one in-process node (memory lanes)', () => {
 
       const channelData = `{"user_id":"u1","user_info":${deep}}`;
       const subscriptionRefused = raw.waitFor((frame) => frame.event === 'pusher:subscription_error');
-      raw.send({ event: 'pusher:subscribe', data: { channel: 'presence-deep', auth: sign(`${socketId}:presence-deep:${channelData}`), channel_data: channelData } });
+      raw.send({
+        event: 'pusher:subscribe',
+        data: { channel: 'presence-deep', auth: sign(`${socketId}:presence-deep:${channelData}`), channel_data: channelData },
+      });
       const subscriptionError = (await subscriptionRefused).data as { status: number; error: string };
       assert.equal(subscriptionError.status, 400);
       assert.match(subscriptionError.error, /deeper than 32 levels/);
@@ -451,8 +512,14 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       const deepField = JSON.parse(nested(40)) as unknown;
       // The library JSON-encodes `body` itself (lib/requests.js) and signs that; its typings say string.
       const post = (path: string, body: object) => api.post({ path, body: body as unknown as string });
-      await assert.rejects(post('/events', { name: 'e', data: 'd', channels: ['c'], extra: deepField }), (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body));
-      await assert.rejects(post('/batch_events', { batch: [{ name: 'e', data: 'd', channel: 'c', extra: deepField }] }), (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body));
+      await assert.rejects(
+        post('/events', { name: 'e', data: 'd', channels: ['c'], extra: deepField }),
+        (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body),
+      );
+      await assert.rejects(
+        post('/batch_events', { batch: [{ name: 'e', data: 'd', channel: 'c', extra: deepField }] }),
+        (rejection: { status: number; body: string }) => rejection.status === 400 && /deeper than 32 levels/.test(rejection.body),
+      );
 
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(metrics, /^nerve_errors_total\{[^}]*code="pusher_4302"[^}]*\} 2$/m);
@@ -498,7 +565,8 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       assert.match(await metricsText(), /^nerve_quota_refusals_total\{(?=[^}]*quota="connections")(?=[^}]*tenant="pq")[^}]*\} 1$/m);
 
       // Usage: client events and the HTTP API are the tenant's messages, each socket written to a delivery.
-      const sign = (socketId: string, channel: string) => `${METERED.key}:${createHmac('sha256', METERED.secret).update(`${socketId}:${channel}`).digest('hex')}`;
+      const sign = (socketId: string, channel: string) =>
+        `${METERED.key}:${createHmac('sha256', METERED.secret).update(`${socketId}:${channel}`).digest('hex')}`;
       for (const { raw, socketId } of [first, second]) {
         raw.send({ event: 'pusher:subscribe', data: { channel: 'private-m', auth: sign(socketId, 'private-m') } });
         await raw.waitFor((frame) => frame.event === 'pusher_internal:subscription_succeeded');
@@ -508,10 +576,13 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       const api = new PusherServer({ appId: METERED.id, key: METERED.key, secret: METERED.secret, host: '127.0.0.1', port: String(port), useTLS: false });
       await api.trigger('private-m', 'from-api', { n: 2 });
       await Promise.all([first.raw, second.raw].map((raw) => raw.waitFor((frame) => frame.event === 'from-api')));
-      const usage = await waitFor(() => {
-        const row = node.tenancy.meter.snapshot().tenants.find((tenant) => tenant.tenant === 'pq');
-        return row && row.deliveries === 3 && row.connectionMs > 0 ? row : undefined;
-      }, { what: 'pq usage' });
+      const usage = await waitFor(
+        () => {
+          const row = node.tenancy.meter.snapshot().tenants.find((tenant) => tenant.tenant === 'pq');
+          return row && row.deliveries === 3 && row.connectionMs > 0 ? row : undefined;
+        },
+        { what: 'pq usage' },
+      );
       assert.equal(usage.connections, 2);
       assert.equal(usage.messages, 2);
 
@@ -536,14 +607,22 @@ describe('Pusher on one in-process node (memory lanes)', () => {
     const CHAT = { id: '4005', key: 'chat-key', secret: 'chat-secret-0123456789', tenant: 'pc' };
     const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, pusherApps: [CHAT] });
     const port = (await node.start()).port;
-    const pusher = new PusherClient(CHAT.key, { cluster: 'nerve', wsHost: '127.0.0.1', wsPort: port, forceTLS: false, enabledTransports: ['ws'], disableStats: true });
+    const pusher = new PusherClient(CHAT.key, {
+      cluster: 'nerve',
+      wsHost: '127.0.0.1',
+      wsPort: port,
+      forceTLS: false,
+      enabledTransports: ['ws'],
+      disableStats: true,
+    });
     try {
       type Chat = { offset: number; epoch: string; data: { n: number } };
       const seen: Chat[] = [];
       const channel = pusher.subscribe('chat-room');
       channel.bind('nerve-chat', (data: string | Chat) => seen.push(typeof data === 'string' ? (JSON.parse(data) as Chat) : data));
       await next(channel, 'pusher:subscription_succeeded');
-      const chat = (n: number) => node.gateway.serverPublish({ tenant: CHAT.tenant, room: 'chat-room', class: 'chat', data: { n }, from: 'server', except: undefined });
+      const chat = (n: number) =>
+        node.gateway.serverPublish({ tenant: CHAT.tenant, room: 'chat-room', class: 'chat', data: { n }, from: 'server', except: undefined });
       await chat(1);
       await chat(2);
       await waitFor(() => seen.length === 2 || undefined, { what: 'two live nerve-chat events' });
@@ -556,13 +635,19 @@ describe('Pusher on one in-process node (memory lanes)', () => {
       pusher.connect();
       await resubscribed;
       // pusher-js hands over event data parsed when it is JSON text.
-      const parsed = <T,>(data: unknown) => (typeof data === 'string' ? JSON.parse(data) : data) as T;
+      const parsed = <T>(data: unknown) => (typeof data === 'string' ? JSON.parse(data) : data) as T;
       const resumed = next(channel, 'nerve:resumed');
       assert.equal(pusher.send_event('nerve:resume', { channel: 'chat-room', epoch: last.epoch, offset: last.offset }), true);
       const answer = parsed<{ recovered: boolean; count: number; position: { offset: number; epoch: string } }>((await resumed)[0]);
       assert.deepEqual(answer, { recovered: true, count: 3, position: { offset: last.offset + 3, epoch: last.epoch } });
-      assert.deepEqual(seen.map((message) => message.data.n), [1, 2, 3, 4, 5]);
-      assert.deepEqual(seen.slice(2).map((message) => message.offset), [last.offset + 1, last.offset + 2, last.offset + 3]);
+      assert.deepEqual(
+        seen.map((message) => message.data.n),
+        [1, 2, 3, 4, 5],
+      );
+      assert.deepEqual(
+        seen.slice(2).map((message) => message.offset),
+        [last.offset + 1, last.offset + 2, last.offset + 3],
+      );
 
       // Another epoch (the log was reset): recovered false, and the newest messages for a client that reloads.
       const stale = next(channel, 'nerve:resumed');
@@ -582,10 +667,12 @@ describe('Pusher on one in-process node (memory lanes)', () => {
   it('refuses a bad app list at start-up with a ConfigError naming the entry', async () => {
     const { normalizeOptions } = await import('../../src/config/normalize.js');
     const { ConfigError } = await import('../../src/config/errors.js');
-    assert.throws(() => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }), (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message));
+    assert.throws(
+      () => normalizeOptions({ pusherApps: '[{"id":"1","key":"k"}]' }),
+      (error: unknown) => error instanceof ConfigError && /pusherApps\[0\]\.secret/.test(error.message),
+    );
     assert.throws(() => normalizeOptions({ pusherApps: [APP, { ...QUIET, key: APP.key }] }), ConfigError);
     assert.throws(() => normalizeOptions({ pusherApps: '/no/such/file.json' }), ConfigError);
     assert.deepEqual(normalizeOptions({ pusherApps: JSON.stringify([APP]) }).pusherApps[0]?.tenant, 'default');
   });
-
 });

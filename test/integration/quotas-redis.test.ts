@@ -29,7 +29,12 @@ const CAP = 20;
 
 function token(user: string, tenant: string): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ tenant }).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt(now).setExpirationTime(now + 600).sign(new TextEncoder().encode(SECRET));
+  return new SignJWT({ tenant })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(user)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(new TextEncoder().encode(SECRET));
 }
 
 describe('tenant quotas across 3 nodes on Redis', { skip, timeout: 60_000 }, () => {
@@ -69,7 +74,13 @@ describe('tenant quotas across 3 nodes on Redis', { skip, timeout: 60_000 }, () 
         redisUrl: SHARED_REDIS_URL,
         authSecret: SECRET,
         apiKey: API_KEY,
-        apiKeys: [{ key: TENANT_KEY, scopes: ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint', 'usage:read'], tenants: ['few'] }],
+        apiKeys: [
+          {
+            key: TENANT_KEY,
+            scopes: ['publish', 'signal', 'rooms:end', 'presence:read', 'history:read', 'tokens:mint', 'turn:mint', 'usage:read'],
+            tenants: ['few'],
+          },
+        ],
         tenantQuotasFile: file,
         quotaRefreshMs: 200,
         logLevel: 'silent',

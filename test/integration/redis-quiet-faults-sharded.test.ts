@@ -129,15 +129,18 @@ describe('a silent Redis Cluster master heals without a restart (issue 14)', { s
     }
     // Chat sent during the pause is retried with its cmid until acked, as the SDK does.
     const sendChat = async (cmid: string): Promise<void> => {
-      await waitFor(
-        async () => (await alice.request({ op: 'publish', room, class: 'chat', data: cmid, cmid }, 3000).catch(() => undefined))?.op === 'ack',
-        { timeoutMs: PAUSE_MS + HEAL_MS, intervalMs: 200, what: `ack of ${cmid}` },
-      );
+      await waitFor(async () => (await alice.request({ op: 'publish', room, class: 'chat', data: cmid, cmid }, 3000).catch(() => undefined))?.op === 'ack', {
+        timeoutMs: PAUSE_MS + HEAL_MS,
+        intervalMs: 200,
+        what: `ack of ${cmid}`,
+      });
       acked.push(cmid);
     };
     await sendChat('during-pause');
     const healStart = paused + PAUSE_MS;
-    await Promise.all(nodes.map((node) => waitFor(async () => (await readyz(node)).status === 200, { timeoutMs: HEAL_MS, intervalMs: 50, what: `${node.nodeId} ready again` })));
+    await Promise.all(
+      nodes.map((node) => waitFor(async () => (await readyz(node)).status === 200, { timeoutMs: HEAL_MS, intervalMs: 50, what: `${node.nodeId} ready again` })),
+    );
     const [aToB, bToA] = await Promise.all([crossNode(alice, bob, HEAL_MS), crossNode(bob, alice, HEAL_MS)]);
     await sendChat('after-pause');
     const replaced = await fetch(`${nodes[0]!.url}/metrics`).then((r) => r.text());
@@ -148,7 +151,10 @@ describe('a silent Redis Cluster master heals without a restart (issue 14)', { s
     console.log(JSON.stringify({ shardedPause: { detected, readyAfterPauseMs: Date.now() - healStart, crossNodeMs: Math.max(aToB, bToA), replacements } }));
     assert.ok(replacements > 0, 'no connection replaced');
     // Stored once each: bob's socket and the history agree.
-    await waitFor(() => acked.every((cmid) => bob.frames.some((f) => f.op === 'message' && f.cmid === cmid)), { timeoutMs: HEAL_MS, what: 'acked chat on the other node' });
+    await waitFor(() => acked.every((cmid) => bob.frames.some((f) => f.op === 'message' && f.cmid === cmid)), {
+      timeoutMs: HEAL_MS,
+      what: 'acked chat on the other node',
+    });
     for (const cmid of acked) {
       assert.equal(bob.frames.filter((f) => f.op === 'message' && f.cmid === cmid).length, 1, `${cmid} delivered once`);
     }

@@ -196,7 +196,11 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
     assert.ok(detectMs <= 2 * PROBE_MS + DETECT_SLACK_MS, `${name}: noticed after ${detectMs} ms, bound ${2 * PROBE_MS} ms (+${DETECT_SLACK_MS} ms slack)`);
     // Which lane and why: a lane name and the probe's (or the timed-out command's) words.
     assert.match(degraded.reason, /^(bus|history|presence|mailbox|events)\b/, `${name}: reason ${degraded.reason}`);
-    assert.match(degraded.reason, /PING not answered|timed out|still connect|reconnecting|connection replaced|connecting/, `${name}: reason ${degraded.reason}`);
+    assert.match(
+      degraded.reason,
+      /PING not answered|timed out|still connect|reconnecting|connection replaced|connecting/,
+      `${name}: reason ${degraded.reason}`,
+    );
     const remaining = faultMs - (Date.now() - injected);
     if (remaining > 0) await pause(remaining); // the fault's planned length, not a wait for an event
     const healedAt = Date.now();
@@ -206,7 +210,15 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
     const [aToB, bToA] = await Promise.all([crossNode(alice, bob, HEAL_MS), crossNode(bob, alice, HEAL_MS)]);
     const ackMs = await chatAck(alice, HEAL_MS);
     const replaced = (await counter(nodeA, 'nerve_lane_connection_replacements_total')) - replacedBefore;
-    figures.push({ fault: name, detectMs, reason: degraded.reason.slice(0, 160), readyAfterMs: readyMs, crossNodeMs: Math.max(aToB, bToA), chatAckMs: ackMs, replaced });
+    figures.push({
+      fault: name,
+      detectMs,
+      reason: degraded.reason.slice(0, 160),
+      readyAfterMs: readyMs,
+      crossNodeMs: Math.max(aToB, bToA),
+      chatAckMs: ackMs,
+      replaced,
+    });
     if (name !== 'reset') assert.ok(replaced > 0, `${name}: no connection was replaced`);
   }
 
@@ -220,11 +232,21 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
   });
 
   it('held bytes (5 s): noticed, then healed', async () => {
-    await survive('hold', () => proxy.hold(), () => proxy.pass(), FAULT_MS);
+    await survive(
+      'hold',
+      () => proxy.hold(),
+      () => proxy.pass(),
+      FAULT_MS,
+    );
   });
 
   it('dropped bytes (5 s), then passing again: noticed, then healed (replies never matched to the wrong command)', async () => {
-    await survive('drop', () => proxy.drop(), () => proxy.pass(), FAULT_MS);
+    await survive(
+      'drop',
+      () => proxy.drop(),
+      () => proxy.pass(),
+      FAULT_MS,
+    );
     // After the heal, commands get their own replies: each ack names the message its own publish stored
     // (the one node B delivers with that cmid), never another command's reply.
     for (let i = 0; i < 5; i += 1) {
@@ -280,7 +302,8 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
     };
     assert.equal(resumed.recovered, true, 'the whole room history is readable');
     const stored = new Map<string, number>();
-    for (const message of resumed.history) if (message.cmid) stored.set(`${message.from}:${message.cmid}`, (stored.get(`${message.from}:${message.cmid}`) ?? 0) + 1);
+    for (const message of resumed.history)
+      if (message.cmid) stored.set(`${message.from}:${message.cmid}`, (stored.get(`${message.from}:${message.cmid}`) ?? 0) + 1);
     for (const [load, receiver, user] of loads) {
       let lost = 0;
       let duplicated = 0;
@@ -297,7 +320,16 @@ describe('quiet Redis faults heal without a restart (issue 14)', { skip, timeout
       }
       const liveDuplicated = [...live.values()].filter((n) => n > 1).length;
       const liveMissing = [...load.acked.keys()].filter((cmid) => !live.has(cmid)).length;
-      figures.push({ sender: user, acked: load.acked.size, failures: Object.fromEntries(load.failures), lost, duplicated, liveDuplicated, liveMissing, resynced });
+      figures.push({
+        sender: user,
+        acked: load.acked.size,
+        failures: Object.fromEntries(load.failures),
+        lost,
+        duplicated,
+        liveDuplicated,
+        liveMissing,
+        resynced,
+      });
       // Load really ran through the faults (alice, on the faulted node, gets fewer: her retries wait out each fault).
       assert.ok(load.acked.size >= 5, `${user}: only ${load.acked.size} messages acked`);
       assert.equal(lost, 0, `${user}: acked chat missing from the history`);

@@ -80,7 +80,13 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     // Receivers: one SDK client per node (the SDK fills gaps and resyncs as an app would).
     for (let node = 0; node < 2; node += 1) {
       const name = `reader-${node}`;
-      const client = new NerveClient({ url: cluster.node(node).wsUrl, user: name, WebSocket, requestTimeoutMs: 10_000, reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
+      const client = new NerveClient({
+        url: cluster.node(node).wsUrl,
+        user: name,
+        WebSocket,
+        requestTimeoutMs: 10_000,
+        reconnect: { minDelayMs: 50, maxDelayMs: 500 },
+      });
       sdks.push(client);
       readers.push(client);
       client.on('message', (message) => {
@@ -155,7 +161,9 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     await publish(probe, probeCmid);
     const deliveredAt = await Promise.race([
       delivered,
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${probeCmid} acked but not delivered on the other node within 15 s`)), 15_000).unref()),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`${probeCmid} acked but not delivered on the other node within 15 s`)), 15_000).unref(),
+      ),
     ]);
     const recovery = deliveredAt - failoverAt;
     t.diagnostic(`cross-node chat acked and delivered ${recovery} ms after ${what} (${ackedBefore} acked before it)`);
@@ -214,14 +222,30 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
   // Known intermittent failure (about 1 run in 8, only as the second failover of the deployment):
   // a message acked after the crash was not delivered on the other node within 15 s. Reported as
   // TODO, not skipped, so the run still shows it; docs/operations.md says so. Fix, then drop `todo`.
-  it('the master SIGKILLed: the same, back within down-after-milliseconds plus the bound', { todo: 'intermittent: cross-node delivery after a second failover by crash can stall past 15 s' }, async (t) => {
-    await chatThroughFailover(t, 'the master was killed', () => deployment.crashMaster(), DOWN_AFTER_MS + RECOVERY_MS);
-  });
+  it(
+    'the master SIGKILLed: the same, back within down-after-milliseconds plus the bound',
+    { todo: 'intermittent: cross-node delivery after a second failover by crash can stall past 15 s' },
+    async (t) => {
+      await chatThroughFailover(t, 'the master was killed', () => deployment.crashMaster(), DOWN_AFTER_MS + RECOVERY_MS);
+    },
+  );
 
   it('nerve status reads the registry through the sentinels, on the new master', async () => {
     const { stdout } = await execFileAsync(
       process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'status', '--redis-sentinels', deployment.sentinels.join(','), '--redis-sentinel-name', deployment.name, '--env', cluster.env, '--json'],
+      [
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'status',
+        '--redis-sentinels',
+        deployment.sentinels.join(','),
+        '--redis-sentinel-name',
+        deployment.name,
+        '--env',
+        cluster.env,
+        '--json',
+      ],
       { cwd: ROOT, timeout: 15_000 },
     );
     const { nodes } = JSON.parse(stdout) as { nodes: Array<{ id: string }> };

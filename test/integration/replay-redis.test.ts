@@ -28,7 +28,20 @@ let a: NodeProcess;
 let b: NodeProcess;
 let c: NodeProcess;
 
-const common = ['--redis-url', SHARED_REDIS_URL, '--env', env, '--rate-per-second', '100000', '--rate-burst', '100000', '--room-rate-per-second', '100000', '--room-rate-burst', '100000'];
+const common = [
+  '--redis-url',
+  SHARED_REDIS_URL,
+  '--env',
+  env,
+  '--rate-per-second',
+  '100000',
+  '--rate-burst',
+  '100000',
+  '--room-rate-per-second',
+  '100000',
+  '--room-rate-burst',
+  '100000',
+];
 
 before(async () => {
   if (skip) return;
@@ -57,7 +70,11 @@ interface Position {
   epoch: string;
 }
 
-async function join(client: RawClient, room: string, since?: Position): Promise<Frame & { history: Array<{ offset: number; data: unknown }>; position: Position; recovered?: boolean }> {
+async function join(
+  client: RawClient,
+  room: string,
+  since?: Position,
+): Promise<Frame & { history: Array<{ offset: number; data: unknown }>; position: Position; recovered?: boolean }> {
   const answer = await client.request({ op: 'join', room, ...(since ? { since } : {}) });
   assert.equal(answer.op, 'joined', JSON.stringify(answer));
   return answer as never;
@@ -113,7 +130,10 @@ describe('recovery table against 2+ nodes on Redis', { skip }, () => {
     const ok = await join(bob, room, { offset: 1, epoch: joined.position.epoch });
     assert.equal(ok.recovered, true);
     assert.deepEqual(offsets(ok.history), [2, 3]);
-    assert.deepEqual(ok.history.map((m) => m.data), [{ n: 2 }, { n: 3 }]);
+    assert.deepEqual(
+      ok.history.map((m) => m.data),
+      [{ n: 2 }, { n: 3 }],
+    );
   });
 
   it('epoch changed (the stream was lost): recovered false, a new epoch from offset 0', async () => {
@@ -198,7 +218,10 @@ describe('recovery table against 2+ nodes on Redis', { skip }, () => {
     const again = await user(b, 'erin');
     const resumed = await join(again, room, position);
     assert.equal(resumed.recovered, true);
-    assert.deepEqual(resumed.history.map((m) => m.data), [5, 6, 7, 8, 9].map((n) => ({ n })));
+    assert.deepEqual(
+      resumed.history.map((m) => m.data),
+      [5, 6, 7, 8, 9].map((n) => ({ n })),
+    );
     assert.deepEqual(offsets(resumed.history), range(position.offset + 1, position.offset + 5));
     assert.deepEqual(resumed.position, { offset: position.offset + 5, epoch: first.position.epoch });
     // Live traffic continues after the resume without a repeat.

@@ -92,7 +92,11 @@ describe('SDK chat through a stalled Redis', { skip, timeout: 60_000 }, () => {
     await Promise.all(publishes);
 
     assert.deepEqual(settled, ['ack', 'ack', 'ack', 'ack', 'ack'], 'one ack per message, no error');
-    assert.deepEqual(acks.map((ack) => ack.offset).sort((a, b) => Number(a) - Number(b)), [2, 3, 4, 5, 6], 'each stored once');
+    assert.deepEqual(
+      acks.map((ack) => ack.offset).sort((a, b) => Number(a) - Number(b)),
+      [2, 3, 4, 5, 6],
+      'each stored once',
+    );
     assert.equal(new Set(acks.map((ack) => ack.id)).size, 5);
     // The reader gets each message once, in order; a message after the stall shows nothing else is on its way.
     assert.equal((await sender.publish(room, { n: 6 }, { cmid: 'after' })).offset, 7);
@@ -105,7 +109,10 @@ describe('SDK chat through a stalled Redis', { skip, timeout: 60_000 }, () => {
     const auditor = client('auditor');
     await auditor.connect();
     const recent = await auditor.join(room); // the newest 50 of the history
-    const stored = recent.history.map((message) => message.cmid ?? '').filter((cmid) => cmid.startsWith('stalled-')).sort();
+    const stored = recent.history
+      .map((message) => message.cmid ?? '')
+      .filter((cmid) => cmid.startsWith('stalled-'))
+      .sort();
     assert.deepEqual(stored, ['stalled-1', 'stalled-2', 'stalled-3', 'stalled-4', 'stalled-5'], 'stored once each');
   });
 });

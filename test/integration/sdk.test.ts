@@ -81,9 +81,7 @@ test('two clients chat: both see every message, in one order, with offsets incre
   await bob.join(room);
 
   const total = 20;
-  const acks = await Promise.all(
-    Array.from({ length: total }, (_, i) => (i % 2 === 0 ? alice : bob).publish(room, { n: i })),
-  );
+  const acks = await Promise.all(Array.from({ length: total }, (_, i) => (i % 2 === 0 ? alice : bob).publish(room, { n: i })));
   assert.ok(acks.every((ack) => typeof ack.offset === 'number' && ack.duplicate !== true));
   await waitFor(() => aliceSaw.length === total && bobSaw.length === total, { what: 'every message at both' });
 
@@ -91,7 +89,10 @@ test('two clients chat: both see every message, in one order, with offsets incre
   assert.deepEqual(order(aliceSaw), order(bobSaw), 'one order for everyone');
   const offsets = aliceSaw.map((message) => message.offset);
   const first = joinedA.position.offset + 1;
-  assert.deepEqual(offsets, Array.from({ length: total }, (_, i) => first + i));
+  assert.deepEqual(
+    offsets,
+    Array.from({ length: total }, (_, i) => first + i),
+  );
   assert.deepEqual(alice.position(room), { offset: first + total - 1, epoch: joinedA.position.epoch });
   // Each sender's own messages came back with the cmid it generated.
   assert.ok(aliceSaw.every((message) => typeof message.cmid === 'string'));
@@ -120,7 +121,10 @@ test('a signal reaches every connection of its target user and nobody else', asy
   // it would have arrived before this sentinel.
   await erin.signal('frank', 'custom', 'sentinel');
   await waitFor(() => received.get(frank)!.length === 1, { what: 'sentinel at frank' });
-  assert.deepEqual(received.get(frank)!.map((signal) => signal.data), ['sentinel']);
+  assert.deepEqual(
+    received.get(frank)!.map((signal) => signal.data),
+    ['sentinel'],
+  );
   await erin.ping();
   assert.equal(received.get(erin)!.length, 0, 'the sender does not get its own signal');
 
@@ -146,7 +150,10 @@ test('presence: member_joined and member_left arrive, presence() lists members',
   const leftEvent = once(gina, 'member_left');
   await hank.leave(room);
   assert.deepEqual(await leftEvent.then((event) => [event.room, event.user]), [room, 'hank']);
-  assert.deepEqual((await gina.presence(room)).map((member) => member.user), ['gina']);
+  assert.deepEqual(
+    (await gina.presence(room)).map((member) => member.user),
+    ['gina'],
+  );
   await hank.leave(room); // idempotent
 });
 
@@ -187,7 +194,11 @@ test('after the connection is cut, the client reconnects, rejoins and recovers t
       ['before', 'missed-1', 'missed-2', 'missed-3'],
     );
     const offsets = ivySaw.map((message) => message.offset);
-    assert.deepEqual(offsets, offsets.map((_, i) => offsets[0]! + i), 'no gap, no duplicate');
+    assert.deepEqual(
+      offsets,
+      offsets.map((_, i) => offsets[0]! + i),
+      'no gap, no duplicate',
+    );
     assert.equal(ivy.state, ClientState.Connected);
     assert.ok(states.includes(ClientState.Reconnecting) && states.at(-1) === ClientState.Connected);
 

@@ -41,12 +41,7 @@ describe('server API', () => {
     base = `http://127.0.0.1:${address.port}`;
     wsUrl = `ws://127.0.0.1:${address.port}/ws`;
     const { SignJWT } = await import('jose');
-    token = (user) =>
-      new SignJWT({})
-        .setProtectedHeader({ alg: 'HS256' })
-        .setSubject(user)
-        .setExpirationTime('10m')
-        .sign(new TextEncoder().encode(SECRET));
+    token = (user) => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
   });
   after(() => node.stop());
 
@@ -95,7 +90,7 @@ describe('server API', () => {
     const published = await call('POST', '/api/rooms/acme-room/messages', ACME, { data: 1 });
     assert.equal(published.status, 200, JSON.stringify(published.body));
     const minted = await call('POST', '/api/tokens/join', ACME, { user: 'alice', room: 'acme-room' });
-    assert.equal(minted.body.tenant, 'acme', 'no tenant named: the key\'s only tenant');
+    assert.equal(minted.body.tenant, 'acme', "no tenant named: the key's only tenant");
     assert.equal((await call('POST', '/api/turn', ACME, { user: 'alice' })).status, 200, 'TURN for its own tenant');
     for (const [method, path, body] of [
       ['POST', '/api/rooms/acme-room/messages?tenant=default', { data: 1 }],
@@ -126,7 +121,10 @@ describe('server API', () => {
     assert.equal(history.status, 200);
     assert.equal((history.body.messages as unknown[]).length, 1);
     const presence = await call('GET', '/api/rooms/api-room/presence', ALL);
-    assert.deepEqual((presence.body.members as Array<{ user: string }>).map((m) => m.user), ['bob']);
+    assert.deepEqual(
+      (presence.body.members as Array<{ user: string }>).map((m) => m.user),
+      ['bob'],
+    );
     bob.close();
   });
 

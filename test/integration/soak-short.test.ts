@@ -40,13 +40,24 @@ it('short chaos soak: 0 acked chat lost or duplicated, every fault recovered', {
     assert.ok(report.faults.length >= 4, `at least 4 faults injected (got ${report.faults.length})`);
     const chat = report.classes.chat;
     assert.ok(chat.acked > 100, `chat flowed (${chat.acked} acked)`);
-    const findings = report.findings.filter((f) => f.cls === 'chat').slice(0, 10).map((f) => `${f.what} [${f.fault}] ${f.detail}`);
+    const findings = report.findings
+      .filter((f) => f.cls === 'chat')
+      .slice(0, 10)
+      .map((f) => `${f.what} [${f.fault}] ${f.detail}`);
     assert.equal(chat.lost, 0, `acked chat lost: ${findings.join('; ')}`);
     assert.equal(chat.duplicated, 0, `chat duplicated: ${findings.join('; ')}`);
     assert.equal(chat.outOfOrder + chat.gaps + chat.unexpected, 0, `chat out of order, gaps or unexpected: ${findings.join('; ')}`);
     assert.deepEqual(report.catchUp.laggards, [], 'every member caught up');
-    assert.deepEqual([report.postgres.missing, report.postgres.duplicated, report.postgres.mismatched], [0, 0, 0], `PostgreSQL rows against acks: ${report.postgres.detail.join('; ')}`);
-    assert.deepEqual([report.replay.missing, report.replay.duplicated, report.replay.mismatched, report.replay.notRecovered.length], [0, 0, 0, 0], `replay: ${report.replay.detail.join('; ')}`);
+    assert.deepEqual(
+      [report.postgres.missing, report.postgres.duplicated, report.postgres.mismatched],
+      [0, 0, 0],
+      `PostgreSQL rows against acks: ${report.postgres.detail.join('; ')}`,
+    );
+    assert.deepEqual(
+      [report.replay.missing, report.replay.duplicated, report.replay.mismatched, report.replay.notRecovered.length],
+      [0, 0, 0, 0],
+      `replay: ${report.replay.detail.join('; ')}`,
+    );
     const stuck = report.faults.filter((f) => !f.recovered).map((f) => `#${f.id} ${f.kind}: ${f.notes.join('; ')}`);
     assert.deepEqual(stuck, [], 'every fault recovered');
     assert.ok(report.ok, report.failures.join('; '));

@@ -146,7 +146,10 @@ describe('tracing across nodes, the cold lane and a worker', { skip }, () => {
   it('one chat message is one trace: client → node 1 → history → node 2, and → worker → webhook', { timeout: 60_000 }, async () => {
     // Export every 100 ms, so the test waits for spans, not for the default 5 s batch.
     const env = { OTEL_BSP_SCHEDULE_DELAY: '100' };
-    worker = spawnWorker(['webhooks', '--amqp-url', AMQP_URL, '--env', ns, '--webhook-url', hookUrl, '--webhook-secret', SECRET, '--otel-endpoint', otlpUrl], env);
+    worker = spawnWorker(
+      ['webhooks', '--amqp-url', AMQP_URL, '--env', ns, '--webhook-url', hookUrl, '--webhook-secret', SECRET, '--otel-endpoint', otlpUrl],
+      env,
+    );
     const common = ['--redis-url', SHARED_REDIS_URL, '--amqp-url', AMQP_URL, '--env', ns, '--otel-endpoint', otlpUrl];
     nodes.push(await startNode({ nodeId: `${ns}-a`, args: common, env }), await startNode({ nodeId: `${ns}-b`, args: common, env }));
     const [a, b] = nodes as [NodeProcess, NodeProcess];
@@ -163,12 +166,16 @@ describe('tracing across nodes, the cold lane and a worker', { skip }, () => {
       const received = await bob.waitFor((frame) => frame.op === 'message' && frame.id === ack.id, 5000, 'the message on node 2');
       assert.equal(received.traceparent, undefined, 'the trace context is not handed to recipients');
 
-      const hook = await waitFor(() => hooks.find((h) => h.type === 'message.created' && h.data.messageId === ack.id), { timeoutMs: 15_000, what: 'the webhook' });
+      const hook = await waitFor(() => hooks.find((h) => h.type === 'message.created' && h.data.messageId === ack.id), {
+        timeoutMs: 15_000,
+        what: 'the webhook',
+      });
       assert.ok(hook.traceparent, 'the webhook request carries a traceparent');
       const [, hookTrace, hookParent] = hook.traceparent.split('-');
-      assert.equal(hookTrace, traceId, 'the webhook request is in the client\'s trace');
+      assert.equal(hookTrace, traceId, "the webhook request is in the client's trace");
 
-      const named = (name: string, instance?: string) => spans.find((s) => s.span.traceId === traceId && s.span.name === name && (instance === undefined || s.instance === instance));
+      const named = (name: string, instance?: string) =>
+        spans.find((s) => s.span.traceId === traceId && s.span.name === name && (instance === undefined || s.instance === instance));
       const publish = await waitFor(() => named('nerve.publish', a.nodeId), { timeoutMs: 10_000, what: 'the publish span of node 1' });
       const append = await waitFor(() => named('nerve.history.append', a.nodeId), { timeoutMs: 10_000, what: 'the history span' });
       const deliverB = await waitFor(() => named('nerve.deliver', b.nodeId), { timeoutMs: 10_000, what: 'the delivery span of node 2' });
@@ -197,10 +204,10 @@ describe('tracing across nodes, the cold lane and a worker', { skip }, () => {
       // A frame without a traceparent starts a trace of its own on the node.
       const plain = await alice.request({ op: 'publish', room: 'traced', class: 'chat', data: { text: 'untraced' } });
       assert.equal(plain.op, 'ack');
-      const root = await waitFor(
-        () => spans.find((s) => s.span.name === 'nerve.publish' && s.span.traceId !== traceId && !s.span.parentSpanId),
-        { timeoutMs: 10_000, what: 'a root publish span' },
-      );
+      const root = await waitFor(() => spans.find((s) => s.span.name === 'nerve.publish' && s.span.traceId !== traceId && !s.span.parentSpanId), {
+        timeoutMs: 10_000,
+        what: 'a root publish span',
+      });
       assert.notEqual(root.span.traceId, traceId);
 
       // A malformed traceparent is refused like any malformed field.

@@ -102,7 +102,7 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     await db?.drop();
   });
 
-  it('the worker writes each node\'s reports and GET /api/usage sums them', async () => {
+  it("the worker writes each node's reports and GET /api/usage sums them", async () => {
     const alice = await connect(Number(new URL(httpA).port), 'alice');
     const bob = await connect(portB, 'bob');
     assert.equal((await alice.request({ op: 'join', room: 'r' })).op, 'joined');
@@ -127,11 +127,15 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     bob.close();
   });
 
-  it('a node restarted within an interval reports both processes\' counts of it, each once', async () => {
+  it("a node restarted within an interval reports both processes' counts of it, each once", async () => {
     const id = `${ns}-b`;
     const before = await usage();
     // Restart early in an interval, so the successor starts in the same one.
-    await waitFor(() => Date.now() % INTERVAL > 50 && Date.now() % INTERVAL < 400, { timeoutMs: INTERVAL * 2, intervalMs: 5, what: 'the start of an interval' });
+    await waitFor(() => Date.now() % INTERVAL > 50 && Date.now() % INTERVAL < 400, {
+      timeoutMs: INTERVAL * 2,
+      intervalMs: 5,
+      what: 'the start of an interval',
+    });
     const interval = Math.floor(Date.now() / INTERVAL) * INTERVAL;
     const carol = await connect(portB, 'carol');
     assert.equal((await carol.request({ op: 'join', room: 'r2' })).op, 'joined');
@@ -150,7 +154,11 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     const successorId = usageEventId(id, successorIncarnation, TENANT, interval);
     assert.notEqual(stoppedId, successorId);
     // The stopped process reported its part when it stopped; the successor reports its own at the end of the interval, under its own id.
-    await waitFor(() => handled.includes(stoppedId) && handled.includes(successorId), { timeoutMs: 15_000, intervalMs: 100, what: 'both processes\' reports of the interval' });
+    await waitFor(() => handled.includes(stoppedId) && handled.includes(successorId), {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      what: "both processes' reports of the interval",
+    });
     const rowOf = async () =>
       (await db.pool.query<{ messages: string }>(`SELECT messages FROM "${ns}".tenant_usage WHERE node = $1 AND interval_start = $2`, [id, interval])).rows;
     const rows = await rowOf();
@@ -158,13 +166,16 @@ describe('usage metering on 2 nodes', { skip, timeout: 90_000 }, () => {
     // Carol's message (reported by the stopped process) and dave's 3 (by the successor), nothing doubled.
     assert.equal(Number(rows[0]!.messages), 4);
     const claimed = await db.pool.query(`SELECT 1 FROM "${ns}".processed_events WHERE event_id = $1`, [successorId]);
-    assert.equal(claimed.rowCount, 1, 'the successor\'s report was applied under its own id');
+    assert.equal(claimed.rowCount, 1, "the successor's report was applied under its own id");
     const afterRestart = await usage();
     assert.equal(afterRestart.messages, before.messages! + 4);
 
     // The successor's report delivered again (same id): applied once only.
     await workerLog.publish(
-      usageReported({ tenant: TENANT, node: id, id: successorId, ts: interval + INTERVAL }, { from: interval, to: interval + INTERVAL, connectionMs: 0, messages: 3, deliveries: 0, signals: 0, storedBytes: 0 }),
+      usageReported(
+        { tenant: TENANT, node: id, id: successorId, ts: interval + INTERVAL },
+        { from: interval, to: interval + INTERVAL, connectionMs: 0, messages: 3, deliveries: 0, signals: 0, storedBytes: 0 },
+      ),
     );
     await waitFor(() => handled.filter((handledId) => handledId === successorId).length === 2, { timeoutMs: 10_000, what: 'the repeat handled' });
     assert.equal(Number((await rowOf())[0]!.messages), 4, 'a re-delivered report is not added again');
@@ -216,7 +227,7 @@ describe('live usage summed over 2 nodes', { skip, timeout: 60_000 }, () => {
     await deleteNamespaceKeys(SHARED_REDIS_URL, ns);
   });
 
-  it('GET /api/usage/live and the admin usage sum every node\'s current interval', async () => {
+  it("GET /api/usage/live and the admin usage sum every node's current interval", async () => {
     await waitFor(() => Date.now() % LIVE_INTERVAL < LIVE_INTERVAL - 15_000, { timeoutMs: LIVE_INTERVAL, intervalMs: 50, what: 'an interval with 15 s left' });
     const interval = Math.floor(Date.now() / LIVE_INTERVAL) * LIVE_INTERVAL;
     const alice = await RawClient.connect(`ws://127.0.0.1:${new URL(httpC).port}/ws`, 'alice');
@@ -233,7 +244,7 @@ describe('live usage summed over 2 nodes', { skip, timeout: 60_000 }, () => {
         const answer = await get(httpC, `/api/usage/live?tenant=${TENANT}`);
         return answer.messages === 5 && answer.signals === 1 ? answer : undefined;
       },
-      { timeoutMs: 10_000, intervalMs: 200, what: 'both nodes\' counts in the live answer' },
+      { timeoutMs: 10_000, intervalMs: 200, what: "both nodes' counts in the live answer" },
     );
     assert.equal(live.from, interval);
     assert.equal(live.node, `${ns}-c`);

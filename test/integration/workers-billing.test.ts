@@ -46,7 +46,14 @@ describe('billing worker', { skip }, () => {
     const consumerLog = new RabbitEventLog(logOptions);
     await publisherLog.start();
     await consumerLog.start();
-    const worker = await runWorker('billing', { eventLog: consumerLog, pool: db.pool, schema: ns, prefetch: 64, retryDelayMs: 1000, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
+    const worker = await runWorker('billing', {
+      eventLog: consumerLog,
+      pool: db.pool,
+      schema: ns,
+      prefetch: 64,
+      retryDelayMs: 1000,
+      logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+    });
     try {
       const t0 = Date.now();
       const batch = 500;
@@ -57,7 +64,17 @@ describe('billing worker', { skip }, () => {
           const room = `room${i}`;
           publishes.push(
             publisherLog.publish(
-              roomEnded({ tenant: 'acme', room, session: `sess${i}`, node: 'n1' }, { startedAt: 1000, durationMs: 120_000, participants: [{ user: 'alice', ms: 120_000 }, { user: 'bob', ms: 60_000 }] }),
+              roomEnded(
+                { tenant: 'acme', room, session: `sess${i}`, node: 'n1' },
+                {
+                  startedAt: 1000,
+                  durationMs: 120_000,
+                  participants: [
+                    { user: 'alice', ms: 120_000 },
+                    { user: 'bob', ms: 60_000 },
+                  ],
+                },
+              ),
             ),
           );
           // Cut while a batch is in flight: unconfirmed publishes and unacked deliveries are both in the air.
@@ -72,7 +89,10 @@ describe('billing worker', { skip }, () => {
       await waitFor(async () => (await count()) === TOTAL, { timeoutMs: 60_000, intervalMs: 250, what: `${TOTAL} usage rows` });
       if (process.env.TEST_LOG) process.stderr.write(`stored at ${Date.now() - t0} ms\n`);
       // Drained: nothing more is coming that could add a duplicate.
-      await waitFor(async () => (await admin.queueDeclare({ queue: `${ns}.nerve.billing`, passive: true })).messageCount === 0, { timeoutMs: 30_000, what: 'billing queue drained' });
+      await waitFor(async () => (await admin.queueDeclare({ queue: `${ns}.nerve.billing`, passive: true })).messageCount === 0, {
+        timeoutMs: 30_000,
+        what: 'billing queue drained',
+      });
       const rows = await db.pool.query<{ n: string; sessions: string; minutes: string }>(
         `SELECT count(*) AS n, count(DISTINCT session) AS sessions, sum(participant_minutes) AS minutes FROM "${ns}".usage`,
       );

@@ -50,7 +50,10 @@ describe('worker crash between commit and ack', { skip }, () => {
 
     const log = new RabbitEventLog({ url: AMQP_URL, env: ns });
     await log.start();
-    const event = roomEnded({ tenant: 'acme', room: 'crash', session: 'sess-crash', node: 'n1' }, { startedAt: 0, durationMs: 60_000, participants: [{ user: 'alice', ms: 60_000 }] });
+    const event = roomEnded(
+      { tenant: 'acme', room: 'crash', session: 'sess-crash', node: 'n1' },
+      { startedAt: 0, durationMs: 60_000, participants: [{ user: 'alice', ms: 60_000 }] },
+    );
     await log.publish(event);
     await log.close();
 
@@ -65,7 +68,10 @@ describe('worker crash between commit and ack', { skip }, () => {
     const second = spawnBilling(ns, db);
     children.push(second.child);
     await ready(second);
-    await waitFor(async () => (await admin.queueDeclare({ queue, passive: true })).messageCount === 0, { timeoutMs: 15_000, what: 'redelivered event consumed' });
+    await waitFor(async () => (await admin.queueDeclare({ queue, passive: true })).messageCount === 0, {
+      timeoutMs: 15_000,
+      what: 'redelivered event consumed',
+    });
     // Consumed is not yet acked: stop gracefully (SIGTERM lets the in-flight event settle), then look.
     second.child.kill('SIGTERM');
     const stopped = await second.exited;

@@ -73,10 +73,12 @@ async function startReceiver(): Promise<Receiver> {
 }
 
 const closeReceiver = (r: Receiver | undefined): Promise<void> =>
-  r ? new Promise<void>((resolve) => {
-    r.server.close(() => resolve());
-    r.server.closeAllConnections();
-  }) : Promise.resolve();
+  r
+    ? new Promise<void>((resolve) => {
+        r.server.close(() => resolve());
+        r.server.closeAllConnections();
+      })
+    : Promise.resolve();
 
 describe('worker metrics on RabbitMQ', { skip }, () => {
   const ns = testNamespace('wmet');
@@ -214,7 +216,9 @@ describe('worker metrics on the memory lane', () => {
       const text = await waitFor(
         async () => {
           const t = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-          return sample(t, 'nerve_worker_events_total', { queue, outcome: 'ack' }) === 1 && sample(t, 'nerve_worker_queue_depth', { queue }) === 0 ? t : undefined;
+          return sample(t, 'nerve_worker_events_total', { queue, outcome: 'ack' }) === 1 && sample(t, 'nerve_worker_queue_depth', { queue }) === 0
+            ? t
+            : undefined;
         },
         { timeoutMs: 5000, what: 'ack counted, depth polled' },
       );
@@ -230,7 +234,11 @@ describe('worker metrics on the memory lane', () => {
 describe('--metrics-port validation', () => {
   for (const [args, env, expected] of [
     [['--metrics-port', 'abc'], {}, /^nerve worker: invalid setting --metrics-port \/ NERVE_METRICS_PORT: expected a non-negative integer, got "abc"\n$/],
-    [[], { NERVE_METRICS_PORT: '70000' }, /^nerve worker: invalid setting --metrics-port \/ NERVE_METRICS_PORT: expected an integer from 0 to 65535, got 70000\n$/],
+    [
+      [],
+      { NERVE_METRICS_PORT: '70000' },
+      /^nerve worker: invalid setting --metrics-port \/ NERVE_METRICS_PORT: expected an integer from 0 to 65535, got 70000\n$/,
+    ],
   ] as const) {
     it(`exits 2 with one line: ${JSON.stringify(args)} ${JSON.stringify(env)}`, { timeout: 20_000 }, async () => {
       const child = spawn(

@@ -23,9 +23,7 @@ const pem = (key: { export(o: { type: 'spki'; format: 'pem' }): string | Buffer 
 
 async function sign(claims: Record<string, unknown>, alg: string, key: unknown, header: Record<string, unknown> = {}): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ exp: now + 60, ...claims })
-    .setProtectedHeader({ alg, ...header })
-    .sign(key as Uint8Array);
+  return new SignJWT({ exp: now + 60, ...claims }).setProtectedHeader({ alg, ...header }).sign(key as Uint8Array);
 }
 const hs = (claims: Record<string, unknown>) => sign(claims, 'HS256', new TextEncoder().encode(SECRET));
 
@@ -68,7 +66,11 @@ describe('JwtAuthenticator', () => {
   });
 
   it('accepts RS256, ES256 and EdDSA with a PEM public key', async () => {
-    for (const [pair, alg] of [[rsa, 'RS256'], [ec, 'ES256'], [ed, 'EdDSA']] as const) {
+    for (const [pair, alg] of [
+      [rsa, 'RS256'],
+      [ec, 'ES256'],
+      [ed, 'EdDSA'],
+    ] as const) {
       const auth = new JwtAuthenticator({ publicKey: pem(pair.publicKey), defaultTenant: 'd' });
       const key = await importPKCS8(String(pair.privateKey.export({ type: 'pkcs8', format: 'pem' })), alg);
       assert.equal((await auth.authenticate({ token: await sign({ sub: 'u' }, alg, key) })).user, 'u', alg);

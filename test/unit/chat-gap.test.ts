@@ -58,14 +58,16 @@ test('Limiter runs at most max tasks at once and runs every task', async () => {
   let peak = 0;
   const results = await Promise.all(
     Array.from({ length: 10 }, (_, i) =>
-      limiter.run(async () => {
-        running += 1;
-        peak = Math.max(peak, running);
-        await new Promise((resolve) => setImmediate(resolve));
-        running -= 1;
-        if (i === 3) throw new Error('boom');
-        return i;
-      }).catch(() => -1),
+      limiter
+        .run(async () => {
+          running += 1;
+          peak = Math.max(peak, running);
+          await new Promise((resolve) => setImmediate(resolve));
+          running -= 1;
+          if (i === 3) throw new Error('boom');
+          return i;
+        })
+        .catch(() => -1),
     ),
   );
   assert.equal(peak, 2);
@@ -74,7 +76,17 @@ test('Limiter runs at most max tasks at once and runs every task', async () => {
 
 test('frameTs (delivery latency sampling) reads the stamped ts, not one inside data', () => {
   {
-    const chat = encodeFrame({ op: 'message', class: 'chat', room: 'r', id: 'i', from: 'u', ts: 1234567, data: { ts: 99, nested: ',"ts":1' }, offset: 3, epoch: 'e' });
+    const chat = encodeFrame({
+      op: 'message',
+      class: 'chat',
+      room: 'r',
+      id: 'i',
+      from: 'u',
+      ts: 1234567,
+      data: { ts: 99, nested: ',"ts":1' },
+      offset: 3,
+      epoch: 'e',
+    });
     const ephemeral = encodeFrame({ op: 'message', class: 'ephemeral', room: 'r', id: 'i', from: 'u', ts: 42, data: 'x', key: 'k' });
     assert.equal(frameTs(chat), 1234567);
     assert.equal(frameTs(ephemeral), 42);

@@ -44,7 +44,12 @@ describe('chat intake wire format', () => {
   });
 
   it('round-trips replies and refuses unknown error codes', () => {
-    assert.deepEqual(parseIntakeReply(JSON.parse(JSON.stringify(storedReply({ message: stored, duplicate: true })))), { v: 1, ok: true, message: stored, duplicate: true });
+    assert.deepEqual(parseIntakeReply(JSON.parse(JSON.stringify(storedReply({ message: stored, duplicate: true })))), {
+      v: 1,
+      ok: true,
+      message: stored,
+      duplicate: true,
+    });
     assert.deepEqual(parseIntakeReply(failedReply('unavailable', 'down')), { v: 1, ok: false, code: 'unavailable', message: 'down' });
     assert.equal(parseIntakeReply({ v: 1, ok: false, code: 'teapot', message: 'x' }), undefined);
     assert.equal(parseIntakeReply({ v: 1, ok: true, message: { ...stored, offset: 0 }, duplicate: false }), undefined);

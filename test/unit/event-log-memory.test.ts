@@ -77,9 +77,18 @@ describe('MemoryEventLog specifics', () => {
 
   it('rejects bad consumer specs at consume time', async () => {
     const log = new MemoryEventLog();
-    await assert.rejects(log.consume({ queue: 'bad name', bindings: ['#'] }, async () => 'ack'), { name: 'ConfigError', code: 'config_invalid' });
-    await assert.rejects(log.consume({ queue: 'q', bindings: ['a..b'] }, async () => 'ack'), { name: 'ConfigError' });
-    await assert.rejects(log.consume({ queue: 'q', bindings: ['#'], prefetch: 0 }, async () => 'ack'), { name: 'ConfigError' });
+    await assert.rejects(
+      log.consume({ queue: 'bad name', bindings: ['#'] }, async () => 'ack'),
+      { name: 'ConfigError', code: 'config_invalid' },
+    );
+    await assert.rejects(
+      log.consume({ queue: 'q', bindings: ['a..b'] }, async () => 'ack'),
+      { name: 'ConfigError' },
+    );
+    await assert.rejects(
+      log.consume({ queue: 'q', bindings: ['#'], prefetch: 0 }, async () => 'ack'),
+      { name: 'ConfigError' },
+    );
     await log.close();
   });
 });

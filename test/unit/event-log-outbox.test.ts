@@ -41,7 +41,10 @@ describe('Outbox', () => {
     await assert.rejects(outbox.enqueue(4), unavailable);
     lane.setReady(true);
     outbox.pump();
-    assert.deepEqual(lane.calls.map((c) => c.item), [1, 2, 3]);
+    assert.deepEqual(
+      lane.calls.map((c) => c.item),
+      [1, 2, 3],
+    );
     for (const call of lane.calls) call.resolve();
     await Promise.all(accepted);
     assert.equal(outbox.depth(), 0);
@@ -52,7 +55,10 @@ describe('Outbox', () => {
     lane.setReady(true);
     const outbox = new Outbox<number>({ limit: 10, maxInFlight: 3, send: lane.send, isReady: lane.isReady, retryBaseMs: 1 });
     const accepted = [1, 2, 3, 4, 5].map((n) => outbox.enqueue(n));
-    assert.deepEqual(lane.calls.map((c) => c.item), [1, 2, 3]);
+    assert.deepEqual(
+      lane.calls.map((c) => c.item),
+      [1, 2, 3],
+    );
     lane.calls[0]!.resolve();
     lane.setReady(false);
     // The connection drops: the two in flight fail, newest first.
@@ -62,7 +68,10 @@ describe('Outbox', () => {
     await waitFor(() => outbox.depth() === 4, { what: 'failed sends back in the outbox' });
     lane.setReady(true);
     await waitFor(() => lane.calls.length === 3, { what: 'resend' });
-    assert.deepEqual(lane.calls.map((c) => c.item), [2, 3, 4]);
+    assert.deepEqual(
+      lane.calls.map((c) => c.item),
+      [2, 3, 4],
+    );
     for (let i = 0; i < 4; i++) {
       await waitFor(() => lane.calls[i], { what: `send ${i}` });
       lane.calls[i]!.resolve();

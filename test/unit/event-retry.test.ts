@@ -5,7 +5,10 @@ import { normalizeConsumerSpec, retryDelay, retryDelays } from '../../src/events
 describe('retry delays', () => {
   it('fixed backoff waits the same each time', () => {
     const spec = normalizeConsumerSpec({ queue: 'q', bindings: ['#'], retryDelayMs: 1000, maxAttempts: 4 });
-    assert.deepEqual([1, 2, 3].map((attempt) => retryDelay(spec, attempt)), [1000, 1000, 1000]);
+    assert.deepEqual(
+      [1, 2, 3].map((attempt) => retryDelay(spec, attempt)),
+      [1000, 1000, 1000],
+    );
     assert.deepEqual(retryDelays(spec), [1000]);
   });
 
@@ -18,7 +21,10 @@ describe('retry delays', () => {
       maxRetryDelayMs: 5000,
       maxAttempts: 6,
     });
-    assert.deepEqual([1, 2, 3, 4, 5].map((attempt) => retryDelay(spec, attempt)), [1000, 2000, 4000, 5000, 5000]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((attempt) => retryDelay(spec, attempt)),
+      [1000, 2000, 4000, 5000, 5000],
+    );
     assert.deepEqual(retryDelays(spec), [1000, 2000, 4000, 5000]);
   });
 });

@@ -101,7 +101,12 @@ describe('MemoryHistory', () => {
   it('stores nothing when the envelope builder throws', async () => {
     const { history, bus } = await setup();
     const room = { tenant: 't', room: 'a' };
-    const failing: AppendTarget = { channel: 'x', envelope: () => { throw new Error('boom'); } };
+    const failing: AppendTarget = {
+      channel: 'x',
+      envelope: () => {
+        throw new Error('boom');
+      },
+    };
     await assert.rejects(history.append(room, draft(room, 1), failing), /boom/);
     assert.equal((await history.append(room, draft(room, 2), target)).message.offset, 1);
     await history.close();

@@ -27,7 +27,10 @@ describe('LocalRooms (the local room manager)', () => {
     rooms.add('user:alice', 'user', 't', 'alice', a2);
     rooms.add('room:x', 'room', 't', 'x', a);
     assert.equal(rooms.rooms(), 1);
-    assert.deepEqual([...(rooms.get('user:alice')?.connections ?? [])].map((c) => c.id), ['a', 'a2']);
+    assert.deepEqual(
+      [...(rooms.get('user:alice')?.connections ?? [])].map((c) => c.id),
+      ['a', 'a2'],
+    );
   });
 
   it('keeps members in arrival order whether it holds one or several', () => {
@@ -40,15 +43,24 @@ describe('LocalRooms (the local room manager)', () => {
     assert.equal(members.size, 1);
     assert.equal(members.has(a), true);
     assert.equal(members.has(b), false);
-    assert.deepEqual([...members].map((m) => m.id), ['a']);
+    assert.deepEqual(
+      [...members].map((m) => m.id),
+      ['a'],
+    );
     members.add(b);
     members.add(c);
-    assert.deepEqual([...members].map((m) => m.id), ['a', 'b', 'c']);
+    assert.deepEqual(
+      [...members].map((m) => m.id),
+      ['a', 'b', 'c'],
+    );
     members.delete(b);
     members.delete(conn('stranger'));
     assert.equal(members.size, 2);
     assert.equal(members.has(b), false);
-    assert.deepEqual([...members].map((m) => m.id), ['a', 'c']);
+    assert.deepEqual(
+      [...members].map((m) => m.id),
+      ['a', 'c'],
+    );
     members.delete(a);
     members.delete(c);
     assert.equal(members.size, 0);

@@ -27,7 +27,10 @@ describe('escapeComponent', () => {
   });
 
   it('is injective: decoding gives the input back', () => {
-    fc.assert(fc.property(anyText, (text) => decodeURIComponent(escapeComponent(text)) === text), { numRuns: 1000 });
+    fc.assert(
+      fc.property(anyText, (text) => decodeURIComponent(escapeComponent(text)) === text),
+      { numRuns: 1000 },
+    );
     fc.assert(
       fc.property(anyText, anyText, (a, b) => a === b || escapeComponent(a) !== escapeComponent(b)),
       { numRuns: 1000 },

@@ -31,7 +31,14 @@ const VALID: Record<ClientOp, ClientFrame> = {
 
 /** For each op, fields set to a value of the wrong type or out of range. */
 const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> = {
-  connect: [['v', '1'], ['v', 1.5], ['token', 5], ['token', ''], ['user', 5], ['user', 'x'.repeat(600)]],
+  connect: [
+    ['v', '1'],
+    ['v', 1.5],
+    ['token', 5],
+    ['token', ''],
+    ['user', 5],
+    ['user', 'x'.repeat(600)],
+  ],
   join: [
     ['room', 5],
     ['room', null],
@@ -45,7 +52,10 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['history', 1001],
     ['history', -1],
   ],
-  leave: [['room', 5], ['room', ['lobby']]],
+  leave: [
+    ['room', 5],
+    ['room', ['lobby']],
+  ],
   publish: [
     ['room', 5],
     ['class', 'signal'],
@@ -57,10 +67,21 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['key', 5],
     ['key', ''],
   ],
-  signal: [['to', 5], ['kind', 'hello'], ['kind', null]],
-  presence: [['room', 5], ['room', {}]],
+  signal: [
+    ['to', 5],
+    ['kind', 'hello'],
+    ['kind', null],
+  ],
+  presence: [
+    ['room', 5],
+    ['room', {}],
+  ],
   ping: [],
-  refresh: [['token', 5], ['token', ''], ['token', 'x'.repeat(8193)]],
+  refresh: [
+    ['token', 5],
+    ['token', ''],
+    ['token', 'x'.repeat(8193)],
+  ],
 };
 
 const REQUIRED: Record<ClientOp, string[]> = {
@@ -85,23 +106,25 @@ describe('decodeClientFrame', () => {
       });
 
       // Registered only for ops that have such fields (ping has none): a loop over nothing asserts nothing.
-      if (INVALID_FIELDS[op].length > 0) it('answers invalid_frame with the rid for each badly typed field', () => {
-        const frame = VALID[op];
-        for (const [field, value] of INVALID_FIELDS[op]) {
-          const result = decode({ ...frame, [field]: value });
-          assertError(result, ErrorCode.InvalidFrame, frame.rid);
-          if (!result.ok) assert.match(result.error.message, new RegExp(`^invalid field: ${field}`));
-        }
-      });
+      if (INVALID_FIELDS[op].length > 0)
+        it('answers invalid_frame with the rid for each badly typed field', () => {
+          const frame = VALID[op];
+          for (const [field, value] of INVALID_FIELDS[op]) {
+            const result = decode({ ...frame, [field]: value });
+            assertError(result, ErrorCode.InvalidFrame, frame.rid);
+            if (!result.ok) assert.match(result.error.message, new RegExp(`^invalid field: ${field}`));
+          }
+        });
 
-      if (REQUIRED[op].length > 0) it('answers invalid_frame with the rid when a required field is missing', () => {
-        const frame = VALID[op];
-        for (const field of REQUIRED[op]) {
-          const copy: Record<string, unknown> = { ...frame };
-          delete copy[field];
-          assertError(decode(copy), ErrorCode.InvalidFrame, frame.rid);
-        }
-      });
+      if (REQUIRED[op].length > 0)
+        it('answers invalid_frame with the rid when a required field is missing', () => {
+          const frame = VALID[op];
+          for (const field of REQUIRED[op]) {
+            const copy: Record<string, unknown> = { ...frame };
+            delete copy[field];
+            assertError(decode(copy), ErrorCode.InvalidFrame, frame.rid);
+          }
+        });
 
       it('answers without a rid when the rid itself is invalid', () => {
         for (const rid of [undefined, null, '', 'x'.repeat(65), -1, 1.5, Number.MAX_SAFE_INTEGER + 2, {}, [1], true]) {
@@ -186,11 +209,17 @@ describe('decodeClientFrame properties', () => {
   }
 
   it('never throws and always returns a typed result for arbitrary strings', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => assertTyped(decodeClientFrame(text))), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => assertTyped(decodeClientFrame(text))),
+      { numRuns: 500 },
+    );
   });
 
   it('never throws and always returns a typed result for arbitrary JSON values', () => {
-    fc.assert(fc.property(fc.jsonValue(), (value) => assertTyped(decode(value))), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => assertTyped(decode(value))),
+      { numRuns: 500 },
+    );
   });
 
   it('never throws for frames that look almost right', () => {

@@ -18,7 +18,8 @@ const rid = fc.oneof(
   fc.constant(null),
   fc.boolean(),
 );
-const shortString = (max: number) => fc.oneof(fc.string({ maxLength: max + 3 }), fc.string({ minLength: max - 2, maxLength: max + 2 }), fc.integer(), fc.constant(null));
+const shortString = (max: number) =>
+  fc.oneof(fc.string({ maxLength: max + 3 }), fc.string({ minLength: max - 2, maxLength: max + 2 }), fc.integer(), fc.constant(null));
 const token = fc.oneof(fc.string({ maxLength: 66 }), fc.string({ minLength: 62, maxLength: 67 }), fc.constant(''), fc.integer(), fc.constant(null));
 const data = fc.oneof(fc.jsonValue(), fc.constant(undefined));
 const hex = (length: number) => fc.string({ unit: fc.constantFrom(...'0123456789abcdefA'), minLength: length, maxLength: length });
@@ -30,11 +31,30 @@ const traceparent = fc.oneof(
 );
 
 const nearPublish = fc.record(
-  { op: fc.constant('publish'), rid, room: shortString(512), class: fc.constantFrom('chat', 'ephemeral', 'signal', ''), data, cmid: token, key: token, traceparent, from: fc.string(), extra: fc.jsonValue() },
+  {
+    op: fc.constant('publish'),
+    rid,
+    room: shortString(512),
+    class: fc.constantFrom('chat', 'ephemeral', 'signal', ''),
+    data,
+    cmid: token,
+    key: token,
+    traceparent,
+    from: fc.string(),
+    extra: fc.jsonValue(),
+  },
   { requiredKeys: ['op'] },
 );
 const nearSignal = fc.record(
-  { op: fc.constant('signal'), rid, to: shortString(512), kind: fc.constantFrom('offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom', 'Offer', ''), data, traceparent, fromConn: fc.string() },
+  {
+    op: fc.constant('signal'),
+    rid,
+    to: shortString(512),
+    kind: fc.constantFrom('offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom', 'Offer', ''),
+    data,
+    traceparent,
+    fromConn: fc.string(),
+  },
   { requiredKeys: ['op'] },
 );
 const nearPing = fc.record({ op: fc.constant('ping'), rid, ts: fc.integer() }, { requiredKeys: ['op'] });
@@ -57,7 +77,11 @@ function agrees(frame: object): boolean {
 }
 
 describe('fast frame checks', () => {
-  for (const [op, arbitrary] of [['publish', nearPublish], ['signal', nearSignal], ['ping', nearPing]] as const) {
+  for (const [op, arbitrary] of [
+    ['publish', nearPublish],
+    ['signal', nearSignal],
+    ['ping', nearPing],
+  ] as const) {
     it(`${op}: accepts only what zod accepts, and decodes it the same`, () => {
       let accepted = 0;
       fc.assert(

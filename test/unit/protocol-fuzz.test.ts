@@ -43,11 +43,17 @@ function check(text: string): void {
 
 describe('frame decoder fuzz', () => {
   it('never throws on arbitrary text', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 2000, unit: 'binary' }), (text) => check(text)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.string({ maxLength: 2000, unit: 'binary' }), (text) => check(text)),
+      { numRuns: 2000 },
+    );
   });
 
   it('never throws on arbitrary JSON values', () => {
-    fc.assert(fc.property(fc.jsonValue(), (value) => check(JSON.stringify(value))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => check(JSON.stringify(value))),
+      { numRuns: 1000 },
+    );
   });
 
   it('answers near-miss frames with a typed result and never echoes input', () => {

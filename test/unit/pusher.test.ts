@@ -36,7 +36,17 @@ function signed(method: string, path: string, params?: Record<string, string>, b
 describe('Pusher request signing', () => {
   it('accepts what the official library signs, GET and POST', () => {
     const now = Date.now();
-    assert.equal(verifyRequest(app, 'GET', '/apps/42/channels', signed('GET', '/apps/42/channels', { filter_by_prefix: 'presence-', info: 'user_count' }), Buffer.alloc(0), now), undefined);
+    assert.equal(
+      verifyRequest(
+        app,
+        'GET',
+        '/apps/42/channels',
+        signed('GET', '/apps/42/channels', { filter_by_prefix: 'presence-', info: 'user_count' }),
+        Buffer.alloc(0),
+        now,
+      ),
+      undefined,
+    );
     const body = JSON.stringify({ name: 'e', data: '{}', channels: ['a'] });
     assert.equal(verifyRequest(app, 'POST', '/apps/42/events', signed('POST', '/apps/42/events', undefined, body), Buffer.from(body), now), undefined);
   });
@@ -50,7 +60,10 @@ describe('Pusher request signing', () => {
     assert.match(verifyRequest(app, 'POST', '/apps/42/channels', query, Buffer.alloc(0), now)?.message ?? '', /Invalid signature/);
     assert.match(verifyRequest(app, 'GET', '/apps/42/channels/x', query, Buffer.alloc(0), now)?.message ?? '', /Invalid signature/);
     const body = '{"name":"e","data":"{}","channel":"a"}';
-    assert.match(verifyRequest(app, 'POST', '/apps/42/events', signed('POST', '/apps/42/events', undefined, body), Buffer.from(`${body} `), now)?.message ?? '', /body_md5/);
+    assert.match(
+      verifyRequest(app, 'POST', '/apps/42/events', signed('POST', '/apps/42/events', undefined, body), Buffer.from(`${body} `), now)?.message ?? '',
+      /body_md5/,
+    );
     assert.match(verifyRequest(app, 'GET', '/apps/42/channels', query, Buffer.alloc(0), now + 601_000)?.message ?? '', /Timestamp expired/);
     const otherKey = new URLSearchParams(query);
     otherKey.set('auth_key', 'someone-else');
@@ -85,8 +98,21 @@ describe('Pusher channels', () => {
   });
 
   it('translates nerve frames for Pusher subscribers', () => {
-    const event = JSON.stringify({ op: 'message', class: 'ephemeral', room: 'presence-r', id: 'i', from: 'alice', ts: 1, data: { event: 'client-typing', data: { on: true } } });
-    assert.deepEqual(JSON.parse(pusherFrameOf('presence-r', 'presence', 'ephemeral', event) ?? ''), { event: 'client-typing', channel: 'presence-r', data: { on: true }, user_id: 'alice' });
+    const event = JSON.stringify({
+      op: 'message',
+      class: 'ephemeral',
+      room: 'presence-r',
+      id: 'i',
+      from: 'alice',
+      ts: 1,
+      data: { event: 'client-typing', data: { on: true } },
+    });
+    assert.deepEqual(JSON.parse(pusherFrameOf('presence-r', 'presence', 'ephemeral', event) ?? ''), {
+      event: 'client-typing',
+      channel: 'presence-r',
+      data: { on: true },
+      user_id: 'alice',
+    });
     const plain = JSON.stringify({ op: 'message', class: 'ephemeral', room: 'r', id: 'i', from: 'bob', ts: 2, data: [1, 2] });
     const wrapped = JSON.parse(pusherFrameOf('r', 'public', 'ephemeral', plain) ?? '') as { event: string; data: string };
     assert.equal(wrapped.event, 'nerve-message');
@@ -117,13 +143,23 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** handlePusherHttp on a loopback server with stand-in lanes (the request is signed by the official library). */
-async function withApi(deps: Pick<PusherHttpDeps, 'pusher' | 'presence' | 'store'>, run: (api: PusherServer, errors: string[]) => Promise<void>): Promise<void> {
+async function withApi(
+  deps: Pick<PusherHttpDeps, 'pusher' | 'presence' | 'store'>,
+  run: (api: PusherServer, errors: string[]) => Promise<void>,
+): Promise<void> {
   const errors: string[] = [];
   const full: PusherHttpDeps = { ...deps, apps: [app as PusherApp], onError: (code) => errors.push(code) };
   const server = createServer((request, response) => void handlePusherHttp(full, request, response, new URL(request.url ?? '/', 'http://localhost')));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
-    const api = new PusherServer({ appId: app!.id, key: app!.key, secret: app!.secret, host: '127.0.0.1', port: String((server.address() as AddressInfo).port), useTLS: false });
+    const api = new PusherServer({
+      appId: app!.id,
+      key: app!.key,
+      secret: app!.secret,
+      host: '127.0.0.1',
+      port: String((server.address() as AddressInfo).port),
+      useTLS: false,
+    });
     await run(api, errors);
   } finally {
     await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -181,7 +217,10 @@ describe('Pusher HTTP API fan-out', () => {
       },
     } as unknown as PusherHttpDeps['pusher'];
     await withApi({ pusher, presence: {} as PusherHttpDeps['presence'], store: {} as PusherHttpDeps['store'] }, async (api, errors) => {
-      await assert.rejects(api.trigger(['a', 'b', 'c'], 'e', 'd'), (error: { status: number; body: string }) => error.status === 429 && /Too many messages/.test(error.body));
+      await assert.rejects(
+        api.trigger(['a', 'b', 'c'], 'e', 'd'),
+        (error: { status: number; body: string }) => error.status === 429 && /Too many messages/.test(error.body),
+      );
       assert.deepEqual(tried.sort(), ['a', 'b', 'c']);
       assert.deepEqual(errors, ['pusher_http_429']);
     });

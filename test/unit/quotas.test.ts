@@ -45,13 +45,16 @@ describe('quota documents', () => {
     for (const bad of [{ conections: 1 }, { rooms: -1 }, { rooms: 1.5 }, { storedBytes: '10' }, [], null]) {
       assert.throws(() => parseTenantQuota(bad), InvalidQuotaError);
     }
-    assert.throws(() => parseTenantQuota({ signalsPerSecond: -2 }), (error: unknown) => error instanceof InvalidQuotaError && error.field === 'signalsPerSecond');
+    assert.throws(
+      () => parseTenantQuota({ signalsPerSecond: -2 }),
+      (error: unknown) => error instanceof InvalidQuotaError && error.field === 'signalsPerSecond',
+    );
     const file = parseQuotaFile({ acme: { rooms: 2 }, '*': { connections: 10 } });
     assert.deepEqual([...file.keys()], ['acme', '*']);
     assert.throws(() => parseQuotaFile({ 'bad tenant': {} }), InvalidQuotaError);
   });
 
-  it('API-set quotas win over the file, and the file\'s * applies to tenants with none', async () => {
+  it("API-set quotas win over the file, and the file's * applies to tenants with none", async () => {
     const store = new MemoryTenantQuotas(parseQuotaFile({ acme: { rooms: 2 }, '*': { connections: 10 } }));
     assert.deepEqual(store.effective('acme'), { rooms: 2 });
     assert.deepEqual(store.effective('other'), { connections: 10 });
@@ -60,7 +63,10 @@ describe('quota documents', () => {
     assert.equal((await store.get('acme'))?.source, 'api');
     assert.equal(await store.remove('acme'), true);
     assert.equal((await store.get('acme'))?.source, 'file');
-    assert.deepEqual((await store.list()).map((entry) => entry.tenant), ['*', 'acme']);
+    assert.deepEqual(
+      (await store.list()).map((entry) => entry.tenant),
+      ['*', 'acme'],
+    );
   });
 });
 
@@ -120,7 +126,7 @@ describe('UsageMeter', () => {
     return new UsageMeter({ nodeId, intervalMs: 60_000, now: () => now.t, events: { publish: async (event) => void published.push(event) } });
   }
 
-  it('reports each tenant once per interval under its incarnation\'s id, and the interval so far on stop', async () => {
+  it("reports each tenant once per interval under its incarnation's id, and the interval so far on stop", async () => {
     const now = { t: 120_000 };
     const published: LifecycleEvent[] = [];
     const m = meter(now, published);
@@ -183,7 +189,7 @@ describe('LiveUsage', () => {
   const entry = (from: number, at: number, messages: number) =>
     JSON.stringify({ from, at, connections: 1, connectionMs: 1000, messages, deliveries: 0, signals: 0, storedBytes: 0 });
 
-  it('without Redis answers this node\'s counts', async () => {
+  it("without Redis answers this node's counts", async () => {
     const { meter: m } = setup({});
     const answer = await new LiveUsage({ meter: m, nodeId: 'n1', prefix: 'p', publishMs: 2000 }).read('acme');
     assert.deepEqual(answer.nodes, ['n1']);
@@ -192,8 +198,13 @@ describe('LiveUsage', () => {
     assert.equal(answer.signals, 1);
   });
 
-  it('adds other nodes\' fresh entries of the same interval only, and removes stale ones', async () => {
-    const { meter: m, client, deleted, now } = setup({
+  it("adds other nodes' fresh entries of the same interval only, and removes stale ones", async () => {
+    const {
+      meter: m,
+      client,
+      deleted,
+      now,
+    } = setup({
       n1: entry(120_000, 129_000, 50), // its own stored entry: the live counts are used instead
       n2: entry(120_000, 129_000, 2),
       n3: entry(120_000, 100_000, 7), // older than 3 writes: a dead node

@@ -12,7 +12,10 @@ import { parseSentinelAddress, redisStoreConnection, sentinelRedisOptions } from
 const SENTINELS = ['10.0.0.1:26379', 'sentinel-b:26380', '[::1]:26381'];
 
 function refused(input: Parameters<typeof normalizeOptions>[0], setting: string): void {
-  assert.throws(() => normalizeOptions(input), (error: unknown) => error instanceof ConfigError && error.setting === setting);
+  assert.throws(
+    () => normalizeOptions(input),
+    (error: unknown) => error instanceof ConfigError && error.setting === setting,
+  );
 }
 
 describe('Redis Sentinel settings', () => {

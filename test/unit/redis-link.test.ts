@@ -46,7 +46,10 @@ describe('RedisLink', () => {
     const { client, link: l } = link();
     client.status = 'reconnecting';
     const refused = new Error("Stream isn't writeable and enableOfflineQueue options is false");
-    await assert.rejects(l.run('append', () => Promise.reject(refused)), (error: unknown) => error === refused);
+    await assert.rejects(
+      l.run('append', () => Promise.reject(refused)),
+      (error: unknown) => error === refused,
+    );
     assert.equal(client.destroyed, 0);
   });
 
@@ -54,7 +57,10 @@ describe('RedisLink', () => {
     const { client, link: l } = link();
     const reply = new ReplyError('ERR something');
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- ioredis rejects with its ReplyError, which is what this test feeds in
-    await assert.rejects(l.run('append', () => Promise.reject(reply)), (error: unknown) => error === reply);
+    await assert.rejects(
+      l.run('append', () => Promise.reject(reply)),
+      (error: unknown) => error === reply,
+    );
     assert.equal(client.destroyed, 0);
     assert.equal(l.problem(), undefined);
   });
@@ -74,7 +80,10 @@ describe('RedisLink', () => {
 
   it('a command lost with its connection (not a timeout) is an unknown outcome without another cut', async () => {
     const { client, link: l } = link();
-    await assert.rejects(l.run('mailbox.take', () => Promise.reject(new Error('Connection is closed.'))), OutcomeUnknownError);
+    await assert.rejects(
+      l.run('mailbox.take', () => Promise.reject(new Error('Connection is closed.'))),
+      OutcomeUnknownError,
+    );
     assert.equal(client.destroyed, 0);
   });
 
@@ -125,7 +134,10 @@ describe('RedisLink', () => {
 
   it('never cuts a connection it does not own, but reports it', async () => {
     const { client, link: l } = link({ owned: false });
-    await assert.rejects(l.run('append', () => Promise.reject(timedOut())), OutcomeUnknownError);
+    await assert.rejects(
+      l.run('append', () => Promise.reject(timedOut())),
+      OutcomeUnknownError,
+    );
     assert.equal(client.destroyed, 0);
     assert.equal(l.stats.replacements, 0);
     assert.match(l.problem() ?? '', /command timed out/);

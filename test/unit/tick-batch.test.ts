@@ -46,6 +46,9 @@ describe('TickBatch', () => {
     assert.deepEqual(outcome(await Promise.allSettled([1, 2].map((n) => batch.add(n)))), ['store down', 'store down']);
     mode = 'short';
     const short = outcome(await Promise.allSettled([1, 2].map((n) => batch.add(n))));
-    assert.ok(short.every((text) => typeof text === 'string' && /answered 1 of 2/.test(text)), String(short));
+    assert.ok(
+      short.every((text) => typeof text === 'string' && /answered 1 of 2/.test(text)),
+      String(short),
+    );
   });
 });

@@ -17,7 +17,10 @@ const SPAN = '00f067aa0ba902b7';
 /** A provider exporting to memory; `finished()` waits for the exports (they settle on a later tick). */
 function tracing(): { tracing: Tracing; finished: () => Promise<ReturnType<InMemorySpanExporter['getFinishedSpans']>> } {
   const exporter = new InMemorySpanExporter();
-  const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'test' }), spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  const provider = new TracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'test' }),
+    spanProcessors: [new SimpleSpanProcessor({ exporter })],
+  });
   return {
     tracing: new Tracing(provider.getTracer('test')),
     finished: async () => {
@@ -77,8 +80,17 @@ describe('Tracing', () => {
   it('around: ends the span when the work settles, and passes a failure on', async () => {
     const { tracing: t, finished } = tracing();
     assert.equal(await t.around('ok', SpanKind.INTERNAL, undefined, { tenant: 't' }, async (traceparent) => traceparent.length), 55);
-    await assert.rejects(t.around('fails', SpanKind.INTERNAL, undefined, { tenant: 't' }, async () => Promise.reject(new Error('no'))), /no/);
-    assert.deepEqual((await finished()).map((span) => [span.name, span.status.code]), [['ok', 0], ['fails', 2]]);
+    await assert.rejects(
+      t.around('fails', SpanKind.INTERNAL, undefined, { tenant: 't' }, async () => Promise.reject(new Error('no'))),
+      /no/,
+    );
+    assert.deepEqual(
+      (await finished()).map((span) => [span.name, span.status.code]),
+      [
+        ['ok', 0],
+        ['fails', 2],
+      ],
+    );
   });
 });
 
