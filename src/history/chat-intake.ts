@@ -6,9 +6,7 @@
  * in time is dead-lettered instead of stored long after its sender was told.
  */
 import { z } from 'zod';
-import { BUS_ENVELOPE_VERSION, type BusEnvelope } from '../bus/bus.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
-import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import type { AppendResult, ChatDraft, RoomRef } from './history.js';
 
@@ -63,15 +61,6 @@ export function intakeTopology(names: ChatIntakeNames) {
       { queue: names.deadLetterQueue, exchange: names.deadLetterExchange, routingKey: names.deadLetterQueue },
     ],
   };
-}
-
-/**
- * The envelope a stored chat message travels in on the hot lane. The
- * gateway builds the same one for appends it makes itself, so receivers
- * cannot tell which path stored a message.
- */
-export function chatEnvelope(message: ChatMessage, origin: string): BusEnvelope {
-  return { v: BUS_ENVELOPE_VERSION, type: 'deliver', id: message.id, origin, class: 'chat', payload: encodeFrame(message) };
 }
 
 // ------------------------------------------------------------------ wire format

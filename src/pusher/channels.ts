@@ -5,7 +5,7 @@
  * Occupancy and members are kept in the presence lane (docs/pusher.md).
  */
 import { randomUUID } from 'node:crypto';
-import { BUS_ENVELOPE_VERSION, type BusEnvelope } from '../bus/bus.js';
+import { deliverEnvelope } from '../bus/envelope.js';
 import { errorText } from '../errors.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MemberLeftFrame } from '../../packages/protocol/src/frames.js';
@@ -181,15 +181,7 @@ export class PusherChannels {
 
   /** A member frame on the room channel, for every node's subscribers; a failure is logged, not the subscriber's. */
   private async publishPresence(channel: string, payload: string, except: string): Promise<void> {
-    const envelope: BusEnvelope = {
-      v: BUS_ENVELOPE_VERSION,
-      type: 'deliver',
-      id: randomUUID(),
-      origin: this.deps.options.nodeId,
-      class: 'presence',
-      payload,
-      except,
-    };
+    const envelope = deliverEnvelope(this.deps.options.nodeId, 'presence', randomUUID(), payload, except);
     try {
       await this.deps.bus.publish(channel, envelope);
     } catch (error) {

@@ -4,8 +4,8 @@
  * published as ephemeral room messages, `nerve:resume` answered from the
  * chat history, and `terminate_connections` sent on a user's channel.
  */
-import { randomUUID } from 'node:crypto';
-import { BUS_ENVELOPE_VERSION, type BusEnvelope } from '../bus/bus.js';
+import type { BusEnvelope } from '../bus/bus.js';
+import { controlEnvelope, parseControl } from '../bus/envelope.js';
 import { errorText } from '../errors.js';
 import { TextFrame } from '../gateway/text-frame.js';
 import type { RecoveryResult } from '../history/history.js';
@@ -18,9 +18,6 @@ import { answerInvalid, reportFact, type PusherDeps } from './context.js';
 import { CACHE_TTL_MS, MAX_EVENT_NAME, PusherCode, encodePusher, errorFrame, isCacheChannel } from './protocol.js';
 import type { PusherSocket } from './socket.js';
 import { pusherFrameOf } from './translate.js';
-
-/** Control payload on a signed-in user's channel: close that user's Pusher connections (HTTP API `terminate_connections`). */
-const TERMINATE = JSON.stringify({ action: 'pusher.terminate' });
 
 /** nerve's extension events (docs/pusher.md, "Extensions"): the client asks for missed chat, the server says it is done. */
 export const RESUME = 'nerve:resume';
@@ -44,7 +41,8 @@ export class PusherEvents {
     if (envelope.type === 'control') {
       const sockets = this.users.get(channel);
       if (!sockets) return this.channels.has(channel);
-      if (envelope.payload === TERMINATE) {
+      // On a signed-in user's channel: close that user's Pusher connections (HTTP API `terminate_connections`).
+      if (parseControl(envelope.payload)?.action === 'pusher.terminate') {
         for (const socket of [...sockets]) {
           socket.send(errorFrame(PusherCode.Unauthorized, 'connection terminated by the server'));
           socket.close(PusherCode.Unauthorized, 'terminated');
@@ -102,14 +100,7 @@ export class PusherEvents {
 
   /** Close every Pusher connection of a signed-in user, on every node (HTTP API). Resolves with how many nodes had some. */
   async terminate(app: PusherApp, user: string): Promise<number> {
-    const envelope: BusEnvelope = {
-      v: BUS_ENVELOPE_VERSION,
-      type: 'control',
-      id: randomUUID(),
-      origin: this.deps.options.nodeId,
-      class: 'lifecycle',
-      payload: TERMINATE,
-    };
+    const envelope = controlEnvelope(this.deps.options.nodeId, { action: 'pusher.terminate' });
     return this.deps.bus.publish(this.membership.userChannel(app, user), envelope);
   }
 

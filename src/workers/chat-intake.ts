@@ -10,10 +10,10 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Connection, ConsumerStatus, type AsyncMessage, type Consumer } from 'rabbitmq-client';
+import { chatEnvelope } from '../bus/envelope.js';
 import { RabbitBus } from '../bus/rabbitmq.js';
 import { closeWithin } from '../close-within.js';
 import {
-  chatEnvelope,
   chatIntakeNames,
   deadLetterQueueDeclaration,
   intakeQueueDeclaration,

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeEnvelope, encodeEnvelope } from '../../src/bus/envelope.js';
+import { chatEnvelope, decodeEnvelope, encodeEnvelope } from '../../src/bus/envelope.js';
 import {
-  chatEnvelope,
   chatIntakeNames,
   failedReply,
   intakeQueueDeclaration,
