@@ -9,12 +9,17 @@ import type { History, RoomRef } from '../history/history.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
+import { fullJitter } from '../backoff.js';
 import { errorText } from '../errors.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MessageClass, ResyncFrame, ResyncReason } from '../../packages/protocol/src/frames.js';
 import { offsetStep } from '../../packages/protocol/src/positions.js';
 import { Limiter, RoomChatCursor, scanChatTail, tailEpoch, tailHasEpoch } from './chat-gap.js';
 import type { ChannelTarget, LocalRooms } from './local-rooms.js';
+
+// The history read's retry delays: 100 ms doubling up to 1.6 s, five times.
+const READ_RETRY_BASE_MS = 100;
+const READ_RETRY_MAX_MS = 1_600;
 
 export interface ChatRecoveryDeps {
   local: LocalRooms;
@@ -179,7 +184,7 @@ export class ChatRecovery {
     }
   }
 
-  /** `history.since` with a few retries (100 ms doubling, about 6 s in all: after a Redis restart the history may come back after the bus); undefined when it kept failing or the room has no local member left. */
+  /** `history.since` with five retries (full jitter: after a Redis restart the history may come back after the bus); undefined when it kept failing or the room has no local member left. */
   private async read(ref: RoomRef, from: { offset: number; epoch: string }, still: () => boolean): Promise<SinceResult | undefined> {
     for (let attempt = 0; ; attempt += 1) {
       try {
@@ -190,7 +195,7 @@ export class ChatRecovery {
           return undefined;
         }
       }
-      await new Promise<void>((resolve) => setTimeout(resolve, 100 * 2 ** attempt).unref());
+      await new Promise<void>((resolve) => setTimeout(resolve, fullJitter(attempt, READ_RETRY_BASE_MS, READ_RETRY_MAX_MS)).unref());
     }
   }
 
