@@ -59,13 +59,17 @@ export function parseRights(claim: unknown): RoomRight[] {
   return [...new Set(result.data)];
 }
 
+/** Whether `grant` covers `room`: its exact room, or any room starting with its prefix. The one matching rule. */
+export function grantMatches(grant: RoomGrant, room: string): boolean {
+  return grant.room !== undefined ? grant.room === room : room.startsWith(grant.prefix ?? '\u0000');
+}
+
 /** Rights the grants give in `room` (the union of every matching grant). `undefined` grants: everything. */
 export function rightsIn(grants: readonly RoomGrant[] | undefined, room: string): ReadonlySet<RoomRight> {
   if (grants === undefined) return ALL_RIGHTS;
   const found = new Set<RoomRight>();
   for (const grant of grants) {
-    const matches = grant.room !== undefined ? grant.room === room : room.startsWith(grant.prefix ?? '\u0000');
-    if (matches) for (const right of grant.rights) found.add(right);
+    if (grantMatches(grant, room)) for (const right of grant.rights) found.add(right);
   }
   return found;
 }

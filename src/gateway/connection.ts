@@ -7,7 +7,7 @@
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import type { Identity } from '../auth/authenticator.js';
-import type { RoomRight } from '../auth/grants.js';
+import { grantMatches, type RoomRight } from '../auth/grants.js';
 import { errorText } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
@@ -18,6 +18,7 @@ import { CloseCode } from '../../packages/protocol/src/codes.js';
 import { TokenBucket, WindowCounter } from './rate-limit.js';
 import type { WriteBatch } from '../write-batch.js';
 import { canWriteDirectly, TextFrame } from './text-frame.js';
+import { ConflatedFrames, type BufferState, type OutgoingFrame } from './conflation.js';
 
 /** handshake → open → closing → closed; handshake and open may go straight to closed (the peer went away). */
 export const ConnectionState = {
@@ -175,18 +176,12 @@ export class Connection {
     this.#chatFloors?.delete(room);
   }
 
-  /**
-   * Whether the token's grants (matched as `rightsIn` in src/auth/grants.ts
-   * does) or a join token give `right` in `room`. Builds no set: fan-out asks per recipient.
-   */
+  /** Whether the token's grants or a join token give `right` in `room`. Builds no set: fan-out asks per recipient. */
   hasRight(room: string, right: RoomRight): boolean {
     const grants = this.#identity?.grants;
     if (grants === undefined) return true;
     if (this.#joinGrants?.get(room)?.has(right) === true) return true;
-    for (const grant of grants) {
-      const matches = grant.room !== undefined ? grant.room === room : room.startsWith(grant.prefix ?? '\u0000');
-      if (matches && grant.rights.includes(right)) return true;
-    }
+    for (const grant of grants) if (grantMatches(grant, room) && grant.rights.includes(right)) return true;
     return false;
   }
 
@@ -362,59 +357,39 @@ export class Connection {
    * socket's send buffer is over the soft limit; any frame finding it over
    * the hard limit marks the connection slow (the caller closes it).
    */
-  deliver(payload: string | Buffer | TextFrame, droppable: boolean, conflateKey?: () => string | undefined): SendOutcome {
+  deliver(payload: OutgoingFrame, droppable: boolean, conflateKey?: () => string | undefined): SendOutcome {
     if (this.#state === ConnectionState.Closing || this.#state === ConnectionState.Closed) return 'closed';
     const buffered = this.socket.bufferedAmount;
     const limits = this.context.limits;
     if (buffered > limits.sendBufferHardBytes) return 'slow';
     if (droppable && buffered > limits.sendBufferSoftBytes) {
-      // Latest wins: a keyed ephemeral message (cursor, typing) replaces the
-      // one still waiting for this socket instead of piling up behind it.
+      // Latest wins (conflation.ts): a keyed ephemeral message replaces the one still waiting.
       const key = conflateKey?.();
       if (key === undefined) return 'dropped';
-      this.conflated ??= new Map();
-      const replaced = this.conflated.has(key);
-      this.conflated.delete(key);
-      this.conflated.set(key, payload);
-      this.scheduleFlush();
-      return replaced ? 'dropped' : 'conflated';
+      this.conflated ??= new ConflatedFrames(
+        () => this.#bufferState(),
+        (held) => this.write(held),
+      );
+      return this.conflated.hold(key, payload) ? 'dropped' : 'conflated';
     }
     // Held frames go first, so a fresher message never precedes an older one.
     this.context.writes.hold(this.tcp);
-    if (this.conflated !== undefined && this.conflated.size > 0) this.flushHeld();
+    if (this.conflated !== undefined && this.conflated.size > 0) this.conflated.flush();
     this.write(payload);
     return 'sent';
   }
 
-  private write(payload: string | Buffer | TextFrame): void {
+  /** Keyed ephemeral frames held while the socket is over the soft limit (made at the first). */
+  private conflated: ConflatedFrames | undefined;
+
+  #bufferState(): BufferState {
+    if (this.#state === ConnectionState.Closing || this.#state === ConnectionState.Closed) return 'closed';
+    return this.socket.bufferedAmount <= this.context.limits.sendBufferSoftBytes ? 'drained' : 'full';
+  }
+
+  private write(payload: OutgoingFrame): void {
     if (!(payload instanceof TextFrame)) this.socket.send(payload, { binary: false });
     else if (canWriteDirectly(this.socket, this.plainFrames)) this.tcp.write(payload.wire);
     else this.socket.send(payload.payload, { binary: false });
-  }
-
-  private flushHeld(): void {
-    if (this.conflated === undefined) return;
-    for (const held of this.conflated.values()) this.write(held);
-    this.conflated.clear();
-  }
-
-  /** Keyed ephemeral frames held while the socket is over the soft limit, latest per key. */
-  private conflated: Map<string, string | Buffer | TextFrame> | undefined;
-  private flushTimer: NodeJS.Timeout | undefined;
-
-  private scheduleFlush(): void {
-    if (this.flushTimer) return;
-    this.flushTimer = setInterval(() => {
-      if (this.#state === ConnectionState.Closing || this.#state === ConnectionState.Closed) {
-        this.conflated?.clear();
-      } else if (this.socket.bufferedAmount <= this.context.limits.sendBufferSoftBytes) {
-        this.flushHeld();
-      }
-      if (this.conflated === undefined || this.conflated.size === 0) {
-        clearInterval(this.flushTimer);
-        this.flushTimer = undefined;
-      }
-    }, 25);
-    this.flushTimer.unref();
   }
 }
