@@ -1,7 +1,7 @@
 /** The RabbitMQ bus's options, their defaults, and the one check of them at construction. */
 import { ConfigError } from '../config/errors.js';
 import { integer, nameComponent } from '../config/validate.js';
-import type { LaneLogger as BusLogger } from '../log-types.js';
+import type { LaneLogger } from '../log-types.js';
 
 export interface RabbitBusOptions {
   /** AMQP URL, e.g. `amqp://guest:guest@127.0.0.1:5672`. Required. */
@@ -13,7 +13,7 @@ export interface RabbitBusOptions {
   /** This node's id: names its queue and its connections. Required. */
   nodeId: string;
   /** pino-compatible logger. Default: silent. */
-  logger?: BusLogger;
+  logger?: LaneLogger;
   /** Per-message TTL (AMQP `expiration`): an envelope not consumed within it is dropped, ms. Default 10000. */
   messageTtlMs?: number;
   /** Most envelopes waiting in the node's queue; beyond, the oldest are dropped (`drop-head`). Default 100000. */

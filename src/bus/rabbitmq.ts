@@ -16,7 +16,7 @@ import { Canary } from './canary.js';
 import { fullJitter } from '../backoff.js';
 import { errorText } from '../errors.js';
 import { canaryBytes, encodeOutgoing, unavailable, type RedisBusStats } from './wire.js';
-import type { LaneLogger as BusLogger } from '../log-types.js';
+import { silentLogger, type LaneLogger } from '../log-types.js';
 import { takeWireMessage, type BusIntake } from './intake.js';
 import { normalizeRabbitBusOptions, type NormalizedOptions, type RabbitBusOptions } from './rabbitmq-options.js';
 import { ConfirmedPublisher } from './rabbitmq-publisher.js';
@@ -39,8 +39,6 @@ interface LiveQueue {
   bound: Map<string, string>;
 }
 
-const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
 type State = 'idle' | 'starting' | 'running' | 'closed';
 
 export class RabbitBus extends RefCountedBus {
@@ -50,7 +48,7 @@ export class RabbitBus extends RefCountedBus {
   /** Every queue of this node starts with it (tests and operators find them by it). */
   readonly queuePrefix: string;
   private readonly options: NormalizedOptions;
-  private readonly log: BusLogger;
+  private readonly log: LaneLogger;
   private state: State = 'idle';
   /** Created by `start` (the bus owns its connections), closed by `close`. */
   private links: Links | undefined;

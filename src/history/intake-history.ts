@@ -8,7 +8,7 @@
  */
 import { Connection } from 'rabbitmq-client';
 import { errorText } from '../errors.js';
-import type { LaneLogger as BusLogger } from '../log-types.js';
+import { silentLogger, type LaneLogger } from '../log-types.js';
 import { closeWithin } from '../close-within.js';
 import type { LaneHealth } from '../lanes.js';
 import { ConfigError } from '../config/errors.js';
@@ -37,10 +37,8 @@ export interface IntakeHistoryOptions {
   startTimeoutMs?: number;
   /** How often the intake queue's consumer count is read for `health`, ms; 0 = never. Default 5000. */
   consumerPollMs?: number;
-  logger?: BusLogger;
+  logger?: LaneLogger;
 }
-
-const silentLogger: BusLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 export class IntakeHistory implements History {
   readonly driver = 'postgres-via-worker';
@@ -50,7 +48,7 @@ export class IntakeHistory implements History {
   private readonly timeoutMs: number;
   private readonly startTimeoutMs: number;
   private readonly consumerPollMs: number;
-  private readonly log: BusLogger;
+  private readonly log: LaneLogger;
   private readonly connection: Connection;
   private rpc: IntakeRpc | undefined;
   private state: 'idle' | 'running' | 'closed' = 'idle';
