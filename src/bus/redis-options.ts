@@ -1,6 +1,8 @@
 /** The options of the Redis hot-lane drivers, their validation, and the ioredis settings they make. */
 import type { RedisOptions } from 'ioredis';
 import { fullJitter } from '../backoff.js';
+import { ConfigError } from '../config/errors.js';
+import { integer } from '../config/validate.js';
 import { silentLogger, type LaneLogger } from '../log-types.js';
 import { DEFAULT_PROBE_INTERVAL_MS } from '../redis/link.js';
 import type { ChannelNamer } from './channels.js';
@@ -60,12 +62,8 @@ export interface NormalizedRedisBusOptions {
   redisOptions: RedisOptions;
 }
 
-function nonNegativeInt(name: string, value: number, max = 3_600_000): number {
-  if (!Number.isInteger(value) || value < 0 || value > max) {
-    throw new TypeError(`RedisBus option ${name}: expected an integer from 0 to ${max}, got ${String(value)}`);
-  }
-  return value;
-}
+/** Every duration option is an integer of milliseconds up to an hour. */
+const MAX_MS = 3_600_000;
 
 /** Validate options at construction, with a message naming the option. */
 export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRedisBusOptions {
@@ -95,19 +93,19 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
     nodeId: options.nodeId,
     namer: options.namer,
     logger: options.logger ?? silentLogger,
-    canaryIntervalMs: nonNegativeInt('canaryIntervalMs', options.canaryIntervalMs ?? 5000),
-    canaryTimeoutMs: nonNegativeInt('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000),
-    probeIntervalMs: nonNegativeInt('probeIntervalMs', options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS),
-    commandTimeoutMs: nonNegativeInt('commandTimeoutMs', options.commandTimeoutMs ?? 1000),
-    connectTimeoutMs: nonNegativeInt('connectTimeoutMs', options.connectTimeoutMs ?? 2000),
-    startTimeoutMs: nonNegativeInt('startTimeoutMs', options.startTimeoutMs ?? 10_000),
-    reconnectBaseMs: nonNegativeInt('reconnectBaseMs', options.reconnectBaseMs ?? 50),
-    reconnectMaxMs: nonNegativeInt('reconnectMaxMs', options.reconnectMaxMs ?? 2000),
+    canaryIntervalMs: integer('canaryIntervalMs', options.canaryIntervalMs ?? 5000, 0, MAX_MS),
+    canaryTimeoutMs: integer('canaryTimeoutMs', options.canaryTimeoutMs ?? 2000, 0, MAX_MS),
+    probeIntervalMs: integer('probeIntervalMs', options.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS, 0, MAX_MS),
+    // Positive: a publish must never hang.
+    commandTimeoutMs: integer('commandTimeoutMs', options.commandTimeoutMs ?? 1000, 1, MAX_MS),
+    connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs ?? 2000, 0, MAX_MS),
+    startTimeoutMs: integer('startTimeoutMs', options.startTimeoutMs ?? 10_000, 0, MAX_MS),
+    reconnectBaseMs: integer('reconnectBaseMs', options.reconnectBaseMs ?? 50, 0, MAX_MS),
+    reconnectMaxMs: integer('reconnectMaxMs', options.reconnectMaxMs ?? 2000, 0, MAX_MS),
     redisOptions: options.redisOptions ?? {},
   };
-  if (normalized.commandTimeoutMs === 0) throw new TypeError('RedisBus option commandTimeoutMs must be positive: a publish must never hang');
   if (normalized.reconnectMaxMs < normalized.reconnectBaseMs) {
-    throw new TypeError('RedisBus option reconnectMaxMs must be at least reconnectBaseMs');
+    throw new ConfigError('reconnectMaxMs', `at least reconnectBaseMs (${normalized.reconnectBaseMs})`, normalized.reconnectMaxMs);
   }
   return normalized;
 }

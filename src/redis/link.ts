@@ -8,6 +8,7 @@
  * (`onRestored`). Bounds: docs/operations.md, "Connection probes".
  */
 import { Cluster, Redis, ReplyError } from 'ioredis';
+import { integerAtLeast } from '../config/validate.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 import { errorText } from '../errors.js';
 import type { LaneLogger } from '../log-types.js';
@@ -81,8 +82,7 @@ export class RedisLink {
     this.log = options.log;
     this.onRestored = options.onRestored ?? (() => {});
     this.stats = { lane: this.lane, probeFailures: 0, replacements: 0, reconnects: 0 };
-    if (!Number.isInteger(this.intervalMs) || this.intervalMs < 0)
-      throw new TypeError(`probe interval: expected an integer ≥ 0, got ${String(this.intervalMs)}`);
+    integerAtLeast('probeIntervalMs', this.intervalMs, 0);
     links.set(this.client, this);
     this.client.on('close', this.onClose);
     this.client.on('ready', this.onReady);

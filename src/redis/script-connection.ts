@@ -32,6 +32,10 @@ export interface ScriptConnectionOptions {
   logger?: LinkLogger | undefined;
 }
 
+/** Reconnect backoff of an owned standalone connection, ms: the bus's defaults (src/bus/redis-options.ts). */
+const RECONNECT_BASE_MS = 50;
+const RECONNECT_MAX_MS = 2000;
+
 /** Bounds one command; on a cluster node a command sent to a master that just went silent would otherwise wait for the TCP timeout. */
 const COMMAND_TIMEOUT_MS = 5000;
 
@@ -72,8 +76,14 @@ export function scriptConnection(options: ScriptConnectionOptions): { client: Re
     });
     return { client, owned: true };
   }
-  // No offline queue: while Redis is down a call fails at once instead of hanging.
-  const client = new Redis(options.url ?? '', { lazyConnect: true, enableOfflineQueue: false, ...SCRIPT_CONNECTION_DEFAULTS, ...options.redisOptions });
+  // No offline queue: while Redis is down a call fails at once instead of hanging. Reconnects back off as the bus's do.
+  const client = new Redis(options.url ?? '', {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    retryStrategy: (attempt: number) => fullJitter(attempt, RECONNECT_BASE_MS, RECONNECT_MAX_MS),
+    ...SCRIPT_CONNECTION_DEFAULTS,
+    ...options.redisOptions,
+  });
   return { client, owned: true };
 }
 
