@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
 import type { Tenancy } from '../quotas/tenancy.js';
-import { readUsage } from '../workers/usage.js';
+import { readUsage } from '../postgres/usage.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import type { ServerOperations } from './gateway-port.js';

@@ -10,7 +10,7 @@ import type { NodeOptions } from '../config/options.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
 import type { Tenancy } from '../quotas/tenancy.js';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
-import { readUsage } from '../workers/usage.js';
+import { readUsage } from '../postgres/usage.js';
 
 export type TenancyApi = Pick<Tenancy, 'quotas' | 'meter' | 'enforcer' | 'live'>;
 
