@@ -81,13 +81,13 @@ io.on('connection', (socket) => {
   socket.on('join', (room: unknown, ack: unknown) => {
     if (typeof room !== 'string') return;
     void socket.join(`room:${room}`);
-    if (typeof ack === 'function') ack({ room });
+    if (typeof ack === 'function') (ack as (answer: unknown) => void)({ room });
   });
   socket.on('publish', (payload: PublishPayload, ack: unknown) => {
     const message = { class: payload.class, room: payload.room, id: randomUUID(), from: user, ts: Date.now(), data: payload.data };
     if (payload.class === 'chat') {
       io.to(`room:${payload.room}`).emit('message', message);
-      if (typeof ack === 'function') ack({ id: message.id, ts: message.ts });
+      if (typeof ack === 'function') (ack as (answer: unknown) => void)({ id: message.id, ts: message.ts });
     } else {
       socket.to(`room:${payload.room}`).emit('message', message);
     }
@@ -103,7 +103,7 @@ io.on('connection', (socket) => {
     });
   });
   socket.on('rtt', (ack: unknown) => {
-    if (typeof ack === 'function') ack();
+    if (typeof ack === 'function') (ack as () => void)();
   });
 });
 

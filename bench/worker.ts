@@ -227,7 +227,7 @@ async function handle(command: WorkerCommand): Promise<unknown> {
       let failed = 0;
       let firstError: string | undefined;
       // Connections keep the position of their spec (not completion order): scenarios address them by index.
-      const opened: Array<BenchConn | undefined> = new Array(command.conns.length);
+      const opened = new Array<BenchConn | undefined>(command.conns.length);
       await pool(command.conns, command.concurrency, async ({ url, user }, index) => {
         try {
           opened[index] = await openConn(command.system, url, user, command.timeoutMs);

@@ -51,13 +51,13 @@ export class DeliveryChecker {
   /** The recipient joined `room` at `position`: it must receive every acknowledged message after it. */
   started(recipient: string, room: string, position: { offset: number; epoch: string }): void {
     let rooms = this.starts.get(recipient);
-    if (!rooms) this.starts.set(recipient, (rooms = new Map()));
+    if (!rooms) this.starts.set(recipient, (rooms = new Map<string, { offset: number; epoch: string }>()));
     rooms.set(room, { ...position });
   }
 
   receive(recipient: string, message: ChatMessage): void {
     let rooms = this.received.get(recipient);
-    if (!rooms) this.received.set(recipient, (rooms = new Map()));
+    if (!rooms) this.received.set(recipient, (rooms = new Map<string, ChatMessage[]>()));
     let list = rooms.get(message.room);
     if (!list) rooms.set(message.room, (list = []));
     list.push(message);

@@ -198,7 +198,7 @@ describe('RedisBus on the shared server', { skip }, () => {
       const results = await Promise.allSettled(acquires);
       for (const result of results) {
         assert.equal(result.status, 'rejected');
-        assert.equal(result.reason.code, 'bus_unavailable');
+        assert.equal((result.reason as { code?: unknown }).code, 'bus_unavailable');
       }
       assert.deepEqual(node.channels(), []);
       // Once back, the same channels can be acquired.

@@ -60,7 +60,7 @@ describe('PostgresHistory group commit', { skip }, () => {
     for (const n of [10, 40]) {
       const poison = settled[n]!;
       assert.equal(poison.status, 'rejected', `append ${n}`);
-      assert.equal(poison.reason.code, 'internal', `append ${n}`);
+      assert.equal((poison.reason as { code?: unknown }).code, 'internal', `append ${n}`);
     }
     const results = settled.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
     const repeat = results[30]!;

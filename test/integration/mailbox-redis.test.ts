@@ -82,7 +82,7 @@ describe('RedisMailbox', { skip }, () => {
     const failed = await Promise.allSettled(users.slice(0, 3).map((user) => mailbox.take(user)));
     for (const result of failed) {
       assert.equal(result.status, 'rejected');
-      assert.equal(result.reason.code, 'outcome_unknown');
+      assert.equal((result.reason as { code?: unknown }).code, 'outcome_unknown');
     }
     await mailbox.close();
   });

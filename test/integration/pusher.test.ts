@@ -190,7 +190,7 @@ describe('Pusher protocol on a 3-node cluster', { skip, timeout: 120_000 }, () =
     const alice = client(0, { member: { user_id: 'alice', user_info: { name: 'Alice' } } });
     const aliceChannel = (await subscribed(alice, name)) as PresenceChannel;
     assert.equal(aliceChannel.members.count, 1);
-    assert.equal(aliceChannel.members.me?.id, 'alice');
+    assert.equal((aliceChannel.members.me as { id?: string } | null)?.id, 'alice');
 
     const added = next<{ id: string; info: unknown }>(aliceChannel, 'pusher:member_added');
     const bob = client(1, { member: { user_id: 'bob', user_info: { name: 'Bob' } } });
@@ -479,7 +479,9 @@ describe('Pusher on one in-process node (memory lanes)', () => {
     const port = (await node.start()).port;
     try {
       const raw = await RawClient.open(`ws://127.0.0.1:${port}/app/${CHATTY.key}?protocol=7`);
-      const socketId = String(JSON.parse(String((await raw.waitFor((frame) => frame.event === 'pusher:connection_established')).data)).socket_id);
+      const socketId = String(
+        (JSON.parse(String((await raw.waitFor((frame) => frame.event === 'pusher:connection_established')).data)) as { socket_id: string }).socket_id,
+      );
       const sign = (text: string) => `${CHATTY.key}:${createHmac('sha256', CHATTY.secret).update(text).digest('hex')}`;
       raw.send({ event: 'pusher:subscribe', data: { channel: 'private-deep', auth: sign(`${socketId}:private-deep`) } });
       await raw.waitFor((frame) => frame.event === 'pusher_internal:subscription_succeeded');
@@ -551,7 +553,7 @@ describe('Pusher on one in-process node (memory lanes)', () => {
         const raw = await RawClient.open(url(app));
         open.push(raw);
         const established = await raw.waitFor((frame) => frame.event === 'pusher:connection_established');
-        return { raw, socketId: String(JSON.parse(String(established.data)).socket_id) };
+        return { raw, socketId: String((JSON.parse(String(established.data)) as { socket_id: string }).socket_id) };
       };
       const first = await connect(METERED);
       const second = await connect(METERED);

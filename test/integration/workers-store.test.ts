@@ -62,7 +62,7 @@ describe('PostgreSQL workers', { skip }, () => {
       // the ON CONFLICT path would throw and count as a retry instead.
       const outcomes = async () => {
         const values = (await worker.metrics.events.get()).values;
-        return Object.fromEntries(values.map((value) => [value.labels.outcome, value.value]));
+        return Object.fromEntries(values.map((value) => [String(value.labels.outcome), value.value]));
       };
       await waitFor(async () => (await outcomes()).ack === 8, { what: 'eight deliveries acked' });
       assert.deepEqual(await outcomes(), { ack: 8 });

@@ -29,7 +29,7 @@ test('scanChatTail reads offset and epoch from the end, whatever the data holds'
     assert.equal(tailHasEpoch(payload, tail, 'abcdef0123456789'), true);
     assert.equal(tailHasEpoch(payload, tail, 'abcdef012345678'), false);
     assert.equal(tailHasEpoch(payload, tail, 'bbcdef0123456789'), false);
-    assert.equal(tail.offset, JSON.parse(payload).offset);
+    assert.equal(tail.offset, (JSON.parse(payload) as { offset: number }).offset);
   }
 });
 

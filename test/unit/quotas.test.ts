@@ -75,7 +75,7 @@ describe('QuotaEnforcer', () => {
     const { e, refused } = enforcer(new Map([['acme', { publishesPerSecond: 10 }]]));
     const results = [];
     for (let i = 0; i < 12; i += 1) results.push(await outcome(() => e.publish('acme', 0)));
-    assert.deepEqual(results, [...Array(10).fill('ok'), 'publishes', 'publishes']);
+    assert.deepEqual(results, [...Array<string>(10).fill('ok'), 'publishes', 'publishes']);
     assert.deepEqual(refused, ['acme:publishes', 'acme:publishes']);
     for (let i = 0; i < 50; i += 1) assert.equal(e.publish('free', 0), undefined, 'no quota: admitted without waiting');
   });

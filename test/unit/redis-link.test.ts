@@ -55,9 +55,9 @@ describe('RedisLink', () => {
 
   it('a reply error is an answer: passed through, the connection kept', async () => {
     const { client, link: l } = link();
-    const reply = new ReplyError('ERR something');
+    // eslint-disable-next-line @typescript-eslint/no-unsafe-assignment, @typescript-eslint/no-unsafe-call -- ioredis types its ReplyError as any
+    const reply: Error = new ReplyError('ERR something');
     await assert.rejects(
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- ioredis rejects with its ReplyError, which is what this test feeds in
       l.run('append', () => Promise.reject(reply)),
       (error: unknown) => error === reply,
     );
