@@ -53,7 +53,12 @@ export function optionalText(setting: string, value: string | undefined): string
   return value;
 }
 
+const PG_IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** A lower-case PostgreSQL identifier (a schema name): safe in SQL once double-quoted. */
 export function pgIdentifier(setting: string, value: string): string {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) throw new ConfigError(setting, 'a PostgreSQL identifier: a-z 0-9 _, not starting with a digit', value);
+  if (!PG_IDENTIFIER.test(value)) {
+    throw new ConfigError(setting, 'a PostgreSQL identifier: a-z 0-9 _, not starting with a digit, at most 63', value);
+  }
   return value;
 }

@@ -3,18 +3,11 @@
  * names, transactions, and "apply this event once" bookkeeping.
  */
 import type pg from 'pg';
-import { ConfigError } from '../config/errors.js';
+import { pgIdentifier } from '../config/validate.js';
 
-const SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/** Schema names are plain lower-case identifiers, so quoting them is enough to use them in SQL. */
-export function checkSchema(schema: string): string {
-  if (!SCHEMA.test(schema)) throw new ConfigError('schema', 'a lower-case identifier: a-z 0-9 _, not starting with a digit, at most 63', schema);
-  return schema;
-}
-
+/** Schema names are plain lower-case identifiers (checked here again), so quoting them is enough to use them in SQL. */
 export function quoteIdent(name: string): string {
-  return `"${checkSchema(name)}"`;
+  return `"${pgIdentifier('schema', name)}"`;
 }
 
 /**

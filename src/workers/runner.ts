@@ -12,14 +12,13 @@ import pg from 'pg';
 import type { ConsumerHandle, EventLog } from '../events/event-log.js';
 import { RabbitEventLog } from '../events/rabbitmq.js';
 import { ConfigError } from '../config/errors.js';
-import { integer } from '../config/validate.js';
+import { integer, pgIdentifier } from '../config/validate.js';
 import { normalizePusherApps } from '../pusher/apps.js';
 import { analytics } from './analytics.js';
 import { billing } from './billing.js';
 import { startChatIntake, type ChatIntakeHandle } from './chat-intake.js';
 import { chatStore } from './chat-store.js';
 import { cleanup } from './cleanup.js';
-import { checkSchema } from '../postgres/db.js';
 import { applyMigrations } from '../postgres/migrations.js';
 import { WorkerMetrics, pollQueueDepth, serveWorkerMetrics } from './metrics.js';
 import { webhooks } from './webhooks.js';
@@ -144,7 +143,7 @@ export function checkWorkerOptions(name: string, options: WorkerOptions): Worker
   if (options.postgresUrl !== undefined && !/^postgres(ql)?:\/\//.test(options.postgresUrl)) {
     throw new ConfigError('postgresUrl', 'a postgres:// URL', options.postgresUrl);
   }
-  checkSchema(options.schema ?? 'nerve');
+  pgIdentifier('schema', options.schema ?? 'nerve');
   const bounds = [
     ['prefetch', options.prefetch, 1, 65_535],
     ['maxAttempts', options.maxAttempts, 1, 1000],
