@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import { ROOM_RIGHTS } from '../auth/grants.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
+import { SIGNAL_KINDS } from '../../packages/protocol/src/frames.js';
 import { USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 
@@ -102,7 +103,7 @@ export const publishBody = z.object({
 });
 
 export const signalBody = z.object({
-  kind: z.enum(['offer', 'answer', 'candidate', 'bye', 'renegotiate', 'custom']),
+  kind: z.enum(SIGNAL_KINDS),
   data,
   from: userId.default('server'),
   tenant,
