@@ -36,7 +36,7 @@ import type { LinkStats } from './redis/link.js';
 import { PostgresProbe } from './postgres/probe.js';
 import { PusherService } from './pusher/service.js';
 import { redisStoreConnection } from './redis/connection.js';
-import { Tenancy } from './quotas/tenancy.js';
+import { Tenancy } from './tenancy.js';
 
 /** The connection probe counters of a lane that keeps them (src/redis/link.ts); none for the others. */
 function linkStatsOf(lane: unknown): LinkStats[] {
@@ -65,7 +65,7 @@ export class NerveNode {
   readonly metrics: NodeMetrics;
   readonly lanes: Lanes;
   readonly gateway: Gateway;
-  /** Tenant quotas and usage metering (src/quotas/tenancy.ts). */
+  /** Tenant quotas and usage metering (src/tenancy.ts). */
   readonly tenancy: Tenancy;
   readonly authenticator: Authenticator;
   /** The Pusher protocol side (src/pusher, docs/pusher.md); only with `pusherApps`. */

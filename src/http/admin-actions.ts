@@ -16,7 +16,7 @@ import { adminEvent } from '../events/events.js';
 import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
-import type { Tenancy } from '../quotas/tenancy.js';
+import type { Tenancy } from '../tenancy.js';
 import { readUsage } from '../postgres/usage.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';

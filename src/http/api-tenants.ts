@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { ApiError, readJson } from './api-body.js';
 import type { NodeOptions } from '../config/options.js';
 import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
-import type { Tenancy } from '../quotas/tenancy.js';
+import type { Tenancy } from '../tenancy.js';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
 import { readUsage } from '../postgres/usage.js';
 

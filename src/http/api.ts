@@ -33,7 +33,7 @@ export interface ApiDeps {
   gateway: Pick<ServerOperations, 'serverPublish' | 'serverSignal' | 'endRoom'>;
   history: Pick<History, 'recent'>;
   presence: Pick<Presence, 'members'>;
-  /** Tenant quotas and usage (src/quotas/tenancy.ts); the quota and usage routes answer 501 without. */
+  /** Tenant quotas and usage (src/tenancy.ts); the quota and usage routes answer 501 without. */
   tenancy?: TenancyApi | undefined;
   options: Pick<
     NodeOptions,

@@ -6,21 +6,21 @@
  * every connection's minutes) and before the cold lane closes.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { errorText } from '../errors.js';
-import type { EventLog } from '../events/event-log.js';
-import { closeScriptConnection, scriptConnection, watchScriptConnection } from '../redis/script-connection.js';
-import type { Logger } from '../logger.js';
-import type { NodeMetrics } from '../metrics.js';
-import type { NodeOptions } from '../config/options.js';
-import { redisSentinelSettings } from '../config/normalize.js';
-import { redisStoreConnection } from '../redis/connection.js';
-import type { RedisLink } from '../redis/link.js';
-import { LiveUsage } from '../usage/live.js';
-import { UsageMeter } from '../usage/meter.js';
-import { MemoryQuotaBackend, RedisQuotaBackend } from './backend.js';
-import { QuotaEnforcer } from './enforcer.js';
-import { TenantGuard } from './guard.js';
-import { MemoryTenantQuotas, RedisTenantQuotas, type RefreshableTenantQuotas } from './store.js';
+import { errorText } from './errors.js';
+import type { EventLog } from './events/event-log.js';
+import { closeScriptConnection, scriptConnection, watchScriptConnection } from './redis/script-connection.js';
+import type { Logger } from './logger.js';
+import type { NodeMetrics } from './metrics.js';
+import type { NodeOptions } from './config/options.js';
+import { redisSentinelSettings } from './config/normalize.js';
+import { redisStoreConnection } from './redis/connection.js';
+import type { RedisLink } from './redis/link.js';
+import { LiveUsage } from './usage/live.js';
+import { UsageMeter } from './usage/meter.js';
+import { MemoryQuotaBackend, RedisQuotaBackend } from './quotas/backend.js';
+import { QuotaEnforcer } from './quotas/enforcer.js';
+import { TenantGuard } from './quotas/guard.js';
+import { MemoryTenantQuotas, RedisTenantQuotas, type RefreshableTenantQuotas } from './quotas/store.js';
 
 export class Tenancy {
   readonly guard: TenantGuard;
