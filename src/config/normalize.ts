@@ -6,7 +6,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parseSentinelAddress, type RedisSentinelSettings } from '../redis/connection.js';
 import { MAX_ID_LENGTH } from '../../packages/protocol/src/ids.js';
-import { normalizePusherApps } from '../pusher/apps.js';
+import { normalizePusherApps } from './pusher-apps.js';
 import { ConfigError } from './errors.js';
 import { algorithms, apiKey, apiKeys, distinctSecrets, historyPolicies, iceServers, origins, publicKey, tenantQuotas, trustedProxies } from './fields.js';
 import {

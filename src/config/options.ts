@@ -7,7 +7,7 @@
 import type { ApiKeyOption } from '../auth/api-keys.js';
 import type { IceServer, Limits } from '../../packages/protocol/src/frames.js';
 import { MAX_ID_LENGTH } from '../../packages/protocol/src/ids.js';
-import type { PusherApp } from '../pusher/apps.js';
+import type { PusherApp } from './pusher-apps.js';
 import type { TenantQuota } from '../quotas/quotas.js';
 
 export interface HistoryPolicyOption {
@@ -206,7 +206,7 @@ export interface NodeOptions {
   /** Bearer key for the server HTTP API (`/api/...`); the API answers 404 while none is set. Default none. */
   apiKey: string | undefined;
   /**
-   * Pusher-protocol apps (src/pusher/apps.ts, docs/pusher.md): each is a
+   * Pusher-protocol apps (src/config/pusher-apps.ts, docs/pusher.md): each is a
    * tenant reached at `/app/{key}` and `/apps/{id}/...`. Given as an array,
    * JSON text, or the path of a JSON file. Default none (no Pusher endpoint).
    */

@@ -10,7 +10,7 @@ import { errorText } from '../errors.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import type { MemberLeftFrame } from '../../packages/protocol/src/frames.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import { answerInvalid, reportFact, type PusherDeps } from './context.js';
 import { PusherCode, channelKind, encodePusher, errorFrame, isCacheChannel, isValidChannelName, subscriptionError, type ChannelKind } from './protocol.js';
 import { channelAuthValid, signinValid } from './signature.js';

@@ -8,7 +8,7 @@ import type { NodeMetrics } from '../metrics.js';
 import type { NodeOptions } from '../config/options.js';
 import type { Presence } from '../presence/presence.js';
 import type { TenantGuard } from '../quotas/guard.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import { PusherCode, errorFrame } from './protocol.js';
 import type { PusherSocket } from './socket.js';
 import type { PusherStore } from './store.js';

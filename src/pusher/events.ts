@@ -12,7 +12,7 @@ import type { RecoveryResult } from '../history/history.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import type { LocalChannel, PusherChannels } from './channels.js';
 import { answerInvalid, reportFact, type PusherDeps } from './context.js';
 import { CACHE_TTL_MS, MAX_EVENT_NAME, PusherCode, encodePusher, errorFrame, isCacheChannel } from './protocol.js';

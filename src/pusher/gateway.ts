@@ -11,7 +11,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { errorText } from '../errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import { PusherChannels } from './channels.js';
 import { answerInvalid, type PusherDeps } from './context.js';
 import { PusherEvents, RESUME } from './events.js';

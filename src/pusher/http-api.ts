@@ -10,7 +10,7 @@ import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { MAX_FRAME_DEPTH, nestsDeeperThan } from '../../packages/protocol/src/nesting.js';
 import type { Presence } from '../presence/presence.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import type { PusherEvents } from './events.js';
 import { MAX_EVENT_NAME, channelKind, isValidChannelName } from './protocol.js';
 import { verifyRequest } from './signature.js';

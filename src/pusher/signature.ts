@@ -9,7 +9,7 @@
  * Compared in constant time.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 
 export function hmacHex(secret: string, text: string): string {
   return createHmac('sha256', secret).update(text, 'utf8').digest('hex');

@@ -9,7 +9,7 @@ import type { WebSocket } from 'ws';
 import { canWriteDirectly, TextFrame } from '../gateway/text-frame.js';
 import { TokenBucket } from '../gateway/rate-limit.js';
 import type { Logger } from '../logger.js';
-import type { PusherApp } from './apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 import { encodePusher, type ChannelKind, type PusherCode } from './protocol.js';
 
 /** A subscription of one socket to one channel. */

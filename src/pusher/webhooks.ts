@@ -12,7 +12,7 @@ import { errorText } from '../errors.js';
 import { EVENT_VERSION, type HandlerOutcome, type LifecycleEvent } from '../events/event-log.js';
 import { eventData, parseEvent, type EventDataMap } from '../events/events.js';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
-import type { PusherApp, PusherWebhookTarget } from './apps.js';
+import type { PusherApp, PusherWebhookTarget } from '../config/pusher-apps.js';
 import type { PusherFact } from './context.js';
 import { hmacHex } from './signature.js';
 

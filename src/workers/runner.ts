@@ -13,7 +13,7 @@ import type { ConsumerHandle, EventLog } from '../events/event-log.js';
 import { RabbitEventLog } from '../events/rabbitmq.js';
 import { ConfigError } from '../config/errors.js';
 import { integer, pgIdentifier } from '../config/validate.js';
-import { normalizePusherApps } from '../pusher/apps.js';
+import { normalizePusherApps } from '../config/pusher-apps.js';
 import { analytics } from './analytics.js';
 import { billing } from './billing.js';
 import { startChatIntake, type ChatIntakeHandle } from './chat-intake.js';

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { ConsumerSpec, EventHandler } from '../events/event-log.js';
 import type { Tracing } from '../tracing/tracing.js';
-import type { PusherApp } from '../pusher/apps.js';
+import type { PusherApp } from '../config/pusher-apps.js';
 
 export const WORKER_NAMES = ['chat-store', 'billing', 'cleanup', 'analytics', 'webhooks', 'usage'] as const;
 export type WorkerName = (typeof WORKER_NAMES)[number];

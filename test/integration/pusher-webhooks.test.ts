@@ -17,7 +17,7 @@ import * as pusherJs from 'pusher-js';
 import type { Channel, ChannelAuthorizationCallback } from 'pusher-js';
 import { Connection } from 'rabbitmq-client';
 import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
-import { normalizePusherApps } from '../../src/pusher/apps.js';
+import { normalizePusherApps } from '../../src/config/pusher-apps.js';
 import { pusherWebhookQueue } from '../../src/pusher/webhooks.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';

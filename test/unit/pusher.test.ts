@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import PusherServer from 'pusher';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import { normalizePusherApps, type PusherApp } from '../../src/pusher/apps.js';
+import { normalizePusherApps, type PusherApp } from '../../src/config/pusher-apps.js';
 import { handlePusherHttp, type PusherHttpDeps } from '../../src/pusher/http-api.js';
 import { channelKind, isCacheChannel, isValidChannelName } from '../../src/pusher/protocol.js';
 import { channelAuthValid, signinValid, verifyRequest } from '../../src/pusher/signature.js';

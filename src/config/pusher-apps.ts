@@ -7,8 +7,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { isValidTenantId } from '../../packages/protocol/src/ids.js';
-import { ConfigError } from '../config/errors.js';
-import { integer } from '../config/validate.js';
+import { ConfigError } from './errors.js';
+import { integer } from './validate.js';
 
 export interface PusherApp {
   /** The app id of the HTTP API paths (`/apps/{id}/events`). Required; 1-64 characters of A-Z a-z 0-9 . _ -. */
