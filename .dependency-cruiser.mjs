@@ -3,12 +3,13 @@
 // backoff, net, redis, postgres, ConfigError and the validators). Above them
 // the lanes, and the options table (src/config) that parses their settings.
 // Top: the edges (gateway, HTTP, the Pusher socket side, node, CLI). The
-// Pusher app table, signatures and webhook format are shared with the workers,
-// so they count as lane-level, not edge.
+// Pusher signatures and webhook format are shared with the workers, so they
+// count as lane-level, not edge.
 const SHARED = '^(packages/protocol/src/|src/(redis|postgres|net)/|src/config/(errors|validate)\\.ts$|src/(errors|backoff|log-types)\\.ts$)';
 const CONFIG = '^src/config/';
 const LANES = '^src/(auth|bus|history|presence|mailbox|sessions|events|registry|quotas|usage|tracing|workers)/';
-const PUSHER_SHARED = '^src/pusher/(apps|signature|webhooks)\\.ts$';
+const PUSHER_SHARED = '^src/pusher/(signature|webhooks)\\.ts$';
+const MESSAGE_LANES = '^src/(bus|history|presence|mailbox|sessions|registry|events|redis|postgres)/';
 const EDGE = '^src/(gateway/|http/|pusher/|cli/|node\\.ts$|embed\\.ts$|index\\.ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -29,11 +30,25 @@ export default {
       to: { path: `${LANES}|${CONFIG}|${EDGE}`, pathNot: SHARED },
     },
     {
-      name: 'config-imports-no-edge',
+      name: 'config-imports-no-lane-or-edge',
       severity: 'error',
-      comment: "The options table parses the lanes' settings; the node and the edges read it, not the other way round.",
+      comment: "The options table parses the lanes' settings; the node and the edges read it; it reaches no lane above the shared Redis and PostgreSQL parts.",
       from: { path: CONFIG },
-      to: { path: EDGE, pathNot: PUSHER_SHARED },
+      to: { path: `${EDGE}|^src/(bus|history|presence|mailbox|sessions|registry|events)/` },
+    },
+    {
+      name: 'lane-reads-only-config-checks',
+      severity: 'error',
+      comment: 'A lane checks its own settings with ConfigError and the validators; the options table is read by the node, not by lanes.',
+      from: { path: MESSAGE_LANES },
+      to: { path: CONFIG, pathNot: '^src/config/(errors|validate)\\.ts$' },
+    },
+    {
+      name: 'gateway-built-by-node-only',
+      severity: 'error',
+      comment: 'Only the node and the embedding API construct the gateway; everything else gets its narrow interfaces.',
+      from: { pathNot: '^src/(node|embed)\\.ts$' },
+      to: { path: '^src/gateway/gateway\\.ts$' },
     },
     {
       name: 'lane-imports-no-edge',
