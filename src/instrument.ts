@@ -8,6 +8,8 @@ import type { BusEnvelope } from './bus/bus.js';
 import type { ConsumerHandle, ConsumerSpec, EventHandler, EventLog, LifecycleEvent, PublishOptions } from './events/event-log.js';
 import type { LaneHealth } from './lanes.js';
 import type { NodeMetrics } from './metrics.js';
+import { ROUTES } from './routing.js';
+import type { MessageClass } from '../packages/protocol/src/frames.js';
 
 /**
  * An EventLog that times every publish, from the call to the broker's
@@ -73,7 +75,7 @@ const DELIVERY_SAMPLE_EVERY = 8;
  */
 export class DeliverySampler {
   /** Per class, so one class's traffic cannot keep the other from being sampled. */
-  private readonly seen = { chat: 0, ephemeral: 0 };
+  private readonly seen: Record<MessageClass, number> = { signal: 0, ephemeral: 0, presence: 0, chat: 0, lifecycle: 0 };
 
   constructor(
     private readonly metrics: NodeMetrics,
@@ -83,7 +85,7 @@ export class DeliverySampler {
 
   /** Call after the envelope was handed to the local sockets. */
   delivered(envelope: BusEnvelope): void {
-    if (envelope.type !== 'deliver' || (envelope.class !== 'chat' && envelope.class !== 'ephemeral')) return;
+    if (envelope.type !== 'deliver' || !ROUTES[envelope.class].sampleLatency) return;
     const seen = (this.seen[envelope.class] += 1);
     if (seen % this.every !== 0) return;
     const ts = frameTs(envelope.payload);

@@ -29,16 +29,18 @@ export interface Route {
   recipientRight: RoomRight | null;
   /** The `op` of the frames it reaches sockets in, for `nerve_frames_out_total`. */
   op: 'signal' | 'message' | 'member' | 'resync';
+  /** Sampled into `nerve_delivery_latency_seconds` (src/instrument.ts) under its class label. */
+  sampleLatency: boolean;
 }
 
 // One row per class, so the table reads as the one in docs/architecture.md.
 // prettier-ignore
 export const ROUTES: Readonly<Record<MessageClass, Readonly<Route>>> = {
-  signal: { lane: 'hot', channel: 'user', keep: 'none', ack: true, echoToSender: false, droppable: false, coldEvent: null, recipientRight: null, op: 'signal' },
-  ephemeral: { lane: 'hot', channel: 'room', keep: 'none', ack: false, echoToSender: false, droppable: true, coldEvent: null, recipientRight: null, op: 'message' },
-  presence: { lane: 'hot', channel: 'room', keep: 'none', ack: false, echoToSender: false, droppable: false, coldEvent: null, recipientRight: 'presence', op: 'member' },
-  chat: { lane: 'hot', channel: 'room', keep: 'history', ack: true, echoToSender: true, droppable: false, coldEvent: 'message.created', recipientRight: null, op: 'message' },
-  lifecycle: { lane: 'cold', channel: 'none', keep: 'none', ack: false, echoToSender: false, droppable: false, coldEvent: null, recipientRight: null, op: 'resync' },
+  signal: { lane: 'hot', channel: 'user', keep: 'none', ack: true, echoToSender: false, droppable: false, coldEvent: null, recipientRight: null, op: 'signal', sampleLatency: false },
+  ephemeral: { lane: 'hot', channel: 'room', keep: 'none', ack: false, echoToSender: false, droppable: true, coldEvent: null, recipientRight: null, op: 'message', sampleLatency: true },
+  presence: { lane: 'hot', channel: 'room', keep: 'none', ack: false, echoToSender: false, droppable: false, coldEvent: null, recipientRight: 'presence', op: 'member', sampleLatency: false },
+  chat: { lane: 'hot', channel: 'room', keep: 'history', ack: true, echoToSender: true, droppable: false, coldEvent: 'message.created', recipientRight: null, op: 'message', sampleLatency: true },
+  lifecycle: { lane: 'cold', channel: 'none', keep: 'none', ack: false, echoToSender: false, droppable: false, coldEvent: null, recipientRight: null, op: 'resync', sampleLatency: false },
 };
 
 /** The bus channel a message of `route` to `target` (a room id or a user id) travels on. */
