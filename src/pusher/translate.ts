@@ -30,6 +30,8 @@ function isPusherEventData(data: unknown): data is PusherEventData {
  * that is not a presence channel; anything that does not parse).
  */
 export function pusherFrameOf(channel: string, kind: ChannelKind, messageClass: MessageClass, payload: string): string | undefined {
+  const translate = TRANSLATORS[messageClass];
+  if (translate === undefined) return undefined;
   let frame: unknown;
   try {
     frame = JSON.parse(payload);
@@ -37,39 +39,54 @@ export function pusherFrameOf(channel: string, kind: ChannelKind, messageClass: 
     return undefined;
   }
   if (typeof frame !== 'object' || frame === null) return undefined;
-  const op = (frame as { op?: unknown }).op;
-  if (messageClass === 'presence') {
-    if (kind !== 'presence') return undefined;
-    if (op === 'member_joined') {
-      const joined = frame as PusherMemberJoined;
-      return encodePusher({
-        event: 'pusher_internal:member_added',
-        channel,
-        data: JSON.stringify({ user_id: joined.user, user_info: parseInfo(joined.info) }),
-      });
-    }
-    if (op === 'member_left') {
-      const left = frame as MemberLeftFrame;
-      return encodePusher({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: left.user }) });
-    }
-    return undefined;
+  return translate(channel, kind, frame);
+}
+
+/** The Pusher frame for one parsed nerve frame of a class, or undefined. */
+type Translator = (channel: string, kind: ChannelKind, frame: { op?: unknown }) => string | undefined;
+
+// Keyed by class: the classes Pusher subscribers never see have no entry.
+const TRANSLATORS: Readonly<Record<MessageClass, Translator | undefined>> = {
+  presence: memberEvent,
+  ephemeral: ephemeralEvent,
+  chat: chatEvent,
+  signal: undefined,
+  lifecycle: undefined,
+};
+
+function memberEvent(channel: string, kind: ChannelKind, frame: { op?: unknown }): string | undefined {
+  if (kind !== 'presence') return undefined;
+  if (frame.op === 'member_joined') {
+    const joined = frame as PusherMemberJoined;
+    return encodePusher({
+      event: 'pusher_internal:member_added',
+      channel,
+      data: JSON.stringify({ user_id: joined.user, user_info: parseInfo(joined.info) }),
+    });
   }
-  if (op !== 'message') return undefined;
-  if (messageClass === 'ephemeral') {
-    const message = frame as EphemeralMessage;
-    if (isPusherEventData(message.data)) {
-      const withUser = kind === 'presence' && message.data.event.startsWith('client-');
-      return encodePusher({ event: message.data.event, channel, data: message.data.data, ...(withUser ? { user_id: message.from } : {}) });
-    }
-    const data = { from: message.from, id: message.id, ts: message.ts, data: message.data, ...(message.key === undefined ? {} : { key: message.key }) };
-    return encodePusher({ event: 'nerve-message', channel, data: JSON.stringify(data) });
-  }
-  if (messageClass === 'chat') {
-    const message = frame as ChatMessage;
-    const data = { from: message.from, id: message.id, ts: message.ts, offset: message.offset, epoch: message.epoch, data: message.data };
-    return encodePusher({ event: 'nerve-chat', channel, data: JSON.stringify(data) });
+  if (frame.op === 'member_left') {
+    const left = frame as MemberLeftFrame;
+    return encodePusher({ event: 'pusher_internal:member_removed', channel, data: JSON.stringify({ user_id: left.user }) });
   }
   return undefined;
+}
+
+function ephemeralEvent(channel: string, kind: ChannelKind, frame: { op?: unknown }): string | undefined {
+  if (frame.op !== 'message') return undefined;
+  const message = frame as EphemeralMessage;
+  if (isPusherEventData(message.data)) {
+    const withUser = kind === 'presence' && message.data.event.startsWith('client-');
+    return encodePusher({ event: message.data.event, channel, data: message.data.data, ...(withUser ? { user_id: message.from } : {}) });
+  }
+  const data = { from: message.from, id: message.id, ts: message.ts, data: message.data, ...(message.key === undefined ? {} : { key: message.key }) };
+  return encodePusher({ event: 'nerve-message', channel, data: JSON.stringify(data) });
+}
+
+function chatEvent(channel: string, _kind: ChannelKind, frame: { op?: unknown }): string | undefined {
+  if (frame.op !== 'message') return undefined;
+  const message = frame as ChatMessage;
+  const data = { from: message.from, id: message.id, ts: message.ts, offset: message.offset, epoch: message.epoch, data: message.data };
+  return encodePusher({ event: 'nerve-chat', channel, data: JSON.stringify(data) });
 }
 
 function parseInfo(info: string | undefined): unknown {
