@@ -136,7 +136,11 @@ export class Rooms {
     }
     const cursor = this.deps.local.get(channel)?.chat;
     const caughtUp =
-      cursor !== undefined && cursor.known && !cursor.recovering && cursor.held === undefined && cursor.epoch === epoch && cursor.offset >= offset;
+      cursor !== undefined &&
+      cursor.known &&
+      !cursor.recovering &&
+      cursor.held === undefined &&
+      offsetStep(cursor.offset, cursor.epoch === epoch, offset) === 'seen';
     if (caughtUp) conn.clearChatFloor(room);
     else conn.setChatFloor(room, epoch, offset);
   }

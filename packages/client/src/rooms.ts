@@ -240,7 +240,7 @@ export class Rooms {
     for (const message of joined.history) this.onMessage(message);
     const seen = entry.position;
     if (entry.held) return;
-    if (!seen || seen.epoch !== joined.position.epoch || seen.offset < joined.position.offset) entry.position = { ...joined.position };
+    if (!seen || positionStep(seen, joined.position.offset, joined.position.epoch) !== 'seen') entry.position = { ...joined.position };
   }
 
   #fillFailed(room: string, entry: RoomEntry, token: number, generation: number, error: unknown): void {
