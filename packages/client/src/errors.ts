@@ -55,3 +55,8 @@ export function errorFromFrame(frame: ErrorFrame, room?: string): NerveClientErr
   if (room !== undefined) options.room = room;
   return new NerveClientError(frame.code, frame.message, options);
 }
+
+/** The message of a thrown value, which need not be an Error. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -7,7 +7,7 @@
 import { ErrorCode } from '../../protocol/src/codes.js';
 import type { ChatMessage, JoinedFrame, MessageFrame, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
 import { offsetStep, positionStep } from '../../protocol/src/positions.js';
-import { ClientErrorCode, NerveClientError } from './errors.js';
+import { ClientErrorCode, errorText, NerveClientError } from './errors.js';
 import type { Requests } from './requests.js';
 import type { Emit } from './types.js';
 
@@ -254,7 +254,7 @@ export class Rooms {
       return;
     }
     // Timeout or a refusal: say so, keep holding (the position stays before the gap), and try again with backoff.
-    this.#retryFill(room, entry, generation, code, `fetching missed messages of ${room} failed: ${(error as Error).message}`, error);
+    this.#retryFill(room, entry, generation, code, `fetching missed messages of ${room} failed: ${errorText(error)}`, error);
   }
 
   /** Emit `message` as an error of `room`, then fetch the room again from its position after the fill backoff. */
