@@ -1,27 +1,8 @@
 /**
  * The hot lane seam. A Bus carries envelopes between nodes on named
  * channels, at most once. Implementations: memory.ts (one process),
- * redis.ts, redis-sharded.ts and rabbitmq.ts.
- *
- * Contract every driver meets (test/conformance/bus.ts checks it):
- * - The bus owns its connections: `start` opens them, `close` closes them; `close` is idempotent.
- * - `acquire`/`release` are reference counted per channel; the driver subscribes
- *   on the first acquire and unsubscribes on the last release; `acquire`
- *   resolves only once messages published afterwards will be received; an
- *   `acquire` that rejects (`bus_unavailable`) takes no reference.
- * - Every subscribed node, including the publishing one, receives each
- *   envelope once, and all receivers of one channel see its envelopes in the
- *   same order. Nodes deliver to local sockets only from the bus, which is how
- *   a room gets one order on every node (docs/architecture.md).
- * - `publish` resolves with how many nodes were subscribed to the channel
- *   (0 means nobody: a signal's target is offline). It never hangs: when the
- *   bus is down it rejects at once with a `NerveError` of code `bus_unavailable`.
- * - Delivery is at most once, but a loss is never silent: a driver that had to
- *   subscribe a held channel again (its connection was lost, its canary found
- *   it deaf, a shard moved) calls `onResubscribed` with those channels once
- *   they are live again; envelopes published on them meanwhile may have been
- *   missed. The node re-reads chat history for them (src/gateway/chat-recovery.ts).
- *   A driver that never loses subscriptions (memory) never calls it.
+ * redis.ts, redis-sharded.ts and rabbitmq.ts. The contract every driver
+ * meets is on the members of `Bus` below; test/conformance/bus.ts checks it.
  */
 import type { LaneHealth } from '../lanes.js';
 import type { MessageClass } from '../../packages/protocol/src/frames.js';
@@ -65,20 +46,33 @@ export interface Bus {
   /** Driver name, for logs and health: `memory`, `redis`, ... */
   readonly driver: string;
   /**
-   * Open connections; `onMessage` receives every envelope of every acquired
-   * channel; `onResubscribed`, when given, hears of channels that may have
-   * missed envelopes (see the contract above).
+   * Open the bus's own connections. `onMessage` receives every envelope of
+   * every acquired channel, on every subscribed node including the publisher,
+   * once each and in one order per channel: nodes deliver to local sockets
+   * only from the bus, which is how a room gets one order on every node.
    */
   start(onMessage: BusMessageHandler, onResubscribed?: BusResubscribedHandler): Promise<void>;
-  /** Take a reference on a channel; subscribes on the first one. */
+  /**
+   * Take a reference on a channel; the driver subscribes on the first one and
+   * resolves only once envelopes published afterwards will be received. A
+   * rejection (`bus_unavailable`) takes no reference.
+   */
   acquire(channel: string): Promise<void>;
   /** Drop a reference; unsubscribes on the last one. Releasing an unheld channel is a no-op. */
   release(channel: string): Promise<void>;
-  /** Publish to every node subscribed to `channel`; resolves with how many there were. */
+  /**
+   * Publish to every node subscribed to `channel`; resolves with how many
+   * there were (0: nobody, e.g. a signal's target is offline). Never hangs:
+   * with the bus down it rejects at once with a `NerveError` `bus_unavailable`.
+   * Delivery is at most once, but a loss is never silent: a driver that had to
+   * subscribe held channels again (connection lost, canary found it deaf,
+   * shard moved) calls `onResubscribed` with them once live; the node then
+   * re-reads their chat history (src/gateway/chat-recovery.ts). Memory never does.
+   */
   publish(channel: string, envelope: BusEnvelope): Promise<number>;
   /** Channels currently subscribed (reference count > 0). */
   channels(): string[];
   health(): LaneHealth;
-  /** Idempotent. */
+  /** Close the connections `start` opened. Idempotent. */
   close(): Promise<void>;
 }

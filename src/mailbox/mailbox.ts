@@ -2,21 +2,9 @@
  * The signal mailbox seam: a short per-user queue so that a peer who
  * reconnects within seconds still receives the offers, answers and ICE
  * candidates sent while it had no connection anywhere — once.
- * Implementations: memory.ts (one process), redis.ts (a cluster).
- *
- * Contract (test/conformance/mailbox.ts runs it against every driver):
- * - `markSeen(user)` records that the user's last connection on a node just
- *   closed; the mark lasts `ttlMs`.
- * - `offer(user, payload)` stores the payload only if the user was seen
- *   within `ttlMs`, and answers `queued: false` otherwise (a user never seen
- *   recently is simply offline). A stored entry lives `ttlMs` from its own
- *   `offer`. A mailbox holds at most `maxEntries`: storing one more drops the
- *   oldest (reported in `dropped`).
- * - `take(user)` atomically reads and empties the mailbox: entries come back
- *   oldest first, each to exactly one caller, however many nodes call
- *   concurrently. Entries older than `ttlMs` are discarded, counted in
- *   `expired`, and never returned.
- * - Payloads are opaque strings (encoded `signal` frames).
+ * Implementations: memory.ts (one process), redis.ts (a cluster). The
+ * contract is on the members of `Mailbox`; test/conformance/mailbox.ts runs
+ * it against every driver. Payloads are opaque strings (encoded `signal` frames).
  */
 import type { LaneHealth } from '../lanes.js';
 
@@ -51,8 +39,20 @@ export interface MailboxOptions {
 export interface Mailbox {
   readonly driver: string;
   start(): Promise<void>;
+  /** Record that the user's last connection on a node just closed; the mark lasts `ttlMs`. */
   markSeen(user: UserRef): Promise<void>;
+  /**
+   * Store the payload only if the user was seen within `ttlMs`, else answer
+   * `queued: false` (a user not seen recently is simply offline). An entry
+   * lives `ttlMs` from its own offer; storing past `maxEntries` drops the
+   * oldest (reported in `dropped`).
+   */
   offer(user: UserRef, payload: string): Promise<OfferResult>;
+  /**
+   * Atomically read and empty the mailbox: entries oldest first, each to
+   * exactly one caller however many nodes call at once. Entries older than
+   * `ttlMs` are discarded, counted in `expired`, never returned.
+   */
   take(user: UserRef): Promise<TakeResult>;
   health(): LaneHealth;
   /** Idempotent. */
