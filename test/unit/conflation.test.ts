@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConflatedFrames, type BufferState, type OutgoingFrame } from '../../src/gateway/conflation.js';
+
+/** At least the flush timer's interval (25 ms): one step of mocked time runs it once. */
+const FLUSH_STEP_MS = 25;
 
 function held(state: { now: BufferState }): { frames: ConflatedFrames; written: OutgoingFrame[] } {
   const written: OutgoingFrame[] = [];
@@ -26,21 +28,24 @@ describe('ConflatedFrames', () => {
     assert.equal(frames.size, 0);
   });
 
-  it('writes what it holds once the buffer drains, and drops it when the connection closes', async () => {
+  it('writes what it holds once the buffer drains, and drops it when the connection closes', (t) => {
+    // The flush timer runs on mocked time: the test steps it, no real waiting and no elapsed-time bound.
+    t.mock.timers.enable({ apis: ['setInterval'] });
     const state: { now: BufferState } = { now: 'full' };
     const { frames, written } = held(state);
     frames.hold('a', 'a1');
-    await sleep(40);
-    assert.deepEqual(written, []);
+    for (let step = 0; step < 20; step += 1) t.mock.timers.tick(FLUSH_STEP_MS);
+    assert.deepEqual(written, [], 'nothing is written while the buffer stays full');
+    assert.equal(frames.size, 1);
     state.now = 'drained';
-    await sleep(40);
+    t.mock.timers.tick(FLUSH_STEP_MS);
     assert.deepEqual(written, ['a1']);
+    assert.equal(frames.size, 0);
 
-    state.now = 'full';
     frames.hold('b', 'b1');
     state.now = 'closed';
-    await sleep(40);
+    t.mock.timers.tick(FLUSH_STEP_MS);
     assert.equal(frames.size, 0);
-    assert.deepEqual(written, ['a1']);
+    assert.deepEqual(written, ['a1'], 'a closed connection gets nothing more');
   });
 });
