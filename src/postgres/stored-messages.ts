@@ -3,19 +3,11 @@
  * room's stored messages behind an opaque cursor.
  */
 import type pg from 'pg';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { quoteIdent } from './db.js';
 
-/** A stored chat message, shaped like the protocol's ChatMessage. */
-export interface StoredMessage {
-  id: string;
-  room: string;
-  from: string;
-  ts: number;
-  offset: number;
-  epoch: string;
-  data: unknown;
-  cmid?: string;
-}
+/** A stored chat message: the protocol's ChatMessage without its frame tags. */
+export type StoredMessage = Omit<ChatMessage, 'op' | 'class'>;
 
 export interface StoredMessagePage {
   /** Oldest first. */
