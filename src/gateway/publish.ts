@@ -199,23 +199,12 @@ export class Publisher {
     const payload = encodeFrame(delivery);
     const except = route.echoToSender ? undefined : sender?.conn;
     const tracing = this.deps.tracing;
-    // Untraced, the bus publish is awaited right here (not through busPublish): one await per signal, as before the split.
-    let receivers: number;
-    if (tracing && sender) {
-      receivers = await tracing.around('nerve.signal', SpanKind.PRODUCER, sender.traceparent, { tenant, class: 'signal' }, (traceparent) =>
-        this.busPublish(channel, 'signal', payload, except, delivery.id, traceparent),
-      );
-    } else {
-      const started = performance.now();
-      const envelope = deliverEnvelope(this.nodeId, 'signal', delivery.id, payload, except);
-      try {
-        receivers = await this.deps.bus.publish(channel, envelope);
-      } catch (error) {
-        throw this.busFailed(error, channel, envelope);
-      } finally {
-        this.deps.metrics.busPublishSeconds.observe((performance.now() - started) / 1000);
-      }
-    }
+    const receivers =
+      tracing && sender
+        ? await tracing.around('nerve.signal', SpanKind.PRODUCER, sender.traceparent, { tenant, class: 'signal' }, (traceparent) =>
+            this.busPublish(channel, 'signal', payload, except, delivery.id, traceparent),
+          )
+        : await this.busPublish(channel, 'signal', payload, except, delivery.id);
     if (receivers > 0) return 'delivered';
     if (await this.queueSignal(tenant, to, channel, payload)) return 'queued';
     this.deps.metrics.drops.inc({ reason: 'peer_offline' });
