@@ -1,7 +1,8 @@
 /**
  * RabbitMQ inspection for tests, without the management plugin: a passive
  * declare (does this queue / exchange exist?) on an AMQP connection, and
- * `rabbitmqctl list_bindings` / `list_queues` when the CLI is on this machine.
+ * `rabbitmqctl list_bindings` / `list_queues` when the CLI is on this machine
+ * (under CI=true it must be: a missing or failing CLI is an error there).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -43,7 +44,10 @@ async function rabbitmqctl(args: string[]): Promise<string[][] | undefined> {
       .split('\n')
       .filter((line) => line.trim() !== '')
       .map((line) => line.split('\t'));
-  } catch {
+  } catch (error) {
+    // Under CI the broker runs on this machine, so the CLI must answer: without it the
+    // callers' "nothing left on the broker" checks would pass without checking anything.
+    if (process.env.CI === 'true') throw new Error(`rabbitmqctl is required in CI: ${String(error)}`, { cause: error });
     // No CLI on this machine (or no rights): the caller falls back on passive declares.
     return undefined;
   }
