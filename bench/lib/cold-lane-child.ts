@@ -10,11 +10,11 @@
  * Prints one JSON line (ColdLaneResult). Declares everything under a random
  * `env` and deletes its queues and exchange afterwards.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
-import type { LifecycleEvent } from '../../src/events/event-log.js';
 import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { normalizeConsumerSpec, retryDelays } from '../../src/events/retry.js';
+import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
 import { nowMs } from './stats.js';
 
 function flag(name: string, fallback: string): string {
@@ -22,14 +22,7 @@ function flag(name: string, fallback: string): string {
   return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
 }
 
-export interface ColdLaneResult {
-  events: number;
-  published: number;
-  consumed: number;
-  publishPerSecond: number;
-  consumePerSecond: number;
-  clientCpuMicrosPerEvent: number;
-}
+export type { ColdLaneResult } from './cold-events.js';
 
 async function main(): Promise<void> {
   const url = flag('amqp-url', process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
@@ -42,47 +35,22 @@ async function main(): Promise<void> {
   const spec = { queue: 'bench', bindings: ['#'], prefetch: 256 };
   try {
     await log.start();
-    let consumed = 0;
-    let lastConsumedMs = 0;
-    let allConsumed = () => {};
-    const consumedAll = new Promise<void>((resolve) => (allConsumed = resolve));
+    const counter = new ConsumeCounter(events);
     const consumer = await log.consume(spec, async () => {
-      consumed += 1;
-      lastConsumedMs = nowMs();
-      if (consumed === events) allConsumed();
+      counter.count();
       return 'ack';
     });
     const body = 'x'.repeat(size);
-    const make = (i: number): LifecycleEvent => ({
-      v: 1,
-      id: randomUUID(),
-      type: 'message.created',
-      ts: Date.now(),
-      tenant: 'default',
-      room: 'bench',
-      session: 's1',
-      node: 'bench',
-      data: { messageId: randomUUID(), from: 'bench', offset: i + 1, epoch: 'e1', sentAt: Date.now(), body },
-    });
     const cpu0 = process.cpuUsage();
     const start = nowMs();
     // Every publish resolves on its broker confirm; the log keeps `maxInFlight` (256) unconfirmed at once.
-    const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(make(i))));
+    const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(benchEvent(i, body))));
     const publishedMs = nowMs();
     const published = results.filter((result) => result.status === 'fulfilled').length;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([consumedAll, new Promise((resolve) => (timer = setTimeout(resolve, 60_000)))]);
-    clearTimeout(timer);
+    await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
     await consumer.close();
-    const result: ColdLaneResult = {
-      events,
-      published,
-      consumed,
-      publishPerSecond: published / ((publishedMs - start) / 1000),
-      consumePerSecond: consumed / (((lastConsumedMs || publishedMs) - start) / 1000),
-      clientCpuMicrosPerEvent: (cpu.user + cpu.system) / Math.max(1, published),
-    };
+    const result = coldLaneResult({ events, published, counter, start, publishedMs, cpu });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await log.close().catch(() => undefined);

@@ -9,9 +9,9 @@
  * Prints one JSON line (ColdLaneResult). Its exchange and queue have random
  * names and are deleted afterwards.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
-import type { ColdLaneResult } from './cold-lane-child.js';
+import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
 import { nowMs } from './stats.js';
 
 function flag(name: string, fallback: string): string {
@@ -37,30 +37,11 @@ async function main(): Promise<void> {
     await publishing.exchangeDeclare({ exchange, type: 'topic', durable: true });
     await publishing.queueDeclare({ queue, durable: true });
     await publishing.queueBind({ queue, exchange, routingKey: '#' });
-    let consumed = 0;
-    let lastConsumedMs = 0;
-    let allConsumed = () => {};
-    const consumedAll = new Promise<void>((resolve) => (allConsumed = resolve));
-    const consumer = consuming.createConsumer({ queue, queueOptions: { durable: true }, qos: { prefetchCount: IN_FLIGHT } }, () => {
-      consumed += 1;
-      lastConsumedMs = nowMs();
-      if (consumed === events) allConsumed();
-    });
+    const counter = new ConsumeCounter(events);
+    const consumer = consuming.createConsumer({ queue, queueOptions: { durable: true }, qos: { prefetchCount: IN_FLIGHT } }, () => counter.count());
     consumer.on('error', (error: Error) => process.stderr.write(`cold-limit consumer: ${error.message}\n`));
     const publisher = publishing.createPublisher({ confirm: true, maxAttempts: 1 });
     const body = 'x'.repeat(size);
-    const make = (i: number) =>
-      JSON.stringify({
-        v: 1,
-        id: randomUUID(),
-        type: 'message.created',
-        ts: Date.now(),
-        tenant: 'default',
-        room: 'bench',
-        session: 's1',
-        node: 'bench',
-        data: { messageId: randomUUID(), from: 'bench', offset: i + 1, epoch: 'e1', sentAt: Date.now(), body },
-      });
     const cpu0 = process.cpuUsage();
     const start = nowMs();
     let next = 0;
@@ -68,8 +49,8 @@ async function main(): Promise<void> {
     const deadline = start + 120_000;
     const lane = async () => {
       while (next < events && nowMs() < deadline) {
-        const i = next++;
-        await publisher.send({ exchange, routingKey: 'message.created', durable: true, contentType: 'application/json' }, make(i)).then(
+        const event = JSON.stringify(benchEvent(next++, body));
+        await publisher.send({ exchange, routingKey: 'message.created', durable: true, contentType: 'application/json' }, event).then(
           () => (published += 1),
           () => undefined,
         );
@@ -77,20 +58,11 @@ async function main(): Promise<void> {
     };
     await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
     const publishedMs = nowMs();
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([consumedAll, new Promise((resolve) => (timer = setTimeout(resolve, 60_000)))]);
-    clearTimeout(timer);
+    await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
     await publisher.close();
     await consumer.close();
-    const result: ColdLaneResult = {
-      events,
-      published,
-      consumed,
-      publishPerSecond: published / ((publishedMs - start) / 1000),
-      consumePerSecond: consumed / (((lastConsumedMs || publishedMs) - start) / 1000),
-      clientCpuMicrosPerEvent: (cpu.user + cpu.system) / Math.max(1, published),
-    };
+    const result = coldLaneResult({ events, published, counter, start, publishedMs, cpu });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await publishing.queueDelete({ queue }).catch(() => undefined);
