@@ -148,6 +148,26 @@ async function errorsSeen(workers: readonly Worker[], progress: Progress): Promi
 
 const user = (tag: string, i: number) => `${tag}${i}`;
 
+/**
+ * One fan-out burst: every worker armed to count `count` messages tagged
+ * `tag` (worker 0 from its connection 1 on, connection 0 being the
+ * publisher's), `publish` sending them while every worker collects.
+ */
+async function fanoutBurst(
+  workers: readonly Worker[],
+  tag: string,
+  count: number,
+  publish: () => Promise<PublishResult>,
+): Promise<[PublishResult, ...CollectResult[]]> {
+  await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
+  return Promise.all([publish(), ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 }))]);
+}
+
+/** A burst's publish from connection 0 of `publisher`: `count` messages at full speed, in windows of 100 (bench/worker.ts). */
+function burstPublish(publisher: Worker, room: string, cls: MessageClass, tag: string, count: number, size: number): Promise<PublishResult> {
+  return publisher.run<PublishResult>({ cmd: 'publish', index: 0, room, cls, tag, count, ratePerSecond: 0, window: 100, size, timeoutMs: 60_000 });
+}
+
 /** 1. One room, receivers spread over the 3 nodes, one publisher at full speed (bounded count). */
 export function fanout(cls: MessageClass) {
   return (system: System, sizes: Sizes, progress: Progress): Promise<Figures> =>
@@ -160,24 +180,8 @@ export function fanout(cls: MessageClass) {
       await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'fanout', concurrency: 32 }, 120_000)));
       const publisher = workers[0] as Worker;
       // Connection 0 of worker 0 is the publisher (spec 0), not a receiver.
-      const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
-        await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
-        return Promise.all([
-          publisher.run<PublishResult>({
-            cmd: 'publish',
-            index: 0,
-            room: 'fanout',
-            cls,
-            tag,
-            count,
-            ratePerSecond: 0,
-            window: 100,
-            size: sizes.payloadBytes,
-            timeoutMs: 60_000,
-          }),
-          ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
-        ]);
-      };
+      const burst = (tag: string, count: number) =>
+        fanoutBurst(workers, tag, count, () => burstPublish(publisher, 'fanout', cls, tag, count, sizes.payloadBytes));
       // Warm-up, not measured, for both systems alike: until now only connects and joins ran, so
       // the publish and delivery paths are still cold code. Measured from cold, the burst also pays
       // for the JIT compiling them (on threads of their own: up to half of a node's CPU in the
@@ -484,27 +488,11 @@ export function pusherEndpoint(_system: System, sizes: Sizes, progress: Progress
         await openAll(workers, kind, distribute(specs, workers.length));
         await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room, concurrency: 32 }, 120_000)));
         const publisher = workers[0] as Worker;
-        const burst = async (tag: string, count: number): Promise<[PublishResult, ...CollectResult[]]> => {
-          await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'count', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
-          return Promise.all([
-            // Via the API, connection 0 only listens (and, armed from 1, is not counted): the same N receivers.
-            viaApi
-              ? trigger(`private-${room}`, tag, count)
-              : publisher.run<PublishResult>({
-                  cmd: 'publish',
-                  index: 0,
-                  room,
-                  cls: 'ephemeral',
-                  tag,
-                  count,
-                  ratePerSecond: 0,
-                  window: 100,
-                  size: sizes.payloadBytes,
-                  timeoutMs: 60_000,
-                }),
-            ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs: 90_000 })),
-          ]);
-        };
+        // Via the API, connection 0 only listens (and, armed from 1, is not counted): the same N receivers.
+        const burst = (tag: string, count: number) =>
+          fanoutBurst(workers, tag, count, () =>
+            viaApi ? trigger(`private-${room}`, tag, count) : burstPublish(publisher, room, 'ephemeral', tag, count, sizes.payloadBytes),
+          );
         if (sizes.fanoutWarmup > 0) {
           progress(`${label}: warm-up, ${sizes.pusherMessages} messages`);
           await burst(`pfan-${room}-warm`, sizes.pusherMessages);
