@@ -19,9 +19,9 @@ import { InvalidQuotaError, parseTenantQuota } from '../quotas/quotas.js';
 import type { Tenancy } from '../tenancy.js';
 import { readUsage } from '../postgres/usage.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
-import { USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
+import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import type { ServerOperations } from './gateway-port.js';
-import { ApiError, apiErrorOf, readJson, validate } from './api-body.js';
+import { ApiError, apiErrorOf, publishFields, readJson, validate } from './api-body.js';
 
 export interface AdminActionDeps {
   nodeId: string;
@@ -45,13 +45,7 @@ type Json = (status: number, body: unknown, headers?: Record<string, string>) =>
 const reason = z.string().max(200);
 const disconnectBody = z.object({ conn: z.string().min(1).max(128).optional(), reason: reason.default('disconnected by an operator') });
 const endBody = z.object({ reason: reason.default('ended by an operator') });
-const publishBody = z.object({
-  class: z.enum(['chat', 'ephemeral']).default('chat'),
-  data: z.unknown().refine((value) => value !== undefined, 'data is required'),
-  from: z.string().regex(USER_ID_PATTERN).default('admin'),
-  cmid: z.string().min(1).max(64).optional(),
-  key: z.string().min(1).max(64).optional(),
-});
+const publishBody = z.object(publishFields('admin'));
 
 const SEGMENT = '([^/]+)';
 interface Route {
@@ -164,15 +158,7 @@ async function publish(call: ActionCall): Promise<[number, unknown]> {
       { actor: call.key.name, class: body.class, from: body.from, bytes },
     ),
   );
-  const ack = await call.deps.gateway.serverPublish({
-    tenant: call.tenant,
-    room: target,
-    class: body.class,
-    data: body.data,
-    from: body.from,
-    cmid: body.cmid,
-    key: body.key,
-  });
+  const ack = await call.deps.gateway.serverPublish({ ...body, tenant: call.tenant, room: target });
   return [200, { tenant: call.tenant, room: target, ...ack }];
 }
 

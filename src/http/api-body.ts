@@ -92,15 +92,16 @@ const tenant = z
   .optional();
 const data = z.unknown().refine((value) => value !== undefined, 'data is required');
 
-export const publishBody = z.object({
+/** A publish's fields, for the server API and the admin console alike; `from`, the sender stamped on the message, defaults to `defaultFrom`. */
+export const publishFields = (defaultFrom: string) => ({
   class: z.enum(['chat', 'ephemeral']).default('chat'),
   data,
-  /** Sender stamped as `from`. Default `server`. */
-  from: userId.default('server'),
+  from: userId.default(defaultFrom),
   cmid: z.string().min(1).max(64).optional(),
   key: z.string().min(1).max(64).optional(),
-  tenant,
 });
+
+export const publishBody = z.object({ ...publishFields('server'), tenant });
 
 export const signalBody = z.object({
   kind: z.enum(SIGNAL_KINDS),

@@ -172,16 +172,8 @@ async function publish({ deps, request, params, actingTenant }: ApiCall): Promis
   const tenant = actingTenant(body.tenant);
   // The caller's W3C trace context (src/tracing/): the message's spans join its trace.
   const traceparent = typeof request.headers.traceparent === 'string' ? request.headers.traceparent : undefined;
-  const ack = await deps.gateway.serverPublish({
-    tenant,
-    room: target,
-    class: body.class,
-    data: body.data,
-    from: body.from,
-    cmid: body.cmid,
-    key: body.key,
-    traceparent,
-  });
+  // The body's fields as validated (publishFields); the tenant is the one acted for, set after them.
+  const ack = await deps.gateway.serverPublish({ ...body, tenant, room: target, traceparent });
   return [200, { room: target, ...ack }];
 }
 
