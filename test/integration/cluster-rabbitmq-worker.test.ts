@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Connection } from 'rabbitmq-client';
+import { assertChatOrder } from '../helpers/chat-order.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { POSTGRES_URL, createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { listExchanges, listQueues } from '../helpers/rabbitmq.js';
@@ -157,16 +158,7 @@ describe('cluster of 3 nodes with chat stored by the chat-store worker (--chat-p
     // A last message: a member that missed a stored-but-unpublished one sees the gap and refills it.
     const fence = await publishers[0]!.request({ op: 'publish', room, class: 'chat', data: 'fence' }, 15_000);
     assert.deepEqual([fence.op, fence.offset], ['ack', total + 1]);
-    const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
-    for (const member of members)
-      await waitFor(() => member.frames.filter(isChat).length >= total + 1, { timeoutMs: 20_000, what: `${total + 1} chat messages on every member` });
-    for (const member of members) {
-      assert.deepEqual(
-        member.frames.filter(isChat).map((f) => f.offset),
-        Array.from({ length: total + 1 }, (_, i) => i + 1),
-        'offset order on every member of every node, each once',
-      );
-    }
+    await assertChatOrder(members, room, total + 1, 20_000);
     // The failover really happened: the active worker died by SIGKILL, so the standby stored the rest and the fence.
     assert.equal((await workers[0]!.exited).signal, 'SIGKILL');
   });

@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Connection } from 'rabbitmq-client';
+import { assertChatOrder } from '../helpers/chat-order.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { POSTGRES_URL, createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { exchangeExists, listBindings, listQueues, queueExists } from '../helpers/rabbitmq.js';
@@ -143,16 +144,7 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
       Array.from({ length: 30 }, (_, i) => i + 1),
     );
     assert.equal(new Set(acks.map((a) => a.epoch)).size, 1, 'one epoch');
-    const isChat = (f: Frame) => f.op === 'message' && f.class === 'chat' && f.room === room;
-    for (const member of members)
-      await waitFor(() => member.frames.filter(isChat).length >= 30, { timeoutMs: 15_000, what: '30 chat messages on every member' });
-    const orders = members.map((member) => member.frames.filter(isChat).map((f) => f.offset));
-    for (const order of orders)
-      assert.deepEqual(
-        order,
-        Array.from({ length: 30 }, (_, i) => i + 1),
-        'offset order on every member of every node, each once',
-      );
+    await assertChatOrder(members, room, 30, 15_000);
     const stored = await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${env}".chat_messages WHERE room = $1`, [room]);
     assert.equal(Number(stored.rows[0]?.n), 30);
 
