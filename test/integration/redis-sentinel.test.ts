@@ -72,7 +72,8 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
   });
 
   /** Chat load across both nodes, `failover()` half-way, then every check of the header. */
-  async function chatThroughFailover(t: TestContext, what: string, failover: () => Promise<number>, boundMs: number): Promise<void> {
+  /** `knownStall`: the one failure still open (see the crash case) is reported as TODO; every other check still fails the test. */
+  async function chatThroughFailover(t: TestContext, what: string, failover: () => Promise<number>, boundMs: number, knownStall = false): Promise<void> {
     const room = testNamespace('sentinel');
     const checker = new DeliveryChecker();
     const readers: NerveClient[] = [];
@@ -159,14 +160,13 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
       reader1.on('message', onMessage);
     });
     await publish(probe, probeCmid);
+    const stall = `${probeCmid} acked but not delivered on the other node within 15 s`;
     const deliveredAt = await Promise.race([
       delivered,
-      new Promise<never>((_, reject) =>
-        setTimeout(() => reject(new Error(`${probeCmid} acked but not delivered on the other node within 15 s`)), 15_000).unref(),
-      ),
+      new Promise<undefined>((resolve, reject) => setTimeout(() => (knownStall ? resolve(undefined) : reject(new Error(stall))), 15_000).unref()),
     ]);
-    const recovery = deliveredAt - failoverAt;
-    t.diagnostic(`cross-node chat acked and delivered ${recovery} ms after ${what} (${ackedBefore} acked before it)`);
+    const recovery = deliveredAt === undefined ? undefined : deliveredAt - failoverAt;
+    t.diagnostic(`cross-node chat acked and delivered ${recovery ?? 'never'} ms after ${what} (${ackedBefore} acked before it)`);
     t.diagnostic(`answers other than ack meanwhile: ${JSON.stringify(Object.fromEntries(refusals))}`);
 
     stopAt = Date.now() + PHASE_MS;
@@ -183,15 +183,18 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     const lastAcked = checker.lastAcked(room);
     assert.ok(acks.size > 100 && acks.size - ackedBefore > 50, `enough chat on both sides of the failover (${ackedBefore} before, ${acks.size} in all)`);
 
-    await waitFor(() => readers.every((client) => (client.position(room)?.offset ?? 0) >= lastAcked), {
-      timeoutMs: 10_000,
-      what: 'both readers at the last acked offset',
-    });
-    const report = checker.report();
-    assert.deepEqual(report.lost, [], 'lost');
-    assert.deepEqual(report.duplicated, [], 'duplicated');
-    assert.deepEqual(report.gaps, [], 'non-contiguous offsets');
-    assert.equal(report.delivered, report.expected);
+    // After the known stall live delivery is what is broken; storage and replay are still checked below.
+    if (recovery !== undefined) {
+      await waitFor(() => readers.every((client) => (client.position(room)?.offset ?? 0) >= lastAcked), {
+        timeoutMs: 10_000,
+        what: 'both readers at the last acked offset',
+      });
+      const report = checker.report();
+      assert.deepEqual(report.lost, [], 'lost');
+      assert.deepEqual(report.duplicated, [], 'duplicated');
+      assert.deepEqual(report.gaps, [], 'non-contiguous offsets');
+      assert.equal(report.delivered, report.expected);
+    }
 
     // Replay: the history holds every acked message once, at its acked offset, with no hole.
     const replayer = await RawClient.connect(cluster.node(1).wsUrl, 'replayer');
@@ -212,7 +215,8 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
     const resumed = await replayer.request({ op: 'join', room, since: { offset: Math.max(position.offset - 20, 0), epoch: position.epoch } });
     assert.equal(resumed.recovered, true, 'resume across the failover is recovered');
 
-    assert.ok(recovery <= boundMs, `cross-node chat back ${recovery} ms after ${what} (at most ${boundMs})`);
+    if (recovery === undefined) t.todo(`known stall: ${stall}`);
+    else assert.ok(recovery <= boundMs, `cross-node chat back ${recovery} ms after ${what} (at most ${boundMs})`);
   }
 
   it('SENTINEL FAILOVER: acked chat 0 lost, 0 duplicated, offsets unique, replay complete, cross-node delivery back in time', async (t) => {
@@ -220,15 +224,11 @@ describe('Redis Sentinel failover under chat load', { skip, timeout: 120_000 }, 
   });
 
   // Known intermittent failure (about 1 run in 8, only as the second failover of the deployment):
-  // a message acked after the crash was not delivered on the other node within 15 s. Reported as
-  // TODO, not skipped, so the run still shows it; docs/operations.md says so. Fix, then drop `todo`.
-  it(
-    'the master SIGKILLed: the same, back within down-after-milliseconds plus the bound',
-    { todo: 'intermittent: cross-node delivery after a second failover by crash can stall past 15 s' },
-    async (t) => {
-      await chatThroughFailover(t, 'the master was killed', () => deployment.crashMaster(), DOWN_AFTER_MS + RECOVERY_MS);
-    },
-  );
+  // a message acked after the crash was not delivered on the other node within 15 s. Only that
+  // stall is reported as TODO (docs/operations.md says so); every other check fails the run.
+  it('the master SIGKILLed: the same, back within down-after-milliseconds plus the bound', async (t) => {
+    await chatThroughFailover(t, 'the master was killed', () => deployment.crashMaster(), DOWN_AFTER_MS + RECOVERY_MS, true);
+  });
 
   it('nerve status reads the registry through the sentinels, on the new master', async () => {
     const { stdout } = await execFileAsync(
