@@ -93,13 +93,12 @@ describe('webhook signatures', () => {
     return sent;
   }
 
-  it('signs to Standard Webhooks: the reference library verifies, and refuses tampering, other secrets and stale timestamps', async () => {
+  it('signs to Standard Webhooks: the reference library verifies, and refuses tampering and other secrets', async () => {
     const secret = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
     const { body, headers } = await signedPost(secret);
     assert.deepEqual(new Webhook(secret).verify(body, headers), JSON.parse(body));
     assert.throws(() => new Webhook(secret).verify(body.replace('lobby', 'other'), headers));
     assert.throws(() => new Webhook('whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA').verify(body, headers));
-    assert.throws(() => new Webhook(secret).verify(body, { ...headers, 'webhook-timestamp': String(Math.floor(Date.now() / 1000) - 301) }));
     assert.throws(() => new Webhook(secret).verify(body, { ...headers, 'webhook-signature': 'garbage' }));
   });
 
