@@ -11,6 +11,7 @@ import type { ChannelNamer } from './bus/channels.js';
 import { MemoryBus } from './bus/memory.js';
 import { RabbitBus } from './bus/rabbitmq.js';
 import { createRedisBus } from './bus/redis.js';
+import { pubsubBufferNeed } from './redis/output-buffer.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory.js';
 import { RabbitEventLog } from './events/rabbitmq.js';
@@ -167,6 +168,8 @@ function createBus(options: NodeOptions, context: LaneContext): Bus {
         probeIntervalMs: options.probeIntervalMs,
         canaryIntervalMs: options.probeIntervalMs,
         canaryTimeoutMs: options.probeIntervalMs,
+        // Warn at start when Redis would cut a subscriber before one room's burst fits (docs/operations.md, "Redis").
+        pubsubBufferNeedBytes: pubsubBufferNeed(options.limits),
       });
     case 'rabbitmq':
       return new RabbitBus({ url: required(options.amqpUrl, 'amqpUrl'), env: options.env, service: options.service, nodeId: options.nodeId, logger });

@@ -5,6 +5,6 @@ export interface LaneHealth {
   /** Implementation: `memory`, `redis`, `rabbitmq`, ... */
   driver: string;
   ok: boolean;
-  /** Why the lane is not ok, for humans. */
+  /** Why the lane is not ok, for humans; on an ok lane, a `warning: …` about its setup (e.g. the bus's Redis output-buffer limit). */
   detail?: string;
 }

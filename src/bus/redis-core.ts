@@ -18,6 +18,7 @@ import { OutcomeUnknownError } from '../lane-errors.js';
 import { errorText } from '../errors.js';
 import type { LaneLogger } from '../log-types.js';
 import { RedisLink, type LinkStats } from '../redis/link.js';
+import { pubsubLimitWarning, readPubsubLimit } from '../redis/output-buffer.js';
 
 type State = 'idle' | 'starting' | 'running' | 'closed';
 
@@ -36,6 +37,8 @@ export abstract class RedisBusCore extends RefCountedBus {
   protected readonly canary: Canary;
   /** Canary channels whose last probe did not come back (health shows it). */
   private readonly deafChannels = new Set<string>();
+  /** The server's pubsub output-buffer limit is below what the fan-out needs (checkOutputBuffer); shown on a healthy lane's `detail`. */
+  private bufferWarning: string | undefined;
 
   constructor(options: RedisBusOptions) {
     super();
@@ -281,7 +284,30 @@ export abstract class RedisBusCore extends RefCountedBus {
         : this.linkProblems().join(', ') ||
           this.connectionProblem() ||
           (this.deafChannels.size > 0 ? `canary on ${[...this.deafChannels].join(', ')} did not come back; subscriber reconnecting` : undefined);
-    return problem === undefined ? { lane: 'bus', driver: this.driver, ok: true } : { lane: 'bus', driver: this.driver, ok: false, detail: problem };
+    if (problem !== undefined) return { lane: 'bus', driver: this.driver, ok: false, detail: problem };
+    return this.bufferWarning === undefined
+      ? { lane: 'bus', driver: this.driver, ok: true }
+      : { lane: 'bus', driver: this.driver, ok: true, detail: `warning: ${this.bufferWarning}` };
+  }
+
+  /**
+   * Compare the server's `client-output-buffer-limit pubsub` with the
+   * fan-out's need (src/redis/output-buffer.ts); warn once in the log and
+   * keep the warning on the lane's health. A server that refuses CONFIG
+   * (managed Redis) is noted at debug. Never throws.
+   */
+  protected async checkOutputBuffer(redis: { config(subcommand: 'GET', parameter: string): Promise<unknown> }): Promise<void> {
+    const need = this.options.pubsubBufferNeedBytes;
+    if (need === 0) return;
+    try {
+      const limit = await readPubsubLimit(redis);
+      const warning = pubsubLimitWarning(limit, need);
+      if (warning === undefined) return;
+      this.bufferWarning = warning;
+      this.log.warn({ driver: this.driver, hardLimitBytes: limit?.hardBytes, needBytes: need }, warning);
+    } catch (error) {
+      this.log.debug({ driver: this.driver, err: errorText(error) }, 'could not read client-output-buffer-limit; not checked');
+    }
   }
 
   /** A copy of the counters, for metrics. */

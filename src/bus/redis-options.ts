@@ -42,6 +42,13 @@ export interface RedisBusOptions {
   reconnectMaxMs?: number;
   /** Extra ioredis options for every connection (TLS, username, password...). Default none. */
   redisOptions?: RedisOptions;
+  /**
+   * Subscriber output Redis must be able to hold for this node, bytes
+   * (src/redis/output-buffer.ts): at start the bus reads the server's
+   * `client-output-buffer-limit` and warns when its pubsub hard limit is
+   * lower. 0 skips the check. Default 0.
+   */
+  pubsubBufferNeedBytes?: number;
 }
 
 export interface NormalizedRedisBusOptions {
@@ -60,6 +67,7 @@ export interface NormalizedRedisBusOptions {
   reconnectBaseMs: number;
   reconnectMaxMs: number;
   redisOptions: RedisOptions;
+  pubsubBufferNeedBytes: number;
 }
 
 /** Every duration option is an integer of milliseconds up to an hour. */
@@ -103,6 +111,7 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
     reconnectBaseMs: integer('reconnectBaseMs', options.reconnectBaseMs ?? 50, 0, MAX_MS),
     reconnectMaxMs: integer('reconnectMaxMs', options.reconnectMaxMs ?? 2000, 0, MAX_MS),
     redisOptions: options.redisOptions ?? {},
+    pubsubBufferNeedBytes: integer('pubsubBufferNeedBytes', options.pubsubBufferNeedBytes ?? 0, 0, Number.MAX_SAFE_INTEGER),
   };
   if (normalized.reconnectMaxMs < normalized.reconnectBaseMs) {
     throw new ConfigError('reconnectMaxMs', `at least reconnectBaseMs (${normalized.reconnectBaseMs})`, normalized.reconnectMaxMs);

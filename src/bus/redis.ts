@@ -50,6 +50,8 @@ export class RedisBus extends RedisBusCore {
       this.waitReady(subscriber, this.options.startTimeoutMs, 'redis subscriber'),
     ]);
     await subscriber.subscribe(this.canaryChannel);
+    // Not awaited: a slow or refused CONFIG must not hold the start.
+    void this.checkOutputBuffer(publisher);
   }
 
   /**
