@@ -7,7 +7,7 @@
  * key) fail. A token with a `room` claim is a join token: refused at
  * `connect`, accepted only by `join`.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
 import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { errorText } from '../errors.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
@@ -78,6 +78,12 @@ export class JwtAuthenticator implements Authenticator {
   private readonly publicKey: KeyObject | undefined;
   private readonly jwks: ReturnType<typeof createRemoteJWKSet> | undefined;
   private readonly getKey: JWTVerifyGetKey;
+  /**
+   * The secret imported once per HS* algorithm: given the raw bytes, jose
+   * imports a WebCrypto key on every verify (an async round through
+   * WebCrypto per connect); a KeyObject or JWKS key it caches itself.
+   */
+  private readonly hmacKeys = new Map<string, Promise<CryptoKey>>();
 
   constructor(private readonly options: JwtAuthenticatorOptions) {
     if (!options.secret && !options.publicKey && !options.jwksUrl) {
@@ -99,7 +105,7 @@ export class JwtAuthenticator implements Authenticator {
     this.getKey = async (header, token) => {
       const alg = header.alg ?? '';
       if (isHmac(alg)) {
-        if (this.secret) return this.secret;
+        if (this.secret) return this.hmacKey(alg, this.secret);
       } else if (this.publicKey) {
         return this.publicKey;
       } else if (this.jwks) {
@@ -107,6 +113,16 @@ export class JwtAuthenticator implements Authenticator {
       }
       throw new joseErrors.JOSEAlgNotAllowed('no key for this algorithm');
     };
+  }
+
+  private hmacKey(alg: string, secret: Uint8Array): Promise<CryptoKey> {
+    let key = this.hmacKeys.get(alg);
+    if (!key) {
+      // HS256 → SHA-256, HS384 → SHA-384, HS512 → SHA-512 (only configured algorithms reach here).
+      key = webcrypto.subtle.importKey('raw', secret, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']);
+      this.hmacKeys.set(alg, key);
+    }
+    return key;
   }
 
   private async verify(token: string): Promise<JWTPayload> {
