@@ -27,6 +27,7 @@ const VALID: Record<ClientOp, ClientFrame> = {
   presence: { op: 'presence', rid: 6, room: 'lobby' },
   ping: { op: 'ping', rid: 7 },
   refresh: { op: 'refresh', rid: 8, token: 'jwt.token.new' },
+  history: { op: 'history', rid: 9, room: 'lobby', before: 120, limit: 50, epoch: 'e1' },
 };
 
 /** For each op, fields set to a value of the wrong type or out of range. */
@@ -82,6 +83,21 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['token', ''],
     ['token', 'x'.repeat(8193)],
   ],
+  history: [
+    ['room', 5],
+    ['before', 0],
+    ['before', -1],
+    ['before', 1.5],
+    ['before', '120'],
+    ['before', Number.MAX_SAFE_INTEGER + 2],
+    ['limit', 0],
+    ['limit', 101],
+    ['limit', 2.5],
+    ['limit', '50'],
+    ['epoch', ''],
+    ['epoch', 'e'.repeat(65)],
+    ['epoch', 7],
+  ],
 };
 
 const REQUIRED: Record<ClientOp, string[]> = {
@@ -93,6 +109,7 @@ const REQUIRED: Record<ClientOp, string[]> = {
   presence: ['room'],
   ping: [],
   refresh: ['token'],
+  history: ['room'],
 };
 
 const OPS = Object.keys(VALID) as ClientOp[];
@@ -135,11 +152,13 @@ describe('decodeClientFrame', () => {
       });
 
       it('strips the fields the server stamps', () => {
-        const stamped = { ...VALID[op], from: 'mallory', id: 'forged', offset: 99, ts: 1, epoch: 'forged', fromConn: 'x' };
+        // A field of the op's own (`history.epoch`, the client's position) is the client's, not a stamp.
+        const stamps = ['from', 'id', 'offset', 'ts', 'epoch', 'fromConn'].filter((field) => !(field in VALID[op]));
+        const stamped = { ...Object.fromEntries(stamps.map((field) => [field, 'forged'])), ...VALID[op] };
         const result = decode(stamped);
         assert.ok(result.ok);
         if (!result.ok) return;
-        for (const field of ['from', 'id', 'offset', 'ts', 'epoch', 'fromConn']) assert.equal(field in result.frame, false, field);
+        for (const field of stamps) assert.equal(field in result.frame, false, field);
         assert.deepEqual(result.frame, VALID[op]);
       });
     });

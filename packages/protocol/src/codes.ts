@@ -31,6 +31,8 @@ export const ErrorCode = {
   InvalidUser: 'invalid_user',
   /** Publish or presence for a room this connection has not joined. */
   NotJoined: 'not_joined',
+  /** A `history` request named an `epoch` that is not the room log's current one: its offsets mean nothing now. */
+  EpochMismatch: 'epoch_mismatch',
   /** Joining would exceed the per-connection room limit. */
   TooManyRooms: 'too_many_rooms',
   /** The per-connection frame rate, or the per-room publish rate, was exceeded; see `retryAfterMs`. */

@@ -109,7 +109,27 @@ export interface RefreshFrame {
   token: string;
 }
 
-export type ClientFrame = ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame;
+/** The default and the largest `limit` of a `history` request (docs/protocol.md, `history`). */
+export const HISTORY_PAGE_LIMITS = { default: 50, max: 100 } as const;
+
+/**
+ * Page back through a joined room's chat, beyond what `join` returned: the
+ * newest `limit` messages with an offset below `before`. The cursor is the
+ * offset, the same one across the hot history and the PostgreSQL archive.
+ */
+export interface HistoryFrame {
+  op: 'history';
+  rid: RequestId;
+  room: string;
+  /** Only messages with `offset < before` (an integer ≥ 1); absent = the newest messages. Pass the oldest offset you hold. */
+  before?: number;
+  /** How many messages at most, 1–100 (default 50). */
+  limit?: number;
+  /** The epoch your offsets belong to: if the room log is in another epoch now, the answer is `epoch_mismatch`. */
+  epoch?: string;
+}
+
+export type ClientFrame = ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame | HistoryFrame;
 
 export type ClientOp = ClientFrame['op'];
 
@@ -295,6 +315,19 @@ export interface ResyncFrame {
   reason: ResyncReason;
 }
 
+/** Answer to `history`: one page of the room's chat, oldest first. */
+export interface HistoryAnswerFrame {
+  op: 'history';
+  rid: RequestId;
+  room: string;
+  /** Oldest first, every one with `offset < before`, at most `limit`, all of the epoch below. */
+  messages: ChatMessage[];
+  /** True only when the server knows of an older stored message than the first of `messages`: ask again with `before` = its offset. */
+  more: boolean;
+  /** The room log's current epoch, which every offset here belongs to. */
+  epoch: string;
+}
+
 export interface PongFrame {
   op: 'pong';
   rid: RequestId;
@@ -322,6 +355,7 @@ export type ServerFrame =
   | MemberJoinedFrame
   | MemberLeftFrame
   | PresenceAnswerFrame
+  | HistoryAnswerFrame
   | PongFrame
   | RefreshedFrame
   | RoomEndedFrame

@@ -1,6 +1,6 @@
 export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from './codes.js';
 export { NerveError, isNerveError } from './errors.js';
-export { PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
+export { HISTORY_PAGE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
 export type {
   AckFrame,
   ChatMessage,
@@ -9,6 +9,8 @@ export type {
   ConnectFrame,
   EphemeralMessage,
   ErrorFrame,
+  HistoryAnswerFrame,
+  HistoryFrame,
   IceServer,
   JoinedFrame,
   JoinFrame,

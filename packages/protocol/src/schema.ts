@@ -4,7 +4,7 @@
  * ignored when a client sends them, and older servers tolerate newer clients.
  */
 import { z } from 'zod';
-import { SIGNAL_KINDS, type ClientFrame } from './frames.js';
+import { HISTORY_PAGE_LIMITS, SIGNAL_KINDS, type ClientFrame } from './frames.js';
 import { MAX_ID_LENGTH } from './ids.js';
 
 /**
@@ -74,6 +74,15 @@ export const signalSchema = z.object({
 export const presenceSchema = z.object({ op: z.literal('presence'), rid: requestId, room: roomId });
 export const pingSchema = z.object({ op: z.literal('ping'), rid: requestId });
 export const refreshSchema = z.object({ op: z.literal('refresh'), rid: requestId, token: z.string().min(1).max(8192) });
+export const historySchema = z.object({
+  op: z.literal('history'),
+  rid: requestId,
+  room: roomId,
+  // Offset 0 is "seen nothing": nothing lies below it, so a page before it is a client bug.
+  before: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  limit: z.number().int().min(1).max(HISTORY_PAGE_LIMITS.max).optional(),
+  epoch: position.shape.epoch.optional(),
+});
 
 export const clientFrameSchemas = {
   connect: connectSchema,
@@ -84,6 +93,7 @@ export const clientFrameSchemas = {
   presence: presenceSchema,
   ping: pingSchema,
   refresh: refreshSchema,
+  history: historySchema,
 } as const;
 
 // Compile-time proof that the schemas and the documented frame types agree.
@@ -100,6 +110,7 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
   presence: true,
   ping: true,
   refresh: true,
+  history: true,
 };
 void schemasMatchTypes;
 
