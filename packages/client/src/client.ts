@@ -7,6 +7,8 @@
  */
 import type {
   AckFrame,
+  HistoryAnswerFrame,
+  HistoryFrame,
   JoinedFrame,
   JoinFrame,
   Member,
@@ -25,28 +27,45 @@ import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
 import { randomId } from './ids.js';
 import { Requests, type OnDisconnect, type Outgoing } from './requests.js';
-import { Rooms } from './rooms.js';
+import { Room, roomEmitter, roomOf, type RoomEmit } from './room.js';
+import { fetchJoinToken, joinFrame, Rooms } from './rooms.js';
 import {
   ClientState,
   type ChatPublishOptions,
   type Emit,
   type EphemeralPublishOptions,
+  type HistoryOptions,
+  type HistoryPage,
   type JoinOptions,
   type NerveClientEvents,
   type NerveClientOptions,
 } from './types.js';
 
+/**
+ * One logical connection to a nerve cluster: connects, authenticates,
+ * reconnects with backoff and resumes every joined room where it left off.
+ * Events: {@link NerveClientEvents}; failures: {@link NerveClientError}.
+ *
+ * ```ts
+ * const client = new NerveClient({ url: 'wss://nerve.example.com/ws', getToken });
+ * await client.connect();
+ * ```
+ */
 export class NerveClient extends TypedEmitter<NerveClientEvents> {
+  /** How long a request waits for its answer, ms (`requestTimeoutMs`, default 10000). */
   readonly requestTimeoutMs: number;
   readonly #options: NerveClientOptions;
   readonly #connection: Connection;
   readonly #requests: Requests;
   readonly #rooms: Rooms;
+  /** The `Room` objects handed out by `room()`, by name, with their emit functions. */
+  readonly #handles = new Map<string, { room: Room; emit: RoomEmit }>();
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
+  /** Checks the options (throws `TypeError` or `RangeError` naming the bad one); does not connect. */
   constructor(options: NerveClientOptions) {
     super();
-    const emit: Emit = (name, value) => this.emit(name, value);
+    const emit: Emit = (name, value) => this.#dispatch(name, value);
     this.#connection = new Connection(options, {
       emit,
       takeRid: () => this.#requests.takeRid(),
@@ -76,7 +95,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       backoffDelay(failures - 1, retry.minDelayMs ?? DEFAULT_MIN_DELAY_MS, retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, (retry.random ?? Math.random)());
     this.#requests = new Requests(this.requestTimeoutMs, {
       write: (frame) => this.#connection.write(frame),
-      error: (error) => this.emit('error', error),
+      error: (error) => this.#dispatch('error', error),
       joined: (frame, rejoin) => this.#rooms.onJoined(frame, rejoin),
       joinRefused: (room) => this.#rooms.onJoinRefused(room),
       retryDelay,
@@ -89,6 +108,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     });
   }
 
+  /** The connection state; every change is a `state` event. */
   get state(): ClientState {
     return this.#connection.state;
   }
@@ -126,8 +146,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
 
   /**
    * Connect (if not already) and resolve with the welcome. Failed attempts are
-   * retried with backoff; the promise rejects only when the client closes
-   * before connecting (terminal close code such as 4001, or `close()`).
+   * retried with backoff. Rejects with `connect_timeout` when no welcome came
+   * within `connectTimeoutMs` (default 10 s; the client then stops, state
+   * `closed`, unless it was reconnecting), and when the client closes before
+   * connecting (`auth_failed` and other terminal close codes, or `close()`).
    */
   connect(): Promise<WelcomeFrame> {
     return this.#connection.connect();
@@ -142,25 +164,57 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     return this.#connection.close();
   }
 
+  /**
+   * The room `name` as an object, its payloads typed: `Chat` types the `data`
+   * of its chat messages (events, history, `publish`), `Ephemeral` that of its
+   * ephemeral ones (default: the same). The types cost nothing at run time
+   * and are not checked: they are the app's word. One object per name, kept
+   * for the client's life; `room()` does not join.
+   *
+   * ```ts
+   * const lobby = client.room<{ text: string }>('lobby');
+   * lobby.on('message', (m) => m.class === 'chat' && show(m.from, m.data.text));
+   * await lobby.join({ getToken: (room) => backend.joinToken(room) });
+   * ```
+   */
+  room<Chat = unknown, Ephemeral = Chat>(name: string): Room<Chat, Ephemeral> {
+    let handle = this.#handles.get(name);
+    if (!handle) {
+      const room = new Room(this, name);
+      handle = { room, emit: roomEmitter(room) };
+      this.#handles.set(name, handle);
+    }
+    return handle.room as unknown as Room<Chat, Ephemeral>;
+  }
+
+  /** Emit a client event, then the same event on the `Room` object it concerns, if one was made. */
+  #dispatch<K extends keyof NerveClientEvents>(name: K, value: NerveClientEvents[K]): void {
+    this.emit(name, value);
+    const room = roomOf(name, value);
+    if (room === undefined) return;
+    const handle = this.#handles.get(room);
+    if (handle) (handle.emit as (name: K, value: NerveClientEvents[K]) => void)(name, value);
+  }
+
   #onFrame(frame: ServerFrame): void {
     switch (frame.op) {
       case 'message':
         this.#rooms.onMessage(frame);
         return;
       case 'signal':
-        this.emit('signal', frame);
+        this.#dispatch('signal', frame);
         return;
       case 'member_joined':
-        this.emit('member_joined', frame);
+        this.#dispatch('member_joined', frame);
         return;
       case 'member_left':
-        this.emit('member_left', frame);
+        this.#dispatch('member_left', frame);
         return;
       case 'welcome':
         return;
       case 'room_ended':
         this.#rooms.delete(frame.room);
-        this.emit('room_ended', frame);
+        this.#dispatch('room_ended', frame);
         return;
       case 'resync':
         this.#rooms.onResync(frame);
@@ -185,7 +239,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         this.refreshToken().catch((error: unknown) => {
           // The server closes the connection at expiry (4010); the reconnect fetches a new token.
           if (generation === this.#connection.generation) {
-            this.emit(
+            this.#dispatch(
               'error',
               error instanceof NerveClientError ? error : new NerveClientError(ClientErrorCode.TokenFailed, 'token refresh failed', { cause: error }),
             );
@@ -215,7 +269,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     const value = fresh;
     const answer = await this.#request<RefreshedFrame>(() => ({ op: 'refresh', token: value }), 'refreshed', 'reject');
     this.#scheduleRefresh(answer.expiresAt);
-    this.emit('refreshed', answer);
+    this.#dispatch('refreshed', answer);
     return answer;
   }
 
@@ -227,19 +281,26 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /**
    * Join a room. Resolves with `joined` (members, recent history, position).
    * The room is rejoined automatically after every reconnect, resuming from
-   * the last position seen.
+   * the last position seen, with its join token (`token`, or a fresh one from
+   * `getToken`) when it was joined with one.
    */
   join(room: string, options: JoinOptions = {}): Promise<JoinedFrame> {
     if (this.#connection.state === ClientState.Closed) return rejectClosed();
-    this.#rooms.add(room);
-    const build = (): Outgoing => {
-      const frame: Omit<JoinFrame, 'rid'> = { op: 'join', room };
-      const since = options.since ?? this.#rooms.position(room);
-      if (since) frame.since = since;
-      if (options.history !== undefined) frame.history = options.history;
-      return frame;
+    this.#rooms.add(room, options);
+    const send = (token: string | undefined): Promise<JoinedFrame> => {
+      const build = (): Outgoing => {
+        const frame: Omit<JoinFrame, 'rid'> = joinFrame(room, options.since ?? this.#rooms.position(room), token);
+        if (options.history !== undefined) frame.history = options.history;
+        return frame;
+      };
+      return this.#requests.request<JoinedFrame>(build, 'joined', 'resend', room);
     };
-    return this.#requests.request<JoinedFrame>(build, 'joined', 'resend', room);
+    const getToken = options.getToken;
+    if (!getToken) return send(options.token);
+    return fetchJoinToken(room, getToken).then(send, (error: unknown) => {
+      this.#rooms.onJoinRefused(room);
+      throw error;
+    });
   }
 
   /** Leave a room. Idempotent: leaving a room the server does not have us in resolves too. */
@@ -288,6 +349,31 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
    */
   signal(to: string, kind: SignalKind, data: unknown): Promise<AckFrame> {
     return this.#request<AckFrame>(() => ({ op: 'signal', to, kind, data }), 'ack', 'reject');
+  }
+
+  /**
+   * One page of a joined room's older chat, oldest first: `{ messages, more,
+   * epoch }`. Page back with `before` = the offset of the oldest message you
+   * hold (the first of `joined.history`, then `page.messages[0].offset`)
+   * until `more` is false. The server reads the room's recent log and, past
+   * it, the PostgreSQL chat archive when it has one. Does not move the room's
+   * position nor emit `message`. Re-sent after a reconnect (it is a read).
+   * Rejects with `not_joined`, `forbidden`, `epoch_mismatch` (the log was
+   * reset: join again), `unavailable` (retry), or `timeout`.
+   */
+  history(room: string, options: HistoryOptions = {}): Promise<HistoryPage> {
+    const build = (): Outgoing => {
+      const frame: Omit<HistoryFrame, 'rid'> = { op: 'history', room };
+      if (options.before !== undefined) frame.before = options.before;
+      if (options.limit !== undefined) frame.limit = options.limit;
+      if (options.epoch !== undefined) frame.epoch = options.epoch;
+      return frame;
+    };
+    return this.#request<HistoryAnswerFrame>(build, 'history', 'resend', room).then((answer) => ({
+      messages: answer.messages,
+      more: answer.more,
+      epoch: answer.epoch,
+    }));
   }
 
   /** Members of a joined room, cluster-wide. */

@@ -29,6 +29,8 @@ export interface ConnectionHooks {
 interface ConnectWaiter {
   resolve: (welcome: WelcomeFrame) => void;
   reject: (error: NerveClientError) => void;
+  /** A `connect()` made while reconnecting: its own deadline (the client goes on reconnecting after it). */
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 const WS_URL = /^wss?:\/\//i;
@@ -39,6 +41,7 @@ export class Connection {
   readonly #nextUrl: () => string;
   readonly #options: NerveClientOptions;
   readonly #timeoutMs: number;
+  readonly #connectTimeoutMs: number | undefined;
   readonly #WebSocket: WebSocketConstructor;
   readonly #backoff: Backoff | undefined;
   readonly #hooks: ConnectionHooks;
@@ -52,10 +55,12 @@ export class Connection {
   #handshakeRid: string | undefined;
   #handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The `connectTimeoutMs` deadline of the first connection (state `connecting`). */
+  #connectDeadline: ReturnType<typeof setTimeout> | undefined;
   #connectWaiters: ConnectWaiter[] = [];
   #closing: Promise<void> | undefined;
 
-  /** Checks `url`, `requestTimeoutMs` and the WebSocket implementation, in that order. */
+  /** Checks `url`, `requestTimeoutMs`, `connectTimeoutMs` and the WebSocket implementation, in that order. */
   constructor(options: NerveClientOptions, hooks: ConnectionHooks) {
     const url = options.url;
     if (typeof url === 'string') {
@@ -79,6 +84,10 @@ export class Connection {
     if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) {
       throw new RangeError(`requestTimeoutMs must be a positive integer, got ${timeoutMs}`);
     }
+    const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    if (connectTimeoutMs !== false && (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs <= 0)) {
+      throw new RangeError(`connectTimeoutMs must be a positive integer or false, got ${String(connectTimeoutMs)}`);
+    }
     const WebSocketImpl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (typeof WebSocketImpl !== 'function') {
       // Node 20 has no global WebSocket (22 does); say how to fix it, not just what is missing.
@@ -89,6 +98,7 @@ export class Connection {
     }
     this.#options = options;
     this.#timeoutMs = timeoutMs;
+    this.#connectTimeoutMs = connectTimeoutMs === false ? undefined : connectTimeoutMs;
     this.#WebSocket = WebSocketImpl;
     this.#hooks = hooks;
     this.#backoff =
@@ -122,27 +132,45 @@ export class Connection {
     return this.#state === ClientState.Connected && this.#socket !== undefined;
   }
 
-  /** The only writer of the state; every change is emitted as `state`, old → new. */
-  #setState(next: ClientState): void {
+  /** The only writer of the state; every change is emitted as `state`, old → new (with why, on a change to `closed`). */
+  #setState(next: ClientState, error?: NerveClientError): void {
     const from = this.#state;
     if (from === next) return;
     this.#state = next;
-    this.#hooks.emit('state', { from, to: next });
+    this.#hooks.emit('state', error === undefined ? { from, to: next } : { from, to: next, error });
   }
 
   connect(): Promise<WelcomeFrame> {
     if (this.#state === ClientState.Connected && this.#welcome) return Promise.resolve(this.#welcome);
+    let waiter!: ConnectWaiter;
     const promise = new Promise<WelcomeFrame>((resolve, reject) => {
-      this.#connectWaiters.push({ resolve, reject });
+      waiter = { resolve, reject };
     });
+    this.#connectWaiters.push(waiter);
+    const limit = this.#connectTimeoutMs;
     if (this.#state === ClientState.Closed) {
       this.#closing = undefined;
       this.#everConnected = false;
       this.#backoff?.reset();
       this.#setState(ClientState.Connecting);
+      // Without a deadline a dead or silent server would leave connect() pending for ever (issue 17).
+      if (limit !== undefined) this.#connectDeadline = setTimeout(() => this.#connectTimedOut(limit), limit);
       void this.#open();
+    } else if (this.#state === ClientState.Reconnecting && limit !== undefined) {
+      // The client has rooms to resume: only this call gives up, the reconnecting goes on.
+      waiter.timer = setTimeout(() => {
+        this.#connectWaiters = this.#connectWaiters.filter((item) => item !== waiter);
+        waiter.reject(connectTimeoutError(limit, this.url));
+      }, limit);
     }
     return promise;
+  }
+
+  /** No welcome since `connect()` within `connectTimeoutMs`, before any connection: stop. */
+  #connectTimedOut(limit: number): void {
+    this.#connectDeadline = undefined;
+    if (this.#state !== ClientState.Connecting) return;
+    this.#terminate(connectTimeoutError(limit, this.url), CloseCode.Normal, 'connect timeout');
   }
 
   close(): Promise<void> {
@@ -172,10 +200,18 @@ export class Connection {
     this.#socket = undefined;
     if (socket) closeQuietly(socket, code, reason);
     this.#hooks.closed(error);
+    if (this.#connectDeadline !== undefined) clearTimeout(this.#connectDeadline);
+    this.#connectDeadline = undefined;
+    for (const waiter of this.#takeWaiters()) waiter.reject(error);
+    this.#setState(ClientState.Closed, error);
+  }
+
+  /** Every `connect()` caller still waiting, their own deadlines cleared. */
+  #takeWaiters(): ConnectWaiter[] {
     const waiters = this.#connectWaiters;
     this.#connectWaiters = [];
-    for (const waiter of waiters) waiter.reject(error);
-    this.#setState(ClientState.Closed);
+    for (const waiter of waiters) if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+    return waiters;
   }
 
   #stop(): void {
@@ -186,9 +222,21 @@ export class Connection {
     this.#hooks.stopped();
   }
 
-  /** One connection attempt: fetch a token, open a socket, send `connect`. */
+  /** One connection attempt: fetch a token, open a socket, send `connect`; all of it within `requestTimeoutMs`. */
   async #open(): Promise<void> {
     const generation = ++this.#generation;
+    // Armed before getToken, so a token endpoint that hangs counts against the attempt too.
+    this.#handshakeTimer = setTimeout(() => {
+      this.#handshakeTimer = undefined;
+      if (generation !== this.#generation) return;
+      // A getToken still pending for this attempt gives up when it resolves.
+      this.#generation += 1;
+      const socket = this.#socket;
+      this.#socket = undefined;
+      if (socket) closeQuietly(socket, 4000, 'handshake timeout');
+      this.#hooks.emit('error', new NerveClientError(ClientErrorCode.Timeout, 'no welcome within requestTimeoutMs'));
+      this.#lost(1006, 'handshake timeout');
+    }, this.#timeoutMs);
     let token = this.#options.token;
     if (this.#options.getToken) {
       try {
@@ -231,13 +279,6 @@ export class Connection {
     };
     // Errors are always followed by a close event, which does the work.
     socket.onerror = () => {};
-    this.#handshakeTimer = setTimeout(() => {
-      if (socket !== this.#socket) return;
-      this.#socket = undefined;
-      closeQuietly(socket, 4000, 'handshake timeout');
-      this.#hooks.emit('error', new NerveClientError(ClientErrorCode.Timeout, 'no welcome within requestTimeoutMs'));
-      this.#lost(1006, 'handshake timeout');
-    }, this.#timeoutMs);
   }
 
   /** The current socket is gone (already detached). Decide between reconnecting and closing. */
@@ -303,16 +344,21 @@ export class Connection {
     this.#welcome = frame;
     this.#everConnected = true;
     this.#backoff?.reset();
+    if (this.#connectDeadline !== undefined) clearTimeout(this.#connectDeadline);
+    this.#connectDeadline = undefined;
     this.#setState(ClientState.Connected);
     this.#hooks.emit('welcome', frame);
-    const waiters = this.#connectWaiters;
-    this.#connectWaiters = [];
-    for (const waiter of waiters) waiter.resolve(frame);
+    for (const waiter of this.#takeWaiters()) waiter.resolve(frame);
     this.#hooks.welcomed(frame);
   }
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+function connectTimeoutError(limit: number, url: string): NerveClientError {
+  return new NerveClientError(ClientErrorCode.ConnectTimeout, `no welcome from ${url || 'the server'} within connectTimeoutMs (${limit} ms)`);
+}
 
 function checkUrl(url: unknown): string {
   if (typeof url !== 'string' || !WS_URL.test(url)) throw new TypeError(`url must be a ws:// or wss:// URL, got ${JSON.stringify(url)}`);

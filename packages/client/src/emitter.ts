@@ -4,6 +4,7 @@
  * what `fn` receives.
  */
 
+/** A listener of an event whose payload is `T`. */
 export type Listener<T> = (value: T) => void;
 
 /** `Events` is an interface of event name → payload type. */
@@ -21,6 +22,7 @@ export class TypedEmitter<Events extends object> {
     return () => this.off(name, listener);
   }
 
+  /** Remove a listener added with `on` (the function `on` returns does the same). */
   off<K extends keyof Events>(name: K, listener: Listener<Events[K]>): void {
     const set = this.#listeners.get(name);
     if (set === undefined) return;
@@ -37,6 +39,7 @@ export class TypedEmitter<Events extends object> {
     return off;
   }
 
+  /** How many listeners `name` has. */
   listenerCount<K extends keyof Events>(name: K): number {
     return this.#listeners.get(name)?.size ?? 0;
   }

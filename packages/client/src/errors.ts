@@ -7,25 +7,46 @@
 import type { ErrorCode } from '../../protocol/src/codes.js';
 import type { ErrorFrame } from '../../protocol/src/frames.js';
 
-/** Failures detected by the SDK itself. */
+/**
+ * Failures detected by the SDK itself (the server's codes are `ErrorCode`,
+ * documented with what to do in docs/protocol.md and docs/sdk.md).
+ */
 export const ClientErrorCode = {
-  /** The request got no answer within `requestTimeoutMs`. The server may or may not have acted on it. */
+  /**
+   * The request got no answer within `requestTimeoutMs`. The server may or may
+   * not have acted on it. Also emitted as an `error` event when one connection
+   * attempt got no `welcome` in time (the client then retries).
+   */
   Timeout: 'timeout',
+  /**
+   * `connect()` got no `welcome` within `connectTimeoutMs`: the server is down,
+   * unreachable, or accepts TCP but never answers. Before the first connection
+   * the client then stops (state `closed`); while reconnecting only that
+   * `connect()` call rejects and the client keeps trying. Show "cannot reach
+   * the server" and call `connect()` again when the user asks.
+   */
+  ConnectTimeout: 'connect_timeout',
   /** The client was closed (by `close()` or by a terminal close code) before the request was answered. */
   Closed: 'closed',
   /** The connection dropped while the request was in flight; it was not retried (only chat publishes and joins are). */
   Disconnected: 'disconnected',
   /** The server sent something the SDK could not understand. */
   BadFrame: 'bad_frame',
-  /** `getToken` threw or returned an empty token. */
+  /** `getToken` (the connection's, or a join's) threw or returned an empty token. */
   TokenFailed: 'token_failed',
   /** The WebSocket could not be constructed (bad URL, no WebSocket implementation). */
   TransportFailed: 'transport_failed',
 } as const;
+/** A code of {@link ClientErrorCode}. */
 export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorCode];
 
+/**
+ * Every promise of the SDK rejects with this, and every `error` event carries
+ * it. Branch on {@link NerveClientError.code | code}.
+ */
 export class NerveClientError extends Error {
   override readonly name = 'NerveClientError';
+  /** A server `ErrorCode` (the server refused with an `error` frame) or a {@link ClientErrorCode}. */
   readonly code: ErrorCode | ClientErrorCode;
   /** For `rate_limited` (and `quota_exceeded` on a per-second quota): how long the server asks to wait before trying again. */
   readonly retryAfterMs: number | undefined;
@@ -34,6 +55,7 @@ export class NerveClientError extends Error {
   /** The room the failed operation concerned, when there is one (for example a failed rejoin). */
   readonly room: string | undefined;
 
+  /** Made by the SDK; apps get these, they need not make them (tests may). */
   constructor(code: ErrorCode | ClientErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number; room?: string; quota?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
@@ -43,6 +65,7 @@ export class NerveClientError extends Error {
   }
 }
 
+/** Whether `value` is a {@link NerveClientError} (for `catch (error: unknown)`). */
 export function isNerveClientError(value: unknown): value is NerveClientError {
   return value instanceof NerveClientError;
 }

@@ -2,8 +2,12 @@
  * `@nerve-rt/client`: the SDK for browsers, Node (global `WebSocket` on 22+,
  * `ws` passed in on 20), web workers and React Native. A small curated API; the
  * protocol's frame types are re-exported so apps can type their handlers.
+ * Guide: docs/sdk.md.
+ *
+ * @packageDocumentation
  */
 export { NerveClient } from './client.js';
+export type { Room } from './room.js';
 export {
   ClientState,
   type NerveClientOptions,
@@ -12,19 +16,40 @@ export {
   type JoinOptions,
   type ChatPublishOptions,
   type EphemeralPublishOptions,
+  type HistoryOptions,
+  type HistoryPage,
   type StateChange,
   type DisconnectInfo,
   type RecoveryFailed,
+  type RoomEvents,
+  type RoomMessage,
+  type RoomChatMessage,
+  type RoomEphemeralMessage,
+  type RoomJoined,
+  type RoomRecoveryFailed,
 } from './types.js';
 export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
 export { Backoff, backoffDelay, type BackoffOptions } from './backoff.js';
 export { TypedEmitter, type Listener } from './emitter.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
-export { PeerCall, isPolite, type PeerCallOptions, type PeerCallEvents, type CallEndReason, type SignalChannel } from './webrtc.js';
+export {
+  PeerCall,
+  isPolite,
+  type PeerCallOptions,
+  type PeerCallEvents,
+  type CallEndReason,
+  type CallState,
+  type CallStateChange,
+  type MediaState,
+  type GetTrack,
+  type TrackKind,
+  type SignalChannel,
+} from './webrtc.js';
 export type {
   IceServerInit,
   MediaStreamShape,
   MediaStreamTrackShape,
+  MediaStreamTrackType,
   MediaStreamType,
   PeerConnectionState,
   RTCPeerConnectionConstructor,
@@ -47,6 +72,8 @@ export type {
   MemberJoinedFrame,
   MemberLeftFrame,
   MessageFrame,
+  RefreshedFrame,
+  RoomEndedFrame,
   SignalDelivery,
   SignalKind,
   StreamPosition,

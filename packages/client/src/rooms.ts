@@ -1,21 +1,29 @@
 /**
  * The rooms of one NerveClient: the last position seen in each, rejoins
- * after a reconnect, and gap fills: when a chat offset skips ahead (or the
- * server sends `resync`), live chat is held, the missed messages are fetched
- * with a join from the last position and delivered first, in offset order.
+ * after a reconnect (with the room's join token), and gap fills: when a chat
+ * offset skips ahead (or the server sends `resync`), live chat is held, the
+ * missed messages are fetched with a join from the last position and
+ * delivered first, in offset order.
  */
 import { ErrorCode } from '../../protocol/src/codes.js';
-import type { ChatMessage, JoinedFrame, MessageFrame, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
+import type { ChatMessage, JoinedFrame, JoinFrame, MessageFrame, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
 import { offsetStep, positionStep } from '../../protocol/src/positions.js';
 import { ClientErrorCode, errorText, NerveClientError } from './errors.js';
 import type { Requests } from './requests.js';
-import type { Emit } from './types.js';
+import type { Emit, JoinOptions } from './types.js';
+
+/** How a room's joins prove the right to join: a join token, or where to get one. */
+export type JoinCredentials = Pick<JoinOptions, 'token' | 'getToken'>;
 
 interface RoomEntry {
   /** Last position seen (from joined, rejoined or message frames). */
   position: StreamPosition | undefined;
   /** The server answered `joined` at least once: the room is rejoined after reconnects. */
   joined: boolean;
+  /** The connection (generation) the room was last joined on: a join on another one shows the join token again. */
+  joinedOn?: number;
+  /** The join token (or its source) from `join()`, if any. */
+  credentials?: JoinCredentials | undefined;
   /** While a rejoin or a gap fill is in flight: live chat held back, so the missed messages go first. */
   held: ChatMessage[] | undefined;
   /** The gap fill in flight (its token), if any; a reconnect's rejoin clears it and takes over. */
@@ -58,9 +66,14 @@ export class Rooms {
     return this.#rooms.get(room)?.position;
   }
 
-  /** `join()` was called: track the room (its position is kept if it is known already). */
-  add(room: string): void {
-    if (!this.#rooms.has(room)) this.#rooms.set(room, { position: undefined, joined: false, held: undefined });
+  /** `join()` was called: track the room (its position is kept if it is known already; new credentials replace the old). */
+  add(room: string, credentials?: JoinCredentials): void {
+    let entry = this.#rooms.get(room);
+    if (!entry) {
+      entry = { position: undefined, joined: false, held: undefined };
+      this.#rooms.set(room, entry);
+    }
+    if (credentials?.token !== undefined || credentials?.getToken !== undefined) entry.credentials = credentials;
   }
 
   /** Left or ended: not rejoined, its fills drop their answers. */
@@ -83,6 +96,7 @@ export class Rooms {
     const entry = this.#rooms.get(frame.room);
     if (!entry) return;
     entry.joined = true;
+    entry.joinedOn = this.#hooks.generation();
     if (!rejoin) entry.position = { ...frame.position };
   }
 
@@ -96,12 +110,15 @@ export class Rooms {
   async resume(generation: number): Promise<void> {
     const rooms = [...this.#rooms].filter(([, entry]) => entry.joined);
     const results = await Promise.allSettled(
-      rooms.map(([room, entry]) => {
+      rooms.map(async ([room, entry]) => {
         const since = entry.position;
         entry.held = [];
         // This rejoin resumes from the same position as any gap fill in flight: it takes over.
         entry.fill = undefined;
-        return this.#requests.rejoin(room, () => (since ? { op: 'join', room, since } : { op: 'join', room }));
+        // A new connection holds no join grant: show the room's join token again.
+        const getToken = entry.credentials?.getToken;
+        const token = getToken ? await this.#freshJoinToken(room, getToken, generation) : entry.credentials?.token;
+        return this.#requests.rejoin(room, () => joinFrame(room, since, token));
       }),
     );
     if (generation !== this.#hooks.generation()) return;
@@ -201,13 +218,26 @@ export class Rooms {
     const token = ++this.#fillSeq;
     entry.fill = token;
     const generation = this.#hooks.generation();
+    // A fill on the connection the room was joined on needs no join token (the grant lasts until the room is
+    // left; an expired token would even be refused); a retried rejoin after a reconnect does.
+    const credentials = entry.joinedOn === generation ? undefined : entry.credentials;
+    const getToken = credentials?.getToken;
     // Its position is adopted by #filled, after the replay.
-    this.#requests
-      .rejoin(room, () => ({ op: 'join', room, since: { ...since } }))
-      .then(
-        (joined) => this.#filled(room, entry, token, joined),
-        (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
-      );
+    (getToken
+      ? this.#freshJoinToken(room, getToken, generation).then((fresh) => this.#requests.rejoin(room, () => joinFrame(room, since, fresh)))
+      : this.#requests.rejoin(room, () => joinFrame(room, since, credentials?.token))
+    ).then(
+      (joined) => this.#filled(room, entry, token, joined),
+      (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
+    );
+  }
+
+  /** A join token from `getToken` for a join on connection `generation`, which must still be the current one. */
+  async #freshJoinToken(room: string, getToken: (room: string) => Promise<string>, generation: number): Promise<string> {
+    const token = await fetchJoinToken(room, getToken);
+    if (generation !== this.#hooks.generation())
+      throw new NerveClientError(ClientErrorCode.Disconnected, 'connection lost while fetching a join token', { room });
+    return token;
   }
 
   #filled(room: string, entry: RoomEntry, token: number, joined: JoinedFrame): void {
@@ -278,6 +308,27 @@ export class Rooms {
   }
 }
 
+/** A `join` of `room`, from `since` and with a join `token` when given. */
+export function joinFrame(room: string, since: StreamPosition | undefined, token: string | undefined): Omit<JoinFrame, 'rid'> {
+  const frame: Omit<JoinFrame, 'rid'> = { op: 'join', room };
+  if (since) frame.since = { ...since };
+  if (token !== undefined) frame.token = token;
+  return frame;
+}
+
+/** A join token from the app's `getToken`; its failures (or an empty token) are `token_failed`. */
+export async function fetchJoinToken(room: string, getToken: (room: string) => Promise<string>): Promise<string> {
+  let token: unknown;
+  try {
+    token = await getToken(room);
+  } catch (cause) {
+    throw new NerveClientError(ClientErrorCode.TokenFailed, `getToken failed for the join token of ${room}`, { cause, room });
+  }
+  if (typeof token !== 'string' || token === '')
+    throw new NerveClientError(ClientErrorCode.TokenFailed, `getToken returned no join token for ${room}`, { room });
+  return token;
+}
+
 /** Whether `history`, read from `since` on, skips a message anywhere (the server could not read part of it). */
 function hasHole(since: StreamPosition | undefined, history: readonly MessageFrame[]): boolean {
   let seen = since;
@@ -303,6 +354,7 @@ function rejoinRetryable(code: string): boolean {
     code === ErrorCode.OutcomeUnknown ||
     code === ErrorCode.Internal ||
     code === ErrorCode.RateLimited ||
-    code === ClientErrorCode.Timeout
+    code === ClientErrorCode.Timeout ||
+    code === ClientErrorCode.TokenFailed
   );
 }

@@ -1,0 +1,131 @@
+/**
+ * `Room`: one room of a NerveClient as an object, `client.room<Chat>('x')`.
+ * Its methods are the client's, bound to the room; its events are the
+ * client's events about this room. The payload types are the app's word
+ * (compile time only): nothing is checked or copied at run time.
+ */
+import type { AckFrame, JoinedFrame, Member, StreamPosition } from '../../protocol/src/frames.js';
+import { TypedEmitter } from './emitter.js';
+import type {
+  ChatPublishOptions,
+  EphemeralPublishOptions,
+  HistoryOptions,
+  HistoryPage,
+  JoinOptions,
+  NerveClientEvents,
+  RoomEvents,
+  RoomJoined,
+} from './types.js';
+
+/** What a room needs of its client (NerveClient); an interface, so the two modules do not import each other. */
+export interface RoomHost {
+  join(room: string, options?: JoinOptions): Promise<JoinedFrame>;
+  leave(room: string): Promise<void>;
+  publish(room: string, data: unknown, options?: ChatPublishOptions): Promise<AckFrame>;
+  publish(room: string, data: unknown, options: EphemeralPublishOptions): Promise<void>;
+  history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
+  presence(room: string): Promise<Member[]>;
+  position(room: string): StreamPosition | undefined;
+}
+
+/** Emits one of the client's events on a room; the client calls it for the events about that room. */
+export type RoomEmit = <K extends keyof RoomEvents>(name: K, value: RoomEvents[K]) => void;
+
+let emitterOf!: (room: Room) => RoomEmit;
+
+/**
+ * One room of a {@link NerveClient}, typed by its payloads: `Chat` is the
+ * `data` of its chat messages, `Ephemeral` that of its ephemeral ones
+ * (default: the same). Get it with `client.room<Chat>(name)`: the client
+ * keeps one per name, so listeners added anywhere meet.
+ *
+ * ```ts
+ * interface ChatPayload { text: string }
+ * const room = client.room<ChatPayload>('lobby');
+ * room.on('message', (m) => m.class === 'chat' && console.log(m.data.text));
+ * await room.join();
+ * await room.publish({ text: 'hi' });
+ * ```
+ */
+export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEvents<Chat, Ephemeral>> {
+  /** The room id. */
+  readonly name: string;
+  readonly #host: RoomHost;
+
+  static {
+    emitterOf = (room) => (name, value) => room.emit(name, value);
+  }
+
+  /** @internal Rooms are made by `client.room(name)`. */
+  constructor(host: RoomHost, name: string) {
+    super();
+    this.#host = host;
+    this.name = name;
+  }
+
+  /** The last position seen in this room (what a reconnect resumes from), once joined. */
+  get position(): StreamPosition | undefined {
+    return this.#host.position(this.name);
+  }
+
+  /** `client.join(name, options)`: join (with a join token if given); resolves with the typed `joined` answer. */
+  join(options?: JoinOptions): Promise<RoomJoined<Chat>> {
+    return this.#host.join(this.name, options) as Promise<RoomJoined<Chat>>;
+  }
+
+  /** `client.leave(name)`: leave; the room is no longer rejoined. Listeners stay (join again to use them). */
+  leave(): Promise<void> {
+    return this.#host.leave(this.name);
+  }
+
+  /** Publish chat (the default): resolves with the ack once stored. See `client.publish`. */
+  publish(data: Chat, options?: ChatPublishOptions): Promise<AckFrame>;
+  /** Publish an ephemeral message: resolves at once. See `client.publish`. */
+  publish(data: Ephemeral, options: EphemeralPublishOptions): Promise<void>;
+  publish(data: Chat | Ephemeral, options?: ChatPublishOptions | EphemeralPublishOptions): Promise<AckFrame | void> {
+    if (options?.class === 'ephemeral') return this.#host.publish(this.name, data, options);
+    return this.#host.publish(this.name, data, options);
+  }
+
+  /**
+   * One page of older chat, oldest first, `{ messages, more, epoch }`. Page
+   * back with `before` = the offset of the oldest message you hold:
+   *
+   * ```ts
+   * let page = await room.history({ limit: 50 });
+   * while (page.more) page = await room.history({ before: page.messages[0]!.offset, epoch: page.epoch, limit: 50 });
+   * ```
+   */
+  history(options?: HistoryOptions): Promise<HistoryPage<Chat>> {
+    return this.#host.history(this.name, options) as Promise<HistoryPage<Chat>>;
+  }
+
+  /** `client.presence(name)`: the members of this room, cluster-wide. */
+  presence(): Promise<Member[]> {
+    return this.#host.presence(this.name);
+  }
+}
+
+/** The function that emits on `room` (its `emit` is protected: only the client that made it calls it). */
+export function roomEmitter(room: Room): RoomEmit {
+  return emitterOf(room);
+}
+
+/**
+ * The room a client event concerns, if any: the name of the `Room` it is
+ * also emitted on.
+ */
+export function roomOf<K extends keyof NerveClientEvents>(name: K, value: NerveClientEvents[K]): string | undefined {
+  switch (name) {
+    case 'message':
+    case 'member_joined':
+    case 'member_left':
+    case 'rejoined':
+    case 'recovery_failed':
+    case 'room_ended':
+    case 'error':
+      return (value as { room?: string }).room;
+    default:
+      return undefined;
+  }
+}
