@@ -49,6 +49,9 @@ export interface IceServerInit {
 /** `RTCPeerConnectionState`, the same union as the DOM's. */
 export type PeerConnectionState = 'closed' | 'connected' | 'connecting' | 'disconnected' | 'failed' | 'new';
 
+/** `MediaStreamTrack`: the DOM's where declared. */
+export type MediaStreamTrackType = GlobalInstance<'MediaStreamTrack', MediaStreamTrackShape>;
+
 /** `MediaStream`: the DOM's where declared. */
 export type MediaStreamType = GlobalInstance<'MediaStream', MediaStreamShape>;
 

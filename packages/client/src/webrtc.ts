@@ -4,14 +4,27 @@
  * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example): either
  * side may start; on an offer collision the impolite side ignores the
  * incoming offer and the polite side rolls its own back. `offer`/`answer`
- * carry `{ description }`, `candidate` `{ candidate }`, `bye` hangs up;
- * `toConn` addresses the peer's connection once it is known, so the peer's
- * other tabs ignore the call.
+ * carry `{ description }`, `candidate` `{ candidate }`, `bye` hangs up,
+ * `custom` carries the call's control messages (call-control.ts: accepted,
+ * declined, busy, mute and camera); `toConn` addresses the peer's connection
+ * once it is known, so the peer's other tabs ignore the call.
  */
 import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';
 import { NerveClientError } from './errors.js';
 import { ErrorCode } from '../../protocol/src/codes.js';
+import {
+  finalState,
+  isFinal,
+  parseControl,
+  stateForConnection,
+  type CallControl,
+  type CallEndReason,
+  type CallState,
+  type CallStateChange,
+  type MediaState,
+} from './call-control.js';
+import { LocalMedia, type GetTrack } from './call-media.js';
 import type {
   IceServerInit,
   MediaStreamType,
@@ -21,22 +34,21 @@ import type {
   RTCTrackEventType,
 } from './webrtc-types.js';
 
-export type CallEndReason =
-  /** `hangup()` or `close()` was called here. */
-  | 'local'
-  /** The peer sent `bye`. */
-  | 'remote'
-  /** The peer was not connected anywhere when we signalled. */
-  | 'peer_offline'
-  /** The peer connection failed and could not be restarted. */
-  | 'failed';
+export type { CallEndReason, CallState, CallStateChange, MediaState } from './call-control.js';
+export type { GetTrack, TrackKind } from './call-media.js';
 
 export interface PeerCallEvents {
   /** A remote track arrived; `remoteStream` holds all of them. */
   track: RTCTrackEventType;
   /** `RTCPeerConnection.connectionState` changed. */
   state: PeerConnectionState;
-  /** The call is over; the peer connection is closed. Emitted once. */
+  /** The call's state changed: ringing, accepted, connecting, connected, ... (see `CallState`). */
+  call_state: CallStateChange;
+  /** The peer switched its microphone or camera on or off (its `media` control message). */
+  remote_media: MediaState;
+  /** Our microphone or camera was switched (`setMicrophone`, `setCamera`); the peer is told. */
+  local_media: MediaState;
+  /** The call is over; the peer connection is closed. Emitted once, after the final `call_state`. */
   ended: { reason: CallEndReason };
   /** A negotiation step or a signal failed (the call may recover on its own). */
   error: Error;
@@ -59,6 +71,16 @@ export interface PeerCallOptions {
   client: SignalChannel;
   /** The remote user id. Required. */
   peer: string;
+  /**
+   * The `offer` signal of an incoming call. The call starts `ringing` and
+   * holds the peer's signals until `accept()` (or `decline()`). Default none:
+   * an outgoing call, which rings from `start()`.
+   */
+  incoming?: SignalDelivery;
+  /** How long a call may ring, ms; then it ends with `no_answer`. 0: forever. Default 45000. */
+  ringTimeoutMs?: number;
+  /** Gets a new track when the microphone or camera is switched back on. Default `getUserMedia`. */
+  getTrack?: GetTrack;
   /** ICE servers. Default: the `iceServers` of the client's latest welcome. */
   iceServers?: IceServerInit[];
   /** Force the perfect-negotiation role. Default: `isPolite(client.user, peer)`. */
@@ -91,16 +113,36 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   readonly #client: SignalChannel;
   readonly #forcedPolite: boolean | undefined;
   readonly #unsubscribe: () => void;
+  readonly #media: LocalMedia;
+  readonly #ringTimeoutMs: number;
   #remoteStream: MediaStreamType | undefined;
+  #remoteMedia: MediaState = { audio: true, video: true };
   /** Connection of the peer user this call talks to, learned from its first signal. */
   #peerConn: string | undefined;
   #makingOffer = false;
   #ignoreOffer = false;
-  /** Tracks to add once the remote offer is applied (the answering side), so they reuse its transceivers. */
-  #pendingStream: MediaStreamType | undefined;
+  /** The stream's tracks wait for the remote offer (the answering side), so they reuse its transceivers. */
+  #tracksPending = false;
+  /** Incoming and ringing: the peer's signals wait here for `accept()`. */
+  readonly #held: SignalDelivery[] = [];
+  readonly #incoming: boolean;
+  #ringTimer: ReturnType<typeof setTimeout> | undefined;
   /** Incoming signals are applied one at a time, in arrival order. */
   #chain: Promise<void> = Promise.resolve();
+  #state: CallState = 'new';
   #ended = false;
+
+  /**
+   * Refuse an incoming call without creating a PeerCall, e.g. `busy` while
+   * in another call. The caller's call ends with that reason.
+   */
+  static reject(client: SignalChannel, offer: SignalDelivery, reason: 'declined' | 'busy' = 'declined'): Promise<void> {
+    const control: CallControl = { call: reason };
+    return client.signal(offer.from, 'custom', { ...control, toConn: offer.fromConn }).then(
+      () => {},
+      () => {},
+    );
+  }
 
   constructor(options: PeerCallOptions) {
     super();
@@ -110,8 +152,13 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.#client = options.client;
     this.peer = options.peer;
     this.#forcedPolite = options.polite;
+    this.#ringTimeoutMs = options.ringTimeoutMs ?? 45_000;
     const iceServers = options.iceServers ?? options.client.welcome?.iceServers ?? [];
     this.pc = new Impl({ iceServers });
+    this.#media = new LocalMedia(this.pc, options.getTrack, (state) => {
+      this.emit('local_media', state);
+      this.#sendMedia();
+    });
 
     this.pc.onnegotiationneeded = async () => {
       try {
@@ -136,6 +183,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     };
     this.pc.onconnectionstatechange = () => {
       this.emit('state', this.pc.connectionState);
+      if (this.#state !== 'ringing' && !isFinal(this.#state)) this.#setState(stateForConnection(this.pc.connectionState, this.#state));
     };
     this.pc.ontrack = (event) => {
       const stream = event.streams[0];
@@ -150,6 +198,13 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.#unsubscribe = this.#client.on('signal', (signal) => {
       if (signal.from === this.peer) this.receive(signal);
     });
+
+    this.#incoming = options.incoming !== undefined;
+    if (options.incoming) {
+      this.#peerConn = options.incoming.fromConn;
+      this.#held.push(options.incoming);
+      this.#setState('ringing');
+    }
   }
 
   /** Our perfect-negotiation role. */
@@ -165,23 +220,70 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     return this.#ended;
   }
 
-  /** Call: add the local tracks; the offer follows through `negotiationneeded`. */
+  /** Where the call stands (see `CallState`). */
+  get callState(): CallState {
+    return this.#state;
+  }
+
+  /** Whether this call was created for an incoming offer. */
+  get incoming(): boolean {
+    return this.#incoming;
+  }
+
+  /** Our microphone and camera. */
+  get localMedia(): MediaState {
+    return this.#media.state;
+  }
+
+  /** The peer's microphone and camera, as it last said (on until told otherwise). */
+  get remoteMedia(): MediaState {
+    return { ...this.#remoteMedia };
+  }
+
+  /** Call: add the local tracks; the offer follows through `negotiationneeded` and the call rings. */
   start(stream?: MediaStreamType): void {
     if (this.#ended) throw new Error('call has ended');
-    if (stream) for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+    if (this.#incoming && this.#state === 'ringing') throw new Error('an incoming call is answered with accept()');
+    if (this.#state === 'new') this.#setState('ringing');
+    this.#media.adopt(stream);
+    this.#media.attach();
   }
 
   /**
-   * Answer an incoming call whose first signal (an `offer`) the app received
-   * before this PeerCall existed. The local tracks are added after the remote
-   * offer is applied, so they reuse its transceivers and no second round of
-   * negotiation is needed.
+   * Accept the incoming call this PeerCall was created for: tell the caller,
+   * then apply the offer and the signals that followed it. The local tracks
+   * are added after the offer, so they reuse its transceivers.
+   */
+  accept(stream?: MediaStreamType): Promise<void> {
+    if (this.#ended) return Promise.reject(new Error('call has ended'));
+    if (!this.#incoming || this.#state !== 'ringing') return Promise.reject(new Error('no incoming call ringing to accept'));
+    this.#answerWith(stream);
+    for (const signal of this.#held.splice(0)) this.receive(signal);
+    return this.#chain;
+  }
+
+  /**
+   * Answer an offer the app received before this PeerCall existed (without
+   * `incoming`). Like `accept()`; the app feeds later signals with
+   * `receive()`.
    */
   answer(offer: SignalDelivery, stream?: MediaStreamType): Promise<void> {
     if (this.#ended) return Promise.reject(new Error('call has ended'));
-    this.#pendingStream = stream;
+    this.#peerConn ??= offer.fromConn;
+    this.#answerWith(stream);
     this.receive(offer);
     return this.#chain;
+  }
+
+  /** Refuse the incoming call (the caller's call ends `declined`); on any other call, `hangup()`. */
+  decline(): void {
+    if (this.#ended) return;
+    if (!(this.#incoming && this.#state === 'ringing')) {
+      this.hangup();
+      return;
+    }
+    this.#control({ call: 'declined' });
+    this.#end('local', 'declined');
   }
 
   /** Hang up: tell the peer (`bye`), then close. Idempotent. */
@@ -197,19 +299,62 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   }
 
   /**
+   * Switch the microphone off (its tracks stop) or back on (a new track
+   * from `getTrack`). The peer is told at once (`remote_media` there).
+   */
+  setMicrophone(on: boolean): Promise<void> {
+    return this.#media.set('audio', on);
+  }
+
+  /** Switch the camera off (its tracks stop, the light goes out) or back on. The peer is told at once. */
+  setCamera(on: boolean): Promise<void> {
+    return this.#media.set('video', on);
+  }
+
+  /**
    * Apply a signal from the peer. Signals arriving through the client are
    * applied automatically; call this only for signals received before this
    * PeerCall existed (for example candidates that followed the offer while
-   * the app was asking the user to accept).
+   * the app was asking the user to accept, without `incoming`).
    */
   receive(signal: SignalDelivery): void {
     if (signal.from !== this.peer || this.#ended) return;
     const data = (typeof signal.data === 'object' && signal.data !== null ? signal.data : {}) as CallSignalData;
-    // Meant for another connection of our user (another tab), or from another tab of the peer.
-    if (data.toConn !== undefined && data.toConn !== this.#client.connId) return;
+    if (data.toConn !== undefined && data.toConn !== this.#client.connId) {
+      // The caller now talks to another connection of our user: that one answered.
+      if (this.#incoming && this.#state === 'ringing') this.#end('answered_elsewhere');
+      return;
+    }
+    // From another tab of the peer.
     if (this.#peerConn !== undefined && signal.fromConn !== this.#peerConn) return;
+    if (this.#incoming && this.#state === 'ringing') {
+      if (signal.kind === 'bye') this.#end('remote');
+      else this.#held.push(signal);
+      return;
+    }
     this.#peerConn ??= signal.fromConn;
+    if (signal.kind === 'custom') {
+      const control = parseControl(data);
+      if (control) this.#onControl(control);
+      return;
+    }
     this.#chain = this.#chain.then(() => this.#apply(signal.kind, data)).catch((error: unknown) => this.#fail(error));
+  }
+
+  #onControl(control: CallControl): void {
+    if (control.call === 'media') {
+      this.#remoteMedia = { audio: control.audio, video: control.video };
+      this.emit('remote_media', this.remoteMedia);
+      return;
+    }
+    if (this.#state !== 'ringing') return;
+    if (control.call === 'accepted') {
+      this.#accepted();
+      return;
+    }
+    // Declined or busy: the callee's other tabs may still ring; a bye to all of them stops that.
+    this.#client.signal(this.peer, 'bye', {}).catch(() => {});
+    this.#end(control.call);
   }
 
   async #apply(kind: SignalKind, data: CallSignalData): Promise<void> {
@@ -222,11 +367,16 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
       const description = data.description;
       const offerCollision = description.type === 'offer' && (this.#makingOffer || this.pc.signalingState !== 'stable');
       this.#ignoreOffer = !this.polite && offerCollision;
+      // An answer, or an offer while we ring (both called at once): the peer is in the call.
+      if (this.#state === 'ringing' || this.#state === 'new') this.#accepted();
       if (this.#ignoreOffer) return;
       // On a collision the polite side's setRemoteDescription rolls its own offer back implicitly.
       await this.pc.setRemoteDescription(description);
       if (description.type === 'offer') {
-        this.#addPendingTracks();
+        if (this.#tracksPending) {
+          this.#tracksPending = false;
+          this.#media.attach();
+        }
         await this.pc.setLocalDescription();
         const local = this.pc.localDescription;
         if (local) this.#send('answer', { description: plain(local) });
@@ -243,15 +393,54 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     }
   }
 
-  #addPendingTracks(): void {
-    const stream = this.#pendingStream;
-    this.#pendingStream = undefined;
-    if (stream) for (const track of stream.getTracks()) this.pc.addTrack(track, stream);
+  /** The answering side's common part of accept() and answer(). */
+  #answerWith(stream: MediaStreamType | undefined): void {
+    this.#media.adopt(stream);
+    this.#tracksPending = true;
+    this.#control({ call: 'accepted' });
+    this.#accepted();
   }
 
-  #send(kind: SignalKind, data: CallSignalData): void {
+  /** Leave ringing (or new): the peer is in the call; tell it our microphone and camera. */
+  #accepted(): void {
+    if (this.#state !== 'ringing' && this.#state !== 'new') return;
+    this.#setState('accepted');
+    this.#sendMedia();
+  }
+
+  #sendMedia(): void {
+    // While an incoming call rings the caller needs nothing; accept() sends it.
+    if (this.#incoming && this.#state === 'ringing') return;
+    if (this.#state === 'new') return;
+    this.#control({ call: 'media', ...this.#media.state });
+  }
+
+  #control(control: CallControl): void {
+    this.#send('custom', control);
+  }
+
+  #setState(state: CallState, reason?: CallEndReason): void {
+    const previous = this.#state;
+    if (state === previous) return;
+    this.#state = state;
+    if (state === 'ringing') this.#startRinging();
+    else clearTimeout(this.#ringTimer);
+    this.emit('call_state', reason === undefined ? { state, previous } : { state, previous, reason });
+  }
+
+  #startRinging(): void {
+    if (this.#ringTimeoutMs <= 0) return;
+    this.#ringTimer = setTimeout(() => {
+      if (this.#state !== 'ringing') return;
+      // An unanswered caller hangs up; an unanswered callee just stops ringing (the caller's own timer ends its side).
+      if (!this.#incoming) this.#send('bye', {});
+      this.#end('no_answer');
+    }, this.#ringTimeoutMs);
+  }
+
+  #send(kind: SignalKind, data: CallSignalData | CallControl): void {
     if (this.#ended) return;
-    const payload: CallSignalData = this.#peerConn === undefined ? data : { ...data, toConn: this.#peerConn };
+    const payload = this.#peerConn === undefined ? data : { ...data, toConn: this.#peerConn };
     this.#client.signal(this.peer, kind, payload).catch((error: unknown) => {
       if (error instanceof NerveClientError && error.code === ErrorCode.PeerOffline) {
         this.#end('peer_offline');
@@ -266,9 +455,12 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
   }
 
-  #end(reason: CallEndReason): void {
+  /** `reason` is what the `ended` event says; `shown` overrides the final state (a local decline shows `declined`). */
+  #end(reason: CallEndReason, shown?: CallState): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#held.length = 0;
+    this.#media.close();
     this.#unsubscribe();
     this.pc.onnegotiationneeded = null;
     this.pc.onicecandidate = null;
@@ -278,6 +470,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     // closing does not fire connectionstatechange; report the final state ourselves.
     this.pc.onconnectionstatechange = null;
     this.emit('state', 'closed');
+    this.#setState(shown ?? finalState(reason), reason);
     this.emit('ended', { reason });
   }
 }
