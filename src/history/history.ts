@@ -39,6 +39,25 @@ export interface RecoveryResult extends RecentResult {
   recovered: boolean;
 }
 
+/** A page of older chat (`History.page`; the rule in paging.ts). */
+export interface PageQuery {
+  /** Only messages with `offset < before`; absent = the newest. */
+  before?: number | undefined;
+  /** Most messages in the page; clamped to 0–100 (HISTORY_PAGE_LIMITS.max). */
+  limit: number;
+  /** The epoch the caller's offsets belong to; another one is refused with `epoch_mismatch`. */
+  epoch?: string | undefined;
+}
+
+export interface HistoryPage {
+  /** Oldest first. */
+  messages: ChatMessage[];
+  /** True only when a stored message older than the first of `messages` is known to exist. */
+  more: boolean;
+  /** The room log's current epoch. */
+  epoch: string;
+}
+
 /** Publishes the stored message; called by `append` inside its atomic step. */
 export interface AppendTarget {
   channel: string;
@@ -60,6 +79,13 @@ export interface History {
   recent(room: RoomRef, limit: number): Promise<RecentResult>;
   /** The messages after `position`, at most `limit`. */
   since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult>;
+  /**
+   * One page of older chat (the `history` op): the newest `limit` messages
+   * below `before`, from the hot store and then, below the oldest offset it
+   * holds, from the archive when one is configured (paging.ts). A `query.epoch`
+   * other than the log's is refused with `epoch_mismatch`.
+   */
+  page(room: RoomRef, query: PageQuery): Promise<HistoryPage>;
   health(): LaneHealth;
   close(): Promise<void>;
 }

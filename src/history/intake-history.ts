@@ -17,7 +17,7 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';
 import { CHAT_INTAKE_ROUTING_KEY, chatIntakeNames, intakeRequest, intakeTopology, parseIntakeReply, type ChatIntakeNames } from './chat-intake.js';
-import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import type { AppendResult, AppendTarget, ChatDraft, History, HistoryPage, PageQuery, RecentResult, RecoveryResult, RoomRef } from './history.js';
 import { IntakeRpc, RpcTimeoutError } from './intake-rpc.js';
 import { OutcomeUnknownError } from '../lane-errors.js';
 
@@ -136,6 +136,10 @@ export class IntakeHistory implements History {
 
   since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult> {
     return this.reads.since(room, position, limit);
+  }
+
+  page(room: RoomRef, query: PageQuery): Promise<HistoryPage> {
+    return this.reads.page(room, query);
   }
 
   /** Reads the intake queue's consumer count (passive declare); never throws. */

@@ -14,7 +14,8 @@ import { integerAtLeast } from '../config/validate.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
-import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import type { AppendResult, AppendTarget, ChatDraft, History, HistoryPage, PageQuery, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import { pageAcross, pageLimit, pageTop, type ChatArchive } from './paging.js';
 import { canRecover, clampLimit, newEpoch } from './recovery.js';
 
 export interface MemoryHistoryOptions {
@@ -32,6 +33,8 @@ export interface MemoryHistoryOptions {
   maxRooms?: number;
   /** Clock, ms since epoch. Injected by tests. Default `Date.now`. */
   now?: () => number;
+  /** Where `page` reads what the ring no longer holds (the PostgreSQL chat tables). Default none: paging ends with the ring. */
+  archive?: ChatArchive | undefined;
 }
 
 interface IdempotencyEntry {
@@ -59,6 +62,7 @@ export class MemoryHistory implements History {
   private readonly roomIdleMs: number;
   private readonly maxRooms: number;
   private readonly now: () => number;
+  private readonly archive: ChatArchive | undefined;
   /** Insertion order is activity order: a room is re-inserted on each append. */
   private readonly rooms = new Map<string, RoomLog>();
   private state: 'idle' | 'running' | 'closed' = 'idle';
@@ -75,6 +79,7 @@ export class MemoryHistory implements History {
     this.roomIdleMs = integerAtLeast('roomIdleMs', options.roomIdleMs ?? 86_400_000, 1);
     this.maxRooms = integerAtLeast('maxRooms', options.maxRooms ?? 10_000, 1);
     this.now = options.now ?? Date.now;
+    this.archive = options.archive;
   }
 
   async start(): Promise<void> {
@@ -138,6 +143,16 @@ export class MemoryHistory implements History {
       return { messages: this.range(log, position.offset + 1, log.last), position: positionOf(log), recovered: true };
     }
     return { messages: this.newest(log, bound), position: positionOf(log), recovered: false };
+  }
+
+  async page(room: RoomRef, query: PageQuery): Promise<HistoryPage> {
+    this.assertRunning();
+    const log = this.logFor(room, this.now());
+    const oldest = this.oldestKept(log);
+    const top = pageTop(query, log.last);
+    const from = Math.max(oldest, top - pageLimit(query) + 1);
+    const messages = from <= top ? this.range(log, from, top) : [];
+    return pageAcross(room, { epoch: log.epoch, last: log.last, oldest, messages }, query, this.archive);
   }
 
   health(): LaneHealth {

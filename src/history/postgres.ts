@@ -16,7 +16,9 @@ import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
 import { ChatTables, type LogRow } from '../postgres/chat-tables.js';
 import { applyMigrations } from '../postgres/migrations.js';
-import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import type { AppendResult, AppendTarget, ChatDraft, History, HistoryPage, PageQuery, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import { PostgresChatArchive } from './archive.js';
+import { pageAcross } from './paging.js';
 import { canRecover, clampLimit, newEpoch, type LogState } from './recovery.js';
 
 export interface PostgresHistoryOptions {
@@ -74,6 +76,8 @@ export class PostgresHistory implements History {
   private readonly migrate: boolean;
   private readonly now: () => number;
   private readonly tables: ChatTables;
+  /** Paging reads every stored row, beyond the replay window `maxMessages`. */
+  private readonly archive: PostgresChatArchive;
   /** Appends waiting per room on this node (see the module comment). */
   private readonly roomQueues = new Map<string, RoomQueue>();
   private state: 'idle' | 'running' | 'closed' = 'idle';
@@ -87,6 +91,7 @@ export class PostgresHistory implements History {
     this.bus = options.bus;
     this.schema = options.schema ?? 'nerve';
     this.tables = new ChatTables(this.schema);
+    this.archive = new PostgresChatArchive(this.pool, this.schema);
     this.maxMessages = integerAtLeast('maxMessages', options.maxMessages ?? 1000, 0);
     this.idempotencyWindowMs = integerAtLeast('idempotencyWindowMs', options.idempotencyWindowMs ?? 120_000, 0);
     this.recoveryLimit = integerAtLeast('recoveryLimit', options.recoveryLimit ?? 1000, 1);
@@ -315,6 +320,19 @@ export class PostgresHistory implements History {
     } catch (error) {
       throw error instanceof NerveError ? error : this.failure('read', error);
     }
+  }
+
+  /** Every row is the archive's here: the hot part of a page is empty, and the log row gives epoch and bounds. */
+  async page(room: RoomRef, query: PageQuery): Promise<HistoryPage> {
+    this.assertRunning();
+    let row: LogRow;
+    try {
+      row = await this.logRow(room);
+    } catch (error) {
+      throw error instanceof NerveError ? error : this.failure('read', error);
+    }
+    const last = Number(row.last_offset);
+    return pageAcross(room, { epoch: row.epoch, last, oldest: last + 1, messages: [] }, query, this.archive);
   }
 
   /** Epoch, newest offset, and the oldest offset replay may return. */

@@ -149,6 +149,40 @@ return published
 );
 
 /**
+ * History paging (src/history/paging.ts). ARGV: 1 new epoch candidate,
+ * 2 ttl ms, 3 before (0 = none), 4 limit. Reads end where `readScript`'s do
+ * (`pub` in WAIT mode). Returns { epoch, last offset, oldest offset held
+ * (last + 1 when none), message JSON... }: the newest `limit` held below
+ * `before`, oldest first. Epoch, bounds and messages come from one atomic
+ * step, so the caller's archive read below `oldest` meets them exactly.
+ */
+export const pageScript = new LuaScript(
+  'history.page',
+  `
+${ENSURE_LOG}
+local last = tonumber(redis.call('HGET', meta, 'last'))
+local pub = tonumber(redis.call('HGET', meta, 'pub') or '-1')
+if pub >= 0 and pub < last then last = pub end
+local oldest = last + 1
+local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+if first[1] then
+  local held = tonumber(string.match(first[1][1], '%-(%d+)$'))
+  if held < oldest then oldest = held end
+end
+local top = last
+local before = tonumber(ARGV[3])
+if before > 0 and before - 1 < top then top = before - 1 end
+local limit = tonumber(ARGV[4])
+local out = { epoch, last, oldest }
+if limit > 0 and top >= oldest then
+  local rows = redis.call('XREVRANGE', stream, '0-' .. fmt(top), '0-' .. fmt(oldest), 'COUNT', limit)
+  for i = #rows, 1, -1 do out[#out + 1] = rows[i][2][2] end
+end
+return out
+`,
+);
+
+/**
  * ARGV: 1 new epoch candidate, 2 ttl ms, 3 mode (`recent` | `since`),
  * 4 limit, 5 position offset, 6 position epoch.
  *

@@ -6,6 +6,7 @@ import { integerAtLeast } from '../config/validate.js';
 import type { RedisSentinelSettings } from '../redis/connection.js';
 import type { ScriptConnectionOptions } from '../redis/script-connection.js';
 import { keyPrefix } from '../redis/script-lane.js';
+import type { ChatArchive } from './paging.js';
 import { PUBLISH_COMMANDS, type PublishCommand } from './redis-scripts.js';
 
 /** Bounds of the rooms whose id starts with `prefix`. */
@@ -55,6 +56,8 @@ export interface RedisStreamsHistoryOptions extends ScriptConnectionOptions {
   encode?: (envelope: BusEnvelope) => Buffer | string;
   /** Clock for the idempotency window, ms since epoch. Injected by tests. Default `Date.now`. */
   now?: () => number;
+  /** Where `page` reads what the stream no longer holds (the PostgreSQL chat tables). Default none: paging ends with the stream. */
+  archive?: ChatArchive | undefined;
   /**
    * Replicas that must have a message before `append` resolves (Redis
    * `WAIT`). With n > 0 the script only stores; the message is published

@@ -16,9 +16,10 @@ import { RedisScriptLane } from '../redis/script-lane.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage, StreamPosition } from '../../packages/protocol/src/frames.js';
-import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import type { AppendResult, AppendTarget, ChatDraft, History, HistoryPage, PageQuery, RecentResult, RecoveryResult, RoomRef } from './history.js';
+import { pageAcross, pageLimit, type ChatArchive } from './paging.js';
 import { clampLimit, newEpoch } from './recovery.js';
-import { appendScripts, readScript, storeOnlyAppendScript } from './redis-scripts.js';
+import { appendScripts, pageScript, readScript, storeOnlyAppendScript } from './redis-scripts.js';
 import { historySettings, type HistorySettings, type RedisStreamsHistoryOptions } from './redis-streams-options.js';
 import { ReplicaWait } from './redis-wait.js';
 
@@ -40,11 +41,13 @@ export class RedisStreamsHistory extends RedisScriptLane implements History {
   private readonly settings: HistorySettings;
   /** WAIT mode (`waitReplicas` > 0), else undefined. */
   private readonly wait: ReplicaWait | undefined;
+  private readonly archive: ChatArchive | undefined;
 
   constructor(options: RedisStreamsHistoryOptions) {
     const settings = historySettings(options);
     super(options, { lane: 'history', subject: 'history is', connectFor: 'history', store: 'history store' });
     this.settings = settings;
+    this.archive = options.archive;
     if (settings.waitReplicas > 0) {
       this.wait = new ReplicaWait({
         client: this.client,
@@ -156,6 +159,22 @@ export class RedisStreamsHistory extends RedisScriptLane implements History {
 
   since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult> {
     return this.read(room, 'since', clampLimit(limit, this.settings.recoveryLimit), position);
+  }
+
+  async page(room: RoomRef, query: PageQuery): Promise<HistoryPage> {
+    this.assertRunning();
+    const reply = await this.call('read', () =>
+      pageScript.run(
+        this.client,
+        [this.key(room, 'meta'), this.key(room, 'stream')],
+        [newEpoch(), this.policyFor(room).ttlMs, query.before ?? 0, pageLimit(query)],
+      ),
+    );
+    if (!Array.isArray(reply) || reply.length < 3 || typeof reply[0] !== 'string' || typeof reply[1] !== 'number' || typeof reply[2] !== 'number') {
+      throw new NerveError(ErrorCode.Internal, 'unexpected reply from the history page script');
+    }
+    const messages = reply.slice(3).map((text) => JSON.parse(String(text)) as ChatMessage);
+    return pageAcross(room, { epoch: reply[0], last: reply[1], oldest: reply[2], messages }, query, this.archive);
   }
 
   /** The bounds that apply to `room`: its longest matching policy, else the defaults. */

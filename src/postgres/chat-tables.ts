@@ -48,6 +48,35 @@ export interface ChatEventRow {
   eventId: string;
 }
 
+/** A chat_messages row as history paging reads it (bigints as text). */
+interface ArchivedRow {
+  id: string;
+  sender: string;
+  sent_at: string;
+  room_offset: string;
+  body: unknown;
+  cmid: string | null;
+  message_json: string | null;
+}
+
+/** The message as delivered: its exact JSON when stored, else rebuilt in the frame's field order. */
+function archivedMessage(row: ArchivedRow, room: string, epoch: string): ChatMessage {
+  if (row.message_json) return JSON.parse(row.message_json) as ChatMessage;
+  const message: ChatMessage = {
+    op: 'message',
+    class: 'chat',
+    room,
+    id: row.id,
+    from: row.sender,
+    ts: Number(row.sent_at),
+    data: row.body,
+    offset: Number(row.room_offset),
+    epoch,
+  };
+  if (row.cmid !== null) message.cmid = row.cmid;
+  return message;
+}
+
 export class ChatTables {
   readonly schema: string;
   private readonly logs: string;
@@ -150,6 +179,20 @@ export class ChatTables {
   async logRow(pool: pg.Pool, tenant: string, room: string, epoch: string): Promise<LogRow | undefined> {
     const result = await pool.query<LogRow>(`WITH ${this.logCte} SELECT epoch, last_offset FROM log LIMIT 1`, [tenant, room, epoch]);
     return result.rows[0];
+  }
+
+  /**
+   * History paging's archive read: the newest `limit` messages of the room's
+   * epoch below offset `before`, oldest first (index chat_messages_room_offset).
+   * Rows the chat-store worker wrote have no `message_json`: built from their columns.
+   */
+  async older(pool: pg.Pool, tenant: string, room: string, epoch: string, before: number, limit: number): Promise<ChatMessage[]> {
+    const result = await pool.query<ArchivedRow>(
+      `SELECT id, sender, sent_at, room_offset, body, cmid, message_json FROM ${this.messages}
+       WHERE tenant = $1 AND room = $2 AND epoch = $3 AND room_offset < $4 ORDER BY room_offset DESC LIMIT $5`,
+      [tenant, room, epoch, before, limit],
+    );
+    return result.rows.reverse().map((row) => archivedMessage(row, room, epoch));
   }
 
   /** The stored messages of offsets [from, to] of the room's epoch, in offset order. */
