@@ -17,7 +17,17 @@ import type { Bus, BusEnvelope, BusMessageHandler } from '../../src/bus/bus.js';
 import { ChannelNamer, hashTag } from '../../src/bus/channels.js';
 import { ShardedRedisBus } from '../../src/bus/redis-sharded.js';
 import { keySlot } from '../../src/redis/key-slot.js';
-import type { AppendResult, AppendTarget, ChatDraft, History, RecentResult, RecoveryResult, RoomRef } from '../../src/history/history.js';
+import type {
+  AppendResult,
+  AppendTarget,
+  ChatDraft,
+  History,
+  HistoryPage,
+  PageQuery,
+  RecentResult,
+  RecoveryResult,
+  RoomRef,
+} from '../../src/history/history.js';
 import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
 import type { RedisStreamsHistoryOptions } from '../../src/history/redis-streams-options.js';
 import type { LaneHealth } from '../../src/lanes.js';
@@ -63,6 +73,9 @@ class ShardChannelHistory implements History {
   }
   since(room: RoomRef, position: StreamPosition, limit: number): Promise<RecoveryResult> {
     return this.inner.since(room, position, limit);
+  }
+  page(room: RoomRef, query: PageQuery): Promise<HistoryPage> {
+    return this.inner.page(room, query);
   }
   health(): LaneHealth {
     return this.inner.health();
