@@ -15,6 +15,7 @@ import { pubsubBufferNeed } from './redis/output-buffer.js';
 import type { EventLog } from './events/event-log.js';
 import { MemoryEventLog } from './events/memory.js';
 import { RabbitEventLog } from './events/rabbitmq.js';
+import { PostgresChatArchive } from './history/archive.js';
 import type { History, RoomRef } from './history/history.js';
 import { MemoryHistory } from './history/memory.js';
 import { IntakeHistory } from './history/intake-history.js';
@@ -94,6 +95,8 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     ? { ...redisStoreConnection(redisUrl, sharded, redisSentinelSettings(options)), probeIntervalMs: options.probeIntervalMs, logger: context.log }
     : undefined;
   const bus = overrides.bus ?? createBus(options, context);
+  // With PostgreSQL, history paging reads below what the stream or ring holds from the chat-store worker's tables.
+  const archive = context.pool ? new PostgresChatArchive(context.pool, options.postgresSchema) : undefined;
   const history =
     overrides.history ??
     (options.bus === 'rabbitmq'
@@ -112,12 +115,14 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
             waitTimeoutMs: options.redisWaitTimeoutMs,
             waitAllReplicas: options.redisWaitAllReplicas,
             failoverWatch: redisSentinelSettings(options),
+            archive,
           })
         : new MemoryHistory({
             bus,
             maxMessages: options.limits.historySize,
             idempotencyWindowMs: options.limits.idempotencyWindowMs,
             recoveryLimit: options.limits.recoveryLimit,
+            archive,
           }));
   const presence =
     overrides.presence ??
