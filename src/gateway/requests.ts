@@ -13,6 +13,7 @@ import type { ClientFrame, PublishFrame, RequestId } from '../../packages/protoc
 import type { Connection } from './connection.js';
 import type { Failures } from './failures.js';
 import type { Handshake } from './handshake.js';
+import type { HistoryPages } from './history-page.js';
 import type { Messages } from './messages.js';
 import type { Rooms } from './rooms.js';
 import { errorText } from '../errors.js';
@@ -26,6 +27,7 @@ interface RequestsDeps {
   handshake: Pick<Handshake, 'connect' | 'refresh'>;
   rooms: Pick<Rooms, 'join' | 'leave' | 'presenceQuery'>;
   messages: Pick<Messages, 'publish' | 'signal'>;
+  historyPages: Pick<HistoryPages, 'page'>;
 }
 
 export class Requests {
@@ -129,6 +131,8 @@ export class Requests {
         return undefined;
       case 'refresh':
         return handshake.refresh(conn, frame);
+      case 'history':
+        return this.deps.historyPages.page(conn, frame);
     }
   }
 
