@@ -23,6 +23,7 @@ import { Delivery } from './delivery.js';
 import { drainSchedule } from './drain-plan.js';
 import { Failures } from './failures.js';
 import { Handshake } from './handshake.js';
+import { HistoryPages } from './history-page.js';
 import type { LocalRooms } from './local-rooms.js';
 import { Messages } from './messages.js';
 import { Publisher, type ServerPublish, type ServerSignal } from './publish.js';
@@ -124,7 +125,8 @@ export class Gateway {
     this.handshake = new Handshake({ ...deps, nodeId, local, failures, delivery: this.delivery });
     this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle: this.lifecycle, recovery: this.recovery });
     const messages = new Messages({ maxRoomIdLength: limits.maxRoomIdLength, presence: deps.presence, tenants: deps.tenants, publisher });
-    const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages });
+    const historyPages = new HistoryPages({ history: deps.history, maxRoomIdLength: limits.maxRoomIdLength });
+    const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages, historyPages });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);
     this.wss = new WebSocketServer({
       noServer: true,
