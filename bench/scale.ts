@@ -12,11 +12,23 @@
  * room of `--room-size` users (one giant room would cost O(n²) member_joined
  * frames), and one publisher in every room sends the final chat message.
  * Writes bench/results/scale-<stamp>.json.
+ *
+ *   npm run bench:scale -- --storm [--quick] [--per-node 10000] [--bystanders 100] [--runs 1]
+ *
+ * runs the reconnect storm instead (bench/lib/scale-storm.ts): one of 3
+ * nodes SIGKILLed, its clients resuming on the survivors; and
+ *
+ *   npm run bench:scale -- --connects [--connections 5000] [--warmup 60] [--runs 3] [--systems nerve,limit3,limit1]
+ *
+ * the cost of a connect against the limit references (bench/lib/scale-connects.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { REDIS_URL, ROOT, startCluster, startWorkers, stopWorkers, type Worker } from './lib/cluster.js';
+import type { System } from './lib/clients.js';
+import { runConnects } from './lib/scale-connects.js';
+import { runStorm } from './lib/scale-storm.js';
 import { describeMachine, machineInfo, nowMs, sum } from './lib/stats.js';
 import type { CollectResult, OpenResult } from './worker.js';
 
@@ -27,7 +39,10 @@ function option(name: string, fallback: number): number {
   return value;
 }
 
-const connections = option('connections', 50_000);
+const storm = process.argv.includes('--storm');
+const connects = process.argv.includes('--connects');
+const quick = process.argv.includes('--quick');
+const connections = option('connections', connects ? 5000 : 50_000);
 const workerCount = option('workers', Math.max(2, Math.ceil(connections / 5000)));
 const roomSize = option('room-size', 100);
 const started = nowMs();
@@ -252,7 +267,34 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+function systems(): System[] {
+  const index = process.argv.indexOf('--systems');
+  const names = index === -1 ? ['nerve', 'limit3', 'limit1'] : (process.argv[index + 1] ?? '').split(',');
+  for (const name of names) if (!['nerve', 'limit1', 'limit3'].includes(name)) throw new Error(`--systems takes nerve, limit1, limit3; not ${name}`);
+  return names as System[];
+}
+
+const run = connects
+  ? () => runConnects({ connections, warmup: option('warmup', 60), runs: option('runs', 3), systems: systems() }, log)
+  : storm
+    ? () =>
+        runStorm(
+          {
+            // --quick: a minute's check of the scenario; the full size is the issue's (10,000 clients on the killed node).
+            perNode: option('per-node', quick ? 1000 : 10_000),
+            roomSize,
+            bystanders: option('bystanders', quick ? 40 : 100),
+            chatEveryMs: option('chat-every-ms', quick ? 2000 : 5000),
+            pingEveryMs: option('ping-every-ms', 200),
+            baselineMs: option('baseline-ms', quick ? 3000 : 5000),
+            timeoutMs: option('timeout-ms', 60_000),
+            runs: option('runs', 1),
+          },
+          log,
+        )
+    : main;
+
+run().then(
   () => process.exit(0),
   (error: unknown) => {
     process.stderr.write(`bench:scale: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);

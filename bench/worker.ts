@@ -2,10 +2,12 @@
  * A load-generator process. The coordinator (bench/run.ts, bench/scale.ts)
  * forks several of these and drives them over IPC (advanced serialization,
  * so latency samples travel as Float64Array). Every command is bounded in
- * count and time and answers once.
+ * count and time and answers once. The reconnect storm's clients and
+ * commands are in lib/storm-load.ts.
  */
 import { joinRetries, openConn, type BenchConn, type ConnKind, type MessageClass } from './lib/clients.js';
 import { nowMs } from './lib/stats.js';
+import { handleStorm, type StormCommand } from './lib/storm-load.js';
 
 export type WorkerCommand =
   | { cmd: 'open'; system: ConnKind; conns: Array<{ url: string; user: string }>; concurrency: number; timeoutMs: number }
@@ -28,7 +30,8 @@ export type WorkerCommand =
   | { cmd: 'answer'; from?: number; to?: number }
   | { cmd: 'call'; pairs: Array<{ index: number; to: string }>; rounds: number; size: number; timeoutMs: number }
   | { cmd: 'errors' }
-  | { cmd: 'close' };
+  | { cmd: 'close' }
+  | StormCommand;
 
 export interface OpenResult {
   opened: number;
@@ -264,7 +267,10 @@ async function handle(command: WorkerCommand): Promise<unknown> {
       };
     case 'close':
       for (const conn of conns.splice(0)) conn.close();
+      await handleStorm({ cmd: 'storm-close' });
       return null;
+    default:
+      return handleStorm(command);
   }
 }
 
