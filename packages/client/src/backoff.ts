@@ -21,12 +21,16 @@ export const DEFAULT_MAX_DELAY_MS = 10_000;
 /** Past this many attempts the window is capped anyway; stops 2 ** n from overflowing. */
 const MAX_EXPONENT = 30;
 
+/** Reconnect delays of one client: exponential windows with full jitter, reset after a success. */
 export class Backoff {
+  /** Smallest delay, ms. */
   readonly minDelayMs: number;
+  /** Largest delay, ms. */
   readonly maxDelayMs: number;
   readonly #random: () => number;
   #attempt = 0;
 
+  /** Throws `RangeError` for a negative `minDelayMs` or a `maxDelayMs` below it. */
   constructor(options: BackoffOptions = {}) {
     const min = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
     const max = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;

@@ -134,7 +134,12 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   }
 
   /** Rooms this client is in (or joining), with the last position seen. */
-  rooms(): Array<{ room: string; position: StreamPosition | undefined }> {
+  rooms(): Array<{
+    /** The room id. */
+    room: string;
+    /** The last position seen in it; undefined until the first join is answered. */
+    position: StreamPosition | undefined;
+  }> {
     return this.#rooms.list();
   }
 

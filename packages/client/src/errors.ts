@@ -45,6 +45,7 @@ export type ClientErrorCode = (typeof ClientErrorCode)[keyof typeof ClientErrorC
  * it. Branch on {@link NerveClientError.code | code}.
  */
 export class NerveClientError extends Error {
+  /** Always `'NerveClientError'`. */
   override readonly name = 'NerveClientError';
   /** A server `ErrorCode` (the server refused with an `error` frame) or a {@link ClientErrorCode}. */
   readonly code: ErrorCode | ClientErrorCode;

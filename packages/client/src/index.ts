@@ -7,7 +7,7 @@
  * @packageDocumentation
  */
 export { NerveClient } from './client.js';
-export type { Room } from './room.js';
+export { Room } from './room.js';
 export {
   ClientState,
   type NerveClientOptions,
