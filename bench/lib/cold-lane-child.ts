@@ -6,7 +6,8 @@
  * counterpart: Socket.IO has no durable lane. (bench/cold-lane.ts is the
  * cold-lane author's own stand-alone script; this one feeds the table.)
  *
- * Usage: node --import tsx bench/lib/cold-lane-child.ts --events 20000 --size 256 [--amqp-url amqp://guest:guest@127.0.0.1:5672]
+ * Usage: node --import tsx bench/lib/cold-lane-child.ts --events 20000 --size 256
+ *   [--in-flight N (default: the lane's maxInFlight)] [--prefetch 256] [--amqp-url amqp://guest:guest@127.0.0.1:5672]
  * Prints one JSON line (ColdLaneResult). Declares everything under a random
  * `env` and deletes its queues and exchange afterwards.
  */
@@ -29,10 +30,17 @@ async function main(): Promise<void> {
   const events = Math.min(1_000_000, Math.max(1, Number(flag('events', '20000'))));
   const size = Number(flag('size', '256'));
   const env = `bench-${randomBytes(4).toString('hex')}`;
-  const log = new RabbitEventLog({ url, env, outboxLimit: Math.max(10_000, events), startTimeoutMs: 10_000 });
+  const inFlight = flag('in-flight', '');
+  const log = new RabbitEventLog({
+    url,
+    env,
+    outboxLimit: Math.max(10_000, events),
+    startTimeoutMs: 10_000,
+    ...(inFlight === '' ? {} : { maxInFlight: Number(inFlight) }),
+  });
   const admin = new Connection(url);
   admin.on('error', () => {});
-  const spec = { queue: 'bench', bindings: ['#'], prefetch: 256 };
+  const spec = { queue: 'bench', bindings: ['#'], prefetch: Number(flag('prefetch', '256')) };
   try {
     await log.start();
     const counter = new ConsumeCounter(events);
@@ -43,7 +51,7 @@ async function main(): Promise<void> {
     const body = 'x'.repeat(size);
     const cpu0 = process.cpuUsage();
     const start = nowMs();
-    // Every publish resolves on its broker confirm; the log keeps `maxInFlight` (256) unconfirmed at once.
+    // Every publish resolves on its broker confirm; the log keeps `maxInFlight` unconfirmed at once.
     const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(benchEvent(i, body))));
     const publishedMs = nowMs();
     const published = results.filter((result) => result.status === 'fulfilled').length;

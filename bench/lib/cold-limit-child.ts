@@ -1,16 +1,26 @@
 /**
  * The broker's limit beside scenario 6 (bench/README.md): a bare
- * `rabbitmq-client` publisher with publisher confirms (256 in flight, like
- * RabbitEventLog) and one consumer (prefetch 256), persistent events of the
- * same shape and size as bench/lib/cold-lane-child.ts, durable topic exchange
- * and queue. Nothing else: no outbox, no envelope checks, no retry queues.
+ * `rabbitmq-client` publisher with publisher confirms and one consumer,
+ * persistent events of the same shape and size as
+ * bench/lib/cold-lane-child.ts, durable topic exchange and queue. Nothing
+ * else: no outbox, no envelope checks, no retry queues. By default it gets
+ * the same socket handling as nerve's lane (one write per event-loop turn,
+ * TCP_NODELAY, 128 KiB frames; src/events/amqp-cork.ts) and the in-flight
+ * count that was fastest here (issue 18), so the comparison is with the
+ * best this client and broker do, not with an untuned client.
  *
- * Usage: node --import tsx bench/lib/cold-limit-child.ts --events 20000 --size 256 [--amqp-url …]
+ * Usage: node --import tsx bench/lib/cold-limit-child.ts --events 20000 --size 256
+ *   [--in-flight 1024] [--prefetch 256] [--plain] [--no-confirm] [--no-consumer] [--no-ack] [--batch-ack] [--amqp-url …]
+ * `--plain`: rabbitmq-client's defaults (a write per message, Nagle on).
+ * `--no-confirm` / `--no-consumer` / `--no-ack` (consumer in auto-ack mode): to find
+ * the broker's ceiling and what each part costs it, not for the table. `--batch-ack`:
+ * one `multiple` ack per event-loop turn on a raw channel instead of one ack per event.
  * Prints one JSON line (ColdLaneResult). Its exchange and queue have random
  * names and are deleted afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { Connection } from 'rabbitmq-client';
+import { Connection, type ConnectionOptions } from 'rabbitmq-client';
+import { LANE_SOCKET_OPTIONS, TurnCork } from '../../src/events/amqp-cork.js';
 import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
 import { nowMs } from './stats.js';
 
@@ -19,7 +29,7 @@ function flag(name: string, fallback: string): string {
   return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
 }
 
-const IN_FLIGHT = 256;
+const has = (name: string): boolean => process.argv.includes(`--${name}`);
 
 async function main(): Promise<void> {
   const url = flag('amqp-url', process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
@@ -28,9 +38,19 @@ async function main(): Promise<void> {
   const name = `bench-limit-${randomBytes(4).toString('hex')}`;
   const exchange = `${name}.events`;
   const queue = `${name}.q`;
+  const inFlight = Math.max(1, Number(flag('in-flight', '1024')));
+  const prefetch = Math.max(1, Number(flag('prefetch', '256')));
+  const plain = has('plain');
+  const confirm = !has('no-confirm');
+  const consume = !has('no-consumer');
+  const tuned: Partial<ConnectionOptions> = plain
+    ? {}
+    : { noDelay: true, frameMax: 131_072, socket: LANE_SOCKET_OPTIONS as unknown as ConnectionOptions['socket'] };
   // Publisher and consumer on connections of their own, as nerve's event log has them.
-  const publishing = new Connection(url);
-  const consuming = new Connection(url);
+  const publishing = new Connection({ url, ...tuned });
+  const consuming = new Connection({ url, ...tuned });
+  const publishCork = plain ? undefined : new TurnCork(publishing);
+  const ackCork = plain ? undefined : new TurnCork(consuming);
   publishing.on('error', () => {});
   consuming.on('error', () => {});
   try {
@@ -38,9 +58,32 @@ async function main(): Promise<void> {
     await publishing.queueDeclare({ queue, durable: true });
     await publishing.queueBind({ queue, exchange, routingKey: '#' });
     const counter = new ConsumeCounter(events);
-    const consumer = consuming.createConsumer({ queue, queueOptions: { durable: true }, qos: { prefetchCount: IN_FLIGHT } }, () => counter.count());
-    consumer.on('error', (error: Error) => process.stderr.write(`cold-limit consumer: ${error.message}\n`));
-    const publisher = publishing.createPublisher({ confirm: true, maxAttempts: 1 });
+    // `--batch-ack`: a raw channel that acks what one turn consumed in one `multiple` ack.
+    let lastTag = 0;
+    let ackScheduled = false;
+    const rawChannel = consume && has('batch-ack') ? await consuming.acquire() : undefined;
+    if (rawChannel) {
+      await rawChannel.basicQos({ prefetchCount: prefetch });
+      await rawChannel.basicConsume({ queue }, (msg) => {
+        counter.count();
+        lastTag = msg.deliveryTag;
+        if (ackScheduled) return;
+        ackScheduled = true;
+        process.nextTick(() => {
+          ackScheduled = false;
+          rawChannel.basicAck({ deliveryTag: lastTag, multiple: true });
+        });
+      });
+    }
+    const consumer =
+      consume && !rawChannel
+        ? consuming.createConsumer({ queue, queueOptions: { durable: true }, qos: { prefetchCount: prefetch }, noAck: has('no-ack') }, () => {
+            counter.count();
+            ackCork?.hold();
+          })
+        : undefined;
+    consumer?.on('error', (error: Error) => process.stderr.write(`cold-limit consumer: ${error.message}\n`));
+    const publisher = publishing.createPublisher({ confirm, maxAttempts: 1 });
     const body = 'x'.repeat(size);
     const cpu0 = process.cpuUsage();
     const start = nowMs();
@@ -50,18 +93,20 @@ async function main(): Promise<void> {
     const lane = async () => {
       while (next < events && nowMs() < deadline) {
         const event = JSON.stringify(benchEvent(next++, body));
+        publishCork?.hold();
         await publisher.send({ exchange, routingKey: 'message.created', durable: true, contentType: 'application/json' }, event).then(
           () => (published += 1),
           () => undefined,
         );
       }
     };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+    await Promise.all(Array.from({ length: inFlight }, lane));
     const publishedMs = nowMs();
-    await counter.waitAll(60_000);
+    if (consume) await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
     await publisher.close();
-    await consumer.close();
+    await consumer?.close();
+    await rawChannel?.close();
     const result = coldLaneResult({ events, published, counter, start, publishedMs, cpu });
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {

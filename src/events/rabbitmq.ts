@@ -19,6 +19,7 @@ import { normalizeConsumerSpec } from './retry.js';
 import { RabbitConsumer, TRACEPARENT_HEADER, type ConsumerTopology } from './rabbitmq-consumer.js';
 import { closeWithin } from '../close-within.js';
 import { errorText } from '../errors.js';
+import { LANE_SOCKET_OPTIONS, TurnCork } from './amqp-cork.js';
 
 /** An event waiting in the outbox, with what travels beside it. */
 interface Outgoing {
@@ -66,6 +67,8 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
   private readonly publishConnection: Connection;
   private consumeConnection: Connection | undefined;
   private readonly publisher: Publisher;
+  /** Coalesces one turn's publishes into one socket write (amqp-cork.ts). */
+  private readonly publishCork: TurnCork;
   private readonly outbox: Outbox<Outgoing>;
   private readonly consumers = new Set<RabbitConsumer>();
   private state: State = 'idle';
@@ -123,15 +126,17 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
       // Re-declared by rabbitmq-client on every new channel, i.e. after every reconnect.
       exchanges: [this.exchangeDeclaration()],
     });
+    this.publishCork = new TurnCork(this.publishConnection);
     // Publisher channel errors surface on the connection's `error` listener (rabbitmq-client forwards them).
-    const connection = this.publishConnection;
+    const cork = this.publishCork;
     this.outbox = new Outbox<Outgoing>({
       limit: this.options.outboxLimit,
       maxInFlight: this.options.maxInFlight,
-      isReady: () => connection.ready,
-      isTransient: (error) => error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !connection.ready,
-      send: ({ event, traceparent }) =>
-        this.confirming(() =>
+      isReady: () => cork.ready(),
+      isTransient: (error) => error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !cork.ready(),
+      send: ({ event, traceparent }) => {
+        this.publishCork.hold();
+        return this.confirming(() =>
           this.publisher.send(
             {
               exchange: this.exchange,
@@ -145,7 +150,8 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
             },
             Buffer.from(JSON.stringify(event)),
           ),
-        ),
+        );
+      },
       ...(this.logger ? { logger: this.logger } : {}),
     });
   }
@@ -157,6 +163,12 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
       retryLow: this.options.reconnectLowMs,
       retryHigh: this.options.reconnectHighMs,
       heartbeat: this.options.heartbeatSeconds,
+      // Writes are coalesced per turn (amqp-cork.ts), so Nagle has nothing left to merge and would only add delay.
+      noDelay: true,
+      // The broker's usual frame_max (negotiated down if it is lower): an event of up to 128 KiB is one body frame.
+      frameMax: 131_072,
+      // Not a full connect option set: rabbitmq-client adds host and port.
+      socket: LANE_SOCKET_OPTIONS as unknown as ConnectionOptions['socket'],
     };
     const connection = new Connection(props);
     // rabbitmq-client reconnects on its own; without a listener an `error` event would crash the process.
@@ -277,7 +289,7 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
     const depth = this.outbox.depth();
     if (depth >= this.outbox.limit) return { ...base, ok: false, detail: `outbox full (${depth}/${this.outbox.limit})` };
     if (this.blockedReason !== undefined) return { ...base, ok: false, detail: `broker blocked publishing: ${this.blockedReason}; outbox ${depth}` };
-    if (!this.publishConnection.ready) {
+    if (!this.publishCork.ready()) {
       return { ...base, ok: false, detail: `broker unreachable${this.lastError ? ` (${this.lastError})` : ''}; outbox ${depth}` };
     }
     const waited = this.oldestUnconfirmedMs();
