@@ -16,7 +16,9 @@ import type { Logger } from '../logger.js';
 import { clip } from '../logger.js';
 import type { NodeOptions } from '../config/options.js';
 import type { Presence } from '../presence/presence.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
+import { HISTORY_PAGE_LIMITS } from '../../packages/protocol/src/frames.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
 import { InvalidCursorError, readStoredMessages } from '../postgres/stored-messages.js';
 import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
@@ -31,7 +33,7 @@ export interface ApiDeps {
   defaultTenant: string;
   /** Server actions (publish, signal, end a room); late-bound in tests. */
   gateway: Pick<ServerOperations, 'serverPublish' | 'serverSignal' | 'endRoom'>;
-  history: Pick<History, 'recent'>;
+  history: Pick<History, 'recent' | 'page'>;
   presence: Pick<Presence, 'members'>;
   /** Tenant quotas and usage (src/tenancy.ts); the quota and usage routes answer 501 without. */
   tenancy?: TenancyApi | undefined;
@@ -191,7 +193,9 @@ async function storedMessages({ deps, url, params, actingTenant }: ApiCall): Pro
   }
 }
 
-async function recentHistory({ deps, url, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
+async function recentHistory(call: ApiCall): Promise<[number, unknown]> {
+  const { deps, url, params, actingTenant } = call;
+  if (url.searchParams.has('before') || url.searchParams.has('epoch')) return historyPage(call);
   const target = room(params);
   const tenant = actingTenant();
   const limit = limitOf(url, 50, 1000);
@@ -199,6 +203,25 @@ async function recentHistory({ deps, url, params, actingTenant }: ApiCall): Prom
     throw new ApiError(503, 'unavailable', 'the history lane is unavailable');
   });
   return [200, { room: target, messages: recent.messages, position: recent.position }];
+}
+
+/** With `before` (or `epoch`): a page as the WebSocket `history` op answers it (docs/protocol.md), across the stream and PostgreSQL. */
+async function historyPage({ deps, url, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
+  const target = room(params);
+  const tenant = actingTenant();
+  const limit = limitOf(url, HISTORY_PAGE_LIMITS.default, HISTORY_PAGE_LIMITS.max);
+  const beforeText = url.searchParams.get('before');
+  const before = beforeText === null ? undefined : Number(beforeText);
+  if (before !== undefined && (!/^\d+$/.test(beforeText ?? '') || !Number.isSafeInteger(before) || before < 1)) {
+    throw new ApiError(400, 'invalid_cursor', '`before` is an offset, an integer from 1 to 2^53-1');
+  }
+  const epoch = url.searchParams.get('epoch') ?? undefined;
+  if (epoch !== undefined && (epoch.length < 1 || epoch.length > 64)) throw new ApiError(400, 'invalid_cursor', '`epoch` is 1-64 characters');
+  const page = await deps.history.page({ tenant, room: target }, { before, limit, epoch }).catch((error: unknown) => {
+    if (isNerveError(error) && error.code === ErrorCode.EpochMismatch) throw new ApiError(409, 'epoch_mismatch', 'the room log is in another epoch now');
+    throw new ApiError(503, 'unavailable', 'the history lane is unavailable');
+  });
+  return [200, { room: target, messages: page.messages, more: page.more, epoch: page.epoch }];
 }
 
 async function presence({ deps, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
