@@ -25,6 +25,7 @@ import { testNamespace, waitFor } from '../helpers/wait.js';
 
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672';
 const SECRET = 'history-page-cluster-secret-'.padEnd(40, 'z');
+const API_KEY = 'history-page-api-key-'.padEnd(32, 'k');
 const skip = (await serviceSkip('RabbitMQ', 5672)) ?? (await redisSkipReason(SHARED_REDIS_URL)) ?? (await postgresSkip()) ?? false;
 const silent = pino({ level: 'silent' });
 /** Enough that `MAXLEN ~ 5` trims the stream's first node (100 entries by default): the oldest then live in PostgreSQL only. */
@@ -86,6 +87,8 @@ describe('history paging across a 3-node cluster, Redis and PostgreSQL', { skip,
         SECRET,
         '--rate-burst',
         '1000',
+        '--api-key',
+        API_KEY,
       ],
     });
 
@@ -182,6 +185,37 @@ describe('history paging across a 3-node cluster, Redis and PostgreSQL', { skip,
       Array.from({ length: 50 }, (_, i) => COUNT - 49 + i),
     );
     assert.equal(answer.more, true);
+  });
+
+  it('pages the same way over the server API (history with before)', async () => {
+    const get = async (query: string) => {
+      const response = await fetch(`${cluster.node(1).url}/api/rooms/${room}/history?tenant=acme&${query}`, {
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    const page = await get(`before=60&limit=10&epoch=${epoch}`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+    assert.deepEqual(
+      (page.body.messages as ChatFrame[]).map((m) => m.offset),
+      Array.from({ length: 10 }, (_, i) => 50 + i),
+    );
+    assert.deepEqual([page.body.more, page.body.epoch], [true, epoch]);
+    const oldest = await get('before=3');
+    assert.deepEqual(
+      (oldest.body.messages as ChatFrame[]).map((m) => m.offset),
+      [1, 2],
+    );
+    assert.equal(oldest.body.more, false);
+    for (const bad of ['before=0', 'before=abc', 'before=1.5']) {
+      const refused = await get(bad);
+      assert.deepEqual([refused.status, refused.body.code], [400, 'invalid_cursor'], bad);
+    }
+    const stale = await get('before=10&epoch=an-older-epoch');
+    assert.deepEqual([stale.status, stale.body.code], [409, 'epoch_mismatch']);
+    // Without before, the recent answer as before.
+    const recent = await get('limit=2');
+    assert.deepEqual(recent.body.position, { offset: COUNT, epoch });
   });
 
   it('refuses a non-member with not_joined', async () => {
