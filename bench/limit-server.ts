@@ -9,10 +9,13 @@
  * each process writes to its sockets only what Redis hands back ("limit-3").
  *
  * Usage: node --import tsx bench/limit-server.ts --port 0 [--redis-url redis://… --channel <name>] --node-id <id>
- * Prints one JSON line `{"msg":"listening","port":…}` on stdout.
+ * Prints one JSON line `{"msg":"listening","port":…}` on stdout. `GET /metrics`
+ * answers the two runtime series the bench reads from nerve (event-loop delay
+ * p99 since the last read, GC time so far), measured the way prom-client does.
  */
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -181,9 +184,26 @@ function onClose(client: Client): void {
   }
 }
 
+// prom-client's defaults: a 10 ms sampling timer, reset at each read; every GC's duration summed.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
+let gcSeconds = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcSeconds += entry.duration / 1000;
+}).observe({ entryTypes: ['gc'] });
+function metricsPage(): string {
+  const p99 = loopDelay.percentile(99) / 1e9;
+  loopDelay.reset();
+  return `nerve_process_nodejs_eventloop_lag_p99_seconds ${p99}\nnerve_process_nodejs_gc_duration_seconds_sum ${gcSeconds}\n`;
+}
+
 async function main(): Promise<void> {
   if (sub) await sub.subscribe(channel);
-  const wss = new WebSocketServer({ host, port, path: '/ws', perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
+  const http = createServer((request, response) => {
+    if (request.url === '/metrics') response.writeHead(200, { 'content-type': 'text/plain' }).end(metricsPage());
+    else response.writeHead(404).end();
+  });
+  const wss = new WebSocketServer({ server: http, path: '/ws', perMessageDeflate: false, clientTracking: false, maxPayload: 1 << 20 });
   wss.on('connection', (ws: WebSocket, request: IncomingMessage) => {
     const client: Client = { ws, socket: request.socket, connId: `${nodeId}.${(++connSeq).toString(36)}`, user: undefined, corked: false };
     byConnId.set(client.connId, client);
@@ -191,13 +211,14 @@ async function main(): Promise<void> {
     ws.on('close', () => onClose(client));
     ws.on('error', () => ws.terminate());
   });
-  wss.on('listening', () => {
-    const address = wss.address() as AddressInfo;
+  http.listen(port, host, () => {
+    const address = http.address() as AddressInfo;
     process.stdout.write(`${JSON.stringify({ msg: 'listening', port: address.port, nodeId })}\n`);
   });
   const shutdown = () => {
     for (const client of byConnId.values()) client.ws.terminate();
     wss.close();
+    http.close();
     if (sub) void sub.unsubscribe(channel).finally(() => sub.disconnect());
     pub?.disconnect();
     setTimeout(() => process.exit(0), 200).unref();

@@ -4,7 +4,7 @@
  * one bare corked process, and 3 relaying through one Redis channel), scenario
  * by scenario (bench/README.md).
  *
- *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]
+ *   npm run bench -- [--quick] [--no-warmup] [--runs N] [--only fanout,latency,memory,signal,cold,pusher (or fanout-ephemeral, latency-chat, …)] [--systems nerve,sio,limit1,limit3]
  *
  * Every figure is the median of N runs (default 3); each run starts a fresh
  * cluster, and the systems alternate run by run so drifting background
@@ -42,7 +42,7 @@ function parseArgs(argv: readonly string[]): Args {
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(
-        'Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher] [--systems nerve,sio,limit1,limit3]\n',
+        'Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher (or fanout-ephemeral, latency-chat, …)] [--systems nerve,sio,limit1,limit3]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -77,6 +77,8 @@ function pidOf(comm: string): number | undefined {
 type Scenario = (system: System, sizes: Sizes, progress: Progress) => Promise<Figures>;
 interface Plan {
   key: string;
+  /** A narrower `--only` name: `<key>-<class>` for the scenarios run once per class (fanout-chat, latency-ephemeral, …). */
+  sub?: string;
   name: string;
   run: Scenario;
   systems: System[];
@@ -129,12 +131,15 @@ async function main(): Promise<void> {
   const all4 = chosen(ALL_SYSTEMS);
   const rate = (n: number) => `${n.toLocaleString('en-US')} msg/s`;
   const plans: Plan[] = [
-    { key: 'fanout', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: all4 },
-    { key: 'fanout', name: '1b. fan-out (chat)', run: fanout('chat'), systems: all4 },
+    { key: 'fanout', sub: 'fanout-ephemeral', name: '1. fan-out (ephemeral)', run: fanout('ephemeral'), systems: all4 },
+    { key: 'fanout', sub: 'fanout-chat', name: '1b. fan-out (chat)', run: fanout('chat'), systems: all4 },
     ...sizes.latencyRates.map(
-      (n) => ({ key: 'latency', name: `2. latency (ephemeral) @${rate(n)}`, run: latency('ephemeral', n), systems: all4 }) satisfies Plan,
+      (n) =>
+        ({ key: 'latency', sub: 'latency-ephemeral', name: `2. latency (ephemeral) @${rate(n)}`, run: latency('ephemeral', n), systems: all4 }) satisfies Plan,
     ),
-    ...sizes.latencyRates.map((n) => ({ key: 'latency', name: `2b. latency (chat) @${rate(n)}`, run: latency('chat', n), systems: all4 }) satisfies Plan),
+    ...sizes.latencyRates.map(
+      (n) => ({ key: 'latency', sub: 'latency-chat', name: `2b. latency (chat) @${rate(n)}`, run: latency('chat', n), systems: all4 }) satisfies Plan,
+    ),
     ...sizes.memoryConnections.map(
       (n) => ({ key: 'memory', name: `3+4. idle connections ×${n.toLocaleString('en-US')}`, run: connections(n), systems: all4 }) satisfies Plan,
     ),
@@ -143,7 +148,7 @@ async function main(): Promise<void> {
     { key: 'cold', name: '6. cold lane (RabbitMQ)', run: coldLane(sizes), systems: chosen(['nerve', 'limit1']) },
     // nerve alone: pusher-js through the Pusher endpoint against native clients, on one cluster per run.
     { key: 'pusher', name: '7. Pusher endpoint vs native', run: pusherEndpoint, systems: chosen(['nerve']) },
-  ].filter((plan) => (!args.only || args.only.has(plan.key)) && plan.systems.length > 0);
+  ].filter((plan: Plan) => (!args.only || args.only.has(plan.key) || (plan.sub !== undefined && args.only.has(plan.sub))) && plan.systems.length > 0);
 
   const header = `${[...args.systems].map((system) => LABEL[system]).join(' vs ')} — ${args.quick ? 'quick' : 'full'} size, ${args.warmup ? 'warmed up' : 'from cold (--no-warmup)'}, median of ${args.runs} run(s)\nmachine: ${describeMachine(machine)}`;
   process.stdout.write(`${header}\n`);

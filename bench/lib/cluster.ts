@@ -27,6 +27,34 @@ export interface ServerProc {
   inspector?: Inspector;
 }
 
+/**
+ * One server's runtime figures from its metrics endpoint (nerve's `/metrics`,
+ * the limit server's copy of the same two series): the event-loop delay p99
+ * since the previous read (prom-client restarts its `monitorEventLoopDelay`
+ * histogram at each scrape) and the GC time since the start.
+ */
+export interface RuntimeReading {
+  /** ms by which the loop's 10 ms sampling timer fired late, p99 (the histogram's value minus the 10 ms interval). */
+  loopDelayP99Ms: number;
+  /** Total GC pause time since the process started, ms. */
+  gcMs: number;
+}
+
+/** prom-client's default `monitorEventLoopDelay` resolution: each sample is this interval plus the delay. */
+const LOOP_SAMPLE_MS = 10;
+
+/** The two runtime series out of a Prometheus text page. */
+function parseRuntime(page: string): RuntimeReading {
+  let p99 = Number.NaN;
+  let gcSeconds = 0;
+  for (const line of page.split('\n')) {
+    const value = () => Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith('nerve_process_nodejs_eventloop_lag_p99_seconds')) p99 = value();
+    else if (line.startsWith('nerve_process_nodejs_gc_duration_seconds_sum')) gcSeconds += value();
+  }
+  return { loopDelayP99Ms: Math.max(0, p99 * 1000 - LOOP_SAMPLE_MS), gcMs: gcSeconds * 1000 };
+}
+
 export interface Cluster {
   system: System;
   /** The Redis namespace of this cluster (nerve `--env`, Socket.IO adapter `key`, limit-3's channel: no keys). */
@@ -34,6 +62,12 @@ export interface Cluster {
   servers: ServerProc[];
   cpuSeconds(): number;
   rssBytes(): number;
+  /**
+   * Each server's runtime figures (RuntimeReading), read over HTTP; undefined
+   * for a system without them (Socket.IO). A read restarts the event-loop
+   * histogram, so read once before a measured phase and once after it.
+   */
+  runtime(): Promise<RuntimeReading[] | undefined>;
   /** V8 heap in use of the servers after a full GC, summed; only for a cluster started with `inspect`. */
   heapUsed(): Promise<number>;
   stop(): Promise<void>;
@@ -199,6 +233,16 @@ export async function startCluster(system: System, options: ClusterOptions = {})
     servers,
     cpuSeconds: () => sum(servers.map((server) => cpuSeconds(server.pid))),
     rssBytes: () => sum(servers.map((server) => rssBytes(server.pid))),
+    runtime: async () => {
+      if (system === 'socketio') return undefined;
+      return Promise.all(
+        servers.map(async (server) => {
+          const response = await fetch(`http://127.0.0.1:${server.port}/metrics`, { signal: AbortSignal.timeout(10_000) });
+          if (!response.ok) throw new Error(`/metrics of port ${server.port} answered ${response.status}`);
+          return parseRuntime(await response.text());
+        }),
+      );
+    },
     heapUsed: async () =>
       sum(
         await Promise.all(

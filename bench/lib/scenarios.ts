@@ -149,6 +149,26 @@ async function errorsSeen(workers: readonly Worker[], progress: Progress): Promi
 const user = (tag: string, i: number) => `${tag}${i}`;
 
 /**
+ * Event-loop delay and GC over a measured phase, for a system that exports
+ * them (RuntimeReading): `start()` before the phase's first CPU reading (it
+ * restarts the servers' delay histograms), `figures()` after its last.
+ */
+async function runtimeWatch(cluster: Cluster): Promise<{ figures(): Promise<Figures> }> {
+  const before = await cluster.runtime();
+  return {
+    async figures(): Promise<Figures> {
+      const after = await cluster.runtime();
+      if (!before || !after) return {};
+      const gcMs = sum(after.map((reading, i) => reading.gcMs - (before[i]?.gcMs ?? 0)));
+      return {
+        'event-loop delay p99, worst server': { value: Math.max(...after.map((reading) => reading.loopDelayP99Ms)), unit: 'ms', better: 'lower' },
+        'GC pauses, all servers': { value: gcMs, unit: 'ms', better: 'lower' },
+      };
+    },
+  };
+}
+
+/**
  * One fan-out burst: every worker armed to count `count` messages tagged
  * `tag` (worker 0 from its connection 1 on, connection 0 being the
  * publisher's), `publish` sending them while every worker collects.
@@ -192,11 +212,13 @@ export function fanout(cls: MessageClass) {
         await burst(`fan-${cls}-warm`, sizes.fanoutWarmup);
       }
       progress(`publishing ${sizes.fanoutMessages} ${cls} messages to ${sizes.fanoutReceivers} receivers`);
+      const runtime = await runtimeWatch(cluster);
       const cpu0 = cluster.cpuSeconds();
       const redis0 = redisCpu();
       const [published, ...collected] = await burst(`fan-${cls}`, sizes.fanoutMessages);
       const cpu = cluster.cpuSeconds() - cpu0;
       const redis = redisCpu() - redis0;
+      const loop = await runtime.figures();
       const delivered = sum(collected.map((result) => result.received));
       const expected = sizes.fanoutMessages * sizes.fanoutReceivers;
       const lastMs = Math.max(...collected.map((result) => result.lastMs));
@@ -207,6 +229,7 @@ export function fanout(cls: MessageClass) {
         delivered: { value: (100 * delivered) / expected, unit: '%', better: 'higher' },
         'server CPU / delivery': { value: (cpu / delivered) * 1e6, unit: 'µs', better: 'lower' },
         'redis CPU / delivery': { value: (redis / delivered) * 1e6, unit: 'µs', better: 'lower' },
+        ...loop,
       };
     });
 }
@@ -228,6 +251,7 @@ export function latency(cls: MessageClass, rate: number) {
       const tag = `lat-${cls}-${rate}`;
       await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'latency', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
       progress(`${rate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
+      const runtime = await runtimeWatch(cluster);
       const cpu0 = cluster.cpuSeconds();
       const [, ...collected] = await Promise.all([
         (workers[0] as Worker).run<PublishResult>(
@@ -251,6 +275,7 @@ export function latency(cls: MessageClass, rate: number) {
         ),
       ]);
       const cpu = cluster.cpuSeconds() - cpu0;
+      const loop = await runtime.figures();
       const delivered = sum(collected.map((result) => result.received));
       const samples = mergeSorted(collected.map((result) => result.samples));
       return {
@@ -259,6 +284,7 @@ export function latency(cls: MessageClass, rate: number) {
         'p99.9': { value: percentileSorted(samples, 99.9), unit: 'ms', better: 'lower' },
         delivered: { value: (100 * delivered) / (count * sizes.latencyReceivers), unit: '%', better: 'higher' },
         'server CPU / delivery': { value: (cpu / delivered) * 1e6, unit: 'µs', better: 'lower' },
+        ...loop,
       };
     });
 }
@@ -393,9 +419,11 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
       await callAll(sizes.signalWarmupRounds);
     }
     progress(`${sizes.signalPairs} pairs × ${sizes.signalRounds} offer → answer round trips`);
+    const runtime = await runtimeWatch(cluster);
     const cpu0 = cluster.cpuSeconds();
     const results = await callAll(sizes.signalRounds);
     const cpu = cluster.cpuSeconds() - cpu0;
+    const loop = await runtime.figures();
     const samples = mergeSorted(results.map((result) => result.samples));
     const timeouts = sum(results.map((result) => result.timeouts));
     await errorsSeen(workers, progress);
@@ -404,6 +432,7 @@ export function signaling(system: System, sizes: Sizes, progress: Progress): Pro
       'RTT p99': { value: percentileSorted(samples, 99), unit: 'ms', better: 'lower' },
       'lost round trips': { value: timeouts, unit: 'count', better: 'lower' },
       'server CPU / round trip': { value: (cpu / Math.max(1, samples.length)) * 1e6, unit: 'µs', better: 'lower' },
+      ...loop,
     };
   });
 }
