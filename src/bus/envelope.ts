@@ -143,9 +143,11 @@ export function encodeEnvelope(envelope: BusEnvelope): Buffer {
     flags |= FLAG_EXCEPT;
     fields.push(Buffer.from(wellFormed('except', envelope.except)));
   }
-  const payload = Buffer.from(wellFormed('payload', envelope.payload));
+  // Encoded straight into the envelope (one copy, not Buffer.from's and then another): it is the bulk of the bytes.
+  const payload = wellFormed('payload', envelope.payload);
+  const payloadBytes = Buffer.byteLength(payload);
 
-  let size = HEADER_BYTES + payload.length;
+  let size = HEADER_BYTES + payloadBytes;
   for (const field of fields) {
     if (field.length > MAX_FIELD_BYTES) throw new EnvelopeError('field_too_long', `envelope field of ${field.length} bytes exceeds ${MAX_FIELD_BYTES}`);
     size += 2 + field.length;
@@ -161,8 +163,33 @@ export function encodeEnvelope(envelope: BusEnvelope): Buffer {
     at += 2;
     at += field.copy(out, at);
   }
-  payload.copy(out, at);
+  out.write(payload, at, payloadBytes, 'utf8');
   return out;
+}
+
+/**
+ * Where decodeEnvelope reads its next field. Module state rather than
+ * closures made per call: decoding runs once per bus message and is
+ * synchronous, so nothing else can move it meanwhile.
+ */
+let fieldAt = 0;
+
+function utf8(bytes: Uint8Array, start: number, end: number, field: string): string {
+  try {
+    return strictUtf8.decode(bytes.subarray(start, end));
+  } catch {
+    throw new EnvelopeError('bad_utf8', `envelope ${field} is not valid UTF-8`);
+  }
+}
+
+/** The length-prefixed field at `fieldAt`; moves `fieldAt` past it. */
+function readField(bytes: Uint8Array, name: string): string {
+  const at = fieldAt;
+  if (at + 2 > bytes.length) throw new EnvelopeError('truncated', `envelope ends before the length of ${name}`);
+  const length = (bytes[at]! << 8) | bytes[at + 1]!;
+  if (at + 2 + length > bytes.length) throw new EnvelopeError('truncated', `envelope ends inside ${name}`);
+  fieldAt = at + 2 + length;
+  return utf8(bytes, at + 2, at + 2 + length, name);
 }
 
 /** Decode and validate a wire envelope. Throws EnvelopeError for anything that is not a valid version-1 envelope. */
@@ -177,29 +204,12 @@ export function decodeEnvelope(bytes: Uint8Array): BusEnvelope {
   const flags = bytes[3]!;
   if ((flags & ~(FLAG_TRACE | FLAG_EXCEPT)) !== 0) throw new EnvelopeError('bad_flags', `reserved envelope flags set: ${flags}`);
 
-  let at = HEADER_BYTES;
-  const text = (field: string, end: number): string => {
-    try {
-      return strictUtf8.decode(bytes.subarray(at, end));
-    } catch {
-      throw new EnvelopeError('bad_utf8', `envelope ${field} is not valid UTF-8`);
-    }
-  };
-  const field = (name: string): string => {
-    if (at + 2 > bytes.length) throw new EnvelopeError('truncated', `envelope ends before the length of ${name}`);
-    const length = (bytes[at]! << 8) | bytes[at + 1]!;
-    at += 2;
-    if (at + length > bytes.length) throw new EnvelopeError('truncated', `envelope ends inside ${name}`);
-    const value = text(name, at + length);
-    at += length;
-    return value;
-  };
-
-  const id = field('id');
-  const origin = field('origin');
-  const trace = flags & FLAG_TRACE ? field('trace') : undefined;
-  const except = flags & FLAG_EXCEPT ? field('except') : undefined;
-  const payload = text('payload', bytes.length);
+  fieldAt = HEADER_BYTES;
+  const id = readField(bytes, 'id');
+  const origin = readField(bytes, 'origin');
+  const trace = flags & FLAG_TRACE ? readField(bytes, 'trace') : undefined;
+  const except = flags & FLAG_EXCEPT ? readField(bytes, 'except') : undefined;
+  const payload = utf8(bytes, fieldAt, bytes.length, 'payload');
 
   // Optional fields are absent, not `undefined`, so a decoded envelope deep-equals the one encoded.
   const envelope: BusEnvelope = { v: version, type, id, origin, class: klass, payload };

@@ -104,7 +104,7 @@ export class Delivery {
   fanOut(target: ChannelTarget, payload: string, messageClass: MessageClass, except?: string): void {
     const route = ROUTES[messageClass];
     const droppable = route.droppable;
-    const frame = new TextFrame(Buffer.from(payload));
+    const frame = TextFrame.of(payload);
     // Parsed only if some recipient is over its soft limit, and then once.
     let conflateKey: string | undefined | null = null;
     const keyOf = droppable

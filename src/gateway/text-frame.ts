@@ -32,7 +32,37 @@ const TEXT = 0x1;
 export class TextFrame {
   #wire: Buffer | undefined;
 
-  constructor(readonly payload: Buffer) {}
+  constructor(
+    readonly payload: Buffer,
+    wire?: Buffer,
+  ) {
+    this.#wire = wire;
+  }
+
+  /**
+   * The frame of an encoded server frame, header and UTF-8 text written into
+   * one buffer: one allocation and one encoding per fan-out, where
+   * `new TextFrame(Buffer.from(text)).wire` makes two of each (the payload,
+   * then header + payload). The header is RFC 6455 §5.2's for an unmasked
+   * final text frame; the tests check it against `ws`'s own.
+   */
+  static of(text: string): TextFrame {
+    const length = Buffer.byteLength(text);
+    const head = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+    const wire = Buffer.allocUnsafe(head + length);
+    wire[0] = 0x80 | TEXT;
+    if (head === 2) wire[1] = length;
+    else if (head === 4) {
+      wire[1] = 126;
+      wire.writeUInt16BE(length, 2);
+    } else {
+      wire[1] = 127;
+      wire.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
+      wire.writeUInt32BE(length >>> 0, 6);
+    }
+    wire.write(text, head, length, 'utf8');
+    return new TextFrame(wire.subarray(head), wire);
+  }
 
   /** Header and payload as one buffer, built on first use. */
   get wire(): Buffer {

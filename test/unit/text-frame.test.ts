@@ -27,6 +27,14 @@ describe('TextFrame', () => {
     }
   });
 
+  it('of(text) builds the same bytes as framing Buffer.from(text), multibyte text included', () => {
+    for (const body of [...SIZES.map(text), 'é', `${'ü'.repeat(40)}😀`, '€'.repeat(30_000)]) {
+      const frame = TextFrame.of(body);
+      assert.ok(frame.wire.equals(new TextFrame(Buffer.from(body)).wire), `wire of ${body.length} chars`);
+      assert.equal(frame.payload.toString(), body);
+    }
+  });
+
   it('is built once however often it is written', () => {
     const frame = new TextFrame(Buffer.from('{"op":"message"}'));
     assert.equal(frame.wire, frame.wire);
