@@ -145,13 +145,23 @@ async function runOnce(options: StormOptions, log: (line: string) => void): Prom
     // Survivor CPU sampled every 50 ms, read at the last resume.
     const cpuSamples: Array<[number, number]> = [[killedAt, cpu0]];
     const sampler = setInterval(() => cpuSamples.push([nowMs(), survivorCpu()]), 50);
-    let waited: StormWaitResult[];
+    let waited: StormWaitResult[] = [];
     try {
-      waited = await Promise.all(
-        workers.map((worker) =>
-          worker.run<StormWaitResult>({ cmd: 'storm-wait', deadUrl: dead.url, timeoutMs: options.timeoutMs }, options.timeoutMs + 30_000),
-        ),
-      );
+      // Polled, not awaited in the workers: progress shows while it runs, and a load process that stops answering is named.
+      const deadline = killedAt + options.timeoutMs;
+      let lastLog = killedAt;
+      for (;;) {
+        waited = await Promise.all(workers.map((worker) => worker.run<StormWaitResult>({ cmd: 'storm-wait', deadUrl: dead.url, timeoutMs: 0 }, 30_000)));
+        const now = nowMs();
+        if (waited.every((r) => r.complete) || now > deadline) break;
+        if (now - lastLog > 2000) {
+          lastLog = now;
+          log(
+            `… ${sum(waited.map((r) => r.resumed))} resumed, ${sum(waited.map((r) => r.dropped))} dropped, ${sum(waited.map((r) => r.failedAttempts))} failed attempts`,
+          );
+        }
+        await pause(100);
+      }
     } finally {
       clearInterval(sampler);
     }
