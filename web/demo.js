@@ -1,37 +1,42 @@
-// nerve demo page: join a room, chat, see who is there, 1:1 video call.
-// Plain browser JavaScript on top of the SDK bundle (/nerve-client.js → global `Nerve`).
+// nerve demo page: join a room, chat, see who is there, video calls.
+// Plain browser JavaScript on top of the SDK bundle (/nerve-client.js → global `Nerve`);
+// the call panel is demo-call.js, the error sentences demo-errors.js.
 // `window.nerveDemo` exposes the client and the current call for tests and curious people.
 'use strict';
 
 (() => {
-  const { NerveClient, PeerCall, ErrorCode } = window.Nerve;
+  const { NerveClient } = window.Nerve;
+  const { describe, describeClose } = window.nerveDemoErrors;
   const $ = (id) => document.getElementById(id);
 
   const params = new URLSearchParams(location.search);
   $('join-name').value = params.get('name') ?? localStorage.getItem('nerve-demo-name') ?? '';
   $('join-room').value = params.get('room') ?? 'lobby';
+  $('join-token').value = params.get('token') ?? '';
+  $('room-token').value = params.get('joinToken') ?? '';
+  if ($('join-token').value || $('room-token').value) $('auth').open = true;
 
   /** @type {InstanceType<typeof NerveClient> | undefined} */
   let client;
   let room = '';
-  /** @type {InstanceType<typeof PeerCall> | undefined} */
-  let call;
-  /** @type {MediaStream | undefined} */
-  let localStream;
-  /** An offer waiting for Accept/Decline, plus the signals that followed it. */
-  let ringing;
   const members = new Map();
   const typing = new Map();
+  const calls = window.NerveDemoCall.create({
+    getClient: () => client,
+    systemLine,
+    describe,
+    changed: () => renderMembers(),
+  });
 
   const demo = {
     get client() {
       return client;
     },
     get call() {
-      return call;
+      return calls.call;
     },
     get pc() {
-      return call?.pc;
+      return calls.call?.pc;
     },
     get room() {
       return room;
@@ -41,37 +46,70 @@
 
   // ------------------------------------------------------------------ join / leave
 
+  // With a sign-in token the server takes the user from the token: the name is not needed.
+  const nameRequired = () => ($('join-name').required = $('join-token').value.trim() === '');
+  $('join-token').addEventListener('input', nameRequired);
+  nameRequired();
+
   $('join-form').addEventListener('submit', async (event) => {
     event.preventDefault();
     const name = $('join-name').value.trim();
+    const token = $('join-token').value.trim();
+    const joinToken = $('room-token').value.trim();
     room = $('join-room').value.trim();
     $('join-error').textContent = '';
-    localStorage.setItem('nerve-demo-name', name);
+    if (name) localStorage.setItem('nerve-demo-name', name);
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    client = new NerveClient({ url: `${scheme}://${location.host}/ws`, user: name });
-    wireClient(client);
+    const options = { url: `${scheme}://${location.host}/ws` };
+    if (name) options.user = name;
+    if (token) options.token = token;
+    const joining = new NerveClient(options);
+    client = joining;
+    joining.on('state', ({ to }) => setBadge(to));
+    let action = 'connect';
     try {
-      await client.connect();
-      const joined = await client.join(room);
+      await connectOrRefuse(joining);
+      wireClient(joining);
+      action = 'join';
+      const joined = await joining.join(room, joinToken ? { token: joinToken } : {});
       members.clear();
       for (const member of joined.members) members.set(member.user, member);
-      renderMembers();
       $('chat-log').replaceChildren();
       for (const message of joined.history) addMessage(message);
-      systemLine(`You joined ${room}.`);
+      systemLine(`You joined ${room}${joining.user && joining.user !== name ? ` as ${joining.user}` : ''}.`);
       $('room-title').textContent = `# ${room}`;
       $('join-view').hidden = true;
       $('room-view').hidden = false;
-      $('chat-input').focus();
+      renderMembers();
+      // The log had no size while hidden: open it at the newest message now.
+      scrollToNewest();
+      $('chat-input').focus({ preventScroll: true });
     } catch (error) {
-      $('join-error').textContent = describe(error);
-      await client.close();
+      $('join-error').textContent = describe(error, { action, room, token: token !== '', joinToken: joinToken !== '' });
       client = undefined;
+      await joining.close();
     }
   });
 
-  $('leave').addEventListener('click', async () => {
-    endCall();
+  /**
+   * `connect()` retries a refused handshake with backoff (the refusal may be
+   * passing); a person wants to hear about it at once. The refusals that close
+   * the client (auth_failed, unsupported_version) reject `connect()` by themselves.
+   */
+  function connectOrRefuse(c) {
+    let off = () => {};
+    const refused = new Promise((_, reject) => {
+      off = c.on('error', (error) => {
+        if (error.code === 'too_many_connections' || error.code === 'quota_exceeded') reject(error);
+      });
+    });
+    return Promise.race([c.connect(), refused]).finally(off);
+  }
+
+  $('leave').addEventListener('click', () => void leave());
+
+  async function leave(reason) {
+    calls.end();
     const leaving = client;
     client = undefined;
     if (leaving) {
@@ -81,11 +119,17 @@
     $('room-view').hidden = true;
     $('join-view').hidden = false;
     $('room-title').textContent = '';
+    $('join-error').textContent = reason ?? '';
     setBadge('closed');
-  });
+  }
 
   function wireClient(c) {
-    c.on('state', ({ to }) => setBadge(to));
+    c.on('disconnected', ({ code, willReconnect }) => {
+      if (c !== client) return;
+      const text = describeClose(code);
+      if (!willReconnect && text) void leave(text);
+      else if (text) systemLine(text);
+    });
     c.on('message', (message) => {
       if (message.room !== room) return;
       if (message.class === 'chat') addMessage(message);
@@ -102,16 +146,19 @@
       members.delete(user);
       renderMembers();
       systemLine(`${user} left.`);
-      if (call && call.peer === user) endCall();
-      if (ringing && ringing.offer.from === user) stopRinging();
+      calls.memberLeft(user);
     });
     c.on('rejoined', () => systemLine('Reconnected.'));
     c.on('recovery_failed', ({ joined }) => {
       $('chat-log').replaceChildren();
       for (const message of joined.history) addMessage(message);
       systemLine('Some messages could not be recovered; showing the latest.');
+      scrollToNewest();
     });
-    c.on('signal', onSignal);
+    c.on('room_ended', ({ room: r }) => {
+      if (r === room) void leave(`The room “${r}” was ended by the server.`);
+    });
+    c.on('signal', (signal) => calls.onSignal(signal));
   }
 
   function setBadge(state) {
@@ -141,8 +188,8 @@
         button.className = 'small';
         button.textContent = 'Call';
         button.dataset.testid = `call-${user}`;
-        button.disabled = Boolean(call && !call.ended);
-        button.addEventListener('click', () => void startCall(user));
+        button.disabled = calls.busy;
+        button.addEventListener('click', () => void calls.start(user));
         item.append(button);
       }
       list.append(item);
@@ -161,7 +208,7 @@
       // The message appears when the server echoes it, in the room's one order.
       await client.publish(room, { text });
     } catch (error) {
-      systemLine(`Not sent: ${describe(error)}`);
+      systemLine(`Not sent: ${describe(error, { action: 'send', room })}`);
     }
   });
 
@@ -170,10 +217,10 @@
     const now = Date.now();
     if (!client || now - lastTypingSent < 2000) return;
     lastTypingSent = now;
-    void client.publish(room, true, { class: 'ephemeral', key: 'typing' });
+    void client.publish(room, true, { class: 'ephemeral', key: 'typing' }).catch(() => {});
   });
 
-  function addMessage(message) {
+  function messageItem(message) {
     const item = document.createElement('li');
     item.dataset.offset = String(message.offset);
     if (message.from === client?.user) item.classList.add('mine');
@@ -188,7 +235,11 @@
     time.className = 'time';
     time.textContent = new Date(message.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
     item.append(from, text, time);
-    appendToLog(item);
+    return item;
+  }
+
+  function addMessage(message) {
+    appendToLog(messageItem(message), message.from === client?.user);
     hideTyping(message.from);
   }
 
@@ -196,12 +247,19 @@
     const item = document.createElement('li');
     item.className = 'system';
     item.textContent = text;
-    appendToLog(item);
+    appendToLog(item, false);
   }
 
-  function appendToLog(item) {
+  /** Follow new lines only when the reader is at the bottom (or wrote the line): never yank them away from older ones. */
+  function appendToLog(item, own) {
     const log = $('chat-log');
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
     log.append(item);
+    if (atBottom || own) log.scrollTop = log.scrollHeight;
+  }
+
+  function scrollToNewest() {
+    const log = $('chat-log');
     log.scrollTop = log.scrollHeight;
   }
 
@@ -223,125 +281,5 @@
   function renderTyping() {
     const users = [...typing.keys()];
     $('typing').textContent = users.length === 0 ? '' : `${users.join(', ')} ${users.length === 1 ? 'is' : 'are'} typing…`;
-  }
-
-  // ------------------------------------------------------------------ calls
-
-  async function startCall(peer) {
-    if (!client || (call && !call.ended)) return;
-    try {
-      const stream = await getLocalStream();
-      call = createCall(peer);
-      call.start(stream);
-    } catch (error) {
-      systemLine(`Could not start the call: ${describe(error)}`);
-      endCall();
-    }
-  }
-
-  function onSignal(signal) {
-    // Signals of the current call are handled by the PeerCall itself.
-    if (call && !call.ended && call.peer === signal.from) return;
-    if (ringing && ringing.offer.from === signal.from) {
-      if (signal.kind === 'bye') stopRinging();
-      else ringing.later.push(signal);
-      return;
-    }
-    if (signal.kind !== 'offer') return;
-    if (ringing || (call && !call.ended)) {
-      // Busy: one call at a time in this demo.
-      void client.signal(signal.from, 'bye', { toConn: signal.fromConn }).catch(() => {});
-      return;
-    }
-    ringing = { offer: signal, later: [] };
-    $('incoming-from').textContent = signal.from;
-    $('incoming').hidden = false;
-  }
-
-  $('accept-call').addEventListener('click', async () => {
-    const pending = ringing;
-    stopRinging();
-    if (!pending || !client) return;
-    try {
-      const stream = await getLocalStream();
-      call = createCall(pending.offer.from);
-      const answering = call.answer(pending.offer, stream);
-      for (const signal of pending.later) call.receive(signal);
-      await answering;
-    } catch (error) {
-      systemLine(`Could not answer: ${describe(error)}`);
-      endCall();
-    }
-  });
-
-  $('decline-call').addEventListener('click', () => {
-    const pending = ringing;
-    stopRinging();
-    if (pending && client) {
-      void client.signal(pending.offer.from, 'bye', { toConn: pending.offer.fromConn }).catch(() => {});
-    }
-  });
-
-  function stopRinging() {
-    ringing = undefined;
-    $('incoming').hidden = true;
-  }
-
-  function createCall(peer) {
-    const created = new PeerCall({ client, peer });
-    $('call-peer').textContent = peer;
-    $('remote-label').textContent = peer;
-    setCallState('connecting');
-    $('call-panel').hidden = false;
-    queueMicrotask(renderMembers);
-    created.on('track', () => {
-      $('remote-video').srcObject = created.remoteStream ?? null;
-    });
-    created.on('state', (state) => setCallState(state));
-    created.on('error', (error) => systemLine(`Call: ${describe(error)}`));
-    created.on('ended', ({ reason }) => {
-      const why = { local: 'You hung up.', remote: `${peer} hung up.`, peer_offline: `${peer} is offline.`, failed: 'The call failed.' };
-      systemLine(why[reason] ?? 'Call ended.');
-      if (call === created) endCall();
-    });
-    return created;
-  }
-
-  $('hangup').addEventListener('click', () => {
-    call?.hangup();
-    endCall();
-  });
-
-  function endCall() {
-    if (call && !call.ended) call.hangup();
-    for (const track of localStream?.getTracks() ?? []) track.stop();
-    localStream = undefined;
-    $('local-video').srcObject = null;
-    $('remote-video').srcObject = null;
-    $('call-panel').hidden = true;
-    renderMembers();
-  }
-
-  function setCallState(state) {
-    const badge = $('call-state');
-    badge.dataset.state = state;
-    badge.textContent = state;
-  }
-
-  async function getLocalStream() {
-    if (!localStream) {
-      localStream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
-      $('local-video').srcObject = localStream;
-    }
-    return localStream;
-  }
-
-  function describe(error) {
-    if (error && typeof error === 'object' && 'code' in error) {
-      if (error.code === ErrorCode.PeerOffline) return 'that person is offline';
-      if (error.code === ErrorCode.AuthFailed) return 'that name was refused';
-      return `${error.message} (${error.code})`;
-    }
-    return error instanceof Error ? error.message : String(error);
   }
 })();
