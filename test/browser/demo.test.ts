@@ -1,0 +1,247 @@
+/**
+ * The demo page as a person sees it, in headless Chromium at phone
+ * (390×844) and desktop (1280×800) sizes: a room with history opens at the
+ * newest message; typed text is ink, not placeholder grey; a call rings
+ * (and can be declined) before it connects, its panel is on screen on the
+ * phone, and mute and camera-off show at the peer; with JWT auth each
+ * refusal says what happened. Screenshots of each step go to a temp
+ * directory (printed as a test diagnostic).
+ *
+ * Chromium missing: the test fails in CI (CI=true) and is skipped elsewhere.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { SignJWT } from 'jose';
+import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { testNamespace } from '../helpers/wait.js';
+import {
+  DESKTOP,
+  PHONE,
+  chromiumSkipReason,
+  inViewport,
+  joinDemo,
+  launchForDemo,
+  openPage,
+  submitJoin,
+  waitForConnectedCall,
+  type DemoPage,
+} from '../helpers/demo-browser.js';
+
+const skip = chromiumSkipReason() ?? false;
+const SECRET = 'demo-browser-test-secret-'.padEnd(40, 'x');
+
+let node: NodeProcess | undefined;
+let jwtNode: NodeProcess | undefined;
+let browser: Browser | undefined;
+let shots = '';
+const contexts: BrowserContext[] = [];
+
+before(async () => {
+  if (skip) return;
+  shots = await mkdtemp(join(tmpdir(), 'nerve-demo-'));
+  browser = await launchForDemo();
+  node = await startNode();
+  jwtNode = await startNode({ args: ['--auth-secret', SECRET] });
+});
+
+after(async () => {
+  for (const context of contexts) await context.close().catch(() => {});
+  await browser?.close();
+  await node?.stop();
+  await jwtNode?.stop();
+});
+
+async function enter(url: string, name: string, room: string, viewport = DESKTOP): Promise<DemoPage> {
+  const demo = await joinDemo(browser!, url, name, room, viewport);
+  contexts.push(demo.context);
+  return demo;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(shots, `${name}.png`) });
+}
+
+/** Where the newest and the oldest chat lines are, relative to the log's visible area and the viewport. */
+async function logView(page: Page, newest: string, oldest: string): Promise<{ newest: string; oldest: string; scrollTop: number }> {
+  // No named functions inside: the page does not have the test runner's helpers for them.
+  const [newState = '', oldState = '', scrollTop = 0] = await page.evaluate(
+    (texts: string[]) => {
+      const log = document.querySelector<HTMLOListElement>('[data-testid="chat-log"]')!;
+      const area = log.getBoundingClientRect();
+      const states = texts.map((text) => {
+        const item = Array.from(log.querySelectorAll<HTMLLIElement>('li')).find((li) => li.textContent?.includes(text));
+        if (!item) return 'missing';
+        const box = item.getBoundingClientRect();
+        const inLog = box.top >= area.top - 1 && box.bottom <= area.bottom + 1;
+        const inWindow = box.top >= 0 && box.bottom <= window.innerHeight;
+        return inLog && inWindow ? 'visible' : 'hidden';
+      });
+      return [...states, log.scrollTop] as [string, string, number];
+    },
+    [newest, oldest],
+  );
+  return { newest: newState, oldest: oldState, scrollTop };
+}
+
+test('phone: a room with history opens at the newest message; typed text is not placeholder grey', { skip, timeout: 120_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const room = testNamespace('hist');
+  const alice = await enter(node!.url, 'alice', room);
+  // 40 messages: far more than the log shows at once.
+  await alice.page.evaluate(async (r) => {
+    const client = (window as unknown as { nerveDemo: { client: { publish(room: string, data: unknown): Promise<unknown> } } }).nerveDemo.client;
+    for (let i = 0; i < 40; i += 1) await client.publish(r, { text: `history ${i}` });
+  }, room);
+  await alice.page.getByTestId('chat-log').getByText('history 39').waitFor({ timeout: 15_000 });
+  // The writer follows her own messages down.
+  assert.equal((await logView(alice.page, 'history 39', 'history 0')).newest, 'visible');
+  await shot(alice.page, 'desktop-history');
+
+  const bob = await openPage(browser!, node!.url, PHONE);
+  contexts.push(bob.context);
+  // Typed text is the ink colour; only the placeholder is grey.
+  await bob.page.getByTestId('join-name').fill('bob');
+  const colours = await bob.page.evaluate(() => {
+    const input = document.querySelector('[data-testid="join-name"]')!;
+    return {
+      typed: getComputedStyle(input).color,
+      placeholder: getComputedStyle(input, '::placeholder').color,
+      label: getComputedStyle(input.parentElement!).color,
+    };
+  });
+  assert.equal(colours.typed, 'rgb(29, 36, 51)', 'typed text in --ink');
+  assert.notEqual(colours.typed, colours.label, 'not the grey of the label');
+  assert.notEqual(colours.typed, colours.placeholder, 'not the placeholder colour');
+  await shot(bob.page, 'phone-join-form');
+
+  await submitJoin(bob.page, { name: 'bob', room });
+  await bob.page.getByTestId('chat-input').waitFor({ state: 'visible', timeout: 15_000 });
+  const view = await logView(bob.page, 'history 39', 'history 0');
+  assert.equal(view.newest, 'visible', 'the newest message is in view on join');
+  assert.equal(view.oldest, 'hidden', 'the log is scrolled, not at the oldest message');
+  assert.ok(view.scrollTop > 0);
+  await shot(bob.page, 'phone-history');
+  assert.deepEqual(bob.errors, []);
+});
+
+test('call: rings, can be declined, connects; on a phone the panel is on screen; mute and camera show at the peer', { skip, timeout: 180_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const room = testNamespace('call');
+  const alice = await enter(node!.url, 'alice', room, DESKTOP);
+  const bob = await enter(node!.url, 'bob', room, PHONE);
+  await bob.page.getByTestId('member-alice').waitFor({ timeout: 10_000 });
+
+  // Bob (phone) calls; Alice's side rings and Bob's says so, not "connecting".
+  await bob.page.getByTestId('call-alice').click();
+  await alice.page.getByTestId('incoming-call').waitFor({ state: 'visible', timeout: 10_000 });
+  assert.equal(await bob.page.getByTestId('call-state').textContent(), 'ringing…');
+  const ringing = await inViewport(bob.page, 'call-panel');
+  assert.ok(ringing.inside, `the ringing call panel is on the phone's screen: ${ringing.box}`);
+  await shot(bob.page, 'phone-ringing');
+  await shot(alice.page, 'desktop-incoming');
+
+  // Alice declines: Bob is told, and his panel goes away.
+  await alice.page.getByTestId('decline-call').click();
+  await bob.page.getByTestId('chat-log').getByText('alice declined the call.').waitFor({ timeout: 10_000 });
+  await bob.page.getByTestId('call-panel').waitFor({ state: 'hidden', timeout: 10_000 });
+
+  // Again; this time Alice accepts.
+  await bob.page.getByTestId('call-alice').click();
+  await alice.page.getByTestId('incoming-call').waitFor({ state: 'visible', timeout: 10_000 });
+  await alice.page.getByTestId('accept-call').click();
+  for (const demo of [alice, bob]) await waitForConnectedCall(demo.page);
+  for (const demo of [alice, bob]) assert.equal(await demo.page.getByTestId('call-state').textContent(), 'connected');
+  const phone = await inViewport(bob.page, 'call-panel');
+  assert.ok(phone.inside, `the call panel is on the phone's screen: ${phone.box}`);
+  const desktop = await inViewport(alice.page, 'call-panel');
+  assert.ok(desktop.inside, `the call panel is on the desktop's screen: ${desktop.box}`);
+  // Desktop: beside the chat, not under it.
+  const chatBox = await alice.page.locator('.chat').boundingBox();
+  const panelBox = await alice.page.getByTestId('call-panel').boundingBox();
+  assert.ok(chatBox && panelBox && panelBox.x >= chatBox.x + chatBox.width, 'the call is to the right of the chat');
+  await shot(bob.page, 'phone-call');
+  await shot(alice.page, 'desktop-call');
+
+  // Bob mutes: his microphone track stops, and Alice sees "muted".
+  await bob.page.getByTestId('toggle-mic').click();
+  await alice.page.getByTestId('remote-muted').waitFor({ state: 'visible', timeout: 10_000 });
+  const senders = () =>
+    bob.page.evaluate(() =>
+      (window as unknown as { nerveDemo: { pc: RTCPeerConnection } }).nerveDemo.pc
+        .getSenders()
+        .map((sender) => `${sender.track?.kind ?? 'none'}:${sender.track?.readyState ?? '-'}`)
+        .sort(),
+    );
+  assert.deepEqual(await senders(), ['none:-', 'video:live']);
+  assert.equal(await bob.page.getByTestId('toggle-mic').textContent(), 'Unmute');
+
+  // Camera off, then on again: Alice sees it go and come back; a new live track sends.
+  await bob.page.getByTestId('toggle-camera').click();
+  await alice.page.getByTestId('remote-camera-off').waitFor({ state: 'visible', timeout: 10_000 });
+  assert.deepEqual(await senders(), ['none:-', 'none:-']);
+  await shot(alice.page, 'desktop-peer-muted-camera-off');
+  await shot(bob.page, 'phone-muted-camera-off');
+  await bob.page.getByTestId('toggle-camera').click();
+  await alice.page.getByTestId('remote-camera-off').waitFor({ state: 'hidden', timeout: 10_000 });
+  await bob.page.waitForFunction(() =>
+    (window as unknown as { nerveDemo: { pc: RTCPeerConnection } }).nerveDemo.pc
+      .getSenders()
+      .some((s) => s.track?.kind === 'video' && s.track.readyState === 'live'),
+  );
+  await bob.page.getByTestId('toggle-mic').click();
+  await alice.page.getByTestId('remote-muted').waitFor({ state: 'hidden', timeout: 10_000 });
+
+  await alice.page.getByTestId('hangup').click();
+  await bob.page.getByTestId('call-panel').waitFor({ state: 'hidden', timeout: 10_000 });
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+});
+
+test('JWT auth: each refusal says what happened', { skip, timeout: 90_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const key = new TextEncoder().encode(SECRET);
+  const now = Math.floor(Date.now() / 1000);
+  const token = (claims: Record<string, unknown>, expires = now + 600) =>
+    new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject('carol')
+      .setIssuedAt(now - 600)
+      .setExpirationTime(expires)
+      .sign(key);
+  const room = testNamespace('team-');
+  const demo = await openPage(browser!, jwtNode!.url, PHONE);
+  contexts.push(demo.context);
+  const error = demo.page.getByTestId('join-error');
+  const refusal = async (fields: { name?: string; token?: string; joinToken?: string }, expected: RegExp) => {
+    await submitJoin(demo.page, { room, ...fields });
+    await demo.page.waitForFunction(
+      (pattern) => new RegExp(pattern).test(document.querySelector('[data-testid="join-error"]')?.textContent ?? ''),
+      expected.source,
+      {
+        timeout: 15_000,
+      },
+    );
+    assert.doesNotMatch((await error.textContent()) ?? '', /name was refused/);
+  };
+
+  // A name alone, where the server wants a token.
+  await refusal({ name: 'carol' }, /asks for a sign-in token.*\(auth_failed\)/);
+  await shot(demo.page, 'phone-jwt-no-token');
+  // An expired token.
+  await refusal({ token: await token({}, now - 120) }, /refused your sign-in token.*\(auth_failed\)/);
+  // A token whose grants do not cover the room.
+  const elsewhere = await token({ rooms: [{ prefix: 'other-', rights: ['join', 'publish', 'presence'] }] });
+  await refusal({ token: elsewhere }, /does not allow joining.*\(forbidden\)/);
+  await shot(demo.page, 'phone-jwt-forbidden');
+  // The same with a join token for another room.
+  const joinToken = await token({ room: 'somewhere-else' });
+  await refusal({ token: elsewhere, joinToken }, /join token for .* was refused.*\(forbidden\)/);
+
+  // A token that grants the room gets in, as the token's user.
+  await submitJoin(demo.page, { room, token: await token({ rooms: [{ prefix: 'team-', rights: ['join', 'publish', 'presence'] }] }) });
+  await demo.page.getByTestId('chat-log').getByText(`You joined ${room} as carol.`).waitFor({ timeout: 15_000 });
+  assert.deepEqual(demo.errors, []);
+});
