@@ -8,6 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import type pg from 'pg';
+import { hashTag } from '../../src/bus/channels.js';
+import { ChatTables } from '../../src/postgres/chat-tables.js';
 import type { AppendTarget, ChatDraft, History, HistoryPage, RoomRef } from '../../src/history/history.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
@@ -28,10 +31,11 @@ export interface PagingDriver {
   skip?: string | false;
 }
 
-const target: AppendTarget = {
-  channel: `paging-${testNamespace('ch')}`,
+/** The room's channel carries the room's hash tag, so a Redis Cluster driver may SPUBLISH on it from the append script. */
+const target = (room: RoomRef): AppendTarget => ({
+  channel: `paging-suite:${hashTag(room.tenant, room.room)}`,
   envelope: (message) => ({ v: 1, type: 'deliver', id: message.id, origin: 'paging-suite', class: 'chat', payload: JSON.stringify(message) }),
-};
+});
 
 function draft(room: RoomRef, n: number): ChatDraft {
   const base: ChatDraft = {
@@ -61,6 +65,25 @@ async function walk(history: History, room: RoomRef, limit: number, epoch?: stri
   assert.fail('paging did not end');
 }
 
+/** A `store` hook that writes the row as the chat-store worker does (ChatTables.insertEvent: no message_json). */
+export function storeAsChatStore(pool: pg.Pool, schema: string): (room: RoomRef, message: ChatMessage) => Promise<void> {
+  const tables = new ChatTables(schema);
+  return (room, message) =>
+    tables.insertEvent(pool, {
+      tenant: room.tenant,
+      id: message.id,
+      room: room.room,
+      session: null,
+      from: message.from,
+      sentAt: message.ts,
+      offset: message.offset,
+      epoch: message.epoch,
+      body: message.data,
+      cmid: message.cmid ?? null,
+      eventId: message.id,
+    });
+}
+
 const offsets = (messages: ChatMessage[]): number[] => messages.map((message) => message.offset);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -76,7 +99,7 @@ export function historyPagingConformance(name: string, driver: PagingDriver): vo
       subjects.push(subject);
       const appended: ChatMessage[] = [];
       for (let n = 1; n <= count; n += 1) {
-        const { message } = await subject.history.append(room, draft(room, n), target);
+        const { message } = await subject.history.append(room, draft(room, n), target(room));
         await subject.store?.(room, message);
         appended.push(message);
       }

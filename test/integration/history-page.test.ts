@@ -12,9 +12,8 @@ import { MemoryBus } from '../../src/bus/memory.js';
 import { PostgresChatArchive } from '../../src/history/archive.js';
 import { PostgresHistory } from '../../src/history/postgres.js';
 import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
-import { ChatTables } from '../../src/postgres/chat-tables.js';
 import { applyMigrations } from '../../src/postgres/migrations.js';
-import { historyPagingConformance } from '../conformance/history-paging.js';
+import { historyPagingConformance, storeAsChatStore } from '../conformance/history-paging.js';
 import { deleteNamespaceKeys } from '../helpers/cluster.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
@@ -56,27 +55,9 @@ historyPagingConformance('redis-streams with the PostgreSQL archive', {
       archive: archive ? new PostgresChatArchive(pool, namespace) : undefined,
     });
     await history.start();
-    const tables = new ChatTables(namespace);
     return {
       history,
-      ...(archive
-        ? {
-            store: (room, message) =>
-              tables.insertEvent(pool, {
-                tenant: room.tenant,
-                id: message.id,
-                room: room.room,
-                session: null,
-                from: message.from,
-                sentAt: message.ts,
-                offset: message.offset,
-                epoch: message.epoch,
-                body: message.data,
-                cmid: message.cmid ?? null,
-                eventId: message.id,
-              }),
-          }
-        : {}),
+      ...(archive ? { store: storeAsChatStore(pool, namespace) } : {}),
       close: () => history.close(),
     };
   },
