@@ -287,7 +287,7 @@ const run = connects
             chatEveryMs: option('chat-every-ms', quick ? 2000 : 5000),
             pingEveryMs: option('ping-every-ms', 200),
             baselineMs: option('baseline-ms', quick ? 3000 : 5000),
-            timeoutMs: option('timeout-ms', 60_000),
+            timeoutMs: option('timeout-ms', 120_000),
             runs: option('runs', 1),
           },
           log,

@@ -147,11 +147,14 @@ async function runOnce(options: StormOptions, log: (line: string) => void): Prom
     const sampler = setInterval(() => cpuSamples.push([nowMs(), survivorCpu()]), 50);
     let waited: StormWaitResult[] = [];
     try {
-      // Polled, not awaited in the workers: progress shows while it runs, and a load process that stops answering is named.
+      // Polled, not awaited in the workers: progress shows while it runs. A load process starved of CPU
+      // (its own share of the resumes, on a busy machine) may answer late: it is waited for, up to the timeout and a minute.
       const deadline = killedAt + options.timeoutMs;
       let lastLog = killedAt;
       for (;;) {
-        waited = await Promise.all(workers.map((worker) => worker.run<StormWaitResult>({ cmd: 'storm-wait', deadUrl: dead.url, timeoutMs: 0 }, 30_000)));
+        waited = await Promise.all(
+          workers.map((worker) => worker.run<StormWaitResult>({ cmd: 'storm-wait', deadUrl: dead.url, timeoutMs: 0 }, options.timeoutMs + 60_000)),
+        );
         const now = nowMs();
         if (waited.every((r) => r.complete) || now > deadline) break;
         if (now - lastLog > 2000) {
