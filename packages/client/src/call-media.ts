@@ -13,8 +13,8 @@ export type TrackKind = 'audio' | 'video';
 /** Gets a fresh local track of one kind (when the microphone or camera is switched back on). */
 export type GetTrack = (kind: TrackKind) => Promise<MediaStreamTrackType>;
 
-/** `getUserMedia` for one kind. */
-async function userMediaTrack(kind: TrackKind): Promise<MediaStreamTrack> {
+/** `getUserMedia` for one kind: the default `getTrack`. */
+export async function userMediaTrack(kind: TrackKind): Promise<MediaStreamTrack> {
   const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
   if (!devices) throw new Error('no navigator.mediaDevices to switch the microphone or camera on; pass getTrack');
   const stream = await devices.getUserMedia(kind === 'audio' ? { audio: true } : { video: true });

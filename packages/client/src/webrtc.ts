@@ -7,7 +7,8 @@
  * carry `{ description }`, `candidate` `{ candidate }`, `bye` hangs up,
  * `custom` carries the call's control messages (call-control.ts: accepted,
  * declined, busy, mute and camera); `toConn` addresses the peer's connection
- * once it is known, so the peer's other tabs ignore the call.
+ * once it is known, so the peer's other tabs ignore the call; `callId`
+ * (set by RoomCall) keeps a group call's signals apart from a 1:1 call's.
  */
 import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';
@@ -87,6 +88,12 @@ export interface PeerCallOptions {
   polite?: boolean;
   /** RTCPeerConnection implementation. Default `globalThis.RTCPeerConnection`. */
   RTCPeerConnection?: RTCPeerConnectionConstructor;
+  /**
+   * Sent as `callId` with every signal; only signals with the same `callId`
+   * are applied. RoomCall sets its call's id. Default none: signals without
+   * a `callId` only.
+   */
+  callId?: string;
 }
 
 /** Payload of the signals PeerCall sends and understands. */
@@ -95,6 +102,8 @@ interface CallSignalData {
   candidate?: RTCIceCandidateInit | null;
   /** The peer connection id this signal is for; other connections of the user ignore it. */
   toConn?: string;
+  /** The group call this signal belongs to (none: a 1:1 call). */
+  callId?: string;
 }
 
 /**
@@ -115,6 +124,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   readonly #unsubscribe: () => void;
   readonly #media: LocalMedia;
   readonly #ringTimeoutMs: number;
+  readonly #callId: string | undefined;
   #remoteStream: MediaStreamType | undefined;
   #remoteMedia: MediaState = { audio: true, video: true };
   /** Connection of the peer user this call talks to, learned from its first signal. */
@@ -138,7 +148,8 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
    */
   static reject(client: SignalChannel, offer: SignalDelivery, reason: 'declined' | 'busy' = 'declined'): Promise<void> {
     const control: CallControl = { call: reason };
-    return client.signal(offer.from, 'custom', { ...control, toConn: offer.fromConn }).then(
+    const callId = (offer.data as CallSignalData | null)?.callId;
+    return client.signal(offer.from, 'custom', { ...control, toConn: offer.fromConn, ...(callId === undefined ? {} : { callId }) }).then(
       () => {},
       () => {},
     );
@@ -153,6 +164,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.peer = options.peer;
     this.#forcedPolite = options.polite;
     this.#ringTimeoutMs = options.ringTimeoutMs ?? 45_000;
+    this.#callId = options.callId;
     const iceServers = options.iceServers ?? options.client.welcome?.iceServers ?? [];
     this.pc = new Impl({ iceServers });
     this.#media = new LocalMedia(this.pc, options.getTrack, (state) => {
@@ -320,6 +332,8 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   receive(signal: SignalDelivery): void {
     if (signal.from !== this.peer || this.#ended) return;
     const data = (typeof signal.data === 'object' && signal.data !== null ? signal.data : {}) as CallSignalData;
+    // Another call with the same peer (a group call's, or a 1:1 call's).
+    if (data.callId !== this.#callId) return;
     if (data.toConn !== undefined && data.toConn !== this.#client.connId) {
       // The caller now talks to another connection of our user: that one answered.
       if (this.#incoming && this.#state === 'ringing') this.#end('answered_elsewhere');
@@ -353,7 +367,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
       return;
     }
     // Declined or busy: the callee's other tabs may still ring; a bye to all of them stops that.
-    this.#client.signal(this.peer, 'bye', {}).catch(() => {});
+    this.#client.signal(this.peer, 'bye', this.#callId === undefined ? {} : { callId: this.#callId }).catch(() => {});
     this.#end(control.call);
   }
 
@@ -440,7 +454,9 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
 
   #send(kind: SignalKind, data: CallSignalData | CallControl): void {
     if (this.#ended) return;
-    const payload = this.#peerConn === undefined ? data : { ...data, toConn: this.#peerConn };
+    const payload: Record<string, unknown> = { ...data };
+    if (this.#peerConn !== undefined) payload.toConn = this.#peerConn;
+    if (this.#callId !== undefined) payload.callId = this.#callId;
     this.#client.signal(this.peer, kind, payload).catch((error: unknown) => {
       if (error instanceof NerveClientError && error.code === ErrorCode.PeerOffline) {
         this.#end('peer_offline');
