@@ -7,6 +7,7 @@ export { NerveClient } from './client.js';
 export { ClientState } from './types.js';
 export { NerveClientError, ClientErrorCode, isNerveClientError } from './errors.js';
 export { PeerCall, isPolite } from './webrtc.js';
+export { RoomCall } from './room-call.js';
 export { Backoff } from './backoff.js';
 export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from '../../protocol/src/codes.js';
 export { PROTOCOL_VERSION } from '../../protocol/src/frames.js';

@@ -45,6 +45,7 @@ export {
   type TrackKind,
   type SignalChannel,
 } from './webrtc.js';
+export { RoomCall, MAX_ROOM_CALL_SIZE, type RoomCallOptions, type RoomCallEvents, type RoomCallInvite } from './room-call.js';
 export type {
   IceServerInit,
   MediaStreamShape,
