@@ -166,7 +166,10 @@ export function fakeStream(kinds: Array<'audio' | 'video'> = ['audio', 'video'])
     id: 'stream',
     tracks,
     getTracks: () => [...tracks],
-    addTrack: (track: FakeTrack) => void tracks.push(track),
+    // As in a browser: adding a track the stream holds does nothing.
+    addTrack: (track: FakeTrack) => {
+      if (!tracks.includes(track)) tracks.push(track);
+    },
     removeTrack: (track: FakeTrack) => {
       const at = tracks.indexOf(track);
       if (at >= 0) tracks.splice(at, 1);
