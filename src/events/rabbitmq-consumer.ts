@@ -15,7 +15,7 @@ import { parseEvent } from './events.js';
 import { retryDelay, retryDelays, type NormalizedConsumerSpec } from './retry.js';
 import { closeWithin } from '../close-within.js';
 import { errorText } from '../errors.js';
-import { TurnCork } from './amqp-cork.js';
+import { batchingAcks } from './ack-batcher.js';
 
 /** Header carrying the delivery number of a retried event (absent on the first delivery). */
 export const ATTEMPT_HEADER = 'x-nerve-attempt';
@@ -68,8 +68,6 @@ export class RabbitConsumer implements ConsumerHandle {
   /** Republishes retries and dead letters, on the publish connection, with confirms. */
   private readonly republisher: Publisher;
   private closing: Promise<void> | undefined;
-  /** The acks of one turn's deliveries go out in one socket write (amqp-cork.ts). */
-  private readonly ackCork: TurnCork;
   private readonly declarations: Array<{ queue: string; durable: boolean; arguments: Record<string, unknown> }>;
 
   constructor(
@@ -98,13 +96,13 @@ export class RabbitConsumer implements ConsumerHandle {
       })),
     ];
     this.declarations = [workQueue, ...sideQueues];
-    this.ackCork = new TurnCork(consumeConnection);
     this.republisher = publishConnection.createPublisher({
       confirm: true,
       // The work queue too: an expiring retry must find it even if it was deleted meanwhile.
       queues: [workQueue, ...sideQueues],
     });
-    this.consumer = consumeConnection.createConsumer(
+    // Acks leave in `multiple` acks (ack-batcher.ts): the broker settles a batch per frame.
+    this.consumer = batchingAcks(consumeConnection, spec.prefetch).createConsumer(
       {
         queue: this.brokerQueue,
         queueOptions: workQueue,
@@ -147,7 +145,7 @@ export class RabbitConsumer implements ConsumerHandle {
       event = parseEvent(decodeBody(msg.body));
     } catch (err) {
       await this.deadLetter(msg.body, attempt, 'invalid', err);
-      return this.ack();
+      return ConsumerStatus.ACK;
     }
     let outcome: HandlerOutcome;
     let failure: unknown;
@@ -160,7 +158,7 @@ export class RabbitConsumer implements ConsumerHandle {
       outcome = 'retry';
       this.logger?.warn({ err, queue: this.queue, event: event.id, attempt }, 'event handler failed');
     }
-    if (outcome === 'ack') return this.ack();
+    if (outcome === 'ack') return ConsumerStatus.ACK;
     if (outcome === 'retry' && attempt < this.spec.maxAttempts) {
       const delay = retryDelay(this.spec, attempt);
       await this.republisher.send(
@@ -175,15 +173,9 @@ export class RabbitConsumer implements ConsumerHandle {
         },
         Buffer.from(JSON.stringify(event)),
       );
-      return this.ack();
+      return ConsumerStatus.ACK;
     }
     await this.deadLetter(event, attempt, outcome === 'dead_letter' ? 'dead_letter' : 'max_attempts', failure);
-    return this.ack();
-  }
-
-  /** rabbitmq-client writes the ack right after this turn's promise jobs: hold the socket so they leave together. */
-  private ack(): ConsumerStatus {
-    this.ackCork.hold();
     return ConsumerStatus.ACK;
   }
 
