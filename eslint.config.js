@@ -8,7 +8,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['**/dist/', 'node_modules/', 'bench/results/', 'test-artifacts/'] },
+  { ignores: ['**/dist/', 'node_modules/', 'bench/results/', 'test-artifacts/', 'packages/client/api-docs/'] },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {
