@@ -23,6 +23,7 @@
   const typing = new Map();
   const calls = window.NerveDemoCall.create({
     getClient: () => client,
+    getRoom: () => room,
     systemLine,
     describe,
     changed: () => renderMembers(),
@@ -37,6 +38,10 @@
     },
     get pc() {
       return calls.call?.pc;
+    },
+    /** The group call (a RoomCall), if one is on. */
+    get group() {
+      return calls.group;
     },
     get room() {
       return room;
@@ -194,7 +199,17 @@
       }
       list.append(item);
     }
+    // A group call invites everyone else in the room (up to 5 of them).
+    const others = [...members.keys()].filter((user) => user !== me).sort();
+    const group = $('group-call');
+    group.hidden = others.length < 2;
+    group.disabled = calls.busy;
   }
+
+  $('group-call').addEventListener('click', () => {
+    const me = client?.user;
+    void calls.startGroup([...members.keys()].filter((user) => user !== me).sort());
+  });
 
   // ------------------------------------------------------------------ chat
 
