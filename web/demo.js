@@ -21,6 +21,8 @@
   let room = '';
   const members = new Map();
   const typing = new Map();
+  /** Paging back through the room's chat: the oldest offset shown, its epoch, whether older messages exist. */
+  const older = { offset: 0, epoch: '', more: false, loading: false };
   const calls = window.NerveDemoCall.create({
     getClient: () => client,
     getRoom: () => room,
@@ -79,8 +81,7 @@
       const joined = await joining.join(room, joinToken ? { token: joinToken } : {});
       members.clear();
       for (const member of joined.members) members.set(member.user, member);
-      $('chat-log').replaceChildren();
-      for (const message of joined.history) addMessage(message);
+      showHistory(joined);
       systemLine(`You joined ${room}${joining.user && joining.user !== name ? ` as ${joining.user}` : ''}.`);
       $('room-title').textContent = `# ${room}`;
       $('join-view').hidden = true;
@@ -155,8 +156,7 @@
     });
     c.on('rejoined', () => systemLine('Reconnected.'));
     c.on('recovery_failed', ({ joined }) => {
-      $('chat-log').replaceChildren();
-      for (const message of joined.history) addMessage(message);
+      showHistory(joined);
       systemLine('Some messages could not be recovered; showing the latest.');
       scrollToNewest();
     });
@@ -233,6 +233,74 @@
     if (!client || now - lastTypingSent < 2000) return;
     lastTypingSent = now;
     void client.publish(room, true, { class: 'ephemeral', key: 'typing' }).catch(() => {});
+  });
+
+  // ------------------------------------------------------------------ older messages
+
+  /** Fill the log with a join's recent history; older pages load on scrolling to the top. */
+  function showHistory(joined) {
+    const log = $('chat-log');
+    log.replaceChildren(loadOlderItem());
+    for (const message of joined.history) addMessage(message);
+    older.offset = joined.history[0]?.offset ?? 0;
+    older.epoch = joined.position.epoch;
+    // Offsets start at 1: anything above it has something before it.
+    older.more = older.offset > 1;
+    renderLoadOlder();
+  }
+
+  function loadOlderItem() {
+    const item = document.createElement('li');
+    item.className = 'system load-older';
+    const button = document.createElement('button');
+    button.id = 'load-older';
+    button.className = 'small secondary';
+    button.dataset.testid = 'load-older';
+    button.textContent = 'Load older messages';
+    button.addEventListener('click', () => void loadOlder());
+    item.append(button);
+    return item;
+  }
+
+  function renderLoadOlder() {
+    const button = $('load-older');
+    if (!button) return;
+    button.hidden = !older.more;
+    button.disabled = older.loading;
+    button.textContent = older.loading ? 'Loading…' : 'Load older messages';
+  }
+
+  async function loadOlder() {
+    const c = client;
+    if (!c || older.loading || !older.more) return;
+    older.loading = true;
+    renderLoadOlder();
+    try {
+      const page = await c.history(room, { before: older.offset, limit: 30, epoch: older.epoch });
+      if (c !== client) return;
+      const log = $('chat-log');
+      // Keep what the reader looks at in place: the page goes above it.
+      const fromBottom = log.scrollHeight - log.scrollTop;
+      const first = log.querySelector('li:not(.load-older)');
+      for (const message of page.messages) log.insertBefore(messageItem(message), first);
+      log.scrollTop = log.scrollHeight - fromBottom;
+      if (page.messages.length > 0) older.offset = page.messages[0].offset;
+      older.more = page.more && page.messages.length > 0;
+    } catch (error) {
+      older.more = false;
+      systemLine(
+        error?.code === 'epoch_mismatch'
+          ? "The room's history was reset; older messages are gone."
+          : `Could not load older messages: ${describe(error, { room })}`,
+      );
+    } finally {
+      older.loading = false;
+      renderLoadOlder();
+    }
+  }
+
+  $('chat-log').addEventListener('scroll', () => {
+    if ($('chat-log').scrollTop < 40) void loadOlder();
   });
 
   function messageItem(message) {

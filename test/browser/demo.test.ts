@@ -91,14 +91,14 @@ test('phone: a room with history opens at the newest message; typed text is not 
   t.diagnostic(`screenshots in ${shots}`);
   const room = testNamespace('hist');
   const alice = await enter(node!.url, 'alice', room);
-  // 40 messages: far more than the log shows at once.
+  // 60 messages: far more than the log shows at once, and 10 more than a join returns (historyOnJoin 50).
   await alice.page.evaluate(async (r) => {
     const client = (window as unknown as { nerveDemo: { client: { publish(room: string, data: unknown): Promise<unknown> } } }).nerveDemo.client;
-    for (let i = 0; i < 40; i += 1) await client.publish(r, { text: `history ${i}` });
+    for (let i = 0; i < 60; i += 1) await client.publish(r, { text: `history ${i}` });
   }, room);
-  await alice.page.getByTestId('chat-log').getByText('history 39').waitFor({ timeout: 15_000 });
+  await alice.page.getByTestId('chat-log').getByText('history 59').waitFor({ timeout: 15_000 });
   // The writer follows her own messages down.
-  assert.equal((await logView(alice.page, 'history 39', 'history 0')).newest, 'visible');
+  assert.equal((await logView(alice.page, 'history 59', 'history 0')).newest, 'visible');
   await shot(alice.page, 'desktop-history');
 
   const bob = await openPage(browser!, node!.url, PHONE);
@@ -120,11 +120,27 @@ test('phone: a room with history opens at the newest message; typed text is not 
 
   await submitJoin(bob.page, { name: 'bob', room });
   await bob.page.getByTestId('chat-input').waitFor({ state: 'visible', timeout: 15_000 });
-  const view = await logView(bob.page, 'history 39', 'history 0');
+  const view = await logView(bob.page, 'history 59', 'history 10');
   assert.equal(view.newest, 'visible', 'the newest message is in view on join');
   assert.equal(view.oldest, 'hidden', 'the log is scrolled, not at the oldest message');
   assert.ok(view.scrollTop > 0);
   await shot(bob.page, 'phone-history');
+  assert.equal(await bob.page.getByTestId('chat-log').getByText('history 9', { exact: true }).count(), 0, 'the join returned the newest 50');
+
+  // Scrolling to the top loads the older page (the history op) above what was there.
+  await bob.page.getByTestId('chat-log').evaluate((log) => (log.scrollTop = 0));
+  await bob.page.getByTestId('chat-log').getByText('history 0', { exact: true }).waitFor({ timeout: 15_000 });
+  const offsets = await bob.page.$$eval('[data-testid="chat-log"] li[data-offset]', (items) =>
+    items.map((item) => Number((item as HTMLElement).dataset.offset)),
+  );
+  assert.equal(offsets.length, 60, 'every message once');
+  assert.deepEqual(
+    offsets,
+    [...offsets].sort((a, b) => a - b),
+    'oldest first',
+  );
+  await bob.page.getByTestId('load-older').waitFor({ state: 'hidden', timeout: 15_000 });
+  await shot(bob.page, 'phone-history-older');
   assert.deepEqual(bob.errors, []);
 });
 
