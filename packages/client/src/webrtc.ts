@@ -38,6 +38,7 @@ import type {
 export type { CallEndReason, CallState, CallStateChange, MediaState } from './call-control.js';
 export type { GetTrack, TrackKind } from './call-media.js';
 
+/** Events of a `PeerCall`, name → payload. */
 export interface PeerCallEvents {
   /** A remote track arrived; `remoteStream` holds all of them. */
   track: RTCTrackEventType;
@@ -50,7 +51,10 @@ export interface PeerCallEvents {
   /** Our microphone or camera was switched (`setMicrophone`, `setCamera`); the peer is told. */
   local_media: MediaState;
   /** The call is over; the peer connection is closed. Emitted once, after the final `call_state`. */
-  ended: { reason: CallEndReason };
+  ended: {
+    /** Why the call ended. */
+    reason: CallEndReason;
+  };
   /** A negotiation step or a signal failed (the call may recover on its own). */
   error: Error;
 }
@@ -60,13 +64,19 @@ export interface PeerCallEvents {
  * tests pass a fake.
  */
 export interface SignalChannel {
+  /** The authenticated user id, once connected. */
   readonly user: string | undefined;
+  /** The current connection id, once connected. */
   readonly connId: string | undefined;
+  /** The latest welcome (its `iceServers` are the default ICE servers). */
   readonly welcome: WelcomeFrame | undefined;
+  /** Listen to the signals addressed to this user; returns the function that stops listening. */
   on(name: 'signal', listener: (signal: SignalDelivery) => void): () => void;
+  /** Send a signal to every connection of user `to`. */
   signal(to: string, kind: SignalKind, data: unknown): Promise<AckFrame>;
 }
 
+/** Options of `new PeerCall(options)`; `client` and `peer` are required. */
 export interface PeerCallOptions {
   /** A connected client (a `NerveClient`). Required. */
   client: SignalChannel;
@@ -117,7 +127,9 @@ export function isPolite(localUser: string, peerUser: string, localConn?: string
 }
 
 export class PeerCall extends TypedEmitter<PeerCallEvents> {
+  /** The call's `RTCPeerConnection`. */
   readonly pc: RTCPeerConnectionType;
+  /** The remote user id. */
   readonly peer: string;
   readonly #client: SignalChannel;
   readonly #forcedPolite: boolean | undefined;
@@ -224,10 +236,12 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     return this.#forcedPolite ?? isPolite(this.#client.user ?? '', this.peer, this.#client.connId, this.#peerConn);
   }
 
+  /** The peer's media, once a track arrived (`track` event). */
   get remoteStream(): MediaStreamType | undefined {
     return this.#remoteStream;
   }
 
+  /** Whether the call is over (`ended` was emitted). */
   get ended(): boolean {
     return this.#ended;
   }
