@@ -14,35 +14,49 @@ type GlobalInstance<K extends string, Fallback> = Globals extends { [key in K]: 
 
 /** A media track, as far as PeerCall's signatures go without the DOM lib. */
 export interface MediaStreamTrackShape {
+  /** The track's id. */
   readonly id: string;
+  /** `audio` or `video`. */
   readonly kind: string;
+  /** Stop capturing (the camera light goes out). */
   stop(): void;
 }
 
 /** A media stream, as far as PeerCall's signatures go without the DOM lib. */
 export interface MediaStreamShape {
+  /** The stream's id. */
   readonly id: string;
+  /** Its tracks. */
   getTracks(): MediaStreamTrackShape[];
+  /** Add a track. */
   addTrack(track: MediaStreamTrackShape): void;
 }
 
 /** An `RTCPeerConnection`, as far as PeerCall's signatures go without the DOM lib. */
 export interface RTCPeerConnectionShape {
+  /** `new`, `connecting`, `connected`, `disconnected`, `failed` or `closed`. */
   readonly connectionState: string;
+  /** Where the offer/answer exchange stands (`stable` between negotiations). */
   readonly signalingState: string;
+  /** Close the connection and its transports. */
   close(): void;
 }
 
 /** A `track` event of an `RTCPeerConnection`. */
 export interface RTCTrackEventShape {
+  /** The remote track that arrived. */
   readonly track: MediaStreamTrackShape;
+  /** The remote streams it belongs to. */
   readonly streams: readonly MediaStreamShape[];
 }
 
 /** `RTCIceServer`: one STUN or TURN server (the DOM's dictionary has the same fields). */
 export interface IceServerInit {
+  /** `stun:` or `turn:` URLs of the server. */
   urls: string | string[];
+  /** TURN user name. */
   username?: string;
+  /** TURN password. */
   credential?: string;
 }
 
@@ -62,6 +76,9 @@ export type RTCPeerConnectionType = GlobalInstance<'RTCPeerConnection', RTCPeerC
 export type RTCTrackEventType = GlobalInstance<'RTCTrackEvent', RTCTrackEventShape>;
 
 /** The `RTCPeerConnection` constructor: the DOM's where declared (e.g. react-native-webrtc's otherwise). */
-export type RTCPeerConnectionConstructor = Globals extends { RTCPeerConnection: infer C }
+export type RTCPeerConnectionConstructor = Globals extends {
+  /** The global constructor, where declared. */
+  RTCPeerConnection: infer C;
+}
   ? C
   : new (configuration?: { iceServers?: IceServerInit[] }) => RTCPeerConnectionShape;
