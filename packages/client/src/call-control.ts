@@ -42,6 +42,7 @@ export type CallState =
   /** Final, for every other end (see `CallEndReason`). */
   | 'ended';
 
+/** Why a call ended: the `reason` of the `ended` event and of a final `call_state`. */
 export type CallEndReason =
   /** `hangup()`, `close()` or `decline()` was called here. */
   | 'local'
@@ -62,7 +63,9 @@ export type CallEndReason =
 
 /** A `call_state` event. */
 export interface CallStateChange {
+  /** The state now. */
   state: CallState;
+  /** The state before. */
   previous: CallState;
   /** Set with the final states: why the call ended. */
   reason?: CallEndReason;
@@ -70,7 +73,9 @@ export interface CallStateChange {
 
 /** Whether the microphone (`audio`) and the camera (`video`) send. */
 export interface MediaState {
+  /** The microphone sends. */
   audio: boolean;
+  /** The camera sends. */
   video: boolean;
 }
 
