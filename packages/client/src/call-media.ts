@@ -8,6 +8,7 @@
 import type { MediaState } from './call-control.js';
 import type { MediaStreamTrackType, MediaStreamType, RTCPeerConnectionType } from './webrtc-types.js';
 
+/** A kind of local track: the microphone (`audio`) or the camera (`video`). */
 export type TrackKind = 'audio' | 'video';
 
 /** Gets a fresh local track of one kind (when the microphone or camera is switched back on). */
