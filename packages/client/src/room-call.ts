@@ -28,7 +28,9 @@ export const MAX_ROOM_CALL_SIZE = 6;
 
 /** An invitation to a group call, read from a signal with `RoomCall.invitation()`. */
 export interface RoomCallInvite {
+  /** The call's id: pass it to `new RoomCall({ callId })` to join. */
   callId: string;
+  /** The room the call is in. */
   room: string;
   /** The inviter. */
   from: string;
@@ -36,17 +38,43 @@ export interface RoomCallInvite {
   members: string[];
 }
 
+/** Events of a `RoomCall`, name → payload. */
 export interface RoomCallEvents {
   /** A pair call with `user` was created (they joined, or we reached them). */
-  peer_joined: { user: string; call: PeerCall };
+  peer_joined: {
+    /** The participant. */
+    user: string;
+    /** The pair call with them. */
+    call: PeerCall;
+  };
   /** The pair call with `user` ended: they left, or it failed. */
-  peer_left: { user: string; reason: CallEndReason };
+  peer_left: {
+    /** The participant. */
+    user: string;
+    /** Why the pair call ended. */
+    reason: CallEndReason;
+  };
   /** The pair call with `user` changed state (ringing, connecting, connected, ...). */
-  peer_state: { user: string; state: CallState };
+  peer_state: {
+    /** The participant. */
+    user: string;
+    /** The pair call's state now. */
+    state: CallState;
+  };
   /** Media from `user` arrived; `stream` holds all of their tracks. */
-  peer_track: { user: string; stream: MediaStreamType };
+  peer_track: {
+    /** The participant. */
+    user: string;
+    /** All of their media. */
+    stream: MediaStreamType;
+  };
   /** `user` switched their microphone or camera. */
-  peer_media: { user: string; media: MediaState };
+  peer_media: {
+    /** The participant. */
+    user: string;
+    /** Their microphone and camera. */
+    media: MediaState;
+  };
   /** Our microphone or camera was switched; every participant is told. */
   local_media: MediaState;
   /** `leave()` was called; every pair call is hung up. */
@@ -55,6 +83,7 @@ export interface RoomCallEvents {
   error: Error;
 }
 
+/** Options of `new RoomCall(options)`; `client` and `room` are required. */
 export interface RoomCallOptions extends Pick<PeerCallOptions, 'iceServers' | 'RTCPeerConnection' | 'getTrack' | 'ringTimeoutMs'> {
   /** A connected client (a `NerveClient`). Required. */
   client: SignalChannel;
@@ -81,7 +110,9 @@ function parseGroup(data: unknown): GroupControl | undefined {
 }
 
 export class RoomCall extends TypedEmitter<RoomCallEvents> {
+  /** The call's id, carried by every signal of the call. */
   readonly callId: string;
+  /** The room the call is in. */
   readonly room: string;
   readonly #client: SignalChannel;
   readonly #options: RoomCallOptions;
@@ -124,10 +155,12 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
     return this.#peers;
   }
 
+  /** Whether `leave()` was called. */
   get ended(): boolean {
     return this.#ended;
   }
 
+  /** Our microphone and camera. */
   get localMedia(): MediaState {
     return { ...this.#media };
   }
