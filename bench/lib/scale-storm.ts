@@ -41,6 +41,7 @@ export interface StormRun {
   loadAfter: number[];
   opened: number;
   openFailed: number;
+  joinFailed: number;
   affected: number;
   dropped: number;
   resumed: number;
@@ -119,7 +120,11 @@ async function runOnce(options: StormOptions, log: (line: string) => void): Prom
       ),
     );
     log(`${sum(opened.map((r) => r.opened))} open, ${sum(opened.map((r) => r.failed))} failed; joining rooms of ${options.roomSize}`);
-    await Promise.all(workers.map((worker) => worker.run({ cmd: 'storm-join', concurrency: 20 }, 900_000)));
+    const joins = await Promise.all(
+      workers.map((worker) => worker.run<{ failed: number; firstError?: string }>({ cmd: 'storm-join', concurrency: 20 }, 900_000)),
+    );
+    const joinFailed = sum(joins.map((r) => r.failed));
+    if (joinFailed > 0) log(`${joinFailed} joins refused; first: ${joins.find((r) => r.firstError)?.firstError}`);
     const bystanders: StormSpec[] = Array.from({ length: options.bystanders }, (_, j) => {
       const url = cluster.servers[1 + (j % 2)]?.url as string;
       return { urls: [url], user: `by${j}`, room: `bystander${j}`, role: 'ping' };
@@ -190,6 +195,7 @@ async function runOnce(options: StormOptions, log: (line: string) => void): Prom
       loadAfter: loadavg(),
       opened: sum(opened.map((r) => r.opened)),
       openFailed: sum(opened.map((r) => r.failed)),
+      joinFailed,
       affected: sum(waited.map((r) => r.affected)),
       dropped: sum(waited.map((r) => r.dropped)),
       resumed,
@@ -235,6 +241,7 @@ function table(runs: StormRun[], options: StormOptions): string {
     '',
     '| figure | median | runs |',
     '|---|---:|---|',
+    row('clients that failed to open / to join before the kill', (run) => run.openFailed + run.joinFailed, 0),
     row('clients on the killed node', (run) => run.affected, 0),
     row('resumed on the survivors', (run) => run.resumed, 0),
     row('resumes answered recovered: true', (run) => run.recovered, 0),
