@@ -10,7 +10,7 @@
  * once it is known, so the peer's other tabs ignore the call; `callId`
  * (set by RoomCall) keeps a group call's signals apart from a 1:1 call's.
  */
-import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
+import type { SignalDelivery, SignalKind } from '../../protocol/src/frames.js';
 import { TypedEmitter } from './emitter.js';
 import { NerveClientError } from './errors.js';
 import { ErrorCode } from '../../protocol/src/codes.js';
@@ -22,109 +22,15 @@ import {
   type CallControl,
   type CallEndReason,
   type CallState,
-  type CallStateChange,
   type MediaState,
 } from './call-control.js';
-import { LocalMedia, type GetTrack } from './call-media.js';
-import type {
-  IceServerInit,
-  MediaStreamType,
-  PeerConnectionState,
-  RTCPeerConnectionConstructor,
-  RTCPeerConnectionType,
-  RTCTrackEventType,
-} from './webrtc-types.js';
+import { LocalMedia } from './call-media.js';
+import { isPolite, type CallSignalData, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
+import type { MediaStreamType, RTCPeerConnectionConstructor, RTCPeerConnectionType } from './webrtc-types.js';
 
 export type { CallEndReason, CallState, CallStateChange, MediaState } from './call-control.js';
 export type { GetTrack, TrackKind } from './call-media.js';
-
-/** Events of a `PeerCall`, name → payload. */
-export interface PeerCallEvents {
-  /** A remote track arrived; `remoteStream` holds all of them. */
-  track: RTCTrackEventType;
-  /** `RTCPeerConnection.connectionState` changed. */
-  state: PeerConnectionState;
-  /** The call's state changed: ringing, accepted, connecting, connected, ... (see `CallState`). */
-  call_state: CallStateChange;
-  /** The peer switched its microphone or camera on or off (its `media` control message). */
-  remote_media: MediaState;
-  /** Our microphone or camera was switched (`setMicrophone`, `setCamera`); the peer is told. */
-  local_media: MediaState;
-  /** The call is over; the peer connection is closed. Emitted once, after the final `call_state`. */
-  ended: {
-    /** Why the call ended. */
-    reason: CallEndReason;
-  };
-  /** A negotiation step or a signal failed (the call may recover on its own). */
-  error: Error;
-}
-
-/**
- * What PeerCall needs from the signaling connection. `NerveClient` fits;
- * tests pass a fake.
- */
-export interface SignalChannel {
-  /** The authenticated user id, once connected. */
-  readonly user: string | undefined;
-  /** The current connection id, once connected. */
-  readonly connId: string | undefined;
-  /** The latest welcome (its `iceServers` are the default ICE servers). */
-  readonly welcome: WelcomeFrame | undefined;
-  /** Listen to the signals addressed to this user; returns the function that stops listening. */
-  on(name: 'signal', listener: (signal: SignalDelivery) => void): () => void;
-  /** Send a signal to every connection of user `to`. */
-  signal(to: string, kind: SignalKind, data: unknown): Promise<AckFrame>;
-}
-
-/** Options of `new PeerCall(options)`; `client` and `peer` are required. */
-export interface PeerCallOptions {
-  /** A connected client (a `NerveClient`). Required. */
-  client: SignalChannel;
-  /** The remote user id. Required. */
-  peer: string;
-  /**
-   * The `offer` signal of an incoming call. The call starts `ringing` and
-   * holds the peer's signals until `accept()` (or `decline()`). Default none:
-   * an outgoing call, which rings from `start()`.
-   */
-  incoming?: SignalDelivery;
-  /** How long a call may ring, ms; then it ends with `no_answer`. 0: forever. Default 45000. */
-  ringTimeoutMs?: number;
-  /** Gets a new track when the microphone or camera is switched back on. Default `getUserMedia`. */
-  getTrack?: GetTrack;
-  /** ICE servers. Default: the `iceServers` of the client's latest welcome. */
-  iceServers?: IceServerInit[];
-  /** Force the perfect-negotiation role. Default: `isPolite(client.user, peer)`. */
-  polite?: boolean;
-  /** RTCPeerConnection implementation. Default `globalThis.RTCPeerConnection`. */
-  RTCPeerConnection?: RTCPeerConnectionConstructor;
-  /**
-   * Sent as `callId` with every signal; only signals with the same `callId`
-   * are applied. RoomCall sets its call's id. Default none: signals without
-   * a `callId` only.
-   */
-  callId?: string;
-}
-
-/** Payload of the signals PeerCall sends and understands. */
-interface CallSignalData {
-  description?: RTCSessionDescriptionInit;
-  candidate?: RTCIceCandidateInit | null;
-  /** The peer connection id this signal is for; other connections of the user ignore it. */
-  toConn?: string;
-  /** The group call this signal belongs to (none: a 1:1 call). */
-  callId?: string;
-}
-
-/**
- * The deterministic role choice: the side whose user id sorts first is
- * polite. Two tabs of one user compare connection ids instead.
- */
-export function isPolite(localUser: string, peerUser: string, localConn?: string, peerConn?: string): boolean {
-  if (localUser !== peerUser) return localUser < peerUser;
-  if (localConn !== undefined && peerConn !== undefined) return localConn < peerConn;
-  return true;
-}
+export { isPolite, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 
 export class PeerCall extends TypedEmitter<PeerCallEvents> {
   /** The call's `RTCPeerConnection`. */
