@@ -154,10 +154,12 @@ const user = (tag: string, i: number) => `${tag}${i}`;
  * restarts the servers' delay histograms), `figures()` after its last.
  */
 async function runtimeWatch(cluster: Cluster): Promise<{ figures(): Promise<Figures> }> {
-  const before = await cluster.runtime();
+  // A failed read only leaves these two figures out: the run's own figures stand.
+  const read = () => cluster.runtime().catch(() => undefined);
+  const before = await read();
   return {
     async figures(): Promise<Figures> {
-      const after = await cluster.runtime();
+      const after = await read();
       if (!before || !after) return {};
       const gcMs = sum(after.map((reading, i) => reading.gcMs - (before[i]?.gcMs ?? 0)));
       return {
