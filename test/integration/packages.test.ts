@@ -33,10 +33,12 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 /**
  * Largest accepted size of the client's .tgz, bytes. Measured at 0.2.0:
- * 28,255 bytes; the budget is about 20 % above, so a dependency, a second
- * copy of the bundle or a server module that slips in fails here.
+ * 28,255 bytes; with issue 17 (typed rooms, history pages, join tokens,
+ * call states, mute and camera, RoomCall, TypeDoc comments): 46,005 bytes.
+ * The budget is about 20 % above, so a dependency, a second copy of the
+ * bundle or a server module that slips in fails here.
  */
-const CLIENT_TARBALL_BUDGET = 34_000;
+const CLIENT_TARBALL_BUDGET = 55_000;
 const WORKSPACE_PACKAGES = ['@nerve-rt/protocol', '@nerve-rt/client'] as const;
 
 interface PackedFile {
