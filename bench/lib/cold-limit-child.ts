@@ -4,17 +4,20 @@
  * persistent events of the same shape and size as
  * bench/lib/cold-lane-child.ts, durable topic exchange and queue. Nothing
  * else: no outbox, no envelope checks, no retry queues. By default it gets
- * the same socket handling as nerve's lane (one write per event-loop turn,
- * TCP_NODELAY, 128 KiB frames; src/events/amqp-cork.ts) and the in-flight
- * count that was fastest here (issue 18), so the comparison is with the
- * best this client and broker do, not with an untuned client.
+ * the same handling as nerve's lane (one socket write per event-loop turn,
+ * TCP_NODELAY, 128 KiB frames, src/events/amqp-cork.ts; one `multiple` ack
+ * per millisecond or half the prefetch on a raw channel) and the in-flight
+ * count that was fastest here (256; 1,024 cost the broker more CPU per
+ * event, issue 18), so the comparison is with the best this client and
+ * broker do, not with an untuned client.
  *
  * Usage: node --import tsx bench/lib/cold-limit-child.ts --events 20000 --size 256
- *   [--in-flight 1024] [--prefetch 256] [--plain] [--no-confirm] [--no-consumer] [--no-ack] [--batch-ack] [--amqp-url …]
- * `--plain`: rabbitmq-client's defaults (a write per message, Nagle on).
+ *   [--in-flight 256] [--prefetch 256] [--plain] [--per-ack] [--no-confirm] [--no-consumer] [--no-ack] [--amqp-url …]
+ * `--plain`: rabbitmq-client's defaults (a write per message, Nagle on, its
+ * Consumer acking each event), the reference before issue 18. `--per-ack`:
+ * tuned sockets but rabbitmq-client's Consumer, one ack per event.
  * `--no-confirm` / `--no-consumer` / `--no-ack` (consumer in auto-ack mode): to find
- * the broker's ceiling and what each part costs it, not for the table. `--batch-ack`:
- * one `multiple` ack per event-loop turn on a raw channel instead of one ack per event.
+ * the broker's ceiling and what each part costs it, not for the table.
  * Prints one JSON line (ColdLaneResult). Its exchange and queue have random
  * names and are deleted afterwards.
  */
@@ -38,7 +41,7 @@ async function main(): Promise<void> {
   const name = `bench-limit-${randomBytes(4).toString('hex')}`;
   const exchange = `${name}.events`;
   const queue = `${name}.q`;
-  const inFlight = Math.max(1, Number(flag('in-flight', '1024')));
+  const inFlight = Math.max(1, Number(flag('in-flight', '256')));
   const prefetch = Math.max(1, Number(flag('prefetch', '256')));
   const plain = has('plain');
   const confirm = !has('no-confirm');
@@ -58,21 +61,24 @@ async function main(): Promise<void> {
     await publishing.queueDeclare({ queue, durable: true });
     await publishing.queueBind({ queue, exchange, routingKey: '#' });
     const counter = new ConsumeCounter(events);
-    // `--batch-ack`: a raw channel that acks what one turn consumed in one `multiple` ack.
+    // A raw channel that acks in `multiple` acks, as nerve's AckBatcher does (without its gap handling: acks come in order here).
     let lastTag = 0;
-    let ackScheduled = false;
-    const rawChannel = consume && has('batch-ack') ? await consuming.acquire() : undefined;
+    let ackedTag = 0;
+    let ackTimer: NodeJS.Timeout | undefined;
+    const flushAcks = (): void => {
+      clearTimeout(ackTimer);
+      ackTimer = undefined;
+      if (lastTag > ackedTag) rawChannel?.basicAck({ deliveryTag: lastTag, multiple: true });
+      ackedTag = lastTag;
+    };
+    const rawChannel = consume && !plain && !has('per-ack') && !has('no-ack') ? await consuming.acquire() : undefined;
     if (rawChannel) {
       await rawChannel.basicQos({ prefetchCount: prefetch });
       await rawChannel.basicConsume({ queue }, (msg) => {
         counter.count();
         lastTag = msg.deliveryTag;
-        if (ackScheduled) return;
-        ackScheduled = true;
-        process.nextTick(() => {
-          ackScheduled = false;
-          rawChannel.basicAck({ deliveryTag: lastTag, multiple: true });
-        });
+        if (lastTag - ackedTag >= prefetch / 2) flushAcks();
+        else if (!ackTimer) ackTimer = setTimeout(flushAcks, 1);
       });
     }
     const consumer =
