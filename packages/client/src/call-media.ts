@@ -15,7 +15,7 @@ export type TrackKind = 'audio' | 'video';
 export type GetTrack = (kind: TrackKind) => Promise<MediaStreamTrackType>;
 
 /** `getUserMedia` for one kind: the default `getTrack`. */
-export async function userMediaTrack(kind: TrackKind): Promise<MediaStreamTrack> {
+export async function userMediaTrack(kind: TrackKind): Promise<MediaStreamTrackType> {
   const devices = (globalThis as { navigator?: { mediaDevices?: MediaDevices } }).navigator?.mediaDevices;
   if (!devices) throw new Error('no navigator.mediaDevices to switch the microphone or camera on; pass getTrack');
   const stream = await devices.getUserMedia(kind === 'audio' ? { audio: true } : { video: true });

@@ -1,7 +1,8 @@
 /**
  * The contracts of PeerCall: its options, its events, what it needs from the
- * signaling connection, the payload of its signals, and the rule that picks
- * the perfect-negotiation roles. webrtc.ts re-exports the public ones.
+ * signaling connection, and the rule that picks the perfect-negotiation
+ * roles. webrtc.ts re-exports them. Nothing here names a DOM type, so the
+ * declarations type-check without the DOM lib.
  */
 import type { AckFrame, SignalDelivery, SignalKind, WelcomeFrame } from '../../protocol/src/frames.js';
 import type { CallEndReason, CallStateChange, MediaState } from './call-control.js';
@@ -73,16 +74,6 @@ export interface PeerCallOptions {
    * are applied. RoomCall sets its call's id. Default none: signals without
    * a `callId` only.
    */
-  callId?: string;
-}
-
-/** Payload of the signals PeerCall sends and understands. */
-export interface CallSignalData {
-  description?: RTCSessionDescriptionInit;
-  candidate?: RTCIceCandidateInit | null;
-  /** The peer connection id this signal is for; other connections of the user ignore it. */
-  toConn?: string;
-  /** The group call this signal belongs to (none: a 1:1 call). */
   callId?: string;
 }
 

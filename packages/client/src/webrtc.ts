@@ -25,12 +25,22 @@ import {
   type MediaState,
 } from './call-control.js';
 import { LocalMedia } from './call-media.js';
-import { isPolite, type CallSignalData, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
+import { isPolite, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 import type { MediaStreamType, RTCPeerConnectionConstructor, RTCPeerConnectionType } from './webrtc-types.js';
 
 export type { CallEndReason, CallState, CallStateChange, MediaState } from './call-control.js';
 export type { GetTrack, TrackKind } from './call-media.js';
 export { isPolite, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
+
+/** Payload of the signals PeerCall sends and understands. */
+interface CallSignalData {
+  description?: RTCSessionDescriptionInit;
+  candidate?: RTCIceCandidateInit | null;
+  /** The peer connection id this signal is for; other connections of the user ignore it. */
+  toConn?: string;
+  /** The group call this signal belongs to (none: a 1:1 call). */
+  callId?: string;
+}
 
 export class PeerCall extends TypedEmitter<PeerCallEvents> {
   /** The call's `RTCPeerConnection`. */
