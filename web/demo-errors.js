@@ -48,6 +48,7 @@
     invalid_room: (ctx) => `“${ctx.room}” is not a valid room name: use letters, digits and . _ ~ - only.`,
     invalid_user: () => 'That is not a valid user name: use letters, digits and . _ ~ @ - only.',
     not_joined: () => 'You are no longer in this room. Join it again.',
+    epoch_mismatch: () => "The room's history was reset; older messages are gone.",
     rate_limited: (ctx, error) => `Slow down: too many requests. Try again in ${seconds(error.retryAfterMs)}.`,
     peer_offline: () => 'That person is offline.',
     unsupported_version: () => 'This page speaks a protocol version the server does not support. Reload the page.',
