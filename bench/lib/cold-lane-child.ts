@@ -7,7 +7,9 @@
  * cold-lane author's own stand-alone script; this one feeds the table.)
  *
  * Usage: node --import tsx bench/lib/cold-lane-child.ts --events 20000 --size 256
- *   [--in-flight N (default: the lane's maxInFlight)] [--prefetch 256] [--amqp-url amqp://guest:guest@127.0.0.1:5672]
+ *   [--in-flight N (default: the lane's maxInFlight)] [--prefetch 256] [--producers N] [--amqp-url amqp://guest:guest@127.0.0.1:5672]
+ * `--producers N`: N loops each publishing the next event when the last is
+ * confirmed, like the bare publisher's loops; default 0, all events at once.
  * Prints one JSON line (ColdLaneResult). Declares everything under a random
  * `env` and deletes its queues and exchange afterwards.
  */
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
   const size = Number(flag('size', '256'));
   const env = `bench-${randomBytes(4).toString('hex')}`;
   const inFlight = flag('in-flight', '');
+  const producers = Math.max(0, Number(flag('producers', '0')));
   const log = new RabbitEventLog({
     url,
     env,
@@ -52,9 +55,25 @@ async function main(): Promise<void> {
     const cpu0 = process.cpuUsage();
     const start = nowMs();
     // Every publish resolves on its broker confirm; the log keeps `maxInFlight` unconfirmed at once.
-    const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(benchEvent(i, body))));
+    let published = 0;
+    if (producers === 0) {
+      // The whole burst at once: the outbox holds what is not in flight.
+      const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(benchEvent(i, body))));
+      published = results.filter((result) => result.status === 'fulfilled').length;
+    } else {
+      // `producers` loops, each publishing its next event once the last one is confirmed (as the bare publisher does).
+      let next = 0;
+      const producer = async (): Promise<void> => {
+        while (next < events) {
+          await log.publish(benchEvent(next++, body)).then(
+            () => (published += 1),
+            () => undefined,
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: producers }, producer));
+    }
     const publishedMs = nowMs();
-    const published = results.filter((result) => result.status === 'fulfilled').length;
     await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
     await consumer.close();
