@@ -15,7 +15,8 @@
  *   [--in-flight 256] [--prefetch 256] [--plain] [--per-ack] [--no-confirm] [--no-consumer] [--no-ack] [--amqp-url …]
  * `--plain`: rabbitmq-client's defaults (a write per message, Nagle on, its
  * Consumer acking each event), the reference before issue 18. `--per-ack`:
- * tuned sockets but rabbitmq-client's Consumer, one ack per event.
+ * tuned sockets but rabbitmq-client's Consumer, one ack per event. `--consumer`:
+ * rabbitmq-client's Consumer with nerve's AckBatcher (src/events/ack-batcher.ts).
  * `--no-confirm` / `--no-consumer` / `--no-ack` (consumer in auto-ack mode): to find
  * the broker's ceiling and what each part costs it, not for the table.
  * Prints one JSON line (ColdLaneResult). Its exchange and queue have random
@@ -23,6 +24,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Connection, type ConnectionOptions } from 'rabbitmq-client';
+import { batchingAcks } from '../../src/events/ack-batcher.js';
 import { LANE_SOCKET_OPTIONS, TurnCork } from '../../src/events/amqp-cork.js';
 import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
 import { nowMs } from './stats.js';
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
       if (lastTag > ackedTag) rawChannel?.basicAck({ deliveryTag: lastTag, multiple: true });
       ackedTag = lastTag;
     };
-    const rawChannel = consume && !plain && !has('per-ack') && !has('no-ack') ? await consuming.acquire() : undefined;
+    const rawChannel = consume && !plain && !has('per-ack') && !has('no-ack') && !has('consumer') ? await consuming.acquire() : undefined;
     if (rawChannel) {
       await rawChannel.basicQos({ prefetchCount: prefetch });
       await rawChannel.basicConsume({ queue }, (msg) => {
@@ -83,10 +85,13 @@ async function main(): Promise<void> {
     }
     const consumer =
       consume && !rawChannel
-        ? consuming.createConsumer({ queue, queueOptions: { durable: true }, qos: { prefetchCount: prefetch }, noAck: has('no-ack') }, () => {
-            counter.count();
-            ackCork?.hold();
-          })
+        ? (has('consumer') ? batchingAcks(consuming, prefetch) : consuming).createConsumer(
+            { queue, queueOptions: { durable: true }, qos: { prefetchCount: prefetch }, noAck: has('no-ack') },
+            () => {
+              counter.count();
+              ackCork?.hold();
+            },
+          )
         : undefined;
     consumer?.on('error', (error: Error) => process.stderr.write(`cold-limit consumer: ${error.message}\n`));
     const publisher = publishing.createPublisher({ confirm, maxAttempts: 1 });
