@@ -38,8 +38,12 @@ interface HandshakeDeps {
 export class Handshake {
   /** Authenticated connections per tenant + user (`maxConnectionsPerUser`). */
   readonly #perUser = new KeyCounter();
+  /** The `welcome` frame's limits: the node's options do not change while it runs, so one object serves every connect. */
+  readonly #limits: ReturnType<typeof publicLimits>;
 
-  constructor(private readonly deps: HandshakeDeps) {}
+  constructor(private readonly deps: HandshakeDeps) {
+    this.#limits = publicLimits(deps.options.limits);
+  }
 
   async connect(conn: Connection, frame: ConnectFrame): Promise<void> {
     const { failures, options } = this.deps;
@@ -89,7 +93,7 @@ export class Handshake {
       nodeId: this.deps.nodeId,
       user: conn.user,
       tenant: conn.tenant,
-      limits: publicLimits(options.limits),
+      limits: this.#limits,
       iceServers: this.iceServers(conn.user),
       ...(conn.identity?.expiresAt === undefined ? {} : { expiresAt: conn.identity.expiresAt }),
     });
