@@ -185,20 +185,27 @@ test('call: rings, can be declined, connects; on a phone the panel is on screen;
   // Bob mutes: his microphone track stops, and Alice sees "muted".
   await bob.page.getByTestId('toggle-mic').click();
   await alice.page.getByTestId('remote-muted').waitFor({ state: 'visible', timeout: 10_000 });
-  const senders = () =>
-    bob.page.evaluate(() =>
-      (window as unknown as { nerveDemo: { pc: RTCPeerConnection } }).nerveDemo.pc
-        .getSenders()
-        .map((sender) => `${sender.track?.kind ?? 'none'}:${sender.track?.readyState ?? '-'}`)
-        .sort(),
+  // The peer is told before replaceTrack(null) settles, so wait for the senders to match.
+  const sendersBecome = async (expected: string[]) => {
+    await bob.page.waitForFunction(
+      (want) => {
+        const now = (window as unknown as { nerveDemo: { pc: RTCPeerConnection } }).nerveDemo.pc
+          .getSenders()
+          .map((sender) => `${sender.track?.kind ?? 'none'}:${sender.track?.readyState ?? '-'}`)
+          .sort();
+        return JSON.stringify(now) === JSON.stringify(want);
+      },
+      expected,
+      { timeout: 10_000 },
     );
-  assert.deepEqual(await senders(), ['none:-', 'video:live']);
+  };
+  await sendersBecome(['none:-', 'video:live']);
   assert.equal(await bob.page.getByTestId('toggle-mic').textContent(), 'Unmute');
 
   // Camera off, then on again: Alice sees it go and come back; a new live track sends.
   await bob.page.getByTestId('toggle-camera').click();
   await alice.page.getByTestId('remote-camera-off').waitFor({ state: 'visible', timeout: 10_000 });
-  assert.deepEqual(await senders(), ['none:-', 'none:-']);
+  await sendersBecome(['none:-', 'none:-']);
   await shot(alice.page, 'desktop-peer-muted-camera-off');
   await shot(bob.page, 'phone-muted-camera-off');
   await bob.page.getByTestId('toggle-camera').click();
