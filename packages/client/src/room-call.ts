@@ -20,6 +20,7 @@ import type { SignalDelivery } from '../../protocol/src/frames.js';
 import type { CallEndReason, CallState, MediaState } from './call-control.js';
 import { userMediaTrack, type TrackKind } from './call-media.js';
 import { TypedEmitter } from './emitter.js';
+import { randomId } from './ids.js';
 import { PeerCall, type PeerCallOptions, type SignalChannel } from './webrtc.js';
 import type { MediaStreamTrackType, MediaStreamType } from './webrtc-types.js';
 
@@ -300,10 +301,4 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
     if (this.#ended) return;
     this.emit('error', error instanceof Error ? error : new Error(String(error)));
   }
-}
-
-function randomId(): string {
-  const bytes = new Uint8Array(9);
-  globalThis.crypto.getRandomValues(bytes);
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
 }
