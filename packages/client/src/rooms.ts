@@ -116,8 +116,7 @@ export class Rooms {
         // This rejoin resumes from the same position as any gap fill in flight: it takes over.
         entry.fill = undefined;
         // A new connection holds no join grant: show the room's join token again.
-        const getToken = entry.credentials?.getToken;
-        const token = getToken ? await this.#freshJoinToken(room, getToken, generation) : entry.credentials?.token;
+        const token = await this.#joinToken(room, entry.credentials, generation);
         return this.#requests.rejoin(room, () => joinFrame(room, since, token));
       }),
     );
@@ -221,19 +220,23 @@ export class Rooms {
     // A fill on the connection the room was joined on needs no join token (the grant lasts until the room is
     // left; an expired token would even be refused); a retried rejoin after a reconnect does.
     const credentials = entry.joinedOn === generation ? undefined : entry.credentials;
-    const getToken = credentials?.getToken;
     // Its position is adopted by #filled, after the replay.
-    (getToken
-      ? this.#freshJoinToken(room, getToken, generation).then((fresh) => this.#requests.rejoin(room, () => joinFrame(room, since, fresh)))
-      : this.#requests.rejoin(room, () => joinFrame(room, since, credentials?.token))
-    ).then(
-      (joined) => this.#filled(room, entry, token, joined),
-      (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
-    );
+    this.#joinToken(room, credentials, generation)
+      .then((joinToken) => this.#requests.rejoin(room, () => joinFrame(room, since, joinToken)))
+      .then(
+        (joined) => this.#filled(room, entry, token, joined),
+        (error: unknown) => this.#fillFailed(room, entry, token, generation, error),
+      );
   }
 
-  /** A join token from `getToken` for a join on connection `generation`, which must still be the current one. */
-  async #freshJoinToken(room: string, getToken: (room: string) => Promise<string>, generation: number): Promise<string> {
+  /**
+   * The join token a join on connection `generation` shows: the fixed one,
+   * or a fresh one from `getToken` (the connection must still be current
+   * when it arrives), or none.
+   */
+  async #joinToken(room: string, credentials: JoinCredentials | undefined, generation: number): Promise<string | undefined> {
+    const getToken = credentials?.getToken;
+    if (!getToken) return credentials?.token;
     const token = await fetchJoinToken(room, getToken);
     if (generation !== this.#hooks.generation())
       throw new NerveClientError(ClientErrorCode.Disconnected, 'connection lost while fetching a join token', { room });
