@@ -36,20 +36,13 @@ export interface StormOptions {
 /** The sockets one load process holds: well inside 20,000 open files, like bench:scale's 5,000. */
 const PER_WORKER = 5000;
 
-export interface StormRun {
+/** One storm: the load processes' counts summed (StormWaitResult, less its raw times), and what they add up to. */
+export interface StormRun extends Omit<StormWaitResult, 'resumedAt' | 'firstDropAt'> {
   loadBefore: number[];
   loadAfter: number[];
   opened: number;
   openFailed: number;
   joinFailed: number;
-  affected: number;
-  dropped: number;
-  resumed: number;
-  recovered: number;
-  notRecovered: number;
-  failedAttempts: number;
-  lastError?: string;
-  complete: boolean;
   /** Kill → last rejoin answered; and the 50th / 99th percentile client. */
   allResumedSeconds: number;
   p50ResumedSeconds: number;
