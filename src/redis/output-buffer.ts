@@ -67,8 +67,8 @@ interface ConfigReader {
 
 /**
  * Read the pubsub class of the server's limit. Undefined when the server
- * refuses CONFIG (managed Redis often renames or forbids it) or answers
- * something unexpected: the caller then has nothing to check.
+ * answers something unexpected; rejects when it refuses CONFIG (managed
+ * Redis often renames or forbids it). Either way the caller checks nothing.
  */
 export async function readPubsubLimit(redis: ConfigReader): Promise<OutputBufferLimit | undefined> {
   const reply = await redis.config('GET', 'client-output-buffer-limit');
