@@ -15,7 +15,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { SignJWT } from 'jose';
+import { hs256Token } from '../helpers/jwt.js';
 import { startNode, type NodeProcess } from '../helpers/node-process.js';
 import { testNamespace } from '../helpers/wait.js';
 import {
@@ -225,15 +225,7 @@ test('call: rings, can be declined, connects; on a phone the panel is on screen;
 
 test('JWT auth: each refusal says what happened', { skip, timeout: 90_000 }, async (t) => {
   t.diagnostic(`screenshots in ${shots}`);
-  const key = new TextEncoder().encode(SECRET);
-  const now = Math.floor(Date.now() / 1000);
-  const token = (claims: Record<string, unknown>, expires = now + 600) =>
-    new SignJWT(claims)
-      .setProtectedHeader({ alg: 'HS256' })
-      .setSubject('carol')
-      .setIssuedAt(now - 600)
-      .setExpirationTime(expires)
-      .sign(key);
+  const token = (claims: Record<string, unknown>, expiresIn = 600) => hs256Token(SECRET, 'carol', { claims, expiresIn, issuedAgo: 600 });
   const room = testNamespace('team-');
   const demo = await openPage(browser!, jwtNode!.url, PHONE);
   contexts.push(demo.context);
@@ -254,7 +246,7 @@ test('JWT auth: each refusal says what happened', { skip, timeout: 90_000 }, asy
   await refusal({ name: 'carol' }, /asks for a sign-in token.*\(auth_failed\)/);
   await shot(demo.page, 'phone-jwt-no-token');
   // An expired token.
-  await refusal({ token: await token({}, now - 120) }, /refused your sign-in token.*\(auth_failed\)/);
+  await refusal({ token: await token({}, -120) }, /refused your sign-in token.*\(auth_failed\)/);
   // A token whose grants do not cover the room.
   const elsewhere = await token({ rooms: [{ prefix: 'other-', rights: ['join', 'publish', 'presence'] }] });
   await refusal({ token: elsewhere }, /does not allow joining.*\(forbidden\)/);

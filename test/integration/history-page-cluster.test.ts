@@ -12,10 +12,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { SignJWT } from 'jose';
 import { pino } from 'pino';
 import { Connection } from 'rabbitmq-client';
 import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
+import { hs256Token } from '../helpers/jwt.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { createTestDatabase, postgresSkip, POSTGRES_URL, type TestDatabase } from '../helpers/postgres.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
@@ -32,13 +32,7 @@ const silent = pino({ level: 'silent' });
 const COUNT = 130;
 
 function token(user: string, tenant: string): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ tenant })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(user)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 600)
-    .sign(new TextEncoder().encode(SECRET));
+  return hs256Token(SECRET, user, { claims: { tenant } });
 }
 
 type ChatFrame = Frame & { offset: number; id: string; epoch: string; data: unknown };

@@ -13,8 +13,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { SignJWT } from 'jose';
 import { NerveNode } from '../../src/node.js';
+import { hs256Token } from '../helpers/jwt.js';
 import { deleteNamespaceKeys } from '../helpers/cluster.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
 import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
@@ -28,13 +28,7 @@ const TENANT_KEY = 'quota-test-tenant-key-0123456789ab';
 const CAP = 20;
 
 function token(user: string, tenant: string): Promise<string> {
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ tenant })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(user)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 600)
-    .sign(new TextEncoder().encode(SECRET));
+  return hs256Token(SECRET, user, { claims: { tenant } });
 }
 
 describe('tenant quotas across 3 nodes on Redis', { skip, timeout: 60_000 }, () => {

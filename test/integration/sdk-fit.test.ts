@@ -8,10 +8,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { ClientState, ErrorCode, NerveClient, NerveClientError, type RoomChatMessage } from '../../packages/client/src/index.js';
 import { NerveNode } from '../../src/node.js';
+import { hs256Token } from '../helpers/jwt.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.js';
 import { once, testNamespace, waitFor } from '../helpers/wait.js';
 
@@ -44,7 +44,7 @@ describe('SDK join tokens and history against a node with JWT auth', () => {
 
   /** A connection token for `user`: no `rooms` claim, so (with authGrantsRequired) no room rights of its own. */
   function connectionToken(user: string): Promise<string> {
-    return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setExpirationTime('10m').sign(new TextEncoder().encode(SECRET));
+    return hs256Token(SECRET, user);
   }
 
   /** A join token minted by the server API, as an application backend would. */
