@@ -10,6 +10,9 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type pg from 'pg';
 import { hashTag } from '../../src/bus/channels.js';
+import { PostgresChatArchive } from '../../src/history/archive.js';
+import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
+import type { RedisStreamsHistoryOptions } from '../../src/history/redis-streams-options.js';
 import { ChatTables } from '../../src/postgres/chat-tables.js';
 import type { AppendTarget, ChatDraft, History, HistoryPage, RoomRef } from '../../src/history/history.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
@@ -82,6 +85,28 @@ export function storeAsChatStore(pool: pg.Pool, schema: string): (room: RoomRef,
       cmid: message.cmid ?? null,
       eventId: message.id,
     });
+}
+
+/**
+ * A Redis Streams subject on `redis` (a URL or cluster nodes, and the key
+ * prefix), trimmed exactly, whose archive is the PostgreSQL chat tables of
+ * `schema` filled as the chat-store worker fills them.
+ */
+export async function redisStreamsSubject(
+  redis: Pick<RedisStreamsHistoryOptions, 'url' | 'nodes' | 'publishCommand' | 'prefix'>,
+  pool: pg.Pool,
+  schema: string,
+  { maxMessages, archive }: { maxMessages: number; archive: boolean },
+): Promise<PagingSubject> {
+  const history = new RedisStreamsHistory({
+    ...redis,
+    maxMessages,
+    // Exact trimming, so the stream holds exactly `maxMessages` and the seam is where the test says.
+    approximateTrim: false,
+    archive: archive ? new PostgresChatArchive(pool, schema) : undefined,
+  });
+  await history.start();
+  return { history, ...(archive ? { store: storeAsChatStore(pool, schema) } : {}), close: () => history.close() };
 }
 
 const offsets = (messages: ChatMessage[]): number[] => messages.map((message) => message.offset);

@@ -7,10 +7,8 @@
  * redis-server or PostgreSQL missing: fails in CI (CI=true), skipped elsewhere.
  */
 import { after, before } from 'node:test';
-import { PostgresChatArchive } from '../../src/history/archive.js';
-import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
 import { applyMigrations } from '../../src/postgres/migrations.js';
-import { historyPagingConformance, storeAsChatStore } from '../conformance/history-paging.js';
+import { historyPagingConformance, redisStreamsSubject } from '../conformance/history-paging.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { redisServerSkipReason, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
 import { testNamespace } from '../helpers/wait.js';
@@ -35,23 +33,9 @@ after(async () => {
 
 historyPagingConformance('redis-streams on a Redis Cluster, SPUBLISH, with the PostgreSQL archive', {
   skip,
-  async create({ maxMessages, archive }) {
+  create(options) {
     if (!cluster || !db) throw new Error('cluster or database not started');
-    const { pool } = db;
     subjects += 1;
-    const history = new RedisStreamsHistory({
-      nodes: cluster.nodes,
-      publishCommand: 'SPUBLISH',
-      prefix: `${namespace}:s${subjects}`,
-      maxMessages,
-      approximateTrim: false,
-      archive: archive ? new PostgresChatArchive(pool, namespace) : undefined,
-    });
-    await history.start();
-    return {
-      history,
-      ...(archive ? { store: storeAsChatStore(pool, namespace) } : {}),
-      close: () => history.close(),
-    };
+    return redisStreamsSubject({ nodes: cluster.nodes, publishCommand: 'SPUBLISH', prefix: `${namespace}:s${subjects}` }, db.pool, namespace, options);
   },
 });

@@ -9,11 +9,9 @@
  */
 import { after, before } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.js';
-import { PostgresChatArchive } from '../../src/history/archive.js';
 import { PostgresHistory } from '../../src/history/postgres.js';
-import { RedisStreamsHistory } from '../../src/history/redis-streams.js';
 import { applyMigrations } from '../../src/postgres/migrations.js';
-import { historyPagingConformance, storeAsChatStore } from '../conformance/history-paging.js';
+import { historyPagingConformance, redisStreamsSubject } from '../conformance/history-paging.js';
 import { deleteNamespaceKeys } from '../helpers/cluster.js';
 import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
@@ -42,24 +40,10 @@ function database(): TestDatabase {
 
 historyPagingConformance('redis-streams with the PostgreSQL archive', {
   skip,
-  async create({ maxMessages, archive }) {
-    const { pool } = database();
+  create(options) {
     subjects += 1;
-    const history = new RedisStreamsHistory({
-      url: SHARED_REDIS_URL,
-      // deleteNamespaceKeys removes `{namespace}:nerve:*`.
-      prefix: `${namespace}:nerve:s${subjects}`,
-      maxMessages,
-      // Exact trimming, so the stream holds exactly `maxMessages` and the seam is where the test says.
-      approximateTrim: false,
-      archive: archive ? new PostgresChatArchive(pool, namespace) : undefined,
-    });
-    await history.start();
-    return {
-      history,
-      ...(archive ? { store: storeAsChatStore(pool, namespace) } : {}),
-      close: () => history.close(),
-    };
+    // deleteNamespaceKeys removes `{namespace}:nerve:*`.
+    return redisStreamsSubject({ url: SHARED_REDIS_URL, prefix: `${namespace}:nerve:s${subjects}` }, database().pool, namespace, options);
   },
 });
 
