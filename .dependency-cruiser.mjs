@@ -7,9 +7,9 @@
 // count as lane-level, not edge.
 const SHARED = '^(packages/protocol/src/|src/(redis|postgres|net)/|src/config/(errors|validate)\\.ts$|src/(errors|backoff|log-types)\\.ts$)';
 const CONFIG = '^src/config/';
-const LANES = '^src/(auth|bus|history|presence|mailbox|sessions|events|registry|quotas|usage|tracing|workers)/';
+const LANES = '^src/(auth|bus|history|presence|mailbox|sessions|calls|events|registry|quotas|usage|tracing|workers)/';
 const PUSHER_SHARED = '^src/pusher/(signature|webhooks)\\.ts$';
-const MESSAGE_LANES = '^src/(bus|history|presence|mailbox|sessions|registry|events|redis|postgres)/';
+const MESSAGE_LANES = '^src/(bus|history|presence|mailbox|sessions|calls|registry|events|redis|postgres)/';
 const EDGE = '^src/(gateway/|http/|pusher/|cli/|node\\.ts$|embed\\.ts$|index\\.ts$)';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -34,7 +34,7 @@ export default {
       severity: 'error',
       comment: "The options table parses the lanes' settings; the node and the edges read it; it reaches no lane above the shared Redis and PostgreSQL parts.",
       from: { path: CONFIG },
-      to: { path: `${EDGE}|^src/(bus|history|presence|mailbox|sessions|registry|events)/` },
+      to: { path: `${EDGE}|^src/(bus|history|presence|mailbox|sessions|calls|registry|events)/` },
     },
     {
       name: 'lane-reads-only-config-checks',
