@@ -30,7 +30,10 @@ export interface RedisBusOptions {
   canaryTimeoutMs?: number;
   /** Milliseconds between PINGs on every connection (src/redis/link.ts); a silent one is replaced. 0 disables. Default 1000. */
   probeIntervalMs?: number;
-  /** Milliseconds before a command (PUBLISH, SUBSCRIBE) without a reply is rejected. Default 1000. */
+  /**
+   * Milliseconds before a command without a reply is rejected. Default 1000.
+   * The subscriber connections wait at least `SUBSCRIBE_TIMEOUT_MS` (see there).
+   */
   commandTimeoutMs?: number;
   /** Milliseconds a TCP connect may take. Default 2000. */
   connectTimeoutMs?: number;
@@ -120,16 +123,27 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
 }
 
 /**
+ * The least a subscriber connection's command (SUBSCRIBE, UNSUBSCRIBE) may
+ * take. ioredis times a command with a plain timer, and after an event-loop
+ * stall longer than the timeout (a reconnect storm's handshakes) the timer
+ * phase runs before the poll phase that would read the reply already waiting:
+ * the batched SUBSCRIBE of a storm "timed out", its joins were refused, and
+ * the link replaced the subscriber. A silent subscriber is still found by the
+ * link's probe, which allows for such stalls, and by the canary.
+ */
+export const SUBSCRIBE_TIMEOUT_MS = 10_000;
+
+/**
  * ioredis settings of every bus connection: no offline queue (a command on a
  * disconnected client rejects at once), a command timeout (a silent
  * connection cannot hang a publish), and no auto-resubscribe (the bus
  * resubscribes from its own reference counts after every reconnect).
  */
-export function connectionOptions(options: NormalizedRedisBusOptions, role: string): RedisOptions {
+export function connectionOptions(options: NormalizedRedisBusOptions, role: 'pub' | 'sub'): RedisOptions {
   return {
     connectionName: `nerve-bus-${role}-${options.nodeId}`,
     connectTimeout: options.connectTimeoutMs,
-    commandTimeout: options.commandTimeoutMs,
+    commandTimeout: role === 'sub' ? Math.max(options.commandTimeoutMs, SUBSCRIBE_TIMEOUT_MS) : options.commandTimeoutMs,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResubscribe: false,

@@ -137,6 +137,36 @@ describe('RedisBus on the shared server', { skip }, () => {
     }
   });
 
+  it('a SUBSCRIBE answered during an event-loop stall longer than the command timeout still succeeds', async () => {
+    // A reconnect storm stalls the loop for seconds; the reply then waits in the
+    // socket while the timer phase runs first. Only a subscriber timeout above the
+    // stall keeps the joins of that batch (and the subscriber connection) alive.
+    const prefix = testNamespace('stall');
+    const commandTimeoutMs = 200;
+    const node = bus(prefix, 'stalled', { canaryIntervalMs: 0, probeIntervalMs: 0, commandTimeoutMs });
+    const admin = new Redis(SHARED_REDIS_URL);
+    admin.on('error', () => {});
+    try {
+      await node.start(() => {});
+      const subscriber = (node as unknown as { subscriber: Redis }).subscriber;
+      const subscribe = subscriber.subscribe.bind(subscriber);
+      (subscriber as unknown as { subscribe: (...channels: string[]) => Promise<unknown> }).subscribe = (...channels: string[]) => {
+        const sent = subscribe(...channels);
+        // The command is on the wire; block the loop past its timeout, as a storm's handshakes do.
+        const until = Date.now() + commandTimeoutMs * 3;
+        while (Date.now() < until);
+        return sent;
+      };
+      const channel = `${prefix}:default:user:stalled`;
+      await node.acquire(channel);
+      assert.deepEqual(await admin.pubsub('CHANNELS', channel), [channel]);
+      assert.equal(node.linkStats()[0]!.replacements, 0, 'no connection was replaced');
+    } finally {
+      await node.close();
+      admin.disconnect();
+    }
+  });
+
   it('publishes of one tick leave in one write, and each resolves with its own receiver count', async () => {
     const prefix = testNamespace('pubtick');
     const listener = bus(prefix, 'listener', { canaryIntervalMs: 0 });
