@@ -9,6 +9,7 @@ import { Backoff, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.j
 import { ClientErrorCode, errorFromFrame, NerveClientError } from './errors.js';
 import { SOCKET_OPEN, type SocketCloseEvent, type SocketMessageEvent, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import { ClientState, type Emit, type NerveClientOptions } from './types.js';
+import { UrlRotation } from './url-rotation.js';
 
 export interface ConnectionHooks {
   emit: Emit;
@@ -39,6 +40,8 @@ export class Connection {
   /** The URL of the current (or last) connection attempt; before any, the first URL. */
   url: string;
   readonly #nextUrl: () => string;
+  /** Set when `url` is a list: told which node failed or answered. */
+  readonly #rotation: UrlRotation | undefined;
   readonly #options: NerveClientOptions;
   readonly #timeoutMs: number;
   readonly #connectTimeoutMs: number | undefined;
@@ -70,9 +73,10 @@ export class Connection {
     } else if (Array.isArray(url)) {
       if (url.length === 0) throw new TypeError('url must not be an empty list');
       const urls = (url as readonly unknown[]).map(checkUrl);
-      let next = 0;
+      const rotation = new UrlRotation(urls);
+      this.#rotation = rotation;
       this.url = urls[0]!;
-      this.#nextUrl = () => urls[next++ % urls.length]!;
+      this.#nextUrl = () => rotation.next();
     } else if (typeof url === 'function') {
       const pick = url;
       this.url = '';
@@ -233,7 +237,10 @@ export class Connection {
       this.#generation += 1;
       const socket = this.#socket;
       this.#socket = undefined;
-      if (socket) closeQuietly(socket, 4000, 'handshake timeout');
+      if (socket) {
+        this.#rotation?.failed(this.url, socket.readyState === SOCKET_OPEN);
+        closeQuietly(socket, 4000, 'handshake timeout');
+      }
       this.#hooks.emit('error', new NerveClientError(ClientErrorCode.Timeout, 'no welcome within requestTimeoutMs'));
       this.#lost(1006, 'handshake timeout');
     }, this.#timeoutMs);
@@ -262,8 +269,10 @@ export class Connection {
     this.#socket = socket;
     const rid = `c${this.#hooks.takeRid()}`;
     this.#handshakeRid = rid;
+    let opened = false;
     socket.onopen = () => {
       if (socket !== this.#socket) return;
+      opened = true;
       const frame: ConnectFrame = { op: 'connect', rid, v: PROTOCOL_VERSION };
       if (token !== undefined) frame.token = token;
       if (this.#options.user !== undefined) frame.user = this.#options.user;
@@ -275,6 +284,8 @@ export class Connection {
     socket.onclose = (event: SocketCloseEvent) => {
       if (socket !== this.#socket) return;
       this.#socket = undefined;
+      // Lost or never opened: try the other nodes before this one again.
+      this.#rotation?.failed(this.url, opened);
       this.#lost(event.code, event.reason);
     };
     // Errors are always followed by a close event, which does the work.
@@ -333,6 +344,7 @@ export class Connection {
       this.#hooks.emit('error', error);
       const socket = this.#socket;
       this.#socket = undefined;
+      this.#rotation?.failed(this.url, true);
       if (socket) closeQuietly(socket, 4000, 'handshake refused');
       this.#lost(1006, frame.code);
       return;
@@ -342,6 +354,7 @@ export class Connection {
       return;
     }
     this.#welcome = frame;
+    this.#rotation?.answered(this.url);
     this.#everConnected = true;
     this.#backoff?.reset();
     if (this.#connectDeadline !== undefined) clearTimeout(this.#connectDeadline);

@@ -43,11 +43,13 @@ export interface ReconnectOptions {
 export interface NerveClientOptions {
   /**
    * Where to connect. Required. One WebSocket URL (e.g. a load balancer,
-   * `wss://nerve.example.com/ws`); or a list of node URLs, tried in turn:
-   * the first attempt uses the first URL and every later attempt (a
-   * reconnect, or a retry after a failed attempt) moves to the next one, so
-   * a client whose node died resumes on another; or a function called before
-   * every attempt that returns the URL to use.
+   * `wss://nerve.example.com/ws`); or a list of node URLs:
+   * the first attempt uses the first URL, every later one (a reconnect, or
+   * a retry after a failed attempt) a URL that has not failed in the last
+   * 30 s, picked at random, so the clients of a lost node spread over the
+   * others. When every URL failed recently, a node that accepted the
+   * connection goes before one that did not (a dead one). Or a function
+   * called before every attempt that returns the URL to use.
    */
   url: string | readonly string[] | (() => string);
   /** User id to claim; accepted only by a node running the dev authenticator. Default none. */
