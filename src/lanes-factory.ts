@@ -35,6 +35,9 @@ import { MemoryRoomSessions } from './sessions/memory.js';
 import { RedisRoomSessions } from './sessions/redis.js';
 import { redisStoreConnection, sentinelRedisOptions } from './redis/connection.js';
 import type { RoomSessions } from './sessions/sessions.js';
+import type { CallStore } from './calls/calls.js';
+import { MemoryCallStore } from './calls/memory.js';
+import { RedisCallStore } from './calls/redis.js';
 
 export interface Lanes {
   bus: Bus;
@@ -45,6 +48,8 @@ export interface Lanes {
   mailbox: Mailbox | undefined;
   /** Room sessions behind the `session` of lifecycle events and `room.ended` (docs/events.md). */
   sessions: RoomSessions;
+  /** Call participation behind `call.started` / `call.ended` (src/calls/); expires with the presence TTL. */
+  calls: CallStore;
 }
 
 /** Lanes supplied by the caller (tests, embedding) instead of built from options. */
@@ -154,7 +159,12 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
           ? new RedisMailbox({ ...store, prefix: context.namer.prefix, ttlMs: options.mailboxTtlMs })
           : new MemoryMailbox({ ttlMs: options.mailboxTtlMs });
   const sessions = overrides.sessions ?? (store ? new RedisRoomSessions({ ...store, prefix: context.namer.prefix }) : new MemoryRoomSessions());
-  return { bus, history, presence, events, mailbox, sessions };
+  const calls =
+    overrides.calls ??
+    (store
+      ? new RedisCallStore({ ...store, prefix: context.namer.prefix, ttlMs: options.presenceTtlMs })
+      : new MemoryCallStore({ ttlMs: options.presenceTtlMs }));
+  return { bus, history, presence, events, mailbox, sessions, calls };
 }
 
 /** The hot lane the options name (`options.bus` is already resolved from `auto`). */

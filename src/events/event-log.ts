@@ -23,6 +23,8 @@ export const EVENT_TYPES = [
   'participant.left',
   'message.created',
   'recording.requested',
+  'call.started',
+  'call.ended',
   'usage.reported',
   'pusher.webhook',
   ...ADMIN_EVENT_TYPES,

@@ -61,6 +61,33 @@ export interface EventDataMap {
     cmid?: string;
   };
   'recording.requested': { by: string; action: 'start' | 'stop' };
+  /** A call of the room got its first participant (the `call` op, src/calls/). */
+  'call.started': {
+    /** The call's id in the room, chosen by the clients. */
+    call: string;
+    /** This life of the call, from its call.started to its call.ended (a UUID). */
+    callSession: string;
+    /** Server time of the first join, ms since epoch. */
+    startedAt: number;
+    /** The user whose join started it. */
+    startedBy: string;
+  };
+  /** A call of the room lost its last participant: timed by the server, for billing per minute. */
+  'call.ended': {
+    call: string;
+    callSession: string;
+    startedAt: number;
+    /** Server time of the last leave, or the last-seen time of the last participants when their node died. */
+    endedAt: number;
+    /** `endedAt - startedAt`. */
+    ms: number;
+    /** Every user who was in the call, with their time in it (connections merged). */
+    participants: ParticipantTime[];
+    /** Most users in the call at once. */
+    peakParticipants: number;
+    /** Why the last participant left. */
+    reason: LeaveReason;
+  };
   /**
    * One node's usage by one tenant over one interval (src/usage/meter.ts);
    * the event id is derived from node, tenant and `from`, so a node emits
@@ -113,6 +140,8 @@ export interface AdminActor {
 const user = z.string().regex(USER_ID_PATTERN);
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const id = z.string().min(1).max(128);
+const callId = z.string().regex(ROOM_ID_PATTERN);
+const leaveReason = z.enum(['left', 'disconnected', 'kicked', 'room_ended', 'node_crash', 'join_failed']);
 
 const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
   'room.created': z.object({ createdBy: user.optional() }),
@@ -127,7 +156,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
   'participant.left': z.object({
     user,
     conn: id.optional(),
-    reason: z.enum(['left', 'disconnected', 'kicked', 'room_ended', 'node_crash', 'join_failed']),
+    reason: leaveReason,
     ms: count.optional(),
   }),
   'message.created': z.object({
@@ -140,6 +169,17 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     cmid: id.optional(),
   }),
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
+  'call.started': z.object({ call: callId, callSession: id, startedAt: count, startedBy: user }),
+  'call.ended': z.object({
+    call: callId,
+    callSession: id,
+    startedAt: count,
+    endedAt: count,
+    ms: count,
+    participants: z.array(z.object({ user, ms: count })).max(100_000),
+    peakParticipants: count,
+    reason: leaveReason,
+  }),
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
   'pusher.webhook': z.object({
     app: z.string().min(1).max(64),
@@ -245,6 +285,8 @@ export const roomCreated = (source: EventSource, data: EventDataMap['room.create
 export const roomEnded = (source: EventSource, data: EventDataMap['room.ended']) => createEvent('room.ended', source, data);
 export const participantJoined = (source: EventSource, data: EventDataMap['participant.joined']) => createEvent('participant.joined', source, data);
 export const participantLeft = (source: EventSource, data: EventDataMap['participant.left']) => createEvent('participant.left', source, data);
+export const callStarted = (source: EventSource, data: EventDataMap['call.started']) => createEvent('call.started', source, data);
+export const callEnded = (source: EventSource, data: EventDataMap['call.ended']) => createEvent('call.ended', source, data);
 export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) => createEvent('message.created', source, data);
 /** A node's usage by one tenant over one interval (no room: usage is per tenant). */
 export function usageReported(

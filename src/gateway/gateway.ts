@@ -17,6 +17,7 @@ import type { RoomRef } from '../history/history.js';
 import { CloseCode, ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import { Admission, connectionId } from './admission.js';
+import { CallParticipation } from './call-participation.js';
 import { ChatRecovery } from './chat-recovery.js';
 import { Connection } from './connection.js';
 import { Delivery } from './delivery.js';
@@ -55,6 +56,7 @@ export class Gateway {
   private readonly lifecycle: RoomLifecycle;
   private readonly handshake: Handshake;
   private readonly rooms: Rooms;
+  private readonly calls: CallParticipation;
   /** Every envelope the bus hands this node (node.ts calls it): the delivery's own function, no hop through the gateway. */
   readonly onBusMessage: (channel: string, envelope: BusEnvelope) => void;
 
@@ -123,10 +125,20 @@ export class Gateway {
     });
     const failures = new Failures(deps.metrics, limits.maxErrorsPer10s);
     this.handshake = new Handshake({ ...deps, nodeId, local, failures, delivery: this.delivery });
-    this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle: this.lifecycle, recovery: this.recovery });
+    const lifecycle = this.lifecycle;
+    this.calls = new CallParticipation({
+      store: deps.calls,
+      events: deps.events,
+      metrics: deps.metrics,
+      log: deps.log,
+      maxRoomIdLength: limits.maxRoomIdLength,
+      heartbeatMs: Math.max(1, Math.floor(deps.options.presenceTtlMs / 3)),
+      source: (ref) => lifecycle.source(ref, deps.namer.room(ref.tenant, ref.room)),
+    });
+    this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle, calls: this.calls, recovery: this.recovery });
     const messages = new Messages({ maxRoomIdLength: limits.maxRoomIdLength, presence: deps.presence, tenants: deps.tenants, publisher });
     const historyPages = new HistoryPages({ history: deps.history, maxRoomIdLength: limits.maxRoomIdLength });
-    const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages, historyPages });
+    const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages, historyPages, calls: this.calls });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);
     this.wss = new WebSocketServer({
       noServer: true,
@@ -172,6 +184,7 @@ export class Gateway {
   start(): void {
     this.heartbeat = setInterval(() => this.sweep(), this.deps.options.limits.heartbeatMs);
     this.heartbeat.unref();
+    this.calls.start();
   }
 
   connectionCount(): number {
@@ -351,9 +364,11 @@ export class Gateway {
     for (const conn of this.connections) conn.socket.terminate();
     await Promise.race([
       // Leaving rooms queues session work (its events): wait for that too, before the lanes close.
-      Promise.allSettled([...this.cleanups]).then(() => this.lifecycle.settled()),
+      Promise.allSettled([...this.cleanups]).then(() => Promise.all([this.lifecycle.settled(), this.calls.settled()])),
       new Promise((resolve) => setTimeout(resolve, Math.max(100, deadline - Date.now())).unref()),
     ]);
+    // Refreshed until every connection left its calls: stopped earlier, a long drain would let survivors end them.
+    this.calls.stop();
     this.state = 'closed';
   }
 }

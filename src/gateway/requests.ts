@@ -10,6 +10,7 @@ import { decodeClientFrame } from '../../packages/protocol/src/codec.js';
 import { CloseCode, ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { ClientFrame, PublishFrame, RequestId } from '../../packages/protocol/src/frames.js';
+import type { CallParticipation } from './call-participation.js';
 import type { Connection } from './connection.js';
 import type { Failures } from './failures.js';
 import type { Handshake } from './handshake.js';
@@ -28,6 +29,7 @@ interface RequestsDeps {
   rooms: Pick<Rooms, 'join' | 'leave' | 'presenceQuery'>;
   messages: Pick<Messages, 'publish' | 'signal'>;
   historyPages: Pick<HistoryPages, 'page'>;
+  calls: Pick<CallParticipation, 'request'>;
 }
 
 export class Requests {
@@ -133,6 +135,8 @@ export class Requests {
         return handshake.refresh(conn, frame);
       case 'history':
         return this.deps.historyPages.page(conn, frame);
+      case 'call':
+        return this.deps.calls.request(conn, frame);
     }
   }
 

@@ -26,6 +26,7 @@ import type { Connection } from './connection.js';
 import { checkRoom, requireRight } from './failures.js';
 import type { LocalRooms } from './local-rooms.js';
 import type { RoomLifecycle } from './room-lifecycle.js';
+import type { CallParticipation } from './call-participation.js';
 
 /** Every encoded chat message starts so (the frame is built with `op` and `class` first, in memory and Redis history alike). */
 const CHAT_FRAME_PREFIX = '{"op":"message","class":"chat",';
@@ -43,6 +44,7 @@ interface RoomsDeps {
   nodeId: string;
   local: LocalRooms;
   lifecycle: RoomLifecycle;
+  calls: Pick<CallParticipation, 'leaveRoom'>;
   recovery: Pick<ChatRecovery, 'noteJoinPosition'>;
 }
 
@@ -160,6 +162,8 @@ export class Rooms {
     conn.endJoin(room);
     const ref: RoomRef = { tenant: conn.tenant, room };
     const channel = deps.namer.room(conn.tenant, room);
+    // Its calls first (never throws): a call.ended comes before the participant.left.
+    await deps.calls.leaveRoom(conn, room, reason);
     try {
       const removed = await deps.presence.remove(ref, { user: conn.user, conn: conn.id });
       if (removed.userLeft) await deps.lifecycle.memberLeft(ref, channel, conn.user, Date.now(), reason, conn.id);

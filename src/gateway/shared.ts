@@ -17,6 +17,7 @@ import type { NodeOptions } from '../config/options.js';
 import type { Presence } from '../presence/presence.js';
 import type { TenantGuard } from '../quotas/guard.js';
 import type { RoomSessions } from '../sessions/sessions.js';
+import type { CallStore } from '../calls/calls.js';
 import type { Tracing } from '../tracing/tracing.js';
 import { WriteBatch } from '../write-batch.js';
 import type { Connection, ConnectionContext } from './connection.js';
@@ -33,6 +34,8 @@ export interface GatewayDeps {
   mailbox?: Mailbox | undefined;
   /** Room sessions: the `session` of lifecycle events and the figures of `room.ended` (docs/events.md). */
   sessions: RoomSessions;
+  /** Call participation (src/calls/): the `call` op and the `call.*` events. */
+  calls: CallStore;
   authenticator: Authenticator;
   namer: ChannelNamer;
   metrics: NodeMetrics;

@@ -30,6 +30,8 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
       };
     }
     case 'recording.requested':
+    case 'call.started':
+    case 'call.ended':
     case 'usage.reported':
     case 'pusher.webhook':
     case 'admin.disconnect':

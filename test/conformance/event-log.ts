@@ -40,6 +40,19 @@ export function sampleEvent(type: LifecycleEvent['type'], room = `r${++counter}`
       return createEvent(type, source, { messageId: `m-${room}`, from: 'alice', offset: 1, epoch: 'e1', sentAt: 1, body: { text: 'hi' } });
     case 'recording.requested':
       return createEvent(type, source, { by: 'alice', action: 'start' });
+    case 'call.started':
+      return createEvent(type, source, { call: 'c1', callSession: `cs-${room}`, startedAt: 1, startedBy: 'alice' });
+    case 'call.ended':
+      return createEvent(type, source, {
+        call: 'c1',
+        callSession: `cs-${room}`,
+        startedAt: 1,
+        endedAt: 60_001,
+        ms: 60_000,
+        participants: [{ user: 'alice', ms: 60_000 }],
+        peakParticipants: 1,
+        reason: 'left',
+      });
     case 'pusher.webhook':
       return parseEvent({
         v: 1,

@@ -28,6 +28,7 @@ const VALID: Record<ClientOp, ClientFrame> = {
   ping: { op: 'ping', rid: 7 },
   refresh: { op: 'refresh', rid: 8, token: 'jwt.token.new' },
   history: { op: 'history', rid: 9, room: 'lobby', before: 120, limit: 50, epoch: 'e1' },
+  call: { op: 'call', rid: 10, room: 'lobby', call: 'standup', action: 'join' },
 };
 
 /** For each op, fields set to a value of the wrong type or out of range. */
@@ -98,6 +99,13 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['epoch', 'e'.repeat(65)],
     ['epoch', 7],
   ],
+  call: [
+    ['room', 5],
+    ['call', 5],
+    ['call', 'x'.repeat(600)],
+    ['action', 'hold'],
+    ['action', 1],
+  ],
 };
 
 const REQUIRED: Record<ClientOp, string[]> = {
@@ -110,6 +118,7 @@ const REQUIRED: Record<ClientOp, string[]> = {
   ping: [],
   refresh: ['token'],
   history: ['room'],
+  call: ['room', 'call', 'action'],
 };
 
 const OPS = Object.keys(VALID) as ClientOp[];

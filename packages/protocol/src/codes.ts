@@ -33,6 +33,10 @@ export const ErrorCode = {
   NotJoined: 'not_joined',
   /** A `history` request named an `epoch` that is not the room log's current one: its offsets mean nothing now. */
   EpochMismatch: 'epoch_mismatch',
+  /** A `call` request named a call id that breaks the room id syntax. */
+  InvalidCall: 'invalid_call',
+  /** Joining a call would exceed the per-connection call limit. */
+  TooManyCalls: 'too_many_calls',
   /** Joining would exceed the per-connection room limit. */
   TooManyRooms: 'too_many_rooms',
   /** The per-connection frame rate, or the per-room publish rate, was exceeded; see `retryAfterMs`. */

@@ -97,6 +97,26 @@ export interface PresenceFrame {
   room: string;
 }
 
+/** What a `call` request does: enter or leave the call. */
+export const CALL_ACTIONS = ['join', 'leave'] as const;
+export type CallAction = (typeof CALL_ACTIONS)[number];
+
+/**
+ * Enter or leave a call of a joined room, so that the server times it
+ * (docs/protocol.md, "Calls"): `call.started` and `call.ended` events with
+ * each participant's time. The media still flows peer to peer; this only
+ * tells the server who is in the call. Leaving the room or disconnecting
+ * leaves its calls.
+ */
+export interface CallFrame {
+  op: 'call';
+  rid: RequestId;
+  room: string;
+  /** The call's id in the room, room id syntax; every participant names the same one. */
+  call: string;
+  action: CallAction;
+}
+
 export interface PingFrame {
   op: 'ping';
   rid: RequestId;
@@ -129,7 +149,8 @@ export interface HistoryFrame {
   epoch?: string;
 }
 
-export type ClientFrame = ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame | HistoryFrame;
+export type ClientFrame =
+  ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame | HistoryFrame | CallFrame;
 
 export type ClientOp = ClientFrame['op'];
 
@@ -328,6 +349,17 @@ export interface HistoryAnswerFrame {
   epoch: string;
 }
 
+/** Answer to `call`: the server's time of the join or leave, the one the call's events count from. */
+export interface CallAnswerFrame {
+  op: 'call';
+  rid: RequestId;
+  room: string;
+  call: string;
+  action: CallAction;
+  /** Server time, ms since epoch. */
+  ts: number;
+}
+
 export interface PongFrame {
   op: 'pong';
   rid: RequestId;
@@ -356,6 +388,7 @@ export type ServerFrame =
   | MemberLeftFrame
   | PresenceAnswerFrame
   | HistoryAnswerFrame
+  | CallAnswerFrame
   | PongFrame
   | RefreshedFrame
   | RoomEndedFrame

@@ -1,8 +1,11 @@
 export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from './codes.js';
 export { NerveError, isNerveError } from './errors.js';
-export { HISTORY_PAGE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
+export { CALL_ACTIONS, HISTORY_PAGE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
 export type {
   AckFrame,
+  CallAction,
+  CallAnswerFrame,
+  CallFrame,
   ChatMessage,
   ClientFrame,
   ClientOp,

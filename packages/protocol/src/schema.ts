@@ -4,7 +4,7 @@
  * ignored when a client sends them, and older servers tolerate newer clients.
  */
 import { z } from 'zod';
-import { HISTORY_PAGE_LIMITS, SIGNAL_KINDS, type ClientFrame } from './frames.js';
+import { CALL_ACTIONS, HISTORY_PAGE_LIMITS, SIGNAL_KINDS, type ClientFrame } from './frames.js';
 import { MAX_ID_LENGTH } from './ids.js';
 
 /**
@@ -83,6 +83,14 @@ export const historySchema = z.object({
   limit: z.number().int().min(1).max(HISTORY_PAGE_LIMITS.max).optional(),
   epoch: position.shape.epoch.optional(),
 });
+export const callSchema = z.object({
+  op: z.literal('call'),
+  rid: requestId,
+  room: roomId,
+  // Syntax checked in the gateway, like room ids, so it can answer `invalid_call`.
+  call: z.string().max(FRAME_BOUNDS.maxIdField),
+  action: z.enum(CALL_ACTIONS),
+});
 
 export const clientFrameSchemas = {
   connect: connectSchema,
@@ -94,6 +102,7 @@ export const clientFrameSchemas = {
   ping: pingSchema,
   refresh: refreshSchema,
   history: historySchema,
+  call: callSchema,
 } as const;
 
 // Compile-time proof that the schemas and the documented frame types agree.
@@ -111,6 +120,7 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
   ping: true,
   refresh: true,
   history: true,
+  call: true,
 };
 void schemasMatchTypes;
 
