@@ -45,6 +45,8 @@ export interface SignalChannel {
   on(name: 'signal', listener: (signal: SignalDelivery) => void): () => void;
   /** Send a signal to every connection of user `to`. */
   signal(to: string, kind: SignalKind, data: unknown): Promise<AckFrame>;
+  /** Tell the server we joined or left a call of a room, so it times the call (`NerveClient.call`). Without it, calls are not timed. */
+  call?(room: string, call: string, action: 'join' | 'leave'): Promise<unknown>;
 }
 
 /** Options of `new PeerCall(options)`; `client` and `peer` are required. */
@@ -75,6 +77,33 @@ export interface PeerCallOptions {
    * a `callId` only.
    */
   callId?: string;
+  /**
+   * A room both users are in: the call is then timed by the server for
+   * billing (`call.started` / `call.ended`, docs/events.md). PeerCall joins
+   * the server's call when it first reaches `connected` and leaves it when
+   * it ends. The call id is `callId`, or else `pairCallId(user, peer)`, the
+   * same on both sides. Default none: not timed.
+   */
+  room?: string;
+}
+
+/**
+ * The id of a 1:1 call in the server's timing: derived from the two user
+ * ids, so both sides name the same call without agreeing first (room id
+ * syntax; two FNV-1a hashes, so pairs of one room practically never clash).
+ */
+export function pairCallId(userA: string, userB: string): string {
+  const [x, y] = userA < userB ? [userA, userB] : [userB, userA];
+  return `p2p-${fnv1a(`${x}\n${y}`)}${fnv1a(`${y}\n${x}`)}`;
+}
+
+function fnv1a(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i += 1) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, '0');
 }
 
 /**

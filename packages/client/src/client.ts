@@ -7,6 +7,8 @@
  */
 import type {
   AckFrame,
+  CallAction,
+  CallAnswerFrame,
   HistoryAnswerFrame,
   HistoryFrame,
   JoinedFrame,
@@ -22,6 +24,7 @@ import type {
   WelcomeFrame,
 } from '../../protocol/src/frames.js';
 import { backoffDelay, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.js';
+import { CallTiming } from './call-timing.js';
 import { Connection } from './connection.js';
 import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
@@ -61,6 +64,8 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** The `Room` objects handed out by `room()`, by name, with their emit functions. */
   readonly #handles = new Map<string, { room: Room; emit: RoomEmit }>();
   #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Calls joined with `call()`, joined again after a reconnect. */
+  readonly #calls = new CallTiming();
 
   /** Checks the options (throws `TypeError` or `RangeError` naming the bad one); does not connect. */
   constructor(options: NerveClientOptions) {
@@ -105,6 +110,14 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       generation: () => this.#connection.generation,
       connected: () => this.#connection.connected,
       retryDelay,
+    });
+    this.on('rejoined', (joined) => {
+      // A refused rejoin of a call is the app's to see, as an `error` event.
+      for (const call of this.#calls.of(joined.room)) {
+        this.call(joined.room, call, 'join').catch((error: unknown) => {
+          if (error instanceof NerveClientError) this.#dispatch('error', error);
+        });
+      }
     });
   }
 
@@ -311,6 +324,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** Leave a room. Idempotent: leaving a room the server does not have us in resolves too. */
   leave(room: string): Promise<void> {
     this.#rooms.delete(room);
+    this.#calls.forget(room);
     if (!this.#requests.ready) {
       // Not connected: the next connection will simply not rejoin. Drop any join still waiting to go out.
       this.#requests.dropQueuedJoins(room);
@@ -379,6 +393,20 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       more: answer.more,
       epoch: answer.epoch,
     }));
+  }
+
+  /**
+   * Tell the server this connection joined or left call `call` (room id
+   * syntax) of joined room `room`, so that it times the call: the
+   * `call.started` / `call.ended` events billing reads (docs/protocol.md,
+   * "Calls"). `PeerCall` with `room` and `RoomCall` do it for you. A call
+   * joined is joined again after a reconnect. Needs the `signal` right in
+   * the room. Rejects with `not_joined`, `forbidden`, `invalid_call`,
+   * `too_many_calls`, `unavailable` or `timeout`.
+   */
+  call(room: string, call: string, action: CallAction): Promise<CallAnswerFrame> {
+    this.#calls.note(room, call, action);
+    return this.#request<CallAnswerFrame>(() => ({ op: 'call', room, call, action }), 'call', 'reject', room);
   }
 
   /** Members of a joined room, cluster-wide. */

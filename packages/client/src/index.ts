@@ -35,6 +35,7 @@ export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export {
   PeerCall,
   isPolite,
+  pairCallId,
   type PeerCallOptions,
   type PeerCallEvents,
   type CallEndReason,

@@ -125,6 +125,8 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
   /** The track a switched-on kind now sends, handed to every pair call. */
   readonly #current = new Map<TrackKind, MediaStreamTrackType>();
   #ended = false;
+  /** Whether we joined the server's call (its timing, for billing): at our first connected pair. */
+  #timed = false;
 
   /** The group call invitation in a signal, or undefined when it is something else. */
   static invitation(signal: SignalDelivery): RoomCallInvite | undefined {
@@ -187,6 +189,7 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
     this.#ended = true;
     this.#unsubscribe();
     for (const call of [...this.#peers.values()]) call.hangup();
+    if (this.#timed) this.#client.call?.(this.room, this.callId, 'leave').catch(() => {});
     this.emit('ended', {});
   }
 
@@ -274,7 +277,10 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
     // Kinds switched off already: the pair starts with them off (flags only; the stream lacks them).
     if (!this.#media.audio) void call.setMicrophone(false);
     if (!this.#media.video) void call.setCamera(false);
-    call.on('call_state', ({ state }) => this.emit('peer_state', { user, state }));
+    call.on('call_state', ({ state }) => {
+      if (state === 'connected') this.#time();
+      this.emit('peer_state', { user, state });
+    });
     call.on('remote_media', (media) => this.emit('peer_media', { user, media }));
     call.on('track', () => {
       if (call.remoteStream) this.emit('peer_track', { user, stream: call.remoteStream });
@@ -286,6 +292,13 @@ export class RoomCall extends TypedEmitter<RoomCallEvents> {
     });
     this.emit('peer_joined', { user, call });
     return call;
+  }
+
+  /** In the call from the first connected pair on: tell the server, which times the call (RoomCall uses the call's id in its room). */
+  #time(): void {
+    if (this.#timed || this.#ended || !this.#client.call) return;
+    this.#timed = true;
+    this.#client.call(this.room, this.callId, 'join').catch((error: unknown) => this.#fail(error));
   }
 
   #members(): string[] {

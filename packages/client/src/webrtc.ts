@@ -25,12 +25,12 @@ import {
   type MediaState,
 } from './call-control.js';
 import { LocalMedia } from './call-media.js';
-import { isPolite, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
+import { isPolite, pairCallId, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 import type { MediaStreamType, RTCPeerConnectionConstructor, RTCPeerConnectionType } from './webrtc-types.js';
 
 export type { CallEndReason, CallState, CallStateChange, MediaState } from './call-control.js';
 export type { GetTrack, TrackKind } from './call-media.js';
-export { isPolite, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
+export { isPolite, pairCallId, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 
 /** Payload of the signals PeerCall sends and understands. */
 interface CallSignalData {
@@ -69,6 +69,9 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   #chain: Promise<void> = Promise.resolve();
   #state: CallState = 'new';
   #ended = false;
+  /** The server's call this one is timed as (`room` option), and whether we joined it. */
+  readonly #timing: { room: string; call: string } | undefined;
+  #timed = false;
 
   /**
    * Refuse an incoming call without creating a PeerCall, e.g. `busy` while
@@ -93,6 +96,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.#forcedPolite = options.polite;
     this.#ringTimeoutMs = options.ringTimeoutMs ?? 45_000;
     this.#callId = options.callId;
+    if (options.room !== undefined) this.#timing = { room: options.room, call: options.callId ?? pairCallId(options.client.user, options.peer) };
     const iceServers = options.iceServers ?? options.client.welcome?.iceServers ?? [];
     this.pc = new Impl({ iceServers });
     this.#media = new LocalMedia(this.pc, options.getTrack, (state) => {
@@ -367,6 +371,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     const previous = this.#state;
     if (state === previous) return;
     this.#state = state;
+    if (state === 'connected') this.#time('join');
     if (state === 'ringing') this.#startRinging();
     else clearTimeout(this.#ringTimer);
     this.emit('call_state', reason === undefined ? { state, previous } : { state, previous, reason });
@@ -417,7 +422,18 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.pc.onconnectionstatechange = null;
     this.emit('state', 'closed');
     this.#setState(shown ?? finalState(reason), reason);
+    this.#time('leave');
     this.emit('ended', { reason });
+  }
+
+  /** Join the server's call when first connected, leave it at the end (only if joined). */
+  #time(action: 'join' | 'leave'): void {
+    if (!this.#timing || !this.#client.call || this.#timed === (action === 'join')) return;
+    this.#timed = action === 'join';
+    this.#client.call(this.#timing.room, this.#timing.call, action).catch((error: unknown) => {
+      // Timing is for billing: a refusal is reported, the media goes on.
+      if (action === 'join') this.#fail(error);
+    });
   }
 }
 
