@@ -73,7 +73,7 @@ function workerHelp(): string {
     `Workers: ${WORKER_NAMES.join(', ')}`,
     '  chat-store   message.created -> PostgreSQL; with --chat-intake also the chat intake',
     '               (store, deliver on the hot lane, answer the node) of --chat-path worker',
-    '  billing      room.ended -> participant-minutes per session (PostgreSQL)',
+    '  billing      room.ended, call.ended -> participant-minutes per session and per call (PostgreSQL)',
     '  cleanup      room.ended -> POST to --cleanup-hook-url',
     '  analytics    per-room aggregates (PostgreSQL)',
     '  webhooks     every event -> signed POST to each --webhook-url; with --pusher-apps,',
