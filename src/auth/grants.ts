@@ -12,7 +12,7 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import { MAX_ID_LENGTH, ROOM_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
-export const ROOM_RIGHTS = ['join', 'publish', 'signal', 'presence'] as const;
+export const ROOM_RIGHTS = ['join', 'publish', 'signal', 'presence', 'moderate'] as const;
 export type RoomRight = (typeof ROOM_RIGHTS)[number];
 
 export interface RoomGrant {
@@ -74,4 +74,9 @@ export function rightsIn(grants: readonly RoomGrant[] | undefined, room: string)
   return found;
 }
 
-const ALL_RIGHTS: ReadonlySet<RoomRight> = new Set(ROOM_RIGHTS);
+/**
+ * What a token without a `rooms` claim allows in every room: every right but
+ * `moderate` (editing and deleting others' chat), which is never implied and
+ * must be named in a grant or a join token.
+ */
+const ALL_RIGHTS: ReadonlySet<RoomRight> = new Set(ROOM_RIGHTS.filter((right) => right !== 'moderate'));

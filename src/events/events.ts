@@ -59,6 +59,9 @@ export interface EventDataMap {
     /** The message payload, any JSON value. */
     body: unknown;
     cmid?: string;
+    /** An edit, delete or reaction entry (docs/protocol.md, "Editing, deleting and reacting"): what it does, and to which message. */
+    action?: 'edit' | 'delete' | 'react';
+    target?: { id: string; offset: number };
   };
   'recording.requested': { by: string; action: 'start' | 'stop' };
   /** A call of the room got its first participant (the `call` op, src/calls/). */
@@ -167,6 +170,8 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     sentAt: count,
     body: z.unknown(),
     cmid: id.optional(),
+    action: z.enum(['edit', 'delete', 'react']).optional(),
+    target: z.object({ id, offset: count }).optional(),
   }),
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
   'call.started': z.object({ call: callId, callSession: id, startedAt: count, startedBy: user }),

@@ -179,8 +179,9 @@ export class Connection {
   /** Whether the token's grants or a join token give `right` in `room`. Builds no set: fan-out asks per recipient. */
   hasRight(room: string, right: RoomRight): boolean {
     const grants = this.#identity?.grants;
-    if (grants === undefined) return true;
     if (this.#joinGrants?.get(room)?.has(right) === true) return true;
+    // A token without grants allows everything but `moderate`, which is never implied (grants.ts).
+    if (grants === undefined) return right !== 'moderate';
     for (const grant of grants) if (grantMatches(grant, room) && grant.rights.includes(right)) return true;
     return false;
   }

@@ -136,7 +136,13 @@ export class Gateway {
       source: (ref) => lifecycle.source(ref, deps.namer.room(ref.tenant, ref.room)),
     });
     this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle, calls: this.calls, recovery: this.recovery });
-    const messages = new Messages({ maxRoomIdLength: limits.maxRoomIdLength, presence: deps.presence, tenants: deps.tenants, publisher });
+    const messages = new Messages({
+      maxRoomIdLength: limits.maxRoomIdLength,
+      presence: deps.presence,
+      tenants: deps.tenants,
+      publisher,
+      history: deps.history,
+    });
     const historyPages = new HistoryPages({ history: deps.history, maxRoomIdLength: limits.maxRoomIdLength });
     const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages, historyPages, calls: this.calls });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);

@@ -4,15 +4,18 @@
  * publisher (publish.ts), which routes them by src/routing.ts.
  */
 import { randomUUID } from 'node:crypto';
+import type { History } from '../history/history.js';
 import type { Presence } from '../presence/presence.js';
 import type { TenantGuard } from '../quotas/guard.js';
 import { ROUTES } from '../routing.js';
+import type { MessageActionFrame } from '../../packages/protocol/src/actions.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { AckFrame, PublishFrame, SignalDelivery, SignalFrame } from '../../packages/protocol/src/frames.js';
 import { isValidUserId } from '../../packages/protocol/src/ids.js';
 import type { Connection } from './connection.js';
 import { checkRoom, requireRight } from './failures.js';
+import { MessageActions } from './message-actions.js';
 import type { Publisher } from './publish.js';
 
 interface MessagesDeps {
@@ -20,6 +23,8 @@ interface MessagesDeps {
   presence: Presence;
   tenants?: TenantGuard | undefined;
   publisher: Pick<Publisher, 'publishInto' | 'sendSignal'>;
+  /** Where `edit`, `delete` and `react` find their target. */
+  history: Pick<History, 'page'>;
 }
 
 /** Tokens without room grants, or with `signal: true`, may signal any user of their tenant. */
@@ -29,7 +34,16 @@ function maySignalAnyone(conn: Connection): boolean {
 }
 
 export class Messages {
-  constructor(private readonly deps: MessagesDeps) {}
+  private readonly actions: MessageActions;
+
+  constructor(private readonly deps: MessagesDeps) {
+    this.actions = new MessageActions(deps);
+  }
+
+  /** `edit`, `delete` or `react` (message-actions.ts): answered with the entry's `ack`. */
+  async act(conn: Connection, frame: MessageActionFrame): Promise<void> {
+    conn.answer(await this.actions.apply(conn, frame));
+  }
 
   /** Publish into a room; resolves with the `ack` to send, or nothing for a class without one (ephemeral: fire and forget). */
   async publish(conn: Connection, frame: PublishFrame): Promise<AckFrame | undefined> {

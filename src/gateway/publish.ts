@@ -23,6 +23,7 @@ import { SpanKind, type Tracing } from '../tracing/tracing.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError, isNerveError } from '../../packages/protocol/src/errors.js';
+import type { MessageAction, MessageTarget } from '../../packages/protocol/src/actions.js';
 import type { AckFrame, EphemeralMessage, MessageClass, PublishClass, SignalDelivery, SignalKind } from '../../packages/protocol/src/frames.js';
 
 /** A message published into a room, by a member or by the server API (docs/api.md). */
@@ -39,6 +40,9 @@ export interface ServerPublish {
   except?: string | undefined;
   /** W3C trace context of the caller (a frame's or an API request's `traceparent`), used only when tracing is on. */
   traceparent?: string | undefined;
+  /** Chat only: an edit, delete or reaction entry of `target` (message-actions.ts checked both). */
+  action?: MessageAction | undefined;
+  target?: MessageTarget | undefined;
 }
 
 /** A direct signal the server API sends to a user. */
@@ -141,6 +145,10 @@ export class Publisher {
     // The cmid makes a stored message idempotent; the history publishes it with its offset.
     const draft = { op: 'message', class: input.class, room: input.room, id, from: input.from, ts, data: input.data } as ChatDraft;
     if (input.cmid !== undefined) draft.cmid = input.cmid;
+    if (input.action !== undefined && input.target !== undefined) {
+      draft.action = input.action;
+      draft.target = { id: input.target.id, offset: input.target.offset };
+    }
     const ref: RoomRef = { tenant: input.tenant, room: input.room };
     const { message, duplicate } = await this.append(ref, draft, channel, trace);
     if (tenants && !duplicate) tenants.stored(input.tenant, storedBytes);
@@ -160,6 +168,7 @@ export class Publisher {
               sentAt: message.ts,
               body: message.data,
               ...(message.cmid === undefined ? {} : { cmid: message.cmid }),
+              ...(message.action === undefined || message.target === undefined ? {} : { action: message.action, target: message.target }),
             },
           ),
           trace === undefined ? undefined : { traceparent: trace },

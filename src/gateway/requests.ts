@@ -27,7 +27,7 @@ interface RequestsDeps {
   failures: Failures;
   handshake: Pick<Handshake, 'connect' | 'refresh'>;
   rooms: Pick<Rooms, 'join' | 'leave' | 'presenceQuery'>;
-  messages: Pick<Messages, 'publish' | 'signal'>;
+  messages: Pick<Messages, 'publish' | 'signal' | 'act'>;
   historyPages: Pick<HistoryPages, 'page'>;
   calls: Pick<CallParticipation, 'request'>;
 }
@@ -135,6 +135,10 @@ export class Requests {
         return handshake.refresh(conn, frame);
       case 'history':
         return this.deps.historyPages.page(conn, frame);
+      case 'edit':
+      case 'delete':
+      case 'react':
+        return messages.act(conn, frame);
       case 'call':
         return this.deps.calls.request(conn, frame);
     }

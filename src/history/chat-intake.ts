@@ -76,6 +76,8 @@ const draftSchema = z.object({
   ts: z.number().int().nonnegative(),
   data: z.unknown(),
   cmid: text(64).optional(),
+  action: z.enum(['edit', 'delete', 'react']).optional(),
+  target: z.object({ id: text(128), offset: z.number().int().positive() }).optional(),
 });
 
 const requestSchema = z.object({

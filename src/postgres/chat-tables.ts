@@ -6,6 +6,7 @@
  * history stored first. Both paths key rows by (tenant, message id).
  */
 import type pg from 'pg';
+import type { MessageAction, MessageTarget, Reaction } from '../../packages/protocol/src/actions.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { quoteIdent } from './db.js';
 
@@ -46,10 +47,17 @@ export interface ChatEventRow {
   body: unknown;
   cmid: string | null;
   eventId: string;
+  /** An edit, delete or reaction entry: what it does, and to which message (chat-folds.ts folds it in). */
+  action?: MessageAction | null;
+  target?: MessageTarget | null;
 }
 
+/** The columns a chat_messages row is read back from, in ArchivedRow's order. */
+export const ARCHIVED_COLUMNS =
+  'id, sender, sent_at, room_offset, body, cmid, message_json, action, target_id, target_offset, edited_at, deleted_at, reactions';
+
 /** A chat_messages row as history paging reads it (bigints as text). */
-interface ArchivedRow {
+export interface ArchivedRow {
   id: string;
   sender: string;
   sent_at: string;
@@ -57,10 +65,19 @@ interface ArchivedRow {
   body: unknown;
   cmid: string | null;
   message_json: string | null;
+  action: MessageAction | null;
+  target_id: string | null;
+  target_offset: string | null;
+  edited_at: string | null;
+  deleted_at: string | null;
+  reactions: Reaction[] | null;
 }
 
-/** The message as delivered: its exact JSON when stored, else rebuilt in the frame's field order. */
-function archivedMessage(row: ArchivedRow, room: string, epoch: string): ChatMessage {
+/**
+ * The message as delivered (folded, when entries applied to it): its exact
+ * JSON when stored, else rebuilt from the columns in the frame's field order.
+ */
+export function archivedMessage(row: ArchivedRow, room: string, epoch: string): ChatMessage {
   if (row.message_json) return JSON.parse(row.message_json) as ChatMessage;
   const message: ChatMessage = {
     op: 'message',
@@ -74,6 +91,13 @@ function archivedMessage(row: ArchivedRow, room: string, epoch: string): ChatMes
     epoch,
   };
   if (row.cmid !== null) message.cmid = row.cmid;
+  if (row.action !== null && row.target_id !== null && row.target_offset !== null) {
+    message.action = row.action;
+    message.target = { id: row.target_id, offset: Number(row.target_offset) };
+  }
+  if (row.deleted_at !== null) message.deleted = true;
+  else if (row.edited_at !== null) message.editedAt = Number(row.edited_at);
+  if (row.reactions !== null && row.reactions.length > 0 && row.deleted_at === null) message.reactions = row.reactions;
   return message;
 }
 
@@ -101,9 +125,24 @@ export class ChatTables {
   /** The chat-store worker's row for `message.created`: nothing when the message is stored already. */
   async insertEvent(db: pg.Pool | pg.PoolClient, row: ChatEventRow): Promise<void> {
     await db.query(
-      `INSERT INTO ${this.messages} (tenant, id, room, session, sender, sent_at, room_offset, epoch, body, cmid, event_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant, id) DO NOTHING`,
-      [row.tenant, row.id, row.room ?? null, row.session, row.from, row.sentAt, row.offset, row.epoch, JSON.stringify(row.body ?? null), row.cmid, row.eventId],
+      `INSERT INTO ${this.messages} (tenant, id, room, session, sender, sent_at, room_offset, epoch, body, cmid, event_id, action, target_id, target_offset)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (tenant, id) DO NOTHING`,
+      [
+        row.tenant,
+        row.id,
+        row.room ?? null,
+        row.session,
+        row.from,
+        row.sentAt,
+        row.offset,
+        row.epoch,
+        JSON.stringify(row.body ?? null),
+        row.cmid,
+        row.eventId,
+        row.action ?? null,
+        row.target?.id ?? null,
+        row.target?.offset ?? null,
+      ],
     );
   }
 
@@ -139,11 +178,11 @@ export class ChatTables {
     const remember = rows.some((row) => row.cmid !== null);
     await client.query(
       `WITH d AS (
-         SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[])
-           AS d(id, sender, sent_at, room_offset, body, cmid, message_json)
+         SELECT * FROM unnest($3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::text[], $9::text[], $15::text[], $16::text[], $17::bigint[])
+           AS d(id, sender, sent_at, room_offset, body, cmid, message_json, action, target_id, target_offset)
        ), stored AS (
-         INSERT INTO ${this.messages} (tenant, id, room, sender, sent_at, room_offset, epoch, body, cmid, event_id, message_json)
-         SELECT $1, d.id, $2, d.sender, d.sent_at, d.room_offset, $10, d.body::jsonb, d.cmid, d.id, d.message_json FROM d
+         INSERT INTO ${this.messages} (tenant, id, room, sender, sent_at, room_offset, epoch, body, cmid, event_id, message_json, action, target_id, target_offset)
+         SELECT $1, d.id, $2, d.sender, d.sent_at, d.room_offset, $10, d.body::jsonb, d.cmid, d.id, d.message_json, d.action, d.target_id, d.target_offset FROM d
          RETURNING id
        ), advanced AS (
          UPDATE ${this.logs} SET last_offset = $11 WHERE tenant = $1 AND room = $2 RETURNING last_offset
@@ -171,6 +210,9 @@ export class ChatTables {
         remember,
         now,
         expiresAt,
+        rows.map((row) => row.message.action ?? null),
+        rows.map((row) => row.message.target?.id ?? null),
+        rows.map((row) => row.message.target?.offset ?? null),
       ],
     );
   }
@@ -188,7 +230,7 @@ export class ChatTables {
    */
   async older(pool: pg.Pool, tenant: string, room: string, epoch: string, before: number, limit: number): Promise<ChatMessage[]> {
     const result = await pool.query<ArchivedRow>(
-      `SELECT id, sender, sent_at, room_offset, body, cmid, message_json FROM ${this.messages}
+      `SELECT ${ARCHIVED_COLUMNS} FROM ${this.messages}
        WHERE tenant = $1 AND room = $2 AND epoch = $3 AND room_offset < $4 ORDER BY room_offset DESC LIMIT $5`,
       [tenant, room, epoch, before, limit],
     );

@@ -1,8 +1,10 @@
 /**
  * Reading the chat archive for `GET /api/rooms/:room/messages`: pages of a
- * room's stored messages behind an opaque cursor.
+ * room's stored messages behind an opaque cursor, folded: edits, deletes and
+ * reactions are in their target's row (chat-folds.ts), not rows of their own.
  */
 import type pg from 'pg';
+import type { Reaction } from '../../packages/protocol/src/actions.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 import { quoteIdent } from './db.js';
 
@@ -59,7 +61,7 @@ export async function readStoredMessages(
 ): Promise<StoredMessagePage> {
   const limit = Math.min(Math.max(Math.trunc(options.limit ?? 50), 1), 200);
   const params: unknown[] = [tenant, room, limit + 1];
-  let where = 'tenant = $1 AND room = $2';
+  let where = 'tenant = $1 AND room = $2 AND action IS NULL';
   if (options.before !== undefined) {
     const c = decodeCursor(options.before);
     params.push(c.ts, c.offset, c.id);
@@ -74,8 +76,11 @@ export async function readStoredMessages(
     epoch: string;
     body: unknown;
     cmid: string | null;
+    edited_at: string | null;
+    deleted_at: string | null;
+    reactions: Reaction[] | null;
   }>(
-    `SELECT id, room, sender, sent_at, room_offset, epoch, body, cmid FROM ${quoteIdent(schema)}.chat_messages
+    `SELECT id, room, sender, sent_at, room_offset, epoch, body, cmid, edited_at, deleted_at, reactions FROM ${quoteIdent(schema)}.chat_messages
      WHERE ${where} ORDER BY sent_at DESC, room_offset DESC, id DESC LIMIT $3`,
     params,
   );
@@ -91,6 +96,9 @@ export async function readStoredMessages(
       data: row.body,
     };
     if (row.cmid !== null) message.cmid = row.cmid;
+    if (row.deleted_at !== null) message.deleted = true;
+    else if (row.edited_at !== null) message.editedAt = Number(row.edited_at);
+    if (row.deleted_at === null && row.reactions !== null && row.reactions.length > 0) message.reactions = row.reactions;
     return message;
   });
   const oldest = messages[0];

@@ -2,8 +2,11 @@
  * chat-store: message.created → PostgreSQL `chat_messages`, idempotent by
  * (tenant, message id): a redelivery or a second emission of the same message
  * inserts nothing. The SQL is src/postgres/chat-tables.ts, the one writer.
+ * Edit, delete and reaction entries are then folded into their target's
+ * row (src/postgres/chat-folds.ts), and so are entries that came before it.
  */
 import { eventData } from '../events/events.js';
+import { ChatFolds } from '../postgres/chat-folds.js';
 import { ChatTables } from '../postgres/chat-tables.js';
 import { requirePool, type WorkerDefinition } from './worker.js';
 
@@ -14,6 +17,7 @@ export const chatStore: WorkerDefinition = {
   consumers(context) {
     const pool = requirePool(context);
     const tables = new ChatTables(context.schema);
+    const folds = new ChatFolds(context.schema);
     return [
       {
         spec: { queue: 'chat-store', bindings: ['message.created'] },
@@ -31,7 +35,15 @@ export const chatStore: WorkerDefinition = {
             body: data.body,
             cmid: data.cmid ?? null,
             eventId: event.id,
+            action: data.action ?? null,
+            target: data.target ?? null,
           });
+          // A message.created without a room is no chat of a room log: nothing to fold.
+          if (event.room !== undefined) {
+            const scope = { tenant: event.tenant, room: event.room, epoch: data.epoch };
+            if (data.target) await folds.afterEntry(pool, scope, data.target);
+            else await folds.afterMessage(pool, scope, { id: data.messageId, offset: data.offset });
+          }
           context.hooks.afterCommit?.(event.id);
           return 'ack';
         },

@@ -173,6 +173,40 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     );
   });
 
+  it('edits, deletes and reactions cross nodes as chat entries and are replayed on another node', async () => {
+    const room = testNamespace('actions');
+    const [alice, bob, carol] = await Promise.all([0, 1, 2].map((i) => connect(i, `${room}-u${i}`)));
+    for (const member of [alice!, bob!, carol!]) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    const m1 = await alice!.request({ op: 'publish', room, class: 'chat', data: 'hi' }, 15_000);
+    const target = { id: m1.id, offset: m1.offset, epoch: m1.epoch };
+    // The nodes of bob and carol find alice's message in the PostgreSQL history.
+    assert.equal((await bob!.request({ op: 'react', room, target, emoji: '👍' }, 15_000)).offset, 2);
+    assert.equal((await carol!.request({ op: 'edit', room, target, data: 'mine' }, 15_000)).code, 'forbidden');
+    assert.equal((await alice!.request({ op: 'edit', room, target, data: 'hi!' }, 15_000)).offset, 3);
+    assert.equal((await alice!.request({ op: 'delete', room, target }, 15_000)).offset, 4);
+    const entries = (f: Frame) => f.op === 'message' && f.room === room && f.action !== undefined;
+    await waitFor(() => carol!.frames.filter(entries).length === 3, { timeoutMs: 10_000, what: 'three entries at carol' });
+    assert.deepEqual(
+      carol!.frames.filter(entries).map((f) => [f.offset, f.action, f.data]),
+      [
+        [2, 'react', { emoji: '👍', on: true }],
+        [3, 'edit', 'hi!'],
+        [4, 'delete', null],
+      ],
+    );
+    const back = await connect(2, `${room}-u1`);
+    const joined = await back.request({ op: 'join', room, since: { offset: 1, epoch: m1.epoch } });
+    assert.equal(joined.recovered, true);
+    assert.deepEqual(
+      (joined.history as Frame[]).map((m) => [m.offset, m.action, (m.target as { id: string }).id]),
+      [
+        [2, 'react', m1.id],
+        [3, 'edit', m1.id],
+        [4, 'delete', m1.id],
+      ],
+    );
+  });
+
   it('delivers a direct signal to every connection of a user on other nodes, and to nobody else', async () => {
     const user = testNamespace('callee');
     const targets = [await connect(2, user), await connect(2, user), await connect(1, user)];

@@ -251,4 +251,73 @@ describe('history paging across a 3-node cluster, Redis and PostgreSQL', { skip,
     // The connection is still fine.
     assert.equal((await frank.request({ op: 'history', room, limit: 1 })).op, 'history');
   });
+
+  it('edits, deletes and reactions: across nodes, on a target only PostgreSQL holds, replayed on resume, folded in PostgreSQL', async () => {
+    const alice = await connect(0, 'alice');
+    const bob = await connect(1, 'bob');
+    const mod = await RawClient.open(cluster.node(2).wsUrl);
+    clients.push(mod);
+    const modToken = await hs256Token(SECRET, 'mod', { claims: { tenant: 'acme', rooms: [{ room, rights: ['join', 'publish', 'moderate'] }] } });
+    assert.equal((await mod.request({ op: 'connect', v: 1, token: modToken })).op, 'welcome');
+    for (const member of [alice, bob, mod]) assert.equal((await member.request({ op: 'join', room, history: 0 })).op, 'joined');
+    const target = (offset: number) => ({ id: acked.get(offset)!.id, offset, epoch });
+    // Offset 3 was trimmed from the stream: the node finds it in the archive.
+    const edit = await alice.request({ op: 'edit', room, target: target(3), data: { n: 2, edited: true } });
+    assert.deepEqual([edit.op, edit.offset], ['ack', COUNT + 1], JSON.stringify(edit));
+    const live = await bob.waitFor((f) => f.op === 'message' && f.offset === COUNT + 1, 10_000);
+    assert.deepEqual([live.action, live.target, live.from], ['edit', { id: acked.get(3)!.id, offset: 3 }, 'alice']);
+    assert.equal((await bob.request({ op: 'react', room, target: target(130), emoji: '👍' })).offset, COUNT + 2);
+    assert.equal((await bob.request({ op: 'delete', room, target: target(129) })).code, 'forbidden', 'not the author');
+    assert.equal((await mod.request({ op: 'delete', room, target: target(129) })).offset, COUNT + 3);
+
+    // Resume on another node: the missed entries are among the missed messages.
+    const back = await connect(2, 'bob');
+    const joined = await back.request({ op: 'join', room, since: { offset: COUNT, epoch } });
+    assert.equal(joined.recovered, true);
+    assert.deepEqual(
+      (joined.history as ChatFrame[]).map((m) => [m.offset, m.action, (m.target as { offset: number }).offset]),
+      [
+        [COUNT + 1, 'edit', 3],
+        [COUNT + 2, 'react', 130],
+        [COUNT + 3, 'delete', 129],
+      ],
+    );
+
+    // The chat-store worker stores the entries and folds them into their targets' rows.
+    const rows = async () =>
+      (
+        await db.pool.query<{ room_offset: string; body: unknown; edited_at: string | null; deleted_at: string | null; reactions: unknown }>(
+          `SELECT room_offset, body, edited_at, deleted_at, reactions FROM "${env}".chat_messages WHERE room = $1 AND room_offset IN (3, 129, 130) ORDER BY room_offset`,
+          [room],
+        )
+      ).rows;
+    await waitFor(async () => (await rows()).every((row) => row.edited_at !== null || row.deleted_at !== null || row.reactions !== null), {
+      timeoutMs: 30_000,
+      what: 'the three targets folded',
+    });
+    assert.deepEqual(
+      (await rows()).map((row) => [Number(row.room_offset), row.body, row.edited_at === null, row.deleted_at === null, row.reactions]),
+      [
+        [3, { n: 2, edited: true }, false, true, null],
+        [129, null, true, false, null],
+        [130, { n: 129 }, true, true, [{ emoji: '👍', count: 1, users: ['bob'] }]],
+      ],
+    );
+    // Paging reads the folded archive row (and the entry after it, which folds to the same).
+    const page = await back.request({ op: 'history', room, before: 4, limit: 1, epoch });
+    const archived = (page.messages as ChatFrame[])[0]!;
+    assert.deepEqual([archived.offset, archived.data, archived.editedAt], [3, { n: 2, edited: true }, edit.ts]);
+    // The server API's stored messages: folded rows, no entry rows.
+    const response = await fetch(`${cluster.node(1).url}/api/rooms/${room}/messages?tenant=acme&limit=3`, { headers: { authorization: `Bearer ${API_KEY}` } });
+    const body = (await response.json()) as { messages: ChatFrame[] };
+    assert.equal(response.status, 200, JSON.stringify(body));
+    assert.deepEqual(
+      body.messages.map((m) => [m.offset, m.data, m.deleted ?? false, m.reactions ?? null]),
+      [
+        [128, { n: 127 }, false, null],
+        [129, null, true, null],
+        [130, { n: 129 }, false, [{ emoji: '👍', count: 1, users: ['bob'] }]],
+      ],
+    );
+  });
 });

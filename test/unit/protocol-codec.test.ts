@@ -28,6 +28,9 @@ const VALID: Record<ClientOp, ClientFrame> = {
   ping: { op: 'ping', rid: 7 },
   refresh: { op: 'refresh', rid: 8, token: 'jwt.token.new' },
   history: { op: 'history', rid: 9, room: 'lobby', before: 120, limit: 50, epoch: 'e1' },
+  edit: { op: 'edit', rid: 'e', room: 'lobby', target: { id: 'm-1', offset: 4, epoch: 'e1' }, data: { text: 'fixed' }, cmid: 'c-e' },
+  delete: { op: 'delete', rid: 'd', room: 'lobby', target: { id: 'm-1', offset: 4 }, cmid: 'c-d' },
+  react: { op: 'react', rid: 'x', room: 'lobby', target: { id: 'm-1', offset: 4 }, emoji: '👍', on: false, cmid: 'c-x' },
   call: { op: 'call', rid: 10, room: 'lobby', call: 'standup', action: 'join' },
 };
 
@@ -99,6 +102,25 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['epoch', 'e'.repeat(65)],
     ['epoch', 7],
   ],
+  edit: [
+    ['room', 5],
+    ['target', 'm-1'],
+    ['target', { id: 'm-1', offset: 0 }],
+    ['target', { id: '', offset: 4 }],
+    ['target', { id: 'm-1', offset: 4, epoch: '' }],
+    ['cmid', 'x'.repeat(65)],
+  ],
+  delete: [
+    ['target', null],
+    ['target', { id: 'm-1' }],
+    ['target', { id: 'm-1', offset: 1.5 }],
+  ],
+  react: [
+    ['emoji', ''],
+    ['emoji', 'x'.repeat(33)],
+    ['emoji', 5],
+    ['on', 'true'],
+  ],
   call: [
     ['room', 5],
     ['call', 5],
@@ -118,6 +140,9 @@ const REQUIRED: Record<ClientOp, string[]> = {
   ping: [],
   refresh: ['token'],
   history: ['room'],
+  edit: ['room', 'target', 'data'],
+  delete: ['room', 'target'],
+  react: ['room', 'target', 'emoji'],
   call: ['room', 'call', 'action'],
 };
 

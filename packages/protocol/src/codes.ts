@@ -33,6 +33,8 @@ export const ErrorCode = {
   NotJoined: 'not_joined',
   /** A `history` request named an `epoch` that is not the room log's current one: its offsets mean nothing now. */
   EpochMismatch: 'epoch_mismatch',
+  /** An `edit`, `delete` or `react` names a chat message the room log does not hold at that offset with that id (never stored, an entry itself, or gone from the hot history with no archive behind it). */
+  MessageNotFound: 'message_not_found',
   /** A `call` request named a call id that breaks the room id syntax. */
   InvalidCall: 'invalid_call',
   /** Joining a call would exceed the per-connection call limit. */

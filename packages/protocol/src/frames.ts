@@ -5,6 +5,7 @@
  *
  * No dependencies and only constants at run time, so the browser SDK can import it freely.
  */
+import type { DeleteFrame, EditFrame, MessageAction, MessageTarget, ReactFrame, Reaction } from './actions.js';
 import type { ErrorCode } from './codes.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -150,7 +151,19 @@ export interface HistoryFrame {
 }
 
 export type ClientFrame =
-  ConnectFrame | JoinFrame | LeaveFrame | PublishFrame | SignalFrame | PresenceFrame | PingFrame | RefreshFrame | HistoryFrame | CallFrame;
+  | ConnectFrame
+  | JoinFrame
+  | LeaveFrame
+  | PublishFrame
+  | SignalFrame
+  | PresenceFrame
+  | PingFrame
+  | RefreshFrame
+  | HistoryFrame
+  | CallFrame
+  | EditFrame
+  | DeleteFrame
+  | ReactFrame;
 
 export type ClientOp = ClientFrame['op'];
 
@@ -213,6 +226,19 @@ export interface ChatMessage {
   epoch: string;
   data: unknown;
   cmid?: string;
+  /**
+   * On the entries of `edit`, `delete` and `react` only: they apply to
+   * `target` and are folded into it (fold.ts), not shown as messages.
+   */
+  action?: MessageAction;
+  /** The message an entry with `action` applies to. */
+  target?: MessageTarget;
+  /** Folded (archive rows, the SDK's message list): the `ts` of the edit whose `data` this is. */
+  editedAt?: number;
+  /** Folded: the message was deleted; its `data` is null. */
+  deleted?: true;
+  /** Folded: reactions per emoji, in order of first use. */
+  reactions?: Reaction[];
 }
 
 export interface EphemeralMessage {

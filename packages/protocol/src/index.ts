@@ -1,5 +1,18 @@
 export { CloseCode, ErrorCode, TERMINAL_CLOSE_CODES } from './codes.js';
 export { NerveError, isNerveError } from './errors.js';
+export { MAX_REACTION_LENGTH, MESSAGE_ACTIONS } from './actions.js';
+export type {
+  DeleteFrame,
+  EditFrame,
+  MessageAction,
+  MessageActionFrame,
+  MessageTarget,
+  MessageTargetRef,
+  ReactFrame,
+  Reaction,
+  ReactionData,
+} from './actions.js';
+export { applyEntry, foldEntries, foldMessages, isActionEntry, keyOf, type ActionEntry, type FoldedRun } from './fold.js';
 export { CALL_ACTIONS, HISTORY_PAGE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
 export type {
   AckFrame,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { CALL_ACTIONS, HISTORY_PAGE_LIMITS, SIGNAL_KINDS, type ClientFrame } from './frames.js';
+import { isReactionEmoji, MAX_REACTION_LENGTH } from './actions.js';
 import { MAX_ID_LENGTH } from './ids.js';
 
 /**
@@ -92,6 +93,26 @@ export const callSchema = z.object({
   action: z.enum(CALL_ACTIONS),
 });
 
+// The lifecycle ops (actions.ts): the target by id and offset, as stored; the author and the right are checked in the gateway.
+const target = z.object({
+  id: z.string().min(1).max(128),
+  offset: position.shape.offset.min(1),
+  epoch: position.shape.epoch.optional(),
+});
+const actionFields = { rid: requestId, room: roomId, target, cmid: z.string().min(1).max(FRAME_BOUNDS.maxToken).optional() };
+export const editSchema = z.object({
+  op: z.literal('edit'),
+  ...actionFields,
+  data: z.unknown().refine((value) => value !== undefined, 'data is required'),
+});
+export const deleteSchema = z.object({ op: z.literal('delete'), ...actionFields });
+export const reactSchema = z.object({
+  op: z.literal('react'),
+  ...actionFields,
+  emoji: z.string().refine(isReactionEmoji, `1 to ${MAX_REACTION_LENGTH} UTF-16 code units`),
+  on: z.boolean().optional(),
+});
+
 export const clientFrameSchemas = {
   connect: connectSchema,
   join: joinSchema,
@@ -102,6 +123,9 @@ export const clientFrameSchemas = {
   ping: pingSchema,
   refresh: refreshSchema,
   history: historySchema,
+  edit: editSchema,
+  delete: deleteSchema,
+  react: reactSchema,
   call: callSchema,
 } as const;
 
@@ -120,6 +144,9 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
   ping: true,
   refresh: true,
   history: true,
+  edit: true,
+  delete: true,
+  react: true,
   call: true,
 };
 void schemasMatchTypes;
