@@ -25,6 +25,7 @@ export const EVENT_TYPES = [
   'recording.requested',
   'call.started',
   'call.ended',
+  'read.updated',
   'usage.reported',
   'pusher.webhook',
   ...ADMIN_EVENT_TYPES,

@@ -91,6 +91,13 @@ export interface EventDataMap {
     /** Why the last participant left. */
     reason: LeaveReason;
   };
+  /** A user's read position in the room moved forward (the `read` op; at most one per user, room and node per 500 ms, the latest). */
+  'read.updated': {
+    user: string;
+    /** The chat offset read up to, in `epoch` of the room log. */
+    offset: number;
+    epoch: string;
+  };
   /**
    * One node's usage by one tenant over one interval (src/usage/meter.ts);
    * the event id is derived from node, tenant and `from`, so a node emits
@@ -185,6 +192,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     peakParticipants: count,
     reason: leaveReason,
   }),
+  'read.updated': z.object({ user, offset: count, epoch: id }),
   'usage.reported': z.object({ from: count, to: count, connectionMs: count, messages: count, deliveries: count, signals: count, storedBytes: count }),
   'pusher.webhook': z.object({
     app: z.string().min(1).max(64),
@@ -292,6 +300,7 @@ export const participantJoined = (source: EventSource, data: EventDataMap['parti
 export const participantLeft = (source: EventSource, data: EventDataMap['participant.left']) => createEvent('participant.left', source, data);
 export const callStarted = (source: EventSource, data: EventDataMap['call.started']) => createEvent('call.started', source, data);
 export const callEnded = (source: EventSource, data: EventDataMap['call.ended']) => createEvent('call.ended', source, data);
+export const readUpdated = (source: EventSource, data: EventDataMap['read.updated']) => createEvent('read.updated', source, data);
 export const messageCreated = (source: EventSource, data: EventDataMap['message.created']) => createEvent('message.created', source, data);
 /** A node's usage by one tenant over one interval (no room: usage is per tenant). */
 export function usageReported(

@@ -4,10 +4,12 @@
  * inserts nothing. The SQL is src/postgres/chat-tables.ts, the one writer.
  * Edit, delete and reaction entries are then folded into their target's
  * row (src/postgres/chat-folds.ts), and so are entries that came before it.
+ * read.updated → `read_positions` (src/postgres/read-positions.ts), forward only.
  */
 import { eventData } from '../events/events.js';
 import { ChatFolds } from '../postgres/chat-folds.js';
 import { ChatTables } from '../postgres/chat-tables.js';
+import { ReadPositionTable } from '../postgres/read-positions.js';
 import { requirePool, type WorkerDefinition } from './worker.js';
 
 export const chatStore: WorkerDefinition = {
@@ -18,6 +20,7 @@ export const chatStore: WorkerDefinition = {
     const pool = requirePool(context);
     const tables = new ChatTables(context.schema);
     const folds = new ChatFolds(context.schema);
+    const reads = new ReadPositionTable(context.schema);
     return [
       {
         spec: { queue: 'chat-store', bindings: ['message.created'] },
@@ -44,6 +47,17 @@ export const chatStore: WorkerDefinition = {
             if (data.target) await folds.afterEntry(pool, scope, data.target);
             else await folds.afterMessage(pool, scope, { id: data.messageId, offset: data.offset });
           }
+          context.hooks.afterCommit?.(event.id);
+          return 'ack';
+        },
+      },
+      {
+        // Its own queue, so a backlog of read positions never delays the chat rows.
+        spec: { queue: 'chat-store-reads', bindings: ['read.updated'] },
+        async handler(event) {
+          const data = eventData(event, 'read.updated');
+          if (event.room === undefined) return 'ack';
+          await reads.record(pool, { tenant: event.tenant, room: event.room, user: data.user, epoch: data.epoch, offset: data.offset, at: event.ts });
           context.hooks.afterCommit?.(event.id);
           return 'ack';
         },

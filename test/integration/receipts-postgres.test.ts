@@ -1,0 +1,86 @@
+/**
+ * Read positions in PostgreSQL: the PostgresReadPositions driver (a cluster
+ * without Redis) through the seam's conformance suite, and the chat-store
+ * worker's writer of `read.updated` (ReadPositionTable), forward only when
+ * events come out of order. A random schema, dropped afterwards.
+ *
+ * PostgreSQL missing: fails in CI (CI=true), skipped elsewhere.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { readUpdated } from '../../src/events/events.js';
+import { MemoryEventLog } from '../../src/events/memory.js';
+import { applyMigrations } from '../../src/postgres/migrations.js';
+import { ReadPositionTable } from '../../src/postgres/read-positions.js';
+import { PostgresReadPositions } from '../../src/receipts/postgres.js';
+import { receiptsConformance } from '../conformance/receipts.js';
+import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
+import { runWorker } from '../../src/workers/runner.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const skip = (await postgresSkip()) ?? false;
+const schema = testNamespace('rpg');
+let db: TestDatabase | undefined;
+
+before(async () => {
+  if (skip) return;
+  db = await createTestDatabase(schema);
+  await applyMigrations(db.pool, schema);
+});
+
+after(async () => {
+  await db?.drop();
+});
+
+receiptsConformance('postgres', () => new PostgresReadPositions({ pool: db!.pool, schema, migrate: false }), { skip });
+
+describe('read_positions from read.updated (chat-store worker)', { skip }, () => {
+  it('keeps the latest position whatever order the events come in', async () => {
+    const table = new ReadPositionTable(schema);
+    const pool = db!.pool;
+    const row = { tenant: 't', room: 'r', user: 'ann' };
+    const stored = async () =>
+      (
+        await pool.query<{ epoch: string; read_offset: string }>(
+          `SELECT epoch, read_offset FROM "${schema}".read_positions WHERE tenant = 't' AND room = 'r' AND user_id = 'ann'`,
+        )
+      ).rows[0];
+    await table.record(pool, { ...row, epoch: 'e1', offset: 7, at: 1000 });
+    await table.record(pool, { ...row, epoch: 'e1', offset: 5, at: 900 });
+    await table.record(pool, { ...row, epoch: 'e1', offset: 7, at: 1000 });
+    assert.deepEqual(await stored(), { epoch: 'e1', read_offset: '7' }, 'a lower or repeated offset changes nothing');
+    await table.record(pool, { ...row, epoch: 'e0', offset: 50, at: 500 });
+    assert.deepEqual(await stored(), { epoch: 'e1', read_offset: '7' }, 'an older event of another epoch changes nothing');
+    await table.record(pool, { ...row, epoch: 'e2', offset: 1, at: 2000 });
+    assert.deepEqual(await stored(), { epoch: 'e2', read_offset: '1' }, 'a newer epoch replaces it');
+  });
+
+  it('the chat-store worker records read.updated events, the latest position per user and room', async () => {
+    const log = new MemoryEventLog();
+    const worker = await runWorker('chat-store', { eventLog: log, pool: db!.pool, schema, logger: pino({ level: 'silent' }) });
+    try {
+      const source = { tenant: 'acme', room: 'lobby', session: 's1', node: 'n1' };
+      await log.publish(readUpdated({ ...source, ts: 1000 }, { user: 'bob', offset: 4, epoch: 'e1' }));
+      await log.publish(readUpdated({ ...source, ts: 900 }, { user: 'bob', offset: 2, epoch: 'e1' }));
+      await log.publish(readUpdated({ ...source, ts: 1100 }, { user: 'cat', offset: 1, epoch: 'e1' }));
+      const rows = async () =>
+        (
+          await db!.pool.query<{ user_id: string; read_offset: string }>(
+            `SELECT user_id, read_offset FROM "${schema}".read_positions WHERE tenant = 'acme' ORDER BY user_id`,
+          )
+        ).rows;
+      await waitFor(async () => (await rows()).length === 2, { what: 'two rows' });
+      const acked = async () => (await worker.metrics.events.get()).values.find((value) => value.labels.outcome === 'ack')?.value;
+      await waitFor(async () => (await acked()) === 3, { what: 'three events acked' });
+      assert.deepEqual(await rows(), [
+        { user_id: 'bob', read_offset: '4' },
+        { user_id: 'cat', read_offset: '1' },
+      ]);
+      assert.deepEqual(log.deadLetters('chat-store-reads'), []);
+    } finally {
+      await worker.close();
+      await log.close();
+    }
+  });
+});
