@@ -7,6 +7,7 @@
  */
 import type { CallRef, CallStart, CallStore, EndedCall } from '../calls/calls.js';
 import { errorText } from '../errors.js';
+import { OutcomeUnknownError } from '../lane-errors.js';
 import type { EventLog, LifecycleEvent } from '../events/event-log.js';
 import { callEnded, callStarted, type EventSource, type LeaveReason } from '../events/events.js';
 import type { RoomRef } from '../history/history.js';
@@ -81,11 +82,11 @@ export class CallParticipation {
       if (!mine?.has(key) && (mine?.size ?? 0) >= MAX_CALLS_PER_CONNECTION) {
         throw new NerveError(ErrorCode.TooManyCalls, `at most ${MAX_CALLS_PER_CONNECTION} calls per connection`);
       }
-      const result = await this.deps.store.join(ref, { user: conn.user, conn: conn.id }, now);
+      const result = await unanswered(this.deps.store.join(ref, { user: conn.user, conn: conn.id }, now));
       this.#track(ref, key, conn.id, conn.user);
       this.#reported(ref, result.started, result.ended);
     } else {
-      await this.#leave(ref, key, conn.id, now, 'left');
+      await unanswered(this.#leave(ref, key, conn.id, now, 'left'));
     }
     conn.answer({ op: 'call', rid: frame.rid, room: frame.room, call: frame.call, action: frame.action, ts: now });
   }
@@ -199,6 +200,20 @@ export class CallParticipation {
   #storeFailed(error: unknown, call: string): void {
     this.deps.metrics.errors.inc({ code: 'call_store_unavailable' });
     this.deps.log.error({ err: errorText(error), call }, 'call store failed');
+  }
+}
+
+/**
+ * A store call sent and not answered is `unavailable` to the client too: a
+ * join that did land is refreshed by nobody and expires at its join time
+ * (nothing billed), a leave that did not is the same expiry.
+ */
+async function unanswered<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (error) {
+    if (error instanceof OutcomeUnknownError) throw new NerveError(ErrorCode.Unavailable, 'the call store did not answer', { cause: error });
+    throw error;
   }
 }
 

@@ -1,0 +1,33 @@
+import { useCall, useNerve, usePresence } from '@nerve-rt/react';
+
+export function Members({ room }: { room: string }) {
+  const { user } = useNerve();
+  const { members, count } = usePresence(room);
+  const call = useCall();
+  const others = members.map((member) => member.user).filter((name) => name !== user);
+  const idle = call.kind === 'none' && !call.invite;
+  return (
+    <aside className="members">
+      <h2>In the room ({count})</h2>
+      <ul data-testid="members">
+        {members.map((member) => (
+          <li key={member.user} data-testid={`member-${member.user}`}>
+            {member.user}
+            {member.user === user ? (
+              ' (you)'
+            ) : (
+              <button data-testid={`call-${member.user}`} disabled={!idle} onClick={() => void call.call(member.user)}>
+                Call
+              </button>
+            )}
+          </li>
+        ))}
+      </ul>
+      {others.length > 1 && (
+        <button data-testid="group-call" disabled={!idle} onClick={() => void call.startGroup(room, others.slice(0, 5))}>
+          Group call
+        </button>
+      )}
+    </aside>
+  );
+}

@@ -1,0 +1,164 @@
+/**
+ * One room of one client as a store: joined while some component holds it
+ * (a `Lease`: StrictMode's second effect run does not join twice), its chat
+ * in offset order, its members, and "load older" paging. The SDK does the
+ * hard parts (rejoins, resume, gap fills, re-sends); this only folds its
+ * answers and events into one snapshot per change.
+ */
+import type { AckFrame, ChatPublishOptions, JoinOptions, Member, NerveClientError, Room, RoomChatMessage } from '@nerve-rt/client';
+import { addChat, addMember, addOlder, mayHaveOlder, removeMember } from './messages.js';
+import { Lease, Store } from './store.js';
+
+/**
+ * Where a room stands: `idle` (nobody holds it, or the client is closed),
+ * `joining`, `joined` (rejoined on its own after reconnects), `ended` (the
+ * server API ended it; not rejoined), `failed` (the join was refused, or a
+ * rejoin was and the SDK dropped the room: see `error`).
+ */
+export type RoomStatus = 'idle' | 'joining' | 'joined' | 'ended' | 'failed';
+
+/** What `useRoom` shows of a room. */
+export interface RoomSnapshot<Chat = unknown> {
+  /** Where the room stands. */
+  status: RoomStatus;
+  /** The last failure: the join's, a rejoin's or gap fill's (the room's `error` event), or `loadOlder`'s. */
+  error: NerveClientError | undefined;
+  /** Chat, oldest first, by offset: the join's history, older pages, live messages and replays, each once. */
+  messages: readonly RoomChatMessage<Chat>[];
+  /** Whether older messages may exist (`loadOlder()` would fetch some). */
+  hasOlder: boolean;
+  /** A `loadOlder()` is in flight. */
+  loadingOlder: boolean;
+  /** Members, as the join listed them and `member_joined` / `member_left` changed them (needs the `presence` right). */
+  members: readonly Member[];
+  /** How many members the room has (each user once); above the node's list size, more than `members.length`. */
+  count: number;
+}
+
+/** Options of a room's join and paging: the SDK's `JoinOptions` plus the page size of `loadOlder`. */
+export interface RoomOptions extends JoinOptions {
+  /** Messages per `loadOlder()` page, 1–100. Default 50. */
+  pageSize?: number;
+}
+
+/** What the store uses of a room: `Room` fits, tests pass a fake. */
+export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'history' | 'publish' | 'on'>;
+
+const IDLE: RoomSnapshot<never> = {
+  status: 'idle',
+  error: undefined,
+  messages: [],
+  hasOlder: false,
+  loadingOlder: false,
+  members: [],
+  count: 0,
+};
+
+export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
+  readonly room: RoomSource<Chat>;
+  /** Whether the client still has the room (a failed rejoin drops it). */
+  readonly #tracked: () => boolean;
+  readonly #lease = new Lease(
+    () => this.#start(),
+    () => this.#stop(),
+  );
+  #options: RoomOptions = {};
+  #offs: Array<() => void> = [];
+  /** Bumped by every start and stop: answers of an older join or page are dropped. */
+  #generation = 0;
+
+  constructor(room: RoomSource<Chat>, tracked: () => boolean) {
+    super(IDLE);
+    this.room = room;
+    this.#tracked = tracked;
+  }
+
+  /** Hold the room (join it if nobody did); the options count when this acquire joins. Returns the release. */
+  acquire(options: RoomOptions = {}): () => void {
+    if (!this.#lease.active) this.#options = options;
+    return this.#lease.acquire();
+  }
+
+  /** Publish chat; resolves with the ack once stored (the message itself arrives like everyone's). */
+  readonly publish = (data: Chat, options?: ChatPublishOptions): Promise<AckFrame> => this.room.publish(data, options);
+
+  /**
+   * Fetch the page of messages before the oldest one held and put it in
+   * front. Never rejects: a failure is the snapshot's `error`. Does nothing
+   * unless joined, while a page is in flight, or when `hasOlder` is false.
+   */
+  readonly loadOlder = async (): Promise<void> => {
+    const before = this.getSnapshot();
+    if (before.status !== 'joined' || before.loadingOlder || !before.hasOlder) return;
+    const generation = this.#generation;
+    const oldest = before.messages[0];
+    this.#patch({ loadingOlder: true });
+    try {
+      const page = await this.room.history({
+        limit: this.#options.pageSize ?? 50,
+        ...(oldest === undefined ? {} : { before: oldest.offset, epoch: oldest.epoch }),
+      });
+      if (generation !== this.#generation) return;
+      const now = this.getSnapshot();
+      // A resync replaced the list meanwhile (another epoch): the page belongs to the old one.
+      const stale = now.messages[0] !== undefined && now.messages[0].epoch !== page.epoch;
+      this.#patch(stale ? { loadingOlder: false } : { messages: addOlder(now.messages, page.messages), hasOlder: page.more, loadingOlder: false });
+    } catch (error) {
+      if (generation !== this.#generation) return;
+      // epoch_mismatch and the like: this epoch has nothing more to give; a rejoin starts a fresh list.
+      this.#patch({ loadingOlder: false, hasOlder: false, error: error as NerveClientError });
+    }
+  };
+
+  #start(): void {
+    const generation = ++this.#generation;
+    const room = this.room;
+    this.#offs = [
+      room.on('message', (message) => {
+        if (message.class === 'chat') this.#patch({ messages: addChat(this.getSnapshot().messages, message) });
+      }),
+      room.on('member_joined', (frame) => {
+        const members = addMember(this.getSnapshot().members, frame);
+        this.#patch({ members, count: frame.count ?? Math.max(this.getSnapshot().count, members.length) });
+      }),
+      room.on('member_left', (frame) => {
+        const members = removeMember(this.getSnapshot().members, frame.user);
+        this.#patch({ members, count: frame.count ?? members.length });
+      }),
+      room.on('rejoined', (joined) => this.#patch({ members: joined.members, count: joined.count })),
+      room.on('recovery_failed', ({ joined }) =>
+        this.#patch({ messages: joined.history, hasOlder: mayHaveOlder(joined.history), members: joined.members, count: joined.count }),
+      ),
+      room.on('room_ended', () => this.#patch({ status: 'ended' })),
+      room.on('error', (error) => this.#patch(this.#tracked() ? { error } : { error, status: 'failed' })),
+    ];
+    this.#patch({ ...IDLE, status: 'joining' });
+    const { pageSize: _pageSize, ...join } = this.#options;
+    room.join(join).then(
+      (joined) => {
+        if (generation !== this.#generation) return;
+        // Live messages that beat the answer here stay; the history goes around them.
+        let messages: readonly RoomChatMessage<Chat>[] = joined.history;
+        for (const message of this.getSnapshot().messages) messages = addChat(messages, message);
+        this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), members: joined.members, count: joined.count });
+      },
+      (error: unknown) => {
+        if (generation === this.#generation) this.#patch({ status: 'failed', error: error as NerveClientError });
+      },
+    );
+  }
+
+  #stop(): void {
+    this.#generation += 1;
+    for (const off of this.#offs.splice(0)) off();
+    this.set(IDLE);
+    // A closed client rejects (it has left every room already); nothing to tell.
+    this.room.leave().catch(() => {});
+  }
+
+  #patch(change: Partial<RoomSnapshot<Chat>>): void {
+    const now = this.getSnapshot();
+    const changed = (Object.keys(change) as Array<keyof RoomSnapshot<Chat>>).some((key) => change[key] !== now[key]);
+    if (changed) this.set({ ...now, ...change });
+  }
+}

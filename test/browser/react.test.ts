@@ -1,0 +1,185 @@
+/**
+ * The React example (examples/react-chat) as a person uses it: built with
+ * Vite in development mode (so React's StrictMode runs every effect twice)
+ * into a temp folder, pointed at a real node, and opened by two people in
+ * headless Chromium. The newest 20 of 25 stored messages show and "load
+ * older" brings the rest; chat goes both ways; each sees the other in the
+ * member list; a 1:1 call rings, is accepted and connects with media; and
+ * the node counted one connection and one join per page (StrictMode did not
+ * double them), and a page that leaves closes its socket.
+ *
+ * Needs `npm run build` (the example imports the built @nerve-rt/react and
+ * @nerve-rt/client, as an app would). Chromium missing: the test fails in CI
+ * (CI=true) and is skipped elsewhere.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { build } from 'vite';
+import { WebSocket } from 'ws';
+import { NerveClient } from '../../packages/client/src/index.js';
+import { chromiumSkipReason, launchForDemo } from '../helpers/demo-browser.js';
+import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { testNamespace, waitFor } from '../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const EXAMPLE = join(ROOT, 'examples', 'react-chat');
+const skip = chromiumSkipReason() ?? false;
+const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+let node: NodeProcess | undefined;
+let browser: Browser | undefined;
+let server: Server | undefined;
+let outDir: string | undefined;
+let appUrl = '';
+const contexts: BrowserContext[] = [];
+
+before(async () => {
+  if (skip) return;
+  for (const built of ['packages/client/dist/index.js', 'packages/react/dist/index.js']) {
+    assert.ok(existsSync(join(ROOT, built)), `${built} is missing: run \`npm run build\` first`);
+  }
+  node = await startNode();
+  outDir = await mkdtemp(join(tmpdir(), 'nerve-react-chat-'));
+  await build({
+    root: EXAMPLE,
+    configFile: join(EXAMPLE, 'vite.config.ts'),
+    mode: 'development',
+    logLevel: 'warn',
+    // React's development build, where StrictMode runs effects twice: a Vite build's `mode` leaves NODE_ENV at production.
+    define: { 'import.meta.env.VITE_NERVE_URL': JSON.stringify(node.wsUrl), 'process.env.NODE_ENV': JSON.stringify('development') },
+    build: { outDir, emptyOutDir: true, minify: false },
+  });
+  const root = outDir;
+  server = createServer((request, response) => {
+    const path = normalize(new URL(request.url ?? '/', 'http://x').pathname).replace(/^(\.\.[/\\])+/, '');
+    const file = join(root, path === '/' ? 'index.html' : path);
+    readFile(file).then(
+      (body) => response.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
+      () => response.writeHead(404).end(),
+    );
+  });
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  browser = await launchForDemo();
+});
+
+after(async () => {
+  for (const context of contexts) await context.close().catch(() => {});
+  await browser?.close();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  await node?.stop();
+  if (outDir) await rm(outDir, { recursive: true, force: true });
+});
+
+/** The sum of a counter or gauge on the node's /metrics, over its label sets (`filter` picks some). */
+async function metric(name: string, filter = ''): Promise<number> {
+  const text = await (await fetch(`${node!.url}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if ((line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && line.includes(filter)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+/** Store `count` chat messages in `room` before anyone opens the page, as another client would have. */
+async function seed(room: string, count: number): Promise<void> {
+  const client = new NerveClient({ url: node!.wsUrl, user: 'seed', WebSocket, reconnect: false });
+  await client.connect();
+  await client.join(room);
+  for (let index = 1; index <= count; index += 1) await client.publish(room, { text: `seed ${index}` });
+  await client.close();
+}
+
+async function enter(user: string, room: string): Promise<{ page: Page; errors: string[] }> {
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  contexts.push(context);
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  await page.goto(appUrl);
+  await page.getByTestId('join-name').fill(user);
+  await page.getByTestId('join-room').fill(room);
+  await page.getByTestId('join-submit').click();
+  await page.getByTestId('connection-state').getByText('connected').waitFor({ timeout: 10_000 });
+  return { page, errors };
+}
+
+function logLines(page: Page): Promise<string[]> {
+  return page.getByTestId('chat-log').locator('li[data-offset]').allTextContents();
+}
+
+test(
+  'the React example: history paging, chat both ways, presence, a 1:1 call, one socket and one join per page under StrictMode',
+  { skip, timeout: 60_000 },
+  async () => {
+    const room = testNamespace('react');
+    await seed(room, 25);
+    const baseline = { connections: await metric('nerve_connections_total'), joins: await metric('nerve_joins_total') };
+
+    const alice = await enter('alice', room);
+    await waitFor(async () => (await logLines(alice.page)).length === 20, { timeoutMs: 10_000, what: "alice's 20 newest messages" });
+    let lines = await logLines(alice.page);
+    assert.equal(lines[0], 'seed seed 6');
+    assert.equal(lines[19], 'seed seed 25');
+    await alice.page.getByTestId('load-older').click();
+    await waitFor(async () => (await logLines(alice.page)).length === 25, { timeoutMs: 10_000, what: 'the older page' });
+    lines = await logLines(alice.page);
+    assert.equal(lines[0], 'seed seed 1');
+    await alice.page.getByTestId('load-older').waitFor({ state: 'detached', timeout: 5_000 });
+
+    const bob = await enter('bob', room);
+    await alice.page.getByTestId('member-bob').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('member-alice').waitFor({ timeout: 10_000 });
+
+    await alice.page.getByTestId('chat-input').fill('hello from alice');
+    await alice.page.getByTestId('chat-send').click();
+    await bob.page.getByTestId('chat-log').getByText('hello from alice').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('chat-input').fill('hi alice, bob here');
+    await bob.page.getByTestId('chat-send').click();
+    await alice.page.getByTestId('chat-log').getByText('hi alice, bob here').waitFor({ timeout: 10_000 });
+
+    // StrictMode ran every effect twice; the node still saw one socket and one join per page.
+    assert.equal((await metric('nerve_connections_total')) - baseline.connections, 2, 'connections opened by the two pages');
+    assert.equal((await metric('nerve_joins_total')) - baseline.joins, 2, 'joins by the two pages');
+    assert.equal(await metric('nerve_frames_in_total', 'op="leave"'), 0, 'no page left the room on a remount');
+
+    // A 1:1 call: rings at bob, accepted, connected both ways with media.
+    await alice.page.getByTestId('call-bob').click();
+    await bob.page.getByTestId('incoming-call').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('accept-call').click();
+    for (const [page, peer] of [
+      [alice.page, 'bob'],
+      [bob.page, 'alice'],
+    ] as const) {
+      await page.getByTestId('call-state').getByText('connected', { exact: true }).waitFor({ timeout: 20_000 });
+      await page.waitForFunction(
+        (testId) => {
+          const video = document.querySelector<HTMLVideoElement>(`[data-testid="${testId}"]`);
+          return video !== null && video.videoWidth > 0;
+        },
+        `remote-video-${peer}`,
+        { timeout: 15_000 },
+      );
+    }
+    await alice.page.getByTestId('toggle-mic').click();
+    await bob.page.getByTestId('peer-muted-alice').waitFor({ timeout: 10_000 });
+    await alice.page.getByTestId('hangup').click();
+    await bob.page.getByTestId('call-ended').waitFor({ timeout: 10_000 });
+
+    // Bob leaves: the provider unmounts, the room is left and the socket closed.
+    await bob.page.getByTestId('leave').click();
+    await alice.page.getByTestId('member-bob').waitFor({ state: 'detached', timeout: 10_000 });
+    await waitFor(async () => (await metric('nerve_connections')) === 1, { timeoutMs: 10_000, what: "bob's socket closed" });
+
+    assert.deepEqual(alice.errors, []);
+    assert.deepEqual(bob.errors, []);
+  },
+);

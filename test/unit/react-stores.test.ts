@@ -1,0 +1,258 @@
+/**
+ * The stores under @nerve-rt/react's hooks, without React: the lease that
+ * makes StrictMode's double effects join once, a room's chat folded by
+ * offset with "load older" paging and its members, the connection
+ * snapshot's identity, and 1:1 calls between two call stores over the fake
+ * signal hub and RTCPeerConnection of the SDK's own call tests. The hooks in
+ * a real React app (StrictMode, a real node, Chromium) are
+ * test/browser/react.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  NerveClientError,
+  TypedEmitter,
+  type HistoryOptions,
+  type HistoryPage,
+  type JoinOptions,
+  type NerveClientEvents,
+  type RoomChatMessage,
+  type RoomEvents,
+  type RoomJoined,
+} from '../../packages/client/src/index.js';
+import { CallStore } from '../../packages/react/src/call-store.js';
+import { ConnectionStore } from '../../packages/react/src/connection.js';
+import { addChat, addOlder, mayHaveOlder } from '../../packages/react/src/messages.js';
+import { RoomStore } from '../../packages/react/src/room-store.js';
+import { Lease } from '../../packages/react/src/store.js';
+import { fakeStream, hub, PC } from '../helpers/fake-rtc.js';
+import { waitFor } from '../helpers/wait.js';
+
+interface Text {
+  text: string;
+}
+
+const EPOCH = 'e1';
+
+function chat(offset: number, epoch = EPOCH): RoomChatMessage<Text> {
+  return { op: 'message', class: 'chat', room: 'r', id: `m${offset}`, from: 'alice', ts: offset, offset, epoch, data: { text: `m${offset}` } };
+}
+
+function range(from: number, to: number): RoomChatMessage<Text>[] {
+  return Array.from({ length: to - from + 1 }, (_, index) => chat(from + index));
+}
+
+/** One macrotask: what the lease waits before its last release stops. */
+const nextTask = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** A room whose answers the test hands out: joins answer with `history`, pages from `stored`. */
+class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
+  readonly name = 'r';
+  joins: JoinOptions[] = [];
+  leaves = 0;
+  pages: HistoryOptions[] = [];
+  constructor(
+    readonly stored: RoomChatMessage<Text>[],
+    readonly onJoin: number,
+  ) {
+    super();
+  }
+  join(options: JoinOptions = {}): Promise<RoomJoined<Text>> {
+    this.joins.push(options);
+    const newest = this.stored.slice(-this.onJoin);
+    const position = { offset: this.stored.length, epoch: EPOCH };
+    return Promise.resolve({ op: 'joined', rid: 1, room: 'r', members: [{ user: 'alice', since: 1 }], count: 1, history: newest, position });
+  }
+  leave(): Promise<void> {
+    this.leaves += 1;
+    return Promise.resolve();
+  }
+  history(options: HistoryOptions = {}): Promise<HistoryPage<Text>> {
+    this.pages.push(options);
+    const older = this.stored.filter((message) => options.before === undefined || message.offset < options.before);
+    const messages = older.slice(-(options.limit ?? 50));
+    return Promise.resolve({ messages, more: messages.length < older.length, epoch: EPOCH });
+  }
+  publish(): Promise<never> {
+    return Promise.reject(new Error('not used'));
+  }
+  fire<K extends keyof RoomEvents<Text>>(name: K, value: RoomEvents<Text>[K]): void {
+    this.emit(name, value);
+  }
+}
+
+test('a lease released and taken again in one pass (StrictMode) starts once and never stops', async () => {
+  const calls: string[] = [];
+  const lease = new Lease(
+    () => calls.push('start'),
+    () => calls.push('stop'),
+  );
+  const release = lease.acquire();
+  release();
+  const again = lease.acquire();
+  await nextTask();
+  assert.deepEqual(calls, ['start']);
+  again();
+  again(); // a second call of one release does nothing
+  assert.deepEqual(calls, ['start'], 'the stop waits a task');
+  await nextTask();
+  assert.deepEqual(calls, ['start', 'stop']);
+  assert.equal(lease.active, false);
+});
+
+test('chat folds by offset: in order, each once, older pages in front, another epoch starts over', () => {
+  let list = addChat([], chat(3));
+  list = addChat(list, chat(5));
+  list = addChat(list, chat(4));
+  const same = addChat(list, chat(4));
+  assert.equal(same, list, 'a message held already returns the same list');
+  assert.deepEqual(
+    list.map((message) => message.offset),
+    [3, 4, 5],
+  );
+  list = addOlder(list, [chat(1), chat(2), chat(3)]);
+  assert.deepEqual(
+    list.map((message) => message.offset),
+    [1, 2, 3, 4, 5],
+  );
+  assert.equal(mayHaveOlder(list), false, 'offset 1 is the first of a log');
+  assert.equal(mayHaveOlder(range(2, 3)), true);
+  assert.deepEqual(
+    addChat(list, chat(1, 'e2')).map((message) => `${message.epoch}:${message.offset}`),
+    ['e2:1'],
+  );
+});
+
+test('a room store joins once across a StrictMode remount, pages back, follows members, and leaves after the last release', async () => {
+  const room = new FakeRoom(range(1, 25), 10);
+  const store = new RoomStore<Text>(room, () => true);
+  const release = store.acquire({ history: 10, pageSize: 10 });
+  release();
+  const held = store.acquire({ history: 99 });
+  await waitFor(() => store.getSnapshot().status === 'joined', { what: 'joined' });
+  assert.equal(room.joins.length, 1, 'one join');
+  assert.deepEqual(room.joins[0], { history: 10 }, 'the first acquire joins with its options, without pageSize');
+  let snapshot = store.getSnapshot();
+  assert.deepEqual(
+    snapshot.messages.map((message) => message.offset),
+    range(16, 25).map((message) => message.offset),
+  );
+  assert.equal(snapshot.hasOlder, true);
+  assert.deepEqual(
+    snapshot.members.map((member) => member.user),
+    ['alice'],
+  );
+
+  // Live chat, a replay of one held already, members coming and going.
+  room.fire('message', chat(26));
+  room.fire('message', chat(26));
+  room.fire('member_joined', { op: 'member_joined', room: 'r', user: 'bob', ts: 2, count: 2 });
+  room.fire('member_left', { op: 'member_left', room: 'r', user: 'alice', ts: 3, count: 1 });
+  snapshot = store.getSnapshot();
+  assert.equal(snapshot.messages.length, 11);
+  assert.deepEqual(
+    snapshot.members.map((member) => member.user),
+    ['bob'],
+  );
+  assert.equal(snapshot.count, 1);
+
+  // Load older twice: back to offset 1, then nothing more.
+  await store.loadOlder();
+  assert.deepEqual(room.pages[0], { limit: 10, before: 16, epoch: EPOCH });
+  assert.equal(store.getSnapshot().messages[0]?.offset, 6);
+  assert.equal(store.getSnapshot().hasOlder, true);
+  await store.loadOlder();
+  snapshot = store.getSnapshot();
+  assert.equal(snapshot.messages[0]?.offset, 1);
+  assert.equal(snapshot.messages.length, 26);
+  assert.equal(snapshot.hasOlder, false);
+  await store.loadOlder();
+  assert.equal(room.pages.length, 2, 'no request once nothing older is left');
+
+  // A resync the SDK could not fill: the list starts over from the answer.
+  const fresh = chat(1, 'e2');
+  room.fire('recovery_failed', {
+    room: 'r',
+    joined: { op: 'joined', rid: 2, room: 'r', members: [], count: 0, history: [fresh], position: { offset: 1, epoch: 'e2' } },
+  });
+  assert.deepEqual(store.getSnapshot().messages, [fresh]);
+
+  held();
+  assert.equal(room.leaves, 0);
+  await nextTask();
+  assert.equal(room.leaves, 1);
+  assert.equal(store.getSnapshot().status, 'idle');
+  assert.equal(room.listenerCount('message'), 0, 'listeners removed');
+});
+
+test('a failed rejoin the SDK dropped shows as failed; a gap-fill error keeps the room joined', async () => {
+  const room = new FakeRoom(range(1, 3), 10);
+  let tracked = true;
+  const store = new RoomStore<Text>(room, () => tracked);
+  const release = store.acquire();
+  await waitFor(() => store.getSnapshot().status === 'joined', { what: 'joined' });
+  room.fire('error', new NerveClientError('unavailable', 'gap fill failed, retrying', { room: 'r' }));
+  assert.equal(store.getSnapshot().status, 'joined');
+  tracked = false;
+  room.fire('error', new NerveClientError('forbidden', 'rejoining r failed', { room: 'r' }));
+  assert.equal(store.getSnapshot().status, 'failed');
+  release();
+});
+
+test('the connection snapshot stays the same object until something in it changes', () => {
+  class FakeClient extends TypedEmitter<NerveClientEvents> {
+    state: NerveClientEvents['state']['to'] = 'closed';
+    user: string | undefined = undefined;
+    connId: string | undefined = undefined;
+    welcome = undefined;
+    fire<K extends keyof NerveClientEvents>(name: K, value: NerveClientEvents[K]): void {
+      this.emit(name, value);
+    }
+  }
+  const client = new FakeClient();
+  const store = new ConnectionStore(client);
+  let renders = 0;
+  store.subscribe(() => (renders += 1));
+  const first = store.getSnapshot();
+  assert.equal(store.getSnapshot(), first);
+  client.state = 'connecting';
+  client.fire('state', { from: 'closed', to: 'connecting' });
+  assert.equal(store.getSnapshot().state, 'connecting');
+  client.fire('state', { from: 'connecting', to: 'connecting' });
+  assert.equal(renders, 1, 'an event that changes nothing does not re-render');
+});
+
+test('two call stores: a 1:1 call rings, is accepted, connects, mute shows at the peer, and a third caller gets busy', async () => {
+  const signals = hub();
+  const make = (user: string): CallStore => new CallStore(signals.channel(user, `${user}-conn`));
+  const options = { RTCPeerConnection: PC, getStream: () => Promise.resolve(fakeStream()), getTrack: () => Promise.reject(new Error('no devices')) };
+  const alice = make('alice');
+  const bob = make('bob');
+  const carol = make('carol');
+  const releases = [alice.acquire(options), bob.acquire(options), carol.acquire(options)];
+
+  await alice.call('bob');
+  assert.equal(alice.getSnapshot().state, 'ringing');
+  await waitFor(() => bob.getSnapshot().incoming, { what: 'bob rings' });
+  assert.equal(bob.getSnapshot().peer, 'alice');
+
+  await bob.accept();
+  await waitFor(() => alice.getSnapshot().state === 'connected' && bob.getSnapshot().state === 'connected', { what: 'both connected' });
+  assert.ok(alice.getSnapshot().localStream, 'the caller holds its camera stream');
+
+  await alice.setMicrophone(false);
+  assert.equal(alice.getSnapshot().localMedia.audio, false);
+  await waitFor(() => bob.getSnapshot().participants[0]?.media.audio === false, { what: 'bob sees alice muted' });
+
+  await carol.call('bob');
+  await waitFor(() => carol.getSnapshot().ended?.reason === 'busy', { what: 'carol gets busy' });
+  assert.equal(bob.getSnapshot().state, 'connected', "bob's call goes on");
+
+  alice.hangup();
+  assert.deepEqual(alice.getSnapshot().ended, { peer: 'bob', reason: 'local' });
+  assert.equal(alice.getSnapshot().localStream, undefined, 'the camera is released');
+  await waitFor(() => bob.getSnapshot().ended?.reason === 'remote', { what: 'bob sees the hang-up' });
+  assert.equal(bob.getSnapshot().kind, 'none');
+  for (const release of releases) release();
+  await nextTask();
+});
