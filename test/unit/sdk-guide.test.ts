@@ -3,8 +3,10 @@
  * SDK section) is type-checked
  * against the SDK's sources, each as its own module importing
  * `@nerve-rt/client` (mapped to packages/client/src/index.ts), with the DOM
- * lib as in a browser app. The few functions that stand for the app's UI are
- * declared here, as the guide says. The examples live in memory next to the
+ * lib as in a browser app; its ```tsx examples (the React section) import
+ * `@nerve-rt/react` (packages/react/src/index.ts) and are checked as TSX.
+ * The few functions that stand for the app's UI are declared here, as the
+ * guide says. The examples live in memory next to the
  * guide, so nothing is written to disk.
  */
 import { test } from 'node:test';
@@ -34,17 +36,20 @@ interface Example {
   /** 1-based line of the file where the example's code starts. */
   line: number;
   code: string;
+  /** A ```tsx block: checked as TSX. */
+  tsx: boolean;
 }
 
 function examples(markdown: string): Example[] {
   const found: Example[] = [];
   const lines = markdown.split('\n');
   for (let index = 0; index < lines.length; index += 1) {
-    if (lines[index]!.trim() !== '```ts') continue;
+    const fence = lines[index]!.trim();
+    if (fence !== '```ts' && fence !== '```tsx') continue;
     const start = index + 1;
     let end = start;
     while (end < lines.length && lines[end]!.trim() !== '```') end += 1;
-    found.push({ source: 'docs/sdk.md', line: start + 1, code: lines.slice(start, end).join('\n') });
+    found.push({ source: 'docs/sdk.md', line: start + 1, code: lines.slice(start, end).join('\n'), tsx: fence === '```tsx' });
     index = end;
   }
   return found;
@@ -66,13 +71,19 @@ test('every TypeScript example in docs/sdk.md and in the SDK section of README.m
   const readme = readmeExamples();
   assert.ok(readme.length >= 2, `expected README's SDK examples, found ${readme.length}`);
   const found = [...guide, ...readme];
-  for (const example of found) assert.match(example.code, /from '@nerve-rt\/client'/, `example at ${example.source}:${example.line} imports the SDK`);
+  for (const example of found) {
+    assert.match(
+      example.code,
+      example.tsx ? /from '@nerve-rt\/react'/ : /from '@nerve-rt\/client'/,
+      `example at ${example.source}:${example.line} imports the SDK`,
+    );
+  }
 
   const files = new Map<string, string>();
   const appFile = join(root, 'docs', 'sdk-guide-app.d.ts');
   files.set(appFile, APP);
   const names = found.map((example, index) => {
-    const name = join(root, 'docs', `sdk-guide-example-${index + 1}.ts`);
+    const name = join(root, 'docs', `sdk-guide-example-${index + 1}.${example.tsx ? 'tsx' : 'ts'}`);
     files.set(name, example.code);
     return name;
   });
@@ -89,7 +100,8 @@ test('every TypeScript example in docs/sdk.md and in the SDK section of README.m
     isolatedModules: true,
     types: [],
     baseUrl: root,
-    paths: { '@nerve-rt/client': ['packages/client/src/index.ts'] },
+    jsx: ts.JsxEmit.ReactJSX,
+    paths: { '@nerve-rt/client': ['packages/client/src/index.ts'], '@nerve-rt/react': ['packages/react/src/index.ts'] },
   };
   const disk = ts.createCompilerHost(options);
   const host: ts.CompilerHost = {
