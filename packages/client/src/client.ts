@@ -30,7 +30,7 @@ import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
 import { randomId } from './ids.js';
 import { Requests, type OnDisconnect, type Outgoing } from './requests.js';
-import { Room, roomEmitter, roomOf, type RoomEmit } from './room.js';
+import { Room, roomEmitter, roomOf, type MessageActionRequest, type RoomEmit } from './room.js';
 import { fetchJoinToken, joinFrame, Rooms } from './rooms.js';
 import {
   ClientState,
@@ -407,6 +407,11 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   call(room: string, call: string, action: CallAction): Promise<CallAnswerFrame> {
     this.#calls.note(room, call, action);
     return this.#request<CallAnswerFrame>(() => ({ op: 'call', room, call, action }), 'call', 'reject', room);
+  }
+
+  /** @internal `room.edit`, `room.delete`, `room.react`: re-sent with the same `cmid` like chat; resolves with the entry's ack. */
+  act(frame: MessageActionRequest): Promise<AckFrame> {
+    return this.#request<AckFrame>(() => frame, 'ack', 'resend', frame.room);
   }
 
   /** Members of a joined room, cluster-wide. */

@@ -8,6 +8,8 @@
  */
 export { NerveClient } from './client.js';
 export { Room } from './room.js';
+export { MessageList, type MessageListEvents } from './message-list.js';
+export type { MessageAction, MessageTarget, MessageTargetRef, Reaction } from '../../protocol/src/actions.js';
 export {
   ClientState,
   type NerveClientOptions,

@@ -5,7 +5,10 @@
  * (compile time only): nothing is checked or copied at run time.
  */
 import type { AckFrame, JoinedFrame, Member, StreamPosition } from '../../protocol/src/frames.js';
+import type { DeleteFrame, EditFrame, MessageTargetRef, ReactFrame } from '../../protocol/src/actions.js';
 import { TypedEmitter } from './emitter.js';
+import { randomId } from './ids.js';
+import { MessageList } from './message-list.js';
 import type {
   ChatPublishOptions,
   EphemeralPublishOptions,
@@ -26,7 +29,11 @@ export interface RoomHost {
   history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
   presence(room: string): Promise<Member[]>;
   position(room: string): StreamPosition | undefined;
+  act(frame: MessageActionRequest): Promise<AckFrame>;
 }
+
+/** An `edit`, `delete` or `react` frame without its `rid` (the requests add it). */
+export type MessageActionRequest = Omit<EditFrame, 'rid'> | Omit<DeleteFrame, 'rid'> | Omit<ReactFrame, 'rid'>;
 
 /** Emits one of the client's events on a room; the client calls it for the events about that room. */
 export type RoomEmit = <K extends keyof RoomEvents>(name: K, value: RoomEvents[K]) => void;
@@ -51,6 +58,7 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
   /** The room id. */
   readonly name: string;
   readonly #host: RoomHost;
+  #list: MessageList<Chat> | undefined;
 
   static {
     emitterOf = (room) => (name, value) => room.emit(name, value);
@@ -70,7 +78,46 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
 
   /** `client.join(name, options)`: join (with a join token if given); resolves with the typed `joined` answer. */
   join(options?: JoinOptions): Promise<RoomJoined<Chat>> {
-    return this.#host.join(this.name, options) as Promise<RoomJoined<Chat>>;
+    return this.#host.join(this.name, options).then((joined) => {
+      this.#list?.reset(joined.history);
+      return joined as RoomJoined<Chat>;
+    });
+  }
+
+  /**
+   * This room's chat as the app shows it, edits, deletes and reactions
+   * folded in ({@link MessageList}). Made on first use and kept up to date
+   * from then on (joins, live chat, resyncs): get it before `join()` to have
+   * the join's history in it, and `loadOlder()` to page back.
+   */
+  get messages(): MessageList<Chat> {
+    if (!this.#list) {
+      const list = new MessageList<Chat>({ history: (options) => this.#host.history(this.name, options) });
+      this.on('message', (message) => list.add([message]));
+      this.on('recovery_failed', (failed) => list.reset(failed.joined.history));
+      this.#list = list;
+    }
+    return this.#list;
+  }
+
+  /**
+   * Replace the `data` of a chat message (yours, or anyone's with the
+   * `moderate` right); `target` is the message, or `{ id, offset }`.
+   * Resolves with the ack of the edit entry; rejects with
+   * `message_not_found`, `forbidden` or `epoch_mismatch` (docs/sdk.md).
+   */
+  edit(target: MessageTargetRef, data: Chat, options: { cmid?: string } = {}): Promise<AckFrame> {
+    return this.#host.act({ op: 'edit', room: this.name, target: targetOf(target), data, cmid: options.cmid ?? randomId() });
+  }
+
+  /** Delete a chat message (yours, or anyone's with `moderate`): it becomes a tombstone. Rejects as `edit` does. */
+  delete(target: MessageTargetRef, options: { cmid?: string } = {}): Promise<AckFrame> {
+    return this.#host.act({ op: 'delete', room: this.name, target: targetOf(target), cmid: options.cmid ?? randomId() });
+  }
+
+  /** Add your reaction `emoji` (1–32 characters) to a chat message, or take it back with `on: false`. */
+  react(target: MessageTargetRef, emoji: string, on = true, options: { cmid?: string } = {}): Promise<AckFrame> {
+    return this.#host.act({ op: 'react', room: this.name, target: targetOf(target), emoji, on, cmid: options.cmid ?? randomId() });
   }
 
   /** `client.leave(name)`: leave; the room is no longer rejoined. Listeners stay (join again to use them). */
@@ -104,6 +151,11 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
   presence(): Promise<Member[]> {
     return this.#host.presence(this.name);
   }
+}
+
+/** Only what names a target: a whole message passed as `target` must not go on the wire. */
+function targetOf(target: MessageTargetRef): MessageTargetRef {
+  return target.epoch === undefined ? { id: target.id, offset: target.offset } : { id: target.id, offset: target.offset, epoch: target.epoch };
 }
 
 /** The function that emits on `room` (its `emit` is protected: only the client that made it calls it). */
