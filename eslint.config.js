@@ -8,7 +8,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  { ignores: ['**/dist/', 'node_modules/', 'bench/results/', 'test-artifacts/', 'packages/client/api-docs/'] },
+  { ignores: ['**/dist/', 'node_modules/', 'bench/results/', 'test-artifacts/', 'packages/client/api-docs/', 'packages/react/api-docs/'] },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {

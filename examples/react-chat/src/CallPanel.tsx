@@ -1,8 +1,8 @@
-import { useCall, type CallSnapshot } from '@nerve-rt/react';
+import { useCall, type CallEnd } from '@nerve-rt/react';
 import { Video } from './Video';
 
 /** A sentence for how the last call ended. */
-function endText(ended: NonNullable<CallSnapshot['ended']>): string {
+function endText(ended: CallEnd): string {
   const who = ended.peer ?? 'The call';
   switch (ended.reason) {
     case 'local':

@@ -38,6 +38,14 @@ export interface CallParticipant {
   media: MediaState;
 }
 
+/** How a call ended. */
+export interface CallEnd {
+  /** The other person of a 1:1 call (none for a group call). */
+  peer: string | undefined;
+  /** Why it ended (`local` after `hangup()`, `remote`, `declined`, `busy`, `no_answer`, ...). */
+  reason: CallEndReason;
+}
+
 /** What `useCall` shows. */
 export interface CallSnapshot {
   /** `none`, a 1:1 call (`peer`) or a group call (`group`). */
@@ -63,7 +71,7 @@ export interface CallSnapshot {
   /** Our microphone and camera switches. */
   localMedia: MediaState;
   /** How the last call ended (until the next one starts). */
-  ended: { peer: string | undefined; reason: CallEndReason } | undefined;
+  ended: CallEnd | undefined;
   /** The last failure (getting the camera, a signal, a negotiation step). */
   error: Error | undefined;
 }
@@ -94,7 +102,7 @@ export class CallStore extends Store<CallSnapshot> {
   #group: RoomCall | undefined;
   #invite: RoomCallInvite | undefined;
   #stream: MediaStreamType | undefined;
-  #ended: CallSnapshot['ended'];
+  #ended: CallEnd | undefined;
   #error: Error | undefined;
 
   constructor(client: SignalChannel) {

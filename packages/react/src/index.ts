@@ -10,4 +10,4 @@
 export { NerveProvider, useNerve, useNerveClient, type NerveProviderProps, type NerveConnection } from './connection.js';
 export { useRoom, usePresence, useCall, type UseRoom, type UsePresence, type UseCall } from './hooks.js';
 export type { RoomOptions, RoomSnapshot, RoomStatus } from './room-store.js';
-export type { CallOptions, CallParticipant, CallSnapshot } from './call-store.js';
+export type { CallEnd, CallOptions, CallParticipant, CallSnapshot } from './call-store.js';
