@@ -226,7 +226,9 @@
     }
 
     function createCall(client, peer, incoming) {
-      const created = new PeerCall(incoming ? { client, peer, incoming } : { client, peer });
+      // `room`: both are in the page's room, which the server bills the call to (docs/sdk.md, "Calls timed by the server").
+      const room = getRoom();
+      const created = new PeerCall(incoming ? { client, peer, incoming, room } : { client, peer, room });
       $('call-peer').textContent = peer;
       $('remote-label').textContent = peer;
       renderState(created);
