@@ -32,6 +32,7 @@ function update(event: LifecycleEvent): { set: string; params: unknown[] } {
     case 'recording.requested':
     case 'call.started':
     case 'call.ended':
+    case 'read.updated':
     case 'usage.reported':
     case 'pusher.webhook':
     case 'admin.disconnect':

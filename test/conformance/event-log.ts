@@ -53,6 +53,8 @@ export function sampleEvent(type: LifecycleEvent['type'], room = `r${++counter}`
         peakParticipants: 1,
         reason: 'left',
       });
+    case 'read.updated':
+      return createEvent(type, source, { user: 'alice', offset: 3, epoch: 'e1' });
     case 'pusher.webhook':
       return parseEvent({
         v: 1,
