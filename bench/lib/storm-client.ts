@@ -4,11 +4,13 @@
  * nerve's protocol raw (docs/protocol.md) and reconnects the way the SDK does
  * (packages/client/src/connection.ts, rooms.ts): on a lost socket it waits a
  * full-jitter backoff (250 ms + U[0, 250 ms), doubling per failed attempt),
- * takes the next URL of its node list, connects, and rejoins its room with
+ * picks a URL of its node list with the SDK's own `UrlRotation` (a node
+ * that has not failed recently, at random), connects, and rejoins its room with
  * `since` = the last position it saw. The SDK itself would cost the load
  * processes several times the CPU per client, on the 2 cores the servers use.
  */
 import WebSocket from 'ws';
+import { UrlRotation } from '../../packages/client/src/url-rotation.js';
 import { nowMs } from './stats.js';
 
 /** One storm client: its node list (its own node first), its room, and what it does while the scenario's load runs. */
@@ -54,7 +56,9 @@ export class StormConn {
   readonly pings: number[] = [];
   private socket: WebSocket | undefined;
   private position: Position | undefined;
-  private next: number;
+  private readonly rotation: UrlRotation;
+  /** The URL of the current socket. */
+  private url = '';
   private attempt = 0;
   private rid = 0;
   private readonly pending = new Map<number, Answer>();
@@ -65,7 +69,7 @@ export class StormConn {
 
   constructor(private readonly spec: StormSpec) {
     this.firstUrl = spec.urls[0] as string;
-    this.next = 0;
+    this.rotation = new UrlRotation(spec.urls);
   }
 
   get role(): StormSpec['role'] {
@@ -78,7 +82,7 @@ export class StormConn {
 
   /** First connection: connect and welcome (no room yet). Rejects on failure; no reconnect until it succeeded once. */
   async start(): Promise<void> {
-    await this.connect(this.spec.urls[this.next++ % this.spec.urls.length] as string);
+    await this.connect(this.rotation.next());
     this.live = true;
   }
 
@@ -125,9 +129,11 @@ export class StormConn {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(url, { perMessageDeflate: false });
       let settled = false;
+      let opened = false;
       const fail = (error: Error) => {
         if (settled) return;
         settled = true;
+        this.rotation.failed(url, opened);
         clearTimeout(timer);
         socket.terminate();
         reject(error);
@@ -140,11 +146,14 @@ export class StormConn {
         this.onClose(socket);
       });
       socket.once('open', () => {
+        opened = true;
         this.socket = socket;
         this.request({ op: 'connect', v: 1, user: this.spec.user }).then((frame) => {
           if (frame.op === 'welcome') {
             settled = true;
             clearTimeout(timer);
+            this.url = url;
+            this.rotation.answered(url);
             resolve();
           } else fail(new Error(`connect refused: ${JSON.stringify(frame).slice(0, 200)}`));
         }, fail);
@@ -188,6 +197,7 @@ export class StormConn {
     for (const answer of this.pending.values()) answer.reject(lost);
     this.pending.clear();
     if (!this.live || this.closing) return;
+    this.rotation.failed(this.url, true);
     this.live = false;
     this.droppedAt = nowMs();
     this.resumedAt = 0;
@@ -203,10 +213,10 @@ export class StormConn {
     this.timer = setTimeout(() => void this.resume(), delay);
   }
 
-  /** Reconnect to the next URL of the list and rejoin with `since`. */
+  /** Reconnect to the URL the rotation picks and rejoin with `since`. */
   private async resume(): Promise<void> {
     if (this.closing) return;
-    const url = this.spec.urls[this.next++ % this.spec.urls.length] as string;
+    const url = this.rotation.next();
     try {
       await this.connect(url);
       await this.joinRoom(this.position);
