@@ -48,6 +48,8 @@ const CLIENT_TARBALL_BUDGET = 55_000;
  */
 const REACT_TARBALL_BUDGET = 16_500;
 const WORKSPACE_PACKAGES = ['@nerve-rt/protocol', '@nerve-rt/client', '@nerve-rt/react'] as const;
+/** The packages of the SDK consumers' type checks; the React hooks have their own (React's types are large). */
+const SDK_PACKAGES = ['@nerve-rt/protocol', '@nerve-rt/client'] as const;
 
 interface PackedFile {
   path: string;
@@ -331,17 +333,17 @@ export function useCallState(): string {
 /** The protocol's exports that carry zod schemas (and so zod's declarations). */
 const ZOD_EXPORTS = ['@nerve-rt/protocol', '@nerve-rt/protocol/schema'];
 
-/** The three consumers; each writes its source and runs tsc. */
+/** The four consumers; each writes its source and runs tsc. */
 const CONSUMERS = {
   async nodom(): Promise<void> {
     // The protocol's zod exports are left out: zod's own declarations name the `URL` global, which only the
     // DOM lib or @types/node declare (the Node check covers them). Everything the client needs is zod-free.
-    const source = `${await importEverything(WORKSPACE_PACKAGES, ZOD_EXPORTS)}\n${CLIENT_USE}\n${REACT_USE}`;
+    const source = `${await importEverything(SDK_PACKAGES, ZOD_EXPORTS)}\n${CLIENT_USE}`;
     await typecheck('nodom', source, { lib: ['ES2022'], types: [] });
   },
   async dom(): Promise<void> {
     // zod's declarations are the Node check's; here they would only add to the time.
-    const source = `${await importEverything(WORKSPACE_PACKAGES, ZOD_EXPORTS)}\n${CLIENT_USE}\n${REACT_USE}
+    const source = `${await importEverything(SDK_PACKAGES, ZOD_EXPORTS)}\n${CLIENT_USE}
 const video = document.createElement('video');
 video.srcObject = call.remoteStream ?? null;
 void call.pc.getStats();
@@ -350,7 +352,7 @@ export const viaGlobal = new PeerCall({ client, peer: 'carol', RTCPeerConnection
     await typecheck('dom', source, { lib: ['ES2022', 'DOM'], types: [], module: 'ESNext', moduleResolution: 'Bundler' });
   },
   async node(): Promise<void> {
-    const source = `${await importEverything(['@nerve-rt/server', ...WORKSPACE_PACKAGES])}
+    const source = `${await importEverything(['@nerve-rt/server', ...SDK_PACKAGES])}
 import { WebSocket } from 'ws';
 import { NerveClient } from '@nerve-rt/client';
 import { NerveNode, type NodeOptionsInput } from '@nerve-rt/server';
@@ -360,14 +362,20 @@ export const client = new NerveClient({ url: 'ws://127.0.0.1:8080/ws', WebSocket
 `;
     await typecheck('node', source, { lib: ['ES2022'], types: ['node'] });
   },
+  async react(): Promise<void> {
+    // Without the DOM lib (React Native): @types/react declares the few DOM names it needs itself, and the
+    // hooks' call types go through the client's own stream shapes. Checked once: React's types are large.
+    const source = `${await importEverything(['@nerve-rt/react'])}\n${REACT_USE}`;
+    await typecheck('react', source, { lib: ['ES2022'], types: [], module: 'ESNext', moduleResolution: 'Bundler' });
+  },
 };
 type ConsumerName = keyof typeof CONSUMERS;
 let typechecks: Record<ConsumerName, Promise<void>> | undefined;
 
-/** The three tsc runs go at once (most of this file's time); each test awaits its own. */
+/** The four tsc runs go at once (most of this file's time); each test awaits its own. */
 function typechecked(name: ConsumerName): Promise<void> {
   if (!typechecks) {
-    const started = { nodom: CONSUMERS.nodom(), dom: CONSUMERS.dom(), node: CONSUMERS.node() };
+    const started = { nodom: CONSUMERS.nodom(), dom: CONSUMERS.dom(), node: CONSUMERS.node(), react: CONSUMERS.react() };
     // Awaited by their tests; until then a failure must not count as an unhandled rejection.
     for (const promise of Object.values(started)) promise.catch(() => undefined);
     typechecks = started;
@@ -385,6 +393,10 @@ test('with the DOM lib, the WebRTC types are the DOM ones (bundler resolution, a
 
 test('a Node project type-checks the server and the client with ws passed in', async () => {
   await typechecked('node');
+});
+
+test("the React hooks type-check in a strict project with React's types and no DOM lib (React Native)", async () => {
+  await typechecked('react');
 });
 
 test('the installed client talks to a node started from the installed server', async () => {
