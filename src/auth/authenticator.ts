@@ -16,6 +16,8 @@ export interface Identity {
   grants?: RoomGrant[];
   /** `signal: true` claim: direct signals to any user of the tenant. Implied when `grants` is undefined. */
   signal?: boolean;
+  /** `presence` claim (a JSON object): the user's presence state in every room, merged over what the client sets (src/presence/state.ts). */
+  presence?: Record<string, unknown>;
 }
 
 export interface AuthRequest {

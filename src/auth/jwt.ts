@@ -147,12 +147,16 @@ export class JwtAuthenticator implements Authenticator {
     const grants = payload.rooms !== undefined ? parseGrants(payload.rooms) : this.options.grantsRequired ? [] : undefined;
     if (payload.signal !== undefined && typeof payload.signal !== 'boolean')
       throw new NerveError(ErrorCode.AuthFailed, 'token `signal` claim must be a boolean');
+    const presence = payload.presence;
+    if (presence !== undefined && (presence === null || typeof presence !== 'object' || Array.isArray(presence)))
+      throw new NerveError(ErrorCode.AuthFailed, 'token `presence` claim must be a JSON object');
     return {
       user,
       tenant,
       ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}),
       ...(grants === undefined ? {} : { grants }),
       ...(payload.signal === true ? { signal: true } : {}),
+      ...(presence === undefined ? {} : { presence: presence as Record<string, unknown> }),
     };
   }
 

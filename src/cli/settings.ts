@@ -143,6 +143,9 @@ export const SETTINGS: readonly Setting[] = [
   limit('max-connections-per-ip', 'maxConnectionsPerIp', 'open WebSockets per remote IP on this node, over: 429 (0 = no limit)'),
   limit('max-connections-per-user', 'maxConnectionsPerUser', 'connections per user on this node, over: close 4011 (0 = no limit)'),
   limit('headers-timeout-ms', 'headersTimeoutMs', 'time a new TCP connection has to send its request headers (slowloris)'),
+  limit('presence-state-max-bytes', 'presenceStateMaxBytes', 'largest presence state (JSON, with the token\'s presence claim); over: presence_too_large'),
+  limit('presence-list-max', 'presenceListMax', 'rooms above this many members send counts (member_count) instead of member lists and frames (0 = never)'),
+  limit('presence-count-interval-ms', 'presenceCountIntervalMs', 'in a room above --presence-list-max, members get at most one member_count this often'),
 ];
 
 function parseValue(setting: Setting, raw: string, source: string): unknown {

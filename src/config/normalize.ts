@@ -48,6 +48,9 @@ export function normalizeOptions(input: NodeOptionsInput = {}): NodeOptions {
     maxConnectionsPerIp: integer('maxConnectionsPerIp', limitsInput.maxConnectionsPerIp, 0, 10_000_000),
     maxConnectionsPerUser: integer('maxConnectionsPerUser', limitsInput.maxConnectionsPerUser, 0, 10_000_000),
     headersTimeoutMs: integer('headersTimeoutMs', limitsInput.headersTimeoutMs, 100, 600_000),
+    presenceStateMaxBytes: integer('presenceStateMaxBytes', limitsInput.presenceStateMaxBytes, 2, 65_536),
+    presenceListMax: integer('presenceListMax', limitsInput.presenceListMax, 0, 1_000_000),
+    presenceCountIntervalMs: integer('presenceCountIntervalMs', limitsInput.presenceCountIntervalMs, 10, 60_000),
   };
   if (limits.sendBufferHardBytes < limits.sendBufferSoftBytes) {
     throw new ConfigError('sendBufferHardBytes', `at least sendBufferSoftBytes (${limits.sendBufferSoftBytes})`, limits.sendBufferHardBytes);

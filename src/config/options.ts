@@ -5,7 +5,7 @@
  * that depends on other options is described on its field.
  */
 import type { ApiKeyOption } from '../auth/api-keys.js';
-import type { IceServer, Limits } from '../../packages/protocol/src/frames.js';
+import { PRESENCE_LIMITS, type IceServer, type Limits } from '../../packages/protocol/src/frames.js';
 import { MAX_ID_LENGTH } from '../../packages/protocol/src/ids.js';
 import type { PusherApp } from './pusher-apps.js';
 import type { TenantQuota } from '../quotas/quotas.js';
@@ -62,6 +62,12 @@ export interface LimitOptions extends Limits {
   maxConnectionsPerUser: number;
   /** Time a new TCP connection has to send complete request headers (slowloris), ms. */
   headersTimeoutMs: number;
+  /** Largest presence state (client's merged with the token's `presence` claim), bytes of JSON; larger: `presence_too_large`. */
+  presenceStateMaxBytes: number;
+  /** Rooms with more members than this are large: `joined`/`presence` list only the first this many and members get `member_count` frames instead of member frames. 0 = never. */
+  presenceListMax: number;
+  /** In a large room, members get at most one `member_count` frame per this many ms. */
+  presenceCountIntervalMs: number;
 }
 
 export interface NodeOptions {
@@ -276,6 +282,9 @@ export const DEFAULT_LIMITS: LimitOptions = {
   maxConnectionsPerIp: 0,
   maxConnectionsPerUser: 0,
   headersTimeoutMs: 10_000,
+  presenceStateMaxBytes: PRESENCE_LIMITS.stateBytes,
+  presenceListMax: 1000,
+  presenceCountIntervalMs: 1000,
 };
 
 /** The fixed defaults of `NodeOptions`; the others are none (empty lists) or a rule given on their field. */

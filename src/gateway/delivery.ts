@@ -20,6 +20,7 @@ import type { ChatRecovery } from './chat-recovery.js';
 import { scanChatTail, tailEpoch } from './chat-gap.js';
 import type { Connection } from './connection.js';
 import type { ChannelTarget, LocalRooms } from './local-rooms.js';
+import type { MemberPushes } from './member-pushes.js';
 import { TextFrame } from './text-frame.js';
 
 type Command<A extends ControlCommand['action']> = Extract<ControlCommand, { action: A }>;
@@ -35,6 +36,8 @@ export interface DeliveryDeps {
   tracing: Tracing | undefined;
   /** Live chat is checked against the room's delivered position first (gaps filled, duplicates skipped). */
   chat: Pick<ChatRecovery, 'admit'>;
+  /** Member frames to a room go through it (counts instead of frames in large rooms). */
+  members: Pick<MemberPushes, 'push'>;
   /** What the room and user commands do on this node. */
   control: {
     roomEnd(channel: string, command: Command<'room.end'>): void;
@@ -73,6 +76,10 @@ export class Delivery {
     }
     // A class kept in the room log carries its offset: checked against the room's last delivered one.
     if (target.kind === 'room' && ROUTES[envelope.class].keep === 'history' && !this.chat.admit(channel, target, envelope.payload)) return;
+    if (target.kind === 'room' && ROUTES[envelope.class].op === 'member') {
+      this.deps.members.push(channel, target, envelope.payload, envelope.class, envelope.except);
+      return;
+    }
     const tracing = this.deps.tracing;
     if (envelope.trace === undefined || !tracing) {
       this.fanOut(target, envelope.payload, envelope.class, envelope.except);
@@ -99,14 +106,15 @@ export class Delivery {
    * loop behind bus deliveries, chat recovered from history, and resync
    * notices. Framed once: the same bytes go to every socket. A connection
    * whose join (room) or mailbox take (user) is in flight gets it held, in
-   * order, instead.
+   * order, instead. With `conflate`, a recipient over its soft limit keeps
+   * only the latest frame of that key (conflation.ts), whatever the class.
    */
-  fanOut(target: ChannelTarget, payload: string, messageClass: MessageClass, except?: string): void {
+  fanOut(target: ChannelTarget, payload: string, messageClass: MessageClass, except?: string, conflate?: string): void {
     const route = ROUTES[messageClass];
-    const droppable = route.droppable;
+    const droppable = route.droppable || conflate !== undefined;
     const frame = TextFrame.of(payload);
     // Parsed only if some recipient is over its soft limit, and then once.
-    let conflateKey: string | undefined | null = null;
+    let conflateKey: string | undefined | null = conflate ?? null;
     const keyOf = droppable
       ? (): string | undefined => {
           if (conflateKey === null) {

@@ -21,6 +21,8 @@ import { CallParticipation } from './call-participation.js';
 import { ChatRecovery } from './chat-recovery.js';
 import { Connection } from './connection.js';
 import { Delivery } from './delivery.js';
+import { MemberPushes } from './member-pushes.js';
+import { PresenceStates } from './presence-state.js';
 import { drainSchedule } from './drain-plan.js';
 import { Failures } from './failures.js';
 import { Handshake } from './handshake.js';
@@ -56,6 +58,8 @@ export class Gateway {
   private readonly lifecycle: RoomLifecycle;
   private readonly handshake: Handshake;
   private readonly rooms: Rooms;
+  /** Member frames to rooms: as they are, or counts in large rooms. */
+  private readonly memberPushes: MemberPushes;
   private readonly calls: CallParticipation;
   /** Every envelope the bus hands this node (node.ts calls it): the delivery's own function, no hop through the gateway. */
   readonly onBusMessage: (channel: string, envelope: BusEnvelope) => void;
@@ -77,9 +81,18 @@ export class Gateway {
       fanOut: (target, payload, messageClass) => this.delivery.fanOut(target, payload, messageClass),
       stopped: () => this.state === 'closed',
     });
+    this.memberPushes = new MemberPushes({
+      local,
+      presence: deps.presence,
+      log: deps.log,
+      listMax: limits.presenceListMax,
+      intervalMs: limits.presenceCountIntervalMs,
+      fanOut: (target, payload, messageClass, except, conflate) => this.delivery.fanOut(target, payload, messageClass, except, conflate),
+    });
     this.delivery = new Delivery({
       nodeId,
       local,
+      members: this.memberPushes,
       mailbox: deps.mailbox,
       metrics: deps.metrics,
       log: deps.log,
@@ -135,7 +148,23 @@ export class Gateway {
       heartbeatMs: Math.max(1, Math.floor(deps.options.presenceTtlMs / 3)),
       source: (ref) => lifecycle.source(ref, deps.namer.room(ref.tenant, ref.room)),
     });
-    this.rooms = new Rooms({ ...deps, nodeId, local, lifecycle, calls: this.calls, recovery: this.recovery });
+    const presenceStates = new PresenceStates({
+      presence: deps.presence,
+      namer: deps.namer,
+      maxRoomIdLength: limits.maxRoomIdLength,
+      maxStateBytes: limits.presenceStateMaxBytes,
+      announce: (channel, payload, except) => publisher.announce(channel, payload, except),
+    });
+    this.rooms = new Rooms({
+      ...deps,
+      nodeId,
+      local,
+      lifecycle,
+      calls: this.calls,
+      recovery: this.recovery,
+      states: presenceStates,
+      members: this.memberPushes,
+    });
     const messages = new Messages({
       maxRoomIdLength: limits.maxRoomIdLength,
       presence: deps.presence,
@@ -144,7 +173,16 @@ export class Gateway {
       history: deps.history,
     });
     const historyPages = new HistoryPages({ history: deps.history, maxRoomIdLength: limits.maxRoomIdLength });
-    const requests = new Requests({ metrics: deps.metrics, failures, handshake: this.handshake, rooms: this.rooms, messages, historyPages, calls: this.calls });
+    const requests = new Requests({
+      metrics: deps.metrics,
+      failures,
+      handshake: this.handshake,
+      rooms: this.rooms,
+      messages,
+      historyPages,
+      calls: this.calls,
+      presenceStates,
+    });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);
     this.wss = new WebSocketServer({
       noServer: true,

@@ -16,6 +16,7 @@ import type { Failures } from './failures.js';
 import type { Handshake } from './handshake.js';
 import type { HistoryPages } from './history-page.js';
 import type { Messages } from './messages.js';
+import type { PresenceStates } from './presence-state.js';
 import type { Rooms } from './rooms.js';
 import { errorText } from '../errors.js';
 
@@ -27,6 +28,7 @@ interface RequestsDeps {
   failures: Failures;
   handshake: Pick<Handshake, 'connect' | 'refresh'>;
   rooms: Pick<Rooms, 'join' | 'leave' | 'presenceQuery'>;
+  presenceStates: Pick<PresenceStates, 'set'>;
   messages: Pick<Messages, 'publish' | 'signal' | 'act'>;
   historyPages: Pick<HistoryPages, 'page'>;
   calls: Pick<CallParticipation, 'request'>;
@@ -128,6 +130,8 @@ export class Requests {
         return messages.signal(conn, frame);
       case 'presence':
         return rooms.presenceQuery(conn, frame);
+      case 'presence_set':
+        return this.deps.presenceStates.set(conn, frame);
       case 'ping':
         conn.answer({ op: 'pong', rid: frame.rid, ts: Date.now() });
         return undefined;

@@ -15,7 +15,7 @@ import type { Logger } from '../logger.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { RoomSessions } from '../sessions/sessions.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
-import type { MemberJoinedFrame, MemberLeftFrame } from '../../packages/protocol/src/frames.js';
+import type { MemberJoinedFrame, MemberLeftFrame, PresenceState } from '../../packages/protocol/src/frames.js';
 import type { LocalRooms } from './local-rooms.js';
 
 interface RoomLifecycleDeps {
@@ -90,21 +90,29 @@ export class RoomLifecycle {
   /**
    * A user joined a room cluster-wide (first connection, or restored):
    * member_joined to the room (never to `conn`, whose join answer lists the
-   * members), then the session step and participant.joined.
+   * members), then the session step and participant.joined. `notice`: the
+   * count after the join and the member's state, when known.
    */
-  async memberJoined(ref: RoomRef, channel: string, user: string, now: number, conn?: string): Promise<void> {
+  async memberJoined(
+    ref: RoomRef,
+    channel: string,
+    user: string,
+    now: number,
+    conn?: string,
+    notice: { count?: number; state?: PresenceState } = {},
+  ): Promise<void> {
     // Queued first, in this tick: session steps keep the order of the presence changes that caused them.
     this.sessionStep(ref, channel, async () => {
       const id = await this.stored('joined', ref, () => this.deps.sessions.joined(ref, user, now));
       if (id !== undefined) this.#sessionIds.set(channel, id);
       this.emitEvent(participantJoined(await this.source(ref, channel), { user, ...(conn === undefined ? {} : { conn }) }));
     });
-    const event: MemberJoinedFrame = { op: 'member_joined', room: ref.room, user, ts: now };
+    const event: MemberJoinedFrame = { op: 'member_joined', room: ref.room, user, ts: now, ...notice };
     await this.deps.announce(channel, encodeFrame(event), conn);
   }
 
   /** A user left a room cluster-wide (last connection, or expired): member_left, then the session step and participant.left. */
-  async memberLeft(ref: RoomRef, channel: string, user: string, now: number, reason: LeaveReason, conn?: string): Promise<void> {
+  async memberLeft(ref: RoomRef, channel: string, user: string, now: number, reason: LeaveReason, conn?: string, count?: number): Promise<void> {
     // Queued first, in this tick: a room.ended queued right after must see this leave recorded.
     this.sessionStep(ref, channel, async () => {
       const ms = await this.stored('left', ref, () => this.deps.sessions.left(ref, user, now));
@@ -112,7 +120,7 @@ export class RoomLifecycle {
         participantLeft(await this.source(ref, channel), { user, reason, ...(conn === undefined ? {} : { conn }), ...(ms === undefined ? {} : { ms }) }),
       );
     });
-    const event: MemberLeftFrame = { op: 'member_left', room: ref.room, user, ts: now };
+    const event: MemberLeftFrame = { op: 'member_left', room: ref.room, user, ts: now, ...(count === undefined ? {} : { count }) };
     await this.deps.announce(channel, encodeFrame(event), conn);
   }
 

@@ -18,13 +18,15 @@ import type { TenantGuard } from '../quotas/guard.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import type { JoinFrame, LeaveFrame, PresenceFrame, RoomEndedFrame } from '../../packages/protocol/src/frames.js';
+import type { JoinFrame, LeaveFrame, PresenceFrame, PresenceState, RoomEndedFrame } from '../../packages/protocol/src/frames.js';
 import { offsetStep } from '../../packages/protocol/src/positions.js';
 import { scanChatTail, tailHasEpoch } from './chat-gap.js';
 import type { ChatRecovery } from './chat-recovery.js';
 import type { Connection } from './connection.js';
 import { checkRoom, requireRight } from './failures.js';
 import type { LocalRooms } from './local-rooms.js';
+import type { MemberPushes } from './member-pushes.js';
+import type { PresenceStates } from './presence-state.js';
 import type { RoomLifecycle } from './room-lifecycle.js';
 import type { CallParticipation } from './call-participation.js';
 
@@ -46,6 +48,8 @@ interface RoomsDeps {
   lifecycle: RoomLifecycle;
   calls: Pick<CallParticipation, 'leaveRoom'>;
   recovery: Pick<ChatRecovery, 'noteJoinPosition'>;
+  states: Pick<PresenceStates, 'stateOf' | 'announce'>;
+  members: Pick<MemberPushes, 'noteCount' | 'forget'>;
 }
 
 export class Rooms {
@@ -75,6 +79,8 @@ export class Rooms {
     }
     const ref: RoomRef = { tenant: conn.tenant, room: frame.room };
     const channel = deps.namer.room(conn.tenant, frame.room);
+    // Checked before anything changes: a state too large refuses the join.
+    const state = rejoin ? undefined : deps.states.stateOf(conn, frame.state);
 
     // Subscribe first and hold live frames, then read history, then answer
     // and release the held frames, skipping chat already in the answer.
@@ -87,24 +93,31 @@ export class Rooms {
         if (deps.local.add(channel, 'room', conn.tenant, frame.room, conn)) await deps.bus.acquire(channel);
         deps.metrics.rooms.set(deps.local.rooms());
         const now = Date.now();
-        const added = await deps.presence.add(ref, { user: conn.user, conn: conn.id, node: deps.nodeId, ts: now });
+        const added = await deps.presence.add(ref, { user: conn.user, conn: conn.id, node: deps.nodeId, ts: now, ...(state === undefined ? {} : { state }) });
+        deps.members.noteCount(channel, added.count);
         if (added.roomStarted) deps.lifecycle.sessionStarted(ref, channel, conn.user, now);
-        if (added.userJoined) await deps.lifecycle.memberJoined(ref, channel, conn.user, now, conn.id);
+        const parsed = state === undefined ? undefined : (JSON.parse(state) as PresenceState);
+        if (added.userJoined) {
+          await deps.lifecycle.memberJoined(ref, channel, conn.user, now, conn.id, { count: added.count, ...(parsed === undefined ? {} : { state: parsed }) });
+        } else if (parsed !== undefined) await deps.states.announce(ref, conn.user, parsed, conn.id);
         deps.metrics.joins.inc();
       }
       const limit = frame.history ?? limits.historyOnJoin;
-      const [read, members] = await Promise.all([
+      const [read, list] = await Promise.all([
         frame.since
           ? deps.history.since(ref, frame.since, limits.recoveryLimit)
           : deps.history.recent(ref, limit).then((recent) => ({ ...recent, recovered: undefined })),
-        deps.presence.members(ref),
+        // A large room answers with its count and its first members, not all of them.
+        deps.presence.list(ref, limits.presenceListMax > 0 ? limits.presenceListMax : undefined),
       ]);
+      const seesMembers = conn.hasRight(frame.room, 'presence');
       conn.answer({
         op: 'joined',
         rid: frame.rid,
         room: frame.room,
         // The member list is presence: only with the `presence` right.
-        members: conn.hasRight(frame.room, 'presence') ? members : [],
+        members: seesMembers ? list.members : [],
+        count: seesMembers ? list.count : 0,
         history: read.messages,
         position: read.position,
         ...(read.recovered === undefined ? {} : { recovered: read.recovered }),
@@ -166,7 +179,7 @@ export class Rooms {
     await deps.calls.leaveRoom(conn, room, reason);
     try {
       const removed = await deps.presence.remove(ref, { user: conn.user, conn: conn.id });
-      if (removed.userLeft) await deps.lifecycle.memberLeft(ref, channel, conn.user, Date.now(), reason, conn.id);
+      if (removed.userLeft) await deps.lifecycle.memberLeft(ref, channel, conn.user, Date.now(), reason, conn.id, removed.count);
       if (removed.roomEmpty) {
         // A room emptied by an end-room request ended because of the API.
         deps.lifecycle.endSession(ref, channel, reason === 'room_ended' ? 'api' : 'empty');
@@ -175,6 +188,7 @@ export class Rooms {
       // Only now: until it is out of the channel's listeners, the connection still gets the room's live chat.
       conn.clearChatFloor(room);
       if (deps.local.remove(channel, conn)) {
+        deps.members.forget(channel);
         deps.lifecycle.forgetSessionWhenIdle(ref, channel);
         await deps.bus.release(channel).catch(() => {});
       }
@@ -186,8 +200,9 @@ export class Rooms {
     checkRoom(frame.room, this.deps.options.limits.maxRoomIdLength);
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'join the room to see its members');
     requireRight(conn, frame.room, 'presence');
-    const members = await this.deps.presence.members({ tenant: conn.tenant, room: frame.room });
-    conn.answer({ op: 'presence', rid: frame.rid, room: frame.room, members });
+    const max = this.deps.options.limits.presenceListMax;
+    const list = await this.deps.presence.list({ tenant: conn.tenant, room: frame.room }, max > 0 ? max : undefined);
+    conn.answer({ op: 'presence', rid: frame.rid, room: frame.room, members: list.members, count: list.count });
   }
 
   /** A `room.end` command reached this node: every local member of the room leaves it. */

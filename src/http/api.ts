@@ -230,7 +230,8 @@ async function presence({ deps, params, actingTenant }: ApiCall): Promise<[numbe
   const members = await deps.presence.members({ tenant, room: target }).catch(() => {
     throw new ApiError(503, 'unavailable', 'the presence lane is unavailable');
   });
-  return [200, { room: target, members }];
+  // The whole list, with each member's state: the server API is not bound by --presence-list-max.
+  return [200, { room: target, members, count: members.length }];
 }
 
 async function endRoom({ deps, request, params, actingTenant }: ApiCall): Promise<[number, unknown]> {

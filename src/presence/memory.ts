@@ -10,12 +10,15 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { Member } from '../../packages/protocol/src/frames.js';
 import type { RoomRef } from '../history/history.js';
-import type { AddResult, Presence, PresenceEntry, RemoveResult } from './presence.js';
+import type { AddResult, MemberList, Presence, PresenceEntry, RemoveResult } from './presence.js';
+import { memberOf } from './state.js';
 
 interface UserPresence {
   /** Time of the connection that made the user a member; kept while any connection stays. */
   since: number;
   conns: Map<string, PresenceEntry>;
+  /** The last state set by any of the user's connections (JSON text). */
+  state: string | undefined;
 }
 
 export class MemoryPresence implements Presence {
@@ -41,12 +44,13 @@ export class MemoryPresence implements Presence {
     }
     const existing = users.get(entry.user);
     if (existing) {
-      // A repeated add of a known connection changes nothing: idempotent.
+      // A repeated add of a known connection changes nothing but the state it brings: idempotent.
       if (!existing.conns.has(entry.conn)) existing.conns.set(entry.conn, { ...entry });
-      return { userJoined: false, roomStarted: false };
+      if (entry.state !== undefined) existing.state = entry.state;
+      return { userJoined: false, roomStarted: false, count: users.size };
     }
-    users.set(entry.user, { since: entry.ts, conns: new Map([[entry.conn, { ...entry }]]) });
-    return { userJoined: true, roomStarted };
+    users.set(entry.user, { since: entry.ts, conns: new Map([[entry.conn, { ...entry }]]), state: entry.state });
+    return { userJoined: true, roomStarted, count: users.size };
   }
 
   async remove(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>): Promise<RemoveResult> {
@@ -54,19 +58,32 @@ export class MemoryPresence implements Presence {
     const key = roomKey(room);
     const users = this.rooms.get(key);
     const presence = users?.get(entry.user);
-    if (!users || !presence || !presence.conns.delete(entry.conn)) return { userLeft: false, roomEmpty: false };
-    if (presence.conns.size > 0) return { userLeft: false, roomEmpty: false };
+    if (!users || !presence || !presence.conns.delete(entry.conn)) return { userLeft: false, roomEmpty: false, count: users?.size ?? 0 };
+    if (presence.conns.size > 0) return { userLeft: false, roomEmpty: false, count: users.size };
     users.delete(entry.user);
-    if (users.size > 0) return { userLeft: true, roomEmpty: false };
+    if (users.size > 0) return { userLeft: true, roomEmpty: false, count: users.size };
     this.rooms.delete(key);
-    return { userLeft: true, roomEmpty: true };
+    return { userLeft: true, roomEmpty: true, count: 0 };
   }
 
   async members(room: RoomRef): Promise<Member[]> {
+    return (await this.list(room)).members;
+  }
+
+  async list(room: RoomRef, limit = Infinity): Promise<MemberList> {
     this.assertRunning();
     const users = this.rooms.get(roomKey(room));
-    if (!users) return [];
-    return [...users.entries()].map(([user, presence]) => ({ user, since: presence.since })).sort(compareMembers);
+    if (!users) return { members: [], count: 0 };
+    const ordered = [...users.entries()].sort(([a, pa], [b, pb]) => compareMembers({ user: a, since: pa.since }, { user: b, since: pb.since }));
+    return { members: ordered.slice(0, limit).map(([user, presence]) => memberOf(user, presence.since, presence.state)), count: users.size };
+  }
+
+  async setState(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>, state: string): Promise<boolean> {
+    this.assertRunning();
+    const presence = this.rooms.get(roomKey(room))?.get(entry.user);
+    if (!presence?.conns.has(entry.conn)) return false;
+    presence.state = state;
+    return true;
   }
 
   health(): LaneHealth {

@@ -5,6 +5,9 @@
  * user with several connections is one member, who joins with the first
  * connection and leaves with the last. `add`/`remove` are idempotent per
  * connection; `members` lists each user once, ordered by `since`.
+ * A member's presence state (JSON text, checked by the gateway) is kept per
+ * user: the last one set by any of their connections (`add` with `state`,
+ * `setState`), gone when the user leaves.
  */
 import type { LaneHealth } from '../lanes.js';
 import type { Member } from '../../packages/protocol/src/frames.js';
@@ -16,6 +19,14 @@ export interface PresenceEntry {
   node: string;
   /** Server time, ms since epoch. */
   ts: number;
+  /** The user's presence state from this join, as JSON text of an object; absent: keep the user's state (none for a new member). */
+  state?: string;
+}
+
+/** One read of a room's members: the first `limit` by `since`, and how many there are. */
+export interface MemberList {
+  members: Member[];
+  count: number;
 }
 
 export interface AddResult {
@@ -23,6 +34,8 @@ export interface AddResult {
   userJoined: boolean;
   /** The room had no member before (a new room session begins). */
   roomStarted: boolean;
+  /** Members of the room right after the add. */
+  count: number;
 }
 
 export interface RemoveResult {
@@ -30,6 +43,8 @@ export interface RemoveResult {
   userLeft: boolean;
   /** That was the room's last member (the room session ends). */
   roomEmpty: boolean;
+  /** Members of the room right after the remove. */
+  count: number;
 }
 
 export interface Presence {
@@ -38,6 +53,10 @@ export interface Presence {
   add(room: RoomRef, entry: PresenceEntry): Promise<AddResult>;
   remove(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>): Promise<RemoveResult>;
   members(room: RoomRef): Promise<Member[]>;
+  /** The first `limit` members (all without it) and the count, in one read. */
+  list(room: RoomRef, limit?: number): Promise<MemberList>;
+  /** Set the user's state (JSON text) if this connection is in the room; false when it is not. */
+  setState(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>, state: string): Promise<boolean>;
   health(): LaneHealth;
   close(): Promise<void>;
 }

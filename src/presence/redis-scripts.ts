@@ -1,7 +1,8 @@
 /**
  * Lua for the Redis presence. A room's keys share the hash tag `{tenant:room}`:
  *   KEYS[1] conns ZSET member = JSON [user, conn], score = expiry (ms); KEYS[2] users ZSET
- *   user → since; KEYS[3] counts HASH user → live connections.
+ *   user → since; KEYS[3] counts HASH user → live connections; KEYS[4] states HASH
+ *   user → presence state (JSON text), deleted with the user.
  * Every room script first removes expired connections and reports the users
  * that thereby left, so exactly one caller fires each leave. Every reply is
  * { r1, r2, roomEmptiedByExpiry (0/1), n, user_1..user_n, rest... }. The node
@@ -11,7 +12,7 @@
 import { LuaScript } from '../redis/lua-script.js';
 
 const EXPIRE_DEAD = `
-local conns, users, counts = KEYS[1], KEYS[2], KEYS[3]
+local conns, users, counts, states = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now = tonumber(ARGV[1])
 local left = {}
 local dead = redis.call('ZRANGEBYSCORE', conns, '-inf', now)
@@ -21,6 +22,7 @@ for _, member in ipairs(dead) do
   if redis.call('HINCRBY', counts, user, -1) <= 0 then
     redis.call('HDEL', counts, user)
     redis.call('ZREM', users, user)
+    redis.call('HDEL', states, user)
     left[#left + 1] = user
   end
 end
@@ -36,9 +38,14 @@ local function touch(ttl)
   redis.call('PEXPIRE', conns, ttl)
   redis.call('PEXPIRE', users, ttl)
   redis.call('PEXPIRE', counts, ttl)
+  redis.call('PEXPIRE', states, ttl)
 end
-local function join(member, user, since, expires)
+local function set_state(user, state)
+  if state and state ~= '' then redis.call('HSET', states, user, state) end
+end
+local function join(member, user, since, expires, state)
   redis.call('ZADD', conns, expires, member)
+  set_state(user, state)
   if redis.call('HINCRBY', counts, user, 1) == 1 then
     redis.call('ZADD', users, since, user)
     return 1
@@ -47,42 +54,80 @@ local function join(member, user, since, expires)
 end
 `;
 
-/** ARGV: 1 now, 2 member, 3 user, 4 since, 5 expires at, 6 key ttl ms. r1 userJoined, r2 roomStarted. */
+/**
+ * ARGV: 1 now, 2 member, 3 user, 4 since, 5 expires at, 6 key ttl ms, 7
+ * state ('' = keep the user's). r1 userJoined, r2 roomStarted; rest: the count.
+ */
 export const addScript = new LuaScript(
   'presence.add',
   `${EXPIRE_DEAD}
 if redis.call('ZSCORE', conns, ARGV[2]) then
   redis.call('ZADD', conns, ARGV[5], ARGV[2])
+  set_state(ARGV[3], ARGV[7])
   touch(ARGV[6])
-  return reply(0, 0)
+  return reply(0, 0, { redis.call('ZCARD', users) })
 end
 local started = 0
 if redis.call('ZCARD', users) == 0 then started = 1 end
-local joined = join(ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+local joined = join(ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7])
 touch(ARGV[6])
-return reply(joined, started)
+return reply(joined, started, { redis.call('ZCARD', users) })
 `,
 );
 
-/** ARGV: 1 now, 2 member, 3 user. r1 userLeft, r2 roomEmpty. */
+/** ARGV: 1 now, 2 member, 3 user. r1 userLeft, r2 roomEmpty; rest: the count. */
 export const removeScript = new LuaScript(
   'presence.remove',
   `${EXPIRE_DEAD}
-if redis.call('ZREM', conns, ARGV[2]) == 0 then return reply(0, 0) end
-if redis.call('HINCRBY', counts, ARGV[3], -1) > 0 then return reply(0, 0) end
+if redis.call('ZREM', conns, ARGV[2]) == 0 then return reply(0, 0, { redis.call('ZCARD', users) }) end
+if redis.call('HINCRBY', counts, ARGV[3], -1) > 0 then return reply(0, 0, { redis.call('ZCARD', users) }) end
 redis.call('HDEL', counts, ARGV[3])
 redis.call('ZREM', users, ARGV[3])
-if redis.call('ZCARD', users) > 0 then return reply(1, 0) end
-redis.call('DEL', conns, users, counts)
-return reply(1, 1)
+redis.call('HDEL', states, ARGV[3])
+local count = redis.call('ZCARD', users)
+if count > 0 then return reply(1, 0, { count }) end
+redis.call('DEL', conns, users, counts, states)
+return reply(1, 1, { 0 })
 `,
 );
 
-/** ARGV: 1 now. rest: user, since, user, since... ordered by since then user. */
+/**
+ * ARGV: 1 now, 2 limit (-1: all). rest: count, then user, since, state
+ * ('' = none) for the first `limit` members by since then user: a large
+ * room costs its count, not its list.
+ */
 export const membersScript = new LuaScript(
   'presence.members',
   `${EXPIRE_DEAD}
-return reply(0, 0, redis.call('ZRANGE', users, 0, -1, 'WITHSCORES'))
+local limit = tonumber(ARGV[2])
+local out = { redis.call('ZCARD', users) }
+if limit == 0 then return reply(0, 0, out) end
+local stop = -1
+if limit > 0 then stop = limit - 1 end
+local range = redis.call('ZRANGE', users, 0, stop, 'WITHSCORES')
+-- States in batches: unpack() of a whole large room would pass Lua's stack limit.
+for first = 1, #range, 1000 do
+  local names = {}
+  for i = first, math.min(first + 999, #range), 2 do names[#names + 1] = range[i] end
+  local found = redis.call('HMGET', states, unpack(names))
+  for j = 1, #names do
+    out[#out + 1] = names[j]
+    out[#out + 1] = range[first + 2 * j - 1]
+    out[#out + 1] = found[j] or ''
+  end
+end
+return reply(0, 0, out)
+`,
+);
+
+/** ARGV: 1 now, 2 member, 3 user, 4 state, 5 key ttl ms. r1 = 1 when set (the connection is in the room), else 0. */
+export const setStateScript = new LuaScript(
+  'presence.set-state',
+  `${EXPIRE_DEAD}
+if not redis.call('ZSCORE', conns, ARGV[2]) then return reply(0, 0) end
+set_state(ARGV[3], ARGV[4])
+touch(ARGV[5])
+return reply(1, 0)
 `,
 );
 
@@ -120,9 +165,9 @@ return reply(#missing, 0, missing)
 );
 
 /**
- * ARGV: 1 now, 2 expires at, 3 key ttl ms, then (member, user, since)
- * triples: connections of this node whose entries expired while it was cut
- * off, added again (one that exists is only refreshed). r1 = how many were
+ * ARGV: 1 now, 2 expires at, 3 key ttl ms, then (member, user, since,
+ * state) quadruples: connections of this node whose entries expired while it
+ * was cut off, added again with their last state (one that exists is only refreshed). r1 = how many were
  * added again, r2 = the room had no member before (it starts again); rest:
  * the users who thereby joined again (their leave was reported).
  */
@@ -132,12 +177,15 @@ export const restoreScript = new LuaScript(
 local started = 0
 if redis.call('ZCARD', users) == 0 then started = 1 end
 local readded, joined = 0, {}
-for i = 4, #ARGV, 3 do
+for i = 4, #ARGV, 4 do
   if redis.call('ZSCORE', conns, ARGV[i]) then
     redis.call('ZADD', conns, 'XX', ARGV[2], ARGV[i])
   else
     readded = readded + 1
-    if join(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2]) == 1 then joined[#joined + 1] = ARGV[i + 1] end
+    -- A user still present keeps the state another connection of theirs may have set since.
+    local state = ARGV[i + 3]
+    if redis.call('HEXISTS', counts, ARGV[i + 1]) == 1 then state = '' end
+    if join(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[2], state) == 1 then joined[#joined + 1] = ARGV[i + 1] end
   end
 end
 if #joined == 0 then started = 0 end

@@ -16,14 +16,27 @@ import { RedisScriptLane } from '../redis/script-lane.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { Member } from '../../packages/protocol/src/frames.js';
-import type { AddResult, Presence, PresenceEntry, RemoveResult } from './presence.js';
+import type { AddResult, MemberList, Presence, PresenceEntry, RemoveResult } from './presence.js';
 import { presenceSettings, type PresenceExpiry, type PresenceRejoin, type RedisPresenceOptions } from './redis-options.js';
-import { addScript, heartbeatScript, indexRoomsScript, membersScript, registerScript, removeScript, restoreScript, sweepScript } from './redis-scripts.js';
+import {
+  addScript,
+  heartbeatScript,
+  indexRoomsScript,
+  membersScript,
+  registerScript,
+  removeScript,
+  restoreScript,
+  setStateScript,
+  sweepScript,
+} from './redis-scripts.js';
+import { memberOf } from './state.js';
 import { roomMember, sweepDeadNodes, SWEEP_BATCH, type SweepAccess } from './redis-sweep.js';
 
 interface LocalEntry {
   user: string;
   since: number;
+  /** The last state this connection set (JSON text, '' = none): a restore after a cut-off brings it back. */
+  state: string;
   /** The add still in flight: until it replied the heartbeat leaves the entry alone, and a remove of it waits for it. */
   adding: Promise<unknown> | undefined;
 }
@@ -137,15 +150,17 @@ export class RedisPresence extends RedisScriptLane implements Presence {
     const work = (async () => {
       // Index first, so that whenever the entry exists the registration outlives it and the room is listed.
       await this.index(now, indexed ? [] : [room]);
-      return this.run(addScript, room, [now, member, entry.user, entry.ts, now + this.ttlMs, this.keyTtlMs]);
+      return this.run(addScript, room, [now, member, entry.user, entry.ts, now + this.ttlMs, this.keyTtlMs, entry.state ?? '']);
     })();
     // Known at once (a remove starting now must wait for this add), refreshed once the add replied.
-    const mine: LocalEntry | undefined = local.entries.has(member) ? undefined : { user: entry.user, since: entry.ts, adding: work };
+    const known = local.entries.get(member);
+    if (known && entry.state !== undefined) known.state = entry.state;
+    const mine: LocalEntry | undefined = known ? undefined : { user: entry.user, since: entry.ts, state: entry.state ?? '', adding: work };
     if (mine) local.entries.set(member, mine);
     try {
       const reply = await work;
       if (mine) mine.adding = undefined;
-      return { userJoined: reply.r1 === 1, roomStarted: reply.r2 === 1 };
+      return { userJoined: reply.r1 === 1, roomStarted: reply.r2 === 1, count: Number(reply.rest[0] ?? 0) };
     } catch (error) {
       if (mine && local.entries.get(member) === mine) local.entries.delete(member);
       // The script may have run all the same: keep touching the room until such an entry expired (and was reported).
@@ -173,7 +188,7 @@ export class RedisPresence extends RedisScriptLane implements Presence {
       const before = [entryOf?.adding, local?.restoring].filter((work) => work !== undefined);
       if (before.length > 0) await Promise.allSettled(before);
       const reply = await this.run(removeScript, room, [this.now(), member, entry.user]);
-      return { userLeft: reply.r1 === 1, roomEmpty: reply.r2 === 1 };
+      return { userLeft: reply.r1 === 1, roomEmpty: reply.r2 === 1, count: Number(reply.rest[0] ?? 0) };
     } catch (error) {
       // The entry may still be in Redis, refreshed by nobody: keep touching the room until it expired (and was reported).
       if (local) local.lingerUntil = Math.max(local.lingerUntil, this.now() + this.ttlMs);
@@ -187,12 +202,26 @@ export class RedisPresence extends RedisScriptLane implements Presence {
   }
 
   async members(room: RoomRef): Promise<Member[]> {
-    const reply = await this.run(membersScript, room, [this.now()]);
+    return (await this.list(room)).members;
+  }
+
+  async list(room: RoomRef, limit?: number): Promise<MemberList> {
+    const bound = limit === undefined || !Number.isFinite(limit) ? -1 : Math.max(0, Math.floor(limit));
+    const reply = await this.run(membersScript, room, [this.now(), bound]);
     const members: Member[] = [];
-    for (let i = 0; i + 1 < reply.rest.length; i += 2) {
-      members.push({ user: String(reply.rest[i]), since: Number(reply.rest[i + 1]) });
+    for (let i = 1; i + 2 < reply.rest.length; i += 3) {
+      members.push(memberOf(String(reply.rest[i]), Number(reply.rest[i + 1]), String(reply.rest[i + 2])));
     }
-    return members;
+    return { members, count: Number(reply.rest[0] ?? 0) };
+  }
+
+  async setState(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>, state: string): Promise<boolean> {
+    const member = JSON.stringify([entry.user, entry.conn]);
+    this.assertRunning();
+    const known = this.local.get(roomBase(room))?.entries.get(member);
+    if (known) known.state = state;
+    const reply = await this.run(setStateScript, room, [this.now(), member, entry.user, state, this.keyTtlMs]);
+    return reply.r1 === 1;
   }
 
   /**
@@ -285,7 +314,7 @@ export class RedisPresence extends RedisScriptLane implements Presence {
     const args: LuaArg[] = [now, now + this.ttlMs, this.keyTtlMs];
     for (const member of missing) {
       const entry = local.entries.get(member);
-      if (entry && !entry.adding) args.push(member, entry.user, entry.since);
+      if (entry && !entry.adding) args.push(member, entry.user, entry.since, entry.state);
     }
     if (args.length === 3) return;
     const sent = this.run(restoreScript, local.room, args);
@@ -349,7 +378,7 @@ export class RedisPresence extends RedisScriptLane implements Presence {
 
   private async run(script: LuaScript, room: RoomRef, args: LuaArg[]): Promise<ScriptReply> {
     // Sent, not answered (OutcomeUnknownError): the entry may be written or removed; the caller's linger keeps such a room refreshed until it expired.
-    const raw = await this.runScript(script, [this.key(room, 'conns'), this.key(room, 'users'), this.key(room, 'counts')], args);
+    const raw = await this.runScript(script, [this.key(room, 'conns'), this.key(room, 'users'), this.key(room, 'counts'), this.key(room, 'states')], args);
     if (!Array.isArray(raw) || raw.length < 4) throw new NerveError(ErrorCode.Internal, `unexpected reply from ${script.name}`);
     const left = Number(raw[3]);
     const users = raw.slice(4, 4 + left).map(String);

@@ -60,9 +60,9 @@ export function presenceConformance(
     });
 
     test('add reports the first connection of the room and of each user', async ({ presence, room, entry }) => {
-      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 100)), { userJoined: true, roomStarted: true });
-      assert.deepEqual(await presence.add(room, entry('bob', 'c2', 200)), { userJoined: true, roomStarted: false });
-      assert.deepEqual(await presence.add(room, entry('alice', 'c3', 300, 'node-b')), { userJoined: false, roomStarted: false });
+      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 100)), { userJoined: true, roomStarted: true, count: 1 });
+      assert.deepEqual(await presence.add(room, entry('bob', 'c2', 200)), { userJoined: true, roomStarted: false, count: 2 });
+      assert.deepEqual(await presence.add(room, entry('alice', 'c3', 300, 'node-b')), { userJoined: false, roomStarted: false, count: 2 });
       assert.deepEqual(await presence.members(room), [
         { user: 'alice', since: 100 },
         { user: 'bob', since: 200 },
@@ -71,11 +71,11 @@ export function presenceConformance(
 
     test('add is idempotent per connection', async ({ presence, room, entry }) => {
       await presence.add(room, entry('alice', 'c1', 100));
-      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 100)), { userJoined: false, roomStarted: false });
-      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 500)), { userJoined: false, roomStarted: false });
+      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 100)), { userJoined: false, roomStarted: false, count: 1 });
+      assert.deepEqual(await presence.add(room, entry('alice', 'c1', 500)), { userJoined: false, roomStarted: false, count: 1 });
       assert.deepEqual(await presence.members(room), [{ user: 'alice', since: 100 }]);
       // One remove undoes it: the repeated adds did not count as more connections.
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true });
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true, count: 0 });
     });
 
     test('members are listed once each, ordered by since, ties by user id', async ({ presence, room, entry }) => {
@@ -96,32 +96,32 @@ export function presenceConformance(
       await presence.add(room, entry('alice', 'c1', 100));
       await presence.add(room, entry('alice', 'c2', 150));
       await presence.add(room, entry('bob', 'c3', 200));
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: false, roomEmpty: false });
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: false, roomEmpty: false, count: 2 });
       // Still a member since her first connection: she never left.
       assert.deepEqual(await presence.members(room), [
         { user: 'alice', since: 100 },
         { user: 'bob', since: 200 },
       ]);
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c2' }), { userLeft: true, roomEmpty: false });
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c2' }), { userLeft: true, roomEmpty: false, count: 1 });
       assert.deepEqual(await presence.members(room), [{ user: 'bob', since: 200 }]);
-      assert.deepEqual(await presence.remove(room, { user: 'bob', conn: 'c3' }), { userLeft: true, roomEmpty: true });
+      assert.deepEqual(await presence.remove(room, { user: 'bob', conn: 'c3' }), { userLeft: true, roomEmpty: true, count: 0 });
       assert.deepEqual(await presence.members(room), []);
     });
 
     test('remove is idempotent and ignores unknown connections', async ({ presence, room, entry }) => {
-      const nothing = { userLeft: false, roomEmpty: false };
-      assert.deepEqual(await presence.remove(room, { user: 'ghost', conn: 'c0' }), nothing);
+      const nothing = (count: number) => ({ userLeft: false, roomEmpty: false, count });
+      assert.deepEqual(await presence.remove(room, { user: 'ghost', conn: 'c0' }), nothing(0));
       await presence.add(room, entry('alice', 'c1', 100));
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'other' }), nothing);
-      assert.deepEqual(await presence.remove(room, { user: 'bob', conn: 'c1' }), nothing);
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true });
-      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), nothing);
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'other' }), nothing(1));
+      assert.deepEqual(await presence.remove(room, { user: 'bob', conn: 'c1' }), nothing(1));
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true, count: 0 });
+      assert.deepEqual(await presence.remove(room, { user: 'alice', conn: 'c1' }), nothing(0));
     });
 
     test('a room that emptied starts again, with new since values', async ({ presence, room, entry }) => {
       await presence.add(room, entry('alice', 'c1', 100));
       await presence.remove(room, { user: 'alice', conn: 'c1' });
-      assert.deepEqual(await presence.add(room, entry('alice', 'c2', 900)), { userJoined: true, roomStarted: true });
+      assert.deepEqual(await presence.add(room, entry('alice', 'c2', 900)), { userJoined: true, roomStarted: true, count: 1 });
       assert.deepEqual(await presence.members(room), [{ user: 'alice', since: 900 }]);
     });
 
@@ -129,10 +129,10 @@ export function presenceConformance(
       const sameIdOtherTenant: RoomRef = { tenant: `${room.tenant}-2`, room: room.room };
       const otherRoom: RoomRef = { tenant: room.tenant, room: `${room.room}-b` };
       await presence.add(room, entry('alice', 'c1', 100));
-      assert.deepEqual(await presence.add(sameIdOtherTenant, entry('alice', 'c1', 100)), { userJoined: true, roomStarted: true });
-      assert.deepEqual(await presence.add(otherRoom, entry('bob', 'c2', 100)), { userJoined: true, roomStarted: true });
+      assert.deepEqual(await presence.add(sameIdOtherTenant, entry('alice', 'c1', 100)), { userJoined: true, roomStarted: true, count: 1 });
+      assert.deepEqual(await presence.add(otherRoom, entry('bob', 'c2', 100)), { userJoined: true, roomStarted: true, count: 1 });
       assert.deepEqual(await presence.members(otherRoom), [{ user: 'bob', since: 100 }]);
-      assert.deepEqual(await presence.remove(sameIdOtherTenant, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true });
+      assert.deepEqual(await presence.remove(sameIdOtherTenant, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true, count: 0 });
       assert.deepEqual(await presence.members(room), [{ user: 'alice', since: 100 }]);
       await presence.remove(room, { user: 'alice', conn: 'c1' });
       await presence.remove(otherRoom, { user: 'bob', conn: 'c2' });
@@ -157,6 +157,56 @@ export function presenceConformance(
       assert.equal(presence.health().ok, false);
       await assert.rejects(presence.add(room, entry('alice', 'c1', 1)), (error) => isNerveError(error));
       await assert.rejects(presence.members(room), (error) => isNerveError(error));
+      await assert.rejects(presence.setState(room, { user: 'alice', conn: 'c1' }, '{}'), (error) => isNerveError(error));
+    });
+
+    test('a member carries the last state any of their connections set, until the user leaves', async ({ presence, room, entry }) => {
+      await presence.add(room, { ...entry('alice', 'c1', 100), state: '{"status":"here"}' });
+      await presence.add(room, entry('bob', 'c2', 200));
+      assert.deepEqual(await presence.members(room), [
+        { user: 'alice', since: 100, state: { status: 'here' } },
+        { user: 'bob', since: 200 },
+      ]);
+      // A second connection without a state keeps hers; one with a state replaces it.
+      await presence.add(room, entry('alice', 'c3', 300));
+      assert.deepEqual((await presence.list(room)).members[0], { user: 'alice', since: 100, state: { status: 'here' } });
+      assert.equal(await presence.setState(room, { user: 'alice', conn: 'c3' }, '{"status":"away"}'), true);
+      assert.deepEqual((await presence.list(room)).members[0]?.state, { status: 'away' });
+      // Her first connection leaving does not take the state; her last does.
+      await presence.remove(room, { user: 'alice', conn: 'c1' });
+      assert.deepEqual((await presence.list(room)).members[0]?.state, { status: 'away' });
+      await presence.remove(room, { user: 'alice', conn: 'c3' });
+      await presence.add(room, entry('alice', 'c4', 400));
+      assert.deepEqual(await presence.members(room), [
+        { user: 'bob', since: 200 },
+        { user: 'alice', since: 400 },
+      ]);
+      await presence.remove(room, { user: 'alice', conn: 'c4' });
+      await presence.remove(room, { user: 'bob', conn: 'c2' });
+    });
+
+    test('setState is refused for a connection that is not in the room', async ({ presence, room, entry }) => {
+      assert.equal(await presence.setState(room, { user: 'alice', conn: 'c1' }, '{"a":1}'), false);
+      await presence.add(room, entry('alice', 'c1', 100));
+      assert.equal(await presence.setState(room, { user: 'alice', conn: 'other' }, '{"a":1}'), false);
+      assert.deepEqual(await presence.members(room), [{ user: 'alice', since: 100 }]);
+      await presence.remove(room, { user: 'alice', conn: 'c1' });
+      assert.equal(await presence.setState(room, { user: 'alice', conn: 'c1' }, '{"a":1}'), false);
+      assert.deepEqual(await presence.list(room), { members: [], count: 0 });
+    });
+
+    test('list reads the first members and the count: a large room costs its count, not its list', async ({ presence, room, entry }) => {
+      for (let i = 0; i < 7; i++) await presence.add(room, { ...entry(`u${i}`, `c${i}`, 100 + i), ...(i === 1 ? { state: '{"n":1}' } : {}) });
+      assert.deepEqual(await presence.list(room, 2), {
+        members: [
+          { user: 'u0', since: 100 },
+          { user: 'u1', since: 101, state: { n: 1 } },
+        ],
+        count: 7,
+      });
+      assert.deepEqual(await presence.list(room, 0), { members: [], count: 7 });
+      assert.equal((await presence.list(room)).members.length, 7);
+      for (let i = 0; i < 7; i++) await presence.remove(room, { user: `u${i}`, conn: `c${i}` });
     });
   });
 }

@@ -118,7 +118,7 @@ export function chat(offset: number, epoch = EPOCH, room = 'lobby'): ChatMessage
 }
 
 export function joined(rid: string | number, position: { offset: number; epoch: string }, history: ChatMessage[] = [], recovered?: boolean): JoinedFrame {
-  return { op: 'joined', rid, room: 'lobby', members: [], history, position, ...(recovered === undefined ? {} : { recovered }) };
+  return { op: 'joined', rid, room: 'lobby', members: [], count: 0, history, position, ...(recovered === undefined ? {} : { recovered }) };
 }
 
 /**

@@ -173,6 +173,19 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     );
   });
 
+  it('carries presence state pushes across nodes (member_joined with state, member_updated)', async () => {
+    const room = testNamespace('pst');
+    const watcher = await connect(2, `${room}-w`);
+    assert.equal((await watcher.request({ op: 'join', room })).op, 'joined');
+    const alice = await connect(0, `${room}-alice`);
+    assert.equal((await alice.request({ op: 'join', room, state: { status: 'here' } })).op, 'joined');
+    const joined = await watcher.waitFor((f) => f.op === 'member_joined' && f.user === `${room}-alice`, 5000, 'member_joined on node 2');
+    assert.deepEqual(joined.state, { status: 'here' });
+    assert.equal((await alice.request({ op: 'presence_set', room, state: { status: 'in a call' } })).op, 'presence_set');
+    const updated = await watcher.waitFor((f) => f.op === 'member_updated', 5000, 'member_updated on node 2');
+    assert.deepEqual([updated.user, updated.state], [`${room}-alice`, { status: 'in a call' }]);
+  });
+
   it('edits, deletes and reactions cross nodes as chat entries and are replayed on another node', async () => {
     const room = testNamespace('actions');
     const [alice, bob, carol] = await Promise.all([0, 1, 2].map((i) => connect(i, `${room}-u${i}`)));

@@ -30,7 +30,8 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
   const isSignal = (f: Frame) => f.op === 'signal';
 
   before(async () => {
-    cluster = await startCluster({ count: 3, redisUrl: SHARED_REDIS_URL });
+    // Rooms above 12 members are large (counts instead of member frames), so that the presence case can cross the threshold.
+    cluster = await startCluster({ count: 3, redisUrl: SHARED_REDIS_URL, args: ['--presence-list-max', '12', '--presence-count-interval-ms', '50'] });
   });
 
   after(async () => {
@@ -196,6 +197,43 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
     const [afterA, afterB] = await Promise.all([a, b].map(async (client) => (await client.request({ op: 'presence', room })).members));
     assert.deepEqual(afterA, afterB);
     assert.deepEqual(usersOf(afterA), [names[0]!, names[1]!].sort());
+  });
+
+  it('carries presence state across nodes and back after a move to another node; counts a large room on every node', async () => {
+    const room = testNamespace('pst');
+    const alice = `${room}-alice`;
+    const a = await connect(0, alice);
+    const b = await connect(1, `${room}-bob`);
+    assert.equal((await a.request({ op: 'join', room, state: { status: 'here' } })).op, 'joined');
+    const joinedB = await b.request({ op: 'join', room });
+    assert.deepEqual((joinedB.members as Array<{ state?: unknown }>)[0]?.state, { status: 'here' }, 'read from the store on another node');
+    assert.equal((await a.request({ op: 'presence_set', room, state: { status: 'away' } })).op, 'presence_set');
+    const updated = await b.waitFor((f) => f.op === 'member_updated' && f.user === alice, 5000, 'member_updated on node 1');
+    assert.deepEqual(updated.state, { status: 'away' });
+
+    // Alice's socket goes; she comes back on node 2 with the state she holds (what the SDK's rejoin sends).
+    a.close();
+    await b.waitFor((f) => f.op === 'member_left' && f.user === alice, 5000, 'member_left of alice');
+    const moved = await connect(2, alice);
+    assert.equal((await moved.request({ op: 'join', room, state: { status: 'away' } })).op, 'joined');
+    const back = await b.waitFor((f) => f.op === 'member_joined' && f.user === alice, 5000, 'member_joined of alice from node 2');
+    assert.deepEqual(back.state, { status: 'away' });
+    const answer = await b.request({ op: 'presence', room });
+    assert.deepEqual((answer.members as Array<{ user: string; state?: unknown }>).find((m) => m.user === alice)?.state, { status: 'away' });
+
+    // 12 more members over the 3 nodes: 14 > --presence-list-max 12, every node sends counts.
+    const crowd = await Promise.all(Array.from({ length: 12 }, (_, i) => connect(i % 3, `${room}-c${i}`)));
+    await Promise.all(crowd.map(async (member) => assert.equal((await member.request({ op: 'join', room })).op, 'joined')));
+    for (const [observer, where] of [
+      [b, 'node 1'],
+      [moved, 'node 2'],
+      [crowd[0]!, 'node 0'],
+    ] as const) {
+      const count = await observer.waitFor((f) => f.op === 'member_count' && f.count === 14, 5000, `member_count of 14 on ${where}`);
+      assert.equal(count.listed, false);
+    }
+    const large = await b.request({ op: 'presence', room });
+    assert.deepEqual([large.count, (large.members as unknown[]).length], [14, 12]);
   });
 
   it('answers a signal to a user connected nowhere with peer_offline', async () => {

@@ -39,7 +39,7 @@ describe('RedisPresence on a private 3-master Redis Cluster', { skip }, () => {
     const masters = new Set<string>();
     for (let i = 0; i < 30; i += 1) {
       const room: RoomRef = { tenant: 'acme', room: `room-${i}` };
-      const slots = new Set(['conns', 'users', 'counts'].map((suffix) => keySlot(probe.key(room, suffix))));
+      const slots = new Set(['conns', 'users', 'counts', 'states'].map((suffix) => keySlot(probe.key(room, suffix))));
       assert.deepEqual([...slots], [keySlot(namer.room(room.tenant, room.room))]);
       const slot = Number((await cluster!.cli(cluster!.nodes[0]!.port, 'cluster', 'keyslot', probe.key(room, 'conns'))).trim());
       assert.equal(slot, [...slots][0]);
@@ -136,7 +136,7 @@ describe('RedisPresence on a private 3-master Redis Cluster', { skip }, () => {
       assert.deepEqual(rejoined, [{ room: stalled, rejoin: { users: ['alice'], roomStarted: true } }]);
       assert.deepEqual(await b.members(stalled), [{ user: 'alice', since: 5 }]);
       for (const room of rooms) assert.deepEqual(await b.members(room), [], 'no removed member came back');
-      assert.deepEqual(await a.remove(stalled, { user: 'alice', conn: 's1' }), { userLeft: true, roomEmpty: true });
+      assert.deepEqual(await a.remove(stalled, { user: 'alice', conn: 's1' }), { userLeft: true, roomEmpty: true, count: 0 });
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

@@ -64,11 +64,11 @@ describe('RedisPresence expiry', { skip }, () => {
 
   it('counts a user connected through two nodes once', async () => {
     const { a, b } = await cluster(`${namespace}:two`);
-    assert.deepEqual(await a.add(room, { user: 'alice', conn: 'a1', node: 'a', ts: 10 }), { userJoined: true, roomStarted: true });
-    assert.deepEqual(await b.add(room, { user: 'alice', conn: 'b1', node: 'b', ts: 20 }), { userJoined: false, roomStarted: false });
+    assert.deepEqual(await a.add(room, { user: 'alice', conn: 'a1', node: 'a', ts: 10 }), { userJoined: true, roomStarted: true, count: 1 });
+    assert.deepEqual(await b.add(room, { user: 'alice', conn: 'b1', node: 'b', ts: 20 }), { userJoined: false, roomStarted: false, count: 1 });
     assert.deepEqual(await b.members(room), [{ user: 'alice', since: 10 }]);
-    assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a1' }), { userLeft: false, roomEmpty: false });
-    assert.deepEqual(await b.remove(room, { user: 'alice', conn: 'b1' }), { userLeft: true, roomEmpty: true });
+    assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a1' }), { userLeft: false, roomEmpty: false, count: 1 });
+    assert.deepEqual(await b.remove(room, { user: 'alice', conn: 'b1' }), { userLeft: true, roomEmpty: true, count: 0 });
     await Promise.all([a.close(), b.close()]);
   });
 
@@ -101,7 +101,7 @@ describe('RedisPresence expiry', { skip }, () => {
     await a.add(room, { user: 'alice', conn: 'a1', node: 'a', ts: 10 });
     await a.close();
     clock.t += 30_001;
-    assert.deepEqual(await b.add(room, { user: 'bob', conn: 'b1', node: 'b', ts: 20 }), { userJoined: true, roomStarted: true });
+    assert.deepEqual(await b.add(room, { user: 'bob', conn: 'b1', node: 'b', ts: 20 }), { userJoined: true, roomStarted: true, count: 1 });
     assert.deepEqual(expired, [{ users: ['alice'], roomEmpty: true }]);
     await b.close();
   });
@@ -474,9 +474,9 @@ describe('RedisPresence heartbeat against remove, and restore after a stall', { 
       await Promise.all([a.heartbeat(), b.heartbeat()]);
       assert.equal(seen[0]!.rejoined.length, 2, 'restored once');
       assert.equal(seen[1]!.expired.length, 2, 'no further leave');
-      assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a1' }), { userLeft: false, roomEmpty: false });
-      assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a2' }), { userLeft: true, roomEmpty: false });
-      assert.deepEqual(await a.remove(room, { user: 'carol', conn: 'a3' }), { userLeft: true, roomEmpty: true });
+      assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a1' }), { userLeft: false, roomEmpty: false, count: 2 });
+      assert.deepEqual(await a.remove(room, { user: 'alice', conn: 'a2' }), { userLeft: true, roomEmpty: false, count: 1 });
+      assert.deepEqual(await a.remove(room, { user: 'carol', conn: 'a3' }), { userLeft: true, roomEmpty: true, count: 0 });
     } finally {
       await close();
     }
@@ -498,12 +498,14 @@ describe('RedisPresence heartbeat against remove, and restore after a stall', { 
     });
     try {
       await c.start();
-      await c.add(room, { user: 'alice', conn: 'c1', node: 'c', ts: 10 });
+      await c.add(room, { user: 'alice', conn: 'c1', node: 'c', ts: 10, state: '{"status":"here"}' });
+      await c.setState(room, { user: 'alice', conn: 'c1' }, '{"status":"away"}');
       clock.t += TTL + 1;
       await c.heartbeat();
       assert.deepEqual(events, ['left alice (empty)', 'joined alice (started)']);
-      assert.deepEqual(await a.members(room), [{ user: 'alice', since: 10 }]);
-      assert.deepEqual(await c.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true });
+      // Restored with the last state its connection set.
+      assert.deepEqual(await a.members(room), [{ user: 'alice', since: 10, state: { status: 'away' } }]);
+      assert.deepEqual(await c.remove(room, { user: 'alice', conn: 'c1' }), { userLeft: true, roomEmpty: true, count: 0 });
     } finally {
       await Promise.all([close(), c.close()]);
     }

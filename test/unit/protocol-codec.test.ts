@@ -20,11 +20,12 @@ function assertError(result: DecodeResult, code: ErrorCode, rid?: string | numbe
 /** One valid frame per op, with every optional field set. */
 const VALID: Record<ClientOp, ClientFrame> = {
   connect: { op: 'connect', rid: 1, v: 1, token: 'jwt.token.here', user: 'alice' },
-  join: { op: 'join', rid: 'r-2', room: 'lobby', since: { offset: 3, epoch: 'e1' }, history: 20, token: 'join.token.here' },
+  join: { op: 'join', rid: 'r-2', room: 'lobby', since: { offset: 3, epoch: 'e1' }, history: 20, token: 'join.token.here', state: { status: 'here' } },
   leave: { op: 'leave', rid: 3, room: 'lobby' },
   publish: { op: 'publish', rid: 4, room: 'lobby', class: 'chat', data: { text: 'hi' }, cmid: 'c-1', key: 'k' },
   signal: { op: 'signal', rid: 5, to: 'bob', kind: 'offer', data: { sdp: 'v=0' } },
   presence: { op: 'presence', rid: 6, room: 'lobby' },
+  presence_set: { op: 'presence_set', rid: 12, room: 'lobby', state: { status: 'away', avatar: { url: 'https://example.com/a.png' } } },
   ping: { op: 'ping', rid: 7 },
   refresh: { op: 'refresh', rid: 8, token: 'jwt.token.new' },
   history: { op: 'history', rid: 9, room: 'lobby', before: 120, limit: 50, epoch: 'e1' },
@@ -56,6 +57,15 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['history', '10'],
     ['history', 1001],
     ['history', -1],
+    ['state', 'here'],
+    ['state', ['here']],
+    ['state', null],
+  ],
+  presence_set: [
+    ['room', 5],
+    ['state', 'away'],
+    ['state', [1, 2]],
+    ['state', null],
   ],
   leave: [
     ['room', 5],
@@ -137,6 +147,7 @@ const REQUIRED: Record<ClientOp, string[]> = {
   publish: ['room', 'class', 'data'],
   signal: ['to', 'kind', 'data'],
   presence: ['room'],
+  presence_set: ['room', 'state'],
   ping: [],
   refresh: ['token'],
   history: ['room'],

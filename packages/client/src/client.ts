@@ -16,6 +16,8 @@ import type {
   Member,
   PongFrame,
   PresenceAnswerFrame,
+  PresenceSetAnswerFrame,
+  PresenceState,
   PublishFrame,
   RefreshedFrame,
   ServerFrame,
@@ -101,7 +103,12 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     this.#requests = new Requests(this.requestTimeoutMs, {
       write: (frame) => this.#connection.write(frame),
       error: (error) => this.#dispatch('error', error),
-      joined: (frame, rejoin) => this.#rooms.onJoined(frame, rejoin),
+      joined: (frame, rejoin) => {
+        this.#rooms.onJoined(frame, rejoin);
+        // Before the answer or the `rejoined` event reaches the app.
+        const handle = this.#handles.get(frame.room);
+        handle?.room.members.reset(frame);
+      },
       joinRefused: (room) => this.#rooms.onJoinRefused(room),
       retryDelay,
     });
@@ -223,10 +230,22 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         this.#dispatch('signal', frame);
         return;
       case 'member_joined':
+        this.#handles.get(frame.room)?.room.members.apply(frame);
         this.#dispatch('member_joined', frame);
         return;
       case 'member_left':
+        this.#handles.get(frame.room)?.room.members.apply(frame);
         this.#dispatch('member_left', frame);
+        return;
+      case 'member_updated':
+        this.#handles.get(frame.room)?.room.members.apply(frame);
+        this.#dispatch('member_updated', frame);
+        return;
+      case 'member_count':
+        this.#handles.get(frame.room)?.room.members.apply(frame);
+        // Back below the server's threshold: member events resume, and the list is read again.
+        if (frame.listed) this.presence(frame.room).catch(() => {});
+        this.#dispatch('member_count', frame);
         return;
       case 'welcome':
         return;
@@ -304,10 +323,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
    */
   join(room: string, options: JoinOptions = {}): Promise<JoinedFrame> {
     if (this.#connection.state === ClientState.Closed) return rejectClosed();
-    this.#rooms.add(room, options);
+    this.#rooms.add(room, options, options.presence);
     const send = (token: string | undefined): Promise<JoinedFrame> => {
       const build = (): Outgoing => {
-        const frame: Omit<JoinFrame, 'rid'> = joinFrame(room, options.since ?? this.#rooms.position(room), token);
+        const frame: Omit<JoinFrame, 'rid'> = joinFrame(room, options.since ?? this.#rooms.position(room), token, this.#rooms.state(room));
         if (options.history !== undefined) frame.history = options.history;
         return frame;
       };
@@ -414,9 +433,29 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     return this.#request<AckFrame>(() => frame, 'ack', 'resend', frame.room);
   }
 
-  /** Members of a joined room, cluster-wide. */
+  /** Members of a joined room, cluster-wide (in a large room the first ones; `room(name).members.count` has them all). */
   presence(room: string): Promise<Member[]> {
-    return this.#request<PresenceAnswerFrame>(() => ({ op: 'presence', room }), 'presence', 'reject', room).then((frame) => frame.members);
+    return this.#request<PresenceAnswerFrame>(() => ({ op: 'presence', room }), 'presence', 'reject', room).then((frame) => {
+      this.#handles.get(room)?.room.members.reset(frame);
+      return frame.members;
+    });
+  }
+
+  /**
+   * Replace this user's presence state in a joined room (a JSON object of at
+   * most the server's `presence-state-max-bytes`, 1024 by default). It is
+   * kept and sent with every rejoin, so it survives a reconnect to another
+   * node. Resolves with the state the members see (your token's `presence`
+   * claim merged over it); rejects with `not_joined`, `presence_too_large`,
+   * `rate_limited` (2 per second per room, 10 in a burst) or `timeout`.
+   */
+  setPresence(room: string, state: PresenceState): Promise<PresenceState> {
+    this.#rooms.setState(room, state);
+    return this.#request<PresenceSetAnswerFrame>(() => ({ op: 'presence_set', room, state }), 'presence_set', 'reject', room).then((answer) => {
+      const user = this.user;
+      if (user !== undefined) this.#handles.get(room)?.room.members.apply({ op: 'member_updated', room, user, state: answer.state, ts: Date.now() });
+      return answer.state;
+    });
   }
 
   /** Round trip to the node; resolves with the round-trip time in ms. */

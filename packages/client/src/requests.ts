@@ -20,7 +20,10 @@ export type OnDisconnect =
   | 'resolve';
 
 /** Server frames that answer a request (the others are pushed). */
-export type AnswerFrame = Exclude<ServerFrame, { op: 'message' | 'signal' | 'member_joined' | 'member_left' | 'room_ended' | 'resync' }>;
+export type AnswerFrame = Exclude<
+  ServerFrame,
+  { op: 'message' | 'signal' | 'member_joined' | 'member_left' | 'member_updated' | 'member_count' | 'room_ended' | 'resync' }
+>;
 
 interface Pending {
   build: () => Outgoing;

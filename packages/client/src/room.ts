@@ -4,11 +4,12 @@
  * client's events about this room. The payload types are the app's word
  * (compile time only): nothing is checked or copied at run time.
  */
-import type { AckFrame, JoinedFrame, Member, StreamPosition } from '../../protocol/src/frames.js';
+import type { AckFrame, JoinedFrame, Member, PresenceState, StreamPosition } from '../../protocol/src/frames.js';
 import type { DeleteFrame, EditFrame, MessageTargetRef, ReactFrame } from '../../protocol/src/actions.js';
 import { TypedEmitter } from './emitter.js';
 import { randomId } from './ids.js';
 import { MessageList } from './message-list.js';
+import { RoomMembers } from './members.js';
 import type {
   ChatPublishOptions,
   EphemeralPublishOptions,
@@ -28,6 +29,7 @@ export interface RoomHost {
   publish(room: string, data: unknown, options: EphemeralPublishOptions): Promise<void>;
   history(room: string, options?: HistoryOptions): Promise<HistoryPage>;
   presence(room: string): Promise<Member[]>;
+  setPresence(room: string, state: PresenceState): Promise<PresenceState>;
   position(room: string): StreamPosition | undefined;
   act(frame: MessageActionRequest): Promise<AckFrame>;
 }
@@ -57,6 +59,13 @@ let emitterOf!: (room: Room) => RoomEmit;
 export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEvents<Chat, Ephemeral>> {
   /** The room id. */
   readonly name: string;
+  /**
+   * The members with their presence state, kept up to date from `joined` and
+   * the member events (updated before each event is emitted):
+   * `room.members.map.get('bob')?.state`, `room.members.count`. In a large
+   * room `complete` is false and only `count` follows the room.
+   */
+  readonly members = new RoomMembers();
   readonly #host: RoomHost;
   #list: MessageList<Chat> | undefined;
 
@@ -151,6 +160,17 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
   presence(): Promise<Member[]> {
     return this.#host.presence(this.name);
   }
+
+  /**
+   * `client.setPresence(name, state)`: replace your presence state here (a
+   * JSON object: name, status, "in a call"...). The other members get
+   * `member_updated`; it is sent again on every rejoin, so it survives a
+   * resume on another node. Resolves with the state they see (your token's
+   * `presence` claim merged over it).
+   */
+  setPresence(state: PresenceState): Promise<PresenceState> {
+    return this.#host.setPresence(this.name, state);
+  }
 }
 
 /** Only what names a target: a whole message passed as `target` must not go on the wire. */
@@ -172,6 +192,8 @@ export function roomOf<K extends keyof NerveClientEvents>(name: K, value: NerveC
     case 'message':
     case 'member_joined':
     case 'member_left':
+    case 'member_updated':
+    case 'member_count':
     case 'rejoined':
     case 'recovery_failed':
     case 'room_ended':

@@ -6,7 +6,7 @@
  * delivered first, in offset order.
  */
 import { ErrorCode } from '../../protocol/src/codes.js';
-import type { ChatMessage, JoinedFrame, JoinFrame, MessageFrame, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
+import type { ChatMessage, JoinedFrame, JoinFrame, MessageFrame, PresenceState, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
 import { offsetStep, positionStep } from '../../protocol/src/positions.js';
 import { ClientErrorCode, errorText, NerveClientError } from './errors.js';
 import type { Requests } from './requests.js';
@@ -32,6 +32,8 @@ interface RoomEntry {
   fillFailures?: number;
   /** Another gap was reported (`resync`) while a rejoin or fill was in flight: fill again once it is done. */
   refill?: boolean;
+  /** The presence state last given (`join({ presence })`, `setPresence`): sent with every rejoin. */
+  state?: PresenceState | undefined;
 }
 
 export interface RoomHooks {
@@ -67,13 +69,25 @@ export class Rooms {
   }
 
   /** `join()` was called: track the room (its position is kept if it is known already; new credentials replace the old). */
-  add(room: string, credentials?: JoinCredentials): void {
+  add(room: string, credentials?: JoinCredentials, state?: PresenceState): void {
     let entry = this.#rooms.get(room);
     if (!entry) {
       entry = { position: undefined, joined: false, held: undefined };
       this.#rooms.set(room, entry);
     }
     if (credentials?.token !== undefined || credentials?.getToken !== undefined) entry.credentials = credentials;
+    if (state !== undefined) entry.state = state;
+  }
+
+  /** The presence state to send with the room's joins, if any. */
+  state(room: string): PresenceState | undefined {
+    return this.#rooms.get(room)?.state;
+  }
+
+  /** `setPresence()`: the state the next rejoin sends. */
+  setState(room: string, state: PresenceState): void {
+    const entry = this.#rooms.get(room);
+    if (entry) entry.state = state;
   }
 
   /** Left or ended: not rejoined, its fills drop their answers. */
@@ -117,7 +131,7 @@ export class Rooms {
         entry.fill = undefined;
         // A new connection holds no join grant: show the room's join token again.
         const token = await this.#joinToken(room, entry.credentials, generation);
-        return this.#requests.rejoin(room, () => joinFrame(room, since, token));
+        return this.#requests.rejoin(room, () => joinFrame(room, since, token, entry.state));
       }),
     );
     if (generation !== this.#hooks.generation()) return;
@@ -312,10 +326,12 @@ export class Rooms {
 }
 
 /** A `join` of `room`, from `since` and with a join `token` when given. */
-export function joinFrame(room: string, since: StreamPosition | undefined, token: string | undefined): Omit<JoinFrame, 'rid'> {
+export function joinFrame(room: string, since: StreamPosition | undefined, token: string | undefined, state?: PresenceState): Omit<JoinFrame, 'rid'> {
   const frame: Omit<JoinFrame, 'rid'> = { op: 'join', room };
   if (since) frame.since = { ...since };
   if (token !== undefined) frame.token = token;
+  // The presence state goes with every join on a new connection: it comes back after a resume on another node.
+  if (state !== undefined) frame.state = state;
   return frame;
 }
 

@@ -3,8 +3,11 @@ import type {
   ChatMessage,
   EphemeralMessage,
   JoinedFrame,
+  MemberCountFrame,
   MemberJoinedFrame,
   MemberLeftFrame,
+  MemberUpdatedFrame,
+  PresenceState,
   MessageFrame,
   RefreshedFrame,
   RoomEndedFrame,
@@ -111,6 +114,11 @@ export interface JoinOptions {
    * event and the rejoin is retried with backoff. Default none.
    */
   getToken?: (room: string) => Promise<string>;
+  /**
+   * Your presence state in this room (a JSON object), sent with this join
+   * and every rejoin; `setPresence` replaces it. Default none.
+   */
+  presence?: PresenceState;
 }
 
 /** Options of a chat `publish()` (the default class). */
@@ -237,6 +245,10 @@ export interface RoomEvents<Chat = unknown, Ephemeral = Chat> {
   member_joined: MemberJoinedFrame;
   /** A user's last connection left this room (needs the `presence` right). */
   member_left: MemberLeftFrame;
+  /** A member's presence state changed (not sent in a large room). */
+  member_updated: MemberUpdatedFrame;
+  /** A large room's member count (instead of member_joined / member_left); `listed: true`: member events resume. */
+  member_count: MemberCountFrame;
   /** This room was joined again after a reconnect. */
   rejoined: RoomJoined<Chat>;
   /** This room must be resynced from `joined.history`: see the client's `recovery_failed`. */
@@ -263,6 +275,10 @@ export interface NerveClientEvents {
   member_joined: MemberJoinedFrame;
   /** A user's last connection left a room this client is in (needs the `presence` right there). */
   member_left: MemberLeftFrame;
+  /** A member's presence state changed in a room this client is in (not sent in a large room). */
+  member_updated: MemberUpdatedFrame;
+  /** The member count of a large room this client is in, instead of member_joined / member_left. */
+  member_count: MemberCountFrame;
   /** Failures no request promise can carry: unmatched error frames, failed rejoins, token failures. */
   error: NerveClientError;
   /** A room was joined again after a reconnect. */

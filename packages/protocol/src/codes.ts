@@ -35,6 +35,8 @@ export const ErrorCode = {
   EpochMismatch: 'epoch_mismatch',
   /** An `edit`, `delete` or `react` names a chat message the room log does not hold at that offset with that id (never stored, an entry itself, or gone from the hot history with no archive behind it). */
   MessageNotFound: 'message_not_found',
+  /** A presence state (`presence_set`, `join.state`, merged with the token's `presence` claim) is larger than the node's `presence-state-max-bytes` as JSON. */
+  PresenceTooLarge: 'presence_too_large',
   /** A `call` request named a call id that breaks the room id syntax. */
   InvalidCall: 'invalid_call',
   /** Joining a call would exceed the per-connection call limit. */

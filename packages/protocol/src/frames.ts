@@ -57,6 +57,8 @@ export interface JoinFrame {
    * grants rights in this room the connection token may lack.
    */
   token?: string;
+  /** Your presence state in this room (a JSON object, docs/protocol.md "Presence state"); the SDK sends it again on every rejoin. */
+  state?: PresenceState;
 }
 
 export interface LeaveFrame {
@@ -96,6 +98,28 @@ export interface PresenceFrame {
   op: 'presence';
   rid: RequestId;
   room: string;
+}
+
+/**
+ * A member's presence state: a JSON object the app chooses (name, avatar,
+ * status, "in a call"), at most `PRESENCE_LIMITS.stateBytes` as JSON by
+ * default. Keys of the token's `presence` claim override the client's.
+ */
+export type PresenceState = Record<string, unknown>;
+
+/**
+ * Defaults of the presence limits (docs/protocol.md, "Presence state"): the
+ * largest state as JSON text, and the `presence_set` token bucket per
+ * connection and room.
+ */
+export const PRESENCE_LIMITS = { stateBytes: 1024, setBurst: 10, setPerSecond: 2 } as const;
+
+/** Replace your presence state in a joined room; the room's members get `member_updated`. */
+export interface PresenceSetFrame {
+  op: 'presence_set';
+  rid: RequestId;
+  room: string;
+  state: PresenceState;
 }
 
 /** What a `call` request does: enter or leave the call. */
@@ -157,6 +181,7 @@ export type ClientFrame =
   | PublishFrame
   | SignalFrame
   | PresenceFrame
+  | PresenceSetFrame
   | PingFrame
   | RefreshFrame
   | HistoryFrame
@@ -208,6 +233,8 @@ export interface Member {
   user: string;
   /** Server time (ms since epoch) when the user's first connection joined. */
   since: number;
+  /** The member's presence state, when one was set (by a connection of theirs or their token's `presence` claim). */
+  state?: PresenceState;
 }
 
 /** A chat message as delivered and as kept in history. */
@@ -258,7 +285,10 @@ export interface JoinedFrame {
   op: 'joined';
   rid: RequestId;
   room: string;
+  /** The members by `since`: all of them, or the first `count` up to the node's `presence-list-max` in a large room. */
   members: Member[];
+  /** How many members the room has (each user once). More than `members.length`: a large room, where members get `member_count` frames. */
+  count: number;
   /** Recent messages, or the missed ones when resuming, oldest first. */
   history: ChatMessage[];
   /** The room log's position after `history`. */
@@ -308,6 +338,10 @@ export interface MemberJoinedFrame {
   room: string;
   user: string;
   ts: number;
+  /** The room's member count right after this join. */
+  count?: number;
+  /** The member's presence state, when the join set one. */
+  state?: PresenceState;
 }
 
 export interface MemberLeftFrame {
@@ -315,13 +349,52 @@ export interface MemberLeftFrame {
   room: string;
   user: string;
   ts: number;
+  /** The room's member count right after this leave. */
+  count?: number;
+}
+
+/** A member's presence state changed (`presence_set`); conflated: a reader that lags gets the latest per member. */
+export interface MemberUpdatedFrame {
+  op: 'member_updated';
+  room: string;
+  user: string;
+  state: PresenceState;
+  ts: number;
+}
+
+/**
+ * Instead of member frames in a room above the node's `presence-list-max`:
+ * the count, and how many joined and left since this node's previous
+ * `member_count` for the room, at most one per interval. `listed: true`: the
+ * room is back at or below the threshold and member frames resume (ask
+ * `presence` for the list).
+ */
+export interface MemberCountFrame {
+  op: 'member_count';
+  room: string;
+  count: number;
+  joined: number;
+  left: number;
+  listed: boolean;
+  ts: number;
 }
 
 export interface PresenceAnswerFrame {
   op: 'presence';
   rid: RequestId;
   room: string;
+  /** As in `joined`: all members, or the first ones in a large room. */
   members: Member[];
+  /** How many members the room has. */
+  count: number;
+}
+
+/** Answer to `presence_set`: the state the members now see (the token's `presence` claim merged over yours). */
+export interface PresenceSetAnswerFrame {
+  op: 'presence_set';
+  rid: RequestId;
+  room: string;
+  state: PresenceState;
 }
 
 /** Answer to `refresh`: the connection now runs on the new token. */
@@ -412,7 +485,10 @@ export type ServerFrame =
   | SignalDelivery
   | MemberJoinedFrame
   | MemberLeftFrame
+  | MemberUpdatedFrame
+  | MemberCountFrame
   | PresenceAnswerFrame
+  | PresenceSetAnswerFrame
   | HistoryAnswerFrame
   | CallAnswerFrame
   | PongFrame

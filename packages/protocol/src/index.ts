@@ -13,7 +13,7 @@ export type {
   ReactionData,
 } from './actions.js';
 export { applyEntry, foldEntries, foldMessages, isActionEntry, keyOf, type ActionEntry, type FoldedRun } from './fold.js';
-export { CALL_ACTIONS, HISTORY_PAGE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
+export { CALL_ACTIONS, HISTORY_PAGE_LIMITS, PRESENCE_LIMITS, PROTOCOL_VERSION, SIGNAL_KINDS } from './frames.js';
 export type {
   AckFrame,
   CallAction,
@@ -35,13 +35,18 @@ export type {
   Limits,
   Member,
   MemberJoinedFrame,
+  MemberCountFrame,
   MemberLeftFrame,
+  MemberUpdatedFrame,
   MessageClass,
   MessageFrame,
   PingFrame,
   PongFrame,
   PresenceAnswerFrame,
   PresenceFrame,
+  PresenceSetAnswerFrame,
+  PresenceSetFrame,
+  PresenceState,
   PublishClass,
   PublishFrame,
   RefreshedFrame,

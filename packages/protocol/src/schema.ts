@@ -28,6 +28,8 @@ const requestId = z.union([z.string().min(1).max(FRAME_BOUNDS.maxToken), z.numbe
 // Room ids are checked here only for type and length cap; the syntax check
 // happens in the gateway so it can answer `invalid_room` rather than `invalid_frame`.
 const roomId = z.string().max(FRAME_BOUNDS.maxIdField);
+// A JSON object (not an array or null); its size is checked in the gateway, so it can answer `presence_too_large`.
+const presenceState = z.record(z.string(), z.unknown());
 const position = z.object({
   offset: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   epoch: z.string().min(1).max(64),
@@ -48,6 +50,7 @@ export const joinSchema = z.object({
   since: position.optional(),
   history: z.number().int().min(0).max(1000).optional(),
   token: z.string().min(1).max(8192).optional(),
+  state: presenceState.optional(),
 });
 
 export const leaveSchema = z.object({ op: z.literal('leave'), rid: requestId, room: roomId });
@@ -73,6 +76,7 @@ export const signalSchema = z.object({
 });
 
 export const presenceSchema = z.object({ op: z.literal('presence'), rid: requestId, room: roomId });
+export const presenceSetSchema = z.object({ op: z.literal('presence_set'), rid: requestId, room: roomId, state: presenceState });
 export const pingSchema = z.object({ op: z.literal('ping'), rid: requestId });
 export const refreshSchema = z.object({ op: z.literal('refresh'), rid: requestId, token: z.string().min(1).max(8192) });
 export const historySchema = z.object({
@@ -120,6 +124,7 @@ export const clientFrameSchemas = {
   publish: publishSchema,
   signal: signalSchema,
   presence: presenceSchema,
+  presence_set: presenceSetSchema,
   ping: pingSchema,
   refresh: refreshSchema,
   history: historySchema,
@@ -141,6 +146,7 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
   publish: true,
   signal: true,
   presence: true,
+  presence_set: true,
   ping: true,
   refresh: true,
   history: true,

@@ -1,0 +1,67 @@
+/**
+ * Member frames to a node's members (src/gateway/member-pushes.ts): passed
+ * through in a small room, counted in a large one (docs/protocol.md, "Large
+ * rooms"): a storm of joins costs one `member_count` fan-out per interval,
+ * not one fan-out per join, and the room is listed again once the store
+ * says it is small.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MemberPushes } from '../../src/gateway/member-pushes.js';
+import type { ChannelTarget, LocalRooms } from '../../src/gateway/local-rooms.js';
+import { createLogger } from '../../src/logger.js';
+import { waitFor } from '../helpers/wait.js';
+
+function setup(listMax: number) {
+  const target = { kind: 'room', tenant: 't', id: 'r' } as ChannelTarget;
+  const sent: Array<{ frame: Record<string, unknown>; conflate: string | undefined }> = [];
+  const store = { count: 0 };
+  const pushes = new MemberPushes({
+    local: { get: () => target } as unknown as LocalRooms,
+    presence: { list: async () => ({ members: [], count: store.count }) },
+    log: createLogger('silent'),
+    listMax,
+    intervalMs: 20,
+    fanOut: (_target, payload, _class, _except, conflate) => sent.push({ frame: JSON.parse(payload) as Record<string, unknown>, conflate }),
+  });
+  const push = (frame: Record<string, unknown>) => pushes.push('ch', target, JSON.stringify({ room: 'r', ts: 1, ...frame }), 'presence', undefined);
+  return { pushes, sent, store, push };
+}
+
+test('a small room gets every member frame, member_updated conflated per member', () => {
+  const { sent, push } = setup(3);
+  push({ op: 'member_joined', user: 'a', count: 1 });
+  push({ op: 'member_updated', user: 'a', state: { s: 1 } });
+  push({ op: 'member_left', user: 'a', count: 0 });
+  assert.deepEqual(
+    sent.map((s) => [s.frame.op, s.conflate]),
+    [
+      ['member_joined', undefined],
+      ['member_updated', '\u0001state\u0000r\u0000a'],
+      ['member_left', undefined],
+    ],
+  );
+});
+
+test('a join storm in a large room costs one member_count per interval, with the store count', async () => {
+  const { pushes, sent, store, push } = setup(3);
+  pushes.noteCount('ch', 3);
+  store.count = 1003;
+  for (let i = 0; i < 1000; i++) push({ op: 'member_joined', user: `u${i}`, count: 4 + i });
+  push({ op: 'member_updated', user: 'u1', state: {} });
+  assert.equal(sent.length, 0, 'nothing one by one');
+  await waitFor(() => sent.length > 0, { what: 'the member_count' });
+  assert.equal(sent.length, 1);
+  assert.deepEqual(sent[0]?.frame, { op: 'member_count', room: 'r', count: 1003, joined: 1000, left: 0, listed: false, ts: sent[0]?.frame.ts });
+  assert.equal(sent[0]?.conflate, '\u0001count\u0000r');
+
+  // Back to 2 members: counted until the store confirms, then listed, then frames again.
+  store.count = 2;
+  push({ op: 'member_left', user: 'u0', count: 2 });
+  assert.equal(sent.length, 1);
+  await waitFor(() => sent.length > 1, { what: 'the listed count' });
+  assert.deepEqual([sent[1]?.frame.count, sent[1]?.frame.left, sent[1]?.frame.listed], [2, 1, true]);
+  push({ op: 'member_joined', user: 'z', count: 3 });
+  assert.equal(sent[2]?.frame.op, 'member_joined');
+  pushes.forget('ch');
+});
