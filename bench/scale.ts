@@ -20,7 +20,11 @@
  *
  *   npm run bench:scale -- --connects [--connections 5000] [--warmup 60] [--runs 3] [--systems nerve,limit3,limit1]
  *
- * the cost of a connect against the limit references (bench/lib/scale-connects.ts).
+ * the cost of a connect against the limit references (bench/lib/scale-connects.ts); and
+ *
+ *   npm run bench:scale -- --presence [--sizes 20000] [--list-max 1000] [--interval-ms 1000] [--timeout-ms 300000]
+ *
+ * the member frames per join of a join storm into one room (bench/lib/scale-presence.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +32,7 @@ import { Redis } from 'ioredis';
 import { REDIS_URL, ROOT, startCluster, startWorkers, stopWorkers, type Worker } from './lib/cluster.js';
 import type { System } from './lib/clients.js';
 import { runConnects } from './lib/scale-connects.js';
+import { runPresenceStorm } from './lib/scale-presence.js';
 import { runStorm } from './lib/scale-storm.js';
 import { describeMachine, machineInfo, nowMs, sum } from './lib/stats.js';
 import type { CollectResult, OpenResult } from './worker.js';
@@ -41,6 +46,7 @@ function option(name: string, fallback: number): number {
 
 const storm = process.argv.includes('--storm');
 const connects = process.argv.includes('--connects');
+const presence = process.argv.includes('--presence');
 const quick = process.argv.includes('--quick');
 const connections = option('connections', connects ? 5000 : 50_000);
 const workerCount = option('workers', Math.max(2, Math.ceil(connections / 5000)));
@@ -274,25 +280,49 @@ function systems(): System[] {
   return names as System[];
 }
 
-const run = connects
-  ? () => runConnects({ connections, warmup: option('warmup', 60), runs: option('runs', 3), systems: systems() }, log)
-  : storm
-    ? () =>
-        runStorm(
-          {
-            // --quick: a minute's check of the scenario; the full size is the issue's (10,000 clients on the killed node).
-            perNode: option('per-node', quick ? 1000 : 10_000),
-            roomSize,
-            bystanders: option('bystanders', quick ? 40 : 100),
-            chatEveryMs: option('chat-every-ms', quick ? 2000 : 5000),
-            pingEveryMs: option('ping-every-ms', 200),
-            baselineMs: option('baseline-ms', quick ? 3000 : 5000),
-            timeoutMs: option('timeout-ms', 120_000),
-            runs: option('runs', 1),
-          },
-          log,
-        )
-    : main;
+/** `--sizes 1000,2000`: positive integers. */
+function sizes(fallback: number[]): number[] {
+  const index = process.argv.indexOf('--sizes');
+  if (index === -1) return fallback;
+  const values = (process.argv[index + 1] ?? '').split(',').map(Number);
+  if (values.length === 0 || !values.every((value) => Number.isInteger(value) && value > 0))
+    throw new Error('--sizes takes positive integers, comma-separated');
+  return values;
+}
+
+/** A non-negative integer flag (`--list-max 0` turns the large-room threshold off). */
+function count(name: string, fallback: number): number {
+  const index = process.argv.indexOf(`--${name}`);
+  const value = index === -1 ? fallback : Number(process.argv[index + 1]);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} takes a non-negative integer`);
+  return value;
+}
+
+const run = presence
+  ? () =>
+      runPresenceStorm(
+        { sizes: sizes([20_000]), listMax: count('list-max', 1000), intervalMs: option('interval-ms', 1000), timeoutMs: option('timeout-ms', 300_000) },
+        log,
+      )
+  : connects
+    ? () => runConnects({ connections, warmup: option('warmup', 60), runs: option('runs', 3), systems: systems() }, log)
+    : storm
+      ? () =>
+          runStorm(
+            {
+              // --quick: a minute's check of the scenario; the full size is the issue's (10,000 clients on the killed node).
+              perNode: option('per-node', quick ? 1000 : 10_000),
+              roomSize,
+              bystanders: option('bystanders', quick ? 40 : 100),
+              chatEveryMs: option('chat-every-ms', quick ? 2000 : 5000),
+              pingEveryMs: option('ping-every-ms', 200),
+              baselineMs: option('baseline-ms', quick ? 3000 : 5000),
+              timeoutMs: option('timeout-ms', 120_000),
+              runs: option('runs', 1),
+            },
+            log,
+          )
+      : main;
 
 run().then(
   () => process.exit(0),
