@@ -2,8 +2,10 @@
  * Calls across a 3-node cluster on real Redis and RabbitMQ, with the Redis
  * hot lane and with RabbitMQ routing (`--bus rabbitmq`, call state still on
  * Redis): exactly one call.started and one call.ended per call whichever
- * nodes its participants are on, with the server's times, and a call whose
- * node was SIGKILLed ended once by a survivor at its last-seen time.
+ * nodes its participants are on, with the server's times; a call whose
+ * node was SIGKILLed ended once by a survivor at its last-seen time, and a
+ * participant of a killed node counted up to then while the call goes on;
+ * the SDK's answered_elsewhere and busy through the nodes.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -206,6 +208,27 @@ for (const bus of ['redis', 'rabbitmq'] as const) {
         ['ka', 'kb'],
       );
       for (const participant of ended.participants) assert.ok(participant.ms <= ended.ms, JSON.stringify(participant));
+    });
+
+    // After the sweep test (node 2 dead): node 1 dies now, node 0 is left.
+    it('counts a participant whose node was SIGKILLed up to its last-seen time, while the call goes on', async () => {
+      const [stays, dies] = await Promise.all([member(0, 'hs'), member(1, 'hd')]);
+      const joinedAt = await callOp(stays, 'half', 'join');
+      const diesAt = await callOp(dies, 'half', 'join');
+      await cluster.node(1).kill();
+      const killedAt = Date.now();
+      // Presence reports the dead node's member once its TTL passed; the call store expires it on the same TTL.
+      await stays.waitFor((frame) => frame.op === 'member_left' && frame.user === 'hd', 15_000, 'hd left the room');
+      const leftAt = await callOp(stays, 'half', 'leave');
+      await waitFor(() => ofCall('half', 'call.ended').length >= 1, { timeoutMs: 15_000, what: 'call.ended' });
+      await fence('after-half', [0]);
+      assert.equal(ofCall('half', 'call.ended').length, 1, 'one call.ended');
+      const ended = eventData(ofCall('half', 'call.ended')[0]!, 'call.ended');
+      const ms = Object.fromEntries(ended.participants.map((p) => [p.user, p.ms]));
+      assert.equal(ms.hs, leftAt - joinedAt, 'the live participant to the millisecond');
+      assert.ok(ms.hd !== undefined && ms.hd >= 0 && ms.hd <= killedAt - diesAt, `hd ${ms.hd} ms, at most ${killedAt - diesAt}`);
+      // hd expired before hs left (reason left), or just after (swept: node_crash); either way hs's time ends the call.
+      assert.ok(ended.reason === 'left' || ended.reason === 'node_crash', ended.reason);
     });
   });
 }
