@@ -1,15 +1,17 @@
 /**
  * The stores under @nerve-rt/react's hooks, without React: the lease that
- * makes StrictMode's double effects join once, a room's chat folded by
- * offset with "load older" paging and its members, the connection
- * snapshot's identity, and 1:1 calls between two call stores over the fake
- * signal hub and RTCPeerConnection of the SDK's own call tests. The hooks in
+ * makes StrictMode's double effects join once, a room's chat as the SDK's
+ * `room.messages` folds it (edits included) with "load older" paging, its
+ * members, the connection snapshot's identity, and 1:1 calls between two
+ * call stores over the fake signal hub and RTCPeerConnection of the SDK's
+ * own call tests. The hooks in
  * a real React app (StrictMode, a real node, Chromium) are
  * test/browser/react.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  MessageList,
   NerveClientError,
   TypedEmitter,
   type HistoryOptions,
@@ -22,7 +24,6 @@ import {
 } from '../../packages/client/src/index.js';
 import { CallStore } from '../../packages/react/src/call-store.js';
 import { ConnectionStore } from '../../packages/react/src/connection.js';
-import { addChat, addOlder, mayHaveOlder } from '../../packages/react/src/messages.js';
 import { RoomStore } from '../../packages/react/src/room-store.js';
 import { Lease } from '../../packages/react/src/store.js';
 import { fakeStream, hub, PC } from '../helpers/fake-rtc.js';
@@ -45,9 +46,14 @@ function range(from: number, to: number): RoomChatMessage<Text>[] {
 /** One macrotask: what the lease waits before its last release stops. */
 const nextTask = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
 
-/** A room whose answers the test hands out: joins answer with `history`, pages from `stored`. */
+/**
+ * A room whose answers the test hands out: joins answer with the newest
+ * `onJoin` of `stored`, pages come from `stored`. Its `messages` is the SDK's
+ * own MessageList, fed as `Room` feeds it (join answers, messages, resyncs).
+ */
 class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
   readonly name = 'r';
+  readonly messages = new MessageList<Text>(this);
   joins: JoinOptions[] = [];
   leaves = 0;
   pages: HistoryOptions[] = [];
@@ -56,11 +62,14 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
     readonly onJoin: number,
   ) {
     super();
+    this.on('message', (message) => this.messages.add([message]));
+    this.on('recovery_failed', ({ joined }) => this.messages.reset(joined.history));
   }
   join(options: JoinOptions = {}): Promise<RoomJoined<Text>> {
     this.joins.push(options);
     const newest = this.stored.slice(-this.onJoin);
     const position = { offset: this.stored.length, epoch: EPOCH };
+    this.messages.reset(newest);
     return Promise.resolve({ op: 'joined', rid: 1, room: 'r', members: [{ user: 'alice', since: 1 }], count: 1, history: newest, position });
   }
   leave(): Promise<void> {
@@ -100,29 +109,6 @@ test('a lease released and taken again in one pass (StrictMode) starts once and 
   assert.equal(lease.active, false);
 });
 
-test('chat folds by offset: in order, each once, older pages in front, another epoch starts over', () => {
-  let list = addChat([], chat(3));
-  list = addChat(list, chat(5));
-  list = addChat(list, chat(4));
-  const same = addChat(list, chat(4));
-  assert.equal(same, list, 'a message held already returns the same list');
-  assert.deepEqual(
-    list.map((message) => message.offset),
-    [3, 4, 5],
-  );
-  list = addOlder(list, [chat(1), chat(2), chat(3)]);
-  assert.deepEqual(
-    list.map((message) => message.offset),
-    [1, 2, 3, 4, 5],
-  );
-  assert.equal(mayHaveOlder(list), false, 'offset 1 is the first of a log');
-  assert.equal(mayHaveOlder(range(2, 3)), true);
-  assert.deepEqual(
-    addChat(list, chat(1, 'e2')).map((message) => `${message.epoch}:${message.offset}`),
-    ['e2:1'],
-  );
-});
-
 test('a room store joins once across a StrictMode remount, pages back, follows members, and leaves after the last release', async () => {
   const room = new FakeRoom(range(1, 25), 10);
   const store = new RoomStore<Text>(room, () => true);
@@ -143,13 +129,16 @@ test('a room store joins once across a StrictMode remount, pages back, follows m
     ['alice'],
   );
 
-  // Live chat, a replay of one held already, members coming and going.
+  // Live chat, a replay of one held already, an edit (folded by the SDK's list), members coming and going.
   room.fire('message', chat(26));
   room.fire('message', chat(26));
+  room.fire('message', { ...chat(27), data: { text: 'fixed' }, action: 'edit', target: { id: 'm26', offset: 26 } });
   room.fire('member_joined', { op: 'member_joined', room: 'r', user: 'bob', ts: 2, count: 2 });
   room.fire('member_left', { op: 'member_left', room: 'r', user: 'alice', ts: 3, count: 1 });
   snapshot = store.getSnapshot();
-  assert.equal(snapshot.messages.length, 11);
+  assert.equal(snapshot.messages.length, 11, 'the edit is no message of its own');
+  assert.deepEqual(snapshot.messages[10]?.data, { text: 'fixed' });
+  assert.equal(snapshot.messages[10]?.editedAt, 27);
   assert.deepEqual(
     snapshot.members.map((member) => member.user),
     ['bob'],
@@ -182,7 +171,8 @@ test('a room store joins once across a StrictMode remount, pages back, follows m
   await nextTask();
   assert.equal(room.leaves, 1);
   assert.equal(store.getSnapshot().status, 'idle');
-  assert.equal(room.listenerCount('message'), 0, 'listeners removed');
+  assert.equal(room.messages.listenerCount('change'), 0, 'listeners removed');
+  assert.equal(room.listenerCount('member_joined'), 0);
 });
 
 test('a failed rejoin the SDK dropped shows as failed; a gap-fill error keeps the room joined', async () => {

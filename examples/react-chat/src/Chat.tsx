@@ -12,6 +12,7 @@ function textOf(data: unknown): string {
 }
 
 export function Chat({ room }: { room: string }) {
+  // messages: the SDK's folded list (edits, deletes, reactions applied); room.edit / delete / react change it.
   const { messages, publish, hasOlder, loadingOlder, loadOlder, status, error } = useRoom<ChatPayload>(room, { history: 20, pageSize: 20 });
   const [text, setText] = useState('');
   const [sendError, setSendError] = useState<string>();
@@ -51,7 +52,13 @@ export function Chat({ room }: { room: string }) {
         )}
         {messages.map((message) => (
           <li key={`${message.epoch}:${message.offset}`} data-offset={message.offset}>
-            <b>{message.from}</b> {textOf(message.data)}
+            <b>{message.from}</b> {message.deleted ? <i>message deleted</i> : textOf(message.data)}
+            {message.editedAt !== undefined && !message.deleted && <small> (edited)</small>}
+            {message.reactions?.map((reaction) => (
+              <span key={reaction.emoji} className="reaction" title={reaction.users.join(', ')}>
+                {reaction.emoji} {reaction.count}
+              </span>
+            ))}
           </li>
         ))}
       </ol>

@@ -1,12 +1,13 @@
 /**
  * One room of one client as a store: joined while some component holds it
  * (a `Lease`: StrictMode's second effect run does not join twice), its chat
- * in offset order, its members, and "load older" paging. The SDK does the
- * hard parts (rejoins, resume, gap fills, re-sends); this only folds its
+ * as the SDK's `room.messages` hands it (edits, deletes and reactions
+ * folded in), its members, and "load older" paging. The SDK does the hard
+ * parts (rejoins, resume, gap fills, re-sends, folding); this only puts its
  * answers and events into one snapshot per change.
  */
-import type { AckFrame, ChatPublishOptions, JoinOptions, Member, NerveClientError, Room, RoomChatMessage } from '@nerve-rt/client';
-import { addChat, addMember, addOlder, mayHaveOlder, removeMember } from './messages.js';
+import type { AckFrame, ChatPublishOptions, JoinOptions, Member, MessageList, NerveClientError, Room, RoomChatMessage } from '@nerve-rt/client';
+import { addMember, mayHaveOlder, removeMember } from './messages.js';
 import { Lease, Store } from './store.js';
 
 /**
@@ -23,7 +24,11 @@ export interface RoomSnapshot<Chat = unknown> {
   status: RoomStatus;
   /** The last failure: the join's, a rejoin's or gap fill's (the room's `error` event), or `loadOlder`'s. */
   error: NerveClientError | undefined;
-  /** Chat, oldest first, by offset: the join's history, older pages, live messages and replays, each once. */
+  /**
+   * Chat, oldest first, as `room.messages` holds it: the join's history, older
+   * pages, live messages and replays, each once, with edits, deletes
+   * (tombstones) and reactions folded in. A new array after each change.
+   */
   messages: readonly RoomChatMessage<Chat>[];
   /** Whether older messages may exist (`loadOlder()` would fetch some). */
   hasOlder: boolean;
@@ -42,7 +47,10 @@ export interface RoomOptions extends JoinOptions {
 }
 
 /** What the store uses of a room: `Room` fits, tests pass a fake. */
-export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'history' | 'publish' | 'on'>;
+export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'publish' | 'on'> & {
+  /** The room's folded chat (`room.messages`). */
+  readonly messages: Pick<MessageList<Chat>, 'items' | 'on' | 'loadOlder'>;
+};
 
 const IDLE: RoomSnapshot<never> = {
   status: 'idle',
@@ -91,18 +99,11 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     const before = this.getSnapshot();
     if (before.status !== 'joined' || before.loadingOlder || !before.hasOlder) return;
     const generation = this.#generation;
-    const oldest = before.messages[0];
     this.#patch({ loadingOlder: true });
     try {
-      const page = await this.room.history({
-        limit: this.#options.pageSize ?? 50,
-        ...(oldest === undefined ? {} : { before: oldest.offset, epoch: oldest.epoch }),
-      });
-      if (generation !== this.#generation) return;
-      const now = this.getSnapshot();
-      // A resync replaced the list meanwhile (another epoch): the page belongs to the old one.
-      const stale = now.messages[0] !== undefined && now.messages[0].epoch !== page.epoch;
-      this.#patch(stale ? { loadingOlder: false } : { messages: addOlder(now.messages, page.messages), hasOlder: page.more, loadingOlder: false });
+      // The list folds the page in (its `change` updates `messages`) and says whether older chat is left.
+      const more = await this.room.messages.loadOlder(this.#options.pageSize ?? 50);
+      if (generation === this.#generation) this.#patch({ hasOlder: more, loadingOlder: false });
     } catch (error) {
       if (generation !== this.#generation) return;
       // epoch_mismatch and the like: this epoch has nothing more to give; a rejoin starts a fresh list.
@@ -113,10 +114,10 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
   #start(): void {
     const generation = ++this.#generation;
     const room = this.room;
+    // Made before the join, so the join's answer fills it (room.messages is kept for the client's life).
+    const list = room.messages;
     this.#offs = [
-      room.on('message', (message) => {
-        if (message.class === 'chat') this.#patch({ messages: addChat(this.getSnapshot().messages, message) });
-      }),
+      list.on('change', (messages) => this.#patch({ messages })),
       room.on('member_joined', (frame) => {
         const members = addMember(this.getSnapshot().members, frame);
         this.#patch({ members, count: frame.count ?? Math.max(this.getSnapshot().count, members.length) });
@@ -126,9 +127,7 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
         this.#patch({ members, count: frame.count ?? members.length });
       }),
       room.on('rejoined', (joined) => this.#patch({ members: joined.members, count: joined.count })),
-      room.on('recovery_failed', ({ joined }) =>
-        this.#patch({ messages: joined.history, hasOlder: mayHaveOlder(joined.history), members: joined.members, count: joined.count }),
-      ),
+      room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history), members: joined.members, count: joined.count })),
       room.on('room_ended', () => this.#patch({ status: 'ended' })),
       room.on('error', (error) => this.#patch(this.#tracked() ? { error } : { error, status: 'failed' })),
     ];
@@ -137,9 +136,7 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     room.join(join).then(
       (joined) => {
         if (generation !== this.#generation) return;
-        // Live messages that beat the answer here stay; the history goes around them.
-        let messages: readonly RoomChatMessage<Chat>[] = joined.history;
-        for (const message of this.getSnapshot().messages) messages = addChat(messages, message);
+        const messages = list.items;
         this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), members: joined.members, count: joined.count });
       },
       (error: unknown) => {
