@@ -85,8 +85,7 @@ export class Messages {
     if (!conn.identity) return false;
     for (const room of conn.rooms) {
       if (!conn.hasRight(room, 'signal')) continue;
-      const members = await this.deps.presence.members({ tenant: conn.tenant, room });
-      if (members.some((member) => member.user === to)) return true;
+      if (await this.deps.presence.has({ tenant: conn.tenant, room }, to)) return true;
     }
     return false;
   }

@@ -70,6 +70,11 @@ export class MemoryPresence implements Presence {
     return (await this.list(room)).members;
   }
 
+  async has(room: RoomRef, user: string): Promise<boolean> {
+    this.assertRunning();
+    return this.rooms.get(roomKey(room))?.has(user) ?? false;
+  }
+
   async list(room: RoomRef, limit = Infinity): Promise<MemberList> {
     this.assertRunning();
     const users = this.rooms.get(roomKey(room));

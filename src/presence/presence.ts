@@ -53,6 +53,8 @@ export interface Presence {
   add(room: RoomRef, entry: PresenceEntry): Promise<AddResult>;
   remove(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>): Promise<RemoveResult>;
   members(room: RoomRef): Promise<Member[]>;
+  /** Whether `user` has a connection in the room: one read, however large the room. */
+  has(room: RoomRef, user: string): Promise<boolean>;
   /** The first `limit` members (all without it) and the count, in one read. */
   list(room: RoomRef, limit?: number): Promise<MemberList>;
   /** Set the user's state (JSON text) if this connection is in the room; false when it is not. */

@@ -120,6 +120,15 @@ return reply(0, 0, out)
 `,
 );
 
+/** ARGV: 1 now, 2 user. r1 = 1 when the user has a live connection in the room, else 0. */
+export const hasUserScript = new LuaScript(
+  'presence.has-user',
+  `${EXPIRE_DEAD}
+if redis.call('ZSCORE', users, ARGV[2]) then return reply(1, 0) end
+return reply(0, 0)
+`,
+);
+
 /** ARGV: 1 now, 2 member, 3 user, 4 state, 5 key ttl ms. r1 = 1 when set (the connection is in the room), else 0. */
 export const setStateScript = new LuaScript(
   'presence.set-state',

@@ -27,6 +27,7 @@ import {
   removeScript,
   restoreScript,
   setStateScript,
+  hasUserScript,
   sweepScript,
 } from './redis-scripts.js';
 import { memberOf } from './state.js';
@@ -203,6 +204,11 @@ export class RedisPresence extends RedisScriptLane implements Presence {
 
   async members(room: RoomRef): Promise<Member[]> {
     return (await this.list(room)).members;
+  }
+
+  async has(room: RoomRef, user: string): Promise<boolean> {
+    const reply = await this.run(hasUserScript, room, [this.now(), user]);
+    return reply.r1 === 1;
   }
 
   async list(room: RoomRef, limit?: number): Promise<MemberList> {

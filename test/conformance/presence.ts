@@ -108,6 +108,21 @@ export function presenceConformance(
       assert.deepEqual(await presence.members(room), []);
     });
 
+    test('has: a user is in the room from the first connection to the last', async ({ presence, room, entry }) => {
+      assert.equal(await presence.has(room, 'alice'), false);
+      await presence.add(room, entry('alice', 'c1', 100));
+      await presence.add(room, entry('alice', 'c2', 150, 'node-b'));
+      await presence.add(room, entry('bob', 'c3', 200));
+      assert.equal(await presence.has(room, 'alice'), true);
+      assert.equal(await presence.has(room, 'carol'), false);
+      assert.equal(await presence.has({ tenant: `${room.tenant}-other`, room: room.room }, 'alice'), false, 'another tenant');
+      await presence.remove(room, { user: 'alice', conn: 'c1' });
+      assert.equal(await presence.has(room, 'alice'), true, 'one connection left');
+      await presence.remove(room, { user: 'alice', conn: 'c2' });
+      assert.equal(await presence.has(room, 'alice'), false);
+      assert.equal(await presence.has(room, 'bob'), true);
+    });
+
     test('remove is idempotent and ignores unknown connections', async ({ presence, room, entry }) => {
       const nothing = (count: number) => ({ userLeft: false, roomEmpty: false, count });
       assert.deepEqual(await presence.remove(room, { user: 'ghost', conn: 'c0' }), nothing(0));
