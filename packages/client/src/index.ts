@@ -10,7 +10,7 @@ export { NerveClient } from './client.js';
 export { Room } from './room.js';
 export { MessageList, type MessageListEvents } from './message-list.js';
 export type { MessageAction, MessageTarget, MessageTargetRef, Reaction } from '../../protocol/src/actions.js';
-export { RoomMembers } from './members.js';
+export { RoomMembers, type RoomMembersEvents } from './members.js';
 export {
   ClientState,
   type NerveClientOptions,

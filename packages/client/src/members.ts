@@ -14,10 +14,22 @@ import type {
   MemberUpdatedFrame,
   PresenceState,
 } from '../../protocol/src/frames.js';
+import { TypedEmitter } from './emitter.js';
 
 type MemberFrame = MemberJoinedFrame | MemberLeftFrame | MemberUpdatedFrame | MemberCountFrame;
 
-export class RoomMembers {
+/** Events of {@link RoomMembers}. */
+export interface RoomMembersEvents {
+  /**
+   * The members or the count changed: a join or `presence` answer, a member
+   * frame, your own `setPresence`, a leave. Emitted before the room's event
+   * of the same change, if it has one; a view reads `map` and `count` again
+   * (as React's `useSyncExternalStore` does in `@nerve-rt/react`).
+   */
+  change: RoomMembers;
+}
+
+export class RoomMembers extends TypedEmitter<RoomMembersEvents> {
   readonly #members = new Map<string, Member>();
   #count = 0;
 
@@ -47,10 +59,16 @@ export class RoomMembers {
     for (const member of list.members) this.#members.set(member.user, member);
     // A server before presence counts sends none: the list is the count.
     this.#count = Math.max(Number(list.count) || 0, list.members.length);
+    this.emit('change', this);
   }
 
   /** @internal A member frame of this room. */
   apply(frame: MemberFrame): void {
+    this.#apply(frame);
+    this.emit('change', this);
+  }
+
+  #apply(frame: MemberFrame): void {
     switch (frame.op) {
       case 'member_joined':
         this.#members.set(frame.user, { user: frame.user, since: frame.ts, ...(frame.state === undefined ? {} : { state: frame.state }) });
@@ -75,5 +93,6 @@ export class RoomMembers {
   clear(): void {
     this.#members.clear();
     this.#count = 0;
+    this.emit('change', this);
   }
 }
