@@ -33,6 +33,8 @@ interface CallParticipationDeps {
   heartbeatMs: number;
   /** Where an event of the room happened (its room session): RoomLifecycle.source. */
   source: (ref: RoomRef) => Promise<EventSource>;
+  /** Drop the room session id `source` cached, unless this node has members in the room (a swept call's room often has none here). */
+  forget: (ref: RoomRef) => void;
 }
 
 interface LocalCall {
@@ -188,6 +190,7 @@ export class CallParticipation {
   #emit(ref: CallRef, build: (source: EventSource) => LifecycleEvent): void {
     const work = (async () => {
       const event = build(await this.deps.source(ref));
+      this.deps.forget(ref);
       await this.deps.events.publish(event);
     })().catch((error: unknown) => {
       this.deps.metrics.drops.inc({ reason: 'event_unavailable' });
