@@ -152,6 +152,10 @@ export class ChatTables {
    * or by the same id (a redelivered intake request).
    */
   async readBatch(client: pg.PoolClient, tenant: string, room: string, epoch: string, batch: BatchKey[], now: number): Promise<BatchRead | undefined> {
+    return firstOrAgain(() => this.queryBatch(client, tenant, room, epoch, batch, now));
+  }
+
+  private async queryBatch(client: pg.PoolClient, tenant: string, room: string, epoch: string, batch: BatchKey[], now: number): Promise<BatchRead | undefined> {
     const read = await client.query<BatchRead>(
       `WITH ${this.logCte}
        SELECT log.epoch, log.last_offset,
@@ -219,8 +223,9 @@ export class ChatTables {
 
   /** The room's log row, created with `epoch` on first use. */
   async logRow(pool: pg.Pool, tenant: string, room: string, epoch: string): Promise<LogRow | undefined> {
-    const result = await pool.query<LogRow>(`WITH ${this.logCte} SELECT epoch, last_offset FROM log LIMIT 1`, [tenant, room, epoch]);
-    return result.rows[0];
+    return firstOrAgain(
+      async () => (await pool.query<LogRow>(`WITH ${this.logCte} SELECT epoch, last_offset FROM log LIMIT 1`, [tenant, room, epoch])).rows[0],
+    );
   }
 
   /**
@@ -245,4 +250,14 @@ export class ChatTables {
     );
     return result.rows.flatMap((row) => (row.message_json ? [JSON.parse(row.message_json) as ChatMessage] : []));
   }
+}
+
+/**
+ * A statement with the log CTE, run again once when it found no log row: on
+ * a room's first use by two nodes at once, our INSERT waits for theirs and
+ * does nothing, and the statement's snapshot, taken before their commit,
+ * does not see their row either. The next statement's snapshot does.
+ */
+async function firstOrAgain<T>(read: () => Promise<T | undefined>): Promise<T | undefined> {
+  return (await read()) ?? read();
 }
