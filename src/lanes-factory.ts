@@ -38,6 +38,10 @@ import type { RoomSessions } from './sessions/sessions.js';
 import type { CallStore } from './calls/calls.js';
 import { MemoryCallStore } from './calls/memory.js';
 import { RedisCallStore } from './calls/redis.js';
+import type { ReadPositions } from './receipts/receipts.js';
+import { MemoryReadPositions } from './receipts/memory.js';
+import { PostgresReadPositions } from './receipts/postgres.js';
+import { RedisReadPositions } from './receipts/redis.js';
 
 export interface Lanes {
   bus: Bus;
@@ -50,6 +54,8 @@ export interface Lanes {
   sessions: RoomSessions;
   /** Call participation behind `call.started` / `call.ended` (src/calls/); expires with the presence TTL. */
   calls: CallStore;
+  /** Read positions behind the `read` op (src/receipts/); PostgreSQL keeps them from `read.updated`. */
+  receipts: ReadPositions;
 }
 
 /** Lanes supplied by the caller (tests, embedding) instead of built from options. */
@@ -164,7 +170,15 @@ export function createLanes(options: NodeOptions, context: LaneContext, override
     (store
       ? new RedisCallStore({ ...store, prefix: context.namer.prefix, ttlMs: options.presenceTtlMs })
       : new MemoryCallStore({ ttlMs: options.presenceTtlMs }));
-  return { bus, history, presence, events, mailbox, sessions, calls };
+  // Without Redis, PostgreSQL (when set) is what the nodes share: `--bus rabbitmq` keeps read positions cluster-wide there.
+  const receipts =
+    overrides.receipts ??
+    (store
+      ? new RedisReadPositions({ ...store, prefix: context.namer.prefix })
+      : context.pool
+        ? new PostgresReadPositions({ pool: context.pool, schema: options.postgresSchema })
+        : new MemoryReadPositions());
+  return { bus, history, presence, events, mailbox, sessions, calls, receipts };
 }
 
 /** The hot lane the options name (`options.bus` is already resolved from `auto`). */

@@ -137,7 +137,16 @@ export class NerveNode {
           onRestored: () => void this.heartbeat.beatNow(),
         })
       : new MemoryNodeRegistry();
-    const probed = [this.lanes.bus, this.lanes.history, this.lanes.presence, this.lanes.mailbox, this.lanes.sessions, this.registry, this.pgProbe];
+    const probed = [
+      this.lanes.bus,
+      this.lanes.history,
+      this.lanes.presence,
+      this.lanes.mailbox,
+      this.lanes.sessions,
+      this.lanes.receipts,
+      this.registry,
+      this.pgProbe,
+    ];
     this.metrics.sources.linkStats = () => probed.flatMap(linkStatsOf);
     this.authenticator =
       deps.authenticator ??
@@ -280,6 +289,7 @@ export class NerveNode {
     this.metrics.outboxDepth.set(events.outboxDepth());
     // Room sessions are not a lane of their own in /readyz: they share presence's Redis (whose health shows it),
     // and their failures never fail a request (logged, nerve_errors_total{code="session_unavailable"}).
+    // Read positions neither: a `read` they fail is answered `unavailable`, a join goes on without them.
     return [
       bus.health(),
       history.health(),
@@ -294,7 +304,7 @@ export class NerveNode {
     if (this.state !== 'idle') throw new Error(`cannot start a node that is ${this.state}`);
     this.state = 'starting';
     this.mount?.install();
-    const { bus, history, presence, events, mailbox, sessions, calls } = this.lanes;
+    const { bus, history, presence, events, mailbox, sessions, calls, receipts } = this.lanes;
     await bus.start(
       (channel, envelope) => {
         // A room channel may have Pusher subscribers, nerve members or both; a channel only Pusher listens on is not the gateway's.
@@ -305,7 +315,7 @@ export class NerveNode {
       // Channels the bus had to subscribe again may have missed chat: the gateway re-reads it from the history.
       (channels) => this.gateway.onBusResubscribed(channels),
     );
-    await Promise.all([history.start(), presence.start(), events.start(), mailbox?.start(), sessions.open(), calls.open()]);
+    await Promise.all([history.start(), presence.start(), events.start(), mailbox?.start(), sessions.open(), calls.open(), receipts.open()]);
     this.pgProbe?.start();
     if (this.authenticator.kind === 'dev') {
       this.log.warn('dev authentication is on: clients choose their own user id. Set an auth secret for production.');
@@ -362,8 +372,16 @@ export class NerveNode {
     // The last usage report, with every drained connection's minutes, goes before the cold lane closes.
     await this.tenancy.stop().catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'tenant quotas close failed'));
     // 3. close lanes: the event log flushes its outbox first.
-    const { bus, history, presence, events, mailbox, sessions, calls } = this.lanes;
-    const results = await Promise.allSettled([events.close(), history.close(), presence.close(), mailbox?.close(), sessions.close(), calls.close()]);
+    const { bus, history, presence, events, mailbox, sessions, calls, receipts } = this.lanes;
+    const results = await Promise.allSettled([
+      events.close(),
+      history.close(),
+      presence.close(),
+      mailbox?.close(),
+      sessions.close(),
+      calls.close(),
+      receipts.close(),
+    ]);
     await bus.close().catch((error: unknown) => this.log.warn({ err: errorText(error) }, 'bus close failed'));
     for (const result of results) {
       if (result.status === 'rejected') this.log.warn({ err: errorText(result.reason) }, 'lane close failed');

@@ -23,6 +23,7 @@ import { Connection } from './connection.js';
 import { Delivery } from './delivery.js';
 import { MemberPushes } from './member-pushes.js';
 import { PresenceStates } from './presence-state.js';
+import { ReadReceipts } from './read-receipts.js';
 import { drainSchedule } from './drain-plan.js';
 import { Failures } from './failures.js';
 import { Handshake } from './handshake.js';
@@ -61,6 +62,7 @@ export class Gateway {
   /** Member frames to rooms: as they are, or counts in large rooms. */
   private readonly memberPushes: MemberPushes;
   private readonly calls: CallParticipation;
+  private readonly readReceipts: ReadReceipts;
   /** Every envelope the bus hands this node (node.ts calls it): the delivery's own function, no hop through the gateway. */
   readonly onBusMessage: (channel: string, envelope: BusEnvelope) => void;
 
@@ -147,7 +149,6 @@ export class Gateway {
       maxRoomIdLength: limits.maxRoomIdLength,
       heartbeatMs: Math.max(1, Math.floor(deps.options.presenceTtlMs / 3)),
       source: (ref) => lifecycle.source(ref, deps.namer.room(ref.tenant, ref.room)),
-      forget: (ref) => lifecycle.forgetSessionWhenIdle(ref, deps.namer.room(ref.tenant, ref.room)),
     });
     const presenceStates = new PresenceStates({
       presence: deps.presence,
@@ -156,6 +157,19 @@ export class Gateway {
       maxStateBytes: limits.presenceStateMaxBytes,
       announce: (channel, payload, except) => publisher.announce(channel, payload, except),
     });
+    this.readReceipts = new ReadReceipts({
+      receipts: deps.receipts,
+      history: deps.history,
+      local,
+      namer: deps.namer,
+      events: deps.events,
+      metrics: deps.metrics,
+      log: deps.log,
+      maxRoomIdLength: limits.maxRoomIdLength,
+      announce: (channel, payload) => publisher.announce(channel, payload, undefined),
+      source: (ref, channel) => lifecycle.source(ref, channel),
+    });
+    const readReceipts = this.readReceipts;
     this.rooms = new Rooms({
       ...deps,
       nodeId,
@@ -165,6 +179,7 @@ export class Gateway {
       recovery: this.recovery,
       states: presenceStates,
       members: this.memberPushes,
+      reads: readReceipts,
     });
     const messages = new Messages({
       maxRoomIdLength: limits.maxRoomIdLength,
@@ -183,6 +198,7 @@ export class Gateway {
       historyPages,
       calls: this.calls,
       presenceStates,
+      readReceipts,
     });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);
     this.wss = new WebSocketServer({
@@ -414,6 +430,8 @@ export class Gateway {
     ]);
     // Refreshed until every connection left its calls: stopped earlier, a long drain would let survivors end them.
     this.calls.stop();
+    // The latest read positions still waiting for their interval go out before the lanes close.
+    this.readReceipts.flush();
     this.state = 'closed';
   }
 }

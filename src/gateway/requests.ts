@@ -17,6 +17,7 @@ import type { Handshake } from './handshake.js';
 import type { HistoryPages } from './history-page.js';
 import type { Messages } from './messages.js';
 import type { PresenceStates } from './presence-state.js';
+import type { ReadReceipts } from './read-receipts.js';
 import type { Rooms } from './rooms.js';
 import { errorText } from '../errors.js';
 
@@ -32,6 +33,7 @@ interface RequestsDeps {
   messages: Pick<Messages, 'publish' | 'signal' | 'act'>;
   historyPages: Pick<HistoryPages, 'page'>;
   calls: Pick<CallParticipation, 'request'>;
+  readReceipts: Pick<ReadReceipts, 'read'>;
 }
 
 export class Requests {
@@ -145,6 +147,8 @@ export class Requests {
         return messages.act(conn, frame);
       case 'call':
         return this.deps.calls.request(conn, frame);
+      case 'read':
+        return this.deps.readReceipts.read(conn, frame);
     }
   }
 

@@ -29,6 +29,7 @@ import type { MemberPushes } from './member-pushes.js';
 import type { PresenceStates } from './presence-state.js';
 import type { RoomLifecycle } from './room-lifecycle.js';
 import type { CallParticipation } from './call-participation.js';
+import type { ReadReceipts } from './read-receipts.js';
 
 /** Every encoded chat message starts so (the frame is built with `op` and `class` first, in memory and Redis history alike). */
 const CHAT_FRAME_PREFIX = '{"op":"message","class":"chat",';
@@ -50,6 +51,7 @@ interface RoomsDeps {
   recovery: Pick<ChatRecovery, 'noteJoinPosition'>;
   states: Pick<PresenceStates, 'stateOf' | 'announce'>;
   members: Pick<MemberPushes, 'noteCount' | 'forget'>;
+  reads: Pick<ReadReceipts, 'snapshot' | 'joined'>;
 }
 
 export class Rooms {
@@ -103,14 +105,17 @@ export class Rooms {
         deps.metrics.joins.inc();
       }
       const limit = frame.history ?? limits.historyOnJoin;
-      const [read, list] = await Promise.all([
+      const [read, list, snapshot] = await Promise.all([
         frame.since
           ? deps.history.since(ref, frame.since, limits.recoveryLimit)
           : deps.history.recent(ref, limit).then((recent) => ({ ...recent, recovered: undefined })),
         // A large room answers with its count and its first members, not all of them.
         deps.presence.list(ref, limits.presenceListMax > 0 ? limits.presenceListMax : undefined),
+        deps.reads.snapshot(ref, conn.user),
       ]);
       const seesMembers = conn.hasRight(frame.room, 'presence');
+      // Others' read positions are presence too: who is active, and where.
+      const reads = await deps.reads.joined(ref, conn.user, snapshot, read.position, read.messages, seesMembers);
       conn.answer({
         op: 'joined',
         rid: frame.rid,
@@ -121,6 +126,7 @@ export class Rooms {
         history: read.messages,
         position: read.position,
         ...(read.recovered === undefined ? {} : { recovered: read.recovered }),
+        ...reads,
       });
       deps.recovery.noteJoinPosition(channel, read.position.epoch, read.position.offset);
       this.releaseHeld(conn, frame.room, channel, read.position.epoch, read.position.offset);

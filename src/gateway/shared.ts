@@ -15,6 +15,7 @@ import type { Mailbox } from '../mailbox/mailbox.js';
 import type { NodeMetrics } from '../metrics.js';
 import type { NodeOptions } from '../config/options.js';
 import type { Presence } from '../presence/presence.js';
+import type { ReadPositions } from '../receipts/receipts.js';
 import type { TenantGuard } from '../quotas/guard.js';
 import type { RoomSessions } from '../sessions/sessions.js';
 import type { CallStore } from '../calls/calls.js';
@@ -36,6 +37,8 @@ export interface GatewayDeps {
   sessions: RoomSessions;
   /** Call participation (src/calls/): the `call` op and the `call.*` events. */
   calls: CallStore;
+  /** Read positions (src/receipts/): the `read` op and `joined.read`/`unread`/`reads`. */
+  receipts: ReadPositions;
   authenticator: Authenticator;
   namer: ChannelNamer;
   metrics: NodeMetrics;

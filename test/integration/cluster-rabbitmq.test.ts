@@ -220,6 +220,26 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     );
   });
 
+  it('keeps read positions in PostgreSQL for every node, not counting entries as unread', async () => {
+    const room = testNamespace('reads');
+    const bobId = `${room}-bob`;
+    const [alice, bob, carol] = await Promise.all([connect(0, `${room}-alice`), connect(1, bobId), connect(2, `${room}-carol`)]);
+    for (const member of [alice, bob, carol]) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    const m1 = await alice.request({ op: 'publish', room, class: 'chat', data: 'one' }, 15_000);
+    assert.equal((await alice.request({ op: 'publish', room, class: 'chat', data: 'two' }, 15_000)).offset, 2);
+    assert.equal((await bob.request({ op: 'read', room, offset: 1, epoch: m1.epoch }, 15_000)).offset, 1);
+    const push = await carol.waitFor((f) => f.op === 'read' && f.user === bobId, 10_000, "bob's read on node 2");
+    assert.equal(push.offset, 1);
+    // A reaction is an entry of the log (offset 3), not a message: it is not unread.
+    assert.equal((await carol.request({ op: 'react', room, target: { id: m1.id, offset: 1 }, emoji: '👍' }, 15_000)).offset, 3);
+    bob.close();
+    const moved = await connect(0, bobId);
+    const joined = await moved.request({ op: 'join', room }, 15_000);
+    assert.deepEqual([joined.read, joined.unread], [1, 1]);
+    const row = await db.pool.query<{ read_offset: string }>(`SELECT read_offset FROM "${env}".read_positions WHERE room = $1 AND user_id = $2`, [room, bobId]);
+    assert.deepEqual(row.rows, [{ read_offset: '1' }]);
+  });
+
   it('delivers a direct signal to every connection of a user on other nodes, and to nobody else', async () => {
     const user = testNamespace('callee');
     const targets = [await connect(2, user), await connect(2, user), await connect(1, user)];

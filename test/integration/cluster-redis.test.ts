@@ -236,6 +236,32 @@ describe('cluster of 3 nodes on Redis', { skip, timeout: 120_000 }, () => {
     assert.deepEqual([large.count, (large.members as unknown[]).length], [14, 12]);
   });
 
+  it('keeps read positions cluster-wide: pushed to every node, and back after a resume on another node', async () => {
+    const room = testNamespace('rdc');
+    const bobId = `${room}-bob`;
+    const [alice, bob, carol] = await Promise.all([connect(0, `${room}-alice`), connect(1, bobId), connect(2, `${room}-carol`)]);
+    for (const member of [alice, bob, carol]) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    let last: Frame | undefined;
+    for (const text of ['one', 'two', 'three']) last = await alice.request({ op: 'publish', room, class: 'chat', data: text });
+    const epoch = last!.epoch;
+    assert.deepEqual((await bob.request({ op: 'read', room, offset: 2, epoch })).offset, 2);
+    for (const [observer, where] of [
+      [alice, 'node 0'],
+      [carol, 'node 2'],
+    ] as const) {
+      const push = await observer.waitFor((f) => f.op === 'read' && f.user === bobId, 5000, `bob's read on ${where}`);
+      assert.deepEqual([push.offset, push.epoch], [2, epoch]);
+    }
+    // Bob's socket goes; he resumes on node 2 from his last position: his read position is there.
+    bob.close();
+    const moved = await connect(2, bobId);
+    const resumed = await moved.request({ op: 'join', room, since: { offset: 3, epoch } });
+    assert.deepEqual([resumed.recovered, resumed.read, resumed.unread], [true, 2, 1]);
+    assert.equal((await moved.request({ op: 'read', room, offset: 1, epoch })).offset, 2, 'a lower offset on another node changes nothing');
+    const late = await connect(0, `${room}-dave`);
+    assert.deepEqual((await late.request({ op: 'join', room })).reads, { [bobId]: 2 });
+  });
+
   it('answers a signal to a user connected nowhere with peer_offline', async () => {
     const sender = await connect(1, testNamespace('lonely'));
     const frame = await sender.request({ op: 'signal', to: testNamespace('ghost'), kind: 'offer', data: {} });

@@ -33,6 +33,7 @@ const VALID: Record<ClientOp, ClientFrame> = {
   delete: { op: 'delete', rid: 'd', room: 'lobby', target: { id: 'm-1', offset: 4 }, cmid: 'c-d' },
   react: { op: 'react', rid: 'x', room: 'lobby', target: { id: 'm-1', offset: 4 }, emoji: '👍', on: false, cmid: 'c-x' },
   call: { op: 'call', rid: 10, room: 'lobby', call: 'standup', action: 'join' },
+  read: { op: 'read', rid: 11, room: 'lobby', offset: 42, epoch: 'e1' },
 };
 
 /** For each op, fields set to a value of the wrong type or out of range. */
@@ -138,6 +139,15 @@ const INVALID_FIELDS: Record<ClientOp, Array<[field: string, value: unknown]>> =
     ['action', 'hold'],
     ['action', 1],
   ],
+  read: [
+    ['room', 5],
+    ['offset', -1],
+    ['offset', 1.5],
+    ['offset', '3'],
+    ['offset', Number.MAX_SAFE_INTEGER + 2],
+    ['epoch', ''],
+    ['epoch', 'e'.repeat(65)],
+  ],
 };
 
 const REQUIRED: Record<ClientOp, string[]> = {
@@ -155,6 +165,7 @@ const REQUIRED: Record<ClientOp, string[]> = {
   delete: ['room', 'target'],
   react: ['room', 'target', 'emoji'],
   call: ['room', 'call', 'action'],
+  read: ['room', 'offset'],
 };
 
 const OPS = Object.keys(VALID) as ClientOp[];

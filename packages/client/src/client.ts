@@ -32,7 +32,8 @@ import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
 import { randomId } from './ids.js';
 import { Requests, type OnDisconnect, type Outgoing } from './requests.js';
-import { Room, roomEmitter, roomOf, type MessageActionRequest, type RoomEmit } from './room.js';
+import type { ReadAnswerFrame } from '../../protocol/src/receipts.js';
+import { Room, roomEmitter, roomOf, roomReads, type MessageActionRequest, type RoomEmit } from './room.js';
 import { fetchJoinToken, joinFrame, Rooms } from './rooms.js';
 import {
   ClientState,
@@ -108,6 +109,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
         // Before the answer or the `rejoined` event reaches the app.
         const handle = this.#handles.get(frame.room);
         handle?.room.members.reset(frame);
+        if (handle) roomReads(handle.room).reset(frame, this.user);
       },
       joinRefused: (room) => this.#rooms.onJoinRefused(room),
       retryDelay,
@@ -256,6 +258,17 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       case 'resync':
         this.#rooms.onResync(frame);
         return;
+      case 'read': {
+        // The answer to `markRead` has a `rid`; a push names the user who read.
+        if (!('user' in frame)) {
+          this.#requests.onAnswer(frame);
+          return;
+        }
+        const handle = this.#handles.get(frame.room);
+        if (handle && !roomReads(handle.room).onPush(frame, this.user)) return;
+        this.#dispatch('read', frame);
+        return;
+      }
       default:
         this.#requests.onAnswer(frame);
     }
@@ -431,6 +444,23 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** @internal `room.edit`, `room.delete`, `room.react`: re-sent with the same `cmid` like chat; resolves with the entry's ack. */
   act(frame: MessageActionRequest): Promise<AckFrame> {
     return this.#request<AckFrame>(() => frame, 'ack', 'resend', frame.room);
+  }
+
+  /**
+   * Move your read position in joined room `room` forward to `offset`
+   * (default: the room's position, the newest message loaded). Resolves with
+   * the stored offset (never lower than before). See `Room.markRead`.
+   */
+  markRead(room: string, offset?: number): Promise<number> {
+    const build = (): Outgoing => {
+      const position = this.#rooms.position(room);
+      return { op: 'read', room, offset: offset ?? position?.offset ?? 0, ...(position ? { epoch: position.epoch } : {}) };
+    };
+    return this.#request<ReadAnswerFrame>(build, 'read', 'resend', room).then((answer) => {
+      const handle = this.#handles.get(room);
+      if (handle) roomReads(handle.room).moveTo(answer.offset, answer.epoch);
+      return answer.offset;
+    });
   }
 
   /** Members of a joined room, cluster-wide (in a large room the first ones; `room(name).members.count` has them all). */

@@ -10,6 +10,7 @@ export { NerveClient } from './client.js';
 export { Room } from './room.js';
 export { MessageList, type MessageListEvents } from './message-list.js';
 export type { MessageAction, MessageTarget, MessageTargetRef, Reaction } from '../../protocol/src/actions.js';
+export { READ_LIMITS, type ReadAnswerFrame, type ReadPushFrame } from '../../protocol/src/receipts.js';
 export { RoomMembers, type RoomMembersEvents } from './members.js';
 export {
   ClientState,

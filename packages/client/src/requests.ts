@@ -5,6 +5,7 @@
  */
 import { ErrorCode } from '../../protocol/src/codes.js';
 import type { ClientFrame, ErrorFrame, JoinedFrame, RequestId, ServerFrame } from '../../protocol/src/frames.js';
+import type { ReadPushFrame } from '../../protocol/src/receipts.js';
 import { ClientErrorCode, errorFromFrame, NerveClientError } from './errors.js';
 
 /** A client frame before its request id is assigned. */
@@ -22,7 +23,7 @@ export type OnDisconnect =
 /** Server frames that answer a request (the others are pushed). */
 export type AnswerFrame = Exclude<
   ServerFrame,
-  { op: 'message' | 'signal' | 'member_joined' | 'member_left' | 'member_updated' | 'member_count' | 'room_ended' | 'resync' }
+  { op: 'message' | 'signal' | 'member_joined' | 'member_left' | 'member_updated' | 'member_count' | 'room_ended' | 'resync' } | ReadPushFrame
 >;
 
 interface Pending {

@@ -10,6 +10,7 @@ import { TypedEmitter } from './emitter.js';
 import { randomId } from './ids.js';
 import { MessageList } from './message-list.js';
 import { RoomMembers } from './members.js';
+import { RoomReads } from './read-state.js';
 import type {
   ChatPublishOptions,
   EphemeralPublishOptions,
@@ -32,6 +33,8 @@ export interface RoomHost {
   setPresence(room: string, state: PresenceState): Promise<PresenceState>;
   position(room: string): StreamPosition | undefined;
   act(frame: MessageActionRequest): Promise<AckFrame>;
+  markRead(room: string, offset?: number): Promise<number>;
+  readonly user: string | undefined;
 }
 
 /** An `edit`, `delete` or `react` frame without its `rid` (the requests add it). */
@@ -41,6 +44,7 @@ export type MessageActionRequest = Omit<EditFrame, 'rid'> | Omit<DeleteFrame, 'r
 export type RoomEmit = <K extends keyof RoomEvents>(name: K, value: RoomEvents[K]) => void;
 
 let emitterOf!: (room: Room) => RoomEmit;
+let readsOfRoom!: (room: Room) => RoomReads;
 
 /**
  * One room of a {@link NerveClient}, typed by its payloads: `Chat` is the
@@ -68,9 +72,11 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
   readonly members = new RoomMembers();
   readonly #host: RoomHost;
   #list: MessageList<Chat> | undefined;
+  readonly #reads = new RoomReads();
 
   static {
     emitterOf = (room) => (name, value) => room.emit(name, value);
+    readsOfRoom = (room) => room.#reads;
   }
 
   /** @internal Rooms are made by `client.room(name)`. */
@@ -78,6 +84,45 @@ export class Room<Chat = unknown, Ephemeral = Chat> extends TypedEmitter<RoomEve
     super();
     this.#host = host;
     this.name = name;
+    // First listener: the count is up to date when the app's listeners run.
+    this.on('message', (message) => this.#reads.onMessage(message, host.user));
+  }
+
+  /**
+   * Chat messages after your read position that others sent (edit, delete
+   * and reaction entries not counted): the server's count at each join (at
+   * most 100, meaning 100 or more), then kept up to date from live chat and
+   * `markRead`, yours on other devices included.
+   */
+  get unread(): number {
+    return this.#reads.unread;
+  }
+
+  /** Your read position: a chat offset of the room log's current epoch (0: none). */
+  get read(): number {
+    return this.#reads.read;
+  }
+
+  /**
+   * The other members' read positions, user → offset: from the join (in a
+   * room with at most 100 positions stored) and the `read` events since.
+   * Needs the `presence` right. For "seen by": `offset >= message.offset`.
+   */
+  get readPositions(): ReadonlyMap<string, number> {
+    return this.#reads.positions;
+  }
+
+  /**
+   * Move your read position forward to `offset` (default: the newest
+   * message loaded, `room.position.offset`). Resolves with the stored
+   * position, which never moves back (a lower offset changes nothing). The
+   * server keeps it cluster-wide, so it survives a reconnect anywhere; the
+   * room's members get a `read` event. Rejects with `not_joined`,
+   * `epoch_mismatch` (the log was reset: join again), `rate_limited` (5 per
+   * second, 20 in a burst) or `unavailable`.
+   */
+  markRead(offset?: number): Promise<number> {
+    return this.#host.markRead(this.name, offset);
   }
 
   /** The last position seen in this room (what a reconnect resumes from), once joined. */
@@ -183,6 +228,11 @@ export function roomEmitter(room: Room): RoomEmit {
   return emitterOf(room);
 }
 
+/** The read state of `room`, which only its client updates. */
+export function roomReads(room: Room): RoomReads {
+  return readsOfRoom(room);
+}
+
 /**
  * The room a client event concerns, if any: the name of the `Room` it is
  * also emitted on.
@@ -194,6 +244,7 @@ export function roomOf<K extends keyof NerveClientEvents>(name: K, value: NerveC
     case 'member_left':
     case 'member_updated':
     case 'member_count':
+    case 'read':
     case 'rejoined':
     case 'recovery_failed':
     case 'room_ended':

@@ -15,6 +15,7 @@ import type {
   StreamPosition,
   WelcomeFrame,
 } from '../../protocol/src/frames.js';
+import type { ReadPushFrame } from '../../protocol/src/receipts.js';
 import type { NerveClientError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
 
@@ -255,6 +256,8 @@ export interface RoomEvents<Chat = unknown, Ephemeral = Chat> {
   recovery_failed: RoomRecoveryFailed<Chat>;
   /** The server API ended this room; it is not rejoined. */
   room_ended: RoomEndedFrame;
+  /** A member's read position moved (yours too, from another device); `room.readPositions` / `room.unread` already show it. Needs the `presence` right. */
+  read: ReadPushFrame;
   /** An `error` event of the client concerning this room (a failed rejoin or gap fill). */
   error: NerveClientError;
 }
@@ -279,6 +282,8 @@ export interface NerveClientEvents {
   member_updated: MemberUpdatedFrame;
   /** The member count of a large room this client is in, instead of member_joined / member_left. */
   member_count: MemberCountFrame;
+  /** A member's read position moved in a room this client is in (needs the `presence` right there). */
+  read: ReadPushFrame;
   /** Failures no request promise can carry: unmatched error frames, failed rejoins, token failures. */
   error: NerveClientError;
   /** A room was joined again after a reconnect. */

@@ -7,6 +7,7 @@
  */
 import type { DeleteFrame, EditFrame, MessageAction, MessageTarget, ReactFrame, Reaction } from './actions.js';
 import type { ErrorCode } from './codes.js';
+import type { ReadAnswerFrame, ReadFrame, ReadPushFrame } from './receipts.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -188,7 +189,8 @@ export type ClientFrame =
   | CallFrame
   | EditFrame
   | DeleteFrame
-  | ReactFrame;
+  | ReactFrame
+  | ReadFrame;
 
 export type ClientOp = ClientFrame['op'];
 
@@ -295,6 +297,12 @@ export interface JoinedFrame {
   position: StreamPosition;
   /** Present when `since` was given: whether exactly the missed messages were returned. */
   recovered?: boolean;
+  /** Your read position in the room log's current epoch (0: none). Sent by every server with read positions. */
+  read?: number;
+  /** Chat messages after `read`, not yours, not edit/delete/react entries; at most `READ_LIMITS.unreadMax` (docs/protocol.md, "Read positions"). */
+  unread?: number;
+  /** The other users' read positions in this epoch (user → offset), while the room has at most `READ_LIMITS.listMax` of them. */
+  reads?: Record<string, number>;
 }
 
 export interface LeftFrame {
@@ -495,6 +503,8 @@ export type ServerFrame =
   | RefreshedFrame
   | RoomEndedFrame
   | ResyncFrame
+  | ReadAnswerFrame
+  | ReadPushFrame
   | ErrorFrame;
 
 export type ServerOp = ServerFrame['op'];

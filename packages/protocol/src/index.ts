@@ -63,6 +63,7 @@ export type {
   StreamPosition,
   WelcomeFrame,
 } from './frames.js';
+export { READ_LIMITS, type ReadAnswerFrame, type ReadFrame, type ReadPushFrame } from './receipts.js';
 export { MAX_ID_LENGTH, ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN, isValidRoomId, isValidTenantId, isValidUserId } from './ids.js';
 export { decodeClientFrame, encodeFrame, type DecodeResult } from './codec.js';
 export { MAX_FRAME_DEPTH } from './nesting.js';

@@ -117,6 +117,14 @@ export const reactSchema = z.object({
   on: z.boolean().optional(),
 });
 
+export const readSchema = z.object({
+  op: z.literal('read'),
+  rid: requestId,
+  room: roomId,
+  offset: position.shape.offset,
+  epoch: position.shape.epoch.optional(),
+});
+
 export const clientFrameSchemas = {
   connect: connectSchema,
   join: joinSchema,
@@ -132,6 +140,7 @@ export const clientFrameSchemas = {
   delete: deleteSchema,
   react: reactSchema,
   call: callSchema,
+  read: readSchema,
 } as const;
 
 // Compile-time proof that the schemas and the documented frame types agree.
@@ -154,6 +163,7 @@ const schemasMatchTypes: { [K in keyof Documented]: Same<Inferred[K], Documented
   delete: true,
   react: true,
   call: true,
+  read: true,
 };
 void schemasMatchTypes;
 

@@ -1,0 +1,172 @@
+/**
+ * The gateway's read receipts (src/gateway/read-receipts.ts) on the memory
+ * lanes, with a stub connection: the `read` rules (forward only, clamped to
+ * the log, epoch check), the conflated push (the first at once, then only
+ * the latest per interval: the interval here is long and ended by `flush`,
+ * so nothing depends on timing), and the unread rule.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ChannelNamer } from '../../src/bus/channels.js';
+import { chatEnvelope } from '../../src/bus/envelope.js';
+import type { LifecycleEvent } from '../../src/events/event-log.js';
+import { MemoryHistory } from '../../src/history/memory.js';
+import { MemoryBus } from '../../src/bus/memory.js';
+import { createLogger } from '../../src/logger.js';
+import { NodeMetrics } from '../../src/metrics.js';
+import { MemoryReadPositions } from '../../src/receipts/memory.js';
+import type { Connection } from '../../src/gateway/connection.js';
+import { LocalRooms } from '../../src/gateway/local-rooms.js';
+import { countUnread, ReadReceipts } from '../../src/gateway/read-receipts.js';
+import type { ChatMessage } from '../../packages/protocol/src/frames.js';
+
+const namer = new ChannelNamer({ env: 'test', service: 'nerve' });
+
+function chat(offset: number, from: string, action?: 'edit'): ChatMessage {
+  return {
+    op: 'message',
+    class: 'chat',
+    room: 'r',
+    id: `m${offset}`,
+    from,
+    ts: 0,
+    offset,
+    epoch: 'e',
+    data: null,
+    ...(action ? { action, target: { id: 'm1', offset: 1 } } : {}),
+  };
+}
+
+async function setup() {
+  const bus = new MemoryBus();
+  await bus.start(() => {});
+  const history = new MemoryHistory({ bus });
+  await history.start();
+  const receipts = new MemoryReadPositions();
+  await receipts.open();
+  const published: LifecycleEvent[] = [];
+  const events = {
+    publish: async (event: LifecycleEvent) => {
+      published.push(event);
+    },
+  };
+  const pushes: Array<Record<string, unknown>> = [];
+  const gateway = new ReadReceipts({
+    receipts,
+    history,
+    local: new LocalRooms(),
+    namer,
+    events,
+    metrics: new NodeMetrics({ nodeId: 'test', processMetrics: false }),
+    log: createLogger('silent'),
+    maxRoomIdLength: 64,
+    announce: async (_channel, payload) => {
+      pushes.push(JSON.parse(payload) as Record<string, unknown>);
+    },
+    source: async (ref) => ({ ...ref, node: 'n1', session: 's1' }),
+    fanoutMs: 3_600_000,
+  });
+  const ref = { tenant: 'default', room: 'r' };
+  const channel = namer.room(ref.tenant, ref.room);
+  for (let i = 1; i <= 5; i += 1)
+    await history.append(
+      ref,
+      { op: 'message', class: 'chat', room: 'r', id: `m${i}`, from: 'bob', ts: i, data: i },
+      { channel, envelope: (m) => chatEnvelope(m, 'n1') },
+    );
+  const answers: Array<Record<string, unknown>> = [];
+  const conn = {
+    tenant: 'default',
+    user: 'ann',
+    rooms: new Set(['r']),
+    hasRight: () => true,
+    answer: (frame: Record<string, unknown>) => answers.push(frame),
+  } as unknown as Connection;
+  const epoch = (await history.recent(ref, 0)).position.epoch;
+  return { gateway, conn, answers, pushes, published, epoch, history, receipts, ref };
+}
+
+describe('ReadReceipts', () => {
+  it('moves forward only, answers the stored position, and never past the newest message', async () => {
+    const { gateway, conn, answers, epoch } = await setup();
+    await gateway.read(conn, { op: 'read', rid: 1, room: 'r', offset: 3 });
+    await gateway.read(conn, { op: 'read', rid: 2, room: 'r', offset: 1, epoch });
+    await gateway.read(conn, { op: 'read', rid: 3, room: 'r', offset: 99 });
+    assert.deepEqual(
+      answers.map((a) => [a.rid, a.offset, a.epoch]),
+      [
+        [1, 3, epoch],
+        [2, 3, epoch],
+        [3, 5, epoch],
+      ],
+    );
+    gateway.flush();
+  });
+
+  it('refuses another epoch, a room not joined and a flood, with typed codes', async () => {
+    const { gateway, conn } = await setup();
+    await assert.rejects(gateway.read(conn, { op: 'read', rid: 1, room: 'r', offset: 1, epoch: 'old' }), { code: 'epoch_mismatch' });
+    await assert.rejects(gateway.read(conn, { op: 'read', rid: 2, room: 'other', offset: 1 }), { code: 'not_joined' });
+    await assert.rejects(gateway.read(conn, { op: 'read', rid: 3, room: 'bad room', offset: 1 }), { code: 'invalid_room' });
+    let refused: unknown;
+    for (let i = 0; i < 40 && refused === undefined; i += 1) {
+      await gateway.read(conn, { op: 'read', rid: 10 + i, room: 'r', offset: 1 }).catch((error: unknown) => (refused = error));
+    }
+    assert.equal((refused as { code?: string } | undefined)?.code, 'rate_limited');
+    gateway.flush();
+  });
+
+  it('pushes the first move at once and then only the latest of the interval, with its event', async () => {
+    const { gateway, conn, pushes, published, epoch } = await setup();
+    await gateway.read(conn, { op: 'read', rid: 1, room: 'r', offset: 2 });
+    await gateway.read(conn, { op: 'read', rid: 2, room: 'r', offset: 3 });
+    await gateway.read(conn, { op: 'read', rid: 3, room: 'r', offset: 4 });
+    await gateway.read(conn, { op: 'read', rid: 4, room: 'r', offset: 1 });
+    assert.deepEqual(
+      pushes.map((p) => [p.op, p.room, p.user, p.offset, p.epoch]),
+      [['read', 'r', 'ann', 2, epoch]],
+    );
+    gateway.flush();
+    assert.deepEqual(
+      pushes.map((p) => p.offset),
+      [2, 4],
+    );
+    gateway.flush();
+    assert.equal(pushes.length, 2, 'nothing more to send');
+    // The events go out once the room's session is known (an await): wait for both.
+    for (let i = 0; i < 100 && published.length < 2; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(
+      published.filter((e) => e.type === 'read.updated').map((e) => e.data),
+      [
+        { user: 'ann', offset: 2, epoch },
+        { user: 'ann', offset: 4, epoch },
+      ],
+    );
+  });
+
+  it("gives a join the user's position, the unread count and the others' positions of this epoch", async () => {
+    const { gateway, receipts, ref, history, epoch } = await setup();
+    await receipts.advance(ref, 'ann', { offset: 2, epoch });
+    await receipts.advance(ref, 'bob', { offset: 5, epoch });
+    await receipts.advance(ref, 'cat', { offset: 9, epoch: 'old' });
+    const snapshot = await gateway.snapshot(ref, 'ann');
+    const recent = await history.recent(ref, 1);
+    // The join's history holds only offset 5: the count reads the rest.
+    assert.deepEqual(await gateway.joined(ref, 'ann', snapshot, recent.position, recent.messages, true), { read: 2, unread: 3, reads: { bob: 5 } });
+    assert.deepEqual(await gateway.joined(ref, 'ann', snapshot, recent.position, recent.messages, false), { read: 2, unread: 3 });
+    assert.deepEqual(await gateway.joined(ref, 'ann', undefined, recent.position, recent.messages, true), {}, 'store down: nothing claimed');
+    const fresh = await gateway.joined(ref, 'dan', await gateway.snapshot(ref, 'dan'), recent.position, recent.messages, true);
+    assert.deepEqual([fresh.read, fresh.unread], [0, 5]);
+  });
+});
+
+describe('countUnread', () => {
+  it("counts others' chat after the position, not entries nor your own, up to 100", () => {
+    const messages = [chat(1, 'bob'), chat(2, 'ann'), chat(3, 'bob', 'edit'), chat(4, 'cat'), chat(5, 'bob')];
+    assert.equal(countUnread(messages, 0, 5, 'ann'), 3);
+    assert.equal(countUnread(messages, 3, 5, 'ann'), 2);
+    assert.equal(countUnread(messages, 3, 4, 'ann'), 1, 'nothing past the newest');
+    const many = Array.from({ length: 150 }, (_, i) => chat(i + 1, 'bob'));
+    assert.equal(countUnread(many, 0, 150, 'ann'), 100);
+  });
+});
