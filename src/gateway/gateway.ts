@@ -149,6 +149,7 @@ export class Gateway {
       maxRoomIdLength: limits.maxRoomIdLength,
       heartbeatMs: Math.max(1, Math.floor(deps.options.presenceTtlMs / 3)),
       source: (ref) => lifecycle.source(ref, deps.namer.room(ref.tenant, ref.room)),
+      forget: (ref) => lifecycle.forgetSessionWhenIdle(ref, deps.namer.room(ref.tenant, ref.room)),
     });
     const presenceStates = new PresenceStates({
       presence: deps.presence,
