@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import {
   MessageList,
   NerveClientError,
+  RoomMembers,
   TypedEmitter,
   type HistoryOptions,
   type HistoryPage,
@@ -48,12 +49,14 @@ const nextTask = (): Promise<void> => new Promise((resolve) => setTimeout(resolv
 
 /**
  * A room whose answers the test hands out: joins answer with the newest
- * `onJoin` of `stored`, pages come from `stored`. Its `messages` is the SDK's
- * own MessageList, fed as `Room` feeds it (join answers, messages, resyncs).
+ * `onJoin` of `stored`, pages come from `stored`. Its `messages` and
+ * `members` are the SDK's own, fed as `Room` and the client feed them (join
+ * answers, messages, member frames, resyncs).
  */
 class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
   readonly name = 'r';
   readonly messages = new MessageList<Text>(this);
+  readonly members = new RoomMembers();
   joins: JoinOptions[] = [];
   leaves = 0;
   pages: HistoryOptions[] = [];
@@ -69,8 +72,10 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
     this.joins.push(options);
     const newest = this.stored.slice(-this.onJoin);
     const position = { offset: this.stored.length, epoch: EPOCH };
+    const joined: RoomJoined<Text> = { op: 'joined', rid: 1, room: 'r', members: [{ user: 'alice', since: 1 }], count: 1, history: newest, position };
+    this.members.reset(joined);
     this.messages.reset(newest);
-    return Promise.resolve({ op: 'joined', rid: 1, room: 'r', members: [{ user: 'alice', since: 1 }], count: 1, history: newest, position });
+    return Promise.resolve(joined);
   }
   leave(): Promise<void> {
     this.leaves += 1;
@@ -86,6 +91,10 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
     return Promise.reject(new Error('not used'));
   }
   fire<K extends keyof RoomEvents<Text>>(name: K, value: RoomEvents<Text>[K]): void {
+    const frame = value as { op?: string };
+    if (frame.op === 'member_joined' || frame.op === 'member_left' || frame.op === 'member_updated' || frame.op === 'member_count') {
+      this.members.apply(value as Parameters<RoomMembers['apply']>[0]);
+    }
     this.emit(name, value);
   }
 }
@@ -135,14 +144,12 @@ test('a room store joins once across a StrictMode remount, pages back, follows m
   room.fire('message', { ...chat(27), data: { text: 'fixed' }, action: 'edit', target: { id: 'm26', offset: 26 } });
   room.fire('member_joined', { op: 'member_joined', room: 'r', user: 'bob', ts: 2, count: 2 });
   room.fire('member_left', { op: 'member_left', room: 'r', user: 'alice', ts: 3, count: 1 });
+  room.fire('member_updated', { op: 'member_updated', room: 'r', user: 'bob', state: { status: 'away' }, ts: 4 });
   snapshot = store.getSnapshot();
   assert.equal(snapshot.messages.length, 11, 'the edit is no message of its own');
   assert.deepEqual(snapshot.messages[10]?.data, { text: 'fixed' });
   assert.equal(snapshot.messages[10]?.editedAt, 27);
-  assert.deepEqual(
-    snapshot.members.map((member) => member.user),
-    ['bob'],
-  );
+  assert.deepEqual(snapshot.members, [{ user: 'bob', since: 2, state: { status: 'away' } }]);
   assert.equal(snapshot.count, 1);
 
   // Load older twice: back to offset 1, then nothing more.
@@ -172,7 +179,7 @@ test('a room store joins once across a StrictMode remount, pages back, follows m
   assert.equal(room.leaves, 1);
   assert.equal(store.getSnapshot().status, 'idle');
   assert.equal(room.messages.listenerCount('change'), 0, 'listeners removed');
-  assert.equal(room.listenerCount('member_joined'), 0);
+  assert.equal(room.members.listenerCount('change'), 0);
 });
 
 test('a failed rejoin the SDK dropped shows as failed; a gap-fill error keeps the room joined', async () => {

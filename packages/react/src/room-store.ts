@@ -6,8 +6,7 @@
  * parts (rejoins, resume, gap fills, re-sends, folding); this only puts its
  * answers and events into one snapshot per change.
  */
-import type { AckFrame, ChatPublishOptions, JoinOptions, Member, MessageList, NerveClientError, Room, RoomChatMessage } from '@nerve-rt/client';
-import { addMember, mayHaveOlder, removeMember } from './messages.js';
+import type { AckFrame, ChatPublishOptions, JoinOptions, Member, MessageList, NerveClientError, Room, RoomChatMessage, RoomMembers } from '@nerve-rt/client';
 import { Lease, Store } from './store.js';
 
 /**
@@ -34,7 +33,11 @@ export interface RoomSnapshot<Chat = unknown> {
   hasOlder: boolean;
   /** A `loadOlder()` is in flight. */
   loadingOlder: boolean;
-  /** Members, as the join listed them and `member_joined` / `member_left` changed them (needs the `presence` right). */
+  /**
+   * Members with their presence state, as `room.members` holds them (the
+   * join's list, member frames, your own `setPresence`; needs the `presence`
+   * right). In a room above the node's list size, only the listed ones.
+   */
   members: readonly Member[];
   /** How many members the room has (each user once); above the node's list size, more than `members.length`. */
   count: number;
@@ -50,6 +53,8 @@ export interface RoomOptions extends JoinOptions {
 export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'publish' | 'on'> & {
   /** The room's folded chat (`room.messages`). */
   readonly messages: Pick<MessageList<Chat>, 'items' | 'on' | 'loadOlder'>;
+  /** The room's members (`room.members`): read again at each `change`. */
+  readonly members: Pick<RoomMembers, 'map' | 'count'> & { on(name: 'change', listener: () => void): () => void };
 };
 
 const IDLE: RoomSnapshot<never> = {
@@ -118,26 +123,18 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     const list = room.messages;
     this.#offs = [
       list.on('change', (messages) => this.#patch({ messages })),
-      room.on('member_joined', (frame) => {
-        const members = addMember(this.getSnapshot().members, frame);
-        this.#patch({ members, count: frame.count ?? Math.max(this.getSnapshot().count, members.length) });
-      }),
-      room.on('member_left', (frame) => {
-        const members = removeMember(this.getSnapshot().members, frame.user);
-        this.#patch({ members, count: frame.count ?? members.length });
-      }),
-      room.on('rejoined', (joined) => this.#patch({ members: joined.members, count: joined.count })),
-      room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history), members: joined.members, count: joined.count })),
+      room.members.on('change', () => this.#patch(membersOf(room))),
+      room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history) })),
       room.on('room_ended', () => this.#patch({ status: 'ended' })),
       room.on('error', (error) => this.#patch(this.#tracked() ? { error } : { error, status: 'failed' })),
     ];
     this.#patch({ ...IDLE, status: 'joining' });
     const { pageSize: _pageSize, ...join } = this.#options;
     room.join(join).then(
-      (joined) => {
+      () => {
         if (generation !== this.#generation) return;
         const messages = list.items;
-        this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), members: joined.members, count: joined.count });
+        this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), ...membersOf(room) });
       },
       (error: unknown) => {
         if (generation === this.#generation) this.#patch({ status: 'failed', error: error as NerveClientError });
@@ -158,4 +155,15 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     const changed = (Object.keys(change) as Array<keyof RoomSnapshot<Chat>>).some((key) => change[key] !== now[key]);
     if (changed) this.set({ ...now, ...change });
   }
+}
+
+/** The members and count of `room.members`, as a snapshot's fields (a new array: the SDK's map changes in place). */
+function membersOf(room: RoomSource<unknown>): Pick<RoomSnapshot, 'members' | 'count'> {
+  return { members: [...room.members.map.values()], count: room.members.count };
+}
+
+/** Whether a room log may hold messages before the first of `list` (offsets start at 1). */
+function mayHaveOlder(list: readonly RoomChatMessage<unknown>[]): boolean {
+  const first = list[0];
+  return first !== undefined && first.offset > 1;
 }
