@@ -20,6 +20,7 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { isNerveError } from '../../packages/protocol/src/errors.js';
 import { HISTORY_PAGE_LIMITS } from '../../packages/protocol/src/frames.js';
 import { isValidRoomId, isValidTenantId, isValidUserId } from '../../packages/protocol/src/ids.js';
+import { readUnread } from '../postgres/read-positions.js';
 import { InvalidCursorError, readStoredMessages } from '../postgres/stored-messages.js';
 import { deleteQuotas, getQuotas, liveUsage, listQuotas, putQuotas, usage, type TenancyApi } from './api-tenants.js';
 import type { ServerOperations } from './gateway-port.js';
@@ -87,6 +88,7 @@ const ROUTES: Route[] = [
   { method: 'GET', pattern: new RegExp(`^/api/rooms/${ROOM}/presence$`), scope: 'presence:read', run: presence },
   { method: 'POST', pattern: new RegExp(`^/api/rooms/${ROOM}/end$`), scope: 'rooms:end', run: endRoom },
   { method: 'POST', pattern: new RegExp(`^/api/users/${ROOM}/signal$`), scope: 'signal', run: signal },
+  { method: 'GET', pattern: new RegExp(`^/api/users/${ROOM}/unread$`), scope: 'history:read', run: unread },
   { method: 'POST', pattern: /^\/api\/tokens\/join$/, scope: 'tokens:mint', run: mintJoin },
   { method: 'POST', pattern: /^\/api\/turn$/, scope: 'turn:mint', run: mintTurn },
   { method: 'GET', pattern: new RegExp(`^/api/tenants/${ROOM}/quotas$`), scope: 'operator', run: getQuotas },
@@ -250,6 +252,19 @@ async function signal({ deps, request, params, actingTenant }: ApiCall): Promise
   const result = await deps.gateway.serverSignal({ tenant, to, kind: body.kind, data: body.data, from: body.from });
   if (!result.delivered && !result.queued) throw new ApiError(404, 'peer_offline', 'that user is not connected');
   return [200, result];
+}
+
+/** A user's rooms with their read position and unread count, from PostgreSQL (for push notifications). */
+async function unread({ deps, url, params, actingTenant }: ApiCall): Promise<[number, unknown]> {
+  const user = params[0] ?? '';
+  if (!isValidUserId(user)) throw new ApiError(400, 'invalid_user', 'user ids are 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
+  const tenant = actingTenant();
+  const limit = limitOf(url, 100, 1000);
+  if (!deps.pool) throw new ApiError(503, 'unavailable', 'unread counts need a PostgreSQL URL');
+  const rooms = await readUnread(deps.pool, deps.schema, tenant, user, limit).catch(() => {
+    throw new ApiError(503, 'unavailable', 'unread counts are unavailable');
+  });
+  return [200, { user, rooms }];
 }
 
 async function mintJoin({ deps, request, actingTenant }: ApiCall): Promise<[number, unknown]> {

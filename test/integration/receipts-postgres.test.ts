@@ -12,10 +12,12 @@ import { pino } from 'pino';
 import { readUpdated } from '../../src/events/events.js';
 import { MemoryEventLog } from '../../src/events/memory.js';
 import { applyMigrations } from '../../src/postgres/migrations.js';
+import { NerveNode } from '../../src/node.js';
 import { ReadPositionTable } from '../../src/postgres/read-positions.js';
 import { PostgresReadPositions } from '../../src/receipts/postgres.js';
 import { receiptsConformance } from '../conformance/receipts.js';
-import { createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
+import { POSTGRES_URL, createTestDatabase, postgresSkip, type TestDatabase } from '../helpers/postgres.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { runWorker } from '../../src/workers/runner.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
@@ -81,6 +83,46 @@ describe('read_positions from read.updated (chat-store worker)', { skip }, () =>
     } finally {
       await worker.close();
       await log.close();
+    }
+  });
+});
+
+describe('GET /api/users/:user/unread', { skip }, () => {
+  it("answers the user's rooms with the position and the archived messages after it, from PostgreSQL", async () => {
+    const key = 'receipts-api-key-'.padEnd(32, 'k');
+    const node = new NerveNode({ port: 0, host: '127.0.0.1', logLevel: 'silent', demo: false, apiKey: key, postgresUrl: POSTGRES_URL, postgresSchema: schema });
+    const address = await node.start();
+    const client = await RawClient.connect(`ws://127.0.0.1:${address.port}/ws`, 'gus');
+    try {
+      // Without Redis the node keeps read positions in PostgreSQL itself.
+      const joined = await client.request({ op: 'join', room: 'news' });
+      const epoch = (joined.position as { epoch: string }).epoch;
+      for (const text of ['a', 'b', 'c']) assert.equal((await client.request({ op: 'publish', room: 'news', class: 'chat', data: text })).op, 'ack');
+      assert.equal((await client.request({ op: 'read', room: 'news', offset: 1 })).offset, 1);
+      // The archive as the chat-store worker fills it: offsets 2 and 3 by others, 4 gus's own, 5 a reaction entry.
+      const rows: Array<[number, string, string | null]> = [
+        [1, 'ann', null],
+        [2, 'ann', null],
+        [3, 'bob', null],
+        [4, 'gus', null],
+        [5, 'ann', 'react'],
+      ];
+      for (const [offset, sender, action] of rows) {
+        await db!.pool.query(
+          `INSERT INTO "${schema}".chat_messages (tenant, id, room, sender, sent_at, room_offset, epoch, body, event_id, action) VALUES ('default', $1, 'news', $2, $3, $3, $4, 'null', $1, $5)`,
+          [`news-${offset}`, sender, offset, epoch, action],
+        );
+      }
+      const response = await fetch(`http://127.0.0.1:${address.port}/api/users/gus/unread`, { headers: { authorization: `Bearer ${key}` } });
+      assert.equal(response.status, 200);
+      assert.deepEqual(await response.json(), { user: 'gus', rooms: [{ room: 'news', epoch, read: 1, unread: 2 }] });
+      const bad = await fetch(`http://127.0.0.1:${address.port}/api/users/${encodeURIComponent('a b')}/unread`, {
+        headers: { authorization: `Bearer ${key}` },
+      });
+      assert.deepEqual([bad.status, ((await bad.json()) as { code: string }).code], [400, 'invalid_user']);
+    } finally {
+      client.close();
+      await node.stop();
     }
   });
 });

@@ -69,6 +69,7 @@ describe('server API', () => {
     { method: 'GET', path: '/api/rooms/api-room/presence', scope: 'presence:read' },
     { method: 'GET', path: '/api/rooms/api-room/history', scope: 'history:read' },
     { method: 'GET', path: '/api/rooms/api-room/messages', scope: 'history:read' },
+    { method: 'GET', path: '/api/users/api-user/unread', scope: 'history:read' },
     { method: 'POST', path: '/api/tokens/join', body: { user: 'alice', room: 'api-room' }, scope: 'tokens:mint' },
     { method: 'POST', path: '/api/turn', body: { user: 'alice' }, scope: 'turn:mint' },
   ];
