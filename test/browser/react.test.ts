@@ -4,7 +4,8 @@
  * into a temp folder, pointed at a real node, and opened by two people in
  * headless Chromium. The newest 20 of 25 stored messages show and "load
  * older" brings the rest; chat goes both ways; each sees the other in the
- * member list; a 1:1 call rings, is accepted and connects with media; and
+ * member list; a 1:1 call rings, is accepted and connects with media, and
+ * each shows the other "in a call" (presence state); and
  * the node counted one connection and one join per page (StrictMode did not
  * double them), and a page that leaves closes its socket.
  *
@@ -169,6 +170,9 @@ test(
         { timeout: 15_000 },
       );
     }
+    // Presence state: each shows the other "in a call" (setPresence from the example, member_updated at the peer).
+    await alice.page.getByTestId('in-call-bob').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('in-call-alice').waitFor({ timeout: 10_000 });
     await alice.page.getByTestId('toggle-mic').click();
     await bob.page.getByTestId('peer-muted-alice').waitFor({ timeout: 10_000 });
     await alice.page.getByTestId('hangup').click();

@@ -1,11 +1,22 @@
+import { useEffect } from 'react';
 import { useCall, useNerve, usePresence } from '@nerve-rt/react';
 
 export function Members({ room }: { room: string }) {
-  const { user } = useNerve();
+  const { client, user } = useNerve();
   const { members, count } = usePresence(room);
   const call = useCall();
   const others = members.map((member) => member.user).filter((name) => name !== user);
   const idle = call.kind === 'none' && !call.invite;
+  const inCall = call.kind !== 'none';
+
+  // Presence state: the others see "in a call" by this name (the server keeps it across rejoins).
+  useEffect(() => {
+    client
+      .room(room)
+      .setPresence({ inCall })
+      .catch(() => {});
+  }, [client, room, inCall]);
+
   return (
     <aside className="members">
       <h2>In the room ({count})</h2>
@@ -13,6 +24,11 @@ export function Members({ room }: { room: string }) {
         {members.map((member) => (
           <li key={member.user} data-testid={`member-${member.user}`}>
             {member.user}
+            {member.state?.inCall === true && (
+              <span className="flag" data-testid={`in-call-${member.user}`}>
+                in a call
+              </span>
+            )}
             {member.user === user ? (
               ' (you)'
             ) : (
