@@ -170,6 +170,8 @@ test(
         { timeout: 15_000 },
       );
     }
+    // useCall({ room }): both sides told the server they joined the call, which times it for billing.
+    await waitFor(async () => (await metric('nerve_frames_in_total', 'op="call"')) === 2, { timeoutMs: 10_000, what: 'two call joins' });
     // Presence state: each shows the other "in a call" (setPresence from the example, member_updated at the peer).
     await alice.page.getByTestId('in-call-bob').waitFor({ timeout: 10_000 });
     await bob.page.getByTestId('in-call-alice').waitFor({ timeout: 10_000 });

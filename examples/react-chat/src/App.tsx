@@ -66,7 +66,7 @@ function RoomView({ room, onLeave }: { room: string; onLeave: () => void }) {
         </p>
       ) : (
         <>
-          <CallPanel />
+          <CallPanel room={room} />
           <div className="columns">
             <Chat room={room} />
             <Members room={room} />

@@ -24,8 +24,9 @@ function endText(ended: CallEnd): string {
   }
 }
 
-export function CallPanel() {
-  const call = useCall();
+/** `room`: 1:1 calls are timed by the server in it (billing); both people are in it. */
+export function CallPanel({ room }: { room: string }) {
+  const call = useCall({ room });
 
   if (call.invite) {
     return (

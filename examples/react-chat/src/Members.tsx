@@ -4,7 +4,7 @@ import { useCall, useNerve, usePresence } from '@nerve-rt/react';
 export function Members({ room }: { room: string }) {
   const { client, user } = useNerve();
   const { members, count } = usePresence(room);
-  const call = useCall();
+  const call = useCall({ room });
   const others = members.map((member) => member.user).filter((name) => name !== user);
   const idle = call.kind === 'none' && !call.invite;
   const inCall = call.kind !== 'none';

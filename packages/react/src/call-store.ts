@@ -20,8 +20,12 @@ import {
 } from '@nerve-rt/client';
 import { Lease, Store } from './store.js';
 
-/** Options of the calls `useCall` makes: PeerCall's, and where the camera and microphone come from. */
-export interface CallOptions extends Pick<PeerCallOptions, 'iceServers' | 'RTCPeerConnection' | 'getTrack' | 'ringTimeoutMs'> {
+/**
+ * Options of the calls `useCall` makes: PeerCall's (with `room`, a room both
+ * users are in, 1:1 calls both ways are timed by the server for billing),
+ * and where the camera and microphone come from.
+ */
+export interface CallOptions extends Pick<PeerCallOptions, 'iceServers' | 'RTCPeerConnection' | 'getTrack' | 'ringTimeoutMs' | 'room'> {
   /** The local camera and microphone, asked for when a call starts or is accepted. Default `getUserMedia({ audio: true, video: true })`. */
   getStream?: () => Promise<MediaStreamType>;
 }
