@@ -131,7 +131,7 @@ export function normalizeRedisBusOptions(options: RedisBusOptions): NormalizedRe
  * the link replaced the subscriber. A silent subscriber is still found by the
  * link's probe, which allows for such stalls, and by the canary.
  */
-export const SUBSCRIBE_TIMEOUT_MS = 10_000;
+const SUBSCRIBE_TIMEOUT_MS = 10_000;
 
 /**
  * ioredis settings of every bus connection: no offline queue (a command on a

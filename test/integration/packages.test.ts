@@ -36,8 +36,10 @@ const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 /**
  * Largest accepted size of the client's .tgz, bytes. Measured at 0.2.0:
  * 28,255 bytes; with issue 17 (typed rooms, history pages, join tokens,
- * call states, mute and camera, RoomCall, TypeDoc comments): 46,005 bytes.
- * The budget is about 20 % above, so a dependency, a second copy of the
+ * call states, mute and camera, RoomCall, TypeDoc comments): 46,005 bytes;
+ * with message actions, presence state, read positions and server-timed
+ * calls, minified (whitespace and syntax, names kept): about 48,000 bytes.
+ * The budget is about 15 % above, so a dependency, a second copy of the
  * bundle or a server module that slips in fails here.
  */
 const CLIENT_TARBALL_BUDGET = 55_000;
