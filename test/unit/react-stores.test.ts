@@ -253,3 +253,36 @@ test('two call stores: a 1:1 call rings, is accepted, connects, mute shows at th
   for (const release of releases) release();
   await nextTask();
 });
+
+test('three call stores: a group call invites, both accept, and every pair connects', async () => {
+  const signals = hub();
+  const options = { RTCPeerConnection: PC, getStream: () => Promise.resolve(fakeStream()) };
+  const [alice, bob, carol] = ['alice', 'bob', 'carol'].map((user) => new CallStore(signals.channel(user, `${user}-conn`)));
+  const releases = [alice!, bob!, carol!].map((store) => store.acquire(options));
+
+  await alice!.startGroup('r', ['bob', 'carol']);
+  assert.equal(alice!.getSnapshot().kind, 'group');
+  assert.equal(alice!.getSnapshot().state, 'ringing', 'nobody is in yet');
+  await waitFor(() => bob!.getSnapshot().invite && carol!.getSnapshot().invite, { what: 'both invited' });
+  assert.equal(bob!.getSnapshot().invite?.from, 'alice');
+  await bob!.accept();
+  await carol!.accept();
+  const connected = (store: CallStore, count: number): boolean =>
+    store.getSnapshot().participants.length === count && store.getSnapshot().participants.every((person) => person.state === 'connected');
+  await waitFor(() => connected(alice!, 2) && connected(bob!, 2) && connected(carol!, 2), { what: 'every pair connected' });
+  assert.equal(carol!.getSnapshot().state, 'connected');
+  assert.deepEqual(
+    carol!
+      .getSnapshot()
+      .participants.map((person) => person.user)
+      .sort(),
+    ['alice', 'bob'],
+  );
+
+  bob!.hangup();
+  assert.deepEqual(bob!.getSnapshot().ended, { peer: undefined, reason: 'local' });
+  await waitFor(() => alice!.getSnapshot().participants.length === 1 && carol!.getSnapshot().participants.length === 1, { what: 'bob gone at both' });
+  for (const release of releases) release();
+  await nextTask();
+  assert.equal(alice!.getSnapshot().kind, 'none', 'the last release hangs up');
+});
