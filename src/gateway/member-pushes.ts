@@ -70,6 +70,13 @@ export class MemberPushes {
     const room = this.#room(channel);
     if (typeof notice.count === 'number') room.count = notice.count;
     const large = this.isLarge(room.count);
+    if (notice.op === 'read') {
+      // Read pushes (read-receipts.ts) like states: conflated per user for a lagging reader, and not
+      // sent in a large room, where every member hearing every read would cost O(readers × members).
+      if (!large && typeof notice.user === 'string')
+        this.deps.fanOut(target, payload, messageClass, except, `\u0001read\u0000${target.id}\u0000${notice.user}`);
+      return;
+    }
     if (notice.op === 'member_updated') {
       // A large room's members see states in `presence` answers only.
       if (!large && !room.large && typeof notice.user === 'string')

@@ -18,6 +18,8 @@ import { MemoryReadPositions } from '../../src/receipts/memory.js';
 import type { Connection } from '../../src/gateway/connection.js';
 import { LocalRooms } from '../../src/gateway/local-rooms.js';
 import { countUnread, ReadReceipts } from '../../src/gateway/read-receipts.js';
+import { MemberPushes } from '../../src/gateway/member-pushes.js';
+import type { ChannelTarget } from '../../src/gateway/local-rooms.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 const namer = new ChannelNamer({ env: 'test', service: 'nerve' });
@@ -157,6 +159,29 @@ describe('ReadReceipts', () => {
     assert.deepEqual(await gateway.joined(ref, 'ann', undefined, recent.position, recent.messages, true), {}, 'store down: nothing claimed');
     const fresh = await gateway.joined(ref, 'dan', await gateway.snapshot(ref, 'dan'), recent.position, recent.messages, true);
     assert.deepEqual([fresh.read, fresh.unread], [0, 5]);
+  });
+});
+
+describe('read pushes on the way out (member-pushes.ts)', () => {
+  it('go out conflated per user in a small room, and not at all in a large one', () => {
+    const target = { kind: 'room', tenant: 't', id: 'r' } as ChannelTarget;
+    const sent: Array<[string, string | undefined]> = [];
+    const pushes = new MemberPushes({
+      local: { get: () => target } as unknown as LocalRooms,
+      presence: { list: async () => ({ members: [], count: 0 }) },
+      log: createLogger('silent'),
+      listMax: 3,
+      intervalMs: 3_600_000,
+      fanOut: (_target, payload, _class, _except, conflate) => sent.push([(JSON.parse(payload) as { op: string }).op, conflate]),
+    });
+    const read = JSON.stringify({ op: 'read', room: 'r', user: 'ann', offset: 4, epoch: 'e', ts: 1 });
+    pushes.noteCount('ch', 2);
+    pushes.push('ch', target, read, 'presence', undefined);
+    assert.deepEqual(sent, [['read', '\u0001read\u0000r\u0000ann']]);
+    pushes.noteCount('ch', 4);
+    pushes.push('ch', target, read, 'presence', undefined);
+    assert.equal(sent.length, 1, 'a large room: not sent');
+    pushes.forget('ch');
   });
 });
 
