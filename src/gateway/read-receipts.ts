@@ -114,19 +114,17 @@ export class ReadReceipts {
     const own = snapshot.own;
     // A position of another epoch means nothing in this one.
     const read = own && own.epoch === position.epoch ? Math.min(own.offset, position.offset) : 0;
-    let unread = 0;
-    if (read < position.offset) {
-      const first = messages[0];
-      let after = messages;
-      if (!first || first.offset > read + 1) {
-        try {
-          const more = await this.deps.history.since(ref, { offset: read, epoch: position.epoch }, READ_LIMITS.unreadScan);
-          if (more.position.epoch === position.epoch) after = more.messages;
-        } catch (error) {
-          this.deps.log.warn({ err: errorText(error), tenant: ref.tenant, room: ref.room }, 'unread count read failed');
-        }
+    let unread = read < position.offset ? countUnread(messages, read, position.offset, user) : 0;
+    const first = messages[0];
+    // Only when the answer's history neither reaches back to `read` nor already holds the cap (a join storm of
+    // users far behind then costs no second read each).
+    if (read < position.offset && unread < READ_LIMITS.unreadMax && (!first || first.offset > read + 1)) {
+      try {
+        const more = await this.deps.history.since(ref, { offset: read, epoch: position.epoch }, READ_LIMITS.unreadScan);
+        if (more.position.epoch === position.epoch) unread = Math.max(unread, countUnread(more.messages, read, position.offset, user));
+      } catch (error) {
+        this.deps.log.warn({ err: errorText(error), tenant: ref.tenant, room: ref.room }, 'unread count read failed');
       }
-      unread = countUnread(after, read, position.offset, user);
     }
     const fields: JoinedReads = { read, unread };
     if (seesOthers && snapshot.all) {

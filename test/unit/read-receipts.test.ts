@@ -162,6 +162,38 @@ describe('ReadReceipts', () => {
   });
 });
 
+describe('the unread count of a join far behind', () => {
+  it('reads no more history when the answer already holds the cap', async () => {
+    let sinceCalls = 0;
+    const receipts = new ReadReceipts({
+      receipts: new MemoryReadPositions(),
+      history: {
+        recent: () => Promise.reject(new Error('not used')),
+        since: () => {
+          sinceCalls += 1;
+          return Promise.reject(new Error('not expected'));
+        },
+      },
+      local: new LocalRooms(),
+      namer,
+      events: { publish: async () => {} },
+      metrics: new NodeMetrics({ nodeId: 'test', processMetrics: false }),
+      log: createLogger('silent'),
+      maxRoomIdLength: 64,
+      announce: async () => {},
+      source: async (ref) => ({ ...ref, node: 'n1', session: 's1' }),
+    });
+    const ref = { tenant: 'default', room: 'r' };
+    const history = Array.from({ length: 120 }, (_, i) => chat(1000 + i, 'bob'));
+    const snapshot = { own: { offset: 3, epoch: 'e' }, all: undefined };
+    assert.deepEqual(await receipts.joined(ref, 'ann', snapshot, { offset: 1119, epoch: 'e' }, history, true), { read: 3, unread: 100 });
+    assert.equal(sinceCalls, 0);
+    // Short of the cap and not reaching back: one more read, whose failure leaves the count from the answer.
+    assert.deepEqual(await receipts.joined(ref, 'ann', snapshot, { offset: 1119, epoch: 'e' }, history.slice(100), true), { read: 3, unread: 20 });
+    assert.equal(sinceCalls, 1);
+  });
+});
+
 describe('read pushes on the way out (member-pushes.ts)', () => {
   it('go out conflated per user in a small room, and not at all in a large one', () => {
     const target = { kind: 'room', tenant: 't', id: 'r' } as ChannelTarget;
