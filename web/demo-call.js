@@ -28,7 +28,7 @@
    * @param {(text: string) => void} deps.systemLine a line in the chat log
    * @param {(error: unknown, ctx?: object) => string} deps.describe error → sentence
    * @param {() => string} deps.getRoom the room the page is in
-   * @param {() => void} deps.changed the call started or ended (re-render the member list)
+   * @param {() => void} deps.changed the call started, changed state or ended (re-render the member list, update the presence status)
    */
   function create({ getClient, getRoom, systemLine, describe, changed }) {
     /** @type {InstanceType<typeof PeerCall> | undefined} */
@@ -235,7 +235,10 @@
       renderLocalMedia(created.localMedia);
       renderRemoteMedia(created.remoteMedia);
       created.on('call_state', () => {
-        if (call === created) renderState(created);
+        if (call !== created) return;
+        renderState(created);
+        // Accepting (or the peer answering) puts this page "in a call" (demo.js sets its presence).
+        changed();
       });
       created.on('track', () => {
         if (call === created) $('remote-video').srcObject = created.remoteStream ?? null;
@@ -366,6 +369,10 @@
       },
       get busy() {
         return busy();
+      },
+      /** In a call, not only ringing at one (an incoming call not answered yet is not). */
+      get inCall() {
+        return groupActive() || (active() && !(call.incoming && call.callState === 'ringing'));
       },
     };
   }

@@ -7,7 +7,7 @@
   const seconds = (ms) => `${Math.max(1, Math.ceil((ms ?? 1000) / 1000))} s`;
 
   /**
-   * Sentences per code. `ctx`: { action: 'connect' | 'join' | 'send' | 'call', room, token, joinToken }
+   * Sentences per code. `ctx`: { action: 'connect' | 'join' | 'send' | 'edit' | 'call', room, token, joinToken }
    * (token / joinToken: whether the person gave one).
    */
   const TEXT = {
@@ -23,6 +23,7 @@
       }
       if (ctx.action === 'send') return `Your token does not allow writing in “${ctx.room}” (no "publish" right).`;
       if (ctx.action === 'call') return 'Your token does not allow calling this person (no "signal" right in a room you share).';
+      if (ctx.action === 'edit') return 'Only its author (or a moderator) may edit or delete a message.';
       return 'The server refused this request for your token.';
     },
     refresh_failed: () => 'The server refused the renewed sign-in token; you will be signed out when the current one expires.',
@@ -48,6 +49,8 @@
     invalid_room: (ctx) => `“${ctx.room}” is not a valid room name: use letters, digits and . _ ~ - only.`,
     invalid_user: () => 'That is not a valid user name: use letters, digits and . _ ~ @ - only.',
     not_joined: () => 'You are no longer in this room. Join it again.',
+    message_not_found: () => 'That message is no longer in the room’s history.',
+    presence_too_large: () => 'Your status is too long for this server.',
     epoch_mismatch: () => "The room's history was reset; older messages are gone.",
     rate_limited: (ctx, error) => `Slow down: too many requests. Try again in ${seconds(error.retryAfterMs)}.`,
     peer_offline: () => 'That person is offline.',

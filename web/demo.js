@@ -1,6 +1,7 @@
-// nerve demo page: join a room, chat, see who is there, video calls.
+// nerve demo page: join a room, chat, see who is there and what they are up to, video calls.
 // Plain browser JavaScript on top of the SDK bundle (/nerve-client.js → global `Nerve`);
-// the call panel is demo-call.js, the error sentences demo-errors.js.
+// the chat log is demo-chat.js, read receipts demo-reads.js, the call panel demo-call.js, the error
+// sentences demo-errors.js.
 // `window.nerveDemo` exposes the client and the current call for tests and curious people.
 'use strict';
 
@@ -19,16 +20,28 @@
   /** @type {InstanceType<typeof NerveClient> | undefined} */
   let client;
   let room = '';
-  const members = new Map();
+  /** The SDK's Room for `room`: its folded messages and its members with their presence state. */
+  let roomHandle;
+  /** Whether the others see this page "in a call" (its presence status). */
+  let inCall = false;
   const typing = new Map();
-  /** Paging back through the room's chat: the oldest offset shown, its epoch, whether older messages exist. */
-  const older = { offset: 0, epoch: '', more: false, loading: false };
+  const reads = window.NerveDemoReads.create({ getClient: () => client });
+  const chat = window.NerveDemoChat.create({
+    getClient: () => client,
+    describe,
+    arrived: (message) => hideTyping(message.from),
+    drawn: () => reads.refresh(),
+  });
+  const systemLine = (text) => chat.systemLine(text);
   const calls = window.NerveDemoCall.create({
     getClient: () => client,
     getRoom: () => room,
     systemLine,
     describe,
-    changed: () => renderMembers(),
+    changed: () => {
+      renderMembers();
+      void showCallStatus();
+    },
   });
 
   const demo = {
@@ -47,6 +60,10 @@
     },
     get room() {
       return room;
+    },
+    /** The SDK Room: `messages` (folded), `members`. */
+    get roomHandle() {
+      return roomHandle;
     },
   };
   window.nerveDemo = demo;
@@ -78,21 +95,30 @@
       await connectOrRefuse(joining);
       wireClient(joining);
       action = 'join';
-      const joined = await joining.join(room, joinToken ? { token: joinToken } : {});
-      members.clear();
-      for (const member of joined.members) members.set(member.user, member);
-      showHistory(joined);
+      // The Room before its join: its message list then holds the join's history, folded.
+      const handle = joining.room(room);
+      roomHandle = handle;
+      // The list listens first: it is reset by a failed recovery before the page's handler runs.
+      chat.attach(handle);
+      reads.attach(handle);
+      wireRoom(handle);
+      inCall = false;
+      const joined = await handle.join(joinToken ? { token: joinToken } : {});
+      chat.joined(joined);
       systemLine(`You joined ${room}${joining.user && joining.user !== name ? ` as ${joining.user}` : ''}.`);
       $('room-title').textContent = `# ${room}`;
       $('join-view').hidden = true;
       $('room-view').hidden = false;
       renderMembers();
       // The log had no size while hidden: open it at the newest message now.
-      scrollToNewest();
+      chat.scrollToNewest();
       $('chat-input').focus({ preventScroll: true });
     } catch (error) {
       $('join-error').textContent = describe(error, { action, room, token: token !== '', joinToken: joinToken !== '' });
       client = undefined;
+      roomHandle = undefined;
+      chat.detach();
+      reads.detach();
       await joining.close();
     }
   });
@@ -118,6 +144,9 @@
     calls.end();
     const leaving = client;
     client = undefined;
+    roomHandle = undefined;
+    chat.detach();
+    reads.detach();
     if (leaving) {
       await leaving.leave(room).catch(() => {});
       await leaving.close();
@@ -136,34 +165,30 @@
       if (!willReconnect && text) void leave(text);
       else if (text) systemLine(text);
     });
-    c.on('message', (message) => {
-      if (message.room !== room) return;
-      if (message.class === 'chat') addMessage(message);
-      else if (message.key === 'typing') showTyping(message.from);
+    c.on('rejoined', () => systemLine('Reconnected.'));
+    c.on('signal', (signal) => calls.onSignal(signal));
+  }
+
+  /** The room's events. Chat is drawn from the room's folded message list (demo-chat.js); the member map is the SDK's, already updated when these fire. */
+  function wireRoom(r) {
+    r.on('message', (message) => {
+      if (message.class === 'ephemeral' && message.key === 'typing') showTyping(message.from);
     });
-    c.on('member_joined', ({ room: r, user }) => {
-      if (r !== room) return;
-      members.set(user, { user, since: Date.now() });
-      renderMembers();
-      systemLine(`${user} joined.`);
+    // Every change of the member map or count (joins, leaves, states, large-room counts, your own setPresence).
+    r.members.on('change', () => renderMembers());
+    r.on('member_joined', ({ user }) => {
+      systemLine(`${displayName(user)} joined.`);
     });
-    c.on('member_left', ({ room: r, user }) => {
-      if (r !== room) return;
-      members.delete(user);
-      renderMembers();
+    r.on('member_left', ({ user }) => {
       systemLine(`${user} left.`);
       calls.memberLeft(user);
     });
-    c.on('rejoined', () => systemLine('Reconnected.'));
-    c.on('recovery_failed', ({ joined }) => {
-      showHistory(joined);
+    r.on('recovery_failed', ({ joined }) => {
+      chat.joined(joined);
       systemLine('Some messages could not be recovered; showing the latest.');
-      scrollToNewest();
+      chat.scrollToNewest();
     });
-    c.on('room_ended', ({ room: r }) => {
-      if (r === room) void leave(`The room “${r}” was ended by the server.`);
-    });
-    c.on('signal', (signal) => calls.onSignal(signal));
+    r.on('room_ended', () => void leave(`The room “${r.name}” was ended by the server.`));
   }
 
   function setBadge(state) {
@@ -172,16 +197,37 @@
     badge.textContent = state === 'closed' ? 'offline' : state;
   }
 
+  /** A member's name as their presence state gives it (a token's `presence` claim, or what they set), else their user id. */
+  function displayName(user) {
+    const name = roomHandle?.members.state(user)?.name;
+    return typeof name === 'string' && name.trim() !== '' ? name : user;
+  }
+
   function renderMembers() {
     const list = $('members');
     list.replaceChildren();
     const me = client?.user;
-    for (const user of [...members.keys()].sort()) {
+    const members = roomHandle?.members;
+    const users = members ? [...members.map.keys()].sort() : [];
+    for (const user of users) {
       const item = document.createElement('li');
       item.dataset.testid = `member-${user}`;
       const who = document.createElement('span');
       who.className = 'who';
-      who.textContent = user;
+      const name = document.createElement('span');
+      name.className = 'name';
+      name.textContent = displayName(user);
+      name.title = user;
+      who.append(name);
+      const status = members.state(user)?.status;
+      if (typeof status === 'string' && status !== '') {
+        const line = document.createElement('span');
+        line.className = 'status';
+        line.dataset.testid = `status-${user}`;
+        line.textContent = status;
+        who.append(line);
+        if (status === 'in a call') item.classList.add('busy');
+      }
       item.append(who);
       if (user === me) {
         const you = document.createElement('span');
@@ -199,8 +245,18 @@
       }
       list.append(item);
     }
+    // A large room lists only some members (docs/protocol.md, "Large rooms"): say how many more.
+    const count = members?.count ?? 0;
+    if (count > users.length) {
+      const more = document.createElement('li');
+      more.className = 'more-members';
+      more.dataset.testid = 'members-more';
+      more.textContent = `and ${count - users.length} more`;
+      list.append(more);
+    }
+    $('member-count').textContent = count > 0 ? String(count) : '';
     // A group call invites everyone else in the room (up to 5 of them).
-    const others = [...members.keys()].filter((user) => user !== me).sort();
+    const others = users.filter((user) => user !== me);
     const group = $('group-call');
     group.hidden = others.length < 2;
     group.disabled = calls.busy;
@@ -208,24 +264,23 @@
 
   $('group-call').addEventListener('click', () => {
     const me = client?.user;
-    void calls.startGroup([...members.keys()].filter((user) => user !== me).sort());
+    void calls.startGroup([...(roomHandle?.members.map.keys() ?? [])].filter((user) => user !== me).sort());
   });
 
-  // ------------------------------------------------------------------ chat
-
-  $('chat-form').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const input = $('chat-input');
-    const text = input.value.trim();
-    if (!text || !client) return;
-    input.value = '';
+  /** Tell the room when a call starts and ends: the presence status "in a call" (the SDK sends it again on every rejoin). */
+  async function showCallStatus() {
+    const r = roomHandle;
+    const now = calls.inCall;
+    if (!r || now === inCall) return;
+    inCall = now;
     try {
-      // The message appears when the server echoes it, in the room's one order.
-      await client.publish(room, { text });
+      await r.setPresence(now ? { status: 'in a call' } : {});
     } catch (error) {
-      systemLine(`Not sent: ${describe(error, { action: 'send', room })}`);
+      systemLine(`Could not update your status: ${describe(error, { room: r.name })}`);
     }
-  });
+  }
+
+  // ------------------------------------------------------------------ typing
 
   let lastTypingSent = 0;
   $('chat-input').addEventListener('input', () => {
@@ -234,117 +289,6 @@
     lastTypingSent = now;
     void client.publish(room, true, { class: 'ephemeral', key: 'typing' }).catch(() => {});
   });
-
-  // ------------------------------------------------------------------ older messages
-
-  /** Fill the log with a join's recent history; older pages load on scrolling to the top. */
-  function showHistory(joined) {
-    const log = $('chat-log');
-    log.replaceChildren(loadOlderItem());
-    for (const message of joined.history) addMessage(message);
-    older.offset = joined.history[0]?.offset ?? 0;
-    older.epoch = joined.position.epoch;
-    // Offsets start at 1: anything above it has something before it.
-    older.more = older.offset > 1;
-    renderLoadOlder();
-  }
-
-  function loadOlderItem() {
-    const item = document.createElement('li');
-    item.className = 'system load-older';
-    const button = document.createElement('button');
-    button.id = 'load-older';
-    button.className = 'small secondary';
-    button.dataset.testid = 'load-older';
-    button.textContent = 'Load older messages';
-    button.addEventListener('click', () => void loadOlder());
-    item.append(button);
-    return item;
-  }
-
-  function renderLoadOlder() {
-    const button = $('load-older');
-    if (!button) return;
-    button.hidden = !older.more;
-    button.disabled = older.loading;
-    button.textContent = older.loading ? 'Loading…' : 'Load older messages';
-  }
-
-  async function loadOlder() {
-    const c = client;
-    if (!c || older.loading || !older.more) return;
-    older.loading = true;
-    renderLoadOlder();
-    try {
-      const page = await c.history(room, { before: older.offset, limit: 30, epoch: older.epoch });
-      if (c !== client) return;
-      const log = $('chat-log');
-      // Keep what the reader looks at in place: the page goes above it.
-      const fromBottom = log.scrollHeight - log.scrollTop;
-      const first = log.querySelector('li:not(.load-older)');
-      for (const message of page.messages) log.insertBefore(messageItem(message), first);
-      log.scrollTop = log.scrollHeight - fromBottom;
-      if (page.messages.length > 0) older.offset = page.messages[0].offset;
-      older.more = page.more && page.messages.length > 0;
-    } catch (error) {
-      older.more = false;
-      systemLine(
-        error?.code === 'epoch_mismatch'
-          ? "The room's history was reset; older messages are gone."
-          : `Could not load older messages: ${describe(error, { room })}`,
-      );
-    } finally {
-      older.loading = false;
-      renderLoadOlder();
-    }
-  }
-
-  $('chat-log').addEventListener('scroll', () => {
-    if ($('chat-log').scrollTop < 40) void loadOlder();
-  });
-
-  function messageItem(message) {
-    const item = document.createElement('li');
-    item.dataset.offset = String(message.offset);
-    if (message.from === client?.user) item.classList.add('mine');
-    const from = document.createElement('span');
-    from.className = 'from';
-    from.textContent = message.from;
-    const text = document.createElement('span');
-    text.className = 'text';
-    const data = message.data;
-    text.textContent = typeof data === 'object' && data !== null && typeof data.text === 'string' ? data.text : JSON.stringify(data);
-    const time = document.createElement('span');
-    time.className = 'time';
-    time.textContent = new Date(message.ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    item.append(from, text, time);
-    return item;
-  }
-
-  function addMessage(message) {
-    appendToLog(messageItem(message), message.from === client?.user);
-    hideTyping(message.from);
-  }
-
-  function systemLine(text) {
-    const item = document.createElement('li');
-    item.className = 'system';
-    item.textContent = text;
-    appendToLog(item, false);
-  }
-
-  /** Follow new lines only when the reader is at the bottom (or wrote the line): never yank them away from older ones. */
-  function appendToLog(item, own) {
-    const log = $('chat-log');
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
-    log.append(item);
-    if (atBottom || own) log.scrollTop = log.scrollHeight;
-  }
-
-  function scrollToNewest() {
-    const log = $('chat-log');
-    log.scrollTop = log.scrollHeight;
-  }
 
   function showTyping(user) {
     clearTimeout(typing.get(user));

@@ -3,8 +3,9 @@
  * (390×844) and desktop (1280×800) sizes: a room with history opens at the
  * newest message; typed text is ink, not placeholder grey; a call rings
  * (and can be declined) before it connects, its panel is on screen on the
- * phone, and mute and camera-off show at the peer; with JWT auth each
- * refusal says what happened. Screenshots of each step go to a temp
+ * phone, and mute and camera-off show at the peer, whose status says "in
+ * a call"; edits, deletes and reactions show folded into their message
+ * (also after a reload); with JWT auth each refusal says what happened. Screenshots of each step go to a temp
  * directory (printed as a test diagnostic).
  *
  * Chromium missing: the test fails in CI (CI=true) and is skipped elsewhere.
@@ -26,6 +27,7 @@ import {
   joinDemo,
   launchForDemo,
   openPage,
+  say,
   submitJoin,
   waitForConnectedCall,
   type DemoPage,
@@ -144,6 +146,149 @@ test('phone: a room with history opens at the newest message; typed text is not 
   assert.deepEqual(bob.errors, []);
 });
 
+/**
+ * The chat log as the reader sees it, one string: each message's text, "(edited)", its
+ * reaction chips ("*" on your own). Run in the page: no named functions inside.
+ */
+const FOLDED_LOG = () =>
+  Array.from(document.querySelectorAll('[data-testid="chat-log"] li[data-offset]'))
+    .map((li) => {
+      const text = li.querySelector('.text')?.textContent ?? '';
+      const edited = li.querySelector('[data-testid="edited"]') ? ' (edited)' : '';
+      const chips = Array.from(li.querySelectorAll('[data-testid="reaction"]'))
+        .map((chip) => `[${chip.textContent}${chip.getAttribute('aria-pressed') === 'true' ? '*' : ''}]`)
+        .join('');
+      return `${text}${edited}${chips}`;
+    })
+    .join(' | ');
+
+async function waitForLog(page: Page, expected: string): Promise<void> {
+  try {
+    await page.waitForFunction(`(${FOLDED_LOG.toString()})() === ${JSON.stringify(expected)}`, undefined, { timeout: 10_000 });
+  } catch (error) {
+    assert.equal(await page.evaluate(FOLDED_LOG), expected, String(error));
+  }
+}
+
+/** Open the menu of the message that says `text` and pick `testId` in it. */
+async function fromMenu(page: Page, text: string, pick: string): Promise<void> {
+  await page.locator('[data-testid="chat-log"] li[data-offset]', { hasText: text }).getByTestId('message-actions').click();
+  await page.getByTestId('message-menu').locator(pick).click();
+}
+
+test('chat: an edit, a delete and a reaction show folded in the other tab, and after a reload', { skip, timeout: 90_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const room = testNamespace('fold');
+  const alice = await enter(node!.url, 'alice', room, DESKTOP);
+  const bob = await enter(node!.url, 'bob', room, PHONE);
+  await alice.page.getByTestId('member-bob').waitFor({ timeout: 10_000 });
+  assert.equal(await alice.page.getByTestId('member-count').textContent(), '2');
+  for (const text of ['first draft', 'to be deleted', 'react to me']) await say(alice.page, text);
+  await waitForLog(bob.page, 'first draft | to be deleted | react to me');
+
+  // Alice edits and deletes her own messages from the menu; Bob reacts (phone), then Alice adds hers and takes it back.
+  await fromMenu(alice.page, 'first draft', '[data-testid="edit-message"]');
+  await alice.page.getByTestId('edit-bar').waitFor({ state: 'visible' });
+  await alice.page.getByTestId('chat-input').fill('final text');
+  await alice.page.getByTestId('chat-send').click();
+  await fromMenu(alice.page, 'to be deleted', '[data-testid="delete-message"]');
+  await fromMenu(bob.page, 'react to me', '[data-emoji="👍"]');
+  await waitForLog(alice.page, 'final text (edited) | message deleted | react to me[👍 1]');
+  const chip = alice.page.locator('li[data-offset]', { hasText: 'react to me' }).getByTestId('reaction');
+  await chip.click();
+  await waitForLog(bob.page, 'final text (edited) | message deleted | react to me[👍 2*]');
+  await waitForLog(alice.page, 'final text (edited) | message deleted | react to me[👍 2*]');
+  await alice.page.locator('li[data-offset]', { hasText: 'react to me' }).getByTestId('message-actions').click();
+  await shot(alice.page, 'desktop-folded-menu');
+  await alice.page.keyboard.press('Escape');
+  await shot(bob.page, 'phone-folded');
+  await chip.click();
+  const folded = 'final text (edited) | message deleted | react to me[👍 1*]';
+  await waitForLog(bob.page, folded);
+  await waitForLog(alice.page, 'final text (edited) | message deleted | react to me[👍 1]');
+  assert.equal(await alice.page.getByTestId('edit-message').count(), 0, 'the menu closed');
+
+  // A reload joins afresh: the history replays the entries, and the SDK folds them again.
+  for (const [demo, name] of [
+    [bob, 'bob'],
+    [alice, 'alice'],
+  ] as const) {
+    await demo.page.reload();
+    await submitJoin(demo.page, { name, room });
+    await demo.page.getByTestId('chat-input').waitFor({ state: 'visible', timeout: 15_000 });
+  }
+  await waitForLog(bob.page, folded);
+  await waitForLog(alice.page, 'final text (edited) | message deleted | react to me[👍 1]');
+  // Only Bob's own messages get Edit and Delete: Alice's offer reactions only.
+  await bob.page.locator('li[data-offset]', { hasText: 'final text' }).getByTestId('message-actions').click();
+  assert.equal(await bob.page.getByTestId('message-menu').getByTestId('edit-message').count(), 0);
+  await shot(bob.page, 'phone-folded-reloaded');
+  await shot(alice.page, 'desktop-folded-reloaded');
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+});
+
+test('receipts: unread while scrolled up, read once the newest message is in view, "Seen by" at the writer', { skip, timeout: 60_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const room = testNamespace('read');
+  const alice = await enter(node!.url, 'alice', room, DESKTOP);
+  const bob = await enter(node!.url, 'bob', room, PHONE);
+  await alice.page.evaluate(async (r) => {
+    const client = (window as unknown as { nerveDemo: { client: { publish(room: string, data: unknown): Promise<unknown> } } }).nerveDemo.client;
+    for (let i = 0; i < 30; i += 1) await client.publish(r, { text: `filler ${i}` });
+  }, room);
+  await bob.page.getByTestId('chat-log').getByText('filler 29').waitFor({ timeout: 10_000 });
+  // Bob followed them down, so he read them: Alice's newest message says so.
+  await alice.page.locator('li[data-offset]', { hasText: 'filler 29' }).getByTestId('seen').getByText('Seen by bob').waitFor({ timeout: 10_000 });
+
+  // Bob scrolls up; what Alice writes now is unread, and the pill says how much.
+  await bob.page.getByTestId('chat-log').evaluate((log) => (log.scrollTop = 0));
+  await say(alice.page, 'unseen 1');
+  await say(alice.page, 'unseen 2');
+  await bob.page.getByTestId('unread').getByText('↓ 2 unread').waitFor({ timeout: 10_000 });
+  assert.match(await bob.page.title(), /^\(2\) /);
+  await shot(bob.page, 'phone-unread');
+  assert.equal(await alice.page.getByTestId('seen').count(), 0, 'not seen while Bob looks elsewhere');
+  // The pill scrolls to the newest message, which marks the room read.
+  await bob.page.getByTestId('unread').click();
+  await bob.page.getByTestId('unread').waitFor({ state: 'hidden', timeout: 10_000 });
+  await alice.page.locator('li[data-offset]', { hasText: 'unseen 2' }).getByTestId('seen').waitFor({ timeout: 10_000 });
+  await shot(alice.page, 'desktop-seen');
+  assert.equal(await bob.page.evaluate(() => (window as unknown as { nerveDemo: { roomHandle: { unread: number } } }).nerveDemo.roomHandle.unread), 0);
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+});
+
+test('large room: the member count, and how many more than the list shows', { skip, timeout: 60_000 }, async (t) => {
+  t.diagnostic(`screenshots in ${shots}`);
+  const large = await startNode({ args: ['--presence-list-max', '2', '--presence-count-interval-ms', '100'] });
+  let page: DemoPage | undefined;
+  try {
+    const room = testNamespace('big');
+    const alice = await enter(large.url, 'alice', room, PHONE);
+    page = alice;
+    // Three more members, from the page itself (the SDK bundle is there): the room goes over the list's size.
+    await alice.page.evaluate(async (r) => {
+      const { NerveClient } = (
+        window as unknown as { Nerve: { NerveClient: new (o: object) => { connect(): Promise<unknown>; join(room: string): Promise<unknown> } } }
+      ).Nerve;
+      for (const user of ['m1', 'm2', 'm3']) {
+        const extra = new NerveClient({ url: `ws://${location.host}/ws`, user });
+        await extra.connect();
+        await extra.join(r);
+      }
+    }, room);
+    await alice.page.getByTestId('member-count').getByText('4', { exact: true }).waitFor({ timeout: 10_000 });
+    const listed = await alice.page.locator('[data-testid="members"] li[data-testid^="member-"]').count();
+    assert.ok(listed < 4, `a large room lists fewer than all (${listed})`);
+    assert.equal(await alice.page.getByTestId('members-more').textContent(), `and ${4 - listed} more`);
+    await shot(alice.page, 'phone-large-room');
+    assert.deepEqual(alice.errors, []);
+  } finally {
+    // The page first: a node stopping with clients still on it drains them (slowly).
+    await page?.context.close();
+    await large.stop();
+  }
+});
+
 test('call: rings, can be declined, connects; on a phone the panel is on screen; mute and camera show at the peer', { skip, timeout: 180_000 }, async (t) => {
   t.diagnostic(`screenshots in ${shots}`);
   const room = testNamespace('call');
@@ -179,6 +324,9 @@ test('call: rings, can be declined, connects; on a phone the panel is on screen;
   const chatBox = await alice.page.locator('.chat').boundingBox();
   const panelBox = await alice.page.getByTestId('call-panel').boundingBox();
   assert.ok(chatBox && panelBox && panelBox.x >= chatBox.x + chatBox.width, 'the call is to the right of the chat');
+  // Each side's presence says so, for everyone in the room.
+  await alice.page.getByTestId('status-bob').getByText('in a call').waitFor({ timeout: 10_000 });
+  await bob.page.getByTestId('status-alice').getByText('in a call').waitFor({ timeout: 10_000 });
   await shot(bob.page, 'phone-call');
   await shot(alice.page, 'desktop-call');
 
@@ -220,6 +368,7 @@ test('call: rings, can be declined, connects; on a phone the panel is on screen;
 
   await alice.page.getByTestId('hangup').click();
   await bob.page.getByTestId('call-panel').waitFor({ state: 'hidden', timeout: 10_000 });
+  await bob.page.getByTestId('status-alice').waitFor({ state: 'detached', timeout: 10_000 });
   assert.deepEqual([...alice.errors, ...bob.errors], []);
 });
 
