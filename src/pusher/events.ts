@@ -141,7 +141,8 @@ export class PusherEvents {
 
   /**
    * `nerve:resume` (docs/pusher.md, "Extensions"): the `nerve-chat` events
-   * of a subscribed channel after `{epoch, offset}`, from the history, then
+   * (and `nerve-chat-edit`, `-delete`, `-react` for the entries, pusherFrameOf
+   * names them) of a subscribed channel after `{epoch, offset}`, from the history, then
    * `nerve:resumed` with whether they are exactly the missed ones. Live
    * events keep flowing meanwhile, so the client drops offsets it has.
    */

@@ -82,11 +82,19 @@ function ephemeralEvent(channel: string, kind: ChannelKind, frame: { op?: unknow
   return encodePusher({ event: 'nerve-message', channel, data: JSON.stringify(data) });
 }
 
+/**
+ * A chat message is `nerve-chat`; an entry of an edit, a delete or a
+ * reaction is `nerve-chat-edit`, `nerve-chat-delete` or `nerve-chat-react`
+ * with its `target`, so that a Pusher app bound to `nerve-chat` never shows
+ * one as a new message.
+ */
 function chatEvent(channel: string, _kind: ChannelKind, frame: { op?: unknown }): string | undefined {
   if (frame.op !== 'message') return undefined;
   const message = frame as ChatMessage;
   const data = { from: message.from, id: message.id, ts: message.ts, offset: message.offset, epoch: message.epoch, data: message.data };
-  return encodePusher({ event: 'nerve-chat', channel, data: JSON.stringify(data) });
+  if (message.action === undefined || message.target === undefined) return encodePusher({ event: 'nerve-chat', channel, data: JSON.stringify(data) });
+  const target = { id: message.target.id, offset: message.target.offset };
+  return encodePusher({ event: `nerve-chat-${message.action}`, channel, data: JSON.stringify({ ...data, target }) });
 }
 
 function parseInfo(info: string | undefined): unknown {

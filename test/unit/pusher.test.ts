@@ -126,6 +126,27 @@ describe('Pusher channels', () => {
     assert.equal(pusherFrameOf('r', 'public', 'presence', joined), undefined, 'member events only on presence channels');
     assert.equal(pusherFrameOf('r', 'public', 'ephemeral', 'not json'), undefined);
   });
+
+  it('gives edit, delete and react entries their own event names, not nerve-chat', () => {
+    const base = { op: 'message', class: 'chat', room: 'r', from: 'alice', ts: 5, epoch: 'e1' };
+    const chat = JSON.parse(pusherFrameOf('r', 'public', 'chat', JSON.stringify({ ...base, id: 'm', offset: 1, data: { text: 'hi' } })) ?? '') as {
+      event: string;
+    };
+    assert.equal(chat.event, 'nerve-chat');
+    const target = { id: 'm', offset: 1 };
+    const entries = [
+      { action: 'edit', data: { text: 'hello' } },
+      { action: 'delete', data: null },
+      { action: 'react', data: { emoji: '👍', on: true } },
+    ];
+    for (const [at, { action, data }] of entries.entries()) {
+      const entry = JSON.stringify({ ...base, id: `e${at}`, offset: 2 + at, data, action, target });
+      const frame = JSON.parse(pusherFrameOf('r', 'public', 'chat', entry) ?? '') as { event: string; channel: string; data: string };
+      assert.equal(frame.event, `nerve-chat-${action}`);
+      assert.equal(frame.channel, 'r');
+      assert.deepEqual(JSON.parse(frame.data), { from: 'alice', id: `e${at}`, ts: 5, offset: 2 + at, epoch: 'e1', data, target });
+    }
+  });
 });
 
 /** A promise and its resolver, for calls that must all be in flight before any finishes. */
