@@ -23,6 +23,7 @@ import {
   type RoomEvents,
   type RoomJoined,
 } from '../../packages/client/src/index.js';
+import { RoomReads } from '../../packages/client/src/read-state.js';
 import { CallStore } from '../../packages/react/src/call-store.js';
 import { ConnectionStore } from '../../packages/react/src/connection.js';
 import { RoomStore } from '../../packages/react/src/room-store.js';
@@ -60,11 +61,16 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
   joins: JoinOptions[] = [];
   leaves = 0;
   pages: HistoryOptions[] = [];
+  /** The SDK's read state, fed as the client feeds it; `joinReads` goes into each join's answer. */
+  readonly reads = new RoomReads();
+  joinReads: Pick<RoomJoined<Text>, 'read' | 'unread' | 'reads'> = {};
   constructor(
     readonly stored: RoomChatMessage<Text>[],
     readonly onJoin: number,
   ) {
     super();
+    // First, as in `Room`: the count is up to date when later listeners run.
+    this.on('message', (message) => this.reads.onMessage(message, 'me'));
     this.on('message', (message) => this.messages.add([message]));
     this.on('recovery_failed', ({ joined }) => this.messages.reset(joined.history));
   }
@@ -72,8 +78,18 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
     this.joins.push(options);
     const newest = this.stored.slice(-this.onJoin);
     const position = { offset: this.stored.length, epoch: EPOCH };
-    const joined: RoomJoined<Text> = { op: 'joined', rid: 1, room: 'r', members: [{ user: 'alice', since: 1 }], count: 1, history: newest, position };
+    const joined: RoomJoined<Text> = {
+      op: 'joined',
+      rid: 1,
+      room: 'r',
+      members: [{ user: 'alice', since: 1 }],
+      count: 1,
+      history: newest,
+      position,
+      ...this.joinReads,
+    };
     this.members.reset(joined);
+    this.reads.reset(joined, 'me');
     this.messages.reset(newest);
     return Promise.resolve(joined);
   }
@@ -90,11 +106,26 @@ class FakeRoom extends TypedEmitter<RoomEvents<Text>> {
   publish(): Promise<never> {
     return Promise.reject(new Error('not used'));
   }
+  get unread(): number {
+    return this.reads.unread;
+  }
+  get read(): number {
+    return this.reads.read;
+  }
+  get readPositions(): ReadonlyMap<string, number> {
+    return this.reads.positions;
+  }
+  /** As the client does: the answer moves the position, then the promise resolves. */
+  markRead(offset = this.stored.length): Promise<number> {
+    this.reads.moveTo(offset, EPOCH);
+    return Promise.resolve(this.reads.read);
+  }
   fire<K extends keyof RoomEvents<Text>>(name: K, value: RoomEvents<Text>[K]): void {
     const frame = value as { op?: string };
     if (frame.op === 'member_joined' || frame.op === 'member_left' || frame.op === 'member_updated' || frame.op === 'member_count') {
       this.members.apply(value as Parameters<RoomMembers['apply']>[0]);
     }
+    if (frame.op === 'read') this.reads.onPush(value as RoomEvents<Text>['read'], 'me');
     this.emit(name, value);
   }
 }
@@ -182,6 +213,50 @@ test('a room store joins once across a StrictMode remount, pages back, follows m
   assert.equal(room.members.listenerCount('change'), 0);
 });
 
+test('a room store follows read receipts: unread from the join, live chat, markRead, and the others positions', async () => {
+  const room = new FakeRoom(range(1, 10), 10);
+  room.joinReads = { read: 6, unread: 4, reads: { bob: 8 } };
+  const store = new RoomStore<Text>(room, () => true);
+  const release = store.acquire();
+  assert.equal(store.getSnapshot().unread, 0, 'nothing known before the join');
+  await waitFor(() => store.getSnapshot().status === 'joined', { what: 'joined' });
+  let snapshot = store.getSnapshot();
+  assert.equal(snapshot.unread, 4);
+  assert.equal(snapshot.read, 6);
+  assert.deepEqual([...snapshot.readPositions], [['bob', 8]]);
+
+  // Someone else's chat counts; ours and an edit entry do not; the positions map stays the same object.
+  const positions = snapshot.readPositions;
+  room.fire('message', chat(11));
+  room.fire('message', { ...chat(12), from: 'me' });
+  room.fire('message', { ...chat(13), data: { text: 'fixed' }, action: 'edit', target: { id: 'm11', offset: 11 } });
+  snapshot = store.getSnapshot();
+  assert.equal(snapshot.unread, 5);
+  assert.equal(snapshot.readPositions, positions);
+
+  // Bob reads on: a new map with his position; a push about us (another device) moves ours.
+  room.fire('read', { op: 'read', room: 'r', user: 'bob', offset: 11, epoch: EPOCH, ts: 5 });
+  snapshot = store.getSnapshot();
+  assert.notEqual(snapshot.readPositions, positions);
+  assert.equal(snapshot.readPositions.get('bob'), 11);
+  room.fire('read', { op: 'read', room: 'r', user: 'me', offset: 8, epoch: EPOCH, ts: 6 });
+  assert.equal(store.getSnapshot().read, 8);
+  assert.equal(store.getSnapshot().unread, 3);
+
+  // markRead resolves with the stored position, and the snapshot follows without any event.
+  assert.equal(await store.markRead(), 10);
+  assert.equal(store.getSnapshot().unread, 1, 'message 11 came after what the join loaded');
+  assert.equal(await store.markRead(11), 11);
+  snapshot = store.getSnapshot();
+  assert.equal(snapshot.unread, 0);
+  assert.equal(snapshot.read, 11);
+
+  release();
+  await nextTask();
+  assert.equal(store.getSnapshot().unread, 0);
+  assert.equal(store.getSnapshot().readPositions.size, 0, 'left: no positions');
+});
+
 test('a failed rejoin the SDK dropped shows as failed; a gap-fill error keeps the room joined', async () => {
   const room = new FakeRoom(range(1, 3), 10);
   let tracked = true;
@@ -219,7 +294,7 @@ test('the connection snapshot stays the same object until something in it change
   assert.equal(renders, 1, 'an event that changes nothing does not re-render');
 });
 
-test('two call stores: a 1:1 call rings, is accepted, connects, mute shows at the peer, and a third caller gets busy', async () => {
+test('two call stores: a 1:1 call rings, is accepted, connects, mute shows at the peer, a third caller (new options) gets busy', async () => {
   const signals = hub();
   const make = (user: string): CallStore => new CallStore(signals.channel(user, `${user}-conn`));
   const options = { RTCPeerConnection: PC, getStream: () => Promise.resolve(fakeStream()), getTrack: () => Promise.reject(new Error('no devices')) };
@@ -241,7 +316,17 @@ test('two call stores: a 1:1 call rings, is accepted, connects, mute shows at th
   assert.equal(alice.getSnapshot().localMedia.audio, false);
   await waitFor(() => bob.getSnapshot().participants[0]?.media.audio === false, { what: 'bob sees alice muted' });
 
+  // useCall's latest render: new options count from the next call on.
+  let cameras = 0;
+  carol.configure({
+    ...options,
+    getStream: () => {
+      cameras += 1;
+      return Promise.resolve(fakeStream());
+    },
+  });
   await carol.call('bob');
+  assert.equal(cameras, 1, "carol's call used the options configured after the acquire");
   await waitFor(() => carol.getSnapshot().ended?.reason === 'busy', { what: 'carol gets busy' });
   assert.equal(bob.getSnapshot().state, 'connected', "bob's call goes on");
 

@@ -120,6 +120,11 @@ export class CallStore extends Store<CallSnapshot> {
     return this.#lease.acquire();
   }
 
+  /** Use `options` for the next call (a call in progress keeps those it started with): `useCall`'s latest render. */
+  configure(options: CallOptions): void {
+    if (this.#lease.active) this.#options = options;
+  }
+
   /** Call `peer` 1:1 with the camera and microphone. Does nothing during another call. */
   readonly call = async (peer: string): Promise<void> => {
     if (this.#busy()) return;

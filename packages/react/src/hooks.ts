@@ -46,21 +46,31 @@ export interface UseRoom<Chat = unknown, Ephemeral = Chat> extends RoomSnapshot<
   publish: (data: Chat, options?: ChatPublishOptions) => Promise<AckFrame>;
   /** Fetch the page before the oldest message held (see `hasOlder`); never rejects, a failure is `error`. */
   loadOlder: () => Promise<void>;
+  /**
+   * Move your read position forward to `offset` (default: the newest message
+   * loaded); `unread` and `read` follow, the others get a `read` event.
+   * Rejects as `room.markRead` does (`rate_limited` above 5 a second, ...).
+   */
+  markRead: (offset?: number) => Promise<number>;
 }
 
 /**
  * Room `name`: joined while a component using it is mounted (once, however
  * many use it, StrictMode included), left after the last unmounts. Chat in
  * `messages`, oldest first, as the SDK delivers it (resumes and gap fills
- * included); older pages with `loadOlder()`. The options are read at the
- * join. `Chat` and `Ephemeral` type the payloads as in `client.room<Chat>()`.
+ * included); older pages with `loadOlder()`; read receipts in `unread`,
+ * `read`, `readPositions` and `markRead()`. A new `name` switches rooms:
+ * the old one is left (unless another component still shows it), the new
+ * one joined. The options are read at each join, so a change of options
+ * alone does not join again.
+ * `Chat` and `Ephemeral` type the payloads as in `client.room<Chat>()`.
  */
 export function useRoom<Chat = unknown, Ephemeral = Chat>(name: string, options: RoomOptions = {}): UseRoom<Chat, Ephemeral> {
   const client = useNerveClient();
   const store = roomStore<Chat>(client, name);
   useHeld(store, options);
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
-  return { ...snapshot, room: client.room<Chat, Ephemeral>(name), publish: store.publish, loadOlder: store.loadOlder };
+  return { ...snapshot, room: client.room<Chat, Ephemeral>(name), publish: store.publish, loadOlder: store.loadOlder, markRead: store.markRead };
 }
 
 /** What `usePresence` returns. */
@@ -112,12 +122,16 @@ export interface UseCall extends CallSnapshot {
  * This user's call: one at a time, 1:1 or group. While a component using it
  * is mounted, incoming calls ring here (`incoming`, `invite`) and calls
  * during a call are refused `busy`; after the last unmounts, the call is
- * hung up. The options are read when the first such component mounts.
+ * hung up. A call takes the options of the latest render of a `useCall`
+ * (so a new `room` counts from the next call on; give every `useCall` of
+ * the app the same options).
  */
 export function useCall(options: CallOptions = {}): UseCall {
   const client = useNerveClient();
   const store = callStores(client);
   useHeld(store, options);
+  // After every render (the held store's first options came with the acquire above).
+  useEffect(() => store.configure(options));
   const snapshot = useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
   const { call, startGroup, accept, decline, hangup, setMicrophone, setCamera } = store;
   return { ...snapshot, call, startGroup, accept, decline, hangup, setMicrophone, setCamera };

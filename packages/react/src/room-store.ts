@@ -41,6 +41,19 @@ export interface RoomSnapshot<Chat = unknown> {
   members: readonly Member[];
   /** How many members the room has (each user once); above the node's list size, more than `members.length`. */
   count: number;
+  /**
+   * Chat messages after your read position that others sent (`room.unread`):
+   * the server's count at the join (at most 100), then followed live.
+   */
+  unread: number;
+  /** Your read position, a chat offset (`room.read`; 0: none). */
+  read: number;
+  /**
+   * The other members' read positions, user → offset (`room.readPositions`;
+   * needs the `presence` right). "Seen by": `offset >= message.offset`. A new
+   * map only when a position moved.
+   */
+  readPositions: ReadonlyMap<string, number>;
 }
 
 /** Options of a room's join and paging: the SDK's `JoinOptions` plus the page size of `loadOlder`. */
@@ -50,7 +63,7 @@ export interface RoomOptions extends JoinOptions {
 }
 
 /** What the store uses of a room: `Room` fits, tests pass a fake. */
-export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'publish' | 'on'> & {
+export type RoomSource<Chat> = Pick<Room<Chat>, 'name' | 'join' | 'leave' | 'publish' | 'on' | 'markRead' | 'unread' | 'read' | 'readPositions'> & {
   /** The room's folded chat (`room.messages`). */
   readonly messages: Pick<MessageList<Chat>, 'items' | 'on' | 'loadOlder'>;
   /** The room's members (`room.members`): read again at each `change`. */
@@ -65,6 +78,9 @@ const IDLE: RoomSnapshot<never> = {
   loadingOlder: false,
   members: [],
   count: 0,
+  unread: 0,
+  read: 0,
+  readPositions: new Map(),
 };
 
 export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
@@ -96,6 +112,18 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
   readonly publish = (data: Chat, options?: ChatPublishOptions): Promise<AckFrame> => this.room.publish(data, options);
 
   /**
+   * Move your read position forward to `offset` (default: the newest message
+   * loaded) and resolve with the stored one; `unread` and `read` follow.
+   * Rejects as `room.markRead` does (`not_joined`, `rate_limited`, ...).
+   */
+  readonly markRead = (offset?: number): Promise<number> =>
+    this.room.markRead(offset).then((stored) => {
+      // The SDK moved the position before this runs; no event says so.
+      this.#patch(this.#reads());
+      return stored;
+    });
+
+  /**
    * Fetch the page of messages before the oldest one held and put it in
    * front. Never rejects: a failure is the snapshot's `error`. Does nothing
    * unless joined, while a page is in flight, or when `hasOlder` is false.
@@ -124,7 +152,11 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     this.#offs = [
       list.on('change', (messages) => this.#patch({ messages })),
       room.members.on('change', () => this.#patch(membersOf(room))),
-      room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history) })),
+      // The room counts unread in its own first `message` listener, and resets the reads before `rejoined`.
+      room.on('message', () => this.#patch(this.#reads())),
+      room.on('read', () => this.#patch(this.#reads())),
+      room.on('rejoined', () => this.#patch(this.#reads())),
+      room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history), ...this.#reads() })),
       room.on('room_ended', () => this.#patch({ status: 'ended' })),
       room.on('error', (error) => this.#patch(this.#tracked() ? { error } : { error, status: 'failed' })),
     ];
@@ -134,7 +166,7 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
       () => {
         if (generation !== this.#generation) return;
         const messages = list.items;
-        this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), ...membersOf(room) });
+        this.#patch({ status: 'joined', messages, hasOlder: mayHaveOlder(messages), ...membersOf(room), ...this.#reads() });
       },
       (error: unknown) => {
         if (generation === this.#generation) this.#patch({ status: 'failed', error: error as NerveClientError });
@@ -148,6 +180,14 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     this.set(IDLE);
     // A closed client rejects (it has left every room already); nothing to tell.
     this.room.leave().catch(() => {});
+  }
+
+  /** The room's read state as snapshot fields; `readPositions` is the held map unless a position moved (the SDK's changes in place). */
+  #reads(): Pick<RoomSnapshot, 'unread' | 'read' | 'readPositions'> {
+    const held = this.getSnapshot().readPositions;
+    const live = this.room.readPositions;
+    const same = held.size === live.size && [...live].every(([user, offset]) => held.get(user) === offset);
+    return { unread: this.room.unread, read: this.room.read, readPositions: same ? held : new Map(live) };
   }
 
   #patch(change: Partial<RoomSnapshot<Chat>>): void {
