@@ -4,10 +4,15 @@
  * into a temp folder, pointed at a real node, and opened by two people in
  * headless Chromium. The newest 20 of 25 stored messages show and "load
  * older" brings the rest; chat goes both ways; each sees the other in the
- * member list; a 1:1 call rings, is accepted and connects with media, and
- * each shows the other "in a call" (presence state); and
- * the node counted one connection and one join per page (StrictMode did not
- * double them), and a page that leaves closes its socket.
+ * member list; read receipts show ("seen by" the other; an unread badge
+ * while scrolled up, gone once the newest is in view); a 1:1 call rings, is
+ * accepted and connects with media, and each shows the other "in a call"
+ * (presence state); a third person joins and a group call (RoomCall) of
+ * the three connects every pair and shows a mute at both others; a page
+ * that switches rooms (useRoom's `name`) leaves the old one and joins the
+ * new on the same socket; the node counted one connection and one join per
+ * page (StrictMode did not double them), and a page that leaves closes its
+ * socket.
  *
  * Needs `npm run build` (the example imports the built @nerve-rt/react and
  * @nerve-rt/client, as an app would). Chromium missing: the test fails in CI
@@ -118,7 +123,7 @@ function logLines(page: Page): Promise<string[]> {
 }
 
 test(
-  'the React example: history paging, chat both ways, presence, a 1:1 call, one socket and one join per page under StrictMode',
+  'the React example: paging, chat, receipts, presence, 1:1 and group calls, a room switch, one socket and join per page',
   { skip, timeout: 60_000 },
   async () => {
     const room = testNamespace('react');
@@ -146,6 +151,25 @@ test(
     await bob.page.getByTestId('chat-input').fill('hi alice, bob here');
     await bob.page.getByTestId('chat-send').click();
     await alice.page.getByTestId('chat-log').getByText('hi alice, bob here').waitFor({ timeout: 10_000 });
+
+    // Read receipts: each page marks what it shows as read, so each sees the other under its own newest message.
+    await alice.page.getByTestId('seen-by').getByText('bob').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('seen-by').getByText('alice').waitFor({ timeout: 10_000 });
+    // Alice scrolls up (a short window, so the log scrolls): bob's next message is unread, a badge says so.
+    await alice.page.setViewportSize({ width: 1280, height: 420 });
+    await alice.page.getByTestId('chat-log').evaluate((log) => log.scrollTo({ top: 0 }));
+    await alice.page.locator('[data-testid="chat-log"][data-at-bottom="false"]').waitFor({ timeout: 5_000 });
+    await bob.page.getByTestId('chat-input').fill('are you there?');
+    await bob.page.getByTestId('chat-send').click();
+    await alice.page.getByTestId('unread-badge').getByText('1 new').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('chat-log').getByText('are you there?').waitFor({ timeout: 10_000 });
+    assert.equal(await alice.page.title(), `(1) #${room}`);
+    assert.equal(await bob.page.getByTestId('seen-by').count(), 0, 'not seen while alice is scrolled up');
+    // The badge scrolls to the newest: read, the badge goes, bob sees it seen.
+    await alice.page.getByTestId('unread-badge').click();
+    await alice.page.getByTestId('unread-badge').waitFor({ state: 'detached', timeout: 10_000 });
+    await bob.page.getByTestId('seen-by').getByText('alice').waitFor({ timeout: 10_000 });
+    await alice.page.setViewportSize({ width: 1280, height: 800 });
 
     // StrictMode ran every effect twice; the node still saw one socket and one join per page.
     assert.equal((await metric('nerve_connections_total')) - baseline.connections, 2, 'connections opened by the two pages');
@@ -180,12 +204,49 @@ test(
     await alice.page.getByTestId('hangup').click();
     await bob.page.getByTestId('call-ended').waitFor({ timeout: 10_000 });
 
+    // A group call of three (RoomCall, a mesh): carol comes, alice calls both, both join, every pair connects.
+    const carol = await enter('carol', room);
+    await alice.page.getByTestId('member-carol').waitFor({ timeout: 10_000 });
+    await alice.page.getByTestId('group-call').click();
+    for (const invited of [bob, carol]) {
+      await invited.page.getByTestId('incoming-call').getByText('invites you to a group call').waitFor({ timeout: 10_000 });
+      await invited.page.getByTestId('accept-call').click();
+    }
+    const people = { alice, bob, carol };
+    for (const [name, person] of Object.entries(people)) {
+      for (const other of Object.keys(people).filter((each) => each !== name)) {
+        await person.page.getByTestId(`peer-state-${other}`).getByText('connected', { exact: true }).waitFor({ timeout: 20_000 });
+      }
+    }
+    await carol.page.getByTestId('toggle-mic').click();
+    await alice.page.getByTestId('peer-muted-carol').waitFor({ timeout: 10_000 });
+    await bob.page.getByTestId('peer-muted-carol').waitFor({ timeout: 10_000 });
+    for (const person of [alice, bob, carol]) await person.page.getByTestId('hangup').click();
+    await carol.page.getByTestId('call-ended').waitFor({ timeout: 10_000 });
+
+    // Bob switches rooms on the same socket: the old room is left (alice sees him go), the new one joined, empty.
+    const elsewhere = `${room}-elsewhere`;
+    const before = { connections: await metric('nerve_connections_total'), leaves: await metric('nerve_frames_in_total', 'op="leave"') };
+    await bob.page.getByTestId('switch-room').fill(elsewhere);
+    await bob.page.getByTestId('switch-room').press('Enter');
+    await bob.page.getByRole('heading', { name: `#${elsewhere}` }).waitFor({ timeout: 10_000 });
+    await alice.page.getByTestId('member-bob').waitFor({ state: 'detached', timeout: 10_000 });
+    await bob.page.getByTestId('member-bob').waitFor({ timeout: 10_000 });
+    assert.equal(await bob.page.getByTestId('member-alice').count(), 0);
+    assert.deepEqual(await logLines(bob.page), []);
+    await bob.page.getByTestId('chat-input').fill('first in the new room');
+    await bob.page.getByTestId('chat-send').click();
+    await bob.page.getByTestId('chat-log').getByText('first in the new room').waitFor({ timeout: 10_000 });
+    assert.equal((await metric('nerve_connections_total')) - before.connections, 0, 'the switch kept the socket');
+    assert.equal((await metric('nerve_frames_in_total', 'op="leave"')) - before.leaves, 1, 'one leave of the old room');
+    assert.equal(await alice.page.getByTestId('chat-log').getByText('first in the new room').count(), 0);
+
     // Bob leaves: the provider unmounts, the room is left and the socket closed.
     await bob.page.getByTestId('leave').click();
-    await alice.page.getByTestId('member-bob').waitFor({ state: 'detached', timeout: 10_000 });
-    await waitFor(async () => (await metric('nerve_connections')) === 1, { timeoutMs: 10_000, what: "bob's socket closed" });
+    await waitFor(async () => (await metric('nerve_connections')) === 2, { timeoutMs: 10_000, what: "bob's socket closed" });
 
     assert.deepEqual(alice.errors, []);
     assert.deepEqual(bob.errors, []);
+    assert.deepEqual(carol.errors, []);
   },
 );

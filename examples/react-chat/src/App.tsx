@@ -18,7 +18,7 @@ export function App() {
   // A development node takes the user name as the identity; with JWT auth, pass getToken instead of user.
   return (
     <NerveProvider key={session.user} options={{ url: SERVER_URL, user: session.user }}>
-      <RoomView room={session.room} onLeave={() => setSession(undefined)} />
+      <RoomView room={session.room} onSwitch={(room) => setSession({ ...session, room })} onLeave={() => setSession(undefined)} />
     </NerveProvider>
   );
 }
@@ -44,7 +44,22 @@ function JoinForm({ onJoin }: { onJoin: (session: Session) => void }) {
   );
 }
 
-function RoomView({ room, onLeave }: { room: string; onLeave: () => void }) {
+/** Another room on the same connection: the hooks leave the old room and join the new one when their `room` prop changes. */
+function RoomSwitch({ onSwitch }: { onSwitch: (room: string) => void }) {
+  const [next, setNext] = useState('');
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    if (next.trim()) onSwitch(next.trim());
+    setNext('');
+  };
+  return (
+    <form className="switch" onSubmit={submit}>
+      <input data-testid="switch-room" value={next} onChange={(event) => setNext(event.target.value)} placeholder="Go to room" aria-label="Go to room" />
+    </form>
+  );
+}
+
+function RoomView({ room, onSwitch, onLeave }: { room: string; onSwitch: (room: string) => void; onLeave: () => void }) {
   const { client, state, user, error } = useNerve();
   return (
     <main className="room">
@@ -54,6 +69,7 @@ function RoomView({ room, onLeave }: { room: string; onLeave: () => void }) {
           {state}
         </span>
         <span>{user}</span>
+        <RoomSwitch onSwitch={onSwitch} />
         <button data-testid="leave" onClick={onLeave}>
           Leave
         </button>

@@ -75,7 +75,7 @@ export function CallPanel({ room }: { room: string }) {
           <figure key={participant.user} data-testid={`peer-${participant.user}`}>
             <Video stream={participant.stream} testId={`remote-video-${participant.user}`} />
             <figcaption>
-              {participant.user} · {participant.state}
+              {participant.user} · <span data-testid={`peer-state-${participant.user}`}>{participant.state}</span>
               {!participant.media.audio && (
                 <span className="flag" data-testid={`peer-muted-${participant.user}`}>
                   muted
