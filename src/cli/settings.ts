@@ -131,7 +131,7 @@ export const SETTINGS: readonly Setting[] = [
   limit('rate-burst', 'rateBurst', 'frames per connection in a burst'),
   limit('heartbeat-ms', 'heartbeatMs', 'ping interval; a missed pong ends the connection'),
   limit('handshake-timeout-ms', 'handshakeTimeoutMs', 'time allowed before the connect frame'),
-  limit('history-size', 'historySize', 'chat messages kept per room (memory history)'),
+  limit('history-size', 'historySize', 'chat messages kept per room (Redis trims in whole stream nodes: up to ~100 more)'),
   limit('history-on-join', 'historyOnJoin', 'recent chat messages sent on join'),
   limit('recovery-limit', 'recoveryLimit', 'most missed messages a resume returns'),
   limit('idempotency-window-ms', 'idempotencyWindowMs', 'window for repeated client message ids'),

@@ -38,7 +38,7 @@ export const LOG_FORMATS: readonly LogFormat[] = ['pretty', 'json'];
 export interface LimitOptions extends Limits {
   /** Milliseconds a socket may stay open before sending `connect`. */
   handshakeTimeoutMs: number;
-  /** Chat messages kept per room by the in-memory history. */
+  /** Chat messages kept per room by the hot history (memory exactly; Redis Streams with `MAXLEN ~`). */
   historySize: number;
   /** Chat messages returned by `join` when the client asks for none in particular. */
   historyOnJoin: number;
