@@ -21,6 +21,17 @@ export const DEFAULT_MAX_DELAY_MS = 10_000;
 /** Past this many attempts the window is capped anyway; stops 2 ** n from overflowing. */
 const MAX_EXPONENT = 30;
 
+/**
+ * The delay before retry number `failures` (from 1) of a gap fill that failed or of a chat
+ * publish answered `outcome_unknown`: the reconnect curve, jittered the same way, so the
+ * members of a room whose history lane is down do not retry in lockstep.
+ */
+export function retryDelays(options: BackoffOptions | false | undefined): (failures: number) => number {
+  const retry = options === false ? {} : (options ?? {});
+  return (failures) =>
+    backoffDelay(failures - 1, retry.minDelayMs ?? DEFAULT_MIN_DELAY_MS, retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, (retry.random ?? Math.random)());
+}
+
 /** Reconnect delays of one client: exponential windows with full jitter, reset after a success. */
 export class Backoff {
   /** Smallest delay, ms. */

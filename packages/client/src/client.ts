@@ -2,7 +2,8 @@
  * NerveClient: one logical connection to a nerve cluster, surviving socket
  * losses. It composes the connection (states, socket, reconnect), the
  * requests (ids, timeouts, re-sends) and the rooms (positions, rejoins, gap
- * fills), and routes each server frame to the part it concerns. Browser-safe:
+ * fills), with the token refresh (token-refresh.ts) and the routing of each
+ * server frame to the part it concerns (frame-routing.ts). Browser-safe:
  * of the protocol it imports only codes, frame types and the position rule.
  */
 import type {
@@ -10,7 +11,6 @@ import type {
   CallAction,
   CallAnswerFrame,
   HistoryAnswerFrame,
-  HistoryFrame,
   JoinedFrame,
   JoinFrame,
   Member,
@@ -25,16 +25,18 @@ import type {
   StreamPosition,
   WelcomeFrame,
 } from '../../protocol/src/frames.js';
-import { backoffDelay, DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS } from './backoff.js';
+import { retryDelays } from './backoff.js';
 import { CallTiming } from './call-timing.js';
 import { Connection } from './connection.js';
 import { TypedEmitter } from './emitter.js';
 import { ClientErrorCode, NerveClientError } from './errors.js';
+import { FrameRouter } from './frame-routing.js';
 import { randomId } from './ids.js';
 import { Requests, type OnDisconnect, type Outgoing } from './requests.js';
 import type { ReadAnswerFrame } from '../../protocol/src/receipts.js';
-import { Room, roomEmitter, roomOf, roomReads, type MessageActionRequest, type RoomEmit } from './room.js';
-import { fetchJoinToken, joinFrame, Rooms } from './rooms.js';
+import { roomReads, type MessageActionRequest, type Room } from './room.js';
+import { fetchJoinToken, historyFrame, joinFrame, Rooms } from './rooms.js';
+import { TokenRefresh } from './token-refresh.js';
 import {
   ClientState,
   type ChatPublishOptions,
@@ -60,32 +62,29 @@ import {
 export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** How long a request waits for its answer, ms (`requestTimeoutMs`, default 10000). */
   readonly requestTimeoutMs: number;
-  readonly #options: NerveClientOptions;
   readonly #connection: Connection;
   readonly #requests: Requests;
   readonly #rooms: Rooms;
-  /** The `Room` objects handed out by `room()`, by name, with their emit functions. */
-  readonly #handles = new Map<string, { room: Room; emit: RoomEmit }>();
-  #refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  readonly #router: FrameRouter;
+  readonly #tokens: TokenRefresh;
   /** Calls joined with `call()`, joined again after a reconnect. */
   readonly #calls = new CallTiming();
 
   /** Checks the options (throws `TypeError` or `RangeError` naming the bad one); does not connect. */
   constructor(options: NerveClientOptions) {
     super();
-    const emit: Emit = (name, value) => this.#dispatch(name, value);
+    const emit: Emit = (name, value) => this.#router.dispatch(name, value);
     this.#connection = new Connection(options, {
       emit,
       takeRid: () => this.#requests.takeRid(),
-      frame: (frame) => this.#onFrame(frame),
+      frame: (frame) => this.#router.route(frame),
       welcomed: (welcome) => {
-        this.#scheduleRefresh(welcome.expiresAt);
+        this.#tokens.schedule(welcome.expiresAt);
         void this.#rooms.resume(this.#connection.generation);
       },
       stopped: () => {
         this.#rooms.clearTimers();
-        if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-        this.#refreshTimer = undefined;
+        this.#tokens.cancel();
         this.#requests.hold();
       },
       reconnecting: () => this.#requests.requeue(),
@@ -95,21 +94,18 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       },
     });
     this.requestTimeoutMs = this.#connection.timeoutMs;
-    this.#options = options;
-    // Gap fills that fail, and chat publishes answered outcome_unknown, retry on the same jittered
-    // curve as reconnects, so the members of a room whose history lane is down do not retry in lockstep.
-    const retry = options.reconnect === false ? {} : (options.reconnect ?? {});
-    const retryDelay = (failures: number): number =>
-      backoffDelay(failures - 1, retry.minDelayMs ?? DEFAULT_MIN_DELAY_MS, retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, (retry.random ?? Math.random)());
+    this.#tokens = new TokenRefresh(options, {
+      generation: () => this.#connection.generation,
+      refresh: () => this.refreshToken(),
+      error: (error) => emit('error', error),
+    });
+    const retryDelay = retryDelays(options.reconnect);
     this.#requests = new Requests(this.requestTimeoutMs, {
       write: (frame) => this.#connection.write(frame),
-      error: (error) => this.#dispatch('error', error),
+      error: (error) => emit('error', error),
       joined: (frame, rejoin) => {
         this.#rooms.onJoined(frame, rejoin);
-        // Before the answer or the `rejoined` event reaches the app.
-        const handle = this.#handles.get(frame.room);
-        handle?.room.members.reset(frame);
-        if (handle) roomReads(handle.room).reset(frame, this.user);
+        this.#router.joined(frame);
       },
       joinRefused: (room) => this.#rooms.onJoinRefused(room),
       retryDelay,
@@ -120,11 +116,20 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       connected: () => this.#connection.connected,
       retryDelay,
     });
+    this.#router = new FrameRouter(
+      {
+        emit: (name, value) => this.emit(name, value),
+        user: () => this.user,
+        relist: (room) => void this.presence(room).catch(() => {}),
+      },
+      this.#rooms,
+      this.#requests,
+    );
     this.on('rejoined', (joined) => {
       // A refused rejoin of a call is the app's to see, as an `error` event.
       for (const call of this.#calls.of(joined.room)) {
         this.call(joined.room, call, 'join').catch((error: unknown) => {
-          if (error instanceof NerveClientError) this.#dispatch('error', error);
+          if (error instanceof NerveClientError) emit('error', error);
         });
       }
     });
@@ -205,99 +210,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
    * ```
    */
   room<Chat = unknown, Ephemeral = Chat>(name: string): Room<Chat, Ephemeral> {
-    let handle = this.#handles.get(name);
-    if (!handle) {
-      const room = new Room(this, name);
-      handle = { room, emit: roomEmitter(room) };
-      this.#handles.set(name, handle);
-    }
-    return handle.room as unknown as Room<Chat, Ephemeral>;
-  }
-
-  /** Emit a client event, then the same event on the `Room` object it concerns, if one was made. */
-  #dispatch<K extends keyof NerveClientEvents>(name: K, value: NerveClientEvents[K]): void {
-    this.emit(name, value);
-    const room = roomOf(name, value);
-    if (room === undefined) return;
-    const handle = this.#handles.get(room);
-    if (handle) (handle.emit as (name: K, value: NerveClientEvents[K]) => void)(name, value);
-  }
-
-  #onFrame(frame: ServerFrame): void {
-    switch (frame.op) {
-      case 'message':
-        this.#rooms.onMessage(frame);
-        return;
-      case 'signal':
-        this.#dispatch('signal', frame);
-        return;
-      case 'member_joined':
-        this.#handles.get(frame.room)?.room.members.apply(frame);
-        this.#dispatch('member_joined', frame);
-        return;
-      case 'member_left':
-        this.#handles.get(frame.room)?.room.members.apply(frame);
-        this.#dispatch('member_left', frame);
-        return;
-      case 'member_updated':
-        this.#handles.get(frame.room)?.room.members.apply(frame);
-        this.#dispatch('member_updated', frame);
-        return;
-      case 'member_count':
-        this.#handles.get(frame.room)?.room.members.apply(frame);
-        // Back below the server's threshold: member events resume, and the list is read again.
-        if (frame.listed) this.presence(frame.room).catch(() => {});
-        this.#dispatch('member_count', frame);
-        return;
-      case 'welcome':
-        return;
-      case 'room_ended':
-        this.#rooms.delete(frame.room);
-        this.#dispatch('room_ended', frame);
-        return;
-      case 'resync':
-        this.#rooms.onResync(frame);
-        return;
-      case 'read': {
-        // The answer to `markRead` has a `rid`; a push names the user who read.
-        if (!('user' in frame)) {
-          this.#requests.onAnswer(frame);
-          return;
-        }
-        const handle = this.#handles.get(frame.room);
-        if (handle && !roomReads(handle.room).onPush(frame, this.user)) return;
-        this.#dispatch('read', frame);
-        return;
-      }
-      default:
-        this.#requests.onAnswer(frame);
-    }
-  }
-
-  /** Ask `getToken` for a new token shortly before `expiresAt` and send it with `refresh`. */
-  #scheduleRefresh(expiresAt: number | undefined): void {
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    if (expiresAt === undefined || !this.#options.getToken) return;
-    const remaining = expiresAt - Date.now();
-    const lead = this.#options.refreshLeadMs ?? Math.min(60_000, Math.max(1_000, Math.floor(remaining / 5)));
-    const generation = this.#connection.generation;
-    this.#refreshTimer = setTimeout(
-      () => {
-        this.#refreshTimer = undefined;
-        if (generation !== this.#connection.generation) return;
-        this.refreshToken().catch((error: unknown) => {
-          // The server closes the connection at expiry (4010); the reconnect fetches a new token.
-          if (generation === this.#connection.generation) {
-            this.#dispatch(
-              'error',
-              error instanceof NerveClientError ? error : new NerveClientError(ClientErrorCode.TokenFailed, 'token refresh failed', { cause: error }),
-            );
-          }
-        });
-      },
-      Math.min(Math.max(0, remaining - lead), 2 ** 31 - 1),
-    );
+    return this.#router.handle(name, this) as unknown as Room<Chat, Ephemeral>;
   }
 
   /**
@@ -305,21 +218,10 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
    * The new token must name the same user. Resolves with `refreshed`.
    */
   async refreshToken(token?: string): Promise<RefreshedFrame> {
-    let fresh = token;
-    if (fresh === undefined) {
-      const getToken = this.#options.getToken;
-      if (!getToken) throw new NerveClientError(ClientErrorCode.TokenFailed, 'no token given and no getToken option');
-      try {
-        fresh = await getToken();
-      } catch (cause) {
-        throw new NerveClientError(ClientErrorCode.TokenFailed, 'getToken failed', { cause });
-      }
-      if (typeof fresh !== 'string' || fresh === '') throw new NerveClientError(ClientErrorCode.TokenFailed, 'getToken returned an empty token');
-    }
-    const value = fresh;
-    const answer = await this.#request<RefreshedFrame>(() => ({ op: 'refresh', token: value }), 'refreshed', 'reject');
-    this.#scheduleRefresh(answer.expiresAt);
-    this.#dispatch('refreshed', answer);
+    const fresh = token ?? (await this.#tokens.fetch());
+    const answer = await this.#request<RefreshedFrame>(() => ({ op: 'refresh', token: fresh }), 'refreshed', 'reject');
+    this.#tokens.schedule(answer.expiresAt);
+    this.#router.dispatch('refreshed', answer);
     return answer;
   }
 
@@ -413,14 +315,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
    * reset: join again), `unavailable` (retry), or `timeout`.
    */
   history(room: string, options: HistoryOptions = {}): Promise<HistoryPage> {
-    const build = (): Outgoing => {
-      const frame: Omit<HistoryFrame, 'rid'> = { op: 'history', room };
-      if (options.before !== undefined) frame.before = options.before;
-      if (options.limit !== undefined) frame.limit = options.limit;
-      if (options.epoch !== undefined) frame.epoch = options.epoch;
-      return frame;
-    };
-    return this.#request<HistoryAnswerFrame>(build, 'history', 'resend', room).then((answer) => ({
+    return this.#request<HistoryAnswerFrame>(() => historyFrame(room, options), 'history', 'resend', room).then((answer) => ({
       messages: answer.messages,
       more: answer.more,
       epoch: answer.epoch,
@@ -457,8 +352,8 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
       return { op: 'read', room, offset: offset ?? position?.offset ?? 0, ...(position ? { epoch: position.epoch } : {}) };
     };
     return this.#request<ReadAnswerFrame>(build, 'read', 'resend', room).then((answer) => {
-      const handle = this.#handles.get(room);
-      if (handle) roomReads(handle.room).moveTo(answer.offset, answer.epoch);
+      const handle = this.#router.room(room);
+      if (handle) roomReads(handle).moveTo(answer.offset, answer.epoch);
       return answer.offset;
     });
   }
@@ -466,7 +361,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
   /** Members of a joined room, cluster-wide (in a large room the first ones; `room(name).members.count` has them all). */
   presence(room: string): Promise<Member[]> {
     return this.#request<PresenceAnswerFrame>(() => ({ op: 'presence', room }), 'presence', 'reject', room).then((frame) => {
-      this.#handles.get(room)?.room.members.reset(frame);
+      this.#router.room(room)?.members.reset(frame);
       return frame.members;
     });
   }
@@ -483,7 +378,7 @@ export class NerveClient extends TypedEmitter<NerveClientEvents> {
     this.#rooms.setState(room, state);
     return this.#request<PresenceSetAnswerFrame>(() => ({ op: 'presence_set', room, state }), 'presence_set', 'reject', room).then((answer) => {
       const user = this.user;
-      if (user !== undefined) this.#handles.get(room)?.room.members.apply({ op: 'member_updated', room, user, state: answer.state, ts: Date.now() });
+      if (user !== undefined) this.#router.room(room)?.members.apply({ op: 'member_updated', room, user, state: answer.state, ts: Date.now() });
       return answer.state;
     });
   }

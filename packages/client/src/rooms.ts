@@ -6,11 +6,11 @@
  * delivered first, in offset order.
  */
 import { ErrorCode } from '../../protocol/src/codes.js';
-import type { ChatMessage, JoinedFrame, JoinFrame, MessageFrame, PresenceState, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
+import type { ChatMessage, HistoryFrame, JoinedFrame, JoinFrame, MessageFrame, PresenceState, ResyncFrame, StreamPosition } from '../../protocol/src/frames.js';
 import { offsetStep, positionStep } from '../../protocol/src/positions.js';
 import { ClientErrorCode, errorText, NerveClientError } from './errors.js';
 import type { Requests } from './requests.js';
-import type { Emit, JoinOptions } from './types.js';
+import type { Emit, HistoryOptions, JoinOptions } from './types.js';
 
 /** How a room's joins prove the right to join: a join token, or where to get one. */
 export type JoinCredentials = Pick<JoinOptions, 'token' | 'getToken'>;
@@ -323,6 +323,15 @@ export class Rooms {
     entry.refill = false;
     this.#fill(room, entry);
   }
+}
+
+/** A `history` request for one page of `room`'s older chat (NerveClient.history). */
+export function historyFrame(room: string, options: HistoryOptions): Omit<HistoryFrame, 'rid'> {
+  const frame: Omit<HistoryFrame, 'rid'> = { op: 'history', room };
+  if (options.before !== undefined) frame.before = options.before;
+  if (options.limit !== undefined) frame.limit = options.limit;
+  if (options.epoch !== undefined) frame.epoch = options.epoch;
+  return frame;
 }
 
 /** A `join` of `room`, from `since` and with a join `token` when given. */
