@@ -29,9 +29,9 @@ export const ErrorCode = {
   InvalidRoom: 'invalid_room',
   /** A user id breaks the user id syntax. */
   InvalidUser: 'invalid_user',
-  /** Publish or presence for a room this connection has not joined. */
+  /** A request for a room this connection has not joined (publish, edit, delete, react, presence, presence_set, history, call, read, leave). */
   NotJoined: 'not_joined',
-  /** A `history` request named an `epoch` that is not the room log's current one: its offsets mean nothing now. */
+  /** A `history` or `read` request (or the `target` of `edit`, `delete`, `react`) named an `epoch` that is not the room log's current one: its offsets mean nothing now. */
   EpochMismatch: 'epoch_mismatch',
   /** An `edit`, `delete` or `react` names a chat message the room log does not hold at that offset with that id (never stored, an entry itself, or gone from the hot history with no archive behind it). */
   MessageNotFound: 'message_not_found',
@@ -39,11 +39,11 @@ export const ErrorCode = {
   PresenceTooLarge: 'presence_too_large',
   /** A `call` request named a call id that breaks the room id syntax. */
   InvalidCall: 'invalid_call',
-  /** Joining a call would exceed the per-connection call limit. */
+  /** A `call` join would put the connection in more than 8 calls. */
   TooManyCalls: 'too_many_calls',
   /** Joining would exceed the per-connection room limit. */
   TooManyRooms: 'too_many_rooms',
-  /** The per-connection frame rate, or the per-room publish rate, was exceeded; see `retryAfterMs`. */
+  /** The per-connection frame rate, the per-room publish rate, or a per-op rate (`presence_set`, `read`) was exceeded; see `retryAfterMs`. */
   RateLimited: 'rate_limited',
   /** A cluster-wide tenant quota (connections, publishes, signals, rooms, stored bytes) refused the request; `quota` says which. */
   QuotaExceeded: 'quota_exceeded',
