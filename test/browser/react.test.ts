@@ -1,29 +1,31 @@
 /**
  * The React example (examples/react-chat) as a person uses it: built with
  * Vite in development mode (so React's StrictMode runs every effect twice)
- * into a temp folder, pointed at a real node, and opened by two people in
- * headless Chromium. The newest 20 of 25 stored messages show and "load
- * older" brings the rest; chat goes both ways; each sees the other in the
- * member list; read receipts show ("seen by" the other; an unread badge
- * while scrolled up, gone once the newest is in view); a 1:1 call rings, is
- * accepted and connects with media, and each shows the other "in a call"
- * (presence state); a third person joins and a group call (RoomCall) of
- * the three connects every pair and shows a mute at both others; a page
- * that switches rooms (useRoom's `name`) leaves the old one and joins the
- * new on the same socket; the node counted one connection and one join per
- * page (StrictMode did not double them), and a page that leaves closes its
+ * into a temp folder, served for a two-node cluster on the shared Redis
+ * (one address per node, whose /ws goes to that node, as Vite's dev server
+ * forwards it) and opened in headless Chromium. The newest 20 of 25 stored
+ * messages show and "load older" brings the rest; chat goes both ways;
+ * each sees the other in the member list; read receipts show ("seen by" the
+ * other; an unread badge while scrolled up, gone once the newest is in
+ * view); a 1:1 call rings, is accepted and connects with media, and each
+ * shows the other "in a call" (presence state); a third person comes
+ * through the other node and a group call (RoomCall) of the three connects
+ * every pair and shows a mute at both others; a page that switches rooms
+ * (useRoom's `name`) leaves the old one and joins the new on the same
+ * socket; the nodes counted one connection and one join per page
+ * (StrictMode did not double them), and a page that leaves closes its
  * socket.
  *
  * Needs `npm run build` (the example imports the built @nerve-rt/react and
- * @nerve-rt/client, as an app would). Chromium missing: the test fails in CI
- * (CI=true) and is skipped elsewhere.
+ * @nerve-rt/client, as an app would). Chromium or Redis missing: the test
+ * fails in CI (CI=true) and is skipped elsewhere.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,39 +34,32 @@ import { build } from 'vite';
 import { WebSocket } from 'ws';
 import { NerveClient } from '../../packages/client/src/index.js';
 import { chromiumSkipReason, launchForDemo } from '../helpers/demo-browser.js';
-import { startNode, type NodeProcess } from '../helpers/node-process.js';
+import { startCluster, type Cluster } from '../helpers/cluster.js';
+import type { NodeProcess } from '../helpers/node-process.js';
+import { SHARED_REDIS_URL, redisSkipReason } from '../helpers/redis-server.js';
 import { testNamespace, waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples', 'react-chat');
-const skip = chromiumSkipReason() ?? false;
+const skip = chromiumSkipReason() ?? (await redisSkipReason(SHARED_REDIS_URL)) ?? false;
 const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
 
-let node: NodeProcess | undefined;
+let cluster: Cluster | undefined;
 let browser: Browser | undefined;
-let server: Server | undefined;
 let outDir: string | undefined;
-let appUrl = '';
+/** One address of the app per node: its static files, and `/ws` forwarded to that node. */
+let appUrls: string[] = [];
+const servers: Server[] = [];
+const sockets = new Set<Socket>();
 const contexts: BrowserContext[] = [];
 
-before(async () => {
-  if (skip) return;
-  for (const built of ['packages/client/dist/index.js', 'packages/react/dist/index.js']) {
-    assert.ok(existsSync(join(ROOT, built)), `${built} is missing: run \`npm run build\` first`);
-  }
-  node = await startNode();
-  outDir = await mkdtemp(join(tmpdir(), 'nerve-react-chat-'));
-  await build({
-    root: EXAMPLE,
-    configFile: join(EXAMPLE, 'vite.config.ts'),
-    mode: 'development',
-    logLevel: 'warn',
-    // React's development build, where StrictMode runs effects twice: a Vite build's `mode` leaves NODE_ENV at production.
-    define: { 'import.meta.env.VITE_NERVE_URL': JSON.stringify(node.wsUrl), 'process.env.NODE_ENV': JSON.stringify('development') },
-    build: { outDir, emptyOutDir: true, minify: false },
-  });
-  const root = outDir;
-  server = createServer((request, response) => {
+/**
+ * Serve the built app from `root` and forward WebSocket upgrades of `/ws`
+ * to `node`, as the example's Vite dev server does: the page connects to
+ * its own host, so one build runs against either node.
+ */
+async function serveApp(root: string, node: NodeProcess): Promise<string> {
+  const server = createServer((request, response) => {
     const path = normalize(new URL(request.url ?? '/', 'http://x').pathname).replace(/^(\.\.[/\\])+/, '');
     const file = join(root, path === '/' ? 'index.html' : path);
     readFile(file).then(
@@ -72,45 +67,87 @@ before(async () => {
       () => response.writeHead(404).end(),
     );
   });
-  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-  appUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  server.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
+    const upstream = connect(node.port, '127.0.0.1', () => {
+      const headers = request.rawHeaders.map((value, index) => (index % 2 === 0 ? `${value}: ` : `${value}\r\n`)).join('');
+      upstream.write(`${request.method ?? 'GET'} ${request.url ?? '/ws'} HTTP/1.1\r\n${headers}\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    for (const end of [socket, upstream]) {
+      sockets.add(end);
+      end.on('close', () => sockets.delete(end));
+    }
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    socket.on('close', () => upstream.destroy());
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+before(async () => {
+  if (skip) return;
+  for (const built of ['packages/client/dist/index.js', 'packages/react/dist/index.js']) {
+    assert.ok(existsSync(join(ROOT, built)), `${built} is missing: run \`npm run build\` first`);
+  }
+  cluster = await startCluster({ count: 2, redisUrl: SHARED_REDIS_URL });
+  outDir = await mkdtemp(join(tmpdir(), 'nerve-react-chat-'));
+  await build({
+    root: EXAMPLE,
+    configFile: join(EXAMPLE, 'vite.config.ts'),
+    mode: 'development',
+    logLevel: 'warn',
+    // React's development build, where StrictMode runs effects twice: a Vite build's `mode` leaves NODE_ENV at production.
+    // No VITE_NERVE_URL: the page connects to its own host's /ws, which serveApp forwards to a node.
+    define: { 'import.meta.env.VITE_NERVE_URL': JSON.stringify(''), 'process.env.NODE_ENV': JSON.stringify('development') },
+    build: { outDir, emptyOutDir: true, minify: false },
+  });
+  const root = outDir;
+  appUrls = await Promise.all(cluster.nodes.map((node) => serveApp(root, node)));
   browser = await launchForDemo();
 });
 
 after(async () => {
   for (const context of contexts) await context.close().catch(() => {});
   await browser?.close();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  await node?.stop();
+  for (const socket of sockets) socket.destroy();
+  await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+  await cluster?.stop();
   if (outDir) await rm(outDir, { recursive: true, force: true });
 });
 
-/** The sum of a counter or gauge on the node's /metrics, over its label sets (`filter` picks some). */
-async function metric(name: string, filter = ''): Promise<number> {
-  const text = await (await fetch(`${node!.url}/metrics`)).text();
+/** The sum of a counter or gauge on the nodes' /metrics (both, or `nodes`), over the label sets (`filter` picks some). */
+async function metric(name: string, filter = '', nodes: NodeProcess[] = cluster!.nodes): Promise<number> {
   let sum = 0;
-  for (const line of text.split('\n')) {
-    if ((line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && line.includes(filter)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  for (const node of nodes) {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    for (const line of text.split('\n')) {
+      if ((line.startsWith(`${name}{`) || line.startsWith(`${name} `)) && line.includes(filter)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
   }
   return sum;
 }
 
 /** Store `count` chat messages in `room` before anyone opens the page, as another client would have. */
 async function seed(room: string, count: number): Promise<void> {
-  const client = new NerveClient({ url: node!.wsUrl, user: 'seed', WebSocket, reconnect: false });
+  const client = new NerveClient({ url: cluster!.node(0).wsUrl, user: 'seed', WebSocket, reconnect: false });
   await client.connect();
   await client.join(room);
   for (let index = 1; index <= count; index += 1) await client.publish(room, { text: `seed ${index}` });
   await client.close();
 }
 
-async function enter(user: string, room: string): Promise<{ page: Page; errors: string[] }> {
+/** Open the app as `user` through node `node`'s address and join `room`. */
+async function enter(user: string, room: string, node = 0): Promise<{ page: Page; errors: string[] }> {
   const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
   contexts.push(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
-  await page.goto(appUrl);
+  await page.goto(appUrls[node] ?? '');
   await page.getByTestId('join-name').fill(user);
   await page.getByTestId('join-room').fill(room);
   await page.getByTestId('join-submit').click();
@@ -204,8 +241,9 @@ test(
     await alice.page.getByTestId('hangup').click();
     await bob.page.getByTestId('call-ended').waitFor({ timeout: 10_000 });
 
-    // A group call of three (RoomCall, a mesh): carol comes, alice calls both, both join, every pair connects.
-    const carol = await enter('carol', room);
+    // A group call of three (RoomCall, a mesh) on two nodes: carol comes through the other node, alice calls both, both join, every pair connects.
+    const carol = await enter('carol', room, 1);
+    assert.equal(await metric('nerve_connections', '', [cluster!.node(1)]), 1, "carol's socket is on the other node");
     await alice.page.getByTestId('member-carol').waitFor({ timeout: 10_000 });
     await alice.page.getByTestId('group-call').click();
     for (const invited of [bob, carol]) {
