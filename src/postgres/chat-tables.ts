@@ -97,8 +97,17 @@ export function archivedMessage(row: ArchivedRow, room: string, epoch: string): 
   }
   if (row.deleted_at !== null) message.deleted = true;
   else if (row.edited_at !== null) message.editedAt = Number(row.edited_at);
-  if (row.reactions !== null && row.reactions.length > 0 && row.deleted_at === null) message.reactions = row.reactions;
+  if (row.reactions !== null && row.reactions.length > 0 && row.deleted_at === null) message.reactions = reactionsOf(row.reactions);
   return message;
+}
+
+/**
+ * Reactions read from the `reactions` jsonb column, in the key order of the
+ * protocol (`{emoji, count, users}`, as live folds have them): jsonb keeps
+ * an object's keys sorted, so as stored they come back `{count, emoji, users}`.
+ */
+export function reactionsOf(stored: readonly Reaction[]): Reaction[] {
+  return stored.map(({ emoji, count, users }) => ({ emoji, count, users }));
 }
 
 export class ChatTables {

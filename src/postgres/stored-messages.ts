@@ -6,6 +6,7 @@
 import type pg from 'pg';
 import type { Reaction } from '../../packages/protocol/src/actions.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
+import { reactionsOf } from './chat-tables.js';
 import { quoteIdent } from './db.js';
 
 /** A stored chat message: the protocol's ChatMessage without its frame tags. */
@@ -98,7 +99,7 @@ export async function readStoredMessages(
     if (row.cmid !== null) message.cmid = row.cmid;
     if (row.deleted_at !== null) message.deleted = true;
     else if (row.edited_at !== null) message.editedAt = Number(row.edited_at);
-    if (row.deleted_at === null && row.reactions !== null && row.reactions.length > 0) message.reactions = row.reactions;
+    if (row.deleted_at === null && row.reactions !== null && row.reactions.length > 0) message.reactions = reactionsOf(row.reactions);
     return message;
   });
   const oldest = messages[0];

@@ -84,7 +84,11 @@ describe('folding entries into PostgreSQL rows', { skip }, () => {
     for (const room of ['in-order', 'reversed', 'redelivered']) {
       const message = await archived(room);
       assert.deepEqual({ data: message.data, editedAt: message.editedAt, reactions: message.reactions }, expected, room);
+      // As the protocol writes them ({emoji, count, users}), not in jsonb's sorted key order.
+      assert.equal(JSON.stringify(message.reactions), JSON.stringify(expected.reactions), room);
       assert.equal(message.deleted, undefined, room);
+      const stored = (await readStoredMessages(db.pool, schema, 't', room)).messages[0]!;
+      assert.equal(JSON.stringify(stored.reactions), JSON.stringify(expected.reactions), `${room}: GET /api/rooms/:room/messages`);
     }
   });
 
