@@ -1,9 +1,8 @@
 /**
  * PeerCall: one RTCPeerConnection wired to the signals exchanged with one
- * peer user, with the "perfect negotiation" pattern
- * (https://w3c.github.io/webrtc-pc/#perfect-negotiation-example): either
- * side may start; on an offer collision the impolite side ignores the
- * incoming offer and the polite side rolls its own back. `offer`/`answer`
+ * peer user: the call's states, its media and the routing of the peer's
+ * signals; the offer/answer exchange ("perfect negotiation": either side may
+ * start) is in call-negotiation.ts. `offer`/`answer`
  * carry `{ description }`, `candidate` `{ candidate }`, `bye` hangs up,
  * `custom` carries the call's control messages (call-control.ts: accepted,
  * declined, busy, mute and camera); `toConn` addresses the peer's connection
@@ -25,6 +24,7 @@ import {
   type MediaState,
 } from './call-control.js';
 import { LocalMedia } from './call-media.js';
+import { Negotiation, type NegotiationData } from './call-negotiation.js';
 import { isPolite, pairCallId, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 import type { MediaStreamType, RTCPeerConnectionConstructor, RTCPeerConnectionType } from './webrtc-types.js';
 
@@ -33,9 +33,7 @@ export type { GetTrack, TrackKind } from './call-media.js';
 export { isPolite, pairCallId, type PeerCallEvents, type PeerCallOptions, type SignalChannel } from './call-types.js';
 
 /** Payload of the signals PeerCall sends and understands. */
-interface CallSignalData {
-  description?: RTCSessionDescriptionInit;
-  candidate?: RTCIceCandidateInit | null;
+interface CallSignalData extends NegotiationData {
   /** The peer connection id this signal is for; other connections of the user ignore it. */
   toConn?: string;
   /** The group call this signal belongs to (none: a 1:1 call). */
@@ -57,8 +55,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
   #remoteMedia: MediaState = { audio: true, video: true };
   /** Connection of the peer user this call talks to, learned from its first signal. */
   #peerConn: string | undefined;
-  #makingOffer = false;
-  #ignoreOffer = false;
+  readonly #negotiation: Negotiation;
   /** The stream's tracks wait for the remote offer (the answering side), so they reuse its transceivers. */
   #tracksPending = false;
   /** Incoming and ringing: the peer's signals wait here for `accept()`. */
@@ -104,27 +101,17 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
       this.#sendMedia();
     });
 
-    this.pc.onnegotiationneeded = async () => {
-      try {
-        this.#makingOffer = true;
-        // Without arguments, setLocalDescription creates the right description for the current state.
-        await this.pc.setLocalDescription();
-        const description = this.pc.localDescription;
-        if (description) this.#send(description.type === 'answer' ? 'answer' : 'offer', { description: plain(description) });
-      } catch (error) {
-        this.#fail(error);
-      } finally {
-        this.#makingOffer = false;
-      }
-    };
-    this.pc.onicecandidate = ({ candidate }) => {
-      // A null candidate marks the end of gathering; peers do not need it.
-      if (candidate) this.#send('candidate', { candidate: candidate.toJSON() });
-    };
-    this.pc.oniceconnectionstatechange = () => {
-      // A restart renegotiates fresh candidates (for example after a network change).
-      if (this.pc.iceConnectionState === 'failed') this.pc.restartIce();
-    };
+    this.#negotiation = new Negotiation(this.pc, {
+      polite: () => this.polite,
+      send: (kind, data) => this.#send(kind, data),
+      peerAnswered: () => this.#accepted(),
+      beforeAnswer: () => {
+        if (!this.#tracksPending) return;
+        this.#tracksPending = false;
+        this.#media.attach();
+      },
+      fail: (error) => this.#fail(error),
+    });
     this.pc.onconnectionstatechange = () => {
       this.emit('state', this.pc.connectionState);
       if (this.#state !== 'ringing' && !isFinal(this.#state)) this.#setState(stateForConnection(this.pc.connectionState, this.#state));
@@ -311,34 +298,8 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
       this.#end('remote');
       return;
     }
-    if ((kind === 'offer' || kind === 'answer') && data.description) {
-      const description = data.description;
-      const offerCollision = description.type === 'offer' && (this.#makingOffer || this.pc.signalingState !== 'stable');
-      this.#ignoreOffer = !this.polite && offerCollision;
-      // An answer, or an offer while we ring (both called at once): the peer is in the call.
-      if (this.#state === 'ringing' || this.#state === 'new') this.#accepted();
-      if (this.#ignoreOffer) return;
-      // On a collision the polite side's setRemoteDescription rolls its own offer back implicitly.
-      await this.pc.setRemoteDescription(description);
-      if (description.type === 'offer') {
-        if (this.#tracksPending) {
-          this.#tracksPending = false;
-          this.#media.attach();
-        }
-        await this.pc.setLocalDescription();
-        const local = this.pc.localDescription;
-        if (local) this.#send('answer', { description: plain(local) });
-      }
-      return;
-    }
-    if (kind === 'candidate' && data.candidate) {
-      try {
-        await this.pc.addIceCandidate(data.candidate);
-      } catch (error) {
-        // Candidates of an offer we ignored cannot apply; anything else is a real failure.
-        if (!this.#ignoreOffer) throw error;
-      }
-    }
+    if ((kind === 'offer' || kind === 'answer') && data.description) await this.#negotiation.description(data.description);
+    else if (kind === 'candidate' && data.candidate) await this.#negotiation.candidate(data.candidate);
   }
 
   /** The answering side's common part of accept() and answer(). */
@@ -413,9 +374,7 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
     this.#held.length = 0;
     this.#media.close();
     this.#unsubscribe();
-    this.pc.onnegotiationneeded = null;
-    this.pc.onicecandidate = null;
-    this.pc.oniceconnectionstatechange = null;
+    this.#negotiation.detach();
     this.pc.ontrack = null;
     this.pc.close();
     // closing does not fire connectionstatechange; report the final state ourselves.
@@ -435,8 +394,4 @@ export class PeerCall extends TypedEmitter<PeerCallEvents> {
       if (action === 'join') this.#fail(error);
     });
   }
-}
-
-function plain(description: RTCSessionDescription): RTCSessionDescriptionInit {
-  return { type: description.type, sdp: description.sdp };
 }
