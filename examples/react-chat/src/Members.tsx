@@ -3,19 +3,21 @@ import { useCall, useNerve, usePresence } from '@nerve-rt/react';
 
 export function Members({ room }: { room: string }) {
   const { client, user } = useNerve();
-  const { members, count } = usePresence(room);
+  const { members, count, status } = usePresence(room);
   const call = useCall({ room });
   const others = members.map((member) => member.user).filter((name) => name !== user);
   const idle = call.kind === 'none' && !call.invite;
   const inCall = call.kind !== 'none';
 
   // Presence state: the others see "in a call" by this name (the server keeps it across rejoins).
+  // Once joined: a room switched to is joined after this renders, and setPresence needs the join.
   useEffect(() => {
+    if (status !== 'joined') return;
     client
       .room(room)
       .setPresence({ inCall })
       .catch(() => {});
-  }, [client, room, inCall]);
+  }, [client, room, inCall, status]);
 
   return (
     <aside className="members">
