@@ -1,8 +1,8 @@
 /**
  * The gateway's edge: WebSocket upgrades (path, origin, per-address cap),
- * accepting sockets, the heartbeat sweep, closing and draining, and the
- * calls the node, the HTTP API and the admin page make. It builds the
- * gateway's parts and wires them; docs/architecture.md draws how a frame
+ * draining, and the calls the node, the HTTP API and the admin page make.
+ * It builds the gateway's parts and wires them (what happens to each
+ * connection, from accept to cleanup, is in connections.ts); docs/architecture.md draws how a frame
  * and a bus envelope travel through them. Nothing imports this module but
  * the composition root (src/node.ts) and type-only users of its API.
  */
@@ -11,20 +11,17 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type Server as WsServer } from 'ws';
 import type { BusEnvelope } from '../bus/bus.js';
 import type { ControlCommand } from '../bus/envelope.js';
-import { errorText } from '../errors.js';
-import { clip } from '../logger.js';
 import type { RoomRef } from '../history/history.js';
-import { CloseCode, ErrorCode } from '../../packages/protocol/src/codes.js';
+import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import { Admission, connectionId } from './admission.js';
+import { Admission } from './admission.js';
 import { CallParticipation } from './call-participation.js';
 import { ChatRecovery } from './chat-recovery.js';
-import { Connection } from './connection.js';
+import { Connections } from './connections.js';
 import { Delivery } from './delivery.js';
 import { MemberPushes } from './member-pushes.js';
 import { PresenceStates } from './presence-state.js';
 import { ReadReceipts } from './read-receipts.js';
-import { drainSchedule } from './drain-plan.js';
 import { Failures } from './failures.js';
 import { Handshake } from './handshake.js';
 import { HistoryPages } from './history-page.js';
@@ -47,9 +44,8 @@ export class Gateway {
   private readonly shared: GatewayShared;
   private readonly deps: GatewayDeps;
   private readonly wss: WsServer<typeof ConnectionSocket>;
-  private readonly connections: Set<Connection>;
+  private readonly connections: Connections;
   private readonly local: LocalRooms;
-  private heartbeat: NodeJS.Timeout | undefined;
   /** Path, state, origin and per-address checks of each upgrade. */
   private readonly admission: Admission;
   /** To the bus (publish.ts), from the bus to the sockets (delivery.ts), and chat gap refills (chat-recovery.ts). */
@@ -72,7 +68,6 @@ export class Gateway {
     const limits = deps.options.limits;
     this.shared = shared;
     this.deps = deps;
-    this.connections = shared.connections;
     this.local = local;
     this.recovery = new ChatRecovery({
       local,
@@ -103,7 +98,7 @@ export class Gateway {
       chat: this.recovery,
       control: {
         roomEnd: (channel, command) => this.rooms.onRoomEnd(channel, command),
-        userDisconnect: (channel, command) => this.onUserDisconnect(channel, command),
+        userDisconnect: (channel, command) => this.connections.disconnectUser(channel, command),
       },
     });
     this.onBusMessage = this.delivery.onBusMessage;
@@ -202,6 +197,15 @@ export class Gateway {
       readReceipts,
     });
     this.admission = new Admission(deps.options, deps.metrics, deps.log);
+    this.connections = new Connections({
+      shared,
+      metrics: deps.metrics,
+      log: deps.log,
+      limits,
+      admission: this.admission,
+      handshake: this.handshake,
+      rooms: this.rooms,
+    });
     this.wss = new WebSocketServer({
       noServer: true,
       // With compression on, ws applies maxPayload to the inflated size and
@@ -234,18 +238,13 @@ export class Gateway {
           this.deps.metrics.errors.inc({ code: error.code ?? 'socket_error' });
           conn.debug({ err: error.message, code: error.code }, 'socket error');
         },
-        closed: (conn, code) => {
-          const cleanup = this.onClosed(conn, code);
-          this.cleanups.add(cleanup);
-          void cleanup.finally(() => this.cleanups.delete(cleanup));
-        },
+        closed: (conn, code) => this.connections.closed(conn, code),
       }),
     });
   }
 
   start(): void {
-    this.heartbeat = setInterval(() => this.sweep(), this.deps.options.limits.heartbeatMs);
-    this.heartbeat.unref();
+    this.connections.startHeartbeat();
     this.calls.start();
   }
 
@@ -271,7 +270,7 @@ export class Gateway {
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const address = this.admission.admit(request, socket, this.state === 'running');
     if (address === undefined) return;
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, address, request.socket));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.connections.accept(ws, address, request.socket));
   }
 
   /**
@@ -286,19 +285,6 @@ export class Gateway {
   /** A connection of another endpoint (Pusher) opened (`open`) or closed under `address`, counted only under a cap as /ws's are. */
   countAddress(address: string, open: boolean): void {
     this.admission.count(address, open);
-  }
-
-  /** `remoteAddress`: the client address the upgrade was admitted under (and counted against, on close too). */
-  private accept(ws: ConnectionSocket, remoteAddress: string, tcp: Duplex): void {
-    const conn = new Connection(connectionId(), ws, remoteAddress, this.shared.connectionContext, tcp);
-    // From here on the socket's events reach this gateway with `conn` (socket-events.ts).
-    ws.connection = conn;
-    this.connections.add(conn);
-    this.admission.count(remoteAddress, true);
-    this.deps.metrics.connections.set(this.connections.size);
-    this.deps.metrics.connectionsTotal.inc();
-    conn.debug({ remoteAddress }, 'connection opened');
-    conn.armHandshake(this.deps.options.limits.handshakeTimeoutMs);
   }
 
   /** The server API's publish (docs/api.md): as a member's, with a sender chosen by the backend. */
@@ -334,19 +320,6 @@ export class Gateway {
     return this.publisher.publishControl(this.deps.namer.user(tenant, user), command);
   }
 
-  /** A `user.disconnect` command reached this node: close the user's local connections (4012), or the one named. */
-  private onUserDisconnect(channel: string, command: { user: string; reason: string; conn?: string | undefined }): void {
-    const target = this.local.get(channel);
-    if (target?.kind !== 'user' || target.id !== command.user) return;
-    const closing = [...target.connections].filter((conn) => command.conn === undefined || conn.id === command.conn);
-    if (closing.length === 0) return;
-    this.deps.log.info({ tenant: target.tenant, user: clip(command.user), connections: closing.length }, 'connections closed by an operator');
-    let reason = command.reason.slice(0, 123) || 'disconnected by an operator';
-    // A close reason is at most 123 bytes of UTF-8.
-    while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
-    for (const conn of closing) conn.close(CloseCode.Disconnected, reason);
-  }
-
   /** The bus subscribed `channels` again after losing them: rooms refill their chat from history (chat-recovery.ts). */
   onBusResubscribed(channels: string[]): void {
     this.recovery.onResubscribed(channels);
@@ -362,71 +335,19 @@ export class Gateway {
     this.lifecycle.onPresenceRestored(ref, rejoin);
   }
 
-  private async onClosed(conn: Connection, code: number): Promise<void> {
-    if (!conn.closed()) return;
-    this.connections.delete(conn);
-    this.deps.metrics.connections.set(this.connections.size);
-    this.admission.count(conn.remoteAddress, false);
-    this.handshake.uncount(conn);
-    conn.debug({ code }, 'connection closed');
-    // Wait for the requests in flight (pipelined publishes included), then leave every room.
-    await conn.idle;
-    for (const room of [...conn.rooms]) {
-      await this.rooms.leaveRoom(conn, room, 'disconnected').catch((error: unknown) => conn.log.warn({ err: errorText(error) }, 'leave on close failed'));
-    }
-    await this.handshake.leaveUserChannel(conn);
-    this.idleWaiters.forEach((resolve) => resolve());
-  }
-
-  /** Heartbeat: terminate connections that did not answer the previous ping. */
-  private sweep(): void {
-    for (const conn of this.connections) {
-      if (conn.state === 'closed') continue;
-      if (!conn.ping()) {
-        this.deps.metrics.closes.inc({ code: 'heartbeat' });
-        conn.debug({}, 'heartbeat missed, terminating');
-        conn.socket.terminate();
-      }
-    }
-  }
-
-  private readonly idleWaiters = new Set<() => void>();
-  /** Room-leaving work of closed connections, awaited by drain before the lanes close. */
-  private readonly cleanups = new Set<Promise<void>>();
-
   /**
    * Drain: refuse new upgrades, close every connection with 1001 ("going
    * away, reconnect") in batches spread over `windowMs` (drain-plan.ts; 0 =
-   * all at once), wait for their rooms to be left, terminate stragglers
-   * after `timeoutMs`.
+   * all at once; connections.ts closes them), wait for their rooms to be
+   * left, terminate stragglers after `timeoutMs`.
    */
   async drain(timeoutMs: number, windowMs = 0): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'draining';
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    const queue = [...this.connections];
-    const closeNext = (count: number) => {
-      for (const conn of queue.splice(0, count)) conn.close(CloseCode.GoingAway, 'node going away, reconnect');
-    };
-    const batchTimers = drainSchedule(queue.length, windowMs, timeoutMs).map((batch) =>
-      batch.atMs === 0 ? (closeNext(batch.count), undefined) : setTimeout(() => closeNext(batch.count), batch.atMs),
-    );
-    const deadline = Date.now() + timeoutMs;
-    while (this.connections.size > 0 && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
-        this.idleWaiters.add(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      this.idleWaiters.clear();
-    }
-    for (const timer of batchTimers) clearTimeout(timer);
-    for (const conn of this.connections) conn.socket.terminate();
+    const deadline = await this.connections.closeAll(timeoutMs, windowMs);
     await Promise.race([
       // Leaving rooms queues session work (its events): wait for that too, before the lanes close.
-      Promise.allSettled([...this.cleanups]).then(() => Promise.all([this.lifecycle.settled(), this.calls.settled()])),
+      this.connections.cleanedUp().then(() => Promise.all([this.lifecycle.settled(), this.calls.settled()])),
       new Promise((resolve) => setTimeout(resolve, Math.max(100, deadline - Date.now())).unref()),
     ]);
     // Refreshed until every connection left its calls: stopped earlier, a long drain would let survivors end them.
