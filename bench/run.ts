@@ -17,7 +17,9 @@ import { join } from 'node:path';
 import type { System } from './lib/clients.js';
 import { ROOT, stopClustersOnSignal } from './lib/cluster.js';
 import { LABEL, svg, table, type Row } from './lib/report.js';
-import { connections, fanout, FULL, latency, pusherEndpoint, QUICK, setRedisPid, signaling, type Figures, type Progress, type Sizes } from './lib/scenarios.js';
+import { pusherEndpoint } from './lib/pusher-scenario.js';
+import { FULL, QUICK, setRedisPid, type Figures, type Progress, type Sizes } from './lib/scenario-kit.js';
+import { connections, fanout, latency, signaling } from './lib/scenarios.js';
 import { cpuSeconds, describeMachine, machineInfo, median, nowMs } from './lib/stats.js';
 import type { ColdLaneResult } from './lib/cold-lane-child.js';
 
