@@ -9,8 +9,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import type { Server } from 'node:http';
 import type { Authenticator } from './auth/authenticator.js';
-import { DevAuthenticator } from './auth/dev.js';
-import { JwtAuthenticator } from './auth/jwt.js';
+import { authenticatorFromOptions } from './auth/from-options.js';
 import { ChannelNamer } from './bus/channels.js';
 import { errorText } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
@@ -148,20 +147,7 @@ export class NerveNode {
       this.pgProbe,
     ];
     this.metrics.sources.linkStats = () => probed.flatMap(linkStatsOf);
-    this.authenticator =
-      deps.authenticator ??
-      (this.options.authSecret || this.options.authPublicKey || this.options.authJwksUrl
-        ? new JwtAuthenticator({
-            secret: this.options.authSecret,
-            publicKey: this.options.authPublicKey,
-            jwksUrl: this.options.authJwksUrl,
-            algorithms: this.options.authAlgorithms,
-            audience: this.options.authAudience,
-            issuer: this.options.authIssuer,
-            grantsRequired: this.options.authGrantsRequired,
-            defaultTenant: this.options.defaultTenant,
-          })
-        : new DevAuthenticator(this.options.defaultTenant));
+    this.authenticator = deps.authenticator ?? authenticatorFromOptions(this.options);
     this.tenancy = new Tenancy(this.options, { prefix: namer.prefix, events: this.lanes.events, metrics: this.metrics, log: this.log });
     this.gateway = new Gateway({
       options: this.options,
