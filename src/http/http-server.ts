@@ -17,7 +17,13 @@ import { handleAdmin, type AdminDeps } from './admin.js';
 import type { UpgradeTarget } from './gateway-port.js';
 
 /** The admin page's static files (web/), served whether or not the demo is on; its data needs the API key. */
-const ADMIN_FILES: Record<string, string> = { '/admin': 'admin.html', '/admin/': 'admin.html', '/admin.js': 'admin.js', '/admin.css': 'admin.css' };
+const ADMIN_FILES: Record<string, string> = {
+  '/admin': 'admin.html',
+  '/admin/': 'admin.html',
+  '/admin.js': 'admin.js',
+  '/admin-actions.js': 'admin-actions.js',
+  '/admin.css': 'admin.css',
+};
 /** uPlot, the admin page's chart, served as its package ships it (README, "Runtime dependencies"). */
 const VENDOR_FILES: Record<string, string> = { '/uPlot.iife.min.js': 'uplot/dist/uPlot.iife.min.js', '/uPlot.min.css': 'uplot/dist/uPlot.min.css' };
 const packageFiles = createRequire(import.meta.url);
