@@ -2,59 +2,16 @@
  * One benchmark connection, for either system, behind one small interface so
  * every scenario drives nerve and Socket.IO with the same code, sizes and
  * counts. nerve is spoken raw (docs/protocol.md) over `ws`; Socket.IO through
- * socket.io-client (websocket transport only, `forceNew`, no reconnection).
+ * socket.io-client (websocket transport only, `forceNew`, no reconnection);
+ * pusher-js in pusher-conn.ts. The interface itself is in bench-conn.ts.
  */
-import { createHmac } from 'node:crypto';
 import WebSocket from 'ws';
 import { io, type Socket } from 'socket.io-client';
-import * as pusherJs from 'pusher-js';
-import type { Channel, ChannelAuthorizationCallback } from 'pusher-js';
+import type { BenchConn, ConnKind, Delivery, MessageClass } from './bench-conn.js';
+import { PusherConn } from './pusher-conn.js';
 
-/** The systems a run compares; `limit1` and `limit3` are bench/limit-server.ts and speak nerve's protocol. */
-export type System = 'nerve' | 'socketio' | 'limit1' | 'limit3';
-/** What a load worker can open: a system's own client, or pusher-js against nerve's Pusher endpoint (docs/pusher.md). */
-export type ConnKind = System | 'pusher';
-
-/**
- * The Pusher app of the bench cluster (`--pusher-apps`). Its own tenant, so its
- * channels never meet the native rooms; client events on and at the highest rate an app allows,
- * because the load generator, not the app's limiter, must be the bottleneck.
- */
-export const BENCH_PUSHER_APP = {
-  id: '4242',
-  key: 'bench-key',
-  secret: 'bench-secret-0123456789',
-  tenant: 'pusherbench',
-  enableClientMessages: true,
-  // The largest the app settings take; a burst over it would show as error frames and missing deliveries.
-  maxClientEventsPerSecond: 10_000,
-} as const;
-export type MessageClass = 'chat' | 'ephemeral';
-
-/** A delivered room message or signal, as the scenarios need it. */
-export interface Delivery {
-  room?: string;
-  from?: string;
-  kind?: string;
-  data: unknown;
-}
-
-export interface BenchConn {
-  readonly user: string;
-  join(room: string): Promise<void>;
-  /** Fire a publish; chat waits for nothing here either (the flow control is `ping`). */
-  publish(room: string, cls: MessageClass, data: unknown): void;
-  /** Round trip that answers after every request sent before it (the server runs a connection's requests in order). */
-  ping(): Promise<void>;
-  signal(to: string, kind: string, data: unknown): void;
-  onMessage: ((message: Delivery) => void) | undefined;
-  onSignal: ((signal: Delivery) => void) | undefined;
-  /** Error frames (nerve) seen so far, e.g. rate_limited; must stay 0 for a valid run. */
-  readonly errors: number;
-  /** The last error frame (nerve), for diagnostics. */
-  readonly lastError: string | undefined;
-  close(): void;
-}
+export { BENCH_PUSHER_APP, type BenchConn, type ConnKind, type MessageClass, type System } from './bench-conn.js';
+export { PUSHER_API_EVENT } from './pusher-conn.js';
 
 interface Pending {
   resolve: (frame: Record<string, unknown>) => void;
@@ -269,129 +226,6 @@ class SocketIoConn implements BenchConn {
 
   close(): void {
     this.socket.disconnect();
-  }
-}
-
-// pusher-js is CommonJS (module.exports = Pusher) with ES-style typings: at run time the class is the namespace's default.
-type PusherClient = InstanceType<typeof pusherJs.default.default>;
-const PusherClient = pusherJs.default as unknown as typeof pusherJs.default.default;
-
-/** The event name every bench room message travels under, as a Pusher client event. */
-const PUSHER_EVENT = 'client-bench';
-/** The same, triggered through the HTTP API (where `client-` names are the clients' own). */
-export const PUSHER_API_EVENT = 'bench';
-
-/**
- * pusher-js against nerve's Pusher endpoint. A room is the private channel
- * `private-<room>` (private: client events need it), authorized here with
- * the app secret as an app's auth endpoint would; a publish is a client
- * event, which nerve relays as an ephemeral room message. `ping` is
- * `pusher:ping` → `pusher:pong`: the node answers a connection's frames in
- * order, so it flow-controls the publisher like the native ping.
- */
-class PusherConn implements BenchConn {
-  onMessage: ((message: Delivery) => void) | undefined;
-  readonly onSignal = undefined;
-  errors = 0;
-  lastError: string | undefined;
-  private readonly channels = new Map<string, Channel>();
-  private readonly pongs: Array<() => void> = [];
-
-  constructor(
-    readonly user: string,
-    private readonly pusher: PusherClient,
-  ) {
-    pusher.connection.bind('message', (event: { event: string }) => {
-      if (event.event === 'pusher:pong') this.pongs.shift()?.();
-    });
-    pusher.connection.bind('error', (error: unknown) => this.error(error));
-  }
-
-  private error(error: unknown): void {
-    this.errors += 1;
-    this.lastError = JSON.stringify(error).slice(0, 300);
-  }
-
-  /** `url` is ws://host:port (the node); resolves on `pusher:connection_established`. */
-  static open(url: string, user: string, timeoutMs: number): Promise<PusherConn> {
-    const { hostname, port } = new URL(url);
-    const sign = (socketId: string, channel: string) =>
-      `${BENCH_PUSHER_APP.key}:${createHmac('sha256', BENCH_PUSHER_APP.secret).update(`${socketId}:${channel}`).digest('hex')}`;
-    const pusher = new PusherClient(BENCH_PUSHER_APP.key, {
-      cluster: 'nerve',
-      wsHost: hostname,
-      wsPort: Number(port),
-      forceTLS: false,
-      enabledTransports: ['ws'],
-      disableStats: true,
-      // pusher-js pings on its own after this much silence; far off, so every pong seen answers one of ours.
-      activityTimeout: 600_000,
-      channelAuthorization: {
-        endpoint: '/unused',
-        transport: 'ajax',
-        customHandler: ({ socketId, channelName }: { socketId: string; channelName: string }, callback: ChannelAuthorizationCallback) =>
-          callback(null, { auth: sign(socketId, channelName) }),
-      },
-    });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        pusher.disconnect();
-        reject(new Error(`pusher-js connect timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
-      pusher.connection.bind('state_change', ({ current }: { current: string }) => {
-        if (current === 'connected') {
-          clearTimeout(timer);
-          resolve(new PusherConn(user, pusher));
-        } else if (current === 'failed' || current === 'unavailable') {
-          clearTimeout(timer);
-          pusher.disconnect();
-          reject(new Error(`pusher-js connection ${current}`));
-        }
-      });
-    });
-  }
-
-  join(room: string): Promise<void> {
-    const name = `private-${room}`;
-    const channel = this.pusher.subscribe(name);
-    this.channels.set(room, channel);
-    for (const event of [PUSHER_EVENT, PUSHER_API_EVENT]) channel.bind(event, (data: unknown) => this.onMessage?.({ room, data }));
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no subscription_succeeded for ${name} within 30 s`)), 30_000);
-      channel.bind('pusher:subscription_succeeded', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      channel.bind('pusher:subscription_error', (error: unknown) => {
-        clearTimeout(timer);
-        this.error(error);
-        reject(new Error(`subscribe ${name} refused: ${JSON.stringify(error)}`));
-      });
-    });
-  }
-
-  publish(room: string, _cls: MessageClass, data: unknown): void {
-    const channel = this.channels.get(room);
-    if (!channel?.trigger(PUSHER_EVENT, data)) this.error({ publish: `not subscribed to ${room}` });
-  }
-
-  ping(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('pusher:pong not seen within 30 s')), 30_000);
-      this.pongs.push(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.pusher.connection.send_event('pusher:ping', {});
-    });
-  }
-
-  signal(): void {
-    throw new Error('pusher-js connections carry no nerve signals');
-  }
-
-  close(): void {
-    this.pusher.disconnect();
   }
 }
 
