@@ -77,7 +77,7 @@ export class Delivery {
     // A class kept in the room log carries its offset: checked against the room's last delivered one.
     if (target.kind === 'room' && ROUTES[envelope.class].keep === 'history' && !this.chat.admit(channel, target, envelope.payload)) return;
     if (target.kind === 'room' && ROUTES[envelope.class].op === 'member') {
-      this.deps.members.push(channel, target, envelope.payload, envelope.class, envelope.except);
+      this.deps.members.push(channel, target, envelope.payload, envelope.class, envelope.except, envelope.origin === this.deps.nodeId);
       return;
     }
     const tracing = this.deps.tracing;

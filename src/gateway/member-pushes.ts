@@ -16,7 +16,8 @@ import type { ChannelTarget, LocalRooms } from './local-rooms.js';
 
 export interface MemberPushesDeps {
   local: LocalRooms;
-  presence: Pick<Presence, 'list'>;
+  /** `driver` 'memory': presence is per node, so another node's count says nothing about this node's members. */
+  presence: Pick<Presence, 'list'> & Partial<Pick<Presence, 'driver'>>;
   log: Logger;
   /** Rooms above this many members get counts (0 = never). */
   listMax: number;
@@ -59,8 +60,8 @@ export class MemberPushes {
     room.count = count;
   }
 
-  /** A member frame from the bus for `target`, a room this node has members in. */
-  push(channel: string, target: ChannelTarget, payload: string, messageClass: MessageClass, except: string | undefined): void {
+  /** A member frame from the bus for `target`, a room this node has members in; `fromHere`: this node published it. */
+  push(channel: string, target: ChannelTarget, payload: string, messageClass: MessageClass, except: string | undefined, fromHere = true): void {
     let notice: MemberNotice;
     try {
       notice = JSON.parse(payload) as MemberNotice;
@@ -68,7 +69,10 @@ export class MemberPushes {
       notice = {};
     }
     const room = this.#room(channel);
-    if (typeof notice.count === 'number') room.count = notice.count;
+    // With per-node presence (`--bus rabbitmq` without Redis) a frame from another node carries that node's
+    // count: taken here, it made a room large on a node that holds few of its members, and its members got
+    // `member_count`s with `listed: true` instead of the member frames that promise says follow.
+    if (typeof notice.count === 'number' && (fromHere || this.deps.presence.driver !== 'memory')) room.count = notice.count;
     const large = this.isLarge(room.count);
     if (notice.op === 'read') {
       // Read pushes (read-receipts.ts) like states: conflated per user for a lagging reader, and not

@@ -12,19 +12,20 @@ import type { ChannelTarget, LocalRooms } from '../../src/gateway/local-rooms.js
 import { createLogger } from '../../src/logger.js';
 import { waitFor } from '../helpers/wait.js';
 
-function setup(listMax: number) {
+function setup(listMax: number, driver?: string) {
   const target = { kind: 'room', tenant: 't', id: 'r' } as ChannelTarget;
   const sent: Array<{ frame: Record<string, unknown>; conflate: string | undefined }> = [];
   const store = { count: 0 };
   const pushes = new MemberPushes({
     local: { get: () => target } as unknown as LocalRooms,
-    presence: { list: async () => ({ members: [], count: store.count }) },
+    presence: { list: async () => ({ members: [], count: store.count }), ...(driver === undefined ? {} : { driver }) },
     log: createLogger('silent'),
     listMax,
     intervalMs: 20,
     fanOut: (_target, payload, _class, _except, conflate) => sent.push({ frame: JSON.parse(payload) as Record<string, unknown>, conflate }),
   });
-  const push = (frame: Record<string, unknown>) => pushes.push('ch', target, JSON.stringify({ room: 'r', ts: 1, ...frame }), 'presence', undefined);
+  const push = (frame: Record<string, unknown>, fromHere = true) =>
+    pushes.push('ch', target, JSON.stringify({ room: 'r', ts: 1, ...frame }), 'presence', undefined, fromHere);
   return { pushes, sent, store, push };
 }
 
@@ -64,4 +65,26 @@ test('a join storm in a large room costs one member_count per interval, with the
   push({ op: 'member_joined', user: 'z', count: 3 });
   assert.equal(sent[2]?.frame.op, 'member_joined');
   pushes.forget('ch');
+});
+
+test("with per-node presence another node's count does not make the room large here", () => {
+  const { sent, push } = setup(3, 'memory');
+  push({ op: 'member_joined', user: 'a', count: 1 });
+  // Node B holds 5 members of the room; this node holds one: its members still get member frames.
+  push({ op: 'member_joined', user: 'b5', count: 5 }, false);
+  push({ op: 'member_left', user: 'b5', count: 4 }, false);
+  assert.deepEqual(
+    sent.map((s) => [s.frame.op, s.frame.user]),
+    [
+      ['member_joined', 'a'],
+      ['member_joined', 'b5'],
+      ['member_left', 'b5'],
+    ],
+  );
+});
+
+test("with shared presence another node's count is the room's", () => {
+  const { sent, push } = setup(3, 'redis');
+  push({ op: 'member_joined', user: 'b5', count: 5 }, false);
+  assert.equal(sent.length, 0, 'counted, not told one by one');
 });
