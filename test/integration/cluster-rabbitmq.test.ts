@@ -5,7 +5,9 @@
  * delivery, acked with its offset, delivered in one order on every node and
  * replayed after a reconnect to another node; a node whose broker connection is
  * cut (TCP proxy) binds everything again and its users receive again; a
- * stopped node leaves no queue and no binding behind.
+ * stopped node leaves no queue and no binding behind. `history` pages reach
+ * every message published on other nodes once, in order, and refuse a stale
+ * epoch; a room above `--presence-list-max` members on a node gets counts.
  *
  * Every node shares one random `--env`; the exchanges it creates
  * (`{env}.nerve.hot`, and the cold lane's `{env}.nerve.events`) are deleted
@@ -81,6 +83,12 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
             '0',
             '--shutdown-timeout-ms',
             '3000',
+            // Rooms above 4 members on a node are large (member_count instead of member frames); the other
+            // cases that assert member frames or read pushes keep their rooms at 3 members or fewer.
+            '--presence-list-max',
+            '4',
+            '--presence-count-interval-ms',
+            '200',
           ],
         }),
       ),
@@ -238,6 +246,112 @@ describe('cluster of 3 nodes on RabbitMQ routing (--bus rabbitmq, no Redis)', { 
     assert.deepEqual([joined.read, joined.unread], [1, 1]);
     const row = await db.pool.query<{ read_offset: string }>(`SELECT read_offset FROM "${env}".read_positions WHERE room = $1 AND user_id = $2`, [room, bobId]);
     assert.deepEqual(row.rows, [{ read_offset: '1' }]);
+  });
+
+  it('pages history published on the other nodes: each message once, in order, `more` right, a stale epoch refused', async () => {
+    const room = testNamespace('paging');
+    const [alice, bob] = await Promise.all([connect(0, `${room}-alice`), connect(1, `${room}-bob`)]);
+    for (const member of [alice, bob]) assert.equal((await member.request({ op: 'join', room })).op, 'joined');
+    // Interleaved from two nodes: the offsets are PostgreSQL's order, not one sender's.
+    const acks = await Promise.all(
+      Array.from({ length: 11 }, (_, n) => (n % 2 === 0 ? alice : bob).request({ op: 'publish', room, class: 'chat', data: { n } }, 15_000)),
+    );
+    for (const ack of acks) assert.equal(ack.op, 'ack', JSON.stringify(ack));
+    const sent = new Map(acks.map((ack, n) => [Number(ack.offset), { n }]));
+    const epoch = acks[0]!.epoch;
+
+    const reader = await connect(2, `${room}-carol`);
+    const joined = await reader.request({ op: 'join', room, history: 3 }, 15_000);
+    const held = (joined.history as Frame[]).map((m) => [m.offset, m.data]);
+    assert.deepEqual(
+      held.map(([offset]) => offset),
+      [9, 10, 11],
+    );
+    const pages: Array<[number, boolean]> = [];
+    let before = 9;
+    for (;;) {
+      const page = await reader.request({ op: 'history', room, before, limit: 4, epoch }, 15_000);
+      assert.equal(page.op, 'history', JSON.stringify(page));
+      assert.equal(page.epoch, epoch);
+      const messages = page.messages as Frame[];
+      held.unshift(...messages.map((m) => [m.offset, m.data]));
+      pages.push([messages.length, page.more as boolean]);
+      if (!page.more) break;
+      before = Number(messages[0]!.offset);
+    }
+    assert.deepEqual(pages, [
+      [4, true],
+      [4, false],
+    ]);
+    assert.deepEqual(
+      held,
+      Array.from({ length: 11 }, (_, i) => [i + 1, sent.get(i + 1)]),
+      'every message once, oldest first, as acked',
+    );
+    const newest = await reader.request({ op: 'history', room, limit: 2 }, 15_000);
+    assert.deepEqual([(newest.messages as Frame[]).map((m) => m.offset), newest.more], [[10, 11], true]);
+
+    // The room log starts a new epoch (its log row gone): offsets of the old one are refused, not misread.
+    await db.pool.query(`DELETE FROM "${env}".room_logs WHERE room = $1`, [room]);
+    const stale = await reader.request({ op: 'history', room, before: 5, epoch }, 15_000);
+    assert.deepEqual([stale.op, stale.code], ['error', 'epoch_mismatch']);
+    const fresh = await reader.request({ op: 'history', room }, 15_000);
+    assert.notEqual(fresh.epoch, epoch);
+    assert.deepEqual([fresh.messages, fresh.more], [[], false], 'nothing of the old epoch leaks into the new one');
+  });
+
+  it('counts members instead of listing them in a room above --presence-list-max on a node', async () => {
+    const room = testNamespace('large');
+    const isMemberFrame = (user: string) => (f: Frame) => (f.op === 'member_joined' || f.op === 'member_left') && f.user === user;
+    const counts = (client: RawClient) => client.frames.filter((f) => f.op === 'member_count' && f.room === room);
+    const joinedSum = (client: RawClient) => counts(client).reduce((sum, f) => sum + Number(f.joined), 0);
+    const users = Array.from({ length: 5 }, (_, i) => `${room}-u${i}`);
+    // Presence is per node without Redis (docs/architecture.md): node 1, holding one or two members, keeps the room small.
+    const watcher = await connect(1, `${room}-w`);
+    assert.equal((await watcher.request({ op: 'join', room }, 15_000)).op, 'joined');
+    const members: RawClient[] = [];
+    for (const user of users) {
+      const member = await connect(0, user);
+      const joined = await member.request({ op: 'join', room }, 15_000);
+      assert.equal(joined.op, 'joined', JSON.stringify(joined));
+      members.push(member);
+      // The first four by `since` (ties by user id), and the whole count.
+      assert.equal(joined.count, members.length);
+      assert.deepEqual(
+        (joined.members as Array<{ user: string }>).map((m) => m.user),
+        users.slice(0, Math.min(members.length, 4)),
+      );
+    }
+    const [first] = members as [RawClient];
+    const presence = await first.request({ op: 'presence', room });
+    assert.deepEqual([presence.count, (presence.members as unknown[]).length], [5, 4]);
+    // Read in place (RawClient.waitFor would take the frame out of `frames`, and the sum below counts it).
+    await waitFor(() => counts(first).length > 0, { timeoutMs: 5000, what: 'member_count after the fifth join' });
+
+    // A join on another node is counted on node 0 too, not told one by one.
+    const remote = await connect(1, `${room}-v`);
+    assert.equal((await remote.request({ op: 'join', room }, 15_000)).op, 'joined');
+    await waitFor(() => joinedSum(first) >= 2, { timeoutMs: 5000, what: 'member_count with both joins' });
+    const last = counts(first).at(-1)!;
+    assert.equal(last.listed, false);
+    assert.equal(last.count, (await first.request({ op: 'presence', room })).count, 'the count the presence store holds');
+    assert.equal(joinedSum(first), 2, 'each join counted once');
+    for (const user of [users[4]!, `${room}-v`]) assert.equal(first.frames.filter(isMemberFrame(user)).length, 0, `no member frame for ${user}`);
+
+    // Back at 4 members on node 0: one member_count with listed: true, then member frames again.
+    members[4]!.close();
+    assert.equal((await remote.request({ op: 'leave', room })).op, 'left');
+    const listed = await first.waitFor((f) => f.op === 'member_count' && f.room === room && f.listed === true, 5000, 'listed: true');
+    assert.equal(listed.count, 4);
+    assert.equal((await members[3]!.request({ op: 'leave', room })).op, 'left');
+    const left = await first.waitFor((f) => f.op === 'member_left' && f.user === users[3], 5000, 'member_left once the room is small');
+    assert.equal(left.room, room);
+    await watcher.waitFor((f) => f.op === 'member_left' && f.user === users[3], 5000, 'member_left at the watcher');
+    assert.deepEqual(
+      watcher.frames.filter((f) => f.op === 'member_joined' || f.op === 'member_count').map((f) => f.user),
+      [...users, `${room}-v`],
+      'node 1 is not large: every join told, no member_count',
+    );
   });
 
   it('delivers a direct signal to every connection of a user on other nodes, and to nobody else', async () => {
