@@ -6,7 +6,8 @@
  * once; an instance cut off that long adds its entries back (`onRejoin`).
  * How dead nodes are found and swept, and why a removed connection never
  * comes back: docs/architecture.md, "Presence across nodes". Layout and
- * scripts: redis-scripts.ts; options: redis-options.ts.
+ * scripts: redis-scripts.ts; options: redis-options.ts; the record of
+ * this instance's own entries: redis-local.ts.
  */
 import { escapeComponent, hashTag } from '../bus/channels.js';
 import { errorText } from '../errors.js';
@@ -32,31 +33,7 @@ import {
 } from './redis-scripts.js';
 import { memberOf } from './state.js';
 import { roomMember, sweepDeadNodes, SWEEP_BATCH, type SweepAccess } from './redis-sweep.js';
-
-interface LocalEntry {
-  user: string;
-  since: number;
-  /** The last state this connection set (JSON text, '' = none): a restore after a cut-off brings it back. */
-  state: string;
-  /** The add still in flight: until it replied the heartbeat leaves the entry alone, and a remove of it waits for it. */
-  adding: Promise<unknown> | undefined;
-}
-
-interface LocalRoom {
-  room: RoomRef;
-  /** member (JSON [user, conn]) → entry. A remove deletes its entry before it sends its script. */
-  entries: Map<string, LocalEntry>;
-  /** Adds and removes in flight: the room stays (and stays indexed) while one may still create an entry or unlist the room. */
-  pending: number;
-  /** The restore in flight in this room: a remove starting meanwhile waits for it. */
-  restoring: Promise<unknown> | undefined;
-  /**
-   * After a failed add or remove (whose script may have run), the room is
-   * kept (heartbeated, indexed) until then, ms, so that an entry nothing
-   * refreshes expires and is reported within a TTL. 0: not kept.
-   */
-  lingerUntil: number;
-}
+import type { LocalEntry, LocalRoom } from './redis-local.js';
 
 interface ScriptReply {
   r1: number;
