@@ -1,7 +1,13 @@
-/** Deletes every key of one test namespace on the shared Redis (SCAN + UNLINK; never FLUSH). */
+/** Deleting a test's keys on the shared Redis (SCAN + UNLINK; never FLUSH). */
 import { Redis } from 'ioredis';
 
-export async function deleteNamespace(url: string, env: string): Promise<number> {
+/** Deletes every key of one nerve node's `--env` namespace. */
+export function deleteNamespace(url: string, env: string): Promise<number> {
+  return deleteKeys(url, `${env}:nerve:*`);
+}
+
+/** Deletes every key matching `pattern` (a SCAN MATCH glob, e.g. `<test namespace>:*`); resolves with how many. */
+export async function deleteKeys(url: string, pattern: string): Promise<number> {
   const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
   admin.on('error', () => {});
   let deleted = 0;
@@ -9,7 +15,7 @@ export async function deleteNamespace(url: string, env: string): Promise<number>
     await admin.connect();
     let cursor = '0';
     do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${env}:nerve:*`, 'COUNT', 1000);
+      const [next, keys] = await admin.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) deleted += await admin.unlink(...keys);
     } while (cursor !== '0');

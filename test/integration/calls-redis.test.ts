@@ -10,6 +10,7 @@ import type { CallStore } from '../../src/calls/calls.js';
 import { RedisCallStore } from '../../src/calls/redis.js';
 import { callsConformance } from '../conformance/calls.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 import { testNamespace } from '../helpers/wait.js';
 
 const skip = (await redisSkipReason()) ?? false;
@@ -17,14 +18,8 @@ const namespace = testNamespace('ncl');
 const admin = skip ? undefined : new Redis(SHARED_REDIS_URL);
 
 after(async () => {
-  if (!admin) return;
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
-  admin.disconnect();
+  admin?.disconnect();
+  if (!skip) await deleteKeys(SHARED_REDIS_URL, `${namespace}:*`);
 });
 
 // Each test its own prefix, so one test's sweep never meets another's calls; a peer shares its store's.

@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { RedisReadPositions } from '../../src/receipts/redis.js';
 import { receiptsConformance } from '../conformance/receipts.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 import { testNamespace } from '../helpers/wait.js';
 
 const skip = (await redisSkipReason()) ?? false;
@@ -15,14 +16,8 @@ const namespace = testNamespace('nrp');
 const admin = skip ? undefined : new Redis(SHARED_REDIS_URL);
 
 after(async () => {
-  if (!admin) return;
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
-  admin.disconnect();
+  admin?.disconnect();
+  if (!skip) await deleteKeys(SHARED_REDIS_URL, `${namespace}:*`);
 });
 
 receiptsConformance('redis', () => new RedisReadPositions({ url: SHARED_REDIS_URL, prefix: `${namespace}:c` }), { skip });

@@ -11,6 +11,7 @@ import { keySlot } from '../../src/redis/key-slot.js';
 import { RedisRoomSessions, type RedisRoomSessionsOptions } from '../../src/sessions/redis.js';
 import { sessionsConformance } from '../conformance/sessions.js';
 import { redisServerSkipReason, redisSkipReason, SHARED_REDIS_URL, startRedisCluster, type RedisCluster } from '../helpers/redis-server.js';
+import { deleteKeys } from '../helpers/redis-keys.js';
 import { testNamespace } from '../helpers/wait.js';
 
 const skip = (await redisSkipReason()) ?? false;
@@ -18,14 +19,8 @@ const namespace = testNamespace('nrs');
 const admin = skip ? undefined : new Redis(SHARED_REDIS_URL);
 
 after(async () => {
-  if (!admin) return;
-  let cursor = '0';
-  do {
-    const [next, keys] = await admin.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
-    cursor = next;
-    if (keys.length > 0) await admin.unlink(...keys);
-  } while (cursor !== '0');
-  admin.disconnect();
+  admin?.disconnect();
+  if (!skip) await deleteKeys(SHARED_REDIS_URL, `${namespace}:*`);
 });
 
 sessionsConformance('redis', (options) => new RedisRoomSessions({ url: SHARED_REDIS_URL, prefix: `${namespace}:c`, ...options }), undefined, { skip });
