@@ -89,3 +89,18 @@ export async function deleteTopology(admin: Connection, prefix: string, fallback
   for (const queue of (await listQueues(prefix)) ?? fallback.queues ?? []) await admin.queueDelete({ queue }).catch(() => undefined);
   for (const exchange of (await listExchanges(prefix)) ?? fallback.exchanges ?? []) await admin.exchangeDelete({ exchange }).catch(() => undefined);
 }
+
+/**
+ * The queues of the worker consumers named (`chat-store`, `chat-store-reads`, …)
+ * under `prefix` (`<env>.nerve`): each has a work queue, a dead-letter queue and one
+ * delay queue per retry delay (1 s doubling to 4,096 s). The fallback list for
+ * `deleteTopology` where rabbitmqctl is missing.
+ */
+export function consumerQueues(prefix: string, consumers: string[]): string[] {
+  const queues: string[] = [];
+  for (const consumer of consumers) {
+    queues.push(`${prefix}.${consumer}`, `${prefix}.${consumer}.dlq`);
+    for (let delay = 1000; delay <= 4_096_000; delay *= 2) queues.push(`${prefix}.${consumer}.retry.${delay}`);
+  }
+  return queues;
+}

@@ -14,6 +14,7 @@ import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { createTestDatabase, postgresSkip, POSTGRES_URL, type TestDatabase } from '../helpers/postgres.js';
+import { consumerQueues, deleteTopology } from '../helpers/rabbitmq.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 import { serviceSkip } from '../helpers/tcp-proxy.js';
@@ -58,16 +59,9 @@ describe('cold lane through the nodes', { skip }, () => {
     await cluster?.stop();
     await worker?.close();
     await observer?.close();
+    // Every queue of the run (each worker's work, dead-letter and retry queues), whatever consumers it declared.
     const prefix = `${env}.nerve`;
-    // Each consumer has a work queue, a dead-letter queue and one delay queue
-    // per retry delay (exponential from 1 s); delete them all, existing or not.
-    const queues: string[] = [];
-    for (const consumer of ['observer', 'chat-store']) {
-      queues.push(`${prefix}.${consumer}`, `${prefix}.${consumer}.dlq`);
-      for (let delay = 1000; delay <= 4_096_000; delay *= 2) queues.push(`${prefix}.${consumer}.retry.${delay}`);
-    }
-    for (const queue of queues) await admin.queueDelete({ queue }).catch(() => undefined);
-    await admin.exchangeDelete({ exchange: `${prefix}.events` }).catch(() => undefined);
+    await deleteTopology(admin, `${env}.`, { queues: consumerQueues(prefix, ['observer', 'chat-store', 'chat-store-reads']), exchanges: [`${prefix}.events`] });
     await admin.close();
     await db?.drop();
   });

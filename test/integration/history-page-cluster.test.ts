@@ -18,6 +18,7 @@ import { runWorker, type WorkerHandle } from '../../src/workers/runner.js';
 import { hs256Token } from '../helpers/jwt.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { createTestDatabase, postgresSkip, POSTGRES_URL, type TestDatabase } from '../helpers/postgres.js';
+import { consumerQueues, deleteTopology } from '../helpers/rabbitmq.js';
 import { RawClient, type Frame } from '../helpers/raw-client.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 import { serviceSkip } from '../helpers/tcp-proxy.js';
@@ -109,11 +110,9 @@ describe('history paging across a 3-node cluster, Redis and PostgreSQL', { skip,
     for (const client of clients) client.close();
     await cluster?.stop();
     await worker?.close();
+    // Every queue of the run (the chat-store worker consumes chat and read positions, each with retry and dead-letter queues).
     const prefix = `${env}.nerve`;
-    const queues = [`${prefix}.chat-store`, `${prefix}.chat-store.dlq`];
-    for (let delay = 1000; delay <= 4_096_000; delay *= 2) queues.push(`${prefix}.chat-store.retry.${delay}`);
-    for (const queue of queues) await admin?.queueDelete({ queue }).catch(() => undefined);
-    await admin?.exchangeDelete({ exchange: `${prefix}.events` }).catch(() => undefined);
+    if (admin) await deleteTopology(admin, `${env}.`, { queues: consumerQueues(prefix, ['chat-store', 'chat-store-reads']), exchanges: [`${prefix}.events`] });
     await admin?.close();
     await db?.drop();
   });
