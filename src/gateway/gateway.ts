@@ -163,6 +163,7 @@ export class Gateway {
       log: deps.log,
       maxRoomIdLength: limits.maxRoomIdLength,
       announce: (channel, payload) => publisher.announce(channel, payload, undefined),
+      largeRoom: (channel) => this.memberPushes.isLargeRoom(channel),
       source: (ref, channel) => lifecycle.source(ref, channel),
     });
     const readReceipts = this.readReceipts;

@@ -50,8 +50,14 @@ export class MemberPushes {
   constructor(private readonly deps: MemberPushesDeps) {}
 
   /** Whether a room of `count` members is large here. */
-  isLarge(count: number): boolean {
+  private isLarge(count: number): boolean {
     return this.deps.listMax > 0 && count > this.deps.listMax;
+  }
+
+  /** Whether this node counts the room as large now (from the last count it learned). */
+  isLargeRoom(channel: string): boolean {
+    const room = this.#rooms.get(channel);
+    return room !== undefined && (room.large || this.isLarge(room.count));
   }
 
   /** This node learned a room's count (its own join or leave): in a large room its members are not told one by one. */

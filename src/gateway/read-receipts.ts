@@ -35,6 +35,8 @@ export interface ReadReceiptsDeps {
   maxRoomIdLength: number;
   /** Publish a notice on the room channel to the members with the `presence` right, best effort (publish.ts `announce`). */
   announce: (channel: string, payload: string) => Promise<void>;
+  /** Whether the room is large on this node (member-pushes.ts): then no read push is published at all. */
+  largeRoom?: (channel: string) => boolean;
   /** Where the room's events happen (room-lifecycle.ts). */
   source: (ref: RoomRef, channel: string) => Promise<EventSource>;
   /** Default READ_LIMITS.fanoutMs; tests shorten it. */
@@ -183,7 +185,8 @@ export class ReadReceipts {
   /** The push to the room and the event for PostgreSQL; failures are logged and counted, never the reader's. */
   #emit(ref: RoomRef, channel: string, user: string, position: StreamPosition): void {
     const frame: ReadPushFrame = { op: 'read', room: ref.room, user, offset: position.offset, epoch: position.epoch, ts: Date.now() };
-    void this.deps.announce(channel, encodeFrame(frame));
+    // A large room's members get no read pushes; not publishing spares every node the bus traffic and the parse.
+    if (this.deps.largeRoom?.(channel) !== true) void this.deps.announce(channel, encodeFrame(frame));
     void (async () => {
       try {
         await this.deps.events.publish(readUpdated(await this.deps.source(ref, channel), { user, offset: position.offset, epoch: position.epoch }));

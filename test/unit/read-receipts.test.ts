@@ -39,7 +39,7 @@ function chat(offset: number, from: string, action?: 'edit'): ChatMessage {
   };
 }
 
-async function setup() {
+async function setup(largeRoom?: (channel: string) => boolean) {
   const bus = new MemoryBus();
   await bus.start(() => {});
   const history = new MemoryHistory({ bus });
@@ -67,6 +67,7 @@ async function setup() {
     },
     source: async (ref) => ({ ...ref, node: 'n1', session: 's1' }),
     fanoutMs: 3_600_000,
+    ...(largeRoom ? { largeRoom } : {}),
   });
   const ref = { tenant: 'default', room: 'r' };
   const channel = namer.room(ref.tenant, ref.room);
@@ -191,6 +192,25 @@ describe('the unread count of a join far behind', () => {
     // Short of the cap and not reaching back: one more read, whose failure leaves the count from the answer.
     assert.deepEqual(await receipts.joined(ref, 'ann', snapshot, { offset: 1119, epoch: 'e' }, history.slice(100), true), { read: 3, unread: 20 });
     assert.equal(sinceCalls, 1);
+  });
+});
+
+describe('read pushes in a large room', () => {
+  it('are not published at all, while the read.updated event still is', async () => {
+    const asked: string[] = [];
+    const { gateway, conn, pushes, published } = await setup((channel) => {
+      asked.push(channel);
+      return true;
+    });
+    await gateway.read(conn, { op: 'read', rid: 1, room: 'r', offset: 3 });
+    for (let i = 0; i < 100 && published.length < 1; i += 1) await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(asked, [namer.room('default', 'r')], 'the room was asked about');
+    assert.equal(pushes.length, 0, 'no read push on the bus');
+    assert.deepEqual(
+      published.filter((e) => e.type === 'read.updated').map((e) => (e.data as { offset: number }).offset),
+      [3],
+    );
+    gateway.flush();
   });
 });
 
