@@ -20,6 +20,7 @@ import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { PC, fakeStream } from '../helpers/fake-rtc.js';
 import { createTestDatabase, postgresSkip, POSTGRES_URL, type TestDatabase } from '../helpers/postgres.js';
+import { consumerQueues, deleteTopology } from '../helpers/rabbitmq.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { redisSkipReason, SHARED_REDIS_URL } from '../helpers/redis-server.js';
 import { serviceSkip } from '../helpers/tcp-proxy.js';
@@ -93,11 +94,7 @@ for (const bus of ['redis', 'rabbitmq'] as const) {
       const admin = new Connection({ url: AMQP_URL });
       admin.on('error', () => undefined);
       const prefix = `${env}.nerve`;
-      const queues = [`${prefix}.observer`, `${prefix}.observer.dlq`];
-      for (let delay = 1000; delay <= 4_096_000; delay *= 2) queues.push(`${prefix}.observer.retry.${delay}`);
-      for (const queue of queues) await admin.queueDelete({ queue }).catch(() => undefined);
-      // The nodes' own queues (exclusive) went with their connections; the exchanges stay until deleted.
-      for (const exchange of [`${prefix}.hot`, `${prefix}.events`]) await admin.exchangeDelete({ exchange }).catch(() => undefined);
+      await deleteTopology(admin, `${env}.`, { queues: consumerQueues(prefix, ['observer']), exchanges: [`${prefix}.hot`, `${prefix}.events`] });
       await admin.close();
       await db?.drop();
     });
