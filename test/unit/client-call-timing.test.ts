@@ -77,8 +77,22 @@ test('a declined call, or one without a room, is never timed', async () => {
   declined.start(fakeStream());
   await ended;
   assert.equal(declined.callState, 'busy');
-  const untimed = new PeerCall({ client: alice, peer: 'bob', RTCPeerConnection: PC });
-  untimed.close();
+  // Without a room: connected and hung up, and still nothing timed.
+  const carol = channel('carol', 'c1');
+  const incoming = new Promise<PeerCall>((resolve) => {
+    const off = carol.on('signal', (signal) => {
+      if (signal.kind !== 'offer') return;
+      off();
+      resolve(new PeerCall({ client: carol, peer: 'alice', incoming: signal, RTCPeerConnection: PC }));
+    });
+  });
+  const untimed = new PeerCall({ client: alice, peer: 'carol', RTCPeerConnection: PC });
+  untimed.start(fakeStream());
+  const callee = await incoming;
+  await callee.accept(fakeStream());
+  await waitFor(() => untimed.callState === 'connected' && callee.callState === 'connected', { what: 'the roomless call connected' });
+  untimed.hangup();
+  await waitFor(() => callee.callState === 'ended', { what: 'the roomless call ended' });
   assert.deepEqual(timing, []);
 });
 
