@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const sizes: Sizes = {
     ...(args.quick ? QUICK : FULL),
     ...(args.latencyRates ? { latencyRates: args.latencyRates } : {}),
-    ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0 }),
+    ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0, latencyWarmupSeconds: 0 }),
   };
   stopClustersOnSignal();
   const machine = machineInfo();

@@ -21,6 +21,8 @@ export interface Sizes {
   /** The fixed rates of scenario 2, one row each: inside every system's capacity, and at 1,000 msg/s. */
   latencyRates: number[];
   latencySeconds: number;
+  /** Seconds at the scenario's rate before the measured ones, the same way (0: measure from cold). */
+  latencyWarmupSeconds: number;
   memoryConnections: number[];
   signalPairs: number;
   signalRounds: number;
@@ -45,6 +47,7 @@ export const FULL: Sizes = {
   latencyReceivers: 100,
   latencyRates: [300, 1000],
   latencySeconds: 10,
+  latencyWarmupSeconds: 5,
   memoryConnections: [5000, 20000],
   signalPairs: 30,
   signalRounds: 100,
@@ -66,6 +69,7 @@ export const QUICK: Sizes = {
   // A tenth of the full rates: the 2-core box tops out near 17k deliveries/s (fan-out), clients included.
   latencyRates: [30, 100],
   latencySeconds: 5,
+  latencyWarmupSeconds: 2,
   memoryConnections: [2000, 5000],
   signalPairs: 20,
   signalRounds: 30,

@@ -84,33 +84,33 @@ export function latency(cls: MessageClass, rate: number) {
       progress(`opening ${specs.length} connections`);
       await openAll(workers, system, distribute(specs, workers.length));
       await Promise.all(workers.map((worker) => worker.run({ cmd: 'join', room: 'latency', concurrency: 32 }, 120_000)));
+      // One phase: `seconds` at the rate, every receiver armed first, done when every receiver has collected.
+      const phase = async (tag: string, seconds: number, warmup: number): Promise<CollectResult[]> => {
+        const count = rate * seconds;
+        await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'latency', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
+        const timeoutMs = seconds * 1000 + 30_000;
+        const [, ...collected] = await Promise.all([
+          (workers[0] as Worker).run<PublishResult>(
+            { cmd: 'publish', index: 0, room: 'latency', cls, tag, count, ratePerSecond: rate, window: 0, size: sizes.payloadBytes, timeoutMs, warmup },
+            timeoutMs + 30_000,
+          ),
+          ...workers.map((worker) => worker.run<CollectResult>({ cmd: 'collect', timeoutMs }, timeoutMs + 30_000)),
+        ]);
+        return collected;
+      };
+      // Warm-up at the same rate, not measured, for both systems alike (the fan-out scenario says why).
+      // Measured from cold, the first seconds of a 300 msg/s run also pay for the JIT still compiling the
+      // publish and delivery paths, which a server that runs for days paid once. `--no-warmup` skips it.
+      if (sizes.latencyWarmupSeconds > 0) {
+        progress(`warm-up: ${rate} ${cls} msg/s for ${sizes.latencyWarmupSeconds} s`);
+        await phase(`lat-${cls}-${rate}-warm`, sizes.latencyWarmupSeconds, rate * sizes.latencyWarmupSeconds);
+      }
       const count = rate * sizes.latencySeconds;
-      const tag = `lat-${cls}-${rate}`;
-      await Promise.all(workers.map((worker, i) => worker.run({ cmd: 'arm', mode: 'latency', tag, expected: count, ...(i === 0 ? { from: 1 } : {}) })));
       progress(`${rate} ${cls} msg/s for ${sizes.latencySeconds} s into ${sizes.latencyReceivers} receivers`);
       const runtime = await runtimeWatch(cluster);
       const cpu0 = cluster.cpuSeconds();
-      const [, ...collected] = await Promise.all([
-        (workers[0] as Worker).run<PublishResult>(
-          {
-            cmd: 'publish',
-            index: 0,
-            room: 'latency',
-            cls,
-            tag,
-            count,
-            ratePerSecond: rate,
-            window: 0,
-            size: sizes.payloadBytes,
-            timeoutMs: sizes.latencySeconds * 1000 + 30_000,
-            warmup: Math.floor(rate / 2),
-          },
-          sizes.latencySeconds * 1000 + 60_000,
-        ),
-        ...workers.map((worker) =>
-          worker.run<CollectResult>({ cmd: 'collect', timeoutMs: sizes.latencySeconds * 1000 + 30_000 }, sizes.latencySeconds * 1000 + 60_000),
-        ),
-      ]);
+      // From cold, the first half second's latencies are not sampled (its CPU is still counted).
+      const collected = await phase(`lat-${cls}-${rate}`, sizes.latencySeconds, sizes.latencyWarmupSeconds > 0 ? 0 : Math.floor(rate / 2));
       const cpu = cluster.cpuSeconds() - cpu0;
       const loop = await runtime.figures();
       const delivered = sum(collected.map((result) => result.received));
