@@ -22,6 +22,7 @@ import { FULL, QUICK, setRedisPid, type Figures, type Progress, type Sizes } fro
 import { connections, fanout, latency, signaling } from './lib/scenarios.js';
 import { cpuSeconds, describeMachine, machineInfo, median, nowMs } from './lib/stats.js';
 import type { ColdLaneResult } from './lib/cold-lane-child.js';
+import { COLD_PHASE } from './lib/cold-events.js';
 
 interface Args {
   latencyRates: number[] | undefined;
@@ -91,15 +92,37 @@ function coldLane(sizes: Sizes): Scenario {
   return async (system, _sizes, progress) => {
     const rabbit = pidOf('beam.smp');
     progress(`publishing ${sizes.coldEvents} events with confirms`);
-    const cpu0 = rabbit === undefined ? Number.NaN : cpuSeconds(rabbit);
     const script = system === 'limit1' ? 'bench/lib/cold-limit-child.ts' : 'bench/lib/cold-lane-child.ts';
+    // The same producer for both: 256 loops, each publishing its next event once the last is confirmed
+    // (the bare publisher's own shape, and its 256 in flight); `cold-lane-child.ts` without it publishes one burst.
+    const producer = system === 'limit1' ? ['--in-flight', '256'] : ['--producers', '256'];
+    const args = [
+      '--import',
+      'tsx',
+      script,
+      '--events',
+      String(sizes.coldEvents),
+      '--size',
+      String(sizes.payloadBytes),
+      '--warmup',
+      String(sizes.coldWarmup),
+      ...producer,
+    ];
+    const rabbitCpu = (): number => (rabbit === undefined ? Number.NaN : cpuSeconds(rabbit));
+    let brokerCpu0: number | undefined;
+    let brokerCpu1: number | undefined;
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', script, '--events', String(sizes.coldEvents), '--size', String(sizes.payloadBytes)], {
+      const child = spawn(process.execPath, args, {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';
-      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        // The child marks its measured phase (after the warm-up, before its teardown): the broker's CPU is read there.
+        if (brokerCpu0 === undefined && out.includes(`${COLD_PHASE.start}\n`)) brokerCpu0 = rabbitCpu();
+        if (brokerCpu1 === undefined && out.includes(`${COLD_PHASE.end}\n`)) brokerCpu1 = rabbitCpu();
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
       child.once('exit', (code) => {
         clearTimeout(timer);
@@ -107,7 +130,7 @@ function coldLane(sizes: Sizes): Scenario {
         else reject(new Error(`cold-lane exited with ${code}`));
       });
     });
-    const brokerCpu = rabbit === undefined ? Number.NaN : cpuSeconds(rabbit) - cpu0;
+    const brokerCpu = (brokerCpu1 ?? Number.NaN) - (brokerCpu0 ?? Number.NaN);
     const result = JSON.parse(output.trim().split('\n').pop() ?? '{}') as ColdLaneResult;
     return {
       'confirmed events/s': { value: result.publishPerSecond, unit: 'ev/s', better: 'higher' },
@@ -123,7 +146,7 @@ async function main(): Promise<void> {
   const sizes: Sizes = {
     ...(args.quick ? QUICK : FULL),
     ...(args.latencyRates ? { latencyRates: args.latencyRates } : {}),
-    ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0, latencyWarmupSeconds: 0 }),
+    ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0, latencyWarmupSeconds: 0, coldWarmup: 0 }),
   };
   stopClustersOnSignal();
   const machine = machineInfo();

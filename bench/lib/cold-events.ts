@@ -8,7 +8,15 @@ import { randomUUID } from 'node:crypto';
 import type { LifecycleEvent } from '../../src/events/event-log.js';
 import { nowMs } from './stats.js';
 
-/** The JSON line either child prints. */
+/** Lines either child prints around its measured phase, so the parent reads the broker's CPU there. */
+export const COLD_PHASE = { start: 'phase: measure', end: 'phase: measured' } as const;
+
+/** Mark the start or end of the measured phase on stdout. */
+export function markPhase(line: (typeof COLD_PHASE)[keyof typeof COLD_PHASE]): void {
+  process.stdout.write(`${line}\n`);
+}
+
+/** The JSON line either child prints last. */
 export interface ColdLaneResult {
   events: number;
   published: number;

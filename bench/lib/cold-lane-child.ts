@@ -7,9 +7,10 @@
  * cold-lane author's own stand-alone script; this one feeds the table.)
  *
  * Usage: node --import tsx bench/lib/cold-lane-child.ts --events 20000 --size 256
- *   [--in-flight N (default: the lane's maxInFlight)] [--prefetch 256] [--producers N] [--amqp-url amqp://guest:guest@127.0.0.1:5672]
+ *   [--in-flight N (default: the lane's maxInFlight)] [--prefetch 256] [--producers N] [--warmup N] [--amqp-url amqp://guest:guest@127.0.0.1:5672]
  * `--producers N`: N loops each publishing the next event when the last is
  * confirmed, like the bare publisher's loops; default 0, all events at once.
+ * `--warmup N`: N events first, published and consumed the same way, not measured.
  * Prints one JSON line (ColdLaneResult). Declares everything under a random
  * `env` and deletes its queues and exchange afterwards.
  */
@@ -17,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Connection } from 'rabbitmq-client';
 import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { normalizeConsumerSpec, retryDelays } from '../../src/events/retry.js';
-import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
+import { benchEvent, COLD_PHASE, coldLaneResult, ConsumeCounter, markPhase } from './cold-events.js';
 import { nowMs } from './stats.js';
 
 function flag(name: string, fallback: string): string {
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   const env = `bench-${randomBytes(4).toString('hex')}`;
   const inFlight = flag('in-flight', '');
   const producers = Math.max(0, Number(flag('producers', '0')));
+  const warmup = Math.max(0, Number(flag('warmup', '0')));
   const log = new RabbitEventLog({
     url,
     env,
@@ -46,36 +48,47 @@ async function main(): Promise<void> {
   const spec = { queue: 'bench', bindings: ['#'], prefetch: Number(flag('prefetch', '256')) };
   try {
     await log.start();
-    const counter = new ConsumeCounter(events);
+    let counter = new ConsumeCounter(warmup);
     const consumer = await log.consume(spec, async () => {
       counter.count();
       return 'ack';
     });
     const body = 'x'.repeat(size);
-    const cpu0 = process.cpuUsage();
-    const start = nowMs();
     // Every publish resolves on its broker confirm; the log keeps `maxInFlight` unconfirmed at once.
-    let published = 0;
-    if (producers === 0) {
-      // The whole burst at once: the outbox holds what is not in flight.
-      const results = await Promise.allSettled(Array.from({ length: events }, (_, i) => log.publish(benchEvent(i, body))));
-      published = results.filter((result) => result.status === 'fulfilled').length;
-    } else {
+    const publishAll = async (count: number, first: number): Promise<number> => {
+      let published = 0;
+      if (producers === 0) {
+        // The whole burst at once: the outbox holds what is not in flight.
+        const results = await Promise.allSettled(Array.from({ length: count }, (_, i) => log.publish(benchEvent(first + i, body))));
+        return results.filter((result) => result.status === 'fulfilled').length;
+      }
       // `producers` loops, each publishing its next event once the last one is confirmed (as the bare publisher does).
       let next = 0;
       const producer = async (): Promise<void> => {
-        while (next < events) {
-          await log.publish(benchEvent(next++, body)).then(
+        while (next < count) {
+          await log.publish(benchEvent(first + next++, body)).then(
             () => (published += 1),
             () => undefined,
           );
         }
       };
       await Promise.all(Array.from({ length: producers }, producer));
+      return published;
+    };
+    // Warm-up, not measured (as the bare publisher's): the same events, so the JIT has compiled the path.
+    if (warmup > 0) {
+      await publishAll(warmup, 0);
+      await counter.waitAll(60_000);
     }
+    counter = new ConsumeCounter(events);
+    markPhase(COLD_PHASE.start);
+    const cpu0 = process.cpuUsage();
+    const start = nowMs();
+    const published = await publishAll(events, warmup);
     const publishedMs = nowMs();
     await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
+    markPhase(COLD_PHASE.end);
     await consumer.close();
     const result = coldLaneResult({ events, published, counter, start, publishedMs, cpu });
     process.stdout.write(`${JSON.stringify(result)}\n`);

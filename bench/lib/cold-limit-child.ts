@@ -12,11 +12,12 @@
  * broker do, not with an untuned client.
  *
  * Usage: node --import tsx bench/lib/cold-limit-child.ts --events 20000 --size 256
- *   [--in-flight 256] [--prefetch 256] [--plain] [--per-ack] [--no-confirm] [--no-consumer] [--no-ack] [--amqp-url …]
+ *   [--in-flight 256] [--prefetch 256] [--warmup N] [--plain] [--per-ack] [--no-confirm] [--no-consumer] [--no-ack] [--amqp-url …]
  * `--plain`: rabbitmq-client's defaults (a write per message, Nagle on, its
  * Consumer acking each event), the reference before issue 18. `--per-ack`:
  * tuned sockets but rabbitmq-client's Consumer, one ack per event. `--consumer`:
  * rabbitmq-client's Consumer with nerve's AckBatcher (src/events/ack-batcher.ts).
+ * `--warmup N`: N events first, published and consumed the same way, not measured.
  * `--no-confirm` / `--no-consumer` / `--no-ack` (consumer in auto-ack mode): to find
  * the broker's ceiling and what each part costs it, not for the table.
  * Prints one JSON line (ColdLaneResult). Its exchange and queue have random
@@ -26,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { Connection, type ConnectionOptions } from 'rabbitmq-client';
 import { batchingAcks } from '../../src/events/ack-batcher.js';
 import { LANE_SOCKET_OPTIONS, TurnCork } from '../../src/events/amqp-cork.js';
-import { benchEvent, coldLaneResult, ConsumeCounter } from './cold-events.js';
+import { benchEvent, COLD_PHASE, coldLaneResult, ConsumeCounter, markPhase } from './cold-events.js';
 import { nowMs } from './stats.js';
 
 function flag(name: string, fallback: string): string {
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
   const queue = `${name}.q`;
   const inFlight = Math.max(1, Number(flag('in-flight', '256')));
   const prefetch = Math.max(1, Number(flag('prefetch', '256')));
+  const warmup = Math.max(0, Number(flag('warmup', '0')));
   const plain = has('plain');
   const confirm = !has('no-confirm');
   const consume = !has('no-consumer');
@@ -62,7 +64,7 @@ async function main(): Promise<void> {
     await publishing.exchangeDeclare({ exchange, type: 'topic', durable: true });
     await publishing.queueDeclare({ queue, durable: true });
     await publishing.queueBind({ queue, exchange, routingKey: '#' });
-    const counter = new ConsumeCounter(events);
+    let counter = new ConsumeCounter(warmup);
     // A raw channel that acks in `multiple` acks, as nerve's AckBatcher does (without its gap handling: acks come in order here).
     let lastTag = 0;
     let ackedTag = 0;
@@ -96,25 +98,37 @@ async function main(): Promise<void> {
     consumer?.on('error', (error: Error) => process.stderr.write(`cold-limit consumer: ${error.message}\n`));
     const publisher = publishing.createPublisher({ confirm, maxAttempts: 1 });
     const body = 'x'.repeat(size);
+    const publishAll = async (count: number, first: number): Promise<number> => {
+      let next = 0;
+      let published = 0;
+      const deadline = nowMs() + 120_000;
+      const lane = async () => {
+        while (next < count && nowMs() < deadline) {
+          const event = JSON.stringify(benchEvent(first + next++, body));
+          publishCork?.hold();
+          await publisher.send({ exchange, routingKey: 'message.created', durable: true, contentType: 'application/json' }, event).then(
+            () => (published += 1),
+            () => undefined,
+          );
+        }
+      };
+      await Promise.all(Array.from({ length: inFlight }, lane));
+      return published;
+    };
+    // Warm-up, not measured (as nerve's lane gets in cold-lane-child.ts).
+    if (warmup > 0) {
+      await publishAll(warmup, 0);
+      if (consume) await counter.waitAll(60_000);
+    }
+    counter = new ConsumeCounter(events);
+    markPhase(COLD_PHASE.start);
     const cpu0 = process.cpuUsage();
     const start = nowMs();
-    let next = 0;
-    let published = 0;
-    const deadline = start + 120_000;
-    const lane = async () => {
-      while (next < events && nowMs() < deadline) {
-        const event = JSON.stringify(benchEvent(next++, body));
-        publishCork?.hold();
-        await publisher.send({ exchange, routingKey: 'message.created', durable: true, contentType: 'application/json' }, event).then(
-          () => (published += 1),
-          () => undefined,
-        );
-      }
-    };
-    await Promise.all(Array.from({ length: inFlight }, lane));
+    const published = await publishAll(events, warmup);
     const publishedMs = nowMs();
     if (consume) await counter.waitAll(60_000);
     const cpu = process.cpuUsage(cpu0);
+    markPhase(COLD_PHASE.end);
     await publisher.close();
     await consumer?.close();
     await rawChannel?.close();

@@ -30,6 +30,8 @@ export interface Sizes {
   signalWarmupRounds: number;
   sdpBytes: number;
   coldEvents: number;
+  /** Events published and consumed before the measured ones, the same way (0: measure from cold). */
+  coldWarmup: number;
   /** Receivers of the Pusher-endpoint fan-out (scenario 7), each protocol in turn. */
   pusherReceivers: number;
   /** Messages of its measured burst (and of its warm-up, unless `fanoutWarmup` is 0). */
@@ -54,6 +56,7 @@ export const FULL: Sizes = {
   signalWarmupRounds: 100,
   sdpBytes: 1500,
   coldEvents: 20000,
+  coldWarmup: 5000,
   pusherReceivers: 300,
   pusherMessages: 2000,
   pusherConnects: 2000,
@@ -76,6 +79,7 @@ export const QUICK: Sizes = {
   signalWarmupRounds: 30,
   sdpBytes: 1500,
   coldEvents: 5000,
+  coldWarmup: 1000,
   pusherReceivers: 100,
   // 100,000 deliveries and 1,000 connects: enough CPU ticks (1/100 s) per phase to read a per-delivery figure.
   pusherMessages: 1000,
