@@ -36,6 +36,8 @@ interface Entry<T> {
   seq: number;
   item: T;
   failures: number;
+  /** When its current send started (ms), while in flight. */
+  sentAt: number;
   resolve: () => void;
   reject: (error: Error) => void;
 }
@@ -52,7 +54,8 @@ export class Outbox<T> {
    */
   private readonly waiting: Entry<T>[] = [];
   private head = 0;
-  private inFlight = 0;
+  /** Entries sent and not yet settled, in send order (a Set keeps insertion order). */
+  private readonly inFlight = new Set<Entry<T>>();
   private nextSeq = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   /** Failed rounds since the last successful send: the backoff's exponent. */
@@ -70,7 +73,13 @@ export class Outbox<T> {
 
   /** Items accepted and not yet sent successfully (waiting plus in flight). */
   depth(): number {
-    return this.waiting.length - this.head + this.inFlight;
+    return this.waiting.length - this.head + this.inFlight.size;
+  }
+
+  /** How long the oldest send still in flight has waited for the lane, ms (0 when none is in flight). */
+  oldestInFlightMs(now = Date.now()): number {
+    for (const entry of this.inFlight) return now - entry.sentAt;
+    return 0;
   }
 
   enqueue(item: T): Promise<void> {
@@ -79,7 +88,7 @@ export class Outbox<T> {
       return Promise.reject(new NerveError(ErrorCode.Unavailable, `event outbox is full (${this.limit} events waiting for the broker)`));
     }
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ seq: this.nextSeq++, item, failures: 0, resolve, reject });
+      this.waiting.push({ seq: this.nextSeq++, item, failures: 0, sentAt: 0, resolve, reject });
       this.pump();
     });
   }
@@ -87,10 +96,11 @@ export class Outbox<T> {
   /** Try to send now (call when the lane becomes ready again). */
   pump(): void {
     if (this.stopped) return;
-    while (this.inFlight < this.maxInFlight && this.waiting.length > this.head && this.options.isReady()) {
+    while (this.inFlight.size < this.maxInFlight && this.waiting.length > this.head && this.options.isReady()) {
       const entry = this.waiting[this.head++]!;
       this.compact();
-      this.inFlight++;
+      entry.sentAt = Date.now();
+      this.inFlight.add(entry);
       this.options.send(entry.item).then(
         () => this.settled(entry, undefined),
         (error: unknown) => this.settled(entry, error ?? new Error('send failed')),
@@ -99,7 +109,7 @@ export class Outbox<T> {
   }
 
   private settled(entry: Entry<T>, error: unknown): void {
-    this.inFlight--;
+    this.inFlight.delete(entry);
     if (error === undefined) {
       this.retryAttempt = 0;
       entry.resolve();

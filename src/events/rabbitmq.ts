@@ -136,20 +136,18 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
       isTransient: (error) => error instanceof AMQPConnectionError || (error instanceof AMQPChannelError && error.code === 'CH_CLOSE') || !cork.ready(),
       send: ({ event, traceparent }) => {
         this.publishCork.hold();
-        return this.confirming(() =>
-          this.publisher.send(
-            {
-              exchange: this.exchange,
-              routingKey: event.type,
-              durable: true, // deliveryMode 2: persisted by the broker
-              contentType: 'application/json',
-              messageId: event.id,
-              type: event.type,
-              timestamp: Math.floor(event.ts / 1000),
-              ...(traceparent === undefined ? {} : { headers: { [TRACEPARENT_HEADER]: traceparent } }),
-            },
-            Buffer.from(JSON.stringify(event)),
-          ),
+        return this.publisher.send(
+          {
+            exchange: this.exchange,
+            routingKey: event.type,
+            durable: true, // deliveryMode 2: persisted by the broker
+            contentType: 'application/json',
+            messageId: event.id,
+            type: event.type,
+            timestamp: Math.floor(event.ts / 1000),
+            ...(traceparent === undefined ? {} : { headers: { [TRACEPARENT_HEADER]: traceparent } }),
+          },
+          Buffer.from(JSON.stringify(event)),
         );
       },
       ...(this.logger ? { logger: this.logger } : {}),
@@ -263,26 +261,6 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
     return this.outbox.depth();
   }
 
-  /** When each publish still waiting for its broker confirm was sent (ms), by a sequence number. */
-  private readonly unconfirmed = new Map<number, number>();
-  private sendSeq = 0;
-
-  /** Track one publish until its confirm (or failure), so health sees a broker that stopped confirming. */
-  private confirming<T>(send: () => Promise<T>): Promise<T> {
-    const seq = ++this.sendSeq;
-    this.unconfirmed.set(seq, Date.now());
-    const settled = (): void => void this.unconfirmed.delete(seq);
-    const sent = send();
-    sent.then(settled, settled);
-    return sent;
-  }
-
-  /** How long the oldest publish has waited for its confirm, ms (0 when none waits). Map order is send order. */
-  private oldestUnconfirmedMs(): number {
-    for (const sentAt of this.unconfirmed.values()) return Date.now() - sentAt;
-    return 0;
-  }
-
   health(): LaneHealth {
     const base = { lane: 'events', driver: this.driver };
     if (this.state === 'closed') return { ...base, ok: false, detail: 'closed' };
@@ -292,7 +270,8 @@ export class RabbitEventLog implements EventLog, ConsumerTopology {
     if (!this.publishCork.ready()) {
       return { ...base, ok: false, detail: `broker unreachable${this.lastError ? ` (${this.lastError})` : ''}; outbox ${depth}` };
     }
-    const waited = this.oldestUnconfirmedMs();
+    // The outbox's sends in flight are the publishes waiting for their broker confirm.
+    const waited = this.outbox.oldestInFlightMs();
     // A broker that takes the bytes but stopped confirming (stalled, partitioned before heartbeats notice).
     if (waited > this.options.confirmOverdueMs) return { ...base, ok: false, detail: `broker has not confirmed an event for ${waited} ms; outbox ${depth}` };
     return depth > 0 ? { ...base, ok: true, detail: `outbox ${depth}` } : { ...base, ok: true };

@@ -107,4 +107,25 @@ describe('Outbox', () => {
     await assert.rejects(pending, unavailable);
     await assert.rejects(outbox.enqueue(2), unavailable);
   });
+  it('reports how long its oldest send in flight has waited, and 0 once every send settled', async () => {
+    const lane = fakeLane();
+    lane.setReady(true);
+    const outbox = new Outbox<number>({ send: lane.send, isReady: lane.isReady });
+    assert.equal(outbox.oldestInFlightMs(), 0);
+    const before = Date.now();
+    const first = outbox.enqueue(1);
+    const second = outbox.enqueue(2);
+    const after = Date.now();
+    assert.equal(lane.calls.length, 2);
+    // Measured against a clock of the test's choosing: the first send started between `before` and `after`.
+    const waited = outbox.oldestInFlightMs(after + 1000);
+    assert.ok(waited >= 1000 && waited <= 1000 + (after - before), `waited ${waited}`);
+    lane.calls[0]!.resolve();
+    await first;
+    // The second one is now the oldest: it started no earlier than the first.
+    assert.ok(outbox.oldestInFlightMs(after + 1000) <= waited);
+    lane.calls[1]!.resolve();
+    await second;
+    assert.equal(outbox.oldestInFlightMs(after + 1000), 0);
+  });
 });
