@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { EVENT_TYPES, EVENT_VERSION, type AdminEventType, type EventType, type LifecycleEvent } from './event-log.js';
+import { EVENT_BOUNDS } from './event-bounds.js';
+import { fastEvent } from './fast-events.js';
 import { ROOM_ID_PATTERN, TENANT_ID_PATTERN, USER_ID_PATTERN } from '../../packages/protocol/src/ids.js';
 
 /** Thrown by `parseEvent` / `eventData`; `issue` is the first failing field path. */
@@ -149,7 +151,7 @@ export interface AdminActor {
 
 const user = z.string().regex(USER_ID_PATTERN);
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const id = z.string().min(1).max(128);
+const id = z.string().min(1).max(EVENT_BOUNDS.maxId);
 const callId = z.string().regex(ROOM_ID_PATTERN);
 const leaveReason = z.enum(['left', 'disconnected', 'kicked', 'room_ended', 'node_crash', 'join_failed']);
 
@@ -177,7 +179,7 @@ const dataSchemas: { [T in EventType]: z.ZodType<EventDataMap[T]> } = {
     sentAt: count,
     body: z.unknown(),
     cmid: id.optional(),
-    action: z.enum(['edit', 'delete', 'react']).optional(),
+    action: z.enum(EVENT_BOUNDS.messageActions).optional(),
     target: z.object({ id, offset: count }).optional(),
   }),
   'recording.requested': z.object({ by: user, action: z.enum(['start', 'stop']) }),
@@ -235,6 +237,11 @@ function firstIssue(error: z.ZodError): string {
 
 /** Validate an envelope and its data. Throws `InvalidEventError`. */
 export function parseEvent(value: unknown): LifecycleEvent {
+  return fastEvent(value) ?? parseEventWithSchema(value);
+}
+
+/** `parseEvent` by the zod schemas alone, which decide whatever fast-events.ts leaves to them. */
+export function parseEventWithSchema(value: unknown): LifecycleEvent {
   const result = envelopeSchema.safeParse(value);
   if (!result.success) throw new InvalidEventError(firstIssue(result.error));
   const event = result.data;
