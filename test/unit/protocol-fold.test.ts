@@ -5,7 +5,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeClientFrame } from '../../packages/protocol/src/codec.js';
-import { applyEntry, foldEntries, foldMessages, isActionEntry, unfolded, type ActionEntry } from '../../packages/protocol/src/fold.js';
+import {
+  applyEntry,
+  byOffset,
+  foldEntries,
+  foldMessages,
+  isActionEntry,
+  keyOf,
+  targetKeyOf,
+  unfolded,
+  type ActionEntry,
+} from '../../packages/protocol/src/fold.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
 
 const EPOCH = 'e1';
@@ -120,6 +130,34 @@ describe('fold rule', () => {
       [4],
     );
     assert.ok(pending.every(isActionEntry));
+  });
+
+  it('targetKeyOf names the key of the message an entry applies to, and no other', () => {
+    const m2 = message(2, 'two');
+    const other = { ...m1, epoch: 'e2' };
+    const edit = entry(3, 'edit', m1, 'x');
+    assert.equal(targetKeyOf(edit), keyOf(m1));
+    assert.notEqual(targetKeyOf(edit), keyOf(m2), 'another message');
+    assert.notEqual(targetKeyOf(edit), keyOf(other), 'the same id and offset in another epoch');
+    assert.notEqual(targetKeyOf(edit), keyOf(edit), 'the entry itself');
+    for (const target of [m1, m2, other]) {
+      assert.equal(targetKeyOf(edit) === keyOf(target), applyEntry(target, edit) !== target, `applyEntry agrees on ${target.id}@${target.epoch}`);
+    }
+  });
+
+  it('byOffset sorts chat by offset and keeps equal offsets in their order', () => {
+    const a = message(2, 'a');
+    const b = { ...message(2, 'b'), id: 'b' };
+    const sorted = [message(5, 'x'), a, message(1, 'y'), b].sort(byOffset);
+    assert.deepEqual(
+      sorted.map((m) => [m.offset, m.data]),
+      [
+        [1, 'y'],
+        [2, 'a'],
+        [2, 'b'],
+        [5, 'x'],
+      ],
+    );
   });
 });
 

@@ -6,7 +6,7 @@
  * (or the app's own `history()` pages, passed to `add`) brings it in.
  */
 import type { ChatMessage, MessageFrame } from '../../protocol/src/frames.js';
-import { applyEntry, isActionEntry, keyOf, type ActionEntry } from '../../protocol/src/fold.js';
+import { applyEntry, byOffset, isActionEntry, keyOf, targetKeyOf, type ActionEntry } from '../../protocol/src/fold.js';
 import { TypedEmitter } from './emitter.js';
 import type { HistoryPage, RoomChatMessage } from './types.js';
 
@@ -95,7 +95,7 @@ export class MessageList<Chat = unknown> extends TypedEmitter<MessageListEvents<
 
   /** Fold `messages` in; whether anything changed. */
   #take(messages: readonly ChatMessage[]): boolean {
-    const fresh = messages.filter((m) => (this.#epoch ??= m.epoch) === m.epoch && !this.#seen.has(m.offset)).sort((a, b) => a.offset - b.offset);
+    const fresh = messages.filter((m) => (this.#epoch ??= m.epoch) === m.epoch && !this.#seen.has(m.offset)).sort(byOffset);
     if (fresh.length === 0) return false;
     const entries: ActionEntry[] = [...this.#pending];
     const inserted: ChatMessage[] = [];
@@ -107,11 +107,11 @@ export class MessageList<Chat = unknown> extends TypedEmitter<MessageListEvents<
     }
     if (inserted.length > 0) this.#insert(inserted);
     // Every entry waiting or new, in offset order: a page's older entries before the live ones that waited for it.
-    entries.sort((a, b) => a.offset - b.offset);
+    entries.sort(byOffset);
     this.#pending = [];
     let items: ChatMessage[] | undefined;
     for (const entry of entries) {
-      const at = this.#index.get(keyOf({ epoch: entry.epoch, offset: entry.target.offset, id: entry.target.id }));
+      const at = this.#index.get(targetKeyOf(entry));
       if (at === undefined) {
         this.#pending.push(entry);
         continue;
@@ -133,7 +133,7 @@ export class MessageList<Chat = unknown> extends TypedEmitter<MessageListEvents<
       messages.forEach((message, at) => this.#index.set(keyOf(message), start + at));
       return;
     }
-    this.#items = [...this.#items, ...messages].sort((a, b) => a.offset - b.offset);
+    this.#items = [...this.#items, ...messages].sort(byOffset);
     this.#index.clear();
     this.#items.forEach((message, at) => this.#index.set(keyOf(message), at));
   }

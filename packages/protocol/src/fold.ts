@@ -51,7 +51,7 @@ export function applyEntry(message: ChatMessage, entry: ActionEntry): ChatMessag
 
 /** `applyEntry` for each of `entries`, in offset order. */
 export function foldEntries(message: ChatMessage, entries: readonly ActionEntry[]): ChatMessage {
-  const ordered = [...entries].sort((a, b) => a.offset - b.offset);
+  const ordered = [...entries].sort(byOffset);
   return ordered.reduce(applyEntry, message);
 }
 
@@ -78,7 +78,7 @@ export interface FoldedRun {
 
 /** Fold the entries of `run` (chat of one room log, any order) into the messages it holds. */
 export function foldMessages(run: readonly ChatMessage[]): FoldedRun {
-  const ordered = [...run].sort((a, b) => a.offset - b.offset);
+  const ordered = [...run].sort(byOffset);
   const byKey = new Map<string, ChatMessage>();
   const pending: ActionEntry[] = [];
   for (const message of ordered) {
@@ -86,7 +86,7 @@ export function foldMessages(run: readonly ChatMessage[]): FoldedRun {
       byKey.set(keyOf(message), message);
       continue;
     }
-    const key = keyOf({ epoch: message.epoch, offset: message.target.offset, id: message.target.id });
+    const key = targetKeyOf(message);
     const target = byKey.get(key);
     if (target) byKey.set(key, applyEntry(target, message));
     else pending.push(message);
@@ -97,6 +97,16 @@ export function foldMessages(run: readonly ChatMessage[]): FoldedRun {
 /** The key `foldMessages` finds a message by: epoch, offset and id. */
 export function keyOf(message: Pick<ChatMessage, 'epoch' | 'offset' | 'id'>): string {
   return `${message.epoch}\u0000${message.offset}\u0000${message.id}`;
+}
+
+/** The `keyOf` of the message `entry` targets: the target's offset and id, in the entry's epoch. */
+export function targetKeyOf(entry: ActionEntry): string {
+  return keyOf({ epoch: entry.epoch, offset: entry.target.offset, id: entry.target.id });
+}
+
+/** Compare two chat entries of one log by offset: the order every fold applies them in. For `sort`. */
+export function byOffset(a: Pick<ChatMessage, 'offset'>, b: Pick<ChatMessage, 'offset'>): number {
+  return a.offset - b.offset;
 }
 
 function tombstone(message: ChatMessage): ChatMessage {
