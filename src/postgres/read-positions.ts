@@ -1,11 +1,48 @@
 /**
- * The one writer of `read_positions` (migration 007): the chat-store worker
- * records each `read.updated`. Events of one user and room may arrive out of
- * order (retries, two nodes), so the row only moves forward: a higher offset
- * of the same epoch, or a newer event (by its ts) of another epoch.
+ * The writers of `read_positions` (migration 007) and the one rule they
+ * share (`readPositionUpsert`): the gateway's `advance` with the PostgreSQL
+ * read position driver (src/receipts/postgres.ts), and the chat-store worker
+ * recording each `read.updated`. Events of one user and room may arrive out
+ * of order (retries, two nodes), so the row only moves forward: a higher
+ * offset of the same epoch, or a write of another epoch stamped later than
+ * the row. Epochs are random, so only the stamp tells an older epoch from a
+ * newer one.
  */
 import type pg from 'pg';
 import { quoteIdent } from './db.js';
+
+export interface ReadPositionUpsertOptions {
+  /**
+   * The writer has checked that the epoch is the room log's current one (the
+   * gateway's `advance`): its stamp is taken as at least 1 ms after the row's,
+   * so a node whose clock is behind another's still moves the row to a new
+   * epoch, and an older event of the old epoch cannot move it back later.
+   */
+  current?: boolean;
+  /** Add `RETURNING user_id, epoch, read_offset`: a row only when this write moved the position. */
+  returning?: boolean;
+}
+
+/**
+ * The forward-only upsert of `read_positions`. Parameters: $1 tenant, $2
+ * room, $3 user, $4 epoch, $5 offset, $6 stamp (ms since epoch). A row moves
+ * when the write is of its epoch with a higher offset, or of another epoch
+ * with a later stamp; anything else (a repeat, a lower offset, an older
+ * event of another epoch) changes nothing. The row's stamp never goes back:
+ * a forward move stamped earlier (a node whose clock is behind) keeps the
+ * later one, so an older event of another epoch cannot win after it.
+ */
+export function readPositionUpsert(schema: string, options: ReadPositionUpsertOptions = {}): string {
+  const table = `${quoteIdent(schema)}.read_positions`;
+  const stamp = options.current
+    ? `GREATEST($6::bigint, COALESCE((SELECT s.updated_at + 1 FROM ${table} s WHERE s.tenant = $1 AND s.room = $2 AND s.user_id = $3), 0))`
+    : '$6';
+  return `INSERT INTO ${table} AS r (tenant, room, user_id, epoch, read_offset, updated_at) VALUES ($1, $2, $3, $4, $5, ${stamp})
+    ON CONFLICT (tenant, room, user_id) DO UPDATE SET epoch = EXCLUDED.epoch, read_offset = EXCLUDED.read_offset, updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
+    WHERE (r.epoch = EXCLUDED.epoch AND r.read_offset < EXCLUDED.read_offset) OR (r.epoch <> EXCLUDED.epoch AND r.updated_at < EXCLUDED.updated_at)${
+      options.returning ? '\n    RETURNING user_id, epoch, read_offset' : ''
+    }`;
+}
 
 export interface ReadPositionRow {
   tenant: string;
@@ -17,14 +54,19 @@ export interface ReadPositionRow {
   at: number;
 }
 
+/**
+ * The chat-store worker's writer, from `read.updated`. With Redis read
+ * positions this is the only write to PostgreSQL (the durable copy). With
+ * the PostgreSQL driver the gateway has already written the same position by
+ * the same rule, so this write normally changes nothing; it stays, because
+ * the worker cannot tell which driver the nodes run and a skipped write would
+ * lose the durable copy of a Redis cluster.
+ */
 export class ReadPositionTable {
   private readonly upsert: string;
 
   constructor(schema: string) {
-    const table = `${quoteIdent(schema)}.read_positions`;
-    this.upsert = `INSERT INTO ${table} AS r (tenant, room, user_id, epoch, read_offset, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-      ON CONFLICT (tenant, room, user_id) DO UPDATE SET epoch = EXCLUDED.epoch, read_offset = EXCLUDED.read_offset, updated_at = EXCLUDED.updated_at
-      WHERE (r.epoch = EXCLUDED.epoch AND r.read_offset < EXCLUDED.read_offset) OR (r.epoch <> EXCLUDED.epoch AND r.updated_at < EXCLUDED.updated_at)`;
+    this.upsert = readPositionUpsert(schema);
   }
 
   /** Record a position; idempotent (a repeat or an older one changes nothing). */

@@ -3,7 +3,9 @@
  * cluster without Redis (`--bus rabbitmq`): every node reads and writes the
  * one table, and `advance` is one upsert that moves a row only forward, so
  * it is atomic across nodes. The chat-store worker writes the same rows
- * from `read.updated` (src/postgres/read-positions.ts), forward only too.
+ * again from `read.updated`; both writes are `readPositionUpsert`
+ * (src/postgres/read-positions.ts), one rule, so the worker's repeat of a
+ * position changes nothing and an older event cannot move a row back.
  */
 import type pg from 'pg';
 import { errorText } from '../errors.js';
@@ -11,6 +13,7 @@ import type { RoomRef } from '../history/history.js';
 import type { LaneHealth } from '../lanes.js';
 import { quoteIdent } from '../postgres/db.js';
 import { applyMigrations } from '../postgres/migrations.js';
+import { readPositionUpsert } from '../postgres/read-positions.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { StreamPosition } from '../../packages/protocol/src/frames.js';
@@ -45,11 +48,9 @@ export class PostgresReadPositions implements ReadPositions {
     this.migrate = options.migrate ?? true;
     const table = `${quoteIdent(this.schema)}.read_positions`;
     this.sql = {
-      // The rule of `advances` (receipts.ts); no row back: a later one was stored, read it.
-      advance: `INSERT INTO ${table} AS r (tenant, room, user_id, epoch, read_offset, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (tenant, room, user_id) DO UPDATE SET epoch = EXCLUDED.epoch, read_offset = EXCLUDED.read_offset, updated_at = EXCLUDED.updated_at
-        WHERE r.epoch <> EXCLUDED.epoch OR r.read_offset < EXCLUDED.read_offset
-        RETURNING user_id, epoch, read_offset`,
+      // `current`: the gateway has checked the epoch, so a new one replaces the row (the rule of `advances`,
+      // receipts.ts) whatever this node's clock. No row back: a later one was stored, read it.
+      advance: readPositionUpsert(this.schema, { current: true, returning: true }),
       one: `SELECT user_id, epoch, read_offset FROM ${table} WHERE tenant = $1 AND room = $2 AND user_id = $3`,
       list: `SELECT user_id, epoch, read_offset FROM ${table} WHERE tenant = $1 AND room = $2 LIMIT $3`,
     };

@@ -87,6 +87,75 @@ describe('read_positions from read.updated (chat-store worker)', { skip }, () =>
   });
 });
 
+describe('one forward-only rule for both writers of read_positions (gateway and chat-store worker)', { skip }, () => {
+  const user = 'ann';
+  let rooms = 0;
+
+  async function writers(): Promise<{
+    gateway: PostgresReadPositions;
+    worker: ReadPositionTable;
+    room: { tenant: string; room: string };
+    stored: () => Promise<{ epoch: string; read_offset: string; updated_at: string } | undefined>;
+  }> {
+    const gateway = new PostgresReadPositions({ pool: db!.pool, schema, migrate: false });
+    await gateway.open();
+    const room = { tenant: 'rule', room: `room-${++rooms}` };
+    const stored = async () =>
+      (
+        await db!.pool.query<{ epoch: string; read_offset: string; updated_at: string }>(
+          `SELECT epoch, read_offset, updated_at FROM "${schema}".read_positions WHERE tenant = $1 AND room = $2 AND user_id = $3`,
+          [room.tenant, room.room, user],
+        )
+      ).rows[0];
+    return { gateway, worker: new ReadPositionTable(schema), room, stored };
+  }
+
+  it("the worker's repeat of the gateway's write changes nothing, nor does an older event of the epoch", async () => {
+    const { gateway, worker, room, stored } = await writers();
+    const before = Date.now();
+    assert.deepEqual(await gateway.advance(room, user, { offset: 4, epoch: 'e1' }), { position: { offset: 4, epoch: 'e1' }, advanced: true });
+    const row = await stored();
+    assert.ok(Number(row!.updated_at) >= before);
+    // The read.updated of that advance, emitted after it, and an older one of the epoch.
+    await worker.record(db!.pool, { ...room, user, epoch: 'e1', offset: 4, at: Number(row!.updated_at) + 5 });
+    await worker.record(db!.pool, { ...room, user, epoch: 'e1', offset: 3, at: Number(row!.updated_at) + 9 });
+    assert.deepEqual(await stored(), row);
+    await gateway.close();
+  });
+
+  it('a forward move from a node whose clock is behind keeps the later stamp: an older event of another epoch cannot win after it', async () => {
+    const { gateway, worker, room, stored } = await writers();
+    const ahead = Date.now() + 60_000;
+    // A node whose clock is a minute ahead emitted e2/5; this node's clock is right.
+    await worker.record(db!.pool, { ...room, user, epoch: 'e2', offset: 5, at: ahead });
+    assert.equal((await gateway.advance(room, user, { offset: 6, epoch: 'e2' })).advanced, true);
+    // A late event of that node from before the log's reset (e1), stamped before its e2 one.
+    await worker.record(db!.pool, { ...room, user, epoch: 'e1', offset: 9, at: ahead - 30_000 });
+    assert.deepEqual(await stored(), { epoch: 'e2', read_offset: '6', updated_at: String(ahead + 1) });
+    await gateway.close();
+  });
+
+  it("the gateway moves a row to the log's new epoch whatever its clock, and a redelivered event of the old one cannot move it back", async () => {
+    const { gateway, worker, room, stored } = await writers();
+    const ahead = Date.now() + 60_000;
+    await worker.record(db!.pool, { ...room, user, epoch: 'e1', offset: 10, at: ahead });
+    assert.deepEqual(await gateway.advance(room, user, { offset: 3, epoch: 'e2' }), { position: { offset: 3, epoch: 'e2' }, advanced: true });
+    await worker.record(db!.pool, { ...room, user, epoch: 'e1', offset: 10, at: ahead });
+    assert.deepEqual(await stored(), { epoch: 'e2', read_offset: '3', updated_at: String(ahead + 1) });
+    assert.deepEqual(await gateway.advance(room, user, { offset: 2, epoch: 'e2' }), { position: { offset: 3, epoch: 'e2' }, advanced: false });
+    await gateway.close();
+  });
+
+  it('a newer event of another epoch still replaces a row the gateway wrote', async () => {
+    const { gateway, worker, room, stored } = await writers();
+    await gateway.advance(room, user, { offset: 8, epoch: 'e1' });
+    await worker.record(db!.pool, { ...room, user, epoch: 'e2', offset: 1, at: Date.now() + 60_000 });
+    assert.deepEqual((await gateway.read(room, user, 0)).own, { offset: 1, epoch: 'e2' });
+    assert.equal((await stored())!.epoch, 'e2');
+    await gateway.close();
+  });
+});
+
 describe('GET /api/users/:user/unread', { skip }, () => {
   it("answers the user's rooms with the position and the archived messages after it, from PostgreSQL", async () => {
     const key = 'receipts-api-key-'.padEnd(32, 'k');
