@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Backoff, backoffDelay } from '../../packages/client/src/backoff.js';
+import { Backoff, backoffDelay, retryDelays, type BackoffOptions } from '../../packages/client/src/backoff.js';
 
 test('defaults are 250 ms to 10 s', () => {
   const backoff = new Backoff();
@@ -41,6 +41,34 @@ test('bad configuration fails at construction', () => {
   assert.throws(() => new Backoff({ minDelayMs: -1 }), RangeError);
   assert.throws(() => new Backoff({ minDelayMs: 500, maxDelayMs: 100 }), /maxDelayMs/);
   assert.throws(() => new Backoff({ maxDelayMs: Number.POSITIVE_INFINITY }), RangeError);
+});
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  return assert.fail('did not throw');
+}
+
+test('retryDelays refuses the reconnect options Backoff refuses, with the same error', () => {
+  const bad: BackoffOptions[] = [
+    { minDelayMs: -1 },
+    { minDelayMs: Number.NaN },
+    { maxDelayMs: Number.NaN },
+    { maxDelayMs: Number.POSITIVE_INFINITY },
+    { minDelayMs: 500, maxDelayMs: 100 },
+  ];
+  for (const options of bad) {
+    const refused = thrown(() => new Backoff(options));
+    assert.ok(refused instanceof RangeError, JSON.stringify(options));
+    assert.throws(() => retryDelays(options), { name: 'RangeError', message: refused.message }, JSON.stringify(options));
+  }
+  for (const options of [undefined, false, {}, { minDelayMs: 0, maxDelayMs: 0 }, { minDelayMs: 100, maxDelayMs: 100 }] as const) {
+    assert.doesNotThrow(() => new Backoff(options === false ? {} : options));
+    assert.equal(typeof retryDelays(options)(1), 'number');
+  }
 });
 
 test('property: every delay is within [min, max] and within the attempt window', () => {

@@ -24,12 +24,29 @@ const MAX_EXPONENT = 30;
 /**
  * The delay before retry number `failures` (from 1) of a gap fill that failed or of a chat
  * publish answered `outcome_unknown`: the reconnect curve, jittered the same way, so the
- * members of a room whose history lane is down do not retry in lockstep.
+ * members of a room whose history lane is down do not retry in lockstep. Throws `RangeError`
+ * for the options `Backoff` refuses.
  */
 export function retryDelays(options: BackoffOptions | false | undefined): (failures: number) => number {
   const retry = options === false ? {} : (options ?? {});
-  return (failures) =>
-    backoffDelay(failures - 1, retry.minDelayMs ?? DEFAULT_MIN_DELAY_MS, retry.maxDelayMs ?? DEFAULT_MAX_DELAY_MS, (retry.random ?? Math.random)());
+  const { min, max } = delayBounds(retry);
+  return (failures) => backoffDelay(failures - 1, min, max, (retry.random ?? Math.random)());
+}
+
+/**
+ * The delay bounds of `options`, defaults filled in; the one check of both
+ * `Backoff` and `retryDelays`. Throws `RangeError` for a `minDelayMs` that
+ * is negative or not a finite number, or a `maxDelayMs` that is below it
+ * or not a finite number.
+ */
+function delayBounds(options: BackoffOptions): { min: number; max: number } {
+  const min = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
+  const max = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
+  if (!Number.isFinite(min) || min < 0) throw new RangeError(`minDelayMs must be a finite number >= 0, got ${min}`);
+  if (!Number.isFinite(max) || max < min) {
+    throw new RangeError(`maxDelayMs must be a finite number >= minDelayMs (${min}), got ${max}`);
+  }
+  return { min, max };
 }
 
 /** Reconnect delays of one client: exponential windows with full jitter, reset after a success. */
@@ -41,14 +58,9 @@ export class Backoff {
   readonly #random: () => number;
   #attempt = 0;
 
-  /** Throws `RangeError` for a negative `minDelayMs` or a `maxDelayMs` below it. */
+  /** Throws `RangeError` for a negative or non-finite `minDelayMs`, or a `maxDelayMs` below it or non-finite. */
   constructor(options: BackoffOptions = {}) {
-    const min = options.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
-    const max = options.maxDelayMs ?? DEFAULT_MAX_DELAY_MS;
-    if (!Number.isFinite(min) || min < 0) throw new RangeError(`minDelayMs must be a finite number >= 0, got ${min}`);
-    if (!Number.isFinite(max) || max < min) {
-      throw new RangeError(`maxDelayMs must be a finite number >= minDelayMs (${min}), got ${max}`);
-    }
+    const { min, max } = delayBounds(options);
     this.minDelayMs = min;
     this.maxDelayMs = max;
     this.#random = options.random ?? Math.random;
