@@ -56,6 +56,8 @@ interface Pending {
   channel: string;
   user: string;
   latest: StreamPosition | undefined;
+  /** When `latest` was stored (ms): its event is timed at the read, not at the push up to 500 ms later. */
+  latestAt: number;
   timer: NodeJS.Timeout;
 }
 
@@ -84,7 +86,7 @@ export class ReadReceipts {
     const wanted: StreamPosition = { offset: Math.min(frame.offset, head.offset), epoch: head.epoch };
     const { position, advanced } = await this.deps.receipts.advance(ref, conn.user, wanted);
     conn.answer({ op: 'read', rid: frame.rid, room: frame.room, offset: position.offset, epoch: position.epoch });
-    if (advanced) this.#push(ref, channel, conn.user, position);
+    if (advanced) this.#push(ref, channel, conn.user, position, Date.now());
   }
 
   /** The caller's and (while few) everyone's stored positions; undefined when the store fails, which never fails a join. */
@@ -142,7 +144,7 @@ export class ReadReceipts {
     for (const [key, pending] of this.#pending) {
       clearTimeout(pending.timer);
       this.#pending.delete(key);
-      if (pending.latest) this.#emit(pending.ref, pending.channel, pending.user, pending.latest);
+      if (pending.latest) this.#emit(pending.ref, pending.channel, pending.user, pending.latest, pending.latestAt);
     }
   }
 
@@ -156,15 +158,16 @@ export class ReadReceipts {
   }
 
   /** The first push of an interval goes at once; later ones wait for its end, and only the latest goes. */
-  #push(ref: RoomRef, channel: string, user: string, position: StreamPosition): void {
+  #push(ref: RoomRef, channel: string, user: string, position: StreamPosition, at: number): void {
     const key = `${channel}\u0000${user}`;
     const pending = this.#pending.get(key);
     if (pending) {
       pending.latest = position;
+      pending.latestAt = at;
       return;
     }
-    this.#emit(ref, channel, user, position);
-    this.#arm(key, { ref, channel, user, latest: undefined, timer: undefined as unknown as NodeJS.Timeout });
+    this.#emit(ref, channel, user, position, at);
+    this.#arm(key, { ref, channel, user, latest: undefined, latestAt: 0, timer: undefined as unknown as NodeJS.Timeout });
   }
 
   #arm(key: string, pending: Pending): void {
@@ -175,21 +178,27 @@ export class ReadReceipts {
         return;
       }
       pending.latest = undefined;
-      this.#emit(pending.ref, pending.channel, pending.user, latest);
+      this.#emit(pending.ref, pending.channel, pending.user, latest, pending.latestAt);
       this.#arm(key, pending);
     }, this.#fanoutMs);
     pending.timer.unref();
     this.#pending.set(key, pending);
   }
 
-  /** The push to the room and the event for PostgreSQL; failures are logged and counted, never the reader's. */
-  #emit(ref: RoomRef, channel: string, user: string, position: StreamPosition): void {
+  /**
+   * The push to the room and the event for PostgreSQL; failures are logged and counted, never the reader's.
+   * The event carries the time of the read (`at`): PostgreSQL's upsert lets a position of another epoch
+   * replace the row only when it is later (src/postgres/read-positions.ts), so a push held back by the
+   * conflation must not look newer than a read made meanwhile on another node.
+   */
+  #emit(ref: RoomRef, channel: string, user: string, position: StreamPosition, at: number): void {
     const frame: ReadPushFrame = { op: 'read', room: ref.room, user, offset: position.offset, epoch: position.epoch, ts: Date.now() };
     // A large room's members get no read pushes; not publishing spares every node the bus traffic and the parse.
     if (this.deps.largeRoom?.(channel) !== true) void this.deps.announce(channel, encodeFrame(frame));
     void (async () => {
       try {
-        await this.deps.events.publish(readUpdated(await this.deps.source(ref, channel), { user, offset: position.offset, epoch: position.epoch }));
+        const source = { ...(await this.deps.source(ref, channel)), ts: at };
+        await this.deps.events.publish(readUpdated(source, { user, offset: position.offset, epoch: position.epoch }));
       } catch (error) {
         this.deps.metrics.drops.inc({ reason: 'event_unavailable' });
         this.deps.log.error({ err: errorText(error), type: 'read.updated' }, 'lifecycle event not accepted');

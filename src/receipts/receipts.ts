@@ -3,9 +3,12 @@
  * the user has read, in one epoch of the room log (docs/protocol.md, "Read
  * positions"). A position only moves forward within an epoch; one of
  * another epoch replaces it (the gateway has checked that the new one is
- * the log's current epoch). Implementations: memory.ts, redis.ts;
- * test/conformance/receipts.ts runs against both. The durable copy is in
- * PostgreSQL, written from `read.updated` events (src/postgres/read-positions.ts).
+ * the log's current epoch). Implementations: memory.ts, redis.ts and, for a
+ * cluster without Redis, postgres.ts; test/conformance/receipts.ts runs
+ * against them. The durable copy is in PostgreSQL, written from
+ * `read.updated` events by the chat-store worker; with postgres.ts the
+ * gateway writes the same table first. Both use one forward-only upsert
+ * (src/postgres/read-positions.ts), so the worker's write then changes nothing.
  */
 import type { RoomRef } from '../history/history.js';
 import type { LaneHealth } from '../lanes.js';
