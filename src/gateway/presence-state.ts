@@ -7,7 +7,7 @@
 import type { ChannelNamer } from '../bus/channels.js';
 import type { RoomRef } from '../history/history.js';
 import type { Presence } from '../presence/presence.js';
-import { presenceStateText } from '../presence/state.js';
+import { presenceState, type StateAndText } from '../presence/state.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
@@ -25,29 +25,34 @@ export interface PresenceStatesDeps {
   announce: (channel: string, payload: string, except: string | undefined) => Promise<void>;
 }
 
+const EMPTY_STATE: StateAndText = { state: {}, text: '{}' };
+
 export class PresenceStates {
   /** Per connection, a `presence_set` bucket per room (gone with the connection). */
   readonly #buckets = new WeakMap<Connection, Map<string, TokenBucket>>();
 
   constructor(private readonly deps: PresenceStatesDeps) {}
 
-  /** The state a join (or set) gives `conn`: the client's with the token's `presence` claim over it, as JSON text; throws `presence_too_large`. */
-  stateOf(conn: Connection, client: PresenceState | undefined): string | undefined {
-    return presenceStateText(client, conn.identity?.presence, this.deps.maxStateBytes);
+  /** The state a join (or set) gives `conn`: the client's with the token's `presence` claim over it, and its JSON text; throws `presence_too_large`. */
+  stateOf(conn: Connection, client: PresenceState | undefined): StateAndText | undefined {
+    return presenceState(client, conn.identity?.presence, this.deps.maxStateBytes);
   }
 
   async set(conn: Connection, frame: PresenceSetFrame): Promise<void> {
     checkRoom(frame.room, this.deps.maxRoomIdLength);
     if (!conn.rooms.has(frame.room)) throw new NerveError(ErrorCode.NotJoined, 'join the room to set your presence there');
-    const text = this.stateOf(conn, frame.state) ?? '{}';
+    // The token first: a refused frame does no state work, so a flood of large states is cheap to refuse.
+    // A frame too large keeps the token it took: its merge and measure were real work (the cost the bucket
+    // bounds), and given back, a flood of large states would never run dry and cost that work every frame.
+    // The cheap checks above take none. Too large and over the rate at once: `rate_limited`.
     const retryAfterMs = this.#bucket(conn, frame.room).take();
     if (retryAfterMs > 0) throw new NerveError(ErrorCode.RateLimited, 'too many presence_set in this room', { retryAfterMs });
+    const { state, text } = this.stateOf(conn, frame.state) ?? EMPTY_STATE;
     const ref: RoomRef = { tenant: conn.tenant, room: frame.room };
     // The connection may have left meanwhile (its presence entry gone): then it is not joined.
     if (!(await this.deps.presence.setState(ref, { user: conn.user, conn: conn.id }, text))) {
       throw new NerveError(ErrorCode.NotJoined, 'not in that room');
     }
-    const state = JSON.parse(text) as PresenceState;
     conn.answer({ op: 'presence_set', rid: frame.rid, room: frame.room, state });
     await this.announce(ref, conn.user, state, conn.id);
   }

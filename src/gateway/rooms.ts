@@ -18,7 +18,7 @@ import type { TenantGuard } from '../quotas/guard.js';
 import { encodeFrame } from '../../packages/protocol/src/codec.js';
 import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
-import type { JoinFrame, LeaveFrame, PresenceFrame, PresenceState, RoomEndedFrame } from '../../packages/protocol/src/frames.js';
+import type { JoinFrame, LeaveFrame, PresenceFrame, RoomEndedFrame } from '../../packages/protocol/src/frames.js';
 import { offsetStep } from '../../packages/protocol/src/positions.js';
 import { scanChatTail, tailHasEpoch } from './chat-gap.js';
 import type { ChatRecovery } from './chat-recovery.js';
@@ -95,13 +95,21 @@ export class Rooms {
         if (deps.local.add(channel, 'room', conn.tenant, frame.room, conn)) await deps.bus.acquire(channel);
         deps.metrics.rooms.set(deps.local.rooms());
         const now = Date.now();
-        const added = await deps.presence.add(ref, { user: conn.user, conn: conn.id, node: deps.nodeId, ts: now, ...(state === undefined ? {} : { state }) });
+        const added = await deps.presence.add(ref, {
+          user: conn.user,
+          conn: conn.id,
+          node: deps.nodeId,
+          ts: now,
+          ...(state === undefined ? {} : { state: state.text }),
+        });
         deps.members.noteCount(channel, added.count);
         if (added.roomStarted) deps.lifecycle.sessionStarted(ref, channel, conn.user, now);
-        const parsed = state === undefined ? undefined : (JSON.parse(state) as PresenceState);
         if (added.userJoined) {
-          await deps.lifecycle.memberJoined(ref, channel, conn.user, now, conn.id, { count: added.count, ...(parsed === undefined ? {} : { state: parsed }) });
-        } else if (parsed !== undefined) await deps.states.announce(ref, conn.user, parsed, conn.id);
+          await deps.lifecycle.memberJoined(ref, channel, conn.user, now, conn.id, {
+            count: added.count,
+            ...(state === undefined ? {} : { state: state.state }),
+          });
+        } else if (state !== undefined) await deps.states.announce(ref, conn.user, state.state, conn.id);
         deps.metrics.joins.inc();
       }
       const limit = frame.history ?? limits.historyOnJoin;

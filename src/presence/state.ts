@@ -9,19 +9,28 @@ import { ErrorCode } from '../../packages/protocol/src/codes.js';
 import { NerveError } from '../../packages/protocol/src/errors.js';
 import type { Member, PresenceState } from '../../packages/protocol/src/frames.js';
 
-/**
- * The state members see, as JSON text: `claim` keys win over `client` keys.
- * Undefined when neither gives one. Throws `presence_too_large` above `maxBytes` (UTF-8).
- */
-export function presenceStateText(client: PresenceState | undefined, claim: PresenceState | undefined, maxBytes: number): string | undefined {
-  if (client === undefined && claim === undefined) return undefined;
-  const text = JSON.stringify({ ...client, ...claim });
-  const bytes = Buffer.byteLength(text, 'utf8');
-  if (bytes > maxBytes) throw new NerveError(ErrorCode.PresenceTooLarge, `presence state is ${bytes} bytes as JSON, at most ${maxBytes}`);
-  return text;
+/** A member's state both ways: the object members see, and its JSON text (what the store keeps). */
+export interface StateAndText {
+  state: PresenceState;
+  text: string;
 }
 
-/** A Member from stored fields; `state` is JSON text written by presenceStateText (unreadable text is left out, never thrown). */
+/**
+ * The state members see: `claim` keys win over `client` keys. Undefined when
+ * neither gives one. Throws `presence_too_large` above `maxBytes` (UTF-8).
+ * One serialization, measured and kept: callers store `text` and send
+ * `state` (which encodes to the same text), so nothing is parsed back.
+ */
+export function presenceState(client: PresenceState | undefined, claim: PresenceState | undefined, maxBytes: number): StateAndText | undefined {
+  if (client === undefined && claim === undefined) return undefined;
+  const state = { ...client, ...claim };
+  const text = JSON.stringify(state);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > maxBytes) throw new NerveError(ErrorCode.PresenceTooLarge, `presence state is ${bytes} bytes as JSON, at most ${maxBytes}`);
+  return { state, text };
+}
+
+/** A Member from stored fields; `state` is JSON text written by presenceState (unreadable text is left out, never thrown). */
 export function memberOf(user: string, since: number, state: string | undefined): Member {
   if (state === undefined || state === '') return { user, since };
   try {
