@@ -23,6 +23,7 @@ interface UserPresence {
 
 export class MemoryPresence implements Presence {
   readonly driver = 'memory';
+  readonly clusterWide = false;
   /** room key → user → presence. */
   private readonly rooms = new Map<string, Map<string, UserPresence>>();
   private state: 'idle' | 'running' | 'closed' = 'idle';

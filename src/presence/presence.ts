@@ -49,6 +49,11 @@ export interface RemoveResult {
 
 export interface Presence {
   readonly driver: string;
+  /**
+   * Whether every node reads the same presence (Redis): then a count in a member frame from another node is
+   * the room's. False when each node keeps its own (memory): such a count says nothing about this node's.
+   */
+  readonly clusterWide: boolean;
   start(): Promise<void>;
   add(room: RoomRef, entry: PresenceEntry): Promise<AddResult>;
   remove(room: RoomRef, entry: Pick<PresenceEntry, 'user' | 'conn'>): Promise<RemoveResult>;

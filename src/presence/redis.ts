@@ -43,6 +43,7 @@ interface ScriptReply {
 
 export class RedisPresence extends RedisScriptLane implements Presence {
   readonly driver = 'redis';
+  readonly clusterWide = true;
   private readonly prefix: string;
   private readonly ttlMs: number;
   private readonly heartbeatMs: number;
