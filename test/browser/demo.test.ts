@@ -34,6 +34,8 @@ import {
 } from '../helpers/demo-browser.js';
 
 const skip = chromiumSkipReason() ?? false;
+/** What the receipts test reaches of the page's `window.nerveDemo`. */
+type DemoWindow = { nerveDemo: { roomHandle: { readPositions: ReadonlyMap<string, number>; markRead(offset?: number): Promise<number> } } };
 const SECRET = 'demo-browser-test-secret-'.padEnd(40, 'x');
 
 let node: NodeProcess | undefined;
@@ -247,6 +249,23 @@ test('receipts: unread while scrolled up, read once the newest message is in vie
   await bob.page.getByTestId('unread').getByText('↓ 2 unread').waitFor({ timeout: 10_000 });
   assert.match(await bob.page.title(), /^\(2\) /);
   await shot(bob.page, 'phone-unread');
+  // Fence: Bob's page marks read 300 ms after the last thing that moved (demo-reads.js), the last one here
+  // Alice's read of her own messages reaching him. A timer of the same delay set after that fires after the
+  // page's, and sends a read of what Bob had already read: requests of one connection run in order, so its
+  // answer is his stored position after any read the page sent. Pushes carry stored positions only.
+  const offsetOf = async (text: string) => Number(await alice.page.locator('li[data-offset]', { hasText: text }).getAttribute('data-offset'));
+  const [read, unseen1, unseen2] = [await offsetOf('filler 29'), await offsetOf('unseen 1'), await offsetOf('unseen 2')];
+  await bob.page.waitForFunction((at) => ((window as unknown as DemoWindow).nerveDemo.roomHandle.readPositions.get('alice') ?? 0) >= at, unseen2, {
+    timeout: 10_000,
+  });
+  const stored = await bob.page.evaluate(
+    (at) =>
+      new Promise<number>((resolve, reject) =>
+        setTimeout(() => (window as unknown as DemoWindow).nerveDemo.roomHandle.markRead(at).then(resolve, reject), 300),
+      ),
+    read,
+  );
+  assert.ok(stored < unseen1, `Bob's stored read position (${stored}) is before "unseen 1" (${unseen1})`);
   assert.equal(await alice.page.getByTestId('seen').count(), 0, 'not seen while Bob looks elsewhere');
   // The pill scrolls to the newest message, which marks the room read.
   await bob.page.getByTestId('unread').click();

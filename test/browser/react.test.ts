@@ -144,6 +144,17 @@ async function seed(room: string, count: number): Promise<void> {
 async function enter(user: string, room: string, node = 0): Promise<{ page: Page; errors: string[] }> {
   const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
   contexts.push(context);
+  // Every text frame the page sends, kept in the page itself: read there, it is complete up to that moment.
+  await context.addInitScript(() => {
+    const sent: string[] = [];
+    (window as unknown as { nerveSent: string[] }).nerveSent = sent;
+    type Send = (this: WebSocket, data: Parameters<WebSocket['send']>[0]) => void;
+    const send = Object.getOwnPropertyDescriptor(WebSocket.prototype, 'send')!.value as Send;
+    WebSocket.prototype.send = function (this: WebSocket, data) {
+      if (typeof data === 'string') sent.push(data);
+      send.call(this, data);
+    };
+  });
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(error.message));
@@ -153,6 +164,13 @@ async function enter(user: string, room: string, node = 0): Promise<{ page: Page
   await page.getByTestId('join-submit').click();
   await page.getByTestId('connection-state').getByText('connected').waitFor({ timeout: 10_000 });
   return { page, errors };
+}
+
+/** How many `read` frames the page has sent so far. */
+function readsSent(page: Page): Promise<number> {
+  return page.evaluate(
+    () => (window as unknown as { nerveSent: string[] }).nerveSent.filter((frame) => (JSON.parse(frame) as { op?: string }).op === 'read').length,
+  );
 }
 
 function logLines(page: Page): Promise<string[]> {
@@ -196,11 +214,17 @@ test(
     await alice.page.setViewportSize({ width: 1280, height: 420 });
     await alice.page.getByTestId('chat-log').evaluate((log) => log.scrollTo({ top: 0 }));
     await alice.page.locator('[data-testid="chat-log"][data-at-bottom="false"]').waitFor({ timeout: 5_000 });
+    const readsBefore = await readsSent(alice.page);
     await bob.page.getByTestId('chat-input').fill('are you there?');
     await bob.page.getByTestId('chat-send').click();
     await alice.page.getByTestId('unread-badge').getByText('1 new').waitFor({ timeout: 10_000 });
     await bob.page.getByTestId('chat-log').getByText('are you there?').waitFor({ timeout: 10_000 });
     assert.equal(await alice.page.title(), `(1) #${room}`);
+    // Fence: the page marks read one 300 ms debounce after its unread count moved (Chat.tsx), and the badge shows
+    // that it moved; a timer of the same delay set now fires after the page's. By then any read the page would
+    // send while scrolled up is in its sent frames, and what was never sent cannot reach bob.
+    await alice.page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 300)));
+    assert.equal(await readsSent(alice.page), readsBefore, 'no read sent while alice is scrolled up');
     assert.equal(await bob.page.getByTestId('seen-by').count(), 0, 'not seen while alice is scrolled up');
     // The badge scrolls to the newest: read, the badge goes, bob sees it seen.
     await alice.page.getByTestId('unread-badge').click();
@@ -277,6 +301,11 @@ test(
     await bob.page.getByTestId('chat-log').getByText('first in the new room').waitFor({ timeout: 10_000 });
     assert.equal((await metric('nerve_connections_total')) - before.connections, 0, 'the switch kept the socket');
     assert.equal((await metric('nerve_frames_in_total', 'op="leave"')) - before.leaves, 1, 'one leave of the old room');
+    // Fence: bob's message is stored (it came back to him with its offset); had it gone to the old room, a message
+    // sent there now comes after it, and alice gets that room's chat in offset order.
+    await alice.page.getByTestId('chat-input').fill('still here');
+    await alice.page.getByTestId('chat-send').click();
+    await alice.page.getByTestId('chat-log').getByText('still here').waitFor({ timeout: 10_000 });
     assert.equal(await alice.page.getByTestId('chat-log').getByText('first in the new room').count(), 0);
 
     // Bob leaves: the provider unmounts, the room is left and the socket closed.
