@@ -7,22 +7,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ChatMessage, JoinedFrame } from '../../packages/protocol/src/frames.js';
 import { RoomReads } from '../../packages/client/src/read-state.js';
+import { chatMessage, EPOCH } from '../helpers/chat-fixtures.js';
 
-const EPOCH = 'e1';
-
+/** Chat message `offset` from `from`, no payload; `action` makes it an entry on m1. */
 function chat(offset: number, from = 'bob', action?: 'react'): ChatMessage {
-  return {
-    op: 'message',
-    class: 'chat',
-    room: 'r',
-    id: `m${offset}`,
-    from,
-    ts: offset,
-    offset,
-    epoch: EPOCH,
-    data: null,
-    ...(action ? { action, target: { id: 'm1', offset: 1 } } : {}),
-  };
+  return chatMessage(offset, null, { from, ...(action ? { action, target: { id: 'm1', offset: 1 } } : {}) });
 }
 
 function joined(fields: Partial<JoinedFrame>): JoinedFrame {

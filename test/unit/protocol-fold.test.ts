@@ -17,11 +17,11 @@ import {
   type ActionEntry,
 } from '../../packages/protocol/src/fold.js';
 import type { ChatMessage } from '../../packages/protocol/src/frames.js';
+import { chatMessage, EPOCH } from '../helpers/chat-fixtures.js';
 
-const EPOCH = 'e1';
-
+/** Chat message `offset`, at ts 1000 + `offset`. */
 function message(offset: number, data: unknown, from = 'alice'): ChatMessage {
-  return { op: 'message', class: 'chat', room: 'r', id: `m${offset}`, from, ts: 1000 + offset, offset, epoch: EPOCH, data };
+  return chatMessage(offset, data, { from, ts: 1000 + offset });
 }
 
 function entry(offset: number, action: ActionEntry['action'], target: ChatMessage, data: unknown, from = 'alice'): ActionEntry {

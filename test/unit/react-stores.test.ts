@@ -30,15 +30,14 @@ import { RoomStore } from '../../packages/react/src/room-store.js';
 import { Lease } from '../../packages/react/src/store.js';
 import { fakeStream, hub, PC } from '../helpers/fake-rtc.js';
 import { waitFor } from '../helpers/wait.js';
+import { chatMessage, EPOCH } from '../helpers/chat-fixtures.js';
 
 interface Text {
   text: string;
 }
 
-const EPOCH = 'e1';
-
 function chat(offset: number, epoch = EPOCH): RoomChatMessage<Text> {
-  return { op: 'message', class: 'chat', room: 'r', id: `m${offset}`, from: 'alice', ts: offset, offset, epoch, data: { text: `m${offset}` } };
+  return chatMessage(offset, { text: `m${offset}` }, { epoch });
 }
 
 function range(from: number, to: number): RoomChatMessage<Text>[] {
