@@ -26,6 +26,7 @@ import { COLD_PHASE } from './lib/cold-events.js';
 
 interface Args {
   latencyRates: number[] | undefined;
+  latencySeconds: number | undefined;
   systems: Set<System>;
   quick: boolean;
   warmup: boolean;
@@ -34,18 +35,27 @@ interface Args {
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const args: Args = { quick: false, warmup: true, runs: 3, only: undefined, latencyRates: undefined, systems: new Set(ALL_SYSTEMS) };
+  const args: Args = {
+    quick: false,
+    warmup: true,
+    runs: 3,
+    only: undefined,
+    latencyRates: undefined,
+    latencySeconds: undefined,
+    systems: new Set(ALL_SYSTEMS),
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') args.quick = true;
     else if (arg === '--no-warmup') args.warmup = false;
     else if (arg === '--runs') args.runs = Number(argv[++i]);
     else if (arg === '--latency-rate') args.latencyRates = (argv[++i] ?? '').split(',').map(Number);
+    else if (arg === '--latency-seconds') args.latencySeconds = Number(argv[++i]);
     else if (arg === '--systems') args.systems = new Set((argv[++i] ?? '').split(',').map(systemOf));
     else if (arg === '--only') args.only = new Set((argv[++i] ?? '').split(','));
     else if (arg === '--help' || arg === '-h') {
       process.stdout.write(
-        'Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--only fanout,latency,memory,signal,cold,pusher (or fanout-ephemeral, latency-chat, …)] [--systems nerve,sio,limit1,limit3]\n',
+        'Usage: npm run bench -- [--quick] [--no-warmup] [--runs N] [--latency-rate msg/s[,msg/s…]] [--latency-seconds N] [--only fanout,latency,memory,signal,cold,pusher (or fanout-ephemeral, latency-chat, …)] [--systems nerve,sio,limit1,limit3]\n',
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
@@ -53,6 +63,8 @@ function parseArgs(argv: readonly string[]): Args {
   if (!Number.isInteger(args.runs) || args.runs < 1 || args.runs > 20) throw new Error('--runs takes an integer from 1 to 20');
   if (args.latencyRates?.some((rate) => !Number.isInteger(rate) || rate < 1 || rate > 100_000))
     throw new Error('--latency-rate takes integers from 1 to 100000');
+  if (args.latencySeconds !== undefined && (!Number.isInteger(args.latencySeconds) || args.latencySeconds < 1 || args.latencySeconds > 600))
+    throw new Error('--latency-seconds takes an integer from 1 to 600');
   return args;
 }
 
@@ -146,6 +158,7 @@ async function main(): Promise<void> {
   const sizes: Sizes = {
     ...(args.quick ? QUICK : FULL),
     ...(args.latencyRates ? { latencyRates: args.latencyRates } : {}),
+    ...(args.latencySeconds ? { latencySeconds: args.latencySeconds } : {}),
     ...(args.warmup ? {} : { fanoutWarmup: 0, signalWarmupRounds: 0, latencyWarmupSeconds: 0, coldWarmup: 0 }),
   };
   stopClustersOnSignal();
