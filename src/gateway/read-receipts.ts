@@ -84,9 +84,11 @@ export class ReadReceipts {
     }
     // Never more than the log holds: a position past its newest message would hide the next ones.
     const wanted: StreamPosition = { offset: Math.min(frame.offset, head.offset), epoch: head.epoch };
+    // Taken before the store's write, which the PostgreSQL driver stamps later: the event is never newer than its row.
+    const at = Date.now();
     const { position, advanced } = await this.deps.receipts.advance(ref, conn.user, wanted);
     conn.answer({ op: 'read', rid: frame.rid, room: frame.room, offset: position.offset, epoch: position.epoch });
-    if (advanced) this.#push(ref, channel, conn.user, position, Date.now());
+    if (advanced) this.#push(ref, channel, conn.user, position, at);
   }
 
   /** The caller's and (while few) everyone's stored positions; undefined when the store fails, which never fails a join. */

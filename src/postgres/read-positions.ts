@@ -14,9 +14,10 @@ import { quoteIdent } from './db.js';
 export interface ReadPositionUpsertOptions {
   /**
    * The writer has checked that the epoch is the room log's current one (the
-   * gateway's `advance`): its stamp is taken as at least 1 ms after the row's,
-   * so a node whose clock is behind another's still moves the row to a new
-   * epoch, and an older event of the old epoch cannot move it back later.
+   * gateway's `advance`): a row of another epoch is older and is replaced
+   * whatever the stamps, and the row's stamp becomes at least 1 ms later than
+   * it was, so a node whose clock is behind another's still moves the row to
+   * a new epoch, and an older event of the old epoch cannot move it back later.
    */
   current?: boolean;
   /** Add `RETURNING user_id, epoch, read_offset`: a row only when this write moved the position. */
@@ -34,14 +35,15 @@ export interface ReadPositionUpsertOptions {
  */
 export function readPositionUpsert(schema: string, options: ReadPositionUpsertOptions = {}): string {
   const table = `${quoteIdent(schema)}.read_positions`;
-  const stamp = options.current
-    ? `GREATEST($6::bigint, COALESCE((SELECT s.updated_at + 1 FROM ${table} s WHERE s.tenant = $1 AND s.room = $2 AND s.user_id = $3), 0))`
-    : '$6';
-  return `INSERT INTO ${table} AS r (tenant, room, user_id, epoch, read_offset, updated_at) VALUES ($1, $2, $3, $4, $5, ${stamp})
-    ON CONFLICT (tenant, room, user_id) DO UPDATE SET epoch = EXCLUDED.epoch, read_offset = EXCLUDED.read_offset, updated_at = GREATEST(r.updated_at, EXCLUDED.updated_at)
-    WHERE (r.epoch = EXCLUDED.epoch AND r.read_offset < EXCLUDED.read_offset) OR (r.epoch <> EXCLUDED.epoch AND r.updated_at < EXCLUDED.updated_at)${
-      options.returning ? '\n    RETURNING user_id, epoch, read_offset' : ''
-    }`;
+  // Decided on the locked row, in DO UPDATE: a stamp read in a subquery could
+  // be older than the row a concurrent write commits before this one locks it.
+  const moves = options.current
+    ? '(r.epoch = EXCLUDED.epoch AND r.read_offset < EXCLUDED.read_offset) OR r.epoch <> EXCLUDED.epoch'
+    : '(r.epoch = EXCLUDED.epoch AND r.read_offset < EXCLUDED.read_offset) OR (r.epoch <> EXCLUDED.epoch AND r.updated_at < EXCLUDED.updated_at)';
+  const stamp = options.current ? 'GREATEST(r.updated_at + 1, EXCLUDED.updated_at)' : 'GREATEST(r.updated_at, EXCLUDED.updated_at)';
+  return `INSERT INTO ${table} AS r (tenant, room, user_id, epoch, read_offset, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (tenant, room, user_id) DO UPDATE SET epoch = EXCLUDED.epoch, read_offset = EXCLUDED.read_offset, updated_at = ${stamp}
+    WHERE ${moves}${options.returning ? '\n    RETURNING user_id, epoch, read_offset' : ''}`;
 }
 
 export interface ReadPositionRow {
