@@ -39,119 +39,24 @@ interface RoomCounts {
 
 /** The fields of a member frame this module reads. */
 interface MemberNotice {
-  op: string | undefined;
-  user: string | undefined;
-  count: number | undefined;
+  op?: unknown;
+  user?: unknown;
+  count?: unknown;
 }
 
-/**
- * Member frames are read without parsing them (a member_updated carries a
- * state of up to `presenceStateMaxBytes`, and each node reads each frame).
- * The server encodes them with encodeFrame from objects built in one fixed
- * key order: `{"op":…,"room":…,"user":…` first, then `"ts"` and an optional
- * `"count"` (member_joined, member_left: room-lifecycle.ts), `"state"`
- * (member_updated: presence-state.ts) or `"offset"` (read: read-receipts.ts).
- * Inside a JSON string every `"` is escaped, so a room or user without a
- * backslash ends at the next `"`, and the slice is the value itself. The
- * `state` (the only nested user data) comes after every field read here. A
- * frame of any other shape is parsed (kept so a format change degrades,
- * not breaks).
- */
-const KINDS = ['member_joined', 'member_left', 'member_updated', 'read'] as const;
-const KIND_PREFIXES = KINDS.map((kind) => `{"op":"${kind}","room":"`);
-const USER_KEY = ',"user":"';
-const TS_KEY = ',"ts":';
-const COUNT_KEY = ',"count":';
-const STATE_KEY = ',"state":';
-const OFFSET_KEY = ',"offset":';
-const QUOTE = 34;
-const BACKSLASH = 92;
-const ZERO = 48;
-const NINE = 57;
-const COMMA = 44;
-const BRACE = 125;
-
-/** One scratch notice, reused (read before the next call). */
-const scratch: MemberNotice = { op: undefined, user: undefined, count: undefined };
-
-function readNotice(payload: string): MemberNotice {
-  return scanNotice(payload) ?? parseNotice(payload);
-}
-
-/** The end (closing quote) of a JSON string starting at `from`, or -1 when it has escapes or no end. */
-function plainStringEnd(payload: string, from: number): number {
-  for (let i = from; i < payload.length; i += 1) {
-    const code = payload.charCodeAt(i);
-    if (code === QUOTE) return i;
-    if (code === BACKSLASH) return -1;
-  }
-  return -1;
-}
-
-/** The end of the digits starting at `from` (`from` itself when there are none). */
-function digitsEnd(payload: string, from: number): number {
-  let i = from;
-  while (i < payload.length) {
-    const code = payload.charCodeAt(i);
-    if (code < ZERO || code > NINE) break;
-    i += 1;
-  }
-  return i;
-}
-
-function scanNotice(payload: string): MemberNotice | undefined {
-  let kind = -1;
-  for (let k = 0; k < KIND_PREFIXES.length && kind < 0; k += 1) if (payload.startsWith(KIND_PREFIXES[k]!)) kind = k;
-  if (kind < 0) return undefined;
-  const roomEnd = plainStringEnd(payload, KIND_PREFIXES[kind]!.length);
-  if (roomEnd < 0 || !payload.startsWith(USER_KEY, roomEnd + 1)) return undefined;
-  const userStart = roomEnd + 1 + USER_KEY.length;
-  const userEnd = plainStringEnd(payload, userStart);
-  if (userEnd < 0) return undefined;
-  const op = KINDS[kind]!;
-  const rest = userEnd + 1;
-  if (op === 'member_updated' || op === 'read') {
-    // The conflation key needs the user; these frames carry no count.
-    if (!payload.startsWith(op === 'read' ? OFFSET_KEY : STATE_KEY, rest)) return undefined;
-    return notice(op, payload.slice(userStart, userEnd), undefined);
-  }
-  // member_joined, member_left: `"ts":N`, then the end, or `"count":N` (then the end or `"state"`).
-  if (!payload.startsWith(TS_KEY, rest)) return undefined;
-  const tsStart = rest + TS_KEY.length;
-  const tsEnd = digitsEnd(payload, tsStart);
-  if (tsEnd === tsStart) return undefined;
-  if (tsEnd === payload.length - 1 && payload.charCodeAt(tsEnd) === BRACE) return notice(op, undefined, undefined);
-  if (!payload.startsWith(COUNT_KEY, tsEnd)) return undefined;
-  const countStart = tsEnd + COUNT_KEY.length;
-  const countEnd = digitsEnd(payload, countStart);
-  const next = payload.charCodeAt(countEnd);
-  if (countEnd === countStart || countEnd - countStart > 15 || (next !== BRACE && next !== COMMA)) return undefined;
-  let count = 0;
-  for (let i = countStart; i < countEnd; i += 1) count = count * 10 + (payload.charCodeAt(i) - ZERO);
-  // The user is not read for joins and leaves.
-  return notice(op, undefined, count);
-}
-
-function notice(op: string | undefined, user: string | undefined, count: number | undefined): MemberNotice {
-  scratch.op = op;
-  scratch.user = user;
-  scratch.count = count;
-  return scratch;
-}
-
-function parseNotice(payload: string): MemberNotice {
-  let parsed: unknown;
+/** A member frame's op, user and count; one parse per frame and node (0.7 µs for a join, 2.9 µs for a 530-byte state). */
+function readNotice(payload: string): { op: unknown; user: string | undefined; count: number | undefined } {
+  let notice: MemberNotice;
   try {
-    parsed = JSON.parse(payload);
+    notice = JSON.parse(payload) as MemberNotice;
   } catch {
-    parsed = undefined;
+    notice = {};
   }
-  const fields = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as { op?: unknown; user?: unknown; count?: unknown };
-  return notice(
-    typeof fields.op === 'string' ? fields.op : undefined,
-    typeof fields.user === 'string' ? fields.user : undefined,
-    typeof fields.count === 'number' ? fields.count : undefined,
-  );
+  return {
+    op: notice.op,
+    user: typeof notice.user === 'string' ? notice.user : undefined,
+    count: typeof notice.count === 'number' ? notice.count : undefined,
+  };
 }
 
 export class MemberPushes {
