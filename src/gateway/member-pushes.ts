@@ -93,7 +93,7 @@ export class MemberPushes {
     if (op === 'read') {
       // Read pushes (read-receipts.ts) like states: conflated per user for a lagging reader, and not
       // sent in a large room, where every member hearing every read would cost O(readers × members).
-      if (!large && user !== undefined) this.deps.fanOut(target, payload, messageClass, except, `\u0001read\u0000${target.id}\u0000${user}`);
+      if (!large && !room.large && user !== undefined) this.deps.fanOut(target, payload, messageClass, except, `\u0001read\u0000${target.id}\u0000${user}`);
       return;
     }
     if (op === 'member_updated') {
