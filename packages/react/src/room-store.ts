@@ -152,8 +152,9 @@ export class RoomStore<Chat = unknown> extends Store<RoomSnapshot<Chat>> {
     this.#offs = [
       list.on('change', (messages) => this.#patch({ messages })),
       room.members.on('change', () => this.#patch(membersOf(room))),
-      // The room counts unread in its own first `message` listener, and resets the reads before `rejoined`.
-      room.on('message', () => this.#patch(this.#reads())),
+      // The room counts unread in its own first `message` listener (a message moves no one's position), and
+      // resets the reads before `rejoined`.
+      room.on('message', () => this.#patch({ unread: room.unread, read: room.read })),
       room.on('read', () => this.#patch(this.#reads())),
       room.on('rejoined', () => this.#patch(this.#reads())),
       room.on('recovery_failed', ({ joined }) => this.#patch({ hasOlder: mayHaveOlder(joined.history), ...this.#reads() })),
