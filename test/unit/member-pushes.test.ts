@@ -88,9 +88,11 @@ test("with per-node presence another node's count does not make the room large h
 });
 
 test("with shared presence another node's count is the room's", () => {
-  const { sent, push } = setup(3, true);
+  const { sent, push, pushes } = setup(3, true);
   push({ op: 'member_joined', user: 'b5', count: 5 }, false);
   assert.equal(sent.length, 0, 'counted, not told one by one');
+  assert.equal(pushes.isLargeRoom('ch'), true, "the other node's count made the room large here");
+  pushes.forget('ch');
 });
 
 test("the room's count is the frame's own, not one in a member's state; a join without one keeps it", () => {
