@@ -4,8 +4,8 @@
  * test run's channels and keys never meet another run's. `stop()` stops the
  * nodes and deletes the namespace's keys.
  */
-import { Redis } from 'ioredis';
 import { startNode, type NodeProcess } from './node-process.js';
+import { deleteKeys } from './redis-keys.js';
 import { testNamespace } from './wait.js';
 
 export interface StartClusterOptions {
@@ -77,21 +77,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
  * not an error here.
  */
 export async function deleteNamespaceKeys(redisUrl: string, env: string, service = 'nerve'): Promise<number> {
-  const admin = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  admin.on('error', () => {});
-  let deleted = 0;
   try {
-    await admin.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await admin.scan(cursor, 'MATCH', `${env}:${service}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) deleted += await admin.unlink(...keys);
-    } while (cursor !== '0');
+    return await deleteKeys(redisUrl, `${env}:${service}:*`);
   } catch {
     // Redis unreachable: nothing to clean on a server that is gone.
-  } finally {
-    admin.disconnect();
+    return 0;
   }
-  return deleted;
 }
