@@ -18,11 +18,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import WebSocket, { WebSocketServer } from 'ws';
-
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
-}
+import { flag } from './lib/flags.js';
 
 const port = Number(flag('port', '0'));
 const host = flag('host', '127.0.0.1');

@@ -20,11 +20,7 @@ import { RabbitEventLog } from '../../src/events/rabbitmq.js';
 import { normalizeConsumerSpec, retryDelays } from '../../src/events/retry.js';
 import { benchEvent, COLD_PHASE, coldLaneResult, ConsumeCounter, markPhase } from './cold-events.js';
 import { nowMs } from './stats.js';
-
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
-}
+import { flag } from './flags.js';
 
 export type { ColdLaneResult } from './cold-events.js';
 

@@ -29,13 +29,7 @@ import { batchingAcks } from '../../src/events/ack-batcher.js';
 import { LANE_SOCKET_OPTIONS, TurnCork } from '../../src/events/amqp-cork.js';
 import { benchEvent, COLD_PHASE, coldLaneResult, ConsumeCounter, markPhase } from './cold-events.js';
 import { nowMs } from './stats.js';
-
-function flag(name: string, fallback: string): string {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : (process.argv[index + 1] ?? fallback);
-}
-
-const has = (name: string): boolean => process.argv.includes(`--${name}`);
+import { flag, hasFlag } from './flags.js';
 
 async function main(): Promise<void> {
   const url = flag('amqp-url', process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672');
@@ -47,9 +41,9 @@ async function main(): Promise<void> {
   const inFlight = Math.max(1, Number(flag('in-flight', '256')));
   const prefetch = Math.max(1, Number(flag('prefetch', '256')));
   const warmup = Math.max(0, Number(flag('warmup', '0')));
-  const plain = has('plain');
-  const confirm = !has('no-confirm');
-  const consume = !has('no-consumer');
+  const plain = hasFlag('plain');
+  const confirm = !hasFlag('no-confirm');
+  const consume = !hasFlag('no-consumer');
   const tuned: Partial<ConnectionOptions> = plain
     ? {}
     : { noDelay: true, frameMax: 131_072, socket: LANE_SOCKET_OPTIONS as unknown as ConnectionOptions['socket'] };
@@ -75,7 +69,7 @@ async function main(): Promise<void> {
       if (lastTag > ackedTag) rawChannel?.basicAck({ deliveryTag: lastTag, multiple: true });
       ackedTag = lastTag;
     };
-    const rawChannel = consume && !plain && !has('per-ack') && !has('no-ack') && !has('consumer') ? await consuming.acquire() : undefined;
+    const rawChannel = consume && !plain && !hasFlag('per-ack') && !hasFlag('no-ack') && !hasFlag('consumer') ? await consuming.acquire() : undefined;
     if (rawChannel) {
       await rawChannel.basicQos({ prefetchCount: prefetch });
       await rawChannel.basicConsume({ queue }, (msg) => {
@@ -87,8 +81,8 @@ async function main(): Promise<void> {
     }
     const consumer =
       consume && !rawChannel
-        ? (has('consumer') ? batchingAcks(consuming, prefetch) : consuming).createConsumer(
-            { queue, queueOptions: { durable: true }, qos: { prefetchCount: prefetch }, noAck: has('no-ack') },
+        ? (hasFlag('consumer') ? batchingAcks(consuming, prefetch) : consuming).createConsumer(
+            { queue, queueOptions: { durable: true }, qos: { prefetchCount: prefetch }, noAck: hasFlag('no-ack') },
             () => {
               counter.count();
               ackCork?.hold();
